@@ -1,0 +1,1 @@
+"""Passwords, JWTs, API keys, roles and request authentication."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+
+from segops.errors import Unauthorized
+
+TokenType = Literal["access", "refresh"]
+_ALGORITHM = "HS256"
+
+
+def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "typ": token_type,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "iss": "segops",
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def verify(secret: str, token: str, token_type: TokenType) -> int:
+    """The user id of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            issuer="segops",
+            options={"require": ["exp", "iat", "sub", "typ"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("invalid token") from None
+    if claims.get("typ") != token_type:
+        raise Unauthorized("invalid token")
+    try:
+        return int(claims["sub"])
+    except (TypeError, ValueError):
+        raise Unauthorized("invalid token") from None

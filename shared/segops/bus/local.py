@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from segops.bus.base import BusMessage, dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[BusMessage], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    topic: str
+    handler: Handler
+
+
+class LocalBus:
+    """In-process bus with Pub/Sub semantics: every subscription gets every message at least once;
+    a handler that raises is retried with exponential backoff; after `max_attempts` the message goes
+    to `<topic>-dead-letter`."""
+
+    def __init__(self, max_attempts: int = 5, retry_base_seconds: float = 0.5, retry_max_seconds: float = 60) -> None:
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._pending: list[tuple[float, int, Subscription, BusMessage]] = []
+        self._sequence = itertools.count()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+        self.dead_letters: deque[BusMessage] = deque(maxlen=1000)
+        self.published_count = 0
+
+    def subscribe(self, topic: str, name: str, handler: Handler) -> None:
+        with self._cond:
+            self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler))
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        message = BusMessage(
+            topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex
+        )
+        with self._cond:
+            self.published_count += 1
+            for subscription in self._subscriptions.get(topic, []):
+                self._enqueue(time.monotonic(), subscription, message)
+            self._cond.notify_all()
+        return message.message_id
+
+    def _enqueue(self, due: float, subscription: Subscription, message: BusMessage) -> None:
+        heapq.heappush(self._pending, (due, next(self._sequence), subscription, message))
+
+    def _deliver(self, subscription: Subscription, message: BusMessage) -> None:
+        try:
+            subscription.handler(message)
+        except Exception as exc:  # any failure is a nack, exactly as Pub/Sub push treats a non-2xx
+            self._nack(subscription, message, exc)
+
+    def _nack(self, subscription: Subscription, message: BusMessage, exc: Exception) -> None:
+        log.warning(
+            "delivery failed",
+            extra={"topic": message.topic, "subscription": subscription.name, "attempt": message.delivery_attempt,
+                   "error": type(exc).__name__},
+        )
+        if message.delivery_attempt >= self.max_attempts:
+            self.dead_letters.append(message)
+            attributes = {
+                **message.attributes,
+                "source_topic": message.topic,
+                "source_subscription": subscription.name,
+                "source_message_id": message.message_id,
+                "error": f"{type(exc).__name__}: {exc}"[:500],
+            }
+            self.publish(dead_letter_topic(message.topic), message.data, attributes)
+            return
+        delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (message.delivery_attempt - 1))
+        with self._cond:
+            self._enqueue(
+                time.monotonic() + delay, subscription, replace(message, delivery_attempt=message.delivery_attempt + 1)
+            )
+            self._cond.notify_all()
+
+    def drain(self, max_deliveries: int = 100_000) -> int:
+        """Deliver everything pending now, retries included, ignoring backoff delays (tests)."""
+        delivered = 0
+        while delivered < max_deliveries:
+            with self._cond:
+                if not self._pending:
+                    return delivered
+                _, _, subscription, message = heapq.heappop(self._pending)
+            self._deliver(subscription, message)
+            delivered += 1
+        raise RuntimeError("bus did not settle: a handler keeps publishing")
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending) + self._in_flight
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._stopping = False
+            self._worker = threading.Thread(target=self._run, name="segops-bus", daemon=True)
+            self._worker.start()
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop after delivering what is due (nothing accepted is dropped while time allows)."""
+        deadline = time.monotonic() + drain_timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=drain_timeout)
+            self._worker = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._pending or self._pending[0][0] > time.monotonic()):
+                    timeout = self._pending[0][0] - time.monotonic() if self._pending else None
+                    self._cond.wait(timeout)
+                if self._stopping:
+                    return
+                _, _, subscription, message = heapq.heappop(self._pending)
+                self._in_flight += 1
+            try:
+                self._deliver(subscription, message)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+
+    def check(self) -> None:
+        """The in-process bus is reachable whenever the process is up."""
+
+    def worker_status(self) -> str:
+        if self._worker is None or not self._worker.is_alive():
+            return "ok" if self._worker is None and not self._pending else "bus worker is not running"
+        with self._cond:
+            if self._pending and time.monotonic() - self._pending[0][0] > 60:
+                return "bus worker is more than 60 s behind"
+        return "ok"

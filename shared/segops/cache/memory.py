@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import threading
+import time
+
+
+class MemoryCache:
+    """In-process TTL cache (one process in `make dev`)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._data: dict[str, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= time.monotonic():
+                del self._data[key]
+                return None
+            return entry[1]
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, (expiry, _) in self._data.items() if expiry <= now]:
+            del self._data[key]
+        while len(self._data) >= self._max_entries:
+            del self._data[next(iter(self._data))]
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._data) >= self._max_entries:
+                self._evict(now)
+            self._data[key] = (now + ttl_seconds, value)
+
+    def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is not None and entry[0] > now:
+                return False
+            if len(self._data) >= self._max_entries:
+                self._evict(now)
+            self._data[key] = (now + ttl_seconds, value)
+            return True
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
+    def check(self) -> None:
+        """Always reachable."""

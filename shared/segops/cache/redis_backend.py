@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import redis
+
+
+class RedisCache:
+    """Valkey/Redis (Memorystore in production) through the `redis` client."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def get(self, key: str) -> bytes | None:
+        value = self._client.get(key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        self._client.set(key, value, px=max(1, int(ttl_seconds * 1000)))
+
+    def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        return bool(self._client.set(key, value, px=max(1, int(ttl_seconds * 1000)), nx=True))
+
+    def delete(self, *keys: str) -> None:
+        if keys:
+            self._client.delete(*keys)
+
+    def check(self) -> None:
+        self._client.ping()

@@ -1,0 +1,52 @@
+"""Which routers each HTTP function serves. Function adapters and the OpenAPI document read this."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import import_module
+
+from segops.http.routing import HttpApp, RequestContext, Router
+
+# function name → "module:attribute" of its routers (imported lazily: a function loads only its own code)
+HTTP_FUNCTIONS: dict[str, list[str]] = {
+    "api": [
+        "segops.tenancy.api:router",
+        "segops.health:router",
+        "segops.catalog:openapi_router",
+    ],
+}
+
+
+def routers(function: str) -> list[Router]:
+    found = []
+    for target in HTTP_FUNCTIONS[function]:
+        module, _, attribute = target.partition(":")
+        router = getattr(import_module(module), attribute)
+        assert isinstance(router, Router)
+        found.append(router)
+    return found
+
+
+@cache
+def http_app(function: str) -> HttpApp:
+    return HttpApp(routers(function), function)
+
+
+openapi_router = Router(tags=["meta"])
+
+
+@cache
+def openapi_document() -> bytes:
+    import orjson
+
+    from segops.http.openapi import build_openapi
+
+    return orjson.dumps(build_openapi({name: routers(name) for name in HTTP_FUNCTIONS}))
+
+
+@openapi_router.get("/api/openapi.json", auth=(), role=None)
+def openapi(ctx: RequestContext) -> object:
+    """OpenAPI 3.1 for every endpoint of every function."""
+    from flask import Response
+
+    return Response(openapi_document(), mimetype="application/json")

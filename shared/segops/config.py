@@ -1,0 +1,68 @@
+"""Settings from `SEGOPS_*` environment variables: the only place configuration is read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEGOPS_", extra="ignore")
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    data_dir: Path = Path(".segops")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+
+    warehouse: Literal["chdb", "clickhouse"] = "chdb"
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = "segops"
+
+    bus: Literal["local", "pubsub"] = "local"
+    gcp_project: str = "segops-local"
+    bus_max_attempts: int = Field(default=5, ge=1)
+    bus_retry_base_seconds: float = Field(default=0.5, ge=0)
+
+    cache: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    store: Literal["local", "gcs"] = "local"
+    store_bucket: str = "segops-control-plane"
+    objects: Literal["local", "gcs"] = "local"
+    objects_bucket: str = "segops-exports"
+    gcs_endpoint: str = ""
+
+    jwt_secret: SecretStr = SecretStr("")
+    access_token_minutes: int = 60
+    refresh_token_days: int = 30
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    api_key_cache_seconds: float = 5.0
+
+    max_body_bytes: int = 1_048_576
+    scheduler_interval_seconds: float = 60.0
+    log_level: str = "INFO"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def chdb_dir(self) -> Path:
+        return self.data_dir / "chdb"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

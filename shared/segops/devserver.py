@@ -1,0 +1,108 @@
+"""`make dev`: the whole stack on one port with embedded backends and a seeded demo tenant."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+from werkzeug.serving import make_server
+
+from segops import logs
+from segops.config import Settings
+from segops.localstack import LocalStack
+from segops.runtime import Runtime
+from segops.tenancy import models as m
+from segops.tenancy import service
+
+log = logging.getLogger("segops.dev")
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "owner@demo.segops.dev"
+
+
+def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
+    """Idempotent: reuses the demo tenant and the saved credentials when they are still valid."""
+    if credentials_path.exists():
+        saved: dict[str, Any] = orjson.loads(credentials_path.read_bytes())
+        tenant = service.tenant_by_slug(runtime, DEMO_SLUG)
+        try:
+            service.resolve_api_key(runtime, saved["api_key"])
+            service.login(runtime, saved["email"], saved["password"])
+        except Exception:
+            saved = {}
+        if tenant is not None and saved.get("tenant_id") == tenant.id:
+            return saved
+    password = secrets.token_urlsafe(12)
+    tenant = service.tenant_by_slug(runtime, DEMO_SLUG)
+    if tenant is None:
+        user, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
+    else:
+        pointer = runtime.documents.load(m.user_email_key(DEMO_EMAIL), m.Pointer)
+        assert pointer is not None, "demo tenant exists without its owner"
+        runtime.documents.update(
+            m.user_key(pointer.id), m.User,
+            lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
+        )
+    _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
+    credentials = {"tenant_id": tenant.id, "tenant_slug": tenant.slug, "email": DEMO_EMAIL,
+                   "password": password, "api_key": api_key}
+    credentials_path.parent.mkdir(parents=True, exist_ok=True)
+    credentials_path.write_bytes(orjson.dumps(credentials, option=orjson.OPT_INDENT_2))
+    credentials_path.chmod(0o600)
+    return credentials
+
+
+def banner(base: str, credentials: dict[str, Any]) -> str:
+    key = credentials["api_key"]
+    return f"""
+SegOps dev stack on {base}
+  tenant   {credentials['tenant_slug']} (id {credentials['tenant_id']})
+  owner    {credentials['email']} / {credentials['password']}
+  api key  {key}
+  (saved in the data dir as dev-credentials.json)
+
+Try it:
+  curl -s {base}/api/ingestion/health/
+  curl -s -X POST {base}/api/ingestion/track/ -H "Authorization: ApiKey {key}" \\
+       -H "Content-Type: application/json" -d '{{"user_id":"user-123","event_type":"page_viewed","payload":{{"path":"/pricing"}}}}'
+  curl -s -X POST {base}/api/auth/token/ -H "Content-Type: application/json" \\
+       -d '{{"email":"{credentials['email']}","password":"{credentials['password']}"}}'
+  OpenAPI: {base}/api/openapi.json
+"""
+
+
+def main() -> int:
+    settings = Settings()
+    logs.configure(settings.log_level)
+    stack = LocalStack(settings)
+    credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
+    server = make_server(settings.host, settings.port, stack.wsgi, threaded=True)
+    stack.start_background()
+    base = f"http://{settings.host}:{server.server_port}"
+    print(banner(base, credentials), flush=True)
+
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    finally:
+        stack.stop()
+        print("SegOps dev stack stopped; pending bus messages were delivered.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The one error tree. Each error carries its HTTP status; `segops.http` renders it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SegOpsError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ValidationFailed(SegOpsError):
+    status = 400
+    code = "validation_failed"
+
+
+class Unauthorized(SegOpsError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(SegOpsError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(SegOpsError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(SegOpsError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(SegOpsError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(SegOpsError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(SegOpsError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(SegOpsError):
+    status = 429
+    code = "rate_limited"
+
+
+class DependencyDown(SegOpsError):
+    status = 503
+    code = "dependency_down"
+
+
+class RetryableError(SegOpsError):
+    """A bus-side failure worth redelivering (the message is nacked)."""
+
+
+class PermanentError(SegOpsError):
+    """A bus-side failure that redelivery cannot fix (the message is acked and recorded)."""

@@ -1,0 +1,103 @@
+"""OpenAPI 3.1 built from the route declarations of every HTTP function."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from segops.http.routing import Route, Router
+
+_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+_SECURITY = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
+
+
+def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    params = []
+    for converter, name in _PARAM.findall(rule):
+        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule), params
+
+
+def _query_params(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
+    routes: list[tuple[str, Route]] = [(fn, r) for fn, routers in functions.items() for rt in routers for r in rt.routes]
+    models: set[type[BaseModel]] = set()
+    for _, route in routes:
+        models.update(m for m in (route.body, route.response) if m is not None)
+    ordered = sorted(models, key=lambda m: (m.__module__, m.__name__))
+    _, top = models_json_schema(
+        [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    error_schema = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
+            }
+        },
+    }
+    schemas["Error"] = error_schema
+    paths: dict[str, dict[str, Any]] = {}
+    for function, route in routes:
+        path, params = _path(route.path)
+        operation: dict[str, Any] = {
+            "operationId": f"{function}_{route.handler.__name__}",
+            "summary": route.summary,
+            "tags": [function],
+            "x-segops-function": function,
+            "responses": {
+                str(route.status): {"description": "success"},
+                "default": {
+                    "description": "error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+        if route.response is not None and route.status != 204:
+            operation["responses"][str(route.status)]["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{route.response.__name__}"}}
+            }
+        if route.query is not None:
+            params = params + _query_params(route.query, schemas)
+        if params:
+            operation["parameters"] = params
+        if route.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}},
+            }
+        operation["security"] = [_SECURITY[a] for a in route.auth] if route.auth else []
+        if route.role:
+            operation["x-segops-min-role"] = route.role
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SegOps API", "version": "1.0.0",
+                 "description": "Customer segmentation: ingestion, segments, membership, sandbox, connectors."},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
+                               "description": "`ApiKey sk_live_...`"},
+            },
+        },
+    }

@@ -1,0 +1,103 @@
+"""The whole stack in one process: every HTTP function under the production URL map, every
+Pub/Sub-triggered function fed by the local bus through its real functions-framework entry point."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import functions_framework
+import orjson
+from flask import Flask
+from werkzeug.test import Client
+from werkzeug.wrappers import Request as WRequest
+from werkzeug.wrappers import Response as WResponse
+
+from segops.bus.base import BusMessage
+from segops.bus.cloudevents import to_cloudevent
+from segops.bus.local import LocalBus
+from segops.config import Settings
+from segops.manifest import Manifest, PubSubTrigger, load_manifest, route_for
+from segops.runtime import Runtime, build_runtime, set_runtime
+from segops.warehouse.migrations import migrate
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class DeliveryFailed(Exception):
+    """The function answered a CloudEvent with a non-2xx status (Pub/Sub would redeliver)."""
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, manifest: Manifest | None = None, **overrides: Any) -> None:
+        self.settings = settings
+        self.manifest = manifest or load_manifest()
+        if "bus" not in overrides and settings.bus == "local":
+            overrides["bus"] = LocalBus(settings.bus_max_attempts, settings.bus_retry_base_seconds)
+        self.runtime: Runtime = build_runtime(settings, **overrides)
+        migrate(self.runtime.warehouse)
+        set_runtime(self.runtime)
+        self.apps: dict[str, Flask] = {}
+        for spec in self.manifest.functions:
+            signature = "cloudevent" if isinstance(spec.trigger, PubSubTrigger) else "http"
+            self.apps[spec.name] = functions_framework.create_app(spec.entry_point, str(spec.source), signature)
+        if isinstance(self.runtime.bus, LocalBus):
+            for spec in self.manifest.pubsub_functions():
+                assert isinstance(spec.trigger, PubSubTrigger)
+                self.runtime.bus.subscribe(spec.trigger.topic, spec.name, self._deliverer(spec.name))
+        self._timer: threading.Timer | None = None
+
+    @property
+    def bus(self) -> LocalBus:
+        assert isinstance(self.runtime.bus, LocalBus)
+        return self.runtime.bus
+
+    def _deliverer(self, function: str) -> Callable[[BusMessage], None]:
+        client = self.apps[function].test_client()
+
+        def deliver(message: BusMessage) -> None:
+            headers, body = to_cloudevent(message, self.settings.gcp_project, f"{function}-{message.topic}")
+            response = client.post("/", data=orjson.dumps(body), headers=headers)
+            if not 200 <= response.status_code < 300:
+                raise DeliveryFailed(f"{function} answered {response.status_code}")
+
+        return deliver
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = WRequest(environ).path
+        spec = route_for(self.manifest, path)
+        if spec is None:
+            body = orjson.dumps({"error": {"code": "not_found", "message": f"no endpoint {path}", "details": {}}})
+            response = WResponse(body, status=404, mimetype="application/json")
+            return response(environ, start_response)
+        app: WsgiApp = self.apps[spec.name]
+        return app(environ, start_response)
+
+    def client(self) -> Client:
+        return Client(self.wsgi)
+
+    def publish_schedules(self) -> None:
+        for schedule in self.manifest.schedules:
+            self.runtime.bus.publish(schedule.topic, orjson.dumps(schedule.data), {"schedule": schedule.name})
+
+    def start_background(self) -> None:
+        """`make dev`: deliver bus messages on a worker thread and fire schedules on a timer."""
+        self.bus.start()
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        def tick() -> None:
+            self.publish_schedules()
+            self._schedule_next()
+
+        self._timer = threading.Timer(self.settings.scheduler_interval_seconds, tick)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.bus.stop()
+        self.runtime.warehouse.close()
+        set_runtime(None)

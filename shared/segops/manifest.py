@@ -1,0 +1,111 @@
+"""The function manifest (`functions/manifest.json`): one source for the dev server, packaging and Terraform."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_PATH = REPO_ROOT / "functions" / "manifest.json"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpTrigger(Strict):
+    type: Literal["http"]
+    routes: list[str] = Field(min_length=1)
+
+
+class PubSubTrigger(Strict):
+    type: Literal["pubsub"]
+    topic: str
+    max_delivery_attempts: int = Field(default=5, ge=5, le=100)
+    min_backoff_seconds: int = Field(default=10, ge=0, le=600)
+    max_backoff_seconds: int = Field(default=600, ge=0, le=600)
+
+
+Backend = Literal["warehouse", "bus", "cache", "store", "objects"]
+
+
+class FunctionSpec(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    entry_point: str
+    description: str
+    trigger: HttpTrigger | PubSubTrigger = Field(discriminator="type")
+    memory_mb: int = Field(ge=128, le=32768)
+    cpu: float = Field(default=1, gt=0)
+    timeout_seconds: int = Field(ge=1, le=3600)
+    min_instances: int = Field(default=0, ge=0)
+    max_instances: int = Field(default=10, ge=1)
+    concurrency: int = Field(default=1, ge=1, le=1000)
+    uses: list[Backend]
+    publishes: list[str] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list)
+    public: bool = False
+
+    @property
+    def source(self) -> Path:
+        return REPO_ROOT / "functions" / self.name / "main.py"
+
+
+class Schedule(Strict):
+    name: str
+    cron: str
+    topic: str
+    data: dict[str, Any]
+
+
+class Manifest(Strict):
+    runtime: str
+    topics: list[str]
+    schedules: list[Schedule] = Field(default_factory=list)
+    functions: list[FunctionSpec]
+
+    def function(self, name: str) -> FunctionSpec:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def http_functions(self) -> list[FunctionSpec]:
+        return [f for f in self.functions if isinstance(f.trigger, HttpTrigger)]
+
+    def pubsub_functions(self) -> list[FunctionSpec]:
+        return [f for f in self.functions if isinstance(f.trigger, PubSubTrigger)]
+
+
+@cache
+def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
+    return Manifest.model_validate_json(path.read_bytes())
+
+
+def route_matches(pattern: str, path: str) -> bool:
+    """URL-map semantics: exact paths, or a trailing `/*` that matches the prefix and below."""
+    if pattern.endswith("/*"):
+        return path.startswith(pattern[:-1]) or path == pattern[:-2]
+    return path == pattern
+
+
+def route_for(manifest: Manifest, path: str) -> FunctionSpec | None:
+    """The function a load balancer sends `path` to: the longest matching pattern wins."""
+    best: tuple[int, FunctionSpec] | None = None
+    for spec in manifest.http_functions():
+        assert isinstance(spec.trigger, HttpTrigger)
+        for pattern in spec.trigger.routes:
+            if route_matches(pattern, path):
+                weight = len(pattern.rstrip("*"))
+                if best is None or weight > best[0]:
+                    best = (weight, spec)
+    return best[1] if best else None
+
+
+def rule_to_route(rule: str) -> str:
+    """The load-balancer pattern that covers a werkzeug rule (`/a/<int:id>/b/` → `/a/*`)."""
+    match = re.search(r"<", rule)
+    return rule if match is None else rule[: rule.rfind("/", 0, match.start()) + 1] + "*"

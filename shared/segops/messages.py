@@ -1,0 +1,87 @@
+"""Bus message bodies, one pydantic model per message kind (the contracts between functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrackedEvent(Message):
+    """A validated event, stamped by the HTTP function (topic `events`)."""
+
+    tenant_id: int
+    event_id: UUID
+    message_id: str | None = None
+    user_id: str
+    event_type: str
+    occurred_at: datetime
+    received_at: datetime
+    payload: dict[str, Any] = Field(default_factory=dict)
+    source: str = "api"
+
+
+class EventBatch(Message):
+    """One message on `events` per accepted request (track: one event; batch: up to 500)."""
+
+    events: list[TrackedEvent] = Field(min_length=1)
+
+
+class UsersChanged(Message):
+    """Published by the event writer to `segment-compute` after a successful write."""
+
+    kind: Literal["users_changed"] = "users_changed"
+    tenant_id: int
+    user_ids: list[str]
+    watermark: datetime
+
+
+class ComputeRequested(Message):
+    """`POST /api/segments/<id>/compute/` (and debounced notices) → `segment-compute`."""
+
+    kind: Literal["compute"] = "compute"
+    tenant_id: int
+    segment_id: int
+    compute_id: str
+    mode: Literal["full", "delta"] = "full"
+    requested_at: datetime
+
+
+class ScheduledTick(Message):
+    """Cloud Scheduler (a timer in `make dev`) → `segment-compute`: catch time-window flips."""
+
+    kind: Literal["scheduled"] = "scheduled"
+
+
+SegmentComputeMessage = Annotated[UsersChanged | ComputeRequested | ScheduledTick, Field(discriminator="kind")]
+
+
+class SegmentComputeEnvelope(Message):
+    message: SegmentComputeMessage
+
+
+class MembershipChanged(Message):
+    """One compute's diff, published to `membership-changes`. The diff rows themselves stay in
+    ClickHouse (`membership_changes`, keyed by compute id) so a message never outgrows Pub/Sub."""
+
+    tenant_id: int
+    segment_id: int
+    compute_id: str
+    computed_at: datetime
+    entered_count: int
+    exited_count: int
+
+
+class ExportRequested(Message):
+    """`POST /api/segments/<id>/export/` → `segment-exports`."""
+
+    tenant_id: int
+    segment_id: int
+    export_id: int
+    format: Literal["csv", "parquet"]

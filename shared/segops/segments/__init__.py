@@ -1,0 +1,1 @@
+"""Segments as control-plane documents: definition, versions and compute state."""

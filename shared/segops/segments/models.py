@@ -1,0 +1,80 @@
+"""Segment documents. Key layout (no listed prefix holds nested documents):
+
+- `tenants/<t>/segments/<id>`: `Segment` (owned by the segments API)
+- `tenants/<t>/segment-versions/<id>/<n>`: `SegmentVersion` (immutable)
+- `tenants/<t>/segment-computes/<id>`: `ComputeState` (owned by segment_compute)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+SegmentType = Literal["rule", "ai", "lookalike"]
+ComputeStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Segment(BaseModel):
+    id: int
+    tenant: int
+    name: str
+    description: str = ""
+    segment_type: SegmentType = "rule"
+    definition: dict[str, Any] | None = None
+    active: bool = True
+    version: int = 0
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+    created_by: str | None = None
+
+
+class SegmentVersion(BaseModel):
+    segment_id: int
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime = Field(default_factory=_now)
+    created_by: str | None = None
+
+
+class ComputeState(BaseModel):
+    segment_id: int
+    compute_id: str | None = None
+    status: ComputeStatus | None = None
+    mode: Literal["full", "delta"] | None = None
+    error: str | None = None
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    computed_at: datetime | None = None
+    last_computed_at: datetime | None = None
+    member_count: int | None = None
+    entered_count: int | None = None
+    exited_count: int | None = None
+    duration_ms: float | None = None
+    definition_version: int | None = None
+
+
+def segment_key(tenant_id: int, segment_id: int) -> str:
+    return f"tenants/{tenant_id}/segments/{segment_id}"
+
+
+def segments_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/segments/"
+
+
+def version_key(tenant_id: int, segment_id: int, version: int) -> str:
+    return f"tenants/{tenant_id}/segment-versions/{segment_id}/{version}"
+
+
+def versions_prefix(tenant_id: int, segment_id: int) -> str:
+    return f"tenants/{tenant_id}/segment-versions/{segment_id}/"
+
+
+def compute_state_key(tenant_id: int, segment_id: int) -> str:
+    return f"tenants/{tenant_id}/segment-computes/{segment_id}"

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from segops.store.base import Document, GenerationMismatch
+from segops.store.keys import validate_key
+
+
+class GcsStore:
+    """Documents as GCS objects; CAS through `if_generation_match` (strongly consistent)."""
+
+    def __init__(self, client: storage.Client, bucket: str, prefix: str = "") -> None:
+        self._bucket = client.bucket(bucket)
+        self._prefix = prefix
+
+    def _name(self, key: str) -> str:
+        return f"{self._prefix}{validate_key(key)}.json"
+
+    def get(self, key: str) -> Document | None:
+        blob = self._bucket.blob(self._name(key))
+        try:
+            raw = blob.download_as_bytes()
+        except gexc.NotFound:
+            return None
+        assert blob.generation is not None
+        return Document(key=key, body=orjson.loads(raw), generation=int(blob.generation))
+
+    def put(self, key: str, body: dict[str, Any], if_generation: int | None = None) -> int:
+        blob = self._bucket.blob(self._name(key))
+        try:
+            blob.upload_from_string(
+                orjson.dumps(body),
+                content_type="application/json",
+                if_generation_match=if_generation,
+            )
+        except gexc.PreconditionFailed as exc:
+            raise GenerationMismatch(key) from exc
+        assert blob.generation is not None
+        return int(blob.generation)
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._prefix + prefix
+        start = len(self._prefix)
+        return sorted(
+            blob.name[start : -len(".json")]
+            for blob in self._bucket.client.list_blobs(self._bucket, prefix=full)
+            if blob.name.endswith(".json")
+        )
+
+    def delete(self, key: str, if_generation: int | None = None) -> None:
+        blob = self._bucket.blob(self._name(key))
+        try:
+            blob.delete(if_generation_match=if_generation)
+        except gexc.NotFound:
+            if if_generation not in (None, 0):
+                raise GenerationMismatch(key) from None
+        except gexc.PreconditionFailed as exc:
+            raise GenerationMismatch(key) from exc
+
+    def check(self) -> None:
+        next(iter(self._bucket.client.list_blobs(self._bucket, max_results=1)), None)

@@ -1,0 +1,1 @@
+"""Tenants, users, memberships, invitations and API keys (control-plane documents)."""

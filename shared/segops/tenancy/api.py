@@ -1,0 +1,256 @@
+"""HTTP routes for signup, tokens, tenants, members and API keys (the `api` function)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from segops.auth.principal import Principal
+from segops.auth.roles import Role
+from segops.errors import NotFound
+from segops.http.routing import RequestContext, Result, Router
+from segops.tenancy import service
+from segops.tenancy.models import ApiKey, Tenant, User
+
+router = Router(tags=["auth"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SignupRequest(Strict):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=256)
+    tenant_slug: str = Field(max_length=63)
+    tenant_name: str | None = Field(default=None, max_length=200)
+
+
+class TokenRequest(Strict):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=256)
+
+
+class RefreshRequest(Strict):
+    refresh: str = Field(max_length=4096)
+
+
+class TokenPair(BaseModel):
+    access: str
+    refresh: str
+    expires_in: int
+
+
+class AccessToken(BaseModel):
+    access: str
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    created_at: datetime
+
+
+class TenantOut(BaseModel):
+    id: int
+    slug: str
+    name: str
+    role: Role | None = None
+    created_at: datetime
+
+
+class SignupResponse(BaseModel):
+    user: UserOut
+    tenant: TenantOut
+    tokens: TokenPair
+
+
+class TenantList(BaseModel):
+    results: list[TenantOut]
+
+
+class TenantPatch(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class MemberOut(BaseModel):
+    user_id: int | None
+    email: str
+    role: Role
+    status: str
+    created_at: datetime | None = None
+
+
+class MemberList(BaseModel):
+    results: list[MemberOut]
+
+
+class InviteRequest(Strict):
+    email: EmailStr
+    role: Role = "member"
+
+
+class RolePatch(Strict):
+    role: Role
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = "member"
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret; shown only in this response.")
+
+
+class ApiKeyList(BaseModel):
+    results: list[ApiKeyOut]
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, email=user.email, created_at=user.created_at)
+
+
+def _tenant_out(tenant: Tenant, role: Role | None) -> TenantOut:
+    return TenantOut(id=tenant.id, slug=tenant.slug, name=tenant.name, role=role, created_at=tenant.created_at)
+
+
+def _key_out(key: ApiKey) -> dict[str, Any]:
+    return ApiKeyOut.model_validate(key.model_dump()).model_dump()
+
+
+def _principal(ctx: RequestContext) -> Principal:
+    assert isinstance(ctx.principal, Principal)
+    return ctx.principal
+
+
+@router.post("/api/auth/signup/", auth=(), role=None, body=SignupRequest, response=SignupResponse, status=201)
+def signup(ctx: RequestContext) -> SignupResponse:
+    """Create a user and a tenant owned by them; returns tokens."""
+    body: SignupRequest = ctx.body
+    user, tenant = service.signup(ctx.runtime, body.email, body.password, body.tenant_slug, body.tenant_name)
+    return SignupResponse(
+        user=_user_out(user),
+        tenant=_tenant_out(tenant, "owner"),
+        tokens=TokenPair.model_validate(service.token_pair(ctx.runtime, user.id)),
+    )
+
+
+@router.post("/api/auth/token/", auth=(), role=None, body=TokenRequest, response=TokenPair)
+def token(ctx: RequestContext) -> TokenPair:
+    """Exchange email and password for an access (60 min) and a refresh token."""
+    body: TokenRequest = ctx.body
+    user = service.login(ctx.runtime, body.email, body.password)
+    return TokenPair.model_validate(service.token_pair(ctx.runtime, user.id))
+
+
+@router.post("/api/auth/token/refresh/", auth=(), role=None, body=RefreshRequest, response=AccessToken)
+def refresh(ctx: RequestContext) -> AccessToken:
+    """Exchange a refresh token for a new access token."""
+    body: RefreshRequest = ctx.body
+    return AccessToken.model_validate(service.refresh_access(ctx.runtime, body.refresh))
+
+
+@router.get("/api/tenants/", auth=("jwt",), role=None, response=TenantList)
+def list_tenants(ctx: RequestContext) -> TenantList:
+    """Tenants of the caller, each with the caller's role."""
+    user_id = _principal(ctx).user_id
+    assert user_id is not None
+    return TenantList(results=[_tenant_out(t, role) for t, role in service.user_tenants(ctx.runtime, user_id)])
+
+
+@router.get("/api/tenants/<int:tenant_id>/", auth=("jwt",), role="viewer", tenant_from_path="tenant_id",
+            response=TenantOut)
+def get_tenant(ctx: RequestContext) -> TenantOut:
+    """One tenant of the caller."""
+    return _tenant_out(service.tenant(ctx.runtime, ctx.tenant_id), _principal(ctx).role)
+
+
+@router.patch("/api/tenants/<int:tenant_id>/", auth=("jwt",), role="owner", tenant_from_path="tenant_id",
+              body=TenantPatch, response=TenantOut)
+def patch_tenant(ctx: RequestContext) -> TenantOut:
+    """Rename a tenant (owner)."""
+    body: TenantPatch = ctx.body
+    found = service.tenant(ctx.runtime, ctx.tenant_id)
+    found.name = body.name
+    ctx.runtime.documents.save(f"tenants/{found.id}/tenant", found)
+    return _tenant_out(found, _principal(ctx).role)
+
+
+@router.get("/api/tenants/<int:tenant_id>/members/", auth=("jwt",), role="admin", tenant_from_path="tenant_id",
+            response=MemberList)
+def list_members(ctx: RequestContext) -> MemberList:
+    """Members and pending invitations."""
+    return MemberList.model_validate({"results": service.list_members(ctx.runtime, ctx.tenant_id)})
+
+
+@router.post("/api/tenants/<int:tenant_id>/members/", auth=("jwt",), role="admin", tenant_from_path="tenant_id",
+             body=InviteRequest, response=MemberOut, status=201)
+def invite_member(ctx: RequestContext) -> MemberOut:
+    """Add an existing user or invite an email; owners alone grant owner or admin."""
+    body: InviteRequest = ctx.body
+    principal = _principal(ctx)
+    assert principal.role is not None and principal.user_id is not None
+    return MemberOut.model_validate(
+        service.invite(ctx.runtime, ctx.tenant_id, principal.role, principal.user_id, body.email, body.role)
+    )
+
+
+@router.patch("/api/tenants/<int:tenant_id>/members/<int:user_id>/", auth=("jwt",), role="admin",
+              tenant_from_path="tenant_id", body=RolePatch, response=MemberOut)
+def change_member_role(ctx: RequestContext) -> MemberOut:
+    """Change a member's role."""
+    body: RolePatch = ctx.body
+    principal = _principal(ctx)
+    assert principal.role is not None
+    link = service.change_role(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"], body.role)
+    user = ctx.runtime.documents.load(f"users/{link.user_id}", User)
+    if user is None:
+        raise NotFound("member not found")
+    return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)
+
+
+@router.delete("/api/tenants/<int:tenant_id>/members/<int:user_id>/", auth=("jwt",), role="admin",
+               tenant_from_path="tenant_id", status=204)
+def remove_member(ctx: RequestContext) -> None:
+    """Remove a member from the tenant."""
+    principal = _principal(ctx)
+    assert principal.role is not None
+    service.remove_member(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"])
+
+
+@router.get("/api/keys/", auth=("jwt",), role="admin", response=ApiKeyList)
+def list_keys(ctx: RequestContext) -> ApiKeyList:
+    """API keys of the tenant (prefix only; the secret is never shown again)."""
+    return ApiKeyList.model_validate({"results": [_key_out(k) for k in service.list_api_keys(ctx.runtime, ctx.tenant_id)]})
+
+
+@router.post("/api/keys/", auth=("jwt",), role="admin", body=ApiKeyCreate, response=ApiKeyCreated, status=201)
+def create_key(ctx: RequestContext) -> Result:
+    """Create an API key; the response is the only time the secret is shown."""
+    body: ApiKeyCreate = ctx.body
+    principal = _principal(ctx)
+    assert principal.role is not None
+    record, secret = service.create_api_key(
+        ctx.runtime, ctx.tenant_id, body.name, body.role, principal.role, principal.user_id
+    )
+    return Result({**_key_out(record), "key": secret}, status=201, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/api/keys/<int:key_id>/", auth=("jwt",), role="admin", status=204)
+def revoke_key(ctx: RequestContext) -> None:
+    """Revoke an API key (effective immediately)."""
+    service.revoke_api_key(ctx.runtime, ctx.tenant_id, ctx.path_params["key_id"])

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+class Warehouse(Protocol):
+    """ClickHouse SQL with server-side `{name:Type}` parameters only; values are never formatted in."""
+
+    database: str
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+        """Stream the result of `sql` rendered by ClickHouse in `fmt` into `sink`; returns bytes written."""
+        ...
+
+    def check(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_TENANT_PARAM = re.compile(r"\{tenant_id:UInt64\}")
+
+
+class TenantWarehouse:
+    """The one code path that binds the tenant filter: every query must use `{tenant_id:UInt64}`."""
+
+    def __init__(self, warehouse: Warehouse, tenant_id: int) -> None:
+        self.warehouse = warehouse
+        self.tenant_id = tenant_id
+
+    def _bind(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not _TENANT_PARAM.search(sql):
+            raise ValueError("tenant-scoped SQL must filter on {tenant_id:UInt64}")
+        bound = dict(params or {})
+        if "tenant_id" in bound and bound["tenant_id"] != self.tenant_id:
+            raise ValueError("tenant_id parameter is bound by the tenant scope")
+        bound["tenant_id"] = self.tenant_id
+        return bound
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        return self.warehouse.query(sql, self._bind(sql, params))
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self.warehouse.command(sql, self._bind(sql, params))
+
+    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+        return self.warehouse.export(sql, self._bind(sql, params), fmt, sink)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from segops.warehouse.base import QueryResult
+
+
+class ClickHouseWarehouse:
+    """A ClickHouse server or ClickHouse Cloud over HTTP(S) via clickhouse-connect."""
+
+    def __init__(self, url: str, user: str, password: str, database: str = "segops") -> None:
+        self.database = database
+        bootstrap = clickhouse_connect.get_client(
+            dsn=url, username=user, password=password, autogenerate_session_id=False
+        )
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        bootstrap.close()
+        self._client: Client = clickhouse_connect.get_client(
+            dsn=url,
+            username=user,
+            password=password,
+            database=database,
+            autogenerate_session_id=False,
+            settings={"date_time_input_format": "best_effort"},
+        )
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        result = self._client.query(sql, parameters=dict(params or {}))
+        return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._client.command(sql, parameters=dict(params or {}))
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._client.insert(table, [list(r) for r in rows], column_names=list(columns))
+
+    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+        written = 0
+        with self._client.raw_stream(sql, parameters=dict(params), fmt=fmt) as stream:
+            for chunk in stream:
+                sink.write(chunk)
+                written += len(chunk)
+        return written
+
+    def check(self) -> None:
+        self._client.command("SELECT 1")
+
+    def close(self) -> None:
+        self._client.close()
