@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     warehouse: Literal["chdb", "clickhouse"] = "chdb"
+    chdb_path: Path | None = None
     clickhouse_url: str = "http://127.0.0.1:8123"
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
 
     @property
     def chdb_dir(self) -> Path:
-        return self.data_dir / "chdb"
+        return self.chdb_path or self.data_dir / "chdb"
 
 
 @lru_cache(maxsize=1)

@@ -41,17 +41,23 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     password = secrets.token_urlsafe(12)
     tenant = service.tenant_by_slug(runtime, DEMO_SLUG)
     if tenant is None:
-        user, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
+        _, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
     else:
         pointer = runtime.documents.load(m.user_email_key(DEMO_EMAIL), m.Pointer)
         assert pointer is not None, "demo tenant exists without its owner"
         runtime.documents.update(
-            m.user_key(pointer.id), m.User,
+            m.user_key(pointer.id),
+            m.User,
             lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
         )
     _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
-    credentials = {"tenant_id": tenant.id, "tenant_slug": tenant.slug, "email": DEMO_EMAIL,
-                   "password": password, "api_key": api_key}
+    credentials = {
+        "tenant_id": tenant.id,
+        "tenant_slug": tenant.slug,
+        "email": DEMO_EMAIL,
+        "password": password,
+        "api_key": api_key,
+    }
     credentials_path.parent.mkdir(parents=True, exist_ok=True)
     credentials_path.write_bytes(orjson.dumps(credentials, option=orjson.OPT_INDENT_2))
     credentials_path.chmod(0o600)
@@ -62,17 +68,18 @@ def banner(base: str, credentials: dict[str, Any]) -> str:
     key = credentials["api_key"]
     return f"""
 SegOps dev stack on {base}
-  tenant   {credentials['tenant_slug']} (id {credentials['tenant_id']})
-  owner    {credentials['email']} / {credentials['password']}
+  tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
+  owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
   (saved in the data dir as dev-credentials.json)
 
 Try it:
   curl -s {base}/api/ingestion/health/
   curl -s -X POST {base}/api/ingestion/track/ -H "Authorization: ApiKey {key}" \\
-       -H "Content-Type: application/json" -d '{{"user_id":"user-123","event_type":"page_viewed","payload":{{"path":"/pricing"}}}}'
+       -H "Content-Type: application/json" \\
+       -d '{{"user_id":"user-123","event_type":"page_viewed","payload":{{"path":"/pricing"}}}}'
   curl -s -X POST {base}/api/auth/token/ -H "Content-Type: application/json" \\
-       -d '{{"email":"{credentials['email']}","password":"{credentials['password']}"}}'
+       -d '{{"email":"{credentials["email"]}","password":"{credentials["password"]}"}}'
   OpenAPI: {base}/api/openapi.json
 """
 

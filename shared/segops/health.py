@@ -45,6 +45,3 @@ def health(ctx: RequestContext) -> Result:
     )
     healthy = all(v == "ok" for v in report.model_dump().values())
     return Result(report, status=200 if healthy else 503, headers={"Cache-Control": "no-store"})
-
-
-

@@ -4,7 +4,7 @@ from typing import Literal, get_args
 
 Role = Literal["viewer", "member", "admin", "owner"]
 ROLES: tuple[Role, ...] = get_args(Role)
-_RANK = {role: i for i, role in enumerate(ROLES)}
+_RANK: dict[str, int] = {role: i for i, role in enumerate(ROLES)}
 
 
 def at_least(role: str, required: str) -> bool:

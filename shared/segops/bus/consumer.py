@@ -29,6 +29,10 @@ def consume(event: Any, handler: MessageHandler, function: str) -> None:
     except PermanentError as exc:
         log.error(
             "message dropped",
-            extra={"function": function, "topic": message.topic, "message_id": message.message_id,
-                   "error": exc.message},
+            extra={
+                "function": function,
+                "topic": message.topic,
+                "message_id": message.message_id,
+                "error": exc.message,
+            },
         )

@@ -48,9 +48,7 @@ class LocalBus:
             self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler))
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
-        message = BusMessage(
-            topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex
-        )
+        message = BusMessage(topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex)
         with self._cond:
             self.published_count += 1
             for subscription in self._subscriptions.get(topic, []):
@@ -70,8 +68,12 @@ class LocalBus:
     def _nack(self, subscription: Subscription, message: BusMessage, exc: Exception) -> None:
         log.warning(
             "delivery failed",
-            extra={"topic": message.topic, "subscription": subscription.name, "attempt": message.delivery_attempt,
-                   "error": type(exc).__name__},
+            extra={
+                "topic": message.topic,
+                "subscription": subscription.name,
+                "attempt": message.delivery_attempt,
+                "error": type(exc).__name__,
+            },
         )
         if message.delivery_attempt >= self.max_attempts:
             self.dead_letters.append(message)

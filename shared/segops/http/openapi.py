@@ -11,7 +11,7 @@ from pydantic.json_schema import models_json_schema
 from segops.http.routing import Route, Router
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
-_SECURITY = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
+_SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
 
 
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -33,14 +33,14 @@ def _query_params(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str
 
 
 def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
-    routes: list[tuple[str, Route]] = [(fn, r) for fn, routers in functions.items() for rt in routers for r in rt.routes]
+    routes: list[tuple[str, Route]] = [
+        (fn, r) for fn, routers in functions.items() for rt in routers for r in rt.routes
+    ]
     models: set[type[BaseModel]] = set()
     for _, route in routes:
         models.update(m for m in (route.body, route.response) if m is not None)
     ordered = sorted(models, key=lambda m: (m.__module__, m.__name__))
-    _, top = models_json_schema(
-        [(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}"
-    )
+    _, top = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
     error_schema = {
         "type": "object",
@@ -49,7 +49,11 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             "error": {
                 "type": "object",
                 "required": ["code", "message", "details"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}},
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
             }
         },
     }
@@ -89,15 +93,22 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "SegOps API", "version": "1.0.0",
-                 "description": "Customer segmentation: ingestion, segments, membership, sandbox, connectors."},
+        "info": {
+            "title": "SegOps API",
+            "version": "1.0.0",
+            "description": "Customer segmentation: ingestion, segments, membership, sandbox, connectors.",
+        },
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
-                               "description": "`ApiKey sk_live_...`"},
+                "apiKeyAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`ApiKey sk_live_...`",
+                },
             },
         },
     }

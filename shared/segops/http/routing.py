@@ -99,8 +99,20 @@ class Router:
     ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         def register(handler: Callable[[RequestContext], Any]) -> Callable[[RequestContext], Any]:
             self.routes.append(
-                Route(method, path, handler, auth, role, body, query, response, status,
-                      summary or _first_line(handler.__doc__), raw_body, tenant_from_path)
+                Route(
+                    method,
+                    path,
+                    handler,
+                    auth,
+                    role,
+                    body,
+                    query,
+                    response,
+                    status,
+                    summary or _first_line(handler.__doc__),
+                    raw_body,
+                    tenant_from_path,
+                )
             )
             return handler
 
@@ -109,16 +121,22 @@ class Router:
     def get(self, path: str, **kw: Any) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         return self.route("GET", path, **kw)
 
-    def post(self, path: str, **kw: Any) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
+    def post(
+        self, path: str, **kw: Any
+    ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         return self.route("POST", path, **kw)
 
     def put(self, path: str, **kw: Any) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         return self.route("PUT", path, **kw)
 
-    def patch(self, path: str, **kw: Any) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
+    def patch(
+        self, path: str, **kw: Any
+    ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         return self.route("PATCH", path, **kw)
 
-    def delete(self, path: str, **kw: Any) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
+    def delete(
+        self, path: str, **kw: Any
+    ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         return self.route("DELETE", path, **kw)
 
 
@@ -260,7 +278,9 @@ class HttpApp:
         if not raw.strip():
             if ctx.route.body is None:
                 return None
-            raise ValidationFailed("request body must be a JSON object", {"errors": [{"pointer": "", "message": "empty body"}]})
+            raise ValidationFailed(
+                "request body must be a JSON object", {"errors": [{"pointer": "", "message": "empty body"}]}
+            )
         mimetype = request.mimetype or ""
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise UnsupportedMediaType("Content-Type must be application/json", {"content_type": mimetype})
@@ -279,7 +299,9 @@ class HttpApp:
             return Response(status=204)
         return json_response(result, route.status)
 
-    def _log(self, request: Request, response: Response, ctx: RequestContext | None, started: float, request_id: str) -> None:
+    def _log(
+        self, request: Request, response: Response, ctx: RequestContext | None, started: float, request_id: str
+    ) -> None:
         tenant = getattr(ctx.principal, "tenant_id", None) if ctx is not None else None
         log.info(
             "request",

@@ -35,8 +35,11 @@ class GcsObjectStore:
     def signed_url(self, key: str, expires: timedelta) -> str | None:
         blob = self._bucket.blob(validate_key(key))
         if self._signing_credentials is not None:
-            return str(blob.generate_signed_url(version="v4", expiration=expires, method="GET",
-                                                credentials=self._signing_credentials))
+            return str(
+                blob.generate_signed_url(
+                    version="v4", expiration=expires, method="GET", credentials=self._signing_credentials
+                )
+            )
         # On Cloud Functions the runtime service account signs through the IAM signBlob API.
         import google.auth
         import google.auth.transport.requests
@@ -48,7 +51,7 @@ class GcsObjectStore:
                 version="v4",
                 expiration=expires,
                 method="GET",
-                service_account_email=credentials.service_account_email,
+                service_account_email=getattr(credentials, "service_account_email", None),
                 access_token=credentials.token,
             )
         )

@@ -172,15 +172,22 @@ def list_tenants(ctx: RequestContext) -> TenantList:
     return TenantList(results=[_tenant_out(t, role) for t, role in service.user_tenants(ctx.runtime, user_id)])
 
 
-@router.get("/api/tenants/<int:tenant_id>/", auth=("jwt",), role="viewer", tenant_from_path="tenant_id",
-            response=TenantOut)
+@router.get(
+    "/api/tenants/<int:tenant_id>/", auth=("jwt",), role="viewer", tenant_from_path="tenant_id", response=TenantOut
+)
 def get_tenant(ctx: RequestContext) -> TenantOut:
     """One tenant of the caller."""
     return _tenant_out(service.tenant(ctx.runtime, ctx.tenant_id), _principal(ctx).role)
 
 
-@router.patch("/api/tenants/<int:tenant_id>/", auth=("jwt",), role="owner", tenant_from_path="tenant_id",
-              body=TenantPatch, response=TenantOut)
+@router.patch(
+    "/api/tenants/<int:tenant_id>/",
+    auth=("jwt",),
+    role="owner",
+    tenant_from_path="tenant_id",
+    body=TenantPatch,
+    response=TenantOut,
+)
 def patch_tenant(ctx: RequestContext) -> TenantOut:
     """Rename a tenant (owner)."""
     body: TenantPatch = ctx.body
@@ -190,15 +197,27 @@ def patch_tenant(ctx: RequestContext) -> TenantOut:
     return _tenant_out(found, _principal(ctx).role)
 
 
-@router.get("/api/tenants/<int:tenant_id>/members/", auth=("jwt",), role="admin", tenant_from_path="tenant_id",
-            response=MemberList)
+@router.get(
+    "/api/tenants/<int:tenant_id>/members/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    response=MemberList,
+)
 def list_members(ctx: RequestContext) -> MemberList:
     """Members and pending invitations."""
     return MemberList.model_validate({"results": service.list_members(ctx.runtime, ctx.tenant_id)})
 
 
-@router.post("/api/tenants/<int:tenant_id>/members/", auth=("jwt",), role="admin", tenant_from_path="tenant_id",
-             body=InviteRequest, response=MemberOut, status=201)
+@router.post(
+    "/api/tenants/<int:tenant_id>/members/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    body=InviteRequest,
+    response=MemberOut,
+    status=201,
+)
 def invite_member(ctx: RequestContext) -> MemberOut:
     """Add an existing user or invite an email; owners alone grant owner or admin."""
     body: InviteRequest = ctx.body
@@ -209,8 +228,14 @@ def invite_member(ctx: RequestContext) -> MemberOut:
     )
 
 
-@router.patch("/api/tenants/<int:tenant_id>/members/<int:user_id>/", auth=("jwt",), role="admin",
-              tenant_from_path="tenant_id", body=RolePatch, response=MemberOut)
+@router.patch(
+    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    body=RolePatch,
+    response=MemberOut,
+)
 def change_member_role(ctx: RequestContext) -> MemberOut:
     """Change a member's role."""
     body: RolePatch = ctx.body
@@ -223,8 +248,13 @@ def change_member_role(ctx: RequestContext) -> MemberOut:
     return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)
 
 
-@router.delete("/api/tenants/<int:tenant_id>/members/<int:user_id>/", auth=("jwt",), role="admin",
-               tenant_from_path="tenant_id", status=204)
+@router.delete(
+    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    status=204,
+)
 def remove_member(ctx: RequestContext) -> None:
     """Remove a member from the tenant."""
     principal = _principal(ctx)
@@ -235,7 +265,9 @@ def remove_member(ctx: RequestContext) -> None:
 @router.get("/api/keys/", auth=("jwt",), role="admin", response=ApiKeyList)
 def list_keys(ctx: RequestContext) -> ApiKeyList:
     """API keys of the tenant (prefix only; the secret is never shown again)."""
-    return ApiKeyList.model_validate({"results": [_key_out(k) for k in service.list_api_keys(ctx.runtime, ctx.tenant_id)]})
+    return ApiKeyList.model_validate(
+        {"results": [_key_out(k) for k in service.list_api_keys(ctx.runtime, ctx.tenant_id)]}
+    )
 
 
 @router.post("/api/keys/", auth=("jwt",), role="admin", body=ApiKeyCreate, response=ApiKeyCreated, status=201)

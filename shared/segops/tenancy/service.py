@@ -167,15 +167,31 @@ def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
     for link in docs.list(f"tenants/{tenant_id}/members/", m.Membership):
         user = docs.load(m.user_key(link.user_id), m.User)
         if user is not None:
-            members.append({"user_id": user.id, "email": user.email, "role": link.role,
-                            "status": "active", "created_at": link.created_at})
+            members.append(
+                {
+                    "user_id": user.id,
+                    "email": user.email,
+                    "role": link.role,
+                    "status": "active",
+                    "created_at": link.created_at,
+                }
+            )
     for invitation in docs.list(f"tenants/{tenant_id}/invitations/", m.Invitation):
-        members.append({"user_id": None, "email": invitation.email, "role": invitation.role,
-                        "status": "invited", "created_at": invitation.created_at})
+        members.append(
+            {
+                "user_id": None,
+                "email": invitation.email,
+                "role": invitation.role,
+                "status": "invited",
+                "created_at": invitation.created_at,
+            }
+        )
     return members
 
 
-def invite(runtime: Runtime, tenant_id: int, granter_role: Role, granter_id: int, email: str, role: Role) -> dict[str, object]:
+def invite(
+    runtime: Runtime, tenant_id: int, granter_role: Role, granter_id: int, email: str, role: Role
+) -> dict[str, object]:
     if not can_grant(granter_role, role):
         raise Forbidden(f"a {granter_role} cannot grant {role}")
     docs = runtime.documents
@@ -192,7 +208,9 @@ def invite(runtime: Runtime, tenant_id: int, granter_role: Role, granter_id: int
 
 
 def _owners(runtime: Runtime, tenant_id: int) -> int:
-    return sum(1 for link in runtime.documents.list(f"tenants/{tenant_id}/members/", m.Membership) if link.role == "owner")
+    return sum(
+        1 for link in runtime.documents.list(f"tenants/{tenant_id}/members/", m.Membership) if link.role == "owner"
+    )
 
 
 def change_role(runtime: Runtime, tenant_id: int, granter_role: Role, user_id: int, role: Role) -> m.Membership:
@@ -225,15 +243,21 @@ def remove_member(runtime: Runtime, tenant_id: int, granter_role: Role, user_id:
     runtime.documents.update(m.user_key(user_id), m.User, unlink)
 
 
-def create_api_key(runtime: Runtime, tenant_id: int, name: str, role: Role, granter_role: Role,
-                   created_by: int | None) -> tuple[m.ApiKey, str]:
+def create_api_key(
+    runtime: Runtime, tenant_id: int, name: str, role: Role, granter_role: Role, created_by: int | None
+) -> tuple[m.ApiKey, str]:
     if role == "owner" or (role == "admin" and granter_role != "owner"):
         raise Forbidden(f"a {granter_role} cannot create a key with role {role}")
     secret = api_keys.generate()
     key_id = runtime.documents.next_id("api-keys")
     record = m.ApiKey(
-        id=key_id, tenant_id=tenant_id, name=name, prefix=api_keys.display_prefix(secret),
-        fingerprint=api_keys.fingerprint(secret), role=role, created_by=created_by,
+        id=key_id,
+        tenant_id=tenant_id,
+        name=name,
+        prefix=api_keys.display_prefix(secret),
+        fingerprint=api_keys.fingerprint(secret),
+        role=role,
+        created_by=created_by,
     )
     runtime.documents.save(m.api_key_key(tenant_id, key_id), record)
     runtime.documents.create(m.api_key_index_key(record.fingerprint), m.Pointer(id=key_id, tenant_id=tenant_id))
@@ -284,6 +308,7 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
 def _touch(runtime: Runtime, record: m.ApiKey) -> None:
     """Record `last_used_at` at most once a minute per key."""
     if runtime.cache.add(f"apikey-used:{record.id}", b"1", 60):
+
         def stamp(current: m.ApiKey) -> m.ApiKey:
             current.last_used_at = m.utcnow()
             return current

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -14,21 +13,46 @@ import pyarrow as pa
 from segops.warehouse.base import QueryResult
 from segops.warehouse.params import format_params
 
-_SESSIONS: dict[Path, Any] = {}
-_SESSIONS_LOCK = threading.Lock()
 _COPY_CHUNK = 1 << 20
 
 
-def _session(path: Path) -> Any:
-    """chDB allows one session per data directory per process: share it."""
-    from chdb import session as chdb_session
+class _SharedSession:
+    """chDB allows one data directory per process; warehouses on other databases share its session.
 
-    key = path.resolve()
-    with _SESSIONS_LOCK:
-        if key not in _SESSIONS:
-            key.mkdir(parents=True, exist_ok=True)
-            _SESSIONS[key] = chdb_session.Session(str(key))
-        return _SESSIONS[key]
+    Statements are serialised: a chDB session is not re-entrant, and `USE` is session state.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session as chdb_session
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.session = chdb_session.Session(str(path))
+        self.lock = threading.RLock()
+        self.database: str | None = None
+
+    def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        with self.lock:
+            if self.database != database:
+                self.session.query(f"USE `{database}`")
+                self.database = database
+            if params:
+                return self.session.query(sql, fmt, params=format_params(params))
+            return self.session.query(sql, fmt)
+
+
+_shared: _SharedSession | None = None
+_shared_lock = threading.Lock()
+
+
+def _session(path: Path) -> _SharedSession:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = _SharedSession(path.resolve())
+        elif _shared.path != path.resolve():
+            raise RuntimeError(f"chDB already serves {_shared.path} in this process; cannot open {path}")
+        return _shared
 
 
 def _json_default(value: Any) -> Any:
@@ -36,25 +60,18 @@ def _json_default(value: Any) -> Any:
 
 
 class ChdbWarehouse:
-    """ClickHouse's engine in-process. Queries are serialised: one chDB session is not re-entrant."""
+    """ClickHouse's engine in-process (`make dev`, tests)."""
 
     def __init__(self, path: Path, database: str = "segops") -> None:
+        if not database.replace("_", "").isalnum():
+            raise ValueError("database name must be alphanumeric")
         self.database = database
-        self._path = path
-        self._session = _session(path)
-        self._lock = threading.RLock()
-        with self._lock:
-            self._session.query(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-            self._session.query(f"USE `{database}`")
-
-    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
-        with self._lock:
-            if params:
-                return self._session.query(sql, fmt, params=format_params(params))
-            return self._session.query(sql, fmt)
+        self._shared = _session(path)
+        with self._shared.lock:
+            self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS `{database}`")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        raw = self._run(sql, "ArrowStream", params).bytes()
+        raw = self._shared.run(self.database, sql, "ArrowStream", params).bytes()
         if not raw:
             return QueryResult(columns=[], rows=[])
         table = pa.ipc.open_stream(raw).read_all()
@@ -63,30 +80,25 @@ class ChdbWarehouse:
         return QueryResult(columns=columns, rows=list(zip(*data, strict=True)))
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._run(sql, "CSV", params)
+        self._shared.run(self.database, sql, "CSV", params)
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        body = b"\n".join(
-            orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_default) for row in rows
-        )
+        body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_default) for row in rows)
         cols = ", ".join(f"`{c}`" for c in columns)
-        sql = (
-            f"INSERT INTO {table} ({cols}) SETTINGS date_time_input_format='best_effort', "
-            "input_format_skip_unknown_fields=0 FORMAT JSONEachRow\n"
-        )
-        with self._lock:
-            self._session.query(sql + body.decode())
+        # Data after FORMAT is parsed as data, never as SQL: this is still a bound insert.
+        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS date_time_input_format='best_effort' FORMAT JSONEachRow\n"
+        self._shared.run(self.database, sql + body.decode(), "CSV", None)
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
-        # chDB returns whole results to Python; let the engine write the file instead and stream it.
+        # chDB hands whole results to Python; let the engine write the file, then stream it.
         tmpdir = Path(tempfile.mkdtemp(prefix="segops-export-"))
         try:
             target = tmpdir / "out"
             self.command(
-                f"INSERT INTO FUNCTION file({{__export_path:String}}, {fmt}) {sql}",
-                {**params, "__export_path": str(target)},
+                f"INSERT INTO FUNCTION file({{export_path:String}}, {fmt}) {sql}",
+                {**params, "export_path": str(target)},
             )
             written = 0
             with open(target, "rb") as source:
@@ -101,12 +113,4 @@ class ChdbWarehouse:
         self.query("SELECT 1")
 
     def close(self) -> None:
-        """The shared session lives for the process; chDB flushes on each statement."""
-
-
-def chdb_available() -> bool:
-    try:
-        import chdb  # noqa: F401
-    except ImportError:
-        return False
-    return os.name == "posix"
+        """The shared session lives as long as the process; every statement is already durable."""

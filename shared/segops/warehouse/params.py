@@ -34,7 +34,7 @@ def format_param(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.isoformat(sep=" ", timespec="milliseconds")
+        return str(value.isoformat(sep=" ", timespec="milliseconds"))
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, UUID):

@@ -1,0 +1,41 @@
+"""Shared fixtures. One chDB data directory serves the whole test process (chDB's rule); every
+stack gets its own database inside it, its own control-plane directory and its own bus."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from segops.config import Settings
+from segops.localstack import LocalStack
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, chdb_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "data",
+        chdb_path=chdb_path,
+        clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        bus_retry_base_seconds=0,
+        jwt_secret="test-secret-" + uuid.uuid4().hex,
+    )
+
+
+@pytest.fixture
+def stack(settings: Settings) -> Iterator[LocalStack]:
+    """GIVEN the whole stack in-process, exactly as `make dev` wires it (bus drained by the test)."""
+    local = LocalStack(settings)
+    try:
+        yield local
+    finally:
+        local.stop()

@@ -1,0 +1,95 @@
+"""Test helpers that drive the HTTP API exactly as a client would."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from segops.localstack import LocalStack
+from werkzeug.test import Client, TestResponse
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class Account:
+    """A signed-up owner with a JWT and an admin API key on their own tenant."""
+
+    email: str
+    password: str
+    tenant_id: int
+    tenant_slug: str
+    access: str
+    refresh: str
+    api_key: str
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"Authorization": f"ApiKey {self.api_key}"}
+
+
+class Api:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.client: Client = stack.client()
+
+    def request(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> TestResponse:
+        if json is not None:
+            kw["data"] = orjson.dumps(json)
+            kw["content_type"] = "application/json"
+        return self.client.open(path, method=method, headers=headers or {}, **kw)
+
+    def get(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> TestResponse:
+        return self.request("POST", path, json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> TestResponse:
+        return self.request("PATCH", path, json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> TestResponse:
+        return self.request("PUT", path, json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> TestResponse:
+        return self.request("DELETE", path, **kw)
+
+    def signup(
+        self,
+        slug: str | None = None,
+        email: str | None = None,
+        password: str = "correct horse battery",
+        key_role: str = "admin",
+    ) -> Account:
+        n = next(_counter)
+        slug = slug or f"tenant-{n}"
+        email = email or f"owner{n}@{slug}.example.com"
+        response = self.post("/api/auth/signup/", {"email": email, "password": password, "tenant_slug": slug})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        body = response.get_json()
+        tokens = body["tokens"]
+        account = Account(email, password, body["tenant"]["id"], slug, tokens["access"], tokens["refresh"], "")
+        created = self.post("/api/keys/", {"name": "test", "role": key_role}, headers=account.bearer)
+        assert created.status_code == 201, created.get_data(as_text=True)
+        account.api_key = created.get_json()["key"]
+        return account
+
+
+def assert_error(response: TestResponse, status: int, code: str | None = None) -> dict[str, Any]:
+    """The one error shape: {"error": {"code", "message", "details"}} with the right status."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return dict(body["error"])
