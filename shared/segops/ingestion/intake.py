@@ -11,7 +11,14 @@ import orjson
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
 from segops.ingestion.error_log import ErrorRecord, record_errors
-from segops.ingestion.events import Rejection, Stamp, assign_random_ids, encode_batch, validate_event
+from segops.ingestion.events import (
+    Rejection,
+    Stamp,
+    assign_random_ids,
+    encode_batch,
+    validate_event,
+    validate_events,
+)
 from segops.runtime import Runtime
 
 MAX_BATCH_EVENTS = 500
@@ -104,8 +111,7 @@ def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "ap
         raise
     accepted: list[dict[str, Any]] = []
     refused_events: list[ErrorRecord] = []
-    for index, item in enumerate(items):
-        checked = validate_event(item, stamp, f"/events/{index}")
+    for index, checked in enumerate(validate_events(items, stamp)):
         if isinstance(checked, Rejection):
             refused_events.append(ErrorRecord(checked.error_type, f"events[{index}] {checked.detail}"))
         else:

@@ -1,18 +1,18 @@
 """The `event_writer` function: `EventBatch` messages → `events`, exactly once under at-least-once delivery.
 
-How a message is written (docs/ingestion.md explains why each step is needed):
-1. Blocks are fixed by the message content, before anything else: events grouped by month partition,
-   then chunked in message order. Each block's `insert_deduplication_token` is derived from the
-   event ids it was built from, so every delivery of the same message (Pub/Sub redelivery, a
-   publisher retry, a concurrent duplicate delivery) rebuilds the same blocks with the same tokens and
-   ClickHouse drops the blocks it already holds. One block = one partition = one part, written atomically,
-   so a crash mid-message leaves whole blocks behind, never half of one.
-2. Events with a client `message_id` have ids derived from (tenant, message_id); a retry arrives in a
-   *different* message, so tokens cannot catch it. Those events are claimed in the cache (SET NX, lease
-   longer than the function timeout) so two messages never write the same id at once, then looked up
-   through the `by_event_id` projection and dropped if already stored.
-3. After the write, `UsersChanged` goes to `segment-compute` (also when everything was a duplicate:
-   the first delivery may have died between its insert and its publish).
+A message is written with at most two INSERTs (docs/ingestion.md explains the design):
+1. Events without a client `message_id` have random ids fixed at the edge, so the only way to see them
+   twice is another delivery of the same message content (Pub/Sub redelivery, a publisher retry, a
+   concurrent duplicate delivery, a retry after a crash). They go in ONE insert whose
+   `insert_deduplication_token` is derived from their ids: every delivery sends identical rows with an
+   identical token, and ClickHouse drops what it already holds, part by part (a block spanning several
+   month partitions is several parts; each gets `token_N`, so a crash between parts is also retried safely).
+2. Events with a `message_id` have ids derived from (tenant, message_id); a client retry arrives in a
+   *different* message, so tokens cannot catch it. They are claimed in the cache (SET NX, a lease longer
+   than the function timeout) so two messages never write one id at the same time, looked up through the
+   `by_event_id` projection, and only the absent ones are inserted.
+3. `UsersChanged` then goes to `segment-compute`, also when everything was a duplicate: an earlier
+   delivery may have died between its insert and its publish.
 """
 
 from __future__ import annotations
@@ -37,40 +37,27 @@ from segops.warehouse.base import TenantWarehouse
 log = logging.getLogger("segops.ingestion.writer")
 
 COLUMNS = ("tenant_id", "event_id", "message_id", "user_id", "event_type", "occurred_at", "received_at", "payload")
-MAX_BLOCK_EVENTS = 10_000
 CLAIM_PREFIX = "ingest-claim:"
 # Longer than the event_writer timeout (manifest): a live writer never loses its claim mid-write.
 CLAIM_LEASE_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
-class Block:
-    token: str
-    events: list[TrackedEvent]
-
-
-@dataclass(frozen=True)
 class WriteReport:
-    inserted: int
-    duplicates: int
+    """`sent`: rows handed to ClickHouse (it drops blocks it already holds); `skipped`: client-keyed
+    events found already stored."""
+
+    sent: int
+    skipped: int
     user_ids: list[str]
 
 
-def plan_blocks(events: Sequence[TrackedEvent], max_block: int = MAX_BLOCK_EVENTS) -> list[Block]:
-    """Deterministic blocks for a message: same content → same blocks and tokens on every delivery."""
-    by_partition: dict[tuple[int, int, int], list[TrackedEvent]] = {}
+def block_token(kind: str, events: Sequence[TrackedEvent]) -> str:
+    """A token that only the same events (in the same order) produce."""
+    digest = hashlib.blake2b(digest_size=16)
     for event in events:
-        moment = event.occurred_at
-        by_partition.setdefault((event.tenant_id, moment.year, moment.month), []).append(event)
-    blocks = []
-    for (tenant_id, year, month), group in sorted(by_partition.items()):
-        for start in range(0, len(group), max_block):
-            chunk = group[start : start + max_block]
-            digest = hashlib.blake2b(digest_size=16)
-            for event in chunk:
-                digest.update(event.event_id.bytes)
-            blocks.append(Block(f"ev-{tenant_id}-{year:04d}{month:02d}-{digest.hexdigest()}", chunk))
-    return blocks
+        digest.update(event.event_id.bytes)
+    return f"ev-{kind}-{len(events)}-{digest.hexdigest()}"
 
 
 def _batch_key(events: Sequence[TrackedEvent]) -> bytes:
@@ -159,26 +146,33 @@ def _first_of_each_id(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
     return unique
 
 
-def write_events(runtime: Runtime, events: Sequence[TrackedEvent], max_block: int = MAX_BLOCK_EVENTS) -> WriteReport:
+def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteReport:
     """Insert `events` so that any number of (possibly concurrent) deliveries store each event once."""
     events = _first_of_each_id(events)
+    unkeyed = [e for e in events if not e.message_id]
     keyed = [e for e in events if e.message_id]
-    claims = Claims(runtime, _batch_key(events))
-    claims.acquire(keyed)
-    try:
-        stored: set[UUID] = set()
-        for tenant_id, group in _by_tenant(keyed):
-            stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in group])
-        inserted = 0
-        for block in plan_blocks(events, max_block):
-            rows = [_row(e) for e in block.events if not (e.message_id and e.event_id in stored)]
-            if rows:
-                runtime.warehouse.insert("events", COLUMNS, rows, {"insert_deduplication_token": block.token})
-                inserted += len(rows)
-    finally:
-        claims.release()
-    users = sorted({e.user_id for e in events})
-    return WriteReport(inserted=inserted, duplicates=len(events) - inserted, user_ids=users)
+    sent = 0
+    if unkeyed:
+        runtime.warehouse.insert(
+            "events", COLUMNS, [_row(e) for e in unkeyed], {"insert_deduplication_token": block_token("m", unkeyed)}
+        )
+        sent += len(unkeyed)
+    if keyed:
+        claims = Claims(runtime, _batch_key(events))
+        claims.acquire(keyed)
+        try:
+            stored: set[UUID] = set()
+            for tenant_id, group in _by_tenant(keyed):
+                stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in group])
+            fresh = [e for e in keyed if e.event_id not in stored]
+            if fresh:
+                runtime.warehouse.insert(
+                    "events", COLUMNS, [_row(e) for e in fresh], {"insert_deduplication_token": block_token("k", fresh)}
+                )
+                sent += len(fresh)
+        finally:
+            claims.release()
+    return WriteReport(sent=sent, skipped=len(events) - sent, user_ids=sorted({e.user_id for e in events}))
 
 
 def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> None:
@@ -238,8 +232,8 @@ def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
         extra={
             "function": "event_writer",
             "message_id": message.message_id,
-            "inserted": report.inserted,
-            "duplicates": report.duplicates,
+            "sent": report.sent,
+            "skipped": report.skipped,
             "attempt": message.delivery_attempt,
         },
     )
