@@ -77,15 +77,18 @@ class Stamp:
     received_at: datetime
     source: str
     received_text: str = ""
+    latest_allowed: datetime = MIN_OCCURRED_AT
 
     def __post_init__(self) -> None:
         self.received_text = iso_millis(self.received_at)
+        self.latest_allowed = self.received_at + MAX_FUTURE
 
 
 def iso_millis(value: datetime) -> str:
-    if value.tzinfo is not UTC:
+    """Canonical wire form of a timestamp: UTC, milliseconds (`2026-04-25T14:32:00.000+00:00`)."""
+    if value.tzinfo is not UTC:  # `Z` and `+00:00` already parse to the UTC singleton
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return value.isoformat(timespec="milliseconds")
 
 
 def event_id_for(tenant_id: int, message_id: str) -> uuid.UUID:
@@ -134,7 +137,7 @@ def parse_occurred_at(text: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def validate_event(raw: Any, stamp: Stamp, pointer: str = "") -> dict[str, Any] | Rejection:
@@ -164,7 +167,7 @@ def _stamped(event: IncomingEvent, stamp: Stamp, pointer: str) -> dict[str, Any]
         parsed = parse_occurred_at(event.occurred_at)
         if parsed is None:
             return Rejection("invalid_occurred_at", "occurred_at: not an ISO 8601 timestamp", f"{pointer}/occurred_at")
-        if parsed - stamp.received_at > MAX_FUTURE:
+        if parsed > stamp.latest_allowed:
             return Rejection(
                 "invalid_occurred_at",
                 f"occurred_at: more than 24 h in the future (received at {stamp.received_text})",
