@@ -15,7 +15,8 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | u
   if (value === null) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed) * 1000, RETRY_AFTER_MAX_MS);
-  const at = Date.parse(trimmed);
+  // Every HTTP-date form starts with a day name; anything else is not a Retry-After value.
+  const at = /^[A-Za-z]/.test(trimmed) ? Date.parse(trimmed) : Number.NaN;
   if (Number.isNaN(at)) return undefined;
   return Math.min(Math.max(at - nowMs, 0), RETRY_AFTER_MAX_MS);
 }
