@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -76,8 +76,8 @@ class Stamp:
     tenant_id: int
     received_at: datetime
     source: str
-    received_text: str = ""
-    latest_allowed: datetime = MIN_OCCURRED_AT
+    received_text: str = field(init=False)
+    latest_allowed: datetime = field(init=False)
 
     def __post_init__(self) -> None:
         self.received_text = iso_millis(self.received_at)
