@@ -157,7 +157,12 @@ def validate_events(items: list[Any], stamp: Stamp) -> list[dict[str, Any] | Rej
         events = _validate_all(items)
     except ValidationError:
         return [validate_event(item, stamp, f"/events/{i}") for i, item in enumerate(items)]
-    return [_stamped(event, stamp, f"/events/{i}") for i, event in enumerate(events)]
+    stamped = [_stamped(event, stamp, "") for event in events]
+    # Pointers are only built for the rare refusals, not for every accepted event.
+    return [
+        Rejection(c.error_type, c.detail, f"/events/{i}{c.pointer}") if isinstance(c, Rejection) else c
+        for i, c in enumerate(stamped)
+    ]
 
 
 def _stamped(event: IncomingEvent, stamp: Stamp, pointer: str) -> dict[str, Any] | Rejection:
