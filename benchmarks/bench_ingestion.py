@@ -25,6 +25,7 @@ from segops.config import Settings
 from segops.ingestion.intake import accept_batch
 from segops.ingestion.writer import handle_event_batch
 from segops.runtime import build_runtime
+from segops.warehouse import chdb_backend
 from segops.warehouse.migrations import migrate
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, ratio_figure
@@ -80,12 +81,14 @@ def run(scale: float) -> list[Figure]:
     bodies = _bodies(total)
     events = len(bodies) * BATCH_SIZE
     workdir = Path(tempfile.mkdtemp(prefix="segops-bench-ingestion-"))
+    # chDB serves one data directory per process: join the one another benchmark opened, if any.
+    opened = chdb_backend._shared.path if chdb_backend._shared is not None else None
     try:
         settings = Settings(
             environment="test",
             data_dir=workdir,
-            chdb_path=workdir / "chdb",
-            clickhouse_database="bench_ingestion",
+            chdb_path=opened or workdir / "chdb",
+            clickhouse_database=f"bench_ingestion_{uuid.uuid4().hex[:8]}",
             jwt_secret="bench-" + "x" * 40,
         )
         bus = LocalBus()
@@ -131,7 +134,7 @@ def run(scale: float) -> list[Figure]:
         write_all()
         redeliver_seconds = time.perf_counter() - started
         assert warehouse.query("SELECT count() FROM events").scalar() == events
-        runtime.warehouse.close()
+        warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -76,8 +76,8 @@ class Stamp:
     tenant_id: int
     received_at: datetime
     source: str
-    received_text: str = ""
-    latest_allowed: datetime = MIN_OCCURRED_AT
+    received_text: str = field(init=False)
+    latest_allowed: datetime = field(init=False)
 
     def __post_init__(self) -> None:
         self.received_text = iso_millis(self.received_at)
@@ -157,7 +157,12 @@ def validate_events(items: list[Any], stamp: Stamp) -> list[dict[str, Any] | Rej
         events = _validate_all(items)
     except ValidationError:
         return [validate_event(item, stamp, f"/events/{i}") for i, item in enumerate(items)]
-    return [_stamped(event, stamp, f"/events/{i}") for i, event in enumerate(events)]
+    stamped = [_stamped(event, stamp, "") for event in events]
+    # Pointers are only built for the rare refusals, not for every accepted event.
+    return [
+        Rejection(c.error_type, c.detail, f"/events/{i}{c.pointer}") if isinstance(c, Rejection) else c
+        for i, c in enumerate(stamped)
+    ]
 
 
 def _stamped(event: IncomingEvent, stamp: Stamp, pointer: str) -> dict[str, Any] | Rejection:

@@ -49,7 +49,6 @@ class WriteReport:
 
     sent: int
     skipped: int
-    user_ids: list[str]
 
 
 def block_token(kind: str, events: Sequence[TrackedEvent]) -> str:
@@ -172,7 +171,7 @@ def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteRepor
                 sent += len(fresh)
         finally:
             claims.release()
-    return WriteReport(sent=sent, skipped=len(events) - sent, user_ids=sorted({e.user_id for e in events}))
+    return WriteReport(sent=sent, skipped=len(events) - sent)
 
 
 def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> None:

@@ -274,3 +274,20 @@ def test_credentials_are_checked_before_anything_is_queued(stack: LocalStack, ap
     stack.bus.drain()
     assert len(stored_events(stack, other.tenant_id)) == 1
     assert stored_events(stack, owner.tenant_id) == []
+
+
+def test_openapi_documents_the_ingestion_bodies(api: Api) -> None:
+    document = api.get("/api/openapi.json").get_json()
+    track = document["paths"]["/api/ingestion/track/"]["post"]
+    batch = document["paths"]["/api/ingestion/track/batch/"]["post"]
+    assert track["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/IncomingEvent")
+    assert batch["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventBatchRequest")
+    assert track["security"] == [{"apiKeyAuth": []}] and track["x-segops-min-role"] == "member"
+    assert "/api/ingestion/shopify/{tenant_slug}/" in document["paths"]
+    assert set(document["components"]["schemas"]["IngestionStats"]["properties"]) == {
+        "window",
+        "total_events",
+        "unique_users",
+        "timeseries",
+        "event_types",
+    }
