@@ -93,9 +93,10 @@ def test_retries_after_lost_answers_are_counted_once(stack: LocalStack, served: 
         assert client.shutdown(timeout=60)
     finally:
         proxy.close()
-    # THEN the stack accepted every attempt, and the SDK saw success in the end
+    # THEN the stack accepted every attempt (two of them had their answers lost: 1 or 2 batches, depending
+    # on when the sender thread woke up), and the SDK saw success in the end
     assert errors == []
-    assert len(proxy.upstream_statuses) >= 4
+    assert len(proxy.upstream_statuses) >= 3
     assert set(proxy.upstream_statuses) == {202}
     # AND once the bus has delivered everything, each event is counted once
     stack.bus.drain()
