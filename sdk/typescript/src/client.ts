@@ -31,11 +31,17 @@ export interface SegOpsClientOptions {
   onError?: (error: SegOpsError) => void;
 }
 
+/**
+ * JSON-serialisable properties. `any` rather than `unknown` values so that objects typed by an
+ * `interface` (which has no implicit index signature) are accepted too.
+ */
+export type Properties = Record<string, any>;
+
 export interface TrackParams {
   userId: string;
   /** Snake-case event name, e.g. `page_viewed`. */
   eventType: string;
-  payload?: Record<string, unknown>;
+  payload?: Properties;
   /** When it happened. Default: the time of the `track` call. */
   occurredAt?: Date | string;
   /** Idempotency key. Default: a random UUID generated at the time of the `track` call. */
@@ -45,7 +51,7 @@ export interface TrackParams {
 export interface IdentifyParams {
   userId: string;
   /** User properties, usable by `user_property` segment conditions. */
-  traits: Record<string, unknown>;
+  traits: Properties;
   occurredAt?: Date | string;
   messageId?: string;
 }
@@ -55,7 +61,7 @@ interface WireEvent {
   event_type: string;
   occurred_at: string;
   message_id: string;
-  payload?: Record<string, unknown>;
+  payload?: Properties;
 }
 
 /** An event serialised at call time: later mutation of the caller's payload changes nothing. */

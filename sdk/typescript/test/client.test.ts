@@ -148,6 +148,21 @@ describe('batching', () => {
     assert.equal('payload' in server.events[1]!, false);
   });
 
+  test('accepts payloads and traits typed by an interface', async () => {
+    interface PageView {
+      path: string;
+    }
+    const view: PageView = { path: '/pricing' };
+    const segops = client();
+    segops.track({ userId: 'u', eventType: 'page_viewed', payload: view });
+    segops.identify({ userId: 'u', traits: view });
+    await segops.flush();
+    assert.deepEqual(
+      server.events.map((e) => e.payload),
+      [view, view],
+    );
+  });
+
   test('identify sends context_identified with the traits as payload', async () => {
     const segops = client();
     segops.identify({ userId: 'user-123', traits: { email: 'jane@example.com', plan: 'starter' } });
