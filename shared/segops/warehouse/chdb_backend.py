@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pyarrow as pa
@@ -55,6 +58,15 @@ def _session(path: Path) -> _SharedSession:
         return _shared
 
 
+_DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('(?P<tz>[^']+)'\))?\)?$")
+
+
+def _from_epoch(seconds: int, tz: str | None) -> datetime:
+    """Aware in the declared zone, else naive UTC (what clickhouse-connect returns with tz_mode=schema)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.astimezone(ZoneInfo(tz)) if tz else moment.replace(tzinfo=None)
+
+
 def _json_default(value: Any) -> Any:
     return str(value)
 
@@ -77,7 +89,21 @@ class ChdbWarehouse:
         table = pa.ipc.open_stream(raw).read_all()
         columns = table.column_names
         data = [table.column(i).to_pylist() for i in range(len(columns))]
+        if any(pa.types.is_uint32(field.type) for field in table.schema):
+            for index, tz in self._datetime_columns(sql, params).items():
+                data[index] = [None if v is None else _from_epoch(v, tz) for v in data[index]]
         return QueryResult(columns=columns, rows=list(zip(*data, strict=True)))
+
+    def _datetime_columns(self, sql: str, params: Mapping[str, Any] | None) -> dict[int, str | None]:
+        """Positions (and time zones) of `DateTime` columns: ClickHouse's Arrow output renders them as
+        plain UInt32, so the declared types are looked up (only when a UInt32 column is present)."""
+        described = self._shared.run(self.database, f"DESCRIBE ({sql})", "TabSeparatedRaw", params).bytes()
+        found: dict[int, str | None] = {}
+        for index, line in enumerate(described.decode().splitlines()):
+            match = _DATETIME.match(line.split("\t")[1])
+            if match:
+                found[index] = match.group("tz")
+        return found
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._shared.run(self.database, sql, "CSV", params)
