@@ -92,6 +92,12 @@ def test_unknown_path_is_404(api: Api) -> None:
     assert_error(api.get("/nowhere"), 404, "not_found")
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/keys"), ("POST", "/api/auth/signup")])
+def test_missing_trailing_slash_is_404_with_a_hint(api: Api, method: str, path: str) -> None:
+    error = assert_error(api.request(method, path, json={}), 404, "not_found")
+    assert error["details"] == {"did_you_mean": path + "/"}
+
+
 def test_every_error_carries_a_request_id(api: Api) -> None:
     response = api.post(SIGNUP, data=b"x", content_type="text/plain", headers={"X-Request-Id": "req-123"})
     assert response.headers["X-Request-Id"] == "req-123"
