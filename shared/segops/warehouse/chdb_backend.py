@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import tempfile
@@ -33,6 +34,14 @@ class _SharedSession:
         self.session = chdb_session.Session(str(path))
         self.lock = threading.RLock()
         self.database: str | None = None
+        # Close while the interpreter is still whole: left to the session's finalizer, the close
+        # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
+        # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        with self.lock:
+            self.session.close()
 
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self.lock:
