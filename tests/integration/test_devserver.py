@@ -101,6 +101,7 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
     assert saved["api_key"] in output and saved["password"] in output
     assert f"{base}/api/ingestion/health/" in output
     assert "stopped" in output
+    assert '"severity":"INFO"' not in output  # SEGOPS_LOG_LEVEL=WARNING holds for every logger
 
     # GIVEN a second start on the same data dir
     with devserver(data_dir) as (base, process):
