@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +85,29 @@ def test_list_prefix_and_delete(objects: ObjectStore) -> None:
     objects.delete("exports/1/never-existed.csv")  # deleting what is absent is not an error
     assert not objects.exists("exports/1/a.csv")
     assert objects.list("exports/") == ["exports/1/b.csv", "exports/2/a.csv"]
+
+
+def test_any_valid_key_is_listed(objects: ObjectStore) -> None:
+    # a key that merely contains ".part" is an object like any other (not a partial upload)
+    objects.upload("exports/1/report.part1.csv", io.BytesIO(b"x"), "text/csv")
+    assert objects.list("exports/1/") == ["exports/1/report.part1.csv"]
+
+
+def test_concurrent_uploads_of_one_key_leave_one_whole_object(objects: ObjectStore) -> None:
+    bodies = [bytes([n]) * 200_000 for n in range(4)]
+    threads = [
+        threading.Thread(
+            target=objects.upload, args=("exports/1/same.bin", io.BytesIO(body), "application/octet-stream")
+        )
+        for body in bodies
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with objects.open("exports/1/same.bin") as reader:
+        assert reader.read() in bodies
+    assert objects.list("exports/1/") == ["exports/1/same.bin"]
 
 
 def test_keys_that_could_escape_are_rejected(objects: ObjectStore) -> None:
