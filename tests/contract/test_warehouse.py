@@ -147,6 +147,22 @@ def test_array_tuple_null_and_datetime_parameters(warehouse: Warehouse) -> None:
     assert (row["p1"], row["p2"]) == ("x'", 2)
 
 
+def test_composite_results_have_one_python_shape(warehouse: Warehouse) -> None:
+    row = warehouse.query(
+        "SELECT tuple('a', 1) AS t, CAST(('x', 2), 'Tuple(n String, v UInt8)') AS named, "
+        "map('k', 1, 'j', 2) AS m, [tuple('a', 1)] AS tuples, [map('k', [1])] AS nested, "
+        "CAST(NULL, 'Nullable(String)') AS missing"
+    ).dicts()[0]
+    assert row == {
+        "t": ("a", 1),
+        "named": {"n": "x", "v": 2},
+        "m": {"k": 1, "j": 2},
+        "tuples": [("a", 1)],
+        "nested": [{"k": [1]}],
+        "missing": None,
+    }
+
+
 def test_every_events_column_type_round_trips(warehouse: Warehouse) -> None:
     # GIVEN one event with every column type of `events`
     event_id = uuid.uuid4()
