@@ -39,6 +39,7 @@ HOSTILE = [
     "back\\slash\\'quote",
     'double "quotes"',
     "tab\there\nnew line\r\n",
+    "nul\x00byte",
     "{tenant_id:UInt64}",
     "`backtick`",
     "ünïcødé ✓ 😀",

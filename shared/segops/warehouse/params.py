@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "'": "\\'"})
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"})
 
 
 def _escape(value: str) -> str:
