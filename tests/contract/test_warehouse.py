@@ -207,6 +207,15 @@ def test_large_insert_arrives_complete(warehouse: Warehouse) -> None:
     assert totals == (30_000, 30_000, 2000)
 
 
+def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: ChdbHttpServer) -> None:
+    warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", "default")
+    ids = [f"user-{n}" for n in range(2000)]
+    assert warehouse.query("SELECT length({ids:Array(String)})", {"ids": ids}).scalar() == 2000
+    last = clickhouse_http.requests[-1]
+    assert last["form"] and "param_ids" in last["params"]
+    warehouse.close()
+
+
 def test_large_parameter_values(warehouse: Warehouse) -> None:
     # GIVEN a parameter far larger than a URL should carry (clickhouse-connect switches to a form body)
     ids = [f"user-{n}\t'{n}" for n in range(3000)]
@@ -304,6 +313,8 @@ def test_clickhouse_inserts_are_chunked_compressed_native(chdb_path: Path, click
         assert select["params"]["param_t"] == "10"
         assert select["params"]["database"] == database
         assert "query" not in select["params"]  # the statement travels in the body
+        assert select["statement"].rstrip().endswith("FORMAT Native")  # answered in Native, rendered by chDB
+        assert insert["statement"].startswith("INSERT INTO `events`") and "FORMAT Native" in insert["statement"]
     finally:
         warehouse.command(f"DROP DATABASE IF EXISTS `{database}`")
         warehouse.close()

@@ -242,6 +242,9 @@ class ChdbHttpServer:
                         "content_encoding": self.headers.get("Content-Encoding", ""),
                         "body_bytes": len(body),
                         "form": self.headers.get_content_type() == "multipart/form-data",
+                        # the statement as the server reads it (an insert's data excluded)
+                        "statement": _split_insert(params.get("query", ""), body[:65536])[0]
+                        or body[:4096].decode(errors="replace"),
                     }
                 )
                 if split.path == "/ping":
