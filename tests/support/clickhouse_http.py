@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 import tempfile
 import threading
 import uuid
@@ -136,6 +137,7 @@ class ChdbHttpServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+        shutil.rmtree(self._spool, ignore_errors=True)
 
     def __enter__(self) -> ChdbHttpServer:
         return self.start()
