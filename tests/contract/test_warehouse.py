@@ -216,6 +216,17 @@ def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: Chdb
     warehouse.close()
 
 
+def test_insert_settings_apply_to_the_insert(warehouse: Warehouse) -> None:
+    # GIVEN a block inserted with a deduplication token (events keeps a deduplication window)
+    warehouse.insert("events", EVENT_COLUMNS, [event_row(11, "u", 1)], settings={"insert_deduplication_token": "b-1"})
+    # WHEN another block arrives under the same token, and one under a new token
+    warehouse.insert("events", EVENT_COLUMNS, [event_row(11, "u", 2)], settings={"insert_deduplication_token": "b-1"})
+    warehouse.insert("events", EVENT_COLUMNS, [event_row(11, "u", 3)], settings={"insert_deduplication_token": "b-2"})
+    # THEN the repeated token was dropped as a retry of the first block
+    ids = warehouse.query("SELECT message_id FROM events WHERE tenant_id = {t:UInt64} ORDER BY message_id", {"t": 11})
+    assert ids.rows == [("msg-1",), ("msg-3",)]
+
+
 def test_large_parameter_values(warehouse: Warehouse) -> None:
     # GIVEN a parameter far larger than a URL should carry (clickhouse-connect switches to a form body)
     ids = [f"user-{n}\t'{n}" for n in range(3000)]
