@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     log_level: str = "INFO"
+    # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
+    # function ships and connects to only what it declares. None (local stacks): all of them.
+    uses: list[Literal["warehouse", "bus", "cache", "store", "objects"]] | None = None
 
     @property
     def store_dir(self) -> Path:
