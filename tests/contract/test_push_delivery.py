@@ -33,7 +33,9 @@ def delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, 
     source.write_text(CONSUMER)
     sink = tmp_path / "sink.jsonl"
     monkeypatch.setenv("PUSH_SINK", str(sink))
-    app = functions_framework.create_app("consume", str(source), "cloudevent")
+    # Deployed without an Eventarc trigger, Cloud Functions starts the framework as `http`;
+    # the `@functions_framework.cloud_event` decorator must still make it a CloudEvent function.
+    app = functions_framework.create_app("consume", str(source), "http")
     return app.test_client(), sink
 
 

@@ -98,6 +98,26 @@ def test_each_manifest_object_gets_its_resources(config: tf.TerraformConfig, add
     assert config.resource(address).body.get("for_each") == f"${{{collection}}}"
 
 
+MANIFEST_OWNED_TYPES = {
+    "google_cloudfunctions2_function",
+    "google_storage_bucket_object",
+    "google_compute_region_network_endpoint_group",
+    "google_compute_backend_service",
+    "google_pubsub_topic",
+    "google_pubsub_subscription",
+    "google_cloud_scheduler_job",
+    "google_secret_manager_secret",
+}
+
+
+def test_no_function_topic_or_schedule_exists_outside_the_manifest(config: tf.TerraformConfig) -> None:
+    # The other direction: every resource of a kind the manifest owns is one of the per-manifest
+    # resources above, so Terraform cannot deploy a function, topic, subscription, route backend
+    # or schedule that the manifest does not list.
+    owned = [r.address for r in config.resources if r.type in MANIFEST_OWNED_TYPES]
+    assert sorted(owned) == sorted(a for a in PER_MANIFEST_OBJECT if a.split(".")[0] in MANIFEST_OWNED_TYPES)
+
+
 def test_the_url_map_routes_every_manifest_route(config: tf.TerraformConfig) -> None:
     url_map = config.resource("google_compute_url_map.public")
     matcher = url_map.block("path_matcher")
