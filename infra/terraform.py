@@ -1,7 +1,8 @@
 """A plain-data view of `terraform/` parsed with python-hcl2, for the offline deployment checks.
 
 python-hcl2 keeps HCL's quoting (`"\\"clickhouse\\""` for a literal, `"${var.x}"` for an expression)
-and marks blocks with `__is_block__`; this module strips both so checks compare plain values.
+and annotates blocks and comments (`__is_block__`, `__comments__`); this module strips both so
+checks compare plain values.
 Expressions stay strings such as `${local.functions}`: nothing is evaluated.
 """
 
@@ -25,7 +26,8 @@ def _unquote(value: str) -> str:
 
 def normalize(value: Any) -> Any:
     if isinstance(value, dict):
-        return {_unquote(k): normalize(v) for k, v in value.items() if k not in {"__is_block__", "__comments__"}}
+        # python-hcl2 annotations (`__is_block__`, `__comments__`, `__inline_comments__`, ...) are not HCL
+        return {_unquote(k): normalize(v) for k, v in value.items() if not (k.startswith("__") and k.endswith("__"))}
     if isinstance(value, list):
         return [normalize(v) for v in value]
     if isinstance(value, str):

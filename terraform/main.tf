@@ -61,6 +61,8 @@ locals {
       local.common_env,
       { SEGOPS_USES = jsonencode(f.uses) },
       merge([for backend in f.uses : local.backend_env[backend]]...),
+      # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
+      f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},
       try(f.env, {}),
     )
   }

@@ -23,7 +23,8 @@ def consume(event):
     m = from_cloudevent(event)
     with open(os.environ["PUSH_SINK"], "a") as sink:
         sink.write(json.dumps({"topic": m.topic, "data": m.data.decode(), "attributes": m.attributes,
-                               "id": m.message_id, "time": m.publish_time.isoformat()}) + "\\n")
+                               "id": m.message_id, "time": m.publish_time.isoformat(),
+                               "attempt": m.delivery_attempt}) + "\\n")
 """
 
 
@@ -50,10 +51,11 @@ def test_a_raw_push_body_becomes_the_same_bus_message(delivered: tuple[object, P
             "publishTime": "2026-11-23T10:00:00.123Z",
         },
         "subscription": "projects/p/subscriptions/events--segops-event-writer",
+        "deliveryAttempt": 3,
     }
     # WHEN it is POSTed to the push endpoint Terraform configures
     response = client.post("/projects/p/topics/events", json=body)  # type: ignore[attr-defined]
-    # THEN the handler sees the topic, payload, attributes, id and publish time
+    # THEN the handler sees the topic, payload, attributes, id, publish time and attempt number
     assert response.status_code == 200
     got = json.loads(sink.read_text())
     assert got == {
@@ -62,12 +64,15 @@ def test_a_raw_push_body_becomes_the_same_bus_message(delivered: tuple[object, P
         "attributes": {"tenant_id": "7"},
         "id": "m-1",
         "time": "2026-11-23T10:00:00.123000+00:00",
+        "attempt": 3,
     }
 
 
 def test_push_and_eventarc_deliveries_decode_identically(delivered: tuple[object, Path]) -> None:
     client, sink = delivered
-    message = BusMessage(topic="segment-compute", data=b'{"kind": "scheduled"}', attributes={}, message_id="m-2")
+    message = BusMessage(
+        topic="segment-compute", data=b'{"kind": "scheduled"}', attributes={}, message_id="m-2", delivery_attempt=2
+    )
     headers, eventarc_body = to_cloudevent(message, "p", "sub")
     # WHEN the same message arrives once as Eventarc sends it and once as a raw push
     client.post("/", json=eventarc_body, headers=headers)  # type: ignore[attr-defined]
@@ -76,6 +81,15 @@ def test_push_and_eventarc_deliveries_decode_identically(delivered: tuple[object
     eventarc, push = (json.loads(line) for line in sink.read_text().splitlines())
     assert eventarc == push
     assert push["topic"] == "segment-compute"
+    assert push["attempt"] == 2
+
+
+def test_a_push_without_an_attempt_number_counts_as_the_first(delivered: tuple[object, Path]) -> None:
+    client, sink = delivered
+    # GIVEN a subscription without a dead-letter policy (Pub/Sub then omits deliveryAttempt)
+    body = {"message": {"data": "", "messageId": "m-3"}, "subscription": "projects/p/subscriptions/s"}
+    client.post("/projects/p/topics/events", json=body)  # type: ignore[attr-defined]
+    assert json.loads(sink.read_text())["attempt"] == 1
 
 
 def test_the_decoder_is_the_consumers(delivered: tuple[object, Path]) -> None:

@@ -194,6 +194,9 @@ def test_each_backend_gets_its_production_settings(config: tf.TerraformConfig) -
     assert "SEGOPS_USES = jsonencode(f.uses)" in env
     assert "local.backend_env[backend]" in env
     assert "for backend in f.uses" in env
+    # the consumer's idea of "last attempt" is the subscription's max delivery attempts
+    assert "SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5))" in env
+    assert "bus_max_attempts" in Settings.model_fields
 
 
 @pytest.mark.parametrize("manifest_path", [MANIFEST_PATH, FULL_MANIFEST], ids=["real", "full"])
