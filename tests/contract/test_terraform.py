@@ -118,6 +118,26 @@ def test_no_function_topic_or_schedule_exists_outside_the_manifest(config: tf.Te
     assert sorted(owned) == sorted(a for a in PER_MANIFEST_OBJECT if a.split(".")[0] in MANIFEST_OWNED_TYPES)
 
 
+def test_every_reference_resolves(config: tf.TerraformConfig) -> None:
+    # What `terraform validate` would catch first: references to undeclared locals, variables,
+    # resources or data sources (python-hcl2 only checks syntax).
+    data_sources = {
+        f"{t}.{n}" for d in config.files.values() for e in d.get("data", []) for t, ns in e.items() for n in ns
+    }
+    resources = {r.address for r in config.resources}
+    expressions = [s for d in config.files.values() for s in tf.strings(d) if "${" in s]
+    assert expressions
+    for text in expressions:
+        for name in re.findall(r"(?<![\w.])local\.([A-Za-z_][A-Za-z0-9_]*)", text):
+            assert name in config.locals, f"undefined local.{name} in {text}"
+        for name in re.findall(r"(?<![\w.])var\.([A-Za-z_][A-Za-z0-9_]*)", text):
+            assert name in config.variables, f"undeclared var.{name} in {text}"
+        for address in re.findall(r"(?<![\w.])data\.([a-z0-9_]+\.[A-Za-z0-9_]+)", text):
+            assert address in data_sources, f"undeclared data.{address} in {text}"
+        for address in re.findall(r"(?<![\w.])(google_[a-z0-9_]+\.[A-Za-z_][A-Za-z0-9_]*)", text):
+            assert address in resources, f"undeclared resource {address} in {text}"
+
+
 def test_the_url_map_routes_every_manifest_route(config: tf.TerraformConfig) -> None:
     url_map = config.resource("google_compute_url_map.public")
     matcher = url_map.block("path_matcher")
