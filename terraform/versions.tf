@@ -1,6 +1,9 @@
 terraform {
   required_version = ">= 1.6"
 
+  # State in a private GCS bucket: `terraform init -backend-config="bucket=..." -backend-config="prefix=..."`.
+  backend "gcs" {}
+
   required_providers {
     google = {
       source  = "hashicorp/google"
