@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segops.manifest import Backend
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGOPS_", extra="ignore")
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     log_level: str = "INFO"
+    # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
+    # function ships and connects to only what it declares. None (local stacks): all of them.
+    uses: list[Backend] | None = None
 
     @property
     def store_dir(self) -> Path:
