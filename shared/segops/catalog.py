@@ -15,6 +15,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.catalog:openapi_router",
         "segops.segments.api:router",
     ],
+    "sandbox": ["segops.sandbox.api:router"],
 }
 
 
