@@ -1,92 +1,29 @@
-"""Helpers for segment tests: events straight into the warehouse, segments and computes through HTTP."""
+"""Segment documents written straight to the control plane (what the segments API stores)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-from segops.localstack import LocalStack
-
-from tests.support.api import Account, Api
-
-EVENT_COLUMNS = (
-    "tenant_id",
-    "event_id",
-    "message_id",
-    "user_id",
-    "event_type",
-    "occurred_at",
-    "received_at",
-    "payload",
-)
+from segops.runtime import Runtime
+from segops.segments.models import Segment, segment_key
 
 
-def event_row(
-    tenant_id: int, user_id: str, event_type: str, occurred_at: datetime, payload: dict[str, Any] | None = None
-) -> tuple[Any, ...]:
-    return (
-        tenant_id,
-        str(uuid.uuid4()),
-        "",
-        user_id,
-        event_type,
-        occurred_at,
-        occurred_at,
-        orjson.dumps(payload or {}).decode(),
+def put_segment(
+    runtime: Runtime,
+    tenant_id: int,
+    segment_id: int,
+    definition: dict[str, Any] | None,
+    *,
+    version: int = 1,
+    active: bool = True,
+) -> Segment:
+    segment = Segment(
+        id=segment_id,
+        tenant=tenant_id,
+        name=f"segment {segment_id}",
+        definition=definition,
+        version=version,
+        active=active,
     )
-
-
-def insert_events(stack: LocalStack, rows: Iterable[Sequence[Any]]) -> None:
-    stack.runtime.warehouse.insert("events", EVENT_COLUMNS, list(rows))
-
-
-def page_views(stack: LocalStack, tenant_id: int, user_ids: Iterable[str], at: datetime | None = None) -> None:
-    """One `page_viewed` per user (at `at`, default one hour ago)."""
-    when = at or datetime.now(UTC) - timedelta(hours=1)
-    insert_events(stack, (event_row(tenant_id, u, "page_viewed", when, {"path": "/pricing"}) for u in user_ids))
-
-
-VISITED = {
-    "logic": "AND",
-    "conditions": [{"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}],
-}
-
-
-def defined_segment(api: Api, account: Account, definition: dict[str, Any], name: str = "Segment") -> int:
-    created = api.post(
-        "/api/segments/", {"name": name, "tenant": account.tenant_id, "segment_type": "rule"}, headers=account.bearer
-    )
-    assert created.status_code == 201, created.get_data(as_text=True)
-    segment_id = int(created.get_json()["id"])
-    patched = api.patch(f"/api/segments/{segment_id}/", {"definition": definition}, headers=account.bearer)
-    assert patched.status_code == 200, patched.get_data(as_text=True)
-    return segment_id
-
-
-def compute(api: Api, account: Account, segment_id: int) -> dict[str, Any]:
-    """Queue a compute over HTTP, deliver it, and return the finished compute status."""
-    queued = api.post(f"/api/segments/{segment_id}/compute/", headers=account.bearer)
-    assert queued.status_code == 202, queued.get_data(as_text=True)
-    api.stack.bus.drain()
-    status = api.get(f"/api/segments/{segment_id}/compute/", headers=account.bearer)
-    assert status.status_code == 200, status.get_data(as_text=True)
-    body = dict(status.get_json())
-    assert body["status"] == "succeeded", body
-    return body
-
-
-def key_with_role(api: Api, account: Account, role: str) -> dict[str, str]:
-    created = api.post("/api/keys/", {"name": role, "role": role}, headers=account.bearer)
-    assert created.status_code == 201, created.get_data(as_text=True)
-    return {"Authorization": f"ApiKey {created.get_json()['key']}"}
-
-
-def warehouse_rows(stack: LocalStack) -> dict[str, int]:
-    """Row count of every table in the stack's database (to prove a read-only path wrote nothing)."""
-    rows = stack.runtime.warehouse.query(
-        "SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AND total_rows IS NOT NULL"
-    ).rows
-    return {str(name): int(count) for name, count in rows}
+    runtime.documents.save(segment_key(tenant_id, segment_id), segment)
+    return segment

@@ -7,7 +7,7 @@ from segops.cache.memory import MemoryCache
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.segments import defined_segment, event_row, insert_events, key_with_role, warehouse_rows
+from tests.support.segment_api import defined_segment, event_row, insert_events, key_with_role, warehouse_rows
 
 PUBLISH = "/api/explorer/sandbox/publish/"
 NOW = datetime.now(UTC)

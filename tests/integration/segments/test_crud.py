@@ -7,7 +7,7 @@ from segops.localstack import LocalStack
 from segops.segments.service import active_cache_key, active_segment_ids
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.segments import key_with_role
+from tests.support.segment_api import key_with_role
 
 SEGMENT_FIELDS = {
     "id",

@@ -6,7 +6,7 @@ from segops.localstack import LocalStack
 
 from tests.integration.segments.test_crud import create
 from tests.support.api import Api, assert_error
-from tests.support.segments import VISITED, event_row, insert_events, key_with_role, warehouse_rows
+from tests.support.segment_api import VISITED, event_row, insert_events, key_with_role, warehouse_rows
 
 SPENDERS = {
     "logic": "AND",
