@@ -230,3 +230,15 @@ class WarehouseMembershipFeed:
 
     def members(self, tenant_id: int, segment_id: int) -> Iterator[str]:
         return iter_members(self.runtime, tenant_id, segment_id)
+
+
+def members_query(segment_id: int, snapshot: int) -> tuple[str, dict[str, object]]:
+    """`(sql, params)` selecting `user_id, computed_at` of every member at `snapshot`, by user_id,
+    for the warehouse to render itself (exports); run it through `TenantWarehouse`."""
+    sql = (
+        "SELECT user_id, argMax(computed_at, version) AS computed_at FROM segment_memberships "
+        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} "
+        f"AND version IN ({_COMMITTED}) "
+        "GROUP BY user_id HAVING argMax(entered, version) = 1 ORDER BY user_id"
+    )
+    return sql, {"segment_id": segment_id, "snapshot": snapshot}

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from segops.dsl import EventSource, compile_segments, parse_definition
+from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
 from segops.segments import models as m
-from segops.segments import service as segments
 from segops.warehouse import TenantWarehouse
 
 REAL = "real"
@@ -76,7 +76,7 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     received_at = now or datetime.now(UTC)
     occurred_at = event.occurred_at or received_at
     at = max(received_at, occurred_at)
-    active = segments.active_segments(runtime, tenant_id)
+    active = active_segments(runtime, tenant_id)
     defined = [s for s in active if s.definition is not None]
     members: dict[str, set[int]] = {REAL: set(), SIMULATED: set()}
     if defined:

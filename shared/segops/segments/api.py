@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from segops.auth.principal import Principal
 from segops.dsl import parse_definition
 from segops.http.routing import RequestContext, Result, Router
+from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
 from segops.segments.preview import MAX_SAMPLE, preview
@@ -87,6 +88,22 @@ class PreviewOut(BaseModel):
     matched_users: int
     sample_user_ids: list[str]
     sql: str = Field(description="The compiled query, with parameter placeholders instead of values.")
+
+
+class MembersQuery(Strict):
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    computed_at: datetime
+
+
+class MembersOut(BaseModel):
+    results: list[MemberOut]
+    next_cursor: str | None = Field(description="Opaque; pinned to the compute the first page read.")
+    count: int = Field(description="Members in that compute.")
 
 
 def actor(ctx: RequestContext) -> str | None:
@@ -188,3 +205,30 @@ def list_versions(ctx: RequestContext) -> VersionList:
     """Definition history, newest first."""
     versions = service.list_versions(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
     return VersionList(results=[VersionOut.model_validate(v.model_dump()) for v in versions])
+
+
+@router.get("/api/segments/<int:segment_id>/members/", role="viewer", query=MembersQuery, response=MembersOut)
+def list_members(ctx: RequestContext) -> MembersOut:
+    """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
+    landing mid-pagination neither repeats nor skips anyone."""
+    query: MembersQuery = ctx.query
+    segment_id = ctx.path_params["segment_id"]
+    service.get_segment(ctx.runtime, ctx.tenant_id, segment_id)
+    after: str | None = None
+    snapshot: int | None = None
+    if query.cursor:
+        position = service.decode_cursor(query.cursor, ("snapshot", "after"))
+        snapshot, after = position["snapshot"], position["after"]
+        if not isinstance(snapshot, int) or not isinstance(after, str):
+            raise service.invalid_cursor()
+    page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
+    cursor = (
+        service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
+        if page.next_after is not None
+        else None
+    )
+    return MembersOut(
+        results=[MemberOut(user_id=member.user_id, computed_at=member.computed_at) for member in page.members],
+        next_cursor=cursor,
+        count=membership.member_count(ctx.runtime, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
+    )

@@ -1,8 +1,8 @@
 """Segment documents: CRUD, immutable definition versions, active-segment index for lookups.
 
 Every write that can change which segments are active (create, patch, delete) drops the
-`segments:active:<tenant>` cache key *after* the store write, so the membership lookup
-never serves a deleted or deactivated segment from cache once the write has returned.
+`segments:active:<tenant>` cache key (`segops.membership.lookup`) *after* the store write, so the
+membership lookup never serves a deleted or deactivated segment once the write has returned.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from typing import Any
 import orjson
 
 from segops.errors import Conflict, NotFound, ValidationFailed
+from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
-
-ACTIVE_CACHE_TTL_SECONDS = 300.0
-
-
-def active_cache_key(tenant_id: int) -> str:
-    """The cache key the membership lookup filters by: a JSON list of active segment ids."""
-    return f"segments:active:{tenant_id}"
 
 
 def _now() -> datetime:
@@ -49,10 +43,14 @@ def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         value = None
     if not isinstance(value, dict) or any(k not in value for k in required):
-        raise ValidationFailed(
-            "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this endpoint"}]}
-        )
+        raise invalid_cursor()
     return value
+
+
+def invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this endpoint"}]}
+    )
 
 
 def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
@@ -86,7 +84,9 @@ def list_segments(
     active: bool | None = None,
 ) -> Page:
     """Segments by ascending id, filtered; the cursor is the last id returned."""
-    after = int(decode_cursor(cursor, ("after",))["after"]) if cursor else 0
+    after = decode_cursor(cursor, ("after",))["after"] if cursor else 0
+    if not isinstance(after, int):
+        raise invalid_cursor()
     items: list[m.Segment] = []
     for segment_id in _segment_ids(runtime, tenant_id):
         if segment_id <= after:
@@ -104,26 +104,9 @@ def list_segments(
     return Page(items, None)
 
 
-def active_segments(runtime: Runtime, tenant_id: int) -> list[m.Segment]:
-    """The tenant's active segments, by id (those without a definition yet match nobody)."""
-    return sorted(
-        (s for s in runtime.documents.list(m.segments_prefix(tenant_id), m.Segment) if s.active), key=lambda s: s.id
-    )
-
-
-def active_segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
-    """Ids of the tenant's active segments, through the cache key writes invalidate."""
-    key = active_cache_key(tenant_id)
-    cached = runtime.cache.get(key)
-    if cached is not None:
-        return [int(i) for i in orjson.loads(cached)]
-    ids = sorted(s.id for s in runtime.documents.list(m.segments_prefix(tenant_id), m.Segment) if s.active)
-    runtime.cache.set(key, orjson.dumps(ids), ACTIVE_CACHE_TTL_SECONDS)
-    return ids
-
-
 def _forget_active(runtime: Runtime, tenant_id: int) -> None:
-    runtime.cache.delete(active_cache_key(tenant_id))
+    """The membership lookup rebuilds its active-segment filter from the store on the next read."""
+    runtime.cache.delete(active_segments_key(tenant_id))
 
 
 def create_segment(

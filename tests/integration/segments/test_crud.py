@@ -4,7 +4,7 @@ from typing import Any
 
 import orjson
 from segops.localstack import LocalStack
-from segops.segments.service import active_cache_key, active_segment_ids
+from segops.membership.lookup import active_segment_ids, active_segments_key
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.segment_api import key_with_role
@@ -123,21 +123,21 @@ def test_writes_drop_the_active_segments_cache_key(stack: LocalStack) -> None:
     account = api.signup()
     runtime = stack.runtime
     first = create(api, account, name="a")
-    key = active_cache_key(account.tenant_id)
-    assert active_segment_ids(runtime, account.tenant_id) == [first["id"]]
+    key = active_segments_key(account.tenant_id)
+    assert active_segment_ids(runtime, account.tenant_id) == {first["id"]}
     assert orjson.loads(runtime.cache.get(key) or b"null") == [first["id"]]
     # WHEN a segment is created THEN the key is gone and the index includes it
     second = create(api, account, name="b")
     assert runtime.cache.get(key) is None
-    assert active_segment_ids(runtime, account.tenant_id) == [first["id"], second["id"]]
+    assert active_segment_ids(runtime, account.tenant_id) == {first["id"], second["id"]}
     # WHEN one is deactivated THEN the cached index drops it at once
     api.patch(f"/api/segments/{first['id']}/", {"active": False}, headers=account.bearer)
     assert runtime.cache.get(key) is None
-    assert active_segment_ids(runtime, account.tenant_id) == [second["id"]]
+    assert active_segment_ids(runtime, account.tenant_id) == {second["id"]}
     # WHEN the other is deleted THEN it disappears as well
     api.delete(f"/api/segments/{second['id']}/", headers=account.bearer)
     assert runtime.cache.get(key) is None
-    assert active_segment_ids(runtime, account.tenant_id) == []
+    assert active_segment_ids(runtime, account.tenant_id) == set()
 
 
 def test_viewer_reads_but_cannot_write(stack: LocalStack) -> None:
