@@ -14,6 +14,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.health:router",
         "segops.catalog:openapi_router",
         "segops.segments.api:router",
+        "segops.exports.api:router",
     ],
     "sandbox": ["segops.sandbox.api:router"],
 }
