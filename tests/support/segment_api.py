@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from segops.compute import engine
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
@@ -90,3 +91,22 @@ def warehouse_rows(stack: LocalStack) -> dict[str, int]:
         "SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AND total_rows IS NOT NULL"
     ).rows
     return {str(name): int(count) for name, count in rows}
+
+
+def computed_segment(
+    stack: LocalStack, api: Api, account: Account, users: list[str], now: datetime | None = None
+) -> int:
+    """A segment of exactly `users` (one page view each), computed in full at `now`."""
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    page_views(stack, account.tenant_id, users, now - timedelta(hours=1))
+    segment_id = defined_segment(api, account, VISITED)
+    [outcome] = engine.compute(stack.runtime, account.tenant_id, [engine.Request(segment_id, "full")], now)
+    assert outcome.status == "succeeded", outcome.error
+    return segment_id
+
+
+def members(api: Api, account: Account, segment_id: int) -> list[dict[str, Any]]:
+    """All members through the API (segments of at most 10,000)."""
+    body = api.get(f"/api/segments/{segment_id}/members/?limit=10000", headers=account.bearer).get_json()
+    assert body["next_cursor"] is None
+    return list(body["results"])

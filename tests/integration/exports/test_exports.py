@@ -3,34 +3,19 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.parquet as pq
-from segops.compute import engine
 from segops.exports import models as m
 from segops.exports.worker import run_export
 from segops.localstack import LocalStack
 from segops.messages import ExportRequested
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.segment_api import VISITED, defined_segment, key_with_role, page_views
+from tests.support.segment_api import VISITED, computed_segment, defined_segment, key_with_role, members
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def computed_segment(stack: LocalStack, api: Api, account: Account, users: list[str]) -> int:
-    page_views(stack, account.tenant_id, users, NOW - timedelta(hours=1))
-    segment_id = defined_segment(api, account, VISITED)
-    [outcome] = engine.compute(stack.runtime, account.tenant_id, [engine.Request(segment_id, "full")], NOW)
-    assert outcome.status == "succeeded", outcome.error
-    return segment_id
-
-
-def members(api: Api, account: Account, segment_id: int) -> list[dict[str, Any]]:
-    body = api.get(f"/api/segments/{segment_id}/members/?limit=10000", headers=account.bearer).get_json()
-    assert body["next_cursor"] is None
-    return list(body["results"])
 
 
 def export(api: Api, account: Account, segment_id: int, fmt: str) -> tuple[dict[str, Any], bytes]:
@@ -52,7 +37,7 @@ def test_csv_and_parquet_read_back_equal_the_members_list(stack: LocalStack) -> 
     # GIVEN a computed segment of 1,234 members
     api = Api(stack)
     account = api.signup()
-    segment_id = computed_segment(stack, api, account, [f"user-{i:04d}" for i in range(1_234)])
+    segment_id = computed_segment(stack, api, account, [f"user-{i:04d}" for i in range(1_234)], NOW)
     expected = members(api, account, segment_id)
     assert len(expected) == 1_234
     # WHEN exported as CSV
