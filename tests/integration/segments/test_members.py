@@ -5,6 +5,7 @@ from typing import Any
 
 from segops.compute import engine
 from segops.localstack import LocalStack
+from segops.membership import lookup
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.segment_api import VISITED, defined_segment, event_row, insert_events, key_with_role, page_views
@@ -124,3 +125,26 @@ def test_members_roles_isolation_and_bad_cursor(stack: LocalStack) -> None:
     assert_error(api.get("/api/segments/999999/members/", headers=owner.bearer), 404)
     bad = api.get(path, headers=owner.bearer, query_string={"cursor": "not-a-cursor"})
     assert assert_error(bad, 400)["details"]["errors"][0]["pointer"] == "/query/cursor"
+
+
+def test_deleted_or_deactivated_segments_leave_membership_lookups_at_once(stack: LocalStack) -> None:
+    # GIVEN a user who is a member of two computed segments, with the lookup already cached
+    api = Api(stack)
+    account = api.signup()
+    tenant = account.tenant_id
+    page_views(stack, tenant, ["user-123"], NOW - timedelta(hours=1))
+    first = defined_segment(api, account, VISITED, "first")
+    second = defined_segment(api, account, VISITED, "second")
+    compute_now(stack, tenant, first, NOW)
+    compute_now(stack, tenant, second, NOW)
+    assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([first, second], False)
+    assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([first, second], True)
+    # WHEN one is deactivated and the other deleted through the API
+    api.patch(f"/api/segments/{first}/", {"active": False}, headers=account.bearer)
+    assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([second], True)
+    api.delete(f"/api/segments/{second}/", headers=account.bearer)
+    # THEN the very next lookup, still served from the per-user cache entry, shows neither
+    assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([], True)
+    # AND reactivating brings the first back without a recompute
+    api.patch(f"/api/segments/{first}/", {"active": True}, headers=account.bearer)
+    assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([first], True)
