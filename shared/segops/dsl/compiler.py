@@ -240,12 +240,16 @@ def compile_segment(definition: SegmentDefinition, source: EventSource | None = 
 
 
 def compile_segments(
-    definitions: Sequence[tuple[int, SegmentDefinition]], source: EventSource | None = None
+    definitions: Sequence[tuple[int, SegmentDefinition]],
+    source: EventSource | None = None,
+    *,
+    members_only: bool = True,
 ) -> CompiledQuery:
     """Many segments in one pass: `user_id` plus one boolean column per segment (see `.columns`).
 
     Equal aggregates of different segments are computed once. Only users in at least one segment
-    are returned.
+    are returned, unless `members_only=False` (every user of the source, e.g. the sandbox's two
+    labelled histories; it also spares ClickHouse analysing the segment expressions a second time).
     """
     if not definitions:
         raise ValueError("compile_segments needs at least one segment")
@@ -259,6 +263,7 @@ def compile_segments(
             raise ValueError(f"segment {segment_id} listed twice")
         columns[segment_id] = segment_column(segment_id)
         selected.append(f",\n  {compiler.node(definition)} AS {quote_identifier(columns[segment_id])}")
-    any_member = " OR ".join(quote_identifier(column) for column in columns.values())
-    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)\nWHERE {any_member}"
+    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)"
+    if members_only:
+        sql += "\nWHERE " + " OR ".join(quote_identifier(column) for column in columns.values())
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns)

@@ -83,6 +83,7 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
         query = compile_segments(
             [(s.id, parse_definition(s.definition)) for s in defined],
             both_histories(event, occurred_at, received_at),
+            members_only=False,
         )
         result = TenantWarehouse(runtime.warehouse, tenant_id).query(query.sql, query.bind(at))
         for row in result.dicts():
