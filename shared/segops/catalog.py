@@ -13,7 +13,9 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.tenancy.api:router",
         "segops.health:router",
         "segops.catalog:openapi_router",
+        "segops.compute.api:router",
     ],
+    "membership": ["segops.membership.api:router"],
 }
 
 
