@@ -15,8 +15,10 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.catalog:openapi_router",
         "segops.segments.api:router",
         "segops.exports.api:router",
+        "segops.compute.api:router",
     ],
     "sandbox": ["segops.sandbox.api:router"],
+    "membership": ["segops.membership.api:router"],
 }
 
 
