@@ -16,9 +16,14 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.segments.api:router",
         "segops.exports.api:router",
         "segops.compute.api:router",
+        "segops.ingestion.api:stats_router",
+        "segops.shopify.integration:router",
     ],
     "sandbox": ["segops.sandbox.api:router"],
     "membership": ["segops.membership.api:router"],
+    "track": ["segops.ingestion.api:track_router"],
+    "track_batch": ["segops.ingestion.api:batch_router"],
+    "shopify_webhook": ["segops.shopify.webhook:router"],
 }
 
 
