@@ -208,7 +208,7 @@ def list_versions(ctx: RequestContext) -> VersionList:
 
 
 @router.get("/api/segments/<int:segment_id>/members/", role="viewer", query=MembersQuery, response=MembersOut)
-def list_members(ctx: RequestContext) -> MembersOut:
+def list_segment_members(ctx: RequestContext) -> MembersOut:
     """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
     landing mid-pagination neither repeats nor skips anyone."""
     query: MembersQuery = ctx.query
