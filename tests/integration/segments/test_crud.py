@@ -178,5 +178,8 @@ def test_other_tenants_segments_are_404(stack: LocalStack) -> None:
     # AND naming bob's tenant explicitly does not help
     assert_error(api.get(f"{path}?tenant={bob.tenant_id}", headers=alice.bearer), 404)
     assert_error(api.get(path, headers={**alice.key, "X-SegOps-Tenant": str(bob.tenant_id)}), 404)
+    assert_error(api.post("/api/segments/", {"name": "sneaky", "tenant": bob.tenant_id}, headers=alice.bearer), 404)
+    assert_error(api.post("/api/segments/", {"name": "sneaky", "tenant": bob.tenant_slug}, headers=alice.key), 404)
     # AND bob's segment is untouched
     assert api.get(path, headers=bob.bearer).get_json()["name"] == "bob's"
+    assert [s["name"] for s in api.get("/api/segments/", headers=bob.bearer).get_json()["results"]] == ["bob's"]
