@@ -205,3 +205,22 @@ def test_computes_of_one_tenant_never_overlap(stack: LocalStack) -> None:
     stack.publish_schedules()
     stack.bus.drain()
     assert _commits(stack, tenant) == 1
+
+
+def test_quickstart_track_compute_check_then_enter_without_manual_compute(stack: LocalStack) -> None:
+    # GIVEN the quickstart: a tracked page view, a segment "Pricing Page Visitors", a compute
+    api = Api(stack)
+    account = api.signup()
+    track = {"user_id": "user-123", "event_type": "page_viewed", "payload": {"path": "/pricing"}}
+    assert api.post("/api/ingestion/track/", track, headers=account.key).status_code == 202
+    stack.bus.drain()
+    put_segment(stack.runtime, account.tenant_id, 42, VIEWED)
+    assert api.post("/api/segments/42/compute/", headers=account.bearer).get_json() == {"status": "queued"}
+    stack.bus.drain()
+    assert lookup(api, account, "user-123") == {"user_id": "user-123", "segment_ids": [42], "cached": False}
+    assert lookup(api, account, "user-456")["segment_ids"] == []
+    # WHEN another user views the page (track → event writer → users-changed notice → delta)
+    assert api.post("/api/ingestion/track/", {**track, "user_id": "user-456"}, headers=account.key).status_code == 202
+    stack.bus.drain()
+    # THEN they entered without anyone requesting a compute, and the stale cache entry is gone
+    assert lookup(api, account, "user-456") == {"user_id": "user-456", "segment_ids": [42], "cached": False}
