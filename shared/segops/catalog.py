@@ -15,10 +15,15 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.catalog:openapi_router",
         "segops.ingestion.api:stats_router",
         "segops.shopify.integration:router",
+        "segops.compute.api:router",
+        "segops.segments.api:router",
+        "segops.exports.api:router",
     ],
     "track": ["segops.ingestion.api:track_router"],
     "track_batch": ["segops.ingestion.api:batch_router"],
     "shopify_webhook": ["segops.shopify.webhook:router"],
+    "membership": ["segops.membership.api:router"],
+    "sandbox": ["segops.sandbox.api:router"],
 }
 
 

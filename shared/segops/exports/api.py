@@ -1,0 +1,88 @@
+"""HTTP routes for member exports (the `api` function); the work is done by `export_worker`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from flask import Response, stream_with_context
+from pydantic import BaseModel, ConfigDict, Field
+
+from segops.exports import models as m
+from segops.exports import service
+from segops.http.routing import RequestContext, Result, Router
+from segops.segments.api import actor
+
+router = Router(tags=["exports"])
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: m.ExportFormat = "csv"
+
+
+class ExportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    export_id: int = Field(ge=1)
+
+
+class ExportOut(BaseModel):
+    id: int
+    export_id: int
+    segment_id: int
+    format: m.ExportFormat
+    status: m.ExportStatus
+    row_count: int | None
+    size_bytes: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    download_url: str | None = Field(description="Present once the export succeeded.")
+
+
+def export_out(export: m.Export) -> ExportOut:
+    url = f"/api/segments/exports/{export.id}/download/" if export.status == "succeeded" else None
+    fields = export.model_dump(exclude={"tenant", "object_key", "created_by"})
+    return ExportOut(**fields, export_id=export.id, download_url=url)
+
+
+@router.post("/api/segments/<int:segment_id>/export/", role="member", body=ExportCreate, response=ExportOut, status=202)
+def start_export(ctx: RequestContext) -> Result:
+    """Queue an export of the segment's members (`csv` or `parquet`); poll with `?export_id=`."""
+    body: ExportCreate = ctx.body
+    export = service.request_export(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], body.format, actor(ctx))
+    return Result(export_out(export), status=202)
+
+
+@router.get("/api/segments/<int:segment_id>/export/", role="member", query=ExportQuery, response=ExportOut)
+def poll_export(ctx: RequestContext) -> ExportOut:
+    """Status, format, row count and timestamps of one export of this segment."""
+    query: ExportQuery = ctx.query
+    return export_out(service.get_export(ctx.runtime, ctx.tenant_id, query.export_id, ctx.path_params["segment_id"]))
+
+
+@router.get("/api/segments/exports/<int:export_id>/download/", role="member")
+def download_export(ctx: RequestContext) -> Response:
+    """302 to a short-lived signed URL (GCS), or the file streamed (local object store)."""
+    export = service.finished_export(ctx.runtime, ctx.tenant_id, ctx.path_params["export_id"])
+    assert export.object_key is not None
+    objects = ctx.runtime.objects
+    url = objects.signed_url(export.object_key, service.SIGNED_URL_LIFETIME)
+    if url is not None:
+        return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    source = objects.open(export.object_key)
+
+    def chunks() -> Iterator[bytes]:
+        with source:
+            while chunk := source.read(1 << 20):
+                yield chunk
+
+    filename = export.object_key.rsplit("/", 1)[-1]
+    return Response(
+        stream_with_context(chunks()),
+        mimetype=m.CONTENT_TYPE[export.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,42 @@
+"""Export jobs. Key layout: `tenants/<t>/exports/<id>` (`Export`); files under `exports/<t>/<id>/`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ExportFormat = Literal["csv", "parquet"]
+ExportStatus = Literal["queued", "running", "succeeded", "failed"]
+
+CLICKHOUSE_FORMAT: dict[ExportFormat, str] = {"csv": "CSVWithNames", "parquet": "Parquet"}
+CONTENT_TYPE: dict[ExportFormat, str] = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Export(BaseModel):
+    id: int
+    tenant: int
+    segment_id: int
+    format: ExportFormat
+    status: ExportStatus = "queued"
+    row_count: int | None = None
+    size_bytes: int | None = None
+    object_key: str | None = None
+    error: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_by: str | None = None
+
+
+def export_key(tenant_id: int, export_id: int) -> str:
+    return f"tenants/{tenant_id}/exports/{export_id}"
+
+
+def object_key(tenant_id: int, export_id: int, segment_id: int, fmt: ExportFormat) -> str:
+    return f"exports/{tenant_id}/{export_id}/segment-{segment_id}.{fmt}"

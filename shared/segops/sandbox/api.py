@@ -1,0 +1,85 @@
+"""`POST /api/explorer/sandbox/publish/` (the `sandbox` function): what-if, nothing written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from segops.http.routing import RequestContext, Router
+from segops.sandbox import service
+
+router = Router(tags=["sandbox"])
+
+MAX_PAYLOAD_BYTES = 32 * 1024
+MAX_FUTURE = timedelta(hours=24)
+
+
+class SandboxEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=256, description="An existing or hypothetical user id.")
+    event_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,127}$")
+    occurred_at: datetime | None = Field(default=None, description="Defaults to now; naive means UTC.")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    tenant: int | str | None = None
+
+    @field_validator("user_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("user_id must not contain control characters")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_far_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value > datetime.now(UTC) + MAX_FUTURE:
+            raise ValueError("occurred_at is more than 24 h in the future")
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(orjson.dumps(value)) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
+        return value
+
+
+class SegmentRef(BaseModel):
+    id: int
+    name: str
+
+
+class SandboxResult(BaseModel):
+    published: bool
+    entered: list[SegmentRef]
+    exited: list[SegmentRef]
+    unchanged_count: int
+
+
+@router.post("/api/explorer/sandbox/publish/", role="member", body=SandboxEvent, response=SandboxResult)
+def publish(ctx: RequestContext) -> SandboxResult:
+    """Which active segments the user would enter or exit if this event happened; nothing is stored."""
+    body: SandboxEvent = ctx.body
+    delta = service.simulate(
+        ctx.runtime,
+        ctx.tenant_id,
+        service.SimulatedEvent(
+            user_id=body.user_id,
+            event_type=body.event_type,
+            occurred_at=body.occurred_at,
+            payload=body.payload,
+        ),
+    )
+    return SandboxResult(
+        published=True,
+        entered=[SegmentRef(id=s.id, name=s.name) for s in delta.entered],
+        exited=[SegmentRef(id=s.id, name=s.name) for s in delta.exited],
+        unchanged_count=delta.unchanged_count,
+    )

@@ -1,0 +1,234 @@
+"""HTTP routes for segments (the `api` function): CRUD, versions, preview, members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from segops.auth.principal import Principal
+from segops.dsl import parse_definition
+from segops.http.routing import RequestContext, Result, Router
+from segops.membership import store as membership
+from segops.segments import models as m
+from segops.segments import service
+from segops.segments.preview import MAX_SAMPLE, preview
+from segops.tenancy.models import User, user_key
+
+router = Router(tags=["segments"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SegmentOut(BaseModel):
+    id: int
+    tenant: int
+    name: str
+    description: str
+    segment_type: m.SegmentType
+    definition: dict[str, Any] | None
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_computed_at: datetime | None
+    member_count: int | None
+    compute_status: m.ComputeStatus | None
+
+
+class SegmentList(BaseModel):
+    results: list[SegmentOut]
+    next_cursor: str | None
+
+
+class SegmentListQuery(Strict):
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=512)
+    segment_type: m.SegmentType | None = Field(default=None, validation_alias=AliasChoices("segment_type", "type"))
+    active: bool | None = None
+
+
+class SegmentCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    tenant: int | str | None = Field(default=None, description="Tenant id or slug (also query or X-SegOps-Tenant).")
+    segment_type: m.SegmentType = "rule"
+    description: str = Field(default="", max_length=2000)
+    active: bool = True
+    definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
+
+
+class SegmentPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    active: bool | None = None
+    definition: dict[str, Any] | None = None
+
+
+class VersionOut(BaseModel):
+    version: int
+    definition: dict[str, Any]
+    created_at: datetime
+    created_by: str | None
+
+
+class VersionList(BaseModel):
+    results: list[VersionOut]
+
+
+class PreviewRequest(Strict):
+    definition: dict[str, Any]
+    limit: int = Field(default=10, ge=0, le=MAX_SAMPLE)
+    tenant: int | str | None = None
+
+
+class PreviewOut(BaseModel):
+    matched_users: int
+    sample_user_ids: list[str]
+    sql: str = Field(description="The compiled query, with parameter placeholders instead of values.")
+
+
+class MembersQuery(Strict):
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = Field(default=None, max_length=2048)
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    computed_at: datetime
+
+
+class MembersOut(BaseModel):
+    results: list[MemberOut]
+    next_cursor: str | None = Field(description="Opaque; pinned to the compute the first page read.")
+    count: int = Field(description="Members in that compute.")
+
+
+def actor(ctx: RequestContext) -> str | None:
+    """Who made a change, as shown in version history: the user's email or `api_key:<id>`."""
+    principal = ctx.principal
+    assert isinstance(principal, Principal)
+    if principal.kind == "api_key":
+        return f"api_key:{principal.key_id}"
+    user = ctx.runtime.documents.load(user_key(principal.user_id), User) if principal.user_id else None
+    return user.email if user else None
+
+
+def segment_out(ctx: RequestContext, segment: m.Segment) -> SegmentOut:
+    state = service.compute_state(ctx.runtime, ctx.tenant_id, segment.id)
+    return SegmentOut(
+        **segment.model_dump(exclude={"created_by"}),
+        last_computed_at=state.last_computed_at if state else None,
+        member_count=state.member_count if state else None,
+        compute_status=state.status if state else None,
+    )
+
+
+def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
+    """The definition exactly as written, once the DSL accepts it; invalid → 400 pointing under `/definition`."""
+    parse_definition(raw, ("definition",))
+    return raw
+
+
+@router.post("/api/segments/preview/", role="member", body=PreviewRequest, response=PreviewOut)
+def preview_definition(ctx: RequestContext) -> PreviewOut:
+    """Match count, a sample of member ids and the compiled SQL of an unsaved definition; writes nothing."""
+    body: PreviewRequest = ctx.body
+    found = preview(ctx.runtime, ctx.tenant_id, parse_definition(body.definition, ("definition",)), body.limit)
+    return PreviewOut(matched_users=found.matched_users, sample_user_ids=found.sample_user_ids, sql=found.sql)
+
+
+@router.get("/api/segments/", role="viewer", query=SegmentListQuery, response=SegmentList)
+def list_segments(ctx: RequestContext) -> SegmentList:
+    """Segments of the tenant by id, filterable by `type`/`segment_type` and `active`; opaque cursor."""
+    query: SegmentListQuery = ctx.query
+    page = service.list_segments(
+        ctx.runtime,
+        ctx.tenant_id,
+        limit=query.limit,
+        cursor=query.cursor,
+        segment_type=query.segment_type,
+        active=query.active,
+    )
+    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/api/segments/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
+def create_segment(ctx: RequestContext) -> Result:
+    """Create a segment; the definition is normally set afterwards by PATCH."""
+    body: SegmentCreate = ctx.body
+    definition = validated_definition(body.definition) if body.definition is not None else None
+    segment = service.create_segment(
+        ctx.runtime,
+        ctx.tenant_id,
+        name=body.name,
+        segment_type=body.segment_type,
+        description=body.description,
+        active=body.active,
+        created_by=actor(ctx),
+    )
+    if definition is not None:
+        segment = service.update_segment(
+            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, actor=actor(ctx)
+        )
+    return Result(segment_out(ctx, segment), status=201)
+
+
+@router.get("/api/segments/<int:segment_id>/", role="viewer", response=SegmentOut)
+def get_segment(ctx: RequestContext) -> SegmentOut:
+    """One segment with its latest compute's status and member count."""
+    return segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"]))
+
+
+@router.patch("/api/segments/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
+def patch_segment(ctx: RequestContext) -> SegmentOut:
+    """Change name, description, active or definition; a new definition becomes a new version."""
+    body: SegmentPatch = ctx.body
+    definition = validated_definition(body.definition) if body.definition is not None else None
+    changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
+    segment = service.update_segment(
+        ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], changes, definition=definition, actor=actor(ctx)
+    )
+    return segment_out(ctx, segment)
+
+
+@router.delete("/api/segments/<int:segment_id>/", role="member", status=204)
+def delete_segment(ctx: RequestContext) -> None:
+    """Delete a segment; membership lookups stop returning it immediately."""
+    service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
+
+
+@router.get("/api/segments/<int:segment_id>/versions/", role="viewer", response=VersionList)
+def list_versions(ctx: RequestContext) -> VersionList:
+    """Definition history, newest first."""
+    versions = service.list_versions(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
+    return VersionList(results=[VersionOut.model_validate(v.model_dump()) for v in versions])
+
+
+@router.get("/api/segments/<int:segment_id>/members/", role="viewer", query=MembersQuery, response=MembersOut)
+def list_segment_members(ctx: RequestContext) -> MembersOut:
+    """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
+    landing mid-pagination neither repeats nor skips anyone."""
+    query: MembersQuery = ctx.query
+    segment_id = ctx.path_params["segment_id"]
+    service.get_segment(ctx.runtime, ctx.tenant_id, segment_id)
+    after: str | None = None
+    snapshot: int | None = None
+    if query.cursor:
+        position = service.decode_cursor(query.cursor, ("snapshot", "after"))
+        snapshot, after = position["snapshot"], position["after"]
+        if not isinstance(snapshot, int) or not isinstance(after, str):
+            raise service.invalid_cursor()
+    page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
+    cursor = (
+        service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
+        if page.next_after is not None
+        else None
+    )
+    return MembersOut(
+        results=[MemberOut(user_id=member.user_id, computed_at=member.computed_at) for member in page.members],
+        next_cursor=cursor,
+        count=membership.member_count(ctx.runtime, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
+    )

@@ -1,0 +1,207 @@
+"""Segment documents: CRUD, immutable definition versions, active-segment index for lookups.
+
+Every write that can change which segments are active (create, patch, delete) drops the
+`segments:active:<tenant>` cache key (`segops.membership.lookup`) *after* the store write, so the
+membership lookup never serves a deleted or deactivated segment once the write has returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from segops.errors import Conflict, NotFound, ValidationFailed
+from segops.membership.lookup import active_segments_key
+from segops.runtime import Runtime
+from segops.segments import models as m
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[m.Segment]
+    next_cursor: str | None
+
+
+def encode_cursor(value: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """An opaque cursor back into its fields; anything malformed is a 400 on `/query/cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        value = None
+    if not isinstance(value, dict) or any(k not in value for k in required):
+        raise invalid_cursor()
+    return value
+
+
+def invalid_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this endpoint"}]}
+    )
+
+
+def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
+    prefix = m.segments_prefix(tenant_id)
+    ids = []
+    for key in runtime.store.list(prefix):
+        tail = key[len(prefix) :]
+        if tail.isdigit():
+            ids.append(int(tail))
+    return sorted(ids)
+
+
+def get_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> m.Segment:
+    found = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+    if found is None:
+        raise NotFound("segment not found", {"id": segment_id})
+    return found
+
+
+def compute_state(runtime: Runtime, tenant_id: int, segment_id: int) -> m.ComputeState | None:
+    return runtime.documents.load(m.compute_state_key(tenant_id, segment_id), m.ComputeState)
+
+
+def list_segments(
+    runtime: Runtime,
+    tenant_id: int,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    segment_type: m.SegmentType | None = None,
+    active: bool | None = None,
+) -> Page:
+    """Segments by ascending id, filtered; the cursor is the last id returned."""
+    after = decode_cursor(cursor, ("after",))["after"] if cursor else 0
+    if not isinstance(after, int):
+        raise invalid_cursor()
+    items: list[m.Segment] = []
+    for segment_id in _segment_ids(runtime, tenant_id):
+        if segment_id <= after:
+            continue
+        segment = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+        if segment is None:
+            continue
+        if segment_type is not None and segment.segment_type != segment_type:
+            continue
+        if active is not None and segment.active != active:
+            continue
+        if len(items) == limit:
+            return Page(items, encode_cursor({"after": items[-1].id}))
+        items.append(segment)
+    return Page(items, None)
+
+
+def _forget_active(runtime: Runtime, tenant_id: int) -> None:
+    """The membership lookup rebuilds its active-segment filter from the store on the next read."""
+    runtime.cache.delete(active_segments_key(tenant_id))
+
+
+def create_segment(
+    runtime: Runtime,
+    tenant_id: int,
+    *,
+    name: str,
+    segment_type: m.SegmentType,
+    description: str,
+    active: bool,
+    created_by: str | None,
+) -> m.Segment:
+    segment = m.Segment(
+        id=runtime.documents.next_id("segments"),
+        tenant=tenant_id,
+        name=name,
+        description=description,
+        segment_type=segment_type,
+        active=active,
+        created_by=created_by,
+    )
+    runtime.documents.create(m.segment_key(tenant_id, segment.id), segment)
+    _forget_active(runtime, tenant_id)
+    return segment
+
+
+def update_segment(
+    runtime: Runtime,
+    tenant_id: int,
+    segment_id: int,
+    changes: dict[str, Any],
+    *,
+    definition: dict[str, Any] | None = None,
+    actor: str | None,
+) -> m.Segment:
+    """Apply plain field `changes`; a `definition` that differs from the current one becomes a new version.
+
+    The version document is created first (create-only, so two writers can never share a
+    number); the segment then points at it with a CAS update that never moves backwards.
+    """
+    current = get_segment(runtime, tenant_id, segment_id)
+    version: m.SegmentVersion | None = None
+    if definition is not None and definition != current.definition:
+        version = _new_version(runtime, tenant_id, segment_id, definition, actor)
+
+    def change(segment: m.Segment) -> m.Segment:
+        update = {**changes, "updated_at": _now()}
+        if version is not None and version.version > segment.version:
+            update["definition"] = version.definition
+            update["version"] = version.version
+        return segment.model_copy(update=update)
+
+    updated = runtime.documents.update(m.segment_key(tenant_id, segment_id), m.Segment, change)
+    if updated is None:
+        raise NotFound("segment not found", {"id": segment_id})
+    _forget_active(runtime, tenant_id)
+    return updated
+
+
+def _new_version(
+    runtime: Runtime, tenant_id: int, segment_id: int, definition: dict[str, Any], actor: str | None
+) -> m.SegmentVersion:
+    for _ in range(50):
+        latest = get_segment(runtime, tenant_id, segment_id).version
+        taken = _version_numbers(runtime, tenant_id, segment_id)
+        number = max([latest, *taken]) + 1
+        version = m.SegmentVersion(segment_id=segment_id, version=number, definition=definition, created_by=actor)
+        try:
+            runtime.documents.create(m.version_key(tenant_id, segment_id, number), version)
+        except Conflict:
+            continue
+        return version
+    raise Conflict("too many concurrent definition changes", {"id": segment_id})
+
+
+def _version_numbers(runtime: Runtime, tenant_id: int, segment_id: int) -> list[int]:
+    prefix = m.versions_prefix(tenant_id, segment_id)
+    return [int(k[len(prefix) :]) for k in runtime.store.list(prefix) if k[len(prefix) :].isdigit()]
+
+
+def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.SegmentVersion]:
+    """Every definition the segment has had, newest first."""
+    get_segment(runtime, tenant_id, segment_id)
+    versions = []
+    for number in sorted(_version_numbers(runtime, tenant_id, segment_id), reverse=True):
+        found = runtime.documents.load(m.version_key(tenant_id, segment_id, number), m.SegmentVersion)
+        if found is not None:
+            versions.append(found)
+    return versions
+
+
+def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
+    """Remove the segment and its versions; lookups stop returning it at once."""
+    get_segment(runtime, tenant_id, segment_id)
+    runtime.documents.delete(m.segment_key(tenant_id, segment_id))
+    _forget_active(runtime, tenant_id)
+    for number in _version_numbers(runtime, tenant_id, segment_id):
+        runtime.documents.delete(m.version_key(tenant_id, segment_id, number))

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from segops.cache.memory import MemoryCache
+from segops.localstack import LocalStack
+
+from tests.support.api import Account, Api, assert_error
+from tests.support.segment_api import defined_segment, event_row, insert_events, key_with_role, warehouse_rows
+
+PUBLISH = "/api/explorer/sandbox/publish/"
+NOW = datetime.now(UTC)
+
+
+def group(*conditions: dict[str, Any], logic: str = "AND") -> dict[str, Any]:
+    return {"logic": logic, "conditions": list(conditions)}
+
+
+ORDERS_2 = group({"type": "event_count", "event_type": "order_placed", "operator": "gte", "value": 2})
+SPENT_500 = group(
+    {
+        "type": "monetary",
+        "event_type": "order_placed",
+        "property": "total",
+        "metric": "sum",
+        "operator": "gte",
+        "value": 500,
+    }
+)
+LAPSED_30 = group({"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30})
+RECENT_7 = group({"type": "recency", "event_type": "page_viewed", "operator": "lt", "window_days": 7})
+PRO = group({"type": "user_property", "property": "plan", "operator": "eq", "value": "pro"})
+STARTER = group({"type": "user_property", "property": "plan", "operator": "eq", "value": "starter"})
+
+
+def publish(api: Api, account: Account, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post(PUBLISH, body, headers=account.bearer)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+def names(refs: list[dict[str, Any]]) -> set[str]:
+    return {r["name"] for r in refs}
+
+
+def cache_snapshot(stack: LocalStack) -> dict[str, tuple[float, bytes]]:
+    cache = stack.runtime.cache
+    assert isinstance(cache, MemoryCache)
+    return dict(cache._data)
+
+
+def seeded(stack: LocalStack) -> tuple[Api, Account, dict[str, int]]:
+    """GIVEN user `u1`: one $300 order, a page view 40 days ago, plan `starter`; one segment per condition."""
+    api = Api(stack)
+    account = api.signup()
+    tenant = account.tenant_id
+    insert_events(
+        stack,
+        [
+            event_row(tenant, "u1", "order_placed", NOW - timedelta(days=3), {"total": 300}),
+            event_row(tenant, "u1", "page_viewed", NOW - timedelta(days=40), {"path": "/"}),
+            event_row(tenant, "u1", "context_identified", NOW - timedelta(days=50), {"plan": "starter"}),
+        ],
+    )
+    ids = {
+        name: defined_segment(api, account, definition, name)
+        for name, definition in {
+            "orders_2": ORDERS_2,
+            "spent_500": SPENT_500,
+            "lapsed_30": LAPSED_30,
+            "recent_7": RECENT_7,
+            "pro": PRO,
+            "starter": STARTER,
+        }.items()
+    }
+    return api, account, ids
+
+
+def test_event_count_and_monetary_enter(stack: LocalStack) -> None:
+    api, account, ids = seeded(stack)
+    # WHEN u1 would place a $250 order (the reference example's shape)
+    result = publish(
+        api, account, {"user_id": "u1", "event_type": "order_placed", "payload": {"total": 250, "currency": "USD"}}
+    )
+    # THEN they enter the two-orders and $500 segments; nothing else moves
+    assert set(result) == {"published", "entered", "exited", "unchanged_count"}
+    assert result["published"] is True
+    assert names(result["entered"]) == {"orders_2", "spent_500"}
+    assert {r["id"] for r in result["entered"]} == {ids["orders_2"], ids["spent_500"]}
+    assert result["exited"] == [] and result["unchanged_count"] == 4
+
+
+def test_non_numeric_total_is_ignored_by_monetary(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    result = publish(api, account, {"user_id": "u1", "event_type": "order_placed", "payload": {"total": "250"}})
+    assert names(result["entered"]) == {"orders_2"}
+
+
+def test_recency_exits_and_enters(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    # WHEN u1 would view a page now (occurred_at defaults to now)
+    result = publish(api, account, {"user_id": "u1", "event_type": "page_viewed"})
+    # THEN they leave "not seen in 30 days" and join "seen in the last 7 days"
+    assert names(result["exited"]) == {"lapsed_30"}
+    assert names(result["entered"]) == {"recent_7"}
+    assert result["unchanged_count"] == 4
+
+
+def test_recency_honours_occurred_at(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    # WHEN the simulated view happened 10 days ago THEN u1 is no longer lapsed but not recent either
+    at = (NOW - timedelta(days=10)).isoformat().replace("+00:00", "Z")
+    result = publish(api, account, {"user_id": "u1", "event_type": "page_viewed", "occurred_at": at})
+    assert names(result["exited"]) == {"lapsed_30"} and result["entered"] == []
+
+
+def test_context_identified_applies_as_user_properties(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    result = publish(api, account, {"user_id": "u1", "event_type": "context_identified", "payload": {"plan": "pro"}})
+    assert names(result["entered"]) == {"pro"}
+    assert names(result["exited"]) == {"starter"}
+
+
+def test_user_without_history_starts_empty(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    # WHEN a brand-new user would place one order
+    result = publish(api, account, {"user_id": "nobody-yet", "event_type": "order_placed", "payload": {"total": 10}})
+    # THEN from an empty start they enter only what one order satisfies: "never viewed a page" counts as lapsed
+    assert names(result["entered"]) == {"lapsed_30"}
+    assert result["exited"] == [] and result["unchanged_count"] == 5
+
+
+def test_nothing_is_written_anywhere(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    rows, published, cached = warehouse_rows(stack), stack.bus.published_count, cache_snapshot(stack)
+    pending = stack.bus.pending()
+    for body in (
+        {"user_id": "u1", "event_type": "order_placed", "payload": {"total": 900}},
+        {"user_id": "u1", "event_type": "context_identified", "payload": {"plan": "pro"}},
+        {"user_id": "new-user", "event_type": "page_viewed"},
+    ):
+        publish(api, account, body)
+    assert warehouse_rows(stack) == rows
+    assert stack.bus.published_count == published and stack.bus.pending() == pending
+    assert cache_snapshot(stack) == cached
+    # AND the simulated events really are gone: the same question gives the same answer again
+    again = publish(api, account, {"user_id": "u1", "event_type": "order_placed", "payload": {"total": 250}})
+    assert names(again["entered"]) == {"orders_2", "spent_500"}
+
+
+def test_only_this_tenants_active_segments_are_evaluated(stack: LocalStack) -> None:
+    api, account, ids = seeded(stack)
+    # GIVEN another tenant with the same user id and a segment u1's order would satisfy
+    other = api.signup()
+    insert_events(stack, [event_row(other.tenant_id, "u1", "order_placed", NOW - timedelta(days=1), {"total": 1})])
+    defined_segment(api, other, ORDERS_2, "other tenant's")
+    # AND one of our segments deactivated
+    api.patch(f"/api/segments/{ids['orders_2']}/", {"active": False}, headers=account.bearer)
+    # WHEN u1 would order
+    result = publish(api, account, {"user_id": "u1", "event_type": "order_placed", "payload": {"total": 250}})
+    # THEN neither the other tenant's segment nor the inactive one appears or is counted
+    assert names(result["entered"]) == {"spent_500"}
+    assert result["unchanged_count"] == 4
+    # AND the other tenant sees only its own segment, evaluated on its own history
+    theirs = publish(api, other, {"user_id": "u1", "event_type": "order_placed"})
+    assert names(theirs["entered"]) == {"other tenant's"} and theirs["unchanged_count"] == 0
+
+
+def test_validation_and_roles(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    bad = api.post(PUBLISH, {"user_id": "", "event_type": "Bad Type"}, headers=account.bearer)
+    pointers = {e["pointer"] for e in assert_error(bad, 400, "validation_failed")["details"]["errors"]}
+    assert pointers == {"/user_id", "/event_type"}
+    future = (NOW + timedelta(days=3)).isoformat()
+    late = api.post(PUBLISH, {"user_id": "u", "event_type": "x", "occurred_at": future}, headers=account.bearer)
+    assert assert_error(late, 400)["details"]["errors"][0]["pointer"] == "/occurred_at"
+    forbidden = api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}, headers=key_with_role(api, account, "viewer"))
+    assert_error(forbidden, 403, "forbidden")
+    assert_error(api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}), 401, "unauthorized")

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from segops.localstack import LocalStack
+from segops.membership.lookup import active_segment_ids, active_segments_key
+
+from tests.support.api import Account, Api, assert_error
+from tests.support.segment_api import key_with_role
+
+SEGMENT_FIELDS = {
+    "id",
+    "tenant",
+    "name",
+    "description",
+    "segment_type",
+    "definition",
+    "active",
+    "version",
+    "created_at",
+    "updated_at",
+    "last_computed_at",
+    "member_count",
+    "compute_status",
+}
+
+
+def create(api: Api, account: Account, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Segment", "tenant": account.tenant_id, "segment_type": "rule", **fields}
+    response = api.post("/api/segments/", body, headers=account.bearer)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+def test_create_get_patch_delete_round_trip(stack: LocalStack) -> None:
+    # GIVEN a tenant
+    api = Api(stack)
+    account = api.signup()
+    # WHEN a segment is created exactly as the reference shows
+    created = create(
+        api,
+        account,
+        name="High-Value Churners",
+        description="Users who spent ≥$500 but haven't returned in 30 days",
+    )
+    # THEN it carries every documented field, an integer id, no definition and version 0
+    assert set(created) == SEGMENT_FIELDS
+    assert isinstance(created["id"], int)
+    assert created["tenant"] == account.tenant_id
+    assert created["definition"] is None and created["version"] == 0 and created["active"] is True
+    assert created["member_count"] is None and created["compute_status"] is None
+    # WHEN it is renamed and deactivated
+    patched = api.patch(
+        f"/api/segments/{created['id']}/", {"name": "Churners", "active": False}, headers=account.bearer
+    )
+    # THEN the change is visible on GET; the version does not move without a definition change
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+    fetched = api.get(f"/api/segments/{created['id']}/", headers=account.key).get_json()
+    assert fetched["name"] == "Churners" and fetched["active"] is False and fetched["version"] == 0
+    assert fetched["updated_at"] >= created["updated_at"]
+    # WHEN it is deleted
+    assert api.delete(f"/api/segments/{created['id']}/", headers=account.bearer).status_code == 204
+    # THEN it is gone everywhere
+    assert_error(api.get(f"/api/segments/{created['id']}/", headers=account.bearer), 404, "not_found")
+    assert api.get("/api/segments/", headers=account.bearer).get_json()["results"] == []
+
+
+def test_ids_are_integers_and_increase(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    ids = [create(api, account, name=f"s{i}")["id"] for i in range(3)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+def test_list_paginates_with_opaque_cursor_and_filters(stack: LocalStack) -> None:
+    # GIVEN seven segments of mixed types and states
+    api = Api(stack)
+    account = api.signup()
+    kinds = ["rule", "ai", "ai", "lookalike", "rule", "ai", "rule"]
+    made = [create(api, account, name=f"s{i}", segment_type=k, active=i % 2 == 0) for i, k in enumerate(kinds)]
+    # WHEN listed two at a time
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = api.get("/api/segments/", headers=account.bearer, query_string=query).get_json()
+        seen += [s["id"] for s in page["results"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert not cursor.isdigit()  # opaque, not a bare id
+    # THEN every segment appears once, in id order
+    assert seen == [s["id"] for s in made] and pages == 4
+    # AND filters by type and active (both `type` and `segment_type` spellings)
+    rules = api.get("/api/segments/?type=rule", headers=account.bearer).get_json()["results"]
+    assert [s["id"] for s in rules] == [s["id"] for s in made if s["segment_type"] == "rule"]
+    ai_active = api.get("/api/segments/?segment_type=ai&active=true", headers=account.bearer).get_json()["results"]
+    assert [s["id"] for s in ai_active] == [made[2]["id"]]
+    inactive = api.get("/api/segments/?active=false", headers=account.bearer).get_json()["results"]
+    assert [s["id"] for s in inactive] == [s["id"] for s in made if not s["active"]]
+    # AND a forged cursor is a 400 with a pointer
+    error = assert_error(api.get("/api/segments/?cursor=bm9wZQ", headers=account.bearer), 400, "validation_failed")
+    assert error["details"]["errors"][0]["pointer"] == "/query/cursor"
+
+
+def test_create_validates_with_pointers(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    bad_type = api.post("/api/segments/", {"name": "x", "segment_type": "magic"}, headers=account.bearer)
+    assert assert_error(bad_type, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/segment_type"
+    no_name = api.post("/api/segments/", {"segment_type": "rule"}, headers=account.bearer)
+    assert assert_error(no_name, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/name"
+    unknown = api.post("/api/segments/", {"name": "x", "colour": "red"}, headers=account.bearer)
+    assert assert_error(unknown, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/colour"
+
+
+def test_writes_drop_the_active_segments_cache_key(stack: LocalStack) -> None:
+    # GIVEN the active-segment index cached for the membership lookup
+    api = Api(stack)
+    account = api.signup()
+    runtime = stack.runtime
+    first = create(api, account, name="a")
+    key = active_segments_key(account.tenant_id)
+    assert active_segment_ids(runtime, account.tenant_id) == {first["id"]}
+    assert orjson.loads(runtime.cache.get(key) or b"null") == [first["id"]]
+    # WHEN a segment is created THEN the key is gone and the index includes it
+    second = create(api, account, name="b")
+    assert runtime.cache.get(key) is None
+    assert active_segment_ids(runtime, account.tenant_id) == {first["id"], second["id"]}
+    # WHEN one is deactivated THEN the cached index drops it at once
+    api.patch(f"/api/segments/{first['id']}/", {"active": False}, headers=account.bearer)
+    assert runtime.cache.get(key) is None
+    assert active_segment_ids(runtime, account.tenant_id) == {second["id"]}
+    # WHEN the other is deleted THEN it disappears as well
+    api.delete(f"/api/segments/{second['id']}/", headers=account.bearer)
+    assert runtime.cache.get(key) is None
+    assert active_segment_ids(runtime, account.tenant_id) == set()
+
+
+def test_viewer_reads_but_cannot_write(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    viewer = key_with_role(api, account, "viewer")
+    member = key_with_role(api, account, "member")
+    made = create(api, account)
+    path = f"/api/segments/{made['id']}/"
+    assert api.get("/api/segments/", headers=viewer).status_code == 200
+    assert api.get(path, headers=viewer).status_code == 200
+    assert api.get(f"{path}versions/", headers=viewer).status_code == 200
+    assert_error(api.post("/api/segments/", {"name": "x"}, headers=viewer), 403, "forbidden")
+    assert_error(api.patch(path, {"name": "x"}, headers=viewer), 403, "forbidden")
+    assert_error(api.delete(path, headers=viewer), 403, "forbidden")
+    # a member writes
+    assert api.post("/api/segments/", {"name": "x"}, headers=member).status_code == 201
+    assert api.patch(path, {"name": "y"}, headers=member).status_code == 200
+    assert api.delete(path, headers=member).status_code == 204
+
+
+def test_other_tenants_segments_are_404(stack: LocalStack) -> None:
+    # GIVEN two tenants, one segment each
+    api = Api(stack)
+    alice, bob = api.signup(), api.signup()
+    theirs = create(api, bob, name="bob's")
+    path = f"/api/segments/{theirs['id']}/"
+    # THEN alice can neither see, change, version-list nor delete bob's segment
+    for response in (
+        api.get(path, headers=alice.bearer),
+        api.get(path, headers=alice.key),
+        api.patch(path, {"name": "mine"}, headers=alice.bearer),
+        api.delete(path, headers=alice.key),
+        api.get(f"{path}versions/", headers=alice.bearer),
+    ):
+        assert_error(response, 404, "not_found")
+    assert api.get("/api/segments/", headers=alice.bearer).get_json()["results"] == []
+    # AND naming bob's tenant explicitly does not help
+    assert_error(api.get(f"{path}?tenant={bob.tenant_id}", headers=alice.bearer), 404)
+    assert_error(api.get(path, headers={**alice.key, "X-SegOps-Tenant": str(bob.tenant_id)}), 404)
+    assert_error(api.post("/api/segments/", {"name": "sneaky", "tenant": bob.tenant_id}, headers=alice.bearer), 404)
+    assert_error(api.post("/api/segments/", {"name": "sneaky", "tenant": bob.tenant_slug}, headers=alice.key), 404)
+    # AND bob's segment is untouched
+    assert api.get(path, headers=bob.bearer).get_json()["name"] == "bob's"
+    assert [s["name"] for s in api.get("/api/segments/", headers=bob.bearer).get_json()["results"]] == ["bob's"]
