@@ -1,0 +1,120 @@
+"""Klaviyo list sync (JSON:API, `revision` header, `Authorization: Klaviyo-API-Key <key>`).
+
+List membership is keyed by Klaviyo profile id, so identifiers (email or external_id) are first
+resolved: a cached id, else `GET /api/profiles/?filter=any(<field>,[...])` (≤ 100 per call), else for
+adds `POST /api/profile-import/` (create-or-update, returns the id). Then
+`POST|DELETE /api/lists/<list_id>/relationships/profiles/` with ≤ 1000 profile ids per call. Adding to a
+list does not change marketing consent (that is the Subscribe Profiles endpoint, deliberately unused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import orjson
+
+from segops.cache.base import Cache
+from segops.connectors.delivery import HttpSync, PlatformError
+from segops.connectors.models import KlaviyoConfig
+from segops.connectors.platform import BatchOutcome
+
+LIST_BATCH = 1000
+LOOKUP_BATCH = 100
+PROFILE_ID_TTL_SECONDS = 30 * 24 * 3600
+JSON_API = "application/vnd.api+json"
+
+
+class KlaviyoList:
+    batch_size = LIST_BATCH
+
+    def __init__(self, config: KlaviyoConfig, api_key: str, http: HttpSync, cache: Cache, cache_scope: str) -> None:
+        self.config = config
+        self.base = str(config.base_url).rstrip("/")
+        self.http = http
+        self.cache = cache
+        self.cache_scope = cache_scope
+        self.headers = {
+            "Authorization": f"Klaviyo-API-Key {api_key}",
+            "revision": config.revision,
+            "Accept": JSON_API,
+            "Content-Type": JSON_API,
+        }
+
+    def add(self, identifiers: list[str]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        profile_ids = self._profile_ids(identifiers, outcome, create=True)
+        self._relationships("POST", list(profile_ids.values()))
+        return outcome
+
+    def remove(self, identifiers: list[str]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        profile_ids = self._profile_ids(identifiers, outcome, create=False)
+        outcome.absent.update(i for i in identifiers if i not in profile_ids and i not in outcome.failed)
+        self._relationships("DELETE", list(profile_ids.values()))
+        return outcome
+
+    def _relationships(self, method: str, profile_ids: list[str]) -> None:
+        if not profile_ids:
+            return
+        url = f"{self.base}/api/lists/{quote(self.config.list_id, safe='')}/relationships/profiles/"
+        body = {"data": [{"type": "profile", "id": pid} for pid in sorted(set(profile_ids))]}
+        self.http.call(method, url, self.headers, body, ok=(200, 202, 204))
+
+    def _profile_ids(self, identifiers: list[str], outcome: BatchOutcome, create: bool) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unknown: list[str] = []
+        for identifier in identifiers:
+            cached = self.cache.get(self._cache_key(identifier))
+            if cached is not None:
+                found[identifier] = cached.decode()
+            else:
+                unknown.append(identifier)
+        filterable = [i for i in unknown if '"' not in i and "\\" not in i]
+        for start in range(0, len(filterable), LOOKUP_BATCH):
+            for identifier, profile_id in self._lookup(filterable[start : start + LOOKUP_BATCH]).items():
+                found[identifier] = profile_id
+                self._remember(identifier, profile_id)
+        if create:
+            for identifier in unknown:
+                if identifier in found:
+                    continue
+                try:
+                    found[identifier] = self._upsert(identifier)
+                except PlatformError as error:
+                    if error.retryable:
+                        raise
+                    outcome.failed[identifier] = error
+                    continue
+                self._remember(identifier, found[identifier])
+        return found
+
+    def _lookup(self, identifiers: list[str]) -> dict[str, str]:
+        if not identifiers:
+            return {}
+        field = self.config.identifier
+        values = ",".join(f'"{i}"' for i in identifiers)
+        query = f"filter={quote(f'any({field},[{values}])', safe='')}&page%5Bsize%5D={LOOKUP_BATCH}"
+        url = f"{self.base}/api/profiles/?{query}&fields%5Bprofile%5D={field}"
+        wanted = set(identifiers)
+        found: dict[str, str] = {}
+        while url:
+            page = orjson.loads(self.http.call("GET", url, self.headers, ok=(200,)).content)
+            for profile in page.get("data", []):
+                value = (profile.get("attributes") or {}).get(field)
+                if isinstance(value, str) and value in wanted:
+                    found[value] = str(profile["id"])
+            url = (page.get("links") or {}).get("next") or ""
+        return found
+
+    def _upsert(self, identifier: str) -> str:
+        body = {"data": {"type": "profile", "attributes": {self.config.identifier: identifier}}}
+        response = self.http.call("POST", f"{self.base}/api/profile-import/", self.headers, body, ok=(200, 201))
+        return str(orjson.loads(response.content)["data"]["id"])
+
+    def _cache_key(self, identifier: str) -> str:
+        digest = hashlib.sha256(identifier.encode()).hexdigest()
+        return f"connector-profile:{self.cache_scope}:{digest}"
+
+    def _remember(self, identifier: str, profile_id: str) -> None:
+        self.cache.set(self._cache_key(identifier), profile_id.encode(), PROFILE_ID_TTL_SECONDS)

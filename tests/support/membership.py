@@ -1,0 +1,78 @@
+"""Membership as segment_compute records it, for driving connectors from tests: each `compute()` stores
+the diff against the previous members, marks the compute succeeded and returns the `MembershipChanged`
+message segment_compute publishes. Plugged in through `runtime.extras["membership_feed"]`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from segops.bus.base import Topic
+from segops.connectors.feed import MembershipDiff
+from segops.messages import MembershipChanged
+from segops.runtime import Runtime
+from segops.segments.models import ComputeState, Segment, compute_state_key, segment_key
+
+
+class RecordedMembership:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.current: dict[tuple[int, int], set[str]] = {}
+        self.diffs: dict[str, tuple[list[str], list[str]]] = {}
+        self.clock = datetime(2026, 1, 1, tzinfo=UTC)
+        runtime.extras["membership_feed"] = self
+
+    def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> MembershipDiff:
+        entered, exited = self.diffs[compute_id]
+        return MembershipDiff(iter(entered), iter(exited))
+
+    def members(self, tenant_id: int, segment_id: int) -> Iterable[str]:
+        return iter(sorted(self.current.get((tenant_id, segment_id), set())))
+
+    def segment(self, tenant_id: int, segment_id: int = 1) -> int:
+        self.runtime.documents.save(
+            segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
+        )
+        return segment_id
+
+    def compute(self, tenant_id: int, segment_id: int, members: Iterable[str]) -> MembershipChanged:
+        new = set(members)
+        old = self.current.get((tenant_id, segment_id), set())
+        self.clock += timedelta(minutes=5)
+        compute_id = uuid.uuid4().hex
+        self.diffs[compute_id] = (sorted(new - old), sorted(old - new))
+        self.current[(tenant_id, segment_id)] = new
+        state = ComputeState(
+            segment_id=segment_id,
+            compute_id=compute_id,
+            status="succeeded",
+            computed_at=self.clock,
+            last_computed_at=self.clock,
+            member_count=len(new),
+        )
+        self.runtime.documents.save(compute_state_key(tenant_id, segment_id), state)
+        return MembershipChanged(
+            tenant_id=tenant_id,
+            segment_id=segment_id,
+            compute_id=compute_id,
+            computed_at=self.clock,
+            entered_count=len(new - old),
+            exited_count=len(old - new),
+        )
+
+    def publish(self, message: MembershipChanged) -> None:
+        self.runtime.bus.publish(Topic.MEMBERSHIP_CHANGES, message.model_dump_json().encode())
+
+
+def identify(runtime: Runtime, tenant_id: int, properties: dict[str, dict[str, object]]) -> None:
+    """Store user properties the way ingestion does: `context_identified` events (→ user_properties MV)."""
+    import orjson
+
+    now = datetime.now(UTC)
+    rows = [
+        (tenant_id, str(uuid.uuid4()), "", user_id, "context_identified", now, now, orjson.dumps(props).decode())
+        for user_id, props in properties.items()
+    ]
+    columns = ["tenant_id", "event_id", "message_id", "user_id", "event_type", "occurred_at", "received_at", "payload"]
+    runtime.warehouse.insert("events", columns, rows)
