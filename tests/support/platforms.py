@@ -130,14 +130,17 @@ class FakePlatform:
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)  # the request was applied; the client gives up before the answer
         data = b"" if payload is None else orjson.dumps(payload)
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        if data:
-            handler.send_header("Content-Type", self.content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            if data:
+                handler.send_header("Content-Type", self.content_type)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and left: exactly what a timeout fault simulates
 
     def _reply(self, request: Recorded, fault: Fault | None) -> Reply:
         if fault is not None and fault.kind == "429":
