@@ -1,18 +1,25 @@
 """Membership as segment_compute records it, for driving connectors from tests: each `compute()` stores
-the diff against the previous members, marks the compute succeeded and returns the `MembershipChanged`
-message segment_compute publishes. Plugged in through `runtime.extras["membership_feed"]`."""
+the diff against the previous members and returns the `MembershipChanged` message segment_compute
+publishes. Plugged in through `runtime.extras["membership_feed"]`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from segops.bus.base import Topic
-from segops.connectors.feed import MembershipDiff
+from segops.connectors.feed import MembershipSnapshot
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
-from segops.segments.models import ComputeState, Segment, compute_state_key, segment_key
+from segops.segments.models import Segment, segment_key
+
+
+@dataclass(frozen=True)
+class Diff:
+    entered: list[str]
+    exited: list[str]
 
 
 class RecordedMembership:
@@ -20,15 +27,17 @@ class RecordedMembership:
         self.runtime = runtime
         self.current: dict[tuple[int, int], set[str]] = {}
         self.diffs: dict[str, tuple[list[str], list[str]]] = {}
+        self.computed_at: dict[tuple[int, int], datetime] = {}
         self.clock = datetime(2026, 1, 1, tzinfo=UTC)
         runtime.extras["membership_feed"] = self
 
-    def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> MembershipDiff:
+    def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> Diff:
         entered, exited = self.diffs[compute_id]
-        return MembershipDiff(iter(entered), iter(exited))
+        return Diff(entered, exited)
 
-    def members(self, tenant_id: int, segment_id: int) -> Iterable[str]:
-        return iter(sorted(self.current.get((tenant_id, segment_id), set())))
+    def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot:
+        members = sorted(self.current.get((tenant_id, segment_id), set()))
+        return MembershipSnapshot(self.computed_at.get((tenant_id, segment_id)), iter(members))
 
     def segment(self, tenant_id: int, segment_id: int = 1) -> int:
         self.runtime.documents.save(
@@ -43,15 +52,7 @@ class RecordedMembership:
         compute_id = uuid.uuid4().hex
         self.diffs[compute_id] = (sorted(new - old), sorted(old - new))
         self.current[(tenant_id, segment_id)] = new
-        state = ComputeState(
-            segment_id=segment_id,
-            compute_id=compute_id,
-            status="succeeded",
-            computed_at=self.clock,
-            last_computed_at=self.clock,
-            member_count=len(new),
-        )
-        self.runtime.documents.save(compute_state_key(tenant_id, segment_id), state)
+        self.computed_at[(tenant_id, segment_id)] = self.clock
         return MembershipChanged(
             tenant_id=tenant_id,
             segment_id=segment_id,

@@ -255,6 +255,8 @@ class FakeKlaviyo(FakePlatform):
         values = orjson.loads(f"[{match.group(2)}]")
         self.require(len(values) <= 100, "any() takes at most 100 values")
         field_name = match.group(1)
+        if field_name == "email":  # Klaviyo keeps emails lower-cased and matches them that way
+            values = [v.lower() for v in values]
         found = [p for p in self.profiles.values() if getattr(p, field_name) in set(values)]
         self.require(len(found) <= size, "test data exceeds one page")
         data = [{"type": "profile", "id": p.id, "attributes": {field_name: getattr(p, field_name)}} for p in found]
@@ -269,6 +271,7 @@ class FakeKlaviyo(FakePlatform):
         self.require(bool(email or external_id), "an identifier is required")
         if email is not None:
             self.require(isinstance(email, str) and "@" in email, "invalid email")
+            email = email.lower()
         for profile in self.profiles.values():
             if (email and profile.email == email) or (external_id and profile.external_id == external_id):
                 return 200, {}, {"data": {"type": "profile", "id": profile.id, "attributes": attributes}}

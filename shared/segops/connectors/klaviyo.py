@@ -96,16 +96,20 @@ class KlaviyoList:
         values = ",".join(f'"{i}"' for i in identifiers)
         query = f"filter={quote(f'any({field},[{values}])', safe='')}&page%5Bsize%5D={LOOKUP_BATCH}"
         url = f"{self.base}/api/profiles/?{query}&fields%5Bprofile%5D={field}"
-        wanted = set(identifiers)
+        # Klaviyo stores emails lower-cased; match on the same normal form it does.
+        wanted = {self._normal(i): i for i in identifiers}
         found: dict[str, str] = {}
         while url:
             page = orjson.loads(self.http.call("GET", url, self.headers, ok=(200,)).content)
             for profile in page.get("data", []):
                 value = (profile.get("attributes") or {}).get(field)
-                if isinstance(value, str) and value in wanted:
-                    found[value] = str(profile["id"])
+                if isinstance(value, str) and self._normal(value) in wanted:
+                    found[wanted[self._normal(value)]] = str(profile["id"])
             url = (page.get("links") or {}).get("next") or ""
         return found
+
+    def _normal(self, value: str) -> str:
+        return value.strip().lower() if self.config.identifier == "email" else value
 
     def _upsert(self, identifier: str) -> str:
         body = {"data": {"type": "profile", "attributes": {self.config.identifier: identifier}}}

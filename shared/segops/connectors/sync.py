@@ -20,7 +20,7 @@ from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
 from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
-from segops.connectors.feed import last_computed_at, membership_feed
+from segops.connectors.feed import membership_feed
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
@@ -86,9 +86,9 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
         record.error_summary = ["connector is not active"]
         _save(runtime, connector, record)
         return record
-    through = last_computed_at(runtime, tenant_id, connector.segment_id)
-    record.computed_at = through
-    members = membership_feed(runtime).members(tenant_id, connector.segment_id)
+    snapshot = membership_feed(runtime).snapshot(tenant_id, connector.segment_id)
+    through = record.computed_at = snapshot.computed_at
+    members = snapshot.members
     if connector.type == "file":
         return _run(runtime, connector, record, through, (), (), members)
     # Everyone who may be on the platform but is no longer a member is removed; every member is added.
@@ -184,8 +184,8 @@ def _run_file(
     record.files = [key]
     record.added, record.removed = added, removed
     if config.snapshot:
-        members = membership_feed(runtime).members(connector.tenant, connector.segment_id)
-        snapshot_key, _ = files.write_snapshot(runtime.objects, config, base, stamp, members)
+        current = membership_feed(runtime).snapshot(connector.tenant, connector.segment_id)
+        snapshot_key, _ = files.write_snapshot(runtime.objects, config, base, stamp, current.members)
         record.files.append(snapshot_key)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import pytest
@@ -164,3 +165,23 @@ def test_secrets_never_leave_in_responses_logs_or_records(
         assert API_KEY not in stack.runtime.objects.open(key).read().decode()
     for key in stack.runtime.store.list(f"tenants/{tenant}/connector-syncs/"):
         assert API_KEY not in str(stack.runtime.store.get(key))
+
+
+def test_mixed_case_emails_are_matched_as_klaviyo_stores_them(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership, klaviyo: FakeKlaviyo
+) -> None:
+    # GIVEN a member whose email has capitals, synced, whose cached profile id is then lost
+    tenant = account.tenant_id
+    identify(stack.runtime, tenant, {"m": {"email": "Mixed.Case@Example.com"}})
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, ["m"])
+    connector = _create(api, account, klaviyo, segment)
+    stack.bus.drain()
+    assert klaviyo.members() == {"mixed.case@example.com"}
+    digest = hashlib.sha256(b"Mixed.Case@Example.com").hexdigest()
+    stack.runtime.cache.delete(f"connector-profile:{tenant}:{connector['id']}:{digest}")
+    # WHEN the member leaves
+    membership.publish(membership.compute(tenant, segment, []))
+    stack.bus.drain()
+    # THEN the lookup found the profile despite the case difference and removed it
+    assert klaviyo.members() == set()
