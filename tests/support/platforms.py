@@ -59,7 +59,7 @@ class FakePlatform:
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> FakePlatform:
+    def start(self, port: int = 0) -> FakePlatform:
         platform = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,7 +71,7 @@ class FakePlatform:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -143,6 +143,9 @@ class FakePlatform:
             pass  # the client timed out and left: exactly what a timeout fault simulates
 
     def _reply(self, request: Recorded, fault: Fault | None) -> Reply:
+        if request.path == "/__state__" and request.method == "GET":
+            with self.lock:
+                return 200, {}, self.state()
         if fault is not None and fault.kind == "429":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             return 429, headers, self.error(429, "rate limited")
@@ -162,6 +165,10 @@ class FakePlatform:
 
     def error(self, status: int, message: str) -> Any:
         return {"message": message}
+
+    def state(self) -> Any:
+        """The remote audience as JSON (served at `GET /__state__` for manual runs against `make dev`)."""
+        raise NotImplementedError
 
     def calls(self, path_fragment: str, method: str | None = None) -> list[Recorded]:
         with self.lock:
@@ -279,6 +286,12 @@ class FakeKlaviyo(FakePlatform):
         self.profiles[profile.id] = profile
         return 201, {}, {"data": {"type": "profile", "id": profile.id, "attributes": attributes}}
 
+    def state(self) -> Any:
+        return {
+            list_id: sorted(self.profiles[p].email or self.profiles[p].external_id or p for p in ids)
+            for list_id, ids in self.lists.items()
+        }
+
     def members(self, list_id: str = "Y6nRLr", by: str = "email") -> set[str]:
         with self.lock:
             return {getattr(self.profiles[pid], by) for pid in self.lists[list_id]}
@@ -319,6 +332,11 @@ class FakeBraze(FakePlatform):
             for identifier in group[key]:
                 self.states[group["subscription_group_id"]][identifier] = group["subscription_state"]
         return 201, {}, {"message": "success"}
+
+    def state(self) -> Any:
+        return {
+            g: sorted(i for i, state in states.items() if state == "subscribed") for g, states in self.states.items()
+        }
 
     def subscribed(self, group: str = "sg-vip") -> set[str]:
         with self.lock:
@@ -383,9 +401,38 @@ class FakeTalonOne(FakePlatform):
                 members.discard(item["profileIntegrationId"])
         return 204, {}, None
 
+    def state(self) -> Any:
+        return {str(a.id): {"name": a.name, "members": sorted(a.members)} for a in self.audiences.values()}
+
     def members(self, audience_id: int) -> set[str]:
         with self.lock:
             return set(self.audiences[audience_id].members)
 
 
-Factory = Callable[[str], FakePlatform]
+PLATFORMS: dict[str, Callable[[str], FakePlatform]] = {
+    "klaviyo": FakeKlaviyo,
+    "braze": FakeBraze,
+    "talonone": FakeTalonOne,
+}
+
+
+def main() -> None:
+    """`python -m tests.support.platforms braze --port 9100 --api-key test-key`: a contract server to
+    point a connector at from `make dev`; `GET /__state__` shows the remote audience."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("platform", choices=sorted(PLATFORMS))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="test-key")
+    args = parser.parse_args()
+    server = PLATFORMS[args.platform](args.api_key)
+    server.start(port=args.port)
+    print(f"{args.platform} contract server on {server.url} (state: {server.url}/__state__)", flush=True)
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
