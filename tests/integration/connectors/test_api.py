@@ -130,3 +130,13 @@ def test_sync_history_is_newest_first_with_cursor_pagination(
     assert_error(api.get(f"/api/connectors/{created['id']}/syncs/?cursor=%%%", headers=account.bearer), 400)
     got = api.get(f"/api/connectors/{created['id']}/", headers=account.bearer).get_json()
     assert got["last_sync"]["id"] == seen[0]
+
+
+def test_openapi_documents_the_connector_endpoints(api: Api) -> None:
+    document = api.get("/api/openapi.json").get_json()
+    paths = document["paths"]
+    assert {"get", "post"} <= set(paths["/api/connectors/"])
+    assert {"get", "patch", "delete"} <= set(paths["/api/connectors/{connector_id}/"])
+    assert "get" in paths["/api/connectors/{connector_id}/syncs/"]
+    assert "post" in paths["/api/connectors/{connector_id}/sync/"]
+    assert "api_key" not in str(document["components"]["schemas"]["ConnectorOut"])
