@@ -42,16 +42,27 @@ class KlaviyoList:
         }
 
     def add(self, identifiers: list[str]) -> BatchOutcome:
-        outcome = BatchOutcome()
-        profile_ids = self._profile_ids(identifiers, outcome, create=True)
-        self._relationships("POST", list(profile_ids.values()))
-        return outcome
+        return self._apply("POST", identifiers)
 
     def remove(self, identifiers: list[str]) -> BatchOutcome:
+        return self._apply("DELETE", identifiers)
+
+    def _apply(self, method: str, identifiers: list[str]) -> BatchOutcome:
+        create = method == "POST"
         outcome = BatchOutcome()
-        profile_ids = self._profile_ids(identifiers, outcome, create=False)
-        outcome.absent.update(i for i in identifiers if i not in profile_ids and i not in outcome.failed)
-        self._relationships("DELETE", list(profile_ids.values()))
+        profile_ids, cached = self._profile_ids(identifiers, outcome, create, use_cache=True)
+        try:
+            self._relationships(method, list(profile_ids.values()))
+        except PlatformError as error:
+            # A cached id whose profile was deleted or merged in Klaviyo is refused: resolve afresh, once.
+            if error.retryable or error.status not in (400, 404) or not cached:
+                raise
+            self.cache.delete(*(self._cache_key(i) for i in cached))
+            outcome = BatchOutcome()
+            profile_ids, _ = self._profile_ids(identifiers, outcome, create, use_cache=False)
+            self._relationships(method, list(profile_ids.values()))
+        if not create:
+            outcome.absent.update(i for i in identifiers if i not in profile_ids and i not in outcome.failed)
         return outcome
 
     def _relationships(self, method: str, profile_ids: list[str]) -> None:
@@ -61,15 +72,19 @@ class KlaviyoList:
         body = {"data": [{"type": "profile", "id": pid} for pid in sorted(set(profile_ids))]}
         self.http.call(method, url, self.headers, body, ok=(200, 202, 204))
 
-    def _profile_ids(self, identifiers: list[str], outcome: BatchOutcome, create: bool) -> dict[str, str]:
+    def _profile_ids(
+        self, identifiers: list[str], outcome: BatchOutcome, create: bool, use_cache: bool
+    ) -> tuple[dict[str, str], list[str]]:
+        """Profile id per identifier (and which identifiers came from the cache)."""
         found: dict[str, str] = {}
         unknown: list[str] = []
         for identifier in identifiers:
-            cached = self.cache.get(self._cache_key(identifier))
+            cached = self.cache.get(self._cache_key(identifier)) if use_cache else None
             if cached is not None:
                 found[identifier] = cached.decode()
             else:
                 unknown.append(identifier)
+        from_cache = list(found)
         filterable = [i for i in unknown if '"' not in i and "\\" not in i]
         for start in range(0, len(filterable), LOOKUP_BATCH):
             for identifier, profile_id in self._lookup(filterable[start : start + LOOKUP_BATCH]).items():
@@ -87,7 +102,7 @@ class KlaviyoList:
                     outcome.failed[identifier] = error
                     continue
                 self._remember(identifier, found[identifier])
-        return found
+        return found, from_cache
 
     def _lookup(self, identifiers: list[str]) -> dict[str, str]:
         if not identifiers:

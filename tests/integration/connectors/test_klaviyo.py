@@ -185,3 +185,25 @@ def test_mixed_case_emails_are_matched_as_klaviyo_stores_them(
     stack.bus.drain()
     # THEN the lookup found the profile despite the case difference and removed it
     assert klaviyo.members() == set()
+
+
+def test_a_cached_profile_id_deleted_in_klaviyo_is_resolved_afresh(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership, klaviyo: FakeKlaviyo
+) -> None:
+    # GIVEN a synced member, whose profile is then deleted in Klaviyo (its id stays in SegOps' cache)
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, ["keep"])
+    _create(api, account, klaviyo, segment, identifier="external_id")
+    stack.bus.drain()
+    with klaviyo.lock:
+        gone = next(iter(klaviyo.lists["Y6nRLr"]))
+        klaviyo.lists["Y6nRLr"].clear()
+        del klaviyo.profiles[gone]
+    # WHEN the member leaves and comes back
+    membership.publish(membership.compute(tenant, segment, []))
+    membership.publish(membership.compute(tenant, segment, ["keep"]))
+    stack.bus.drain()
+    # THEN the refused stale id was dropped, a new profile created, and the member is on the list
+    assert klaviyo.members(by="external_id") == {"keep"}
+    assert any(v.reason.startswith("profile") for v in klaviyo.violations), "the stale id was refused once"
