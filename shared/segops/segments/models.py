@@ -58,6 +58,10 @@ class ComputeState(BaseModel):
     exited_count: int | None = None
     duration_ms: float | None = None
     definition_version: int | None = None
+    # Set by segment_compute: the published membership version (`segops.membership.store`), and the
+    # warehouse time from which the next delta compute must look for newly arrived events.
+    snapshot: int | None = None
+    watermark: datetime | None = None
 
 
 def segment_key(tenant_id: int, segment_id: int) -> str:

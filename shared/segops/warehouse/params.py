@@ -7,9 +7,16 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _escape(value: str) -> str:
+    """Parameter values are parsed with escape sequences: a backslash, tab or newline must be escaped."""
+    return value.translate(_ESCAPES)
+
 
 def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + _escape(value).replace("'", "\\'") + "'"
 
 
 def _nested(value: Any) -> str:
@@ -28,7 +35,7 @@ def format_param(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, str):
-        return value
+        return _escape(value)
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, datetime):

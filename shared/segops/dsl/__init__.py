@@ -1,0 +1,64 @@
+"""The segment DSL: models, validation and the compiler (DESIGN §5).
+
+- `parse_definition(obj, prefix=()) -> SegmentDefinition`: validate once; raises
+  `segops.errors.ValidationFailed` whose `details["errors"]` are `{pointer, message}` with JSON
+  pointers to the offending fields (`/conditions/0/value`), prefixed by `prefix`.
+- `compile_segment(definition, source=None) -> CompiledQuery(sql, params)`: one segment, rows = members.
+- `compile_segments([(segment_id, definition), ...], source=None) -> CompiledQuery`: one pass, one
+  boolean column per segment (`CompiledQuery.columns`).
+- Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default) and
+  `with_hypothetical_events(user_id, [HypotheticalEvent, ...])` for the sandbox.
+
+Run a compiled query with `TenantWarehouse(runtime.warehouse, tenant_id).query(q.sql, q.bind(now))`.
+"""
+
+from segops.dsl.compiler import (
+    NOW,
+    PROPERTIES_EVENT_TYPE,
+    CompiledQuery,
+    compile_segment,
+    compile_segments,
+    window_milliseconds,
+)
+from segops.dsl.models import (
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    Condition,
+    EventCount,
+    Group,
+    Monetary,
+    PropertyFilter,
+    Recency,
+    SegmentDefinition,
+    UserProperty,
+    conditions,
+    is_time_dependent,
+    parse_definition,
+)
+from segops.dsl.sources import EventSource, HypotheticalEvent, tenant_events, with_hypothetical_events
+
+__all__ = [
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
+    "NOW",
+    "PROPERTIES_EVENT_TYPE",
+    "CompiledQuery",
+    "Condition",
+    "EventCount",
+    "EventSource",
+    "Group",
+    "HypotheticalEvent",
+    "Monetary",
+    "PropertyFilter",
+    "Recency",
+    "SegmentDefinition",
+    "UserProperty",
+    "compile_segment",
+    "compile_segments",
+    "conditions",
+    "is_time_dependent",
+    "parse_definition",
+    "tenant_events",
+    "window_milliseconds",
+    "with_hypothetical_events",
+]

@@ -1,0 +1,145 @@
+"""Golden tests: one `assert_compiles` call per case. Values only ever appear in params."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from segops.dsl import compile_segment, compile_segments, parse_definition, tenant_events
+
+NOW = "{now:DateTime64(3, 'UTC')}"
+FROM = f"""  FROM events
+  WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW}
+  GROUP BY user_id
+)"""
+
+
+def assert_compiles(definition: dict[str, Any], sql: str, params: dict[str, Any]) -> None:
+    compiled = compile_segment(parse_definition(definition))
+    assert compiled.sql == sql, compiled.sql
+    assert compiled.params == params
+
+
+def one(condition: dict[str, Any]) -> dict[str, Any]:
+    return {"logic": "AND", "conditions": [condition]}
+
+
+def test_event_count() -> None:
+    assert_compiles(
+        one({"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}),
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    countIf(event_type = {{p0:String}}) AS `a0`
+{FROM}
+WHERE (`a0` >= {{p1:Int64}})""",
+        {"p0": "page_viewed", "p1": 1},
+    )
+
+
+def test_event_count_with_window_and_where() -> None:
+    assert_compiles(
+        one(
+            {
+                "type": "event_count",
+                "event_type": "order_placed",
+                "operator": "lt",
+                "value": 3,
+                "window_days": 7,
+                "where": [{"property": "shipping.country", "operator": "eq", "value": "DE"}],
+            }
+        ),
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    countIf(event_type = {{p0:String}} AND occurred_at > subtractMilliseconds({NOW}, {{p1:Int64}}) AND (JSONType(payload, {{p2:String}}, {{p3:String}}) = 'String' AND JSONExtractString(payload, {{p2:String}}, {{p3:String}}) = {{p4:String}})) AS `a0`
+{FROM}
+WHERE (`a0` < {{p5:Int64}})""",  # noqa: E501
+        {"p0": "order_placed", "p1": 604_800_000, "p2": "shipping", "p3": "country", "p4": "DE", "p5": 3},
+    )
+
+
+def test_monetary_avg_guards_empty() -> None:
+    assert_compiles(
+        one(
+            {
+                "type": "monetary",
+                "event_type": "order_placed",
+                "property": "total",
+                "metric": "avg",
+                "operator": "gte",
+                "value": 50.5,
+            }
+        ),
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    countIf(event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double')) AS `a0`,
+    sumIf(JSONExtractFloat(payload, {{p0:String}}), event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double')) AS `a1`
+{FROM}
+WHERE ((`a0` > 0 AND `a1` / `a0` >= {{p2:Float64}}))""",  # noqa: E501
+        {"p0": "total", "p1": "order_placed", "p2": 50.5},
+    )
+
+
+def test_recency_never_did_it_is_infinitely_long_ago() -> None:
+    assert_compiles(
+        one({"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30}),
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    maxIf(occurred_at, event_type = {{p0:String}}) AS `a0`,
+    countIf(event_type = {{p0:String}}) AS `a1`
+{FROM}
+WHERE ((`a1` = 0 OR dateDiff('millisecond', `a0`, {NOW}) > {{p1:Int64}}))""",
+        {"p0": "page_viewed", "p1": 2_592_000_000},
+    )
+
+
+def test_user_property_in_mixed_types_groups_by_json_type() -> None:
+    assert_compiles(
+        one({"type": "user_property", "property": "plan", "operator": "not_in", "value": ["pro", 2, True]}),
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    argMaxIf(payload, (occurred_at, received_at), event_type = {{p0:String}}) AS `a0`
+{FROM}
+WHERE (NOT ((JSONType(`a0`, {{p1:String}}) = 'String' AND JSONExtractString(`a0`, {{p1:String}}) IN {{p2:Array(String)}}) OR (JSONType(`a0`, {{p1:String}}) = 'Bool' AND JSONExtractBool(`a0`, {{p1:String}}) IN {{p3:Array(UInt8)}}) OR (JSONType(`a0`, {{p1:String}}) IN ('Int64', 'UInt64', 'Double') AND JSONExtractFloat(`a0`, {{p1:String}}) IN {{p4:Array(Float64)}})))""",  # noqa: E501
+        {"p0": "context_identified", "p1": "plan", "p2": ["pro"], "p3": [1], "p4": [2.0]},
+    )
+
+
+def test_nested_groups_share_aggregates() -> None:
+    count = {"type": "event_count", "event_type": "a", "operator": "gte", "value": 1}
+    assert_compiles(
+        {
+            "logic": "OR",
+            "conditions": [count, {"logic": "AND", "conditions": [count, {**count, "operator": "lt", "value": 5}]}],
+        },
+        f"""SELECT user_id FROM (
+  SELECT user_id,
+    countIf(event_type = {{p0:String}}) AS `a0`
+{FROM}
+WHERE (`a0` >= {{p1:Int64}} OR (`a0` >= {{p1:Int64}} AND `a0` < {{p2:Int64}}))""",
+        {"p0": "a", "p1": 1, "p2": 5},
+    )
+
+
+def test_many_segments_one_pass_one_column_each() -> None:
+    first = parse_definition(one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1}))
+    second = parse_definition(one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 3}))
+    compiled = compile_segments([(7, first), (12, second)])
+    assert compiled.columns == {7: "s_7", 12: "s_12"}
+    assert compiled.sql == (
+        "SELECT user_id,\n  (`a0` >= {p1:Int64}) AS `s_7`,\n  (`a0` >= {p2:Int64}) AS `s_12`\nFROM (\n"
+        "  SELECT user_id,\n    countIf(event_type = {p0:String}) AS `a0`\n" + FROM + "\nWHERE `s_7` OR `s_12`"
+    )
+    assert compiled.params == {"p0": "a", "p1": 1, "p2": 3}
+
+
+def test_restricted_source_binds_its_own_parameters() -> None:
+    definition = parse_definition(one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1}))
+    compiled = compile_segment(definition, tenant_events(["u1", "u2"]))
+    assert "WHERE tenant_id = {tenant_id:UInt64} AND user_id IN {src_user_ids:Array(String)} AND" in compiled.sql
+    assert compiled.params["src_user_ids"] == ["u1", "u2"]
+
+
+def test_segment_ids_must_be_distinct() -> None:
+    definition = parse_definition(one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1}))
+    with pytest.raises(ValueError, match="twice"):
+        compile_segments([(1, definition), (1, definition)])
