@@ -1,7 +1,8 @@
 """Where connectors read membership from: one compute's diff, and a pinned snapshot for full syncs.
 
 The membership tables belong to segment_compute (`segops.membership`); this seam keeps connectors to
-the two reads they need. A runtime may carry its own feed in `runtime.extras["membership_feed"]`.
+the two reads they need (`warehouse_feed` implements them over the membership tables). Tests that
+drive connectors without computes put their own feed in `runtime.extras["membership_feed"]`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from segops.errors import DependencyDown
 from segops.runtime import Runtime
 
 
@@ -40,5 +40,7 @@ class MembershipFeed(Protocol):
 def membership_feed(runtime: Runtime) -> MembershipFeed:
     feed = runtime.extras.get("membership_feed")
     if feed is None:
-        raise DependencyDown("membership tables are not available yet (segment_compute)")
+        from segops.connectors.warehouse_feed import WarehouseMembershipFeed
+
+        return WarehouseMembershipFeed(runtime)
     return feed  # type: ignore[no-any-return]

@@ -1,0 +1,23 @@
+"""The membership feed over segment_compute's tables (`segops.membership.store`)."""
+
+from __future__ import annotations
+
+from segops.connectors.feed import MembershipSnapshot
+from segops.membership import store
+from segops.runtime import Runtime
+
+
+class WarehouseMembershipFeed:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> store.ChangeSet:
+        return store.changes(self.runtime, tenant_id, segment_id, compute_id)
+
+    def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot:
+        """Members pinned to the latest published compute, with that compute's `computed_at`."""
+        latest = store.latest_snapshot(self.runtime, tenant_id, segment_id)
+        if latest is None:
+            return MembershipSnapshot(None, iter(()))
+        members = store.iter_members(self.runtime, tenant_id, segment_id, snapshot=latest.version)
+        return MembershipSnapshot(latest.computed_at, members)

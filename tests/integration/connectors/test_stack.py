@@ -1,0 +1,86 @@
+"""End to end through the stack: events in the warehouse, real computes writing the membership tables
+and publishing `MembershipChanged`, the connector functions reading the real feed, and the platforms'
+contract servers ending up equal to the segment's members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from segops.compute import engine
+from segops.compute.engine import Request
+from segops.localstack import LocalStack
+from segops.membership import store
+
+from tests.integration.connectors.conftest import API_KEY
+from tests.support.api import Account, Api
+from tests.support.dsl_reference import Event
+from tests.support.events import insert_events
+from tests.support.platforms import FakeBraze, FakeKlaviyo
+from tests.support.segments import put_segment
+
+RECENT_BUYERS = {
+    "logic": "AND",
+    "conditions": [{"type": "event_count", "event_type": "purchase", "operator": "gte", "value": 1, "window_days": 30}],
+}
+
+
+def test_computes_drive_adds_and_removes_on_every_platform(
+    stack: LocalStack, api: Api, account: Account, braze: FakeBraze, klaviyo: FakeKlaviyo
+) -> None:
+    runtime = stack.runtime
+    tenant = account.tenant_id
+    now = engine.utc_now()
+
+    def event(user: str, kind: str, age: timedelta, payload: dict[str, object] | None = None) -> Event:
+        return Event(user, kind, now - age, now - age, payload or {})
+
+    # GIVEN buyers (one of them 20 days ago), a browser, their identify payloads, and a computed segment
+    insert_events(
+        runtime.warehouse,
+        tenant,
+        [
+            event("u1", "purchase", timedelta(days=20)),
+            event("u2", "purchase", timedelta(days=1)),
+            event("u3", "page_viewed", timedelta(days=1)),
+            *(
+                event(u, "context_identified", timedelta(days=2), {"email": f"{u}@shop.test"})
+                for u in ("u1", "u2", "u3")
+            ),
+        ],
+    )
+    put_segment(runtime, tenant, 1, RECENT_BUYERS)
+    engine.compute(runtime, tenant, [Request(1, "full")], now)
+    stack.bus.drain()
+    # WHEN a Braze (external_id) and a Klaviyo (email) connector are turned on for it
+    connector_ids = []
+    for body in (
+        {"type": "braze", "config": {"rest_endpoint": braze.url, "subscription_group_id": "sg-vip"}},
+        {"type": "klaviyo", "config": {"list_id": "Y6nRLr", "base_url": klaviyo.url}},
+    ):
+        created = api.post(
+            "/api/connectors/",
+            {"name": body["type"], "segment_id": 1, "active": True, "credentials": {"api_key": API_KEY}, **body},
+            headers=account.bearer,
+        )
+        assert created.status_code == 201, created.get_data(as_text=True)
+        connector_ids.append(created.get_json()["id"])
+    stack.bus.drain()
+    # THEN the full syncs pushed the current members
+    assert braze.subscribed() == {"u1", "u2"}
+    assert klaviyo.members() == {"u1@shop.test", "u2@shop.test"}
+
+    # WHEN u3 buys and, fifteen days later, u1's purchase has left the 30-day window
+    insert_events(runtime.warehouse, tenant, [event("u3", "purchase", timedelta(days=-1))])
+    later = now + timedelta(days=15)
+    [outcome] = engine.compute(runtime, tenant, [Request(1, "delta")], later)
+    assert outcome.status == "succeeded"
+    stack.bus.drain()
+    # THEN both platforms received the add and the remove, and equal the segment's members
+    members = set(store.iter_members(runtime, tenant, 1))
+    assert members == {"u2", "u3"}
+    assert braze.subscribed() == members
+    assert klaviyo.members() == {f"{u}@shop.test" for u in members}
+    for connector_id in connector_ids:
+        syncs = api.get(f"/api/connectors/{connector_id}/syncs/", headers=account.bearer).get_json()["results"]
+        assert (syncs[0]["kind"], syncs[0]["added"], syncs[0]["removed"]) == ("incremental", 1, 1)
+    assert not braze.violations and not klaviyo.violations
