@@ -17,13 +17,26 @@ from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
 from segops.segments.models import segment_key
 
+_URL_FIELDS = ("base_url", "rest_endpoint")
+# Cloud metadata servers answer plain HTTP inside the VPC; a connector must never be pointed there.
+_FORBIDDEN_HOSTS = {"metadata.google.internal", "metadata", "169.254.169.254"}
 
-def validate_config(connector_type: str, config: dict[str, Any]) -> dict[str, Any]:
+
+def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any]) -> dict[str, Any]:
     model = m.CONFIG_MODELS[connector_type]
     try:
         parsed = model.model_validate({**config, "type": connector_type})
     except ValidationError as exc:
         raise validation_error(exc, ("config",)) from exc
+    for name in _URL_FIELDS:
+        url = getattr(parsed, name, None)
+        if url is None:
+            continue
+        host = (url.host or "").lower().rstrip(".")
+        if host in _FORBIDDEN_HOSTS or host.startswith("169.254."):
+            _bad_url(name, "this host is not allowed")
+        if runtime.settings.environment == "production" and url.scheme != "https":
+            _bad_url(name, "must be an https URL")
     if isinstance(parsed, m.TalonOneConfig) and parsed.audience_id is None and parsed.audience_name is None:
         raise ValidationFailed(
             "config: talonone needs audience_id or audience_name",
@@ -32,6 +45,12 @@ def validate_config(connector_type: str, config: dict[str, Any]) -> dict[str, An
     dumped = parsed.model_dump(mode="json")
     dumped.pop("type")
     return dumped
+
+
+def _bad_url(name: str, message: str) -> None:
+    raise ValidationFailed(
+        f"config.{name}: {message}", {"errors": [{"pointer": f"/config/{name}", "message": message}]}
+    )
 
 
 def _require_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
@@ -72,7 +91,7 @@ def create(
     credentials: m.Credentials | None,
 ) -> m.Connector:
     _require_segment(runtime, tenant_id, segment_id)
-    clean = validate_config(connector_type, config)
+    clean = validate_config(runtime, connector_type, config)
     connector = m.Connector(
         id=runtime.documents.next_id("connectors"),
         tenant=tenant_id,
@@ -98,7 +117,8 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
     fields = patch.model_dump(exclude_unset=True)
     if "segment_id" in fields:
         _require_segment(runtime, tenant_id, fields["segment_id"])
-    config = validate_config(current.type, {**current.config, **fields["config"]}) if "config" in fields else None
+    merged = {**current.config, **fields["config"]} if "config" in fields else None
+    config = validate_config(runtime, current.type, merged) if merged is not None else None
     credentials = getattr(patch, "credentials", None) if "credentials" in fields else None
     if credentials is not None:
         _store_credentials(runtime, current, credentials)

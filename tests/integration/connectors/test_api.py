@@ -36,6 +36,8 @@ def _klaviyo(segment: int, **over: object) -> dict[str, object]:
             "/config/rest_endpoint",
         ),
         ({"type": "file", "config": {"format": "xlsx"}}, "/config/format"),
+        ({"config": {"list_id": "L", "base_url": "http://169.254.169.254/"}}, "/config/base_url"),
+        ({"config": {"list_id": "L", "base_url": "http://metadata.google.internal"}}, "/config/base_url"),
     ],
 )
 def test_invalid_connectors_are_400_with_a_pointer(
