@@ -28,6 +28,8 @@ class RecordedMembership:
         self.current: dict[tuple[int, int], set[str]] = {}
         self.diffs: dict[str, tuple[list[str], list[str]]] = {}
         self.computed_at: dict[tuple[int, int], datetime] = {}
+        self.latest: dict[tuple[int, int], int] = {}
+        self.versions: dict[str, int] = {}
         self.clock = datetime(2026, 1, 1, tzinfo=UTC)
         runtime.extras["membership_feed"] = self
 
@@ -35,9 +37,13 @@ class RecordedMembership:
         entered, exited = self.diffs[compute_id]
         return Diff(entered, exited)
 
+    def version(self, tenant_id: int, segment_id: int, compute_id: str) -> int | None:
+        return self.versions.get(compute_id)
+
     def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot:
-        members = sorted(self.current.get((tenant_id, segment_id), set()))
-        return MembershipSnapshot(self.computed_at.get((tenant_id, segment_id)), iter(members))
+        key = (tenant_id, segment_id)
+        members = sorted(self.current.get(key, set()))
+        return MembershipSnapshot(self.latest.get(key), self.computed_at.get(key), iter(members))
 
     def segment(self, tenant_id: int, segment_id: int = 1) -> int:
         self.runtime.documents.save(
@@ -53,6 +59,8 @@ class RecordedMembership:
         self.diffs[compute_id] = (sorted(new - old), sorted(old - new))
         self.current[(tenant_id, segment_id)] = new
         self.computed_at[(tenant_id, segment_id)] = self.clock
+        self.versions[compute_id] = len(self.versions) + 1
+        self.latest[(tenant_id, segment_id)] = self.versions[compute_id]
         return MembershipChanged(
             tenant_id=tenant_id,
             segment_id=segment_id,

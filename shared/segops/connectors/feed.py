@@ -25,14 +25,19 @@ class MembershipDiff(Protocol):
 
 @dataclass(frozen=True)
 class MembershipSnapshot:
-    """Every member as of one published compute (`computed_at` is None before the first one)."""
+    """Every member as of one published compute (`version`/`computed_at` are None before the first)."""
 
+    version: int | None
     computed_at: datetime | None
     members: Iterable[str]
 
 
 class MembershipFeed(Protocol):
     def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> MembershipDiff: ...
+
+    def version(self, tenant_id: int, segment_id: int, compute_id: str) -> int | None:
+        """Where the compute stands in the segment's publication order (None if it published nothing)."""
+        ...
 
     def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot: ...
 

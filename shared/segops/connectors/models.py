@@ -82,8 +82,8 @@ class Connector(BaseModel):
     credentials_set: bool = False
     # Set once a full sync has been requested for the current activation.
     activated_at: datetime | None = None
-    # computed_at of the newest compute whose diff this connector has applied (older diffs are stale).
-    applied_through: datetime | None = None
+    # Membership version (segment_compute's commit order) of the newest compute applied; older diffs are stale.
+    applied_version: int | None = None
     # Talon.One: the audience id created for `audience_name`.
     resolved_audience_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -135,7 +135,7 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
             connector.credentials_set = True
         if "segment_id" in fields and fields["segment_id"] != connector.segment_id:
             connector.segment_id = fields["segment_id"]
-            connector.applied_through = None
+            connector.applied_version = None
             resync = connector.active
         if not wants_active:
             connector.active = False

@@ -2,8 +2,9 @@
 
 Idempotency: every platform operation sets a state (in list / subscribed / in audience), so repeating
 a batch or a whole message converges to the same remote state. Ordering: a connector remembers the
-newest compute it applied (`applied_through`); an older compute's diff arriving late is recorded as
-`stale` and not applied, so it cannot undo a newer change.
+membership version of the newest compute it applied (`applied_version`, segment_compute's publication
+order); an older compute's diff arriving late is recorded as `stale` and not applied, so it cannot undo
+a newer change. The same compute again (a redelivery) is applied again, harmlessly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable
-from datetime import datetime
 
 import orjson
 
@@ -65,14 +65,16 @@ def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **field
 
 def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipChanged) -> m.SyncRecord:
     record = new_sync(runtime, connector, "incremental", compute_id=change.compute_id, computed_at=change.computed_at)
-    if connector.applied_through is not None and change.computed_at < connector.applied_through:
+    feed = membership_feed(runtime)
+    version = feed.version(connector.tenant, connector.segment_id, change.compute_id)
+    if version is not None and connector.applied_version is not None and version < connector.applied_version:
         record.status = "stale"
         record.started_at = record.finished_at = m.utcnow()
         record.error_summary = [f"compute {change.compute_id} is older than the applied state; not applied"]
         _save(runtime, connector, record)
         return record
-    diff = membership_feed(runtime).changes(connector.tenant, connector.segment_id, change.compute_id)
-    return _run(runtime, connector, record, change.computed_at, diff.entered, diff.exited, None)
+    diff = feed.changes(connector.tenant, connector.segment_id, change.compute_id)
+    return _run(runtime, connector, record, version, diff.entered, diff.exited, None)
 
 
 def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int) -> m.SyncRecord | None:
@@ -87,21 +89,21 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
         _save(runtime, connector, record)
         return record
     snapshot = membership_feed(runtime).snapshot(tenant_id, connector.segment_id)
-    through = record.computed_at = snapshot.computed_at
+    record.computed_at = snapshot.computed_at
     members = snapshot.members
     if connector.type == "file":
-        return _run(runtime, connector, record, through, (), (), members)
+        return _run(runtime, connector, record, snapshot.version, (), (), members)
     # Everyone who may be on the platform but is no longer a member is removed; every member is added.
     current = set(members)
     leftover = sorted(ConnectorLedger(runtime, tenant_id, connector.id).present() - current)
-    return _run(runtime, connector, record, through, sorted(current), leftover, None)
+    return _run(runtime, connector, record, snapshot.version, sorted(current), leftover, None)
 
 
 def _run(
     runtime: Runtime,
     connector: m.Connector,
     record: m.SyncRecord,
-    through: datetime | None,
+    version: int | None,
     entered: Iterable[str],
     exited: Iterable[str],
     snapshot: Iterable[str] | None,
@@ -129,8 +131,8 @@ def _run(
         _save(runtime, connector, record)
         raise
     _finish(runtime, connector, record, tally)
-    if record.status in ("succeeded", "partial") and through is not None:
-        _advance(runtime, connector, through)
+    if record.status in ("succeeded", "partial") and version is not None:
+        _advance(runtime, connector, version)
     return record
 
 
@@ -226,10 +228,10 @@ def _save(runtime: Runtime, connector: m.Connector, record: m.SyncRecord) -> Non
     runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
 
 
-def _advance(runtime: Runtime, connector: m.Connector, through: datetime) -> None:
+def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
     def advance(current: m.Connector) -> m.Connector:
-        if current.applied_through is None or current.applied_through < through:
-            current.applied_through = through
+        if current.applied_version is None or current.applied_version < version:
+            current.applied_version = version
         return current
 
     runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, advance)

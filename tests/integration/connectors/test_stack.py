@@ -49,6 +49,8 @@ def test_computes_drive_adds_and_removes_on_every_platform(
         ],
     )
     put_segment(runtime, tenant, 1, RECENT_BUYERS)
+    published: list[bytes] = []
+    stack.bus.subscribe("membership-changes", "test-recorder", lambda message: published.append(message.data))
     engine.compute(runtime, tenant, [Request(1, "full")], now)
     stack.bus.drain()
     # WHEN a Braze (external_id) and a Klaviyo (email) connector are turned on for it
@@ -83,4 +85,21 @@ def test_computes_drive_adds_and_removes_on_every_platform(
     for connector_id in connector_ids:
         syncs = api.get(f"/api/connectors/{connector_id}/syncs/", headers=account.bearer).get_json()["results"]
         assert (syncs[0]["kind"], syncs[0]["added"], syncs[0]["removed"]) == ("incremental", 1, 1)
+
+    # WHEN the first compute's message arrives again, late
+    stack.runtime.bus.publish("membership-changes", published[0])
+    stack.bus.drain()
+    # THEN it is recorded as stale and changes nothing
+    assert braze.subscribed() == members
+    syncs = api.get(f"/api/connectors/{connector_ids[0]}/syncs/", headers=account.bearer).get_json()["results"]
+    assert syncs[0]["status"] == "stale"
+
+    # WHEN a compute runs at an earlier `now` than the previous one (newer in publication order)
+    engine.compute(runtime, tenant, [Request(1, "full")], now)
+    stack.bus.drain()
+    # THEN it is applied: order is the membership version, not the compute's clock
+    members = set(store.iter_members(runtime, tenant, 1))
+    assert members == {"u1", "u2"}
+    assert braze.subscribed() == members
+    assert klaviyo.members() == {f"{u}@shop.test" for u in members}
     assert not braze.violations and not klaviyo.violations
