@@ -35,7 +35,7 @@ def _start(servers: list[FakePlatform], server: FakePlatform) -> FakePlatform:
 def test_klaviyo_requests(servers: list[FakePlatform]) -> None:
     klaviyo = _start(servers, FakeKlaviyo(KEY))
     assert isinstance(klaviyo, FakeKlaviyo)
-    config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)  # type: ignore[arg-type]
+    config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)
     client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1")
     client.add(["a@x.com", "b@x.com"])
     lookup, create_a, create_b, relate = klaviyo.requests
@@ -62,7 +62,7 @@ def test_klaviyo_requests(servers: list[FakePlatform]) -> None:
 
 def test_braze_requests(servers: list[FakePlatform]) -> None:
     braze = _start(servers, FakeBraze(KEY))
-    config = BrazeConfig(rest_endpoint=braze.url, subscription_group_id="sg-vip")  # type: ignore[arg-type]
+    config = BrazeConfig(rest_endpoint=braze.url, subscription_group_id="sg-vip")
     client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, [KEY]))
     client.add(["u1", "u2"])
     client.remove(["u2"])
@@ -87,7 +87,7 @@ def test_talonone_requests(servers: list[FakePlatform]) -> None:
     talonone = _start(servers, FakeTalonOne(KEY))
     assert isinstance(talonone, FakeTalonOne)
     remembered: list[int] = []
-    config = TalonOneConfig(base_url=talonone.url, audience_name="Loyal")  # type: ignore[arg-type]
+    config = TalonOneConfig(base_url=talonone.url, audience_name="Loyal")
     client = TalonOneAudience(config, KEY, HttpSync(POLICY, [KEY]), None, "segops-1-connector-2", remembered.append)
     client.add(["p1"])
     client.remove(["p1"])
