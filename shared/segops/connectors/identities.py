@@ -13,11 +13,12 @@ from segops.warehouse.base import TenantWarehouse
 
 LOOKUP_BATCH = 1000
 
-# The latest identify payload per user (argMax state of migration 0001), one property out of it.
+# The latest identify payload per user (argMax state of migration 0001), one property out of it;
+# a dotted name walks nested objects (`crm.id`), one bound parameter per path segment.
 _PROPERTY_SQL = """
-SELECT user_id, JSONExtractRaw(argMaxMerge(properties), {property:String}) AS raw
+SELECT user_id, JSONExtractRaw(argMaxMerge(properties), {path}) AS raw
 FROM user_properties
-WHERE tenant_id = {tenant_id:UInt64} AND user_id IN {user_ids:Array(String)}
+WHERE tenant_id = {{tenant_id:UInt64}} AND user_id IN {{user_ids:Array(String)}}
 GROUP BY user_id
 """
 
@@ -52,7 +53,11 @@ class IdentityResolver:
                 yield Recipient(user_id, value)
 
     def _lookup(self, user_ids: list[str]) -> dict[str, str]:
-        rows = self.warehouse.query(_PROPERTY_SQL, {"property": self.property, "user_ids": user_ids}).rows
+        assert self.property is not None
+        segments = self.property.split(".")
+        path = ", ".join(f"{{p{i}:String}}" for i in range(len(segments)))
+        params: dict[str, object] = {f"p{i}": part for i, part in enumerate(segments)}
+        rows = self.warehouse.query(_PROPERTY_SQL.format(path=path), {**params, "user_ids": user_ids}).rows
         values: dict[str, str] = {}
         for user_id, raw in rows:
             value = _scalar(raw)

@@ -68,12 +68,16 @@ def test_profile_ids_from_a_user_property_and_a_given_audience_id(
     # GIVEN an existing audience and users whose Talon.One integration id is a property
     talonone.audiences[42] = Audience(42, "Existing", None)
     tenant = account.tenant_id
-    identify(stack.runtime, tenant, {"u1": {"crm_id": "CRM-1"}, "u2": {"crm_id": 2002}, "u3": {"other": 1}})
+    identify(
+        stack.runtime,
+        tenant,
+        {"u1": {"crm": {"id": "CRM-1"}}, "u2": {"crm": {"id": 2002}}, "u3": {"crm": {}}, "u4": {"crm.id": "no"}},
+    )
     segment = membership.segment(tenant)
-    membership.compute(tenant, segment, ["u1", "u2", "u3"])
-    # WHEN the connector syncs with profile_id_from=crm_id
-    _create(api, account, talonone, segment, audience_id=42, profile_id_from="crm_id")
+    membership.compute(tenant, segment, ["u1", "u2", "u3", "u4"])
+    # WHEN the connector syncs with profile_id_from=crm.id (a nested property)
+    _create(api, account, talonone, segment, audience_id=42, profile_id_from="crm.id")
     stack.bus.drain()
-    # THEN the audience holds the property values; the user without one is skipped
+    # THEN the audience holds the property values; the users without one are skipped
     assert talonone.members(42) == {"CRM-1", "2002"}
     assert len(talonone.audiences) == 1
