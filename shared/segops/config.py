@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     connector_backoff_max_seconds: float = Field(default=30.0, ge=0)
     connector_timeout_seconds: float = Field(default=10.0, gt=0)
     connector_max_wait_seconds: float = Field(default=120.0, ge=0)
+    connector_job_poll_seconds: float = Field(default=2.0, ge=0)
+    connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
 
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0

@@ -212,6 +212,7 @@ class FakeKlaviyo(FakePlatform):
         super().__init__(api_key)
         self.lists: dict[str, set[str]] = {list_id: set() for list_id in list_ids}
         self.profiles: dict[str, KlaviyoProfile] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
     def error(self, status: int, message: str) -> Any:
@@ -233,7 +234,60 @@ class FakeKlaviyo(FakePlatform):
             return self._get_profiles(request)
         if re.fullmatch(r"/api/profile-import/?", request.path) and request.method == "POST":
             return self._import(request)
+        if re.fullmatch(r"/api/profile-bulk-import-jobs/?", request.path) and request.method == "POST":
+            return self._spawn_job(request)
+        job = re.fullmatch(r"/api/profile-bulk-import-jobs/([^/]+)/?", request.path)
+        if job and request.method == "GET":
+            return self._job(job.group(1))
         raise Violation(f"no such endpoint {request.method} {request.path}", 404)
+
+    def _spawn_job(self, request: Recorded) -> Reply:
+        data = request.body.get("data") if isinstance(request.body, dict) else None
+        self.require(isinstance(data, dict) and data.get("type") == "profile-bulk-import-job", "data.type")
+        assert isinstance(data, dict)
+        profiles = ((data.get("attributes") or {}).get("profiles") or {}).get("data")
+        self.require(isinstance(profiles, list) and 1 <= len(profiles) <= 10_000, "1..10,000 profiles per job")
+        self.require(len(orjson.dumps(request.body)) <= 5 * 1024 * 1024, "job payload over 5 MB", 413)
+        assert isinstance(profiles, list)
+        for profile in profiles:
+            self.require(isinstance(profile, dict) and profile.get("type") == "profile", "profile type")
+            attributes = profile.get("attributes") or {}
+            self.require(bool(attributes.get("email") or attributes.get("external_id")), "an identifier is required")
+        lists = ((data.get("relationships") or {}).get("lists") or {}).get("data") or []
+        self.require(all(item.get("type") == "list" and item.get("id") in self.lists for item in lists), "list", 404)
+        job_id = f"job-{next(self._ids)}"
+        self.jobs[job_id] = {"profiles": profiles, "lists": [item["id"] for item in lists], "polls": 0}
+        attributes = {"status": "queued", "total_count": len(profiles), "completed_count": 0, "failed_count": 0}
+        return 202, {}, {"data": {"type": "profile-bulk-import-job", "id": job_id, "attributes": attributes}}
+
+    def _job(self, job_id: str) -> Reply:
+        self.require(job_id in self.jobs, "job not found", 404)
+        job = self.jobs[job_id]
+        job["polls"] += 1
+        status, completed, failed = "processing", 0, 0
+        if job["polls"] >= 2:  # asynchronous: the first poll still sees it processing
+            status = "complete"
+            for profile in job["profiles"]:
+                attributes = profile["attributes"]
+                email, external_id = attributes.get("email"), attributes.get("external_id")
+                if email is not None and "." not in email.partition("@")[2]:
+                    failed += 1  # Klaviyo refuses addresses without a proper domain
+                    continue
+                found = self._upsert_profile(email.lower() if email else None, external_id)
+                for list_id in job["lists"]:
+                    self.lists[list_id].add(found.id)
+                completed += 1
+            job["profiles"] = []
+        attributes = {"status": status, "completed_count": completed, "failed_count": failed}
+        return 200, {}, {"data": {"type": "profile-bulk-import-job", "id": job_id, "attributes": attributes}}
+
+    def _upsert_profile(self, email: str | None, external_id: str | None) -> KlaviyoProfile:
+        for profile in self.profiles.values():
+            if (email and profile.email == email) or (external_id and profile.external_id == external_id):
+                return profile
+        profile = KlaviyoProfile(f"01PROFILE{next(self._ids):016d}", email, external_id)
+        self.profiles[profile.id] = profile
+        return profile
 
     def _relationships(self, request: Recorded, list_id: str) -> Reply:
         self.require(list_id in self.lists, "list not found", 404)

@@ -2,7 +2,9 @@
 
 List membership is keyed by Klaviyo profile id, so identifiers (email or external_id) are first
 resolved: a cached id, else `GET /api/profiles/?filter=any(<field>,[...])` (≤ 100 per call), else for
-adds `POST /api/profile-import/` (create-or-update, returns the id). Then
+adds `POST /api/profile-import/` (create-or-update, returns the id) — or, for 50 or more new profiles in
+a batch, one `POST /api/profile-bulk-import-jobs/` job (which also adds them to the list) awaited and
+followed by lookups. Then
 `POST|DELETE /api/lists/<list_id>/relationships/profiles/` with ≤ 1000 profile ids per call. Adding to a
 list does not change marketing consent (that is the Subscribe Profiles endpoint, deliberately unused).
 """
@@ -10,6 +12,7 @@ list does not change marketing consent (that is the Subscribe Profiles endpoint,
 from __future__ import annotations
 
 import hashlib
+import time
 from urllib.parse import quote
 
 import orjson
@@ -21,6 +24,8 @@ from segops.connectors.platform import BatchOutcome
 
 LIST_BATCH = 1000
 LOOKUP_BATCH = 100
+# Klaviyo advises its bulk import for many profiles and its synchronous upsert for a few.
+BULK_IMPORT_MIN = 50
 PROFILE_ID_TTL_SECONDS = 30 * 24 * 3600
 JSON_API = "application/vnd.api+json"
 
@@ -28,8 +33,19 @@ JSON_API = "application/vnd.api+json"
 class KlaviyoList:
     batch_size = LIST_BATCH
 
-    def __init__(self, config: KlaviyoConfig, api_key: str, http: HttpSync, cache: Cache, cache_scope: str) -> None:
+    def __init__(
+        self,
+        config: KlaviyoConfig,
+        api_key: str,
+        http: HttpSync,
+        cache: Cache,
+        cache_scope: str,
+        job_poll_seconds: float = 2.0,
+        job_timeout_seconds: float = 300.0,
+    ) -> None:
         self.config = config
+        self.job_poll_seconds = job_poll_seconds
+        self.job_timeout_seconds = job_timeout_seconds
         self.base = str(config.base_url).rstrip("/")
         self.http = http
         self.cache = cache
@@ -91,9 +107,11 @@ class KlaviyoList:
                 found[identifier] = profile_id
                 self._remember(identifier, profile_id)
         if create:
-            for identifier in unknown:
-                if identifier in found:
-                    continue
+            missing = [i for i in unknown if i not in found]
+            if len(missing) >= BULK_IMPORT_MIN:
+                found.update(self._bulk_import(missing, outcome))
+                return found, from_cache
+            for identifier in missing:
                 try:
                     found[identifier] = self._upsert(identifier)
                 except PlatformError as error:
@@ -103,6 +121,44 @@ class KlaviyoList:
                     continue
                 self._remember(identifier, found[identifier])
         return found, from_cache
+
+    def _bulk_import(self, identifiers: list[str], outcome: BatchOutcome) -> dict[str, str]:
+        """Create many profiles with one Bulk Import Profiles job (which also adds them to the list),
+        wait for it, then look the profiles up to learn their ids; those still unknown failed."""
+        body = {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {
+                    "profiles": {
+                        "data": [{"type": "profile", "attributes": {self.config.identifier: i}} for i in identifiers]
+                    }
+                },
+                "relationships": {"lists": {"data": [{"type": "list", "id": self.config.list_id}]}},
+            }
+        }
+        response = self.http.call("POST", f"{self.base}/api/profile-bulk-import-jobs/", self.headers, body)
+        job = str(orjson.loads(response.content)["data"]["id"])
+        self._await_job(job)
+        found: dict[str, str] = {}
+        for start in range(0, len(identifiers), LOOKUP_BATCH):
+            found.update(self._lookup(identifiers[start : start + LOOKUP_BATCH]))
+        for identifier in identifiers:
+            if identifier in found:
+                self._remember(identifier, found[identifier])
+            else:
+                outcome.failed[identifier] = PlatformError(f"bulk import job {job} did not create the profile")
+        return found
+
+    def _await_job(self, job: str) -> None:
+        url = f"{self.base}/api/profile-bulk-import-jobs/{quote(job, safe='')}/"
+        deadline = time.monotonic() + self.job_timeout_seconds
+        while True:
+            attributes = orjson.loads(self.http.call("GET", url, self.headers, ok=(200,)).content)["data"]["attributes"]
+            if attributes.get("status") in ("complete", "cancelled"):
+                return
+            if time.monotonic() >= deadline:
+                raise PlatformError(f"bulk import job {job} still {attributes.get('status')}", retryable=True)
+            self.http.sleep(self.job_poll_seconds)
 
     def _lookup(self, identifiers: list[str]) -> dict[str, str]:
         if not identifiers:

@@ -145,8 +145,17 @@ def build_platform(runtime: Runtime, connector: m.Connector, api_key: str) -> tu
     tenant = connector.tenant
     config = m.CONFIG_MODELS[connector.type].model_validate(connector.config)
     if isinstance(config, m.KlaviyoConfig):
-        scope = f"{tenant}:{connector.id}"
-        return KlaviyoList(config, api_key, http, runtime.cache, scope), _resolver(runtime, tenant, config.identifier)
+        settings = runtime.settings
+        klaviyo = KlaviyoList(
+            config,
+            api_key,
+            http,
+            runtime.cache,
+            f"{tenant}:{connector.id}",
+            settings.connector_job_poll_seconds,
+            settings.connector_job_timeout_seconds,
+        )
+        return klaviyo, _resolver(runtime, tenant, config.identifier)
     if isinstance(config, m.BrazeConfig):
         return BrazeSubscriptionGroup(config, api_key, http), _resolver(runtime, tenant, config.identifier)
     assert isinstance(config, m.TalonOneConfig)

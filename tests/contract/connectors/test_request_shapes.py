@@ -107,3 +107,37 @@ def test_talonone_requests(servers: list[FakePlatform]) -> None:
     with pytest.raises(PlatformError) as raised:
         again.add(["p2"])
     assert raised.value.status == 409 and "set config.audience_id" in raised.value.summary
+
+
+def test_klaviyo_bulk_import_job_for_many_new_profiles(servers: list[FakePlatform]) -> None:
+    klaviyo = _start(servers, FakeKlaviyo(KEY))
+    assert isinstance(klaviyo, FakeKlaviyo)
+    config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url, identifier="external_id")
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1", job_poll_seconds=0)
+    users = [f"user-{i}" for i in range(60)]
+    outcome = client.add(users)
+    assert not outcome.failed
+    spawn = klaviyo.calls("/api/profile-bulk-import-jobs/", "POST")[0]
+    assert spawn.status == 202
+    assert spawn.body["data"]["type"] == "profile-bulk-import-job"
+    assert spawn.body["data"]["relationships"] == {"lists": {"data": [{"type": "list", "id": "Y6nRLr"}]}}
+    assert spawn.body["data"]["attributes"]["profiles"]["data"][0] == {
+        "type": "profile",
+        "attributes": {"external_id": "user-0"},
+    }
+    polls = klaviyo.calls("/api/profile-bulk-import-jobs/job-", "GET")
+    assert len(polls) == 2, "polled until the job completed"
+    assert klaviyo.members(by="external_id") == set(users)
+
+
+def test_klaviyo_profiles_a_bulk_job_refused_are_failed_individually(servers: list[FakePlatform]) -> None:
+    klaviyo = _start(servers, FakeKlaviyo(KEY))
+    assert isinstance(klaviyo, FakeKlaviyo)
+    config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1", job_poll_seconds=0)
+    good = [f"u{i}@shop.test" for i in range(55)]
+    bad = [f"b{i}@nodomain" for i in range(5)]
+    outcome = client.add(good + bad)
+    assert set(outcome.failed) == set(bad)
+    assert all("did not create the profile" in e.summary for e in outcome.failed.values())
+    assert klaviyo.members() == set(good)

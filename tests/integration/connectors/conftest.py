@@ -23,6 +23,8 @@ def settings(settings: Settings) -> Settings:
             "connector_backoff_max_seconds": 0.01,
             "connector_timeout_seconds": 0.3,
             "connector_max_wait_seconds": 0.05,
+            "connector_job_poll_seconds": 0.01,
+            "connector_job_timeout_seconds": 2.0,
         }
     )
 

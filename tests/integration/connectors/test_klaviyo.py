@@ -86,7 +86,8 @@ def test_batches_stay_within_1000_profiles_and_faults_are_retried(
     klaviyo.inject("429", "/relationships/", retry_after="0")
     klaviyo.inject("500", "/relationships/", skip=1)
     klaviyo.inject("timeout", "/relationships/", skip=2, delay=0.5)
-    klaviyo.inject("429", "/api/profile-import/", skip=10, retry_after="0")
+    klaviyo.inject("429", "/api/profile-bulk-import-jobs/", skip=1, retry_after="0")
+    klaviyo.inject("500", "/api/profile-bulk-import-jobs/", skip=3)
     # WHEN the connector is activated
     _create(api, account, klaviyo, segment, identifier="external_id")
     stack.bus.drain()
@@ -96,6 +97,9 @@ def test_batches_stay_within_1000_profiles_and_faults_are_retried(
     assert len(list_calls) >= 3
     assert all(len(c.body["data"]) <= 1000 for c in list_calls)
     assert klaviyo.calls("/api/profiles/", "GET"), "profiles are looked up in bulk before any upsert"
+    jobs = klaviyo.calls("/api/profile-bulk-import-jobs/", "POST")
+    assert len(jobs) == 3, "2,300 new profiles are created by three bulk import jobs, not one call each"
+    assert not klaviyo.calls("/api/profile-import/")
     assert not klaviyo.violations
 
 
