@@ -101,16 +101,17 @@ class KlaviyoList:
             else:
                 unknown.append(identifier)
         from_cache = list(found)
-        filterable = [i for i in unknown if '"' not in i and "\\" not in i]
+        filterable = [i for i in unknown if _filterable(i)]
         for start in range(0, len(filterable), LOOKUP_BATCH):
             for identifier, profile_id in self._lookup(filterable[start : start + LOOKUP_BATCH]).items():
                 found[identifier] = profile_id
                 self._remember(identifier, profile_id)
         if create:
             missing = [i for i in unknown if i not in found]
-            if len(missing) >= BULK_IMPORT_MIN:
-                found.update(self._bulk_import(missing, outcome))
-                return found, from_cache
+            bulk = [i for i in missing if _filterable(i)]
+            if len(bulk) >= BULK_IMPORT_MIN:
+                found.update(self._bulk_import(bulk, outcome))
+                missing = [i for i in missing if not _filterable(i)]
             for identifier in missing:
                 try:
                     found[identifier] = self._upsert(identifier)
@@ -193,3 +194,8 @@ class KlaviyoList:
 
     def _remember(self, identifier: str, profile_id: str) -> None:
         self.cache.set(self._cache_key(identifier), profile_id.encode(), PROFILE_ID_TTL_SECONDS)
+
+
+def _filterable(identifier: str) -> bool:
+    """Whether the identifier can be quoted inside a Klaviyo filter expression."""
+    return '"' not in identifier and "\\" not in identifier

@@ -115,8 +115,11 @@ def test_klaviyo_bulk_import_job_for_many_new_profiles(servers: list[FakePlatfor
     config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url, identifier="external_id")
     client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1", job_poll_seconds=0)
     users = [f"user-{i}" for i in range(60)]
-    outcome = client.add(users)
+    outcome = client.add([*users, 'we"ird'])
     assert not outcome.failed
+    # an id that cannot be quoted in a filter is created on its own instead of by the job
+    [single] = klaviyo.calls("/api/profile-import/", "POST")
+    assert single.body["data"]["attributes"] == {"external_id": 'we"ird'}
     spawn = klaviyo.calls("/api/profile-bulk-import-jobs/", "POST")[0]
     assert spawn.status == 202
     assert spawn.body["data"]["type"] == "profile-bulk-import-job"
@@ -127,7 +130,7 @@ def test_klaviyo_bulk_import_job_for_many_new_profiles(servers: list[FakePlatfor
     }
     polls = klaviyo.calls("/api/profile-bulk-import-jobs/job-", "GET")
     assert len(polls) == 2, "polled until the job completed"
-    assert klaviyo.members(by="external_id") == set(users)
+    assert klaviyo.members(by="external_id") == {*users, 'we"ird'}
 
 
 def test_klaviyo_profiles_a_bulk_job_refused_are_failed_individually(servers: list[FakePlatform]) -> None:
