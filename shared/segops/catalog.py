@@ -14,7 +14,9 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.health:router",
         "segops.catalog:openapi_router",
         "segops.connectors.api:router",
+        "segops.compute.api:router",
     ],
+    "membership": ["segops.membership.api:router"],
 }
 
 

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
+    # "Users changed" notices of one tenant within this window become one delta compute.
+    compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
     log_level: str = "INFO"
 
     @property

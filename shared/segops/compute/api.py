@@ -1,0 +1,104 @@
+"""`POST /api/segments/<id>/compute/` (202 `{"status": "queued"}`) and `GET` of the same path."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from segops.bus.base import Topic
+from segops.compute.engine import load_segment
+from segops.errors import Conflict, NotFound
+from segops.http.routing import RequestContext, Result, Router
+from segops.messages import ComputeRequested, SegmentComputeEnvelope
+from segops.segments.models import ComputeState, ComputeStatus, compute_state_key
+
+router = Router(tags=["segments"])
+PATH = "/api/segments/<int:segment_id>/compute/"
+
+
+class ComputeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["full", "delta"] = "full"
+
+
+class Queued(BaseModel):
+    status: Literal["queued"]
+
+
+class ComputeStatusOut(BaseModel):
+    segment_id: int
+    compute_id: str | None
+    status: ComputeStatus | None
+    mode: Literal["full", "delta"] | None
+    error: str | None
+    requested_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    computed_at: datetime | None
+    last_computed_at: datetime | None
+    member_count: int | None
+    entered_count: int | None
+    exited_count: int | None
+    duration_ms: float | None
+
+
+def _segment_or_404(ctx: RequestContext) -> int:
+    segment_id = int(ctx.path_params["segment_id"])
+    segment = load_segment(ctx.runtime, ctx.tenant_id, segment_id)
+    if segment is None:
+        raise NotFound("segment not found", {"id": segment_id})
+    if segment.definition is None:
+        raise Conflict("the segment has no definition yet: set one with PATCH first", {"id": segment_id})
+    return segment_id
+
+
+@router.post(PATH, role="member", query=ComputeQuery, response=Queued, status=202)
+def request_compute(ctx: RequestContext) -> Result:
+    """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
+    segment_id = _segment_or_404(ctx)
+    mode = ctx.query.mode
+    request = ComputeRequested(
+        tenant_id=ctx.tenant_id,
+        segment_id=segment_id,
+        compute_id=uuid.uuid4().hex,
+        mode=mode,
+        requested_at=datetime.now(UTC),
+    )
+
+    def queued(state: ComputeState) -> ComputeState:
+        if state.status == "running":
+            return state  # the running compute reports itself; ours follows it
+        return state.model_copy(
+            update={
+                "compute_id": request.compute_id,
+                "status": "queued",
+                "mode": mode,
+                "error": None,
+                "requested_at": request.requested_at,
+            }
+        )
+
+    key = compute_state_key(ctx.tenant_id, segment_id)
+    if ctx.runtime.documents.update(key, ComputeState, queued) is None:
+        ctx.runtime.documents.save(key, queued(ComputeState(segment_id=segment_id)))
+    ctx.runtime.bus.publish(
+        Topic.SEGMENT_COMPUTE,
+        SegmentComputeEnvelope(message=request).model_dump_json().encode(),
+        {"tenant_id": str(ctx.tenant_id), "kind": "compute"},
+    )
+    return Result({"status": "queued"}, 202)
+
+
+@router.get(PATH, role="viewer", response=ComputeStatusOut)
+def compute_status(ctx: RequestContext) -> ComputeStatusOut:
+    """The segment's latest compute: status, timings, member count, entered/exited counts."""
+    segment_id = int(ctx.path_params["segment_id"])
+    if load_segment(ctx.runtime, ctx.tenant_id, segment_id) is None:
+        raise NotFound("segment not found", {"id": segment_id})
+    state = ctx.runtime.documents.load(compute_state_key(ctx.tenant_id, segment_id), ComputeState)
+    state = state or ComputeState(segment_id=segment_id)
+    return ComputeStatusOut.model_validate(state.model_dump(include=set(ComputeStatusOut.model_fields)))

@@ -1,0 +1,230 @@
+"""One compute at a time per tenant; nothing requested is ever lost; notices are debounced.
+
+State lives in one control-plane document per tenant, `compute-tenants/<tenant_id>`
+(`TenantQueue`), changed only by compare-and-swap:
+- requests are merged into it (per segment the stronger mode wins; "all active segments, delta"
+  and "time-dependent segments, delta" are flags);
+- whoever finds no live lease takes it and drains the queue until it is empty, releasing the lease
+  in the same CAS that finds it empty, so a request merged meanwhile is always seen by someone;
+- a holder that dies leaves its lease to expire; the next message or scheduled tick for the tenant
+  takes over, queue intact. Failed work goes back on the queue before the error is re-raised.
+
+Debounce: a "users changed" notice published at P asks for an all-active delta due at
+`P + compute_debounce_seconds` (the first pending notice fixes the due time); the holder waits
+until it is due, so notices arriving meanwhile join the same compute. A notice published before
+the snapshot of an all-active delta that already ran is covered by it and dropped — which also
+makes a backlog of notices delivered one after another collapse into one compute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from segops.compute import engine
+from segops.compute.engine import Request
+from segops.dsl import is_time_dependent, parse_definition
+from segops.errors import Conflict
+from segops.membership.lookup import active_segments
+from segops.runtime import Runtime
+
+log = logging.getLogger("segops.compute")
+
+Mode = Literal["full", "delta"]
+LEASE = timedelta(seconds=600)  # longer than the function timeout: a live holder never loses it
+CLOCK_MARGIN = timedelta(milliseconds=500)  # publisher/consumer clock skew (at most half the debounce window)
+QUEUES_PREFIX = "compute-tenants/"
+
+
+class PendingSegment(BaseModel):
+    mode: Mode
+    compute_id: str | None = None
+
+
+class TenantQueue(BaseModel):
+    tenant_id: int
+    holder: str | None = None
+    lease_until: datetime | None = None
+    segments: dict[int, PendingSegment] = Field(default_factory=dict)
+    active_delta_due: datetime | None = None
+    time_delta: bool = False
+    covered_until: datetime | None = None  # notices published before this are in an all-active delta
+
+    def has_work(self) -> bool:
+        return bool(self.segments) or self.time_delta or self.active_delta_due is not None
+
+
+def queue_key(tenant_id: int) -> str:
+    return f"{QUEUES_PREFIX}{tenant_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _change(runtime: Runtime, tenant_id: int, change: Callable[[TenantQueue], TenantQueue]) -> TenantQueue:
+    key = queue_key(tenant_id)
+    docs = runtime.documents
+    if docs.store.get(key) is None:
+        with contextlib.suppress(Conflict):  # created concurrently: update it all the same
+            docs.create(key, TenantQueue(tenant_id=tenant_id))
+    updated = docs.update(key, TenantQueue, change)
+    assert updated is not None
+    return updated
+
+
+def request_segment(runtime: Runtime, tenant_id: int, segment_id: int, mode: Mode, compute_id: str | None) -> None:
+    def merge(queue: TenantQueue) -> TenantQueue:
+        current = queue.segments.get(segment_id)
+        stronger: Mode = "full" if mode == "full" or (current and current.mode == "full") else "delta"
+        segments = {**queue.segments, segment_id: PendingSegment(mode=stronger, compute_id=compute_id)}
+        return queue.model_copy(update={"segments": segments})
+
+    _change(runtime, tenant_id, merge)
+
+
+def notice_users_changed(runtime: Runtime, tenant_id: int, published_at: datetime) -> bool:
+    """Queue a debounced all-active delta; False when an earlier compute already covers the notice."""
+    debounce = timedelta(seconds=runtime.settings.compute_debounce_seconds)
+    covered = False
+
+    def merge(queue: TenantQueue) -> TenantQueue:
+        nonlocal covered
+        covered = queue.covered_until is not None and published_at <= queue.covered_until
+        if covered:
+            return queue
+        due = queue.active_delta_due or published_at + debounce
+        return queue.model_copy(update={"active_delta_due": due})
+
+    _change(runtime, tenant_id, merge)
+    return not covered
+
+
+def request_time_delta(runtime: Runtime, tenant_id: int) -> None:
+    _change(runtime, tenant_id, lambda q: q.model_copy(update={"time_delta": True}))
+
+
+def tenants_with_queues(runtime: Runtime) -> list[int]:
+    return sorted(int(key[len(QUEUES_PREFIX) :]) for key in runtime.store.list(QUEUES_PREFIX))
+
+
+def drain(runtime: Runtime, tenant_id: int) -> None:
+    """Run the tenant's queued computes if nobody else is; return when the queue is empty."""
+    holder = uuid.uuid4().hex
+    if not _acquire(runtime, tenant_id, holder):
+        return
+    try:
+        while True:
+            taken = _take(runtime, tenant_id, holder)
+            if taken is None:
+                return
+            if isinstance(taken, float):
+                time.sleep(taken)
+                continue
+            _run(runtime, tenant_id, taken)
+    except BaseException:
+        _release(runtime, tenant_id, holder)
+        raise
+
+
+def _acquire(runtime: Runtime, tenant_id: int, holder: str) -> bool:
+    acquired = False
+
+    def take_lease(queue: TenantQueue) -> TenantQueue:
+        nonlocal acquired
+        now = _now()
+        acquired = queue.holder is None or queue.lease_until is None or queue.lease_until < now
+        if not acquired:
+            return queue
+        return queue.model_copy(update={"holder": holder, "lease_until": now + LEASE})
+
+    _change(runtime, tenant_id, take_lease)
+    return acquired
+
+
+def _release(runtime: Runtime, tenant_id: int, holder: str) -> None:
+    def release(queue: TenantQueue) -> TenantQueue:
+        if queue.holder != holder:
+            return queue
+        return queue.model_copy(update={"holder": None, "lease_until": None})
+
+    _change(runtime, tenant_id, release)
+
+
+def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float | None:
+    """The work to run now (and clear it), seconds to wait for a debounced delta, or None: released."""
+    result: TenantQueue | float | None = None
+
+    def take(queue: TenantQueue) -> TenantQueue:
+        nonlocal result
+        now = _now()
+        due = queue.active_delta_due
+        ready_delta = due is not None and due <= now
+        if not (queue.segments or queue.time_delta or ready_delta):
+            if due is not None:
+                result = max((due - now).total_seconds(), 0.001)
+                return queue.model_copy(update={"lease_until": now + LEASE})
+            result = None
+            return queue.model_copy(update={"holder": None, "lease_until": None})
+        result = queue.model_copy(update={"active_delta_due": due if ready_delta else None})
+        return queue.model_copy(
+            update={
+                "segments": {},
+                "time_delta": False,
+                "active_delta_due": None if ready_delta else due,
+                "lease_until": now + LEASE,
+                "covered_until": now - _margin(runtime) if ready_delta else queue.covered_until,
+            }
+        )
+
+    _change(runtime, tenant_id, take)
+    if isinstance(result, TenantQueue) and result.holder != holder:
+        raise RuntimeError("compute lease lost")
+    return result
+
+
+def _margin(runtime: Runtime) -> timedelta:
+    return min(CLOCK_MARGIN, timedelta(seconds=runtime.settings.compute_debounce_seconds / 2))
+
+
+def _requests(runtime: Runtime, tenant_id: int, work: TenantQueue) -> list[Request]:
+    requests = [Request(segment_id, p.mode, p.compute_id) for segment_id, p in sorted(work.segments.items())]
+    explicit = set(work.segments)
+    if work.active_delta_due is not None or work.time_delta:
+        for segment in active_segments(runtime, tenant_id):
+            if segment.id in explicit or segment.definition is None:
+                continue
+            if work.active_delta_due is not None or is_time_dependent(parse_definition(segment.definition)):
+                requests.append(Request(segment.id, "delta"))
+    return requests
+
+
+def _run(runtime: Runtime, tenant_id: int, work: TenantQueue) -> None:
+    try:
+        engine.compute(runtime, tenant_id, _requests(runtime, tenant_id, work))
+    except Exception:
+        _requeue(runtime, tenant_id, work)
+        raise
+
+
+def _requeue(runtime: Runtime, tenant_id: int, work: TenantQueue) -> None:
+    def merge(queue: TenantQueue) -> TenantQueue:
+        segments = dict(queue.segments)
+        for segment_id, pending in work.segments.items():
+            if segment_id not in segments or pending.mode == "full":
+                segments[segment_id] = pending
+        due = queue.active_delta_due
+        if work.active_delta_due is not None:
+            due = min(due, work.active_delta_due) if due else work.active_delta_due
+        return queue.model_copy(
+            update={"segments": segments, "time_delta": queue.time_delta or work.time_delta, "active_delta_due": due}
+        )
+
+    _change(runtime, tenant_id, merge)

@@ -1,0 +1,31 @@
+"""The `membership` function: `GET /api/segments/membership/?user_id=`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segops.http.routing import RequestContext, Router
+from segops.membership.lookup import user_segments
+
+router = Router(tags=["membership"])
+
+
+class MembershipQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MembershipOut(BaseModel):
+    user_id: str
+    segment_ids: list[int]
+    cached: bool
+
+
+@router.get("/api/segments/membership/", role="viewer", query=MembershipQuery, response=MembershipOut)
+def membership(ctx: RequestContext) -> MembershipOut:
+    """The active segments a user is in (cached 5 minutes; `cached` says whether this answer was)."""
+    segment_ids, cached = user_segments(ctx.runtime, ctx.tenant_id, ctx.query.user_id)
+    return MembershipOut(user_id=ctx.query.user_id, segment_ids=segment_ids, cached=cached)
