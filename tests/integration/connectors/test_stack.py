@@ -15,7 +15,7 @@ from tests.integration.connectors.conftest import API_KEY
 from tests.support.api import Account, Api
 from tests.support.dsl_reference import Event
 from tests.support.events import insert_events
-from tests.support.platforms import FakeBraze, FakeKlaviyo
+from tests.support.platforms import FakeBraze, FakeKlaviyo, FakeTalonOne
 from tests.support.segments import put_segment
 
 RECENT_BUYERS = {
@@ -103,3 +103,59 @@ def test_computes_drive_adds_and_removes_on_every_platform(
     assert braze.subscribed() == members
     assert klaviyo.members() == {f"{u}@shop.test" for u in members}
     assert not braze.violations and not klaviyo.violations
+
+
+def test_compute_requested_over_http_reaches_the_platform(
+    stack: LocalStack, api: Api, account: Account, talonone: FakeTalonOne
+) -> None:
+    """The `make dev` path: POST /api/segments/<id>/compute/ → segment_compute → membership-changes
+    → connector_sync → the platform."""
+    runtime = stack.runtime
+    tenant = account.tenant_id
+    at = engine.utc_now()
+
+    def viewed(user: str, path: str) -> Event:
+        return Event(user, "page_viewed", at, at, {"path": path})
+
+    def viewers(path: str | None) -> dict[str, object]:
+        condition: dict[str, object] = {
+            "type": "event_count",
+            "event_type": "page_viewed",
+            "operator": "gte",
+            "value": 1,
+        }
+        if path is not None:
+            condition["where"] = [{"property": "path", "operator": "eq", "value": path}]
+        return {"logic": "AND", "conditions": [condition]}
+
+    # GIVEN viewers, a segment of them, and an active Talon.One connector on it
+    insert_events(runtime.warehouse, tenant, [viewed("u1", "/home"), viewed("u2", "/pricing")])
+    put_segment(runtime, tenant, 5, viewers(None))
+    created = api.post(
+        "/api/connectors/",
+        {
+            "name": "Viewers",
+            "type": "talonone",
+            "segment_id": 5,
+            "active": True,
+            "config": {"base_url": talonone.url, "audience_name": "Viewers"},
+            "credentials": {"api_key": API_KEY},
+        },
+        headers=account.bearer,
+    )
+    assert created.status_code == 201
+    stack.bus.drain()
+    # WHEN a compute is requested over HTTP
+    assert api.post("/api/segments/5/compute/", headers=account.bearer).status_code == 202
+    stack.bus.drain()
+    # THEN the audience holds the members
+    [audience] = talonone.audiences.values()
+    assert talonone.members(audience.id) == {"u1", "u2"} == set(store.iter_members(runtime, tenant, 5))
+    # WHEN a new viewer arrives, the definition narrows to /pricing, and another compute runs
+    insert_events(runtime.warehouse, tenant, [viewed("u3", "/pricing")])
+    put_segment(runtime, tenant, 5, viewers("/pricing"), version=2)
+    assert api.post("/api/segments/5/compute/", headers=account.bearer).status_code == 202
+    stack.bus.drain()
+    # THEN u3 was added and u1 removed
+    assert talonone.members(audience.id) == {"u2", "u3"} == set(store.iter_members(runtime, tenant, 5))
+    assert not talonone.violations
