@@ -219,7 +219,9 @@ class FakeKlaviyo(FakePlatform):
         return {"errors": [{"status": status, "code": "error", "title": message, "detail": message}]}
 
     def route(self, request: Recorded) -> Reply:
-        self.require(request.headers.get("authorization") == f"Klaviyo-API-Key {self.api_key}", "bad auth", 401)
+        presented = request.headers.get("authorization")
+        # Echoes what it was given, as some APIs do: the client must scrub it from what it stores.
+        self.require(presented == f"Klaviyo-API-Key {self.api_key}", f"bad credentials {presented!r}", 401)
         self.require(
             re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", request.headers.get("revision", "")) is not None,
             "missing or invalid revision header",
