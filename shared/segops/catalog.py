@@ -15,8 +15,13 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.catalog:openapi_router",
         "segops.connectors.api:router",
         "segops.compute.api:router",
+        "segops.ingestion.api:stats_router",
+        "segops.shopify.integration:router",
     ],
     "membership": ["segops.membership.api:router"],
+    "track": ["segops.ingestion.api:track_router"],
+    "track_batch": ["segops.ingestion.api:batch_router"],
+    "shopify_webhook": ["segops.shopify.webhook:router"],
 }
 
 

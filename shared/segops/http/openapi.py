@@ -38,7 +38,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
     ]
     models: set[type[BaseModel]] = set()
     for _, route in routes:
-        models.update(m for m in (route.body, route.response) if m is not None)
+        models.update(m for m in (route.body or route.doc_body, route.response) if m is not None)
     ordered = sorted(models, key=lambda m: (m.__module__, m.__name__))
     _, top = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
@@ -82,10 +82,11 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             params = params + _query_params(route.query, schemas)
         if params:
             operation["parameters"] = params
-        if route.body is not None:
+        body = route.body or route.doc_body
+        if body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}},
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}},
             }
         operation["security"] = [_SECURITY[a] for a in route.auth] if route.auth else []
         if route.role:

@@ -53,6 +53,8 @@ class Route:
     summary: str
     raw_body: bool
     tenant_from_path: str | None
+    stream_body: bool = False
+    doc_body: type[BaseModel] | None = None
 
 
 @dataclass
@@ -96,7 +98,13 @@ class Router:
         summary: str = "",
         raw_body: bool = False,
         tenant_from_path: str | None = None,
+        stream_body: bool = False,
+        doc_body: type[BaseModel] | None = None,
     ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
+        """`stream_body`: the framework authenticates first and leaves the body unread; the handler reads
+        it with `read_body` (its own size limit, and request-level errors it can attribute to the tenant).
+        `doc_body` documents such a body in OpenAPI."""
+
         def register(handler: Callable[[RequestContext], Any]) -> Callable[[RequestContext], Any]:
             self.routes.append(
                 Route(
@@ -112,6 +120,8 @@ class Router:
                     summary or _first_line(handler.__doc__),
                     raw_body,
                     tenant_from_path,
+                    stream_body,
+                    doc_body,
                 )
             )
             return handler
@@ -201,6 +211,18 @@ def register_union_tags(tags: Iterable[str]) -> None:
     _UNION_TAGS.update(tags)
 
 
+def read_body(ctx: RequestContext, limit: int) -> bytes:
+    """The raw request body, at most `limit` bytes (`PayloadTooLarge` beyond); also kept in `ctx.raw_body`."""
+    request = ctx.request
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+    ctx.raw_body = raw
+    return raw
+
+
 class HttpApp:
     """One HTTP function: its routers, served through functions-framework's Flask request."""
 
@@ -244,7 +266,8 @@ class HttpApp:
         from segops.auth.principal import authenticate
 
         route = ctx.route
-        body_obj = self._read_body(ctx) if route.method in ("POST", "PUT", "PATCH") else None
+        reads_body = route.method in ("POST", "PUT", "PATCH") and not route.stream_body
+        body_obj = self._read_body(ctx) if reads_body else None
         if route.role is not None or route.auth:
             ctx.principal = authenticate(ctx, body_obj)
         if route.query is not None:
@@ -266,13 +289,7 @@ class HttpApp:
 
     def _read_body(self, ctx: RequestContext) -> Any:
         request = ctx.request
-        limit = ctx.runtime.settings.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
-        raw = request.stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
-        ctx.raw_body = raw
+        raw = read_body(ctx, ctx.runtime.settings.max_body_bytes)
         if ctx.route.raw_body:
             return None
         if not raw.strip():

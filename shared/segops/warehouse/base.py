@@ -27,7 +27,15 @@ class Warehouse(Protocol):
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, str | int] | None = None,
+    ) -> None:
+        """Insert rows as one block; `settings` are ClickHouse insert settings (e.g. `insert_deduplication_token`)."""
+        ...
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
         """Stream the result of `sql` rendered by ClickHouse in `fmt` into `sink`; returns bytes written."""
@@ -36,6 +44,21 @@ class Warehouse(Protocol):
     def check(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+_SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_:.\-]{0,256}$")
+
+
+def render_settings(settings: Mapping[str, str | int]) -> str:
+    """`name='value', ...` for a SETTINGS clause; names and values are allow-listed, never escaped."""
+    parts = []
+    for name, value in settings.items():
+        text = str(value)
+        if not _SETTING_NAME.match(name) or not _SETTING_VALUE.match(text):
+            raise ValueError(f"unsafe setting {name!r}")
+        parts.append(f"{name}='{text}'")
+    return ", ".join(parts)
 
 
 _TENANT_PARAM = re.compile(r"\{tenant_id:UInt64\}")

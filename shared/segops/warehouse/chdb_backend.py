@@ -10,7 +10,7 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
-from segops.warehouse.base import QueryResult
+from segops.warehouse.base import QueryResult, render_settings
 from segops.warehouse.params import format_params
 
 _COPY_CHUNK = 1 << 20
@@ -82,13 +82,20 @@ class ChdbWarehouse:
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._shared.run(self.database, sql, "CSV", params)
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, str | int] | None = None,
+    ) -> None:
         if not rows:
             return
         body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_default) for row in rows)
         cols = ", ".join(f"`{c}`" for c in columns)
+        clause = render_settings({"date_time_input_format": "best_effort", **(settings or {})})
         # Data after FORMAT is parsed as data, never as SQL: this is still a bound insert.
-        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS date_time_input_format='best_effort' FORMAT JSONEachRow\n"
+        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS {clause} FORMAT JSONEachRow\n"
         self._shared.run(self.database, sql + body.decode(), "CSV", None)
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:

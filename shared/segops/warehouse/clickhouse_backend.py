@@ -35,9 +35,17 @@ class ClickHouseWarehouse:
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._client.command(sql, parameters=dict(params or {}))
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, str | int] | None = None,
+    ) -> None:
         if rows:
-            self._client.insert(table, [list(r) for r in rows], column_names=list(columns))
+            self._client.insert(
+                table, [list(r) for r in rows], column_names=list(columns), settings=dict(settings or {})
+            )
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
         written = 0

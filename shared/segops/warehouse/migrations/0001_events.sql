@@ -1,5 +1,8 @@
 -- Events: tenant first in the sorting key; per-user ranges are contiguous for aggregation.
--- ReplacingMergeTree on event_id is a safety net; the event writer already never inserts a duplicate.
+-- Exactly-once is the event writer's job (docs/ingestion.md): deterministic event ids, an insert
+-- deduplication token per block (the dedup window below), and an existence check through the
+-- `by_event_id` projection, which is written atomically with each part. ReplacingMergeTree stays as
+-- a last safety net; its merges rebuild the projection.
 CREATE TABLE IF NOT EXISTS events (
     tenant_id UInt64,
     event_id UUID,
@@ -8,10 +11,14 @@ CREATE TABLE IF NOT EXISTS events (
     event_type LowCardinality(String),
     occurred_at DateTime64(3, 'UTC'),
     received_at DateTime64(3, 'UTC'),
-    payload String CODEC(ZSTD(1))
+    payload String CODEC(ZSTD(1)),
+    INDEX received_at_minmax received_at TYPE minmax GRANULARITY 1,
+    PROJECTION by_event_id (SELECT tenant_id, event_id ORDER BY tenant_id, event_id)
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (tenant_id, user_id, occurred_at, event_id);
+ORDER BY (tenant_id, user_id, occurred_at, event_id)
+SETTINGS non_replicated_deduplication_window = 100000,
+         deduplicate_merge_projection_mode = 'rebuild';
 
 -- Current user properties: payload of the latest context_identified (by occurred_at, then received_at).
 CREATE TABLE IF NOT EXISTS user_properties (

@@ -1,0 +1,1 @@
+"""Event ingestion: edge validation (track, batch, Shopify), the event writer, stats and error records."""

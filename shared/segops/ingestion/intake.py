@@ -1,0 +1,122 @@
+"""The HTTP side of ingestion: parse, validate, stamp, record refusals, publish one `EventBatch`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from segops.bus.base import Topic
+from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
+from segops.ingestion.error_log import ErrorRecord, record_errors
+from segops.ingestion.events import (
+    Rejection,
+    Stamp,
+    assign_random_ids,
+    encode_batch,
+    validate_event,
+    validate_events,
+)
+from segops.runtime import Runtime
+
+MAX_BATCH_EVENTS = 500
+# One event carries ≤ 32 KiB of payload; a batch body stays far below Pub/Sub's 10 MB message limit
+# once stamped (ids and timestamps add ~200 bytes per event, re-serialised JSON is never longer).
+MAX_TRACK_BODY_BYTES = 256 * 1024
+MAX_BATCH_BODY_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    queued: int
+    skipped: int
+
+
+class RequestRefused(ValidationFailed):
+    """A whole request refused before any event was looked at (recorded with `error_type`)."""
+
+    def __init__(self, error_type: str, message: str, pointer: str = "") -> None:
+        super().__init__(message, {"errors": [{"pointer": pointer, "message": message, "type": error_type}]})
+        self.error_type = error_type
+
+
+def refuse_too_large(runtime: Runtime, tenant_id: int, source: str, exc: PayloadTooLarge) -> PayloadTooLarge:
+    record_errors(runtime, tenant_id, source, [ErrorRecord("body_too_large", exc.message)])
+    return exc
+
+
+def parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        raise RequestRefused("invalid_json", "request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestRefused("invalid_json", f"body is not valid JSON (at byte {exc.pos})") from None
+
+
+def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]], source: str) -> None:
+    """One message on `events` for the whole request; 503 if the bus does not take it (client retries)."""
+    assign_random_ids(events)
+    try:
+        runtime.bus.publish(
+            Topic.EVENTS,
+            encode_batch(events),
+            {"tenant_id": str(tenant_id), "source": source, "event_count": str(len(events))},
+        )
+    except Exception as exc:
+        raise DependencyDown("event bus unavailable, retry later", {"dependency": "pubsub"}) from exc
+
+
+def accept_track(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> None:
+    """`POST /api/ingestion/track/`: one event, queued or refused (400 with the field error)."""
+    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    try:
+        body = parse_body(raw)
+        checked = validate_event(body, stamp)
+        if isinstance(checked, Rejection):
+            raise RequestRefused(checked.error_type, checked.detail, checked.pointer)
+    except RequestRefused as refused:
+        record_errors(runtime, tenant_id, source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at)
+        raise
+    publish_events(runtime, tenant_id, [checked], source)
+
+
+def _batch_items(body: Any) -> list[Any]:
+    if not isinstance(body, dict):
+        raise RequestRefused("invalid_body", "request body must be a JSON object with an `events` array")
+    unknown = sorted(set(body) - {"events"})
+    if unknown:
+        raise RequestRefused(
+            "invalid_body", f'unknown field {unknown[0]!r}; a batch is {{"events": [...]}}', "/" + unknown[0]
+        )
+    items = body.get("events")
+    if not isinstance(items, list):
+        raise RequestRefused("invalid_body", "`events` is required and must be an array", "/events")
+    if len(items) > MAX_BATCH_EVENTS:
+        raise RequestRefused(
+            "batch_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}", "/events"
+        )
+    return items
+
+
+def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> BatchOutcome:
+    """`POST /api/ingestion/track/batch/`: valid events queued, invalid ones skipped and recorded."""
+    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    try:
+        items = _batch_items(parse_body(raw))
+    except RequestRefused as refused:
+        record_errors(runtime, tenant_id, source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at)
+        raise
+    accepted: list[dict[str, Any]] = []
+    refused_events: list[ErrorRecord] = []
+    for index, checked in enumerate(validate_events(items, stamp)):
+        if isinstance(checked, Rejection):
+            refused_events.append(ErrorRecord(checked.error_type, f"events[{index}] {checked.detail}"))
+        else:
+            accepted.append(checked)
+    record_errors(runtime, tenant_id, source, refused_events, stamp.received_at)
+    if accepted:
+        publish_events(runtime, tenant_id, accepted, source)
+    return BatchOutcome(queued=len(accepted), skipped=len(refused_events))

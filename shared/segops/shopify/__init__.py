@@ -1,0 +1,1 @@
+"""Shopify webhooks: per-tenant secret, HMAC verification over the raw body, topic → event mapping."""

@@ -1,0 +1,93 @@
+"""The tenant's Shopify integration: the webhook secret, write-only (never returned, never logged)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segops.http.routing import RequestContext, Router
+from segops.runtime import Runtime
+from segops.tenancy import service
+
+router = Router(tags=["ingestion"])
+
+
+class ShopifyIntegration(BaseModel):
+    """Stored in the control plane; `secret` is the app's API secret key (HMAC needs the secret itself)."""
+
+    secret: str
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_by: int | None = None
+
+
+class ShopifySecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    secret: str = Field(min_length=8, max_length=256, description="Shopify app API secret key (write-only).")
+
+
+class ShopifyIntegrationOut(BaseModel):
+    secret_set: bool
+    webhook_path: str
+    updated_at: datetime | None
+
+
+def integration_key(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/integrations/shopify"
+
+
+def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | None:
+    return runtime.documents.load(integration_key(tenant_id), ShopifyIntegration)
+
+
+def webhook_path(slug: str) -> str:
+    return f"/api/ingestion/shopify/{slug}/"
+
+
+def _out(runtime: Runtime, tenant_id: int, found: ShopifyIntegration | None) -> ShopifyIntegrationOut:
+    slug = service.tenant(runtime, tenant_id).slug
+    return ShopifyIntegrationOut(
+        secret_set=found is not None, webhook_path=webhook_path(slug), updated_at=found.updated_at if found else None
+    )
+
+
+@router.put(
+    "/api/tenants/<int:tenant_id>/integrations/shopify/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    body=ShopifySecretIn,
+    response=ShopifyIntegrationOut,
+)
+def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
+    """Set or rotate the Shopify webhook secret (admin); the secret is never returned."""
+    body: ShopifySecretIn = ctx.body
+    user_id = getattr(ctx.principal, "user_id", None)
+    record = ShopifyIntegration(secret=body.secret, updated_by=user_id)
+    ctx.runtime.documents.save(integration_key(ctx.tenant_id), record)
+    return _out(ctx.runtime, ctx.tenant_id, record)
+
+
+@router.get(
+    "/api/tenants/<int:tenant_id>/integrations/shopify/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    response=ShopifyIntegrationOut,
+)
+def get_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
+    """Whether a Shopify secret is set, and the webhook path to register in Shopify."""
+    return _out(ctx.runtime, ctx.tenant_id, load_integration(ctx.runtime, ctx.tenant_id))
+
+
+@router.delete(
+    "/api/tenants/<int:tenant_id>/integrations/shopify/",
+    auth=("jwt",),
+    role="admin",
+    tenant_from_path="tenant_id",
+    status=204,
+)
+def delete_shopify(ctx: RequestContext) -> None:
+    """Remove the secret: webhooks for this tenant are refused (401) from now on."""
+    ctx.runtime.documents.delete(integration_key(ctx.tenant_id))

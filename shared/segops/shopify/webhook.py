@@ -1,0 +1,145 @@
+"""`POST /api/ingestion/shopify/<tenant_slug>/` (the `shopify_webhook` function).
+
+Nothing is published unless the HMAC of the exact raw bytes matches the tenant's secret. Every refusal
+is the same 401 so the endpoint does not reveal which tenants exist or have Shopify configured.
+Dedupe: the event's `message_id` is `shopify:<X-Shopify-Event-Id>` (fallback X-Shopify-Webhook-Id),
+so its event id is deterministic and the event writer stores a redelivered webhook once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from segops.errors import Unauthorized
+from segops.http.routing import RequestContext, Router, read_body
+from segops.ingestion.error_log import ErrorRecord, record_errors
+from segops.ingestion.events import Rejection, Stamp, validate_event
+from segops.ingestion.intake import publish_events
+from segops.runtime import Runtime
+from segops.shopify.integration import load_integration
+from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
+from segops.shopify.signature import verify
+from segops.tenancy import service
+
+log = logging.getLogger("segops.shopify")
+router = Router(tags=["ingestion"])
+
+SOURCE = "shopify"
+MAX_WEBHOOK_BYTES = 1024 * 1024
+# A wrong secret makes Shopify retry for hours; one error row per tenant per minute is enough to see it.
+BAD_SIGNATURE_RECORD_SECONDS = 60.0
+
+
+class WebhookReceived(BaseModel):
+    received: bool
+    queued: int
+
+
+class OrderOwner(BaseModel):
+    """Refund webhooks carry no customer: the order's owner is remembered when the order arrives."""
+
+    user_id: str
+
+
+def order_owner_key(tenant_id: int, order_id: str) -> str:
+    return f"tenants/{tenant_id}/shopify-orders/{order_id}"
+
+
+def _refuse() -> Unauthorized:
+    return Unauthorized("webhook signature could not be verified")
+
+
+def _authenticate(ctx: RequestContext, raw: bytes) -> int:
+    tenant = service.tenant_by_slug(ctx.runtime, str(ctx.path_params["tenant_slug"]).lower())
+    if tenant is None:
+        raise _refuse()
+    integration = load_integration(ctx.runtime, tenant.id)
+    if integration is None or not verify(integration.secret, raw, ctx.request.headers.get("X-Shopify-Hmac-SHA256")):
+        if ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS):
+            record_errors(
+                ctx.runtime,
+                tenant.id,
+                SOURCE,
+                [ErrorRecord("shopify_bad_signature", _signature_problem(ctx, integration is not None))],
+            )
+        raise _refuse()
+    return tenant.id
+
+
+def _signature_problem(ctx: RequestContext, configured: bool) -> str:
+    if not configured:
+        return "webhook refused: no Shopify secret is set for this tenant"
+    if not ctx.request.headers.get("X-Shopify-Hmac-SHA256"):
+        return "webhook refused: missing X-Shopify-Hmac-SHA256 header"
+    return "webhook refused: X-Shopify-Hmac-SHA256 does not match the body and the configured secret"
+
+
+def _dedupe_id(ctx: RequestContext) -> str | None:
+    headers = ctx.request.headers
+    value = headers.get("X-Shopify-Event-Id") or headers.get("X-Shopify-Webhook-Id")
+    return f"shopify:{value.strip()[:200]}" if value and value.strip() else None
+
+
+def _resolve_user(runtime: Runtime, tenant_id: int, mapped: MappedEvent) -> str | None:
+    if mapped.user_id is not None or mapped.order_id is None:
+        return mapped.user_id
+    owner = runtime.documents.load(order_owner_key(tenant_id, mapped.order_id), OrderOwner)
+    return owner.user_id if owner else None
+
+
+def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
+    """Map and queue one verified webhook; returns how many events were queued (0 or 1)."""
+    runtime = ctx.runtime
+    topic = (ctx.request.headers.get("X-Shopify-Topic") or "").strip()
+    stamp = Stamp(tenant_id, datetime.now(UTC), SOURCE)
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    mapped = map_webhook(topic, body, ctx.request.headers.get("X-Shopify-Triggered-At"))
+    if isinstance(mapped, Unmapped):
+        record_errors(runtime, tenant_id, SOURCE, [ErrorRecord(mapped.error_type, mapped.detail)], stamp.received_at)
+        return 0
+    user_id = _resolve_user(runtime, tenant_id, mapped)
+    if user_id is None:
+        detail = f"topic {topic}: no customer id or email (order {mapped.order_id or 'unknown'}); not stored"
+        record_errors(runtime, tenant_id, SOURCE, [ErrorRecord("shopify_unknown_customer", detail)], stamp.received_at)
+        return 0
+    candidate = {"user_id": user_id, "event_type": mapped.event_type, "payload": mapped.payload}
+    if mapped.occurred_at is not None:
+        candidate["occurred_at"] = mapped.occurred_at
+    dedupe = _dedupe_id(ctx)
+    if dedupe is not None:
+        candidate["message_id"] = dedupe
+    checked = validate_event(candidate, stamp)
+    if isinstance(checked, Rejection):
+        record_errors(runtime, tenant_id, SOURCE, [ErrorRecord(checked.error_type, f"topic {topic}: {checked.detail}")])
+        return 0
+    publish_events(runtime, tenant_id, [checked], SOURCE)
+    if mapped.order_id is not None and mapped.user_id is not None:
+        runtime.documents.save(order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id))
+    return 1
+
+
+@router.post(
+    "/api/ingestion/shopify/<tenant_slug>/",
+    auth=(),
+    role=None,
+    stream_body=True,
+    response=WebhookReceived,
+)
+def shopify_webhook(ctx: RequestContext) -> WebhookReceived:
+    """Receive a Shopify webhook (HMAC-SHA256 of the raw body in X-Shopify-Hmac-SHA256)."""
+    raw = read_body(ctx, MAX_WEBHOOK_BYTES)
+    tenant_id = _authenticate(ctx, raw)
+    queued = receive_webhook(ctx, tenant_id, raw)
+    log.info(
+        "shopify webhook",
+        extra={"tenant_id": tenant_id, "topic": ctx.request.headers.get("X-Shopify-Topic", ""), "queued": queued},
+    )
+    return WebhookReceived(received=True, queued=queued)

@@ -1,0 +1,122 @@
+"""Stats and errors endpoints against rows we inserted ourselves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from segops.ingestion.error_log import ErrorRecord, record_errors
+from segops.ingestion.writer import write_events
+from segops.localstack import LocalStack
+from segops.messages import TrackedEvent
+
+from tests.support.api import Account, Api, assert_error
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Api:
+    return Api(stack)
+
+
+def _received(stack: LocalStack, tenant_id: int, user: str, event_type: str, at: datetime) -> TrackedEvent:
+    return TrackedEvent(
+        tenant_id=tenant_id,
+        event_id=uuid.uuid4(),
+        user_id=user,
+        event_type=event_type,
+        occurred_at=at - timedelta(days=40),  # stats count by receive time, not occurrence
+        received_at=at,
+    )
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def test_stats_match_inserted_events(stack: LocalStack, api: Api) -> None:
+    # GIVEN events received 1 h, 5 h, 30 h and 9 days ago (plus another tenant's events)
+    account, other = api.signup(), api.signup()
+    now = datetime.now(UTC)
+    h1 = _hour(now) - timedelta(hours=1) + timedelta(minutes=20)
+    h5 = _hour(now) - timedelta(hours=5) + timedelta(minutes=10)
+    d1 = now - timedelta(hours=30)
+    d9 = now - timedelta(days=9)
+    t = account.tenant_id
+    events = [
+        _received(stack, t, "alice", "page_viewed", h1),
+        _received(stack, t, "alice", "page_viewed", h1),
+        _received(stack, t, "bob", "order_placed", h1),
+        _received(stack, t, "bob", "page_viewed", h5),
+        _received(stack, t, "carol", "page_viewed", d1),
+        _received(stack, t, "dave", "order_placed", d9),
+        _received(stack, other.tenant_id, "zed", "page_viewed", h1),
+    ]
+    write_events(stack.runtime, events)
+    # WHEN the 24 h window is read with a JWT
+    day = api.get("/api/ingestion/stats/?window=24h", headers=account.bearer)
+    after = datetime.now(UTC)  # the request may straddle an hour boundary
+    # THEN totals, unique users, 24 hourly buckets and type counts match
+    assert day.status_code == 200
+    body = day.get_json()
+    assert set(body) == {"window", "total_events", "unique_users", "timeseries", "event_types"}
+    assert (body["window"], body["total_events"], body["unique_users"]) == ("24h", 4, 2)
+    assert len(body["timeseries"]) == 24
+    assert body["timeseries"][-1]["bucket"] in {_hour(t).strftime("%Y-%m-%dT%H:%M:%SZ") for t in (now, after)}
+    buckets = {b["bucket"]: (b["event_count"], b["unique_users"]) for b in body["timeseries"]}
+    assert buckets[_hour(h1).strftime("%Y-%m-%dT%H:%M:%SZ")] == (3, 2)
+    assert buckets[_hour(h5).strftime("%Y-%m-%dT%H:%M:%SZ")] == (1, 1)
+    assert sum(b["event_count"] for b in body["timeseries"]) == 4
+    assert set(body["timeseries"][0]) == {"bucket", "event_count", "unique_users"}
+    assert body["event_types"] == [
+        {"event_type": "page_viewed", "count": 3},
+        {"event_type": "order_placed", "count": 1},
+    ]
+    # AND the 7 d window (with an API key) has 7 daily buckets and includes the 30 h old event only
+    week = api.get("/api/ingestion/stats/?window=7d", headers=account.key).get_json()
+    assert (week["total_events"], week["unique_users"]) == (5, 3)
+    assert len(week["timeseries"]) == 7
+    assert week["timeseries"][-1]["bucket"] in {t.strftime("%Y-%m-%dT00:00:00Z") for t in (now, datetime.now(UTC))}
+    assert sum(b["event_count"] for b in week["timeseries"]) == 5
+    # AND the default window is 24h, a bad one is a 400
+    assert api.get("/api/ingestion/stats/", headers=account.key).get_json()["window"] == "24h"
+    assert_error(api.get("/api/ingestion/stats/?window=30d", headers=account.key), 400)
+
+
+def test_errors_are_newest_first_limited_and_tenant_scoped(stack: LocalStack, api: Api) -> None:
+    account, other = api.signup(), api.signup()
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    for i in range(60):
+        record_errors(
+            stack.runtime,
+            account.tenant_id,
+            "api",
+            [ErrorRecord(f"type_{i}", f"detail {i}")],
+            base + timedelta(seconds=i),
+        )
+    record_errors(stack.runtime, other.tenant_id, "api", [ErrorRecord("theirs", "not yours")])
+    # default limit 50, newest first, exactly ts/error_type/detail
+    listed = api.get("/api/ingestion/errors/", headers=account.bearer)
+    assert listed.status_code == 200
+    rows = listed.get_json()
+    assert len(rows) == 50
+    assert [r["error_type"] for r in rows[:3]] == ["type_59", "type_58", "type_57"]
+    assert all(set(r) == {"ts", "error_type", "detail"} for r in rows)
+    assert rows[0]["ts"].startswith((base + timedelta(seconds=59)).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert len(api.get("/api/ingestion/errors/?limit=100", headers=account.key).get_json()) == 60
+    assert [r["detail"] for r in api.get("/api/ingestion/errors/?limit=2", headers=account.key).get_json()] == [
+        "detail 59",
+        "detail 58",
+    ]
+    assert_error(api.get("/api/ingestion/errors/?limit=101", headers=account.key), 400)
+    assert_error(api.get("/api/ingestion/errors/?limit=0", headers=account.key), 400)
+    assert_error(api.get("/api/ingestion/errors/"), 401)
+    assert [r["error_type"] for r in api.get("/api/ingestion/errors/", headers=other.key).get_json()] == ["theirs"]
+
+
+def test_viewer_can_read_stats_and_errors(api: Api) -> None:
+    account: Account = api.signup()
+    viewer = api.post("/api/keys/", {"name": "ro", "role": "viewer"}, headers=account.bearer).get_json()["key"]
+    headers = {"Authorization": f"ApiKey {viewer}"}
+    assert api.get("/api/ingestion/stats/?window=7d", headers=headers).status_code == 200
+    assert api.get("/api/ingestion/errors/", headers=headers).status_code == 200

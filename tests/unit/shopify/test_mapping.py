@@ -1,0 +1,57 @@
+"""Topic → event mapping on the shared fixtures (no HTTP): exact ids, numeric money."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from segops.shopify.mapping import MappedEvent, Unmapped, exact_id, map_webhook, money
+
+FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "shopify"
+
+
+def _fixture(name: str) -> object:
+    return orjson.loads((FIXTURES / name).read_bytes())
+
+
+def test_order_ids_are_parsed_exactly() -> None:
+    mapped = map_webhook("orders/create", _fixture("orders-create.json"), None)
+    assert isinstance(mapped, MappedEvent)
+    # 820982911946154508 is not representable as a double: float parsing would give ...500 or ...512
+    assert float(820982911946154508) != 820982911946154508
+    assert mapped.order_id == "820982911946154508"
+    assert mapped.user_id == "115310627314723954"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("403.00", 403.0), ("0.10", 0.1), (12, 12.0), ("abc", None), (None, None), (True, None), ("NaN", None)],
+)
+def test_money(value: object, expected: float | None) -> None:
+    assert money(value) == expected
+
+
+def test_exact_id_rejects_non_ids() -> None:
+    assert exact_id(True) is None and exact_id(1.5) is None and exact_id("12a") is None
+    assert exact_id("18446744073709551615") == "18446744073709551615"
+
+
+def test_topics_map_to_documented_events() -> None:
+    order = _fixture("orders-create.json")
+    expected = {
+        "orders/create": "order_placed",
+        "orders/paid": "order_paid",
+        "orders/cancelled": "order_cancelled",
+        "orders/fulfilled": "order_fulfilled",
+        "orders/updated": "order_updated",
+        "checkouts/create": "checkout_started",
+        "checkouts/update": "checkout_updated",
+    }
+    for topic, event_type in expected.items():
+        mapped = map_webhook(topic, order, "2026-04-25T14:21:11.000Z")
+        assert isinstance(mapped, MappedEvent) and mapped.event_type == event_type
+    customer = map_webhook("customers/update", _fixture("customers-create.json"), None)
+    assert isinstance(customer, MappedEvent) and customer.event_type == "context_identified"
+    assert isinstance(map_webhook("app/uninstalled", {}, None), Unmapped)
+    assert isinstance(map_webhook("orders/create", [1], None), Unmapped)
