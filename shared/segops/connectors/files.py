@@ -10,7 +10,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from segops.connectors.models import FileConfig
 from segops.objects.base import ObjectStore
@@ -86,20 +86,20 @@ def _write_parquet(sink: IO[bytes], columns: list[str], rows: Iterator[tuple[obj
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"user_id": pa.string(), "change": pa.string(), "changed_at": pa.timestamp("ms", tz="UTC")}
-    types["computed_at"] = pa.timestamp("ms", tz="UTC")
+    stamp = pa.timestamp("ms", tz="UTC")
+    types = {"user_id": pa.string(), "change": pa.string(), "changed_at": stamp, "computed_at": stamp}
     schema = pa.schema([(name, types[name]) for name in columns])
+
+    def table(batch: list[tuple[object, ...]]) -> Any:
+        return pa.Table.from_pydict({name: [row[i] for row in batch] for i, name in enumerate(columns)}, schema=schema)
+
+    # Row groups of 64 Ki rows: memory stays bounded however large the snapshot.
     with pq.ParquetWriter(sink, schema) as writer:
         batch: list[tuple[object, ...]] = []
         for row in rows:
             batch.append(row)
             if len(batch) >= 65536:
-                writer.write_table(_table(pa, schema, columns, batch))
+                writer.write_table(table(batch))
                 batch = []
         if batch:
-            writer.write_table(_table(pa, schema, columns, batch))
-
-
-def _table(pa: object, schema: object, columns: list[str], batch: list[tuple[object, ...]]) -> object:
-    arrays = {name: [row[i] for row in batch] for i, name in enumerate(columns)}
-    return pa.Table.from_pydict(arrays, schema=schema)  # type: ignore[attr-defined]
+            writer.write_table(table(batch))
