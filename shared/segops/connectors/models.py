@@ -9,7 +9,7 @@ Dead-lettered batches are objects under `connectors/dead-letter/<t>/<connector i
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -57,8 +57,6 @@ class FileConfig(StrictConfig):
     snapshot: bool = False
 
 
-ConnectorConfig = Annotated[KlaviyoConfig | BrazeConfig | TalonOneConfig | FileConfig, Field(discriminator="type")]
-
 CONFIG_MODELS: dict[str, type[StrictConfig]] = {
     "klaviyo": KlaviyoConfig,
     "braze": BrazeConfig,
@@ -80,8 +78,6 @@ class Connector(BaseModel):
     active: bool = False
     config: dict[str, object]
     credentials_set: bool = False
-    # Set once a full sync has been requested for the current activation.
-    activated_at: datetime | None = None
     # Membership version (segment_compute's commit order) of the newest compute applied; older diffs are stale.
     applied_version: int | None = None
     # Talon.One: the audience id created for `audience_name`.

@@ -171,7 +171,6 @@ def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
 
     def activate(current: m.Connector) -> m.Connector:
         current.active = True
-        current.activated_at = m.utcnow()
         current.updated_at = m.utcnow()
         return current
 
