@@ -74,6 +74,7 @@ class ConnectorOut(BaseModel):
 
 class ConnectorList(BaseModel):
     results: list[ConnectorOut]
+    next_cursor: str | None
 
 
 class SyncList(BaseModel):
@@ -81,7 +82,7 @@ class SyncList(BaseModel):
     next_cursor: str | None
 
 
-class SyncQuery(Strict):
+class PageQuery(Strict):
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=64)
 
@@ -105,6 +106,10 @@ def _out(ctx: RequestContext, connector: m.Connector) -> ConnectorOut:
     return ConnectorOut(**fields, last_sync=_sync_out(last) if last else None)
 
 
+def _encode(position: int) -> str:
+    return base64.urlsafe_b64encode(str(position).encode()).decode()
+
+
 def _cursor(value: str | None) -> int | None:
     if value is None:
         return None
@@ -116,10 +121,15 @@ def _cursor(value: str | None) -> int | None:
         ) from None
 
 
-@router.get("/api/connectors/", auth=("jwt",), role="admin", response=ConnectorList)
+@router.get("/api/connectors/", auth=("jwt",), role="admin", query=PageQuery, response=ConnectorList)
 def list_connectors(ctx: RequestContext) -> ConnectorList:
-    """Connectors of the tenant (credentials are never returned)."""
-    return ConnectorList(results=[_out(ctx, c) for c in service.list_connectors(ctx.runtime, ctx.tenant_id)])
+    """Connectors of the tenant, oldest first (credentials are never returned)."""
+    query: PageQuery = ctx.query
+    after = _cursor(query.cursor)
+    found = [c for c in service.list_connectors(ctx.runtime, ctx.tenant_id) if after is None or c.id > after]
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=_encode(page[-1].id) if more else None)
 
 
 @router.post("/api/connectors/", auth=("jwt",), role="admin", body=ConnectorCreate, response=ConnectorOut, status=201)
@@ -155,15 +165,15 @@ def delete_connector(ctx: RequestContext) -> None:
 
 
 @router.get(
-    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=SyncQuery, response=SyncList
+    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=PageQuery, response=SyncList
 )
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
-    query: SyncQuery = ctx.query
+    query: PageQuery = ctx.query
     records, next_id = service.syncs(
         ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], query.limit, _cursor(query.cursor)
     )
-    cursor = base64.urlsafe_b64encode(str(next_id).encode()).decode() if next_id is not None else None
+    cursor = _encode(next_id) if next_id is not None else None
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 

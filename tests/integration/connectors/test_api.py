@@ -77,8 +77,14 @@ def test_crud_with_write_only_credentials(api: Api, account: Account, membership
     assert_error(api.patch(path, {"type": "braze"}, headers=account.bearer), 400, "validation_failed")
     # AND a full sync of an inactive connector is a conflict
     assert_error(api.post(f"{path}sync/", headers=account.bearer), 409, "conflict")
-    listed = api.get("/api/connectors/", headers=account.bearer).get_json()["results"]
-    assert [c["id"] for c in listed] == [body["id"]]
+    listed = api.get("/api/connectors/", headers=account.bearer).get_json()
+    assert [c["id"] for c in listed["results"]] == [body["id"]] and listed["next_cursor"] is None
+    second = api.post("/api/connectors/", _klaviyo(segment), headers=account.bearer).get_json()["id"]
+    first_page = api.get("/api/connectors/?limit=1", headers=account.bearer).get_json()
+    assert [c["id"] for c in first_page["results"]] == [body["id"]]
+    cursor = first_page["next_cursor"]
+    second_page = api.get(f"/api/connectors/?limit=1&cursor={cursor}", headers=account.bearer).get_json()
+    assert ([c["id"] for c in second_page["results"]], second_page["next_cursor"]) == ([second], None)
     # WHEN it is deleted THEN it is gone
     assert api.delete(path, headers=account.bearer).status_code == 204
     assert_error(api.get(path, headers=account.bearer), 404, "not_found")
