@@ -11,6 +11,9 @@ import pytest
 from segops.config import Settings
 from segops.localstack import LocalStack
 
+# Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory.
+pytest_plugins = ["tests.support.servers"]
+
 
 @pytest.fixture(scope="session")
 def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

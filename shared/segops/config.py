@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segops.manifest import Backend
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEGOPS_", extra="ignore")
@@ -60,6 +62,9 @@ class Settings(BaseSettings):
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
     log_level: str = "INFO"
+    # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
+    # function ships and connects to only what it declares. None (local stacks): all of them.
+    uses: list[Backend] | None = None
 
     @property
     def store_dir(self) -> Path:

@@ -87,6 +87,9 @@ Try it:
 def main() -> int:
     settings = Settings()
     logs.configure(settings.log_level)
+    # segops.http already logs one structured line per request; werkzeug's access lines would
+    # duplicate it and ignore SEGOPS_LOG_LEVEL (werkzeug pins its logger to INFO).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
     server = make_server(settings.host, settings.port, stack.wsgi, threaded=True)

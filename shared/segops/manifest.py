@@ -46,7 +46,10 @@ class FunctionSpec(Strict):
     concurrency: int = Field(default=1, ge=1, le=1000)
     uses: list[Backend]
     publishes: list[str] = Field(default_factory=list)
+    # Secret Manager secrets the function reads; Terraform exposes `jwt-secret` as SEGOPS_JWT_SECRET.
     secrets: list[str] = Field(default_factory=list)
+    # Extra non-secret SEGOPS_* settings for this function only (Terraform adds them to its env).
+    env: dict[str, str] = Field(default_factory=dict)
     public: bool = False
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,12 +103,26 @@ def build_objects(settings: Settings) -> ObjectStore:
     return GcsObjectStore(_gcs_client(settings), settings.objects_bucket)
 
 
+class Undeclared:
+    """Stands in for a backend the function's manifest `uses` does not list: any use is a deployment bug."""
+
+    def __init__(self, backend: str) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            f"this function does not declare `{self._backend}` in its manifest `uses` (SEGOPS_USES); add it there"
+        )
+
+
 def _jwt_secret(settings: Settings) -> str:
     configured = settings.jwt_secret.get_secret_value()
     if configured:
         return configured
     if settings.environment == "production":
-        raise RuntimeError("SEGOPS_JWT_SECRET must be set in production")
+        # Functions without the `jwt-secret` secret (bus consumers) never sign or verify tokens;
+        # `segops.auth.tokens` refuses an empty key, so a misconfigured function fails closed.
+        return ""
     # Local stacks keep a generated key next to their data so tokens survive restarts.
     path = Path(settings.data_dir) / "jwt-secret"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,13 +134,17 @@ def _jwt_secret(settings: Settings) -> str:
 
 def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime:
     settings = settings or get_settings()
-    parts: dict[str, Any] = {
-        "warehouse": overrides.pop("warehouse", None) or build_warehouse(settings),
-        "bus": overrides.pop("bus", None) or build_bus(settings),
-        "cache": overrides.pop("cache", None) or build_cache(settings),
-        "store": overrides.pop("store", None) or build_store(settings),
-        "objects": overrides.pop("objects", None) or build_objects(settings),
+    builders: dict[str, Callable[[Settings], Any]] = {
+        "warehouse": build_warehouse,
+        "bus": build_bus,
+        "cache": build_cache,
+        "store": build_store,
+        "objects": build_objects,
     }
+    parts: dict[str, Any] = {}
+    for backend, build in builders.items():
+        declared = settings.uses is None or backend in settings.uses
+        parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
     return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), **parts, **overrides)
 
 

@@ -77,7 +77,9 @@ class Api:
         body = response.get_json()
         tokens = body["tokens"]
         account = Account(email, password, body["tenant"]["id"], slug, tokens["access"], tokens["refresh"], "")
-        created = self.post("/api/keys/", {"name": "test", "role": key_role}, headers=account.bearer)
+        # The tenant is explicit: an invited email that signs up belongs to several tenants at once.
+        chosen = {**account.bearer, "X-SegOps-Tenant": str(account.tenant_id)}
+        created = self.post("/api/keys/", {"name": "test", "role": key_role}, headers=chosen)
         assert created.status_code == 201, created.get_data(as_text=True)
         account.api_key = created.get_json()["key"]
         return account

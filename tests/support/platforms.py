@@ -66,7 +66,7 @@ class FakePlatform:
             def _serve(self) -> None:
                 platform._handle(self)
 
-            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve  # noqa: N815
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

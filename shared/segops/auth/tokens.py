@@ -12,7 +12,13 @@ TokenType = Literal["access", "refresh"]
 _ALGORITHM = "HS256"
 
 
+def _require_key(secret: str) -> None:
+    if not secret:
+        raise RuntimeError("no JWT signing key configured (SEGOPS_JWT_SECRET)")
+
+
 def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta) -> str:
+    _require_key(secret)
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
@@ -27,6 +33,7 @@ def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta)
 
 def verify(secret: str, token: str, token_type: TokenType) -> int:
     """The user id of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
+    _require_key(secret)
     try:
         claims = jwt.decode(
             token,

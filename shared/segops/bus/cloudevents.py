@@ -50,8 +50,24 @@ def from_cloudevent(event: Any) -> BusMessage:
         attributes=dict(message.get("attributes") or {}),
         message_id=str(message.get("messageId") or event["id"]),
         publish_time=datetime.fromisoformat(str(published).replace("Z", "+00:00")),
-        delivery_attempt=int(data.get("deliveryAttempt") or 1),
+        delivery_attempt=int(data.get("deliveryAttempt") or _push_delivery_attempt() or 1),
     )
+
+
+def _push_delivery_attempt() -> int | None:
+    """`deliveryAttempt` of the raw Pub/Sub push body being served, if any.
+
+    Terraform delivers by push subscriptions with a dead-letter policy, whose bodies carry the
+    attempt number; functions-framework's conversion of a raw push into a CloudEvent drops it,
+    so it is read back from the request.
+    """
+    import flask
+
+    if not flask.has_request_context():
+        return None
+    body = flask.request.get_json(silent=True)
+    attempt = body.get("deliveryAttempt") if isinstance(body, dict) else None
+    return attempt if isinstance(attempt, int) and attempt > 0 else None
 
 
 def parse_message(message: BusMessage, model: type[M]) -> M:

@@ -40,8 +40,11 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
     for _, route in routes:
         models.update(m for m in (route.body or route.doc_body, route.response) if m is not None)
     ordered = sorted(models, key=lambda m: (m.__module__, m.__name__))
-    _, top = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
+    found, top = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    # Two functions may each have a model of the same name; pydantic then qualifies both names, so
+    # every reference uses the name it chose.
+    refs = {model: str(found[(model, "validation")]["$ref"]) for model in ordered}
     error_schema = {
         "type": "object",
         "required": ["error"],
@@ -76,7 +79,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
         }
         if route.response is not None and route.status != 204:
             operation["responses"][str(route.status)]["content"] = {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{route.response.__name__}"}}
+                "application/json": {"schema": {"$ref": refs[route.response]}}
             }
         if route.query is not None:
             params = params + _query_params(route.query, schemas)
@@ -86,7 +89,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
         if body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}},
+                "content": {"application/json": {"schema": {"$ref": refs[body]}}},
             }
         operation["security"] = [_SECURITY[a] for a in route.auth] if route.auth else []
         if route.role:

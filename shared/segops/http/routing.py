@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 from flask import Request, Response
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from segops.errors import (
     MethodNotAllowed,
@@ -249,6 +250,10 @@ class HttpApp:
                 ) from None
             except WerkzeugNotFound:
                 raise NotFound(f"no endpoint {request.path}") from None
+            except RequestRedirect as exc:
+                # Only the trailing slash differs. Paths are exact (a redirected POST loses its body).
+                suggestion = urlsplit(exc.new_url).path
+                raise NotFound(f"no endpoint {request.path}", {"did_you_mean": suggestion}) from None
             route = self.routes[index]
             ctx = RequestContext(request, get_runtime(), route, dict(path_params), request_id)
             result = self._dispatch(ctx)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from typing import IO, Any
 
@@ -16,7 +17,10 @@ class GcsObjectStore:
 
     def upload(self, key: str, source: IO[bytes], content_type: str) -> int:
         blob = self._bucket.blob(validate_key(key), chunk_size=8 << 20)
-        blob.upload_from_file(source, content_type=content_type)
+        # A resumable upload fed chunk by chunk: `source` may be a pipe (no seek/tell), and at most
+        # one chunk is held in memory whatever the object's size.
+        with blob.open("wb", content_type=content_type) as writer:
+            shutil.copyfileobj(source, writer, 1 << 20)
         blob.reload()
         return int(blob.size or 0)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -20,7 +21,9 @@ class LocalObjectStore:
     def upload(self, key: str, source: IO[bytes], content_type: str) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".part{os.getpid()}")
+        # A leading dot can never start a valid key segment, so partial uploads are never listed,
+        # and the process/thread suffix keeps concurrent uploads of one key apart.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         with open(tmp, "wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
         os.replace(tmp, path)
@@ -42,7 +45,7 @@ class LocalObjectStore:
         return sorted(
             p.relative_to(self._root).as_posix()
             for p in self._root.rglob("*")
-            if p.is_file() and ".part" not in p.name and p.relative_to(self._root).as_posix().startswith(prefix)
+            if p.is_file() and not p.name.startswith(".") and p.relative_to(self._root).as_posix().startswith(prefix)
         )
 
     def check(self) -> None:

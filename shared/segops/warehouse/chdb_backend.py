@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import atexit
+import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pyarrow as pa
@@ -30,6 +34,14 @@ class _SharedSession:
         self.session = chdb_session.Session(str(path))
         self.lock = threading.RLock()
         self.database: str | None = None
+        # Close while the interpreter is still whole: left to the session's finalizer, the close
+        # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
+        # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        with self.lock:
+            self.session.close()
 
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self.lock:
@@ -55,6 +67,44 @@ def _session(path: Path) -> _SharedSession:
         return _shared
 
 
+_DATETIME = re.compile(r"^(?:Nullable\()?DateTime(?:\('(?P<tz>[^']+)'\))?\)?$")
+
+
+def _from_epoch(seconds: int, tz: str | None) -> datetime:
+    """Aware in the declared zone, else naive UTC (what clickhouse-connect returns with tz_mode=schema)."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.astimezone(ZoneInfo(tz)) if tz else moment.replace(tzinfo=None)
+
+
+Convert = Callable[[Any], Any]
+
+
+def _python_shape(arrow_type: pa.DataType) -> Convert | None:
+    """What clickhouse-connect returns, from what Arrow gives: unnamed `Tuple` → tuple (Arrow: a
+    struct with fields "1", "2", ...), `Map` → dict (Arrow: a list of pairs), recursively.
+    None when the column needs no conversion."""
+    if pa.types.is_struct(arrow_type):
+        names = [arrow_type.field(i).name for i in range(arrow_type.num_fields)]
+        children = [_python_shape(arrow_type.field(i).type) for i in range(arrow_type.num_fields)]
+        if names == [str(i + 1) for i in range(len(names))]:
+            return lambda v: None if v is None else tuple(_apply(c, v[n]) for n, c in zip(names, children, strict=True))
+        if any(children):
+            return lambda v: None if v is None else {n: _apply(c, v[n]) for n, c in zip(names, children, strict=True)}
+        return None
+    if pa.types.is_map(arrow_type):
+        key, item = _python_shape(arrow_type.key_type), _python_shape(arrow_type.item_type)
+        return lambda v: None if v is None else {_apply(key, k): _apply(item, x) for k, x in v}
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        element = _python_shape(arrow_type.value_type)
+        if element is not None:
+            return lambda v: None if v is None else [element(x) for x in v]
+    return None
+
+
+def _apply(convert: Convert | None, value: Any) -> Any:
+    return value if convert is None else convert(value)
+
+
 def _json_default(value: Any) -> Any:
     return str(value)
 
@@ -77,7 +127,25 @@ class ChdbWarehouse:
         table = pa.ipc.open_stream(raw).read_all()
         columns = table.column_names
         data = [table.column(i).to_pylist() for i in range(len(columns))]
+        for index, field in enumerate(table.schema):
+            convert = _python_shape(field.type)
+            if convert is not None:
+                data[index] = [convert(v) for v in data[index]]
+        if any(pa.types.is_uint32(field.type) for field in table.schema):
+            for index, tz in self._datetime_columns(sql, params).items():
+                data[index] = [None if v is None else _from_epoch(v, tz) for v in data[index]]
         return QueryResult(columns=columns, rows=list(zip(*data, strict=True)))
+
+    def _datetime_columns(self, sql: str, params: Mapping[str, Any] | None) -> dict[int, str | None]:
+        """Positions (and time zones) of `DateTime` columns: ClickHouse's Arrow output renders them as
+        plain UInt32, so the declared types are looked up (only when a UInt32 column is present)."""
+        described = self._shared.run(self.database, f"DESCRIBE ({sql})", "TabSeparatedRaw", params).bytes()
+        found: dict[int, str | None] = {}
+        for index, line in enumerate(described.decode().splitlines()):
+            match = _DATETIME.match(line.split("\t")[1])
+            if match:
+                found[index] = match.group("tz")
+        return found
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._shared.run(self.database, sql, "CSV", params)

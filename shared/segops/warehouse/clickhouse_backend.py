@@ -1,12 +1,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import IO, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from segops.warehouse.base import QueryResult
+from segops.warehouse.params import format_param
+
+
+def _bindable(value: Any) -> Any:
+    """Values clickhouse-connect would render differently from `segops.warehouse.params` (and so from
+    chDB): it drops the fraction of datetimes and renders booleans as `True`. Everything else it
+    escapes exactly as ClickHouse's parameter format wants."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        return format_param(value)
+    if isinstance(value, list):
+        return [_bindable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_bindable(v) for v in value)
+    return value
+
+
+def _parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {name: _bindable(value) for name, value in (params or {}).items()}
 
 
 class ClickHouseWarehouse:
@@ -26,14 +47,16 @@ class ClickHouseWarehouse:
             database=database,
             autogenerate_session_id=False,
             settings={"date_time_input_format": "best_effort"},
+            # Aware datetimes for columns declared with a timezone, as chDB returns them.
+            tz_mode="schema",
         )
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self._client.query(sql, parameters=dict(params or {}))
+        result = self._client.query(sql, parameters=_parameters(params))
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._client.command(sql, parameters=dict(params or {}))
+        self._client.command(sql, parameters=_parameters(params))
 
     def insert(
         self,
@@ -49,7 +72,7 @@ class ClickHouseWarehouse:
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
         written = 0
-        with self._client.raw_stream(sql, parameters=dict(params), fmt=fmt) as stream:
+        with self._client.raw_stream(sql, parameters=_parameters(params), fmt=fmt) as stream:
             for chunk in stream:
                 sink.write(chunk)
                 written += len(chunk)

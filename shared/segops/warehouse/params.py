@@ -1,4 +1,10 @@
-"""Render bound values in ClickHouse's parameter text format (what `param_<name>` carries)."""
+"""Render bound values in ClickHouse's parameter text format (what `param_<name>` carries).
+
+ClickHouse parses a parameter value in its *escaped* text format (as a TSV field), so a top-level
+string must escape backslashes, tabs and newlines (else `a\\b` arrives as `a<backspace>` and a tab
+ends the value); values inside arrays/tuples are SQL-quoted literals, and NULL there is `NULL`.
+This matches what clickhouse-connect sends over HTTP, so both warehouse backends bind alike.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +13,31 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"})
 
 
 def _escape(value: str) -> str:
-    """Parameter values are parsed with escape sequences: a backslash, tab or newline must be escaped."""
-    return value.translate(_ESCAPES)
+    return value.translate(_ESCAPED)
 
 
-def _quote(value: str) -> str:
-    return "'" + _escape(value).replace("'", "\\'") + "'"
+def _datetime(value: datetime) -> str:
+    # Naive datetimes are UTC by convention. Whole seconds render without a fraction so that a
+    # `DateTime` parameter accepts them; `DateTime64(n)` accepts both forms.
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
 
 
 def _nested(value: Any) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, str):
-        return _quote(value)
+        return "'" + _escape(value) + "'"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_nested(v) for v in value) + "]"
+        inner = ",".join(_nested(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     if isinstance(value, (datetime, date, UUID)):
-        return _quote(format_param(value))
+        return "'" + format_param(value) + "'"
     return format_param(value)
 
 
@@ -39,15 +51,13 @@ def format_param(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return str(value.isoformat(sep=" ", timespec="milliseconds"))
+        return _datetime(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_nested(v) for v in value) + "]"
+        return _nested(value)
     raise TypeError(f"cannot bind {type(value).__name__}")
 
 

@@ -1,0 +1,1 @@
+"""Deployment tooling: per-function packaging for Terraform."""

@@ -1,0 +1,123 @@
+# One service account per function, granted only what its manifest entry implies:
+#   uses store    → object read/write on the control-plane bucket
+#   uses objects  → object read/write on the exports bucket, and signing its own V4 URLs
+#   uses bus      → read topic metadata (health check); `publishes` → publish on those topics only
+#   secrets (and the ClickHouse password for `warehouse`) → access to those secrets only
+#   uses cache    → nothing in IAM: Valkey is reached over the VPC connector
+# Nothing is granted at project level except to the build account.
+locals {
+  account_ids = { for name, id in local.ids : name => trimsuffix(substr(id, 0, 30), "-") }
+
+  bucket_grants = merge(
+    { for name, f in local.functions : "${name}/control_plane" => { function = name, bucket = "control_plane" } if contains(f.uses, "store") },
+    { for name, f in local.functions : "${name}/exports" => { function = name, bucket = "exports" } if contains(f.uses, "objects") },
+  )
+  bucket_names = {
+    control_plane = google_storage_bucket.control_plane.name
+    exports       = google_storage_bucket.exports.name
+  }
+
+  publish_grants = {
+    for pair in flatten([
+      for name, f in local.functions : [for topic in try(f.publishes, []) : { function = name, topic = topic }]
+    ]) : "${pair.function}/${pair.topic}" => pair
+  }
+
+  topic_view_grants = {
+    for pair in flatten([
+      for name, f in local.functions : [for topic in local.topics : { function = name, topic = topic }] if contains(f.uses, "bus")
+    ]) : "${pair.function}/${pair.topic}" => pair
+  }
+
+  secret_grants = {
+    for pair in flatten([
+      for name, secrets in local.function_secrets : [for secret in secrets : { function = name, secret = secret }]
+    ]) : "${pair.function}/${pair.secret}" => pair
+  }
+
+  signers = { for name, f in local.functions : name => f if contains(f.uses, "objects") }
+}
+
+resource "google_service_account" "function" {
+  for_each     = local.functions
+  account_id   = local.account_ids[each.key]
+  display_name = "SegOps function ${each.key}"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_iam_member" "function" {
+  for_each = local.bucket_grants
+  bucket   = local.bucket_names[each.value.bucket]
+  role     = "roles/storage.objectUser"
+  member   = google_service_account.function[each.value.function].member
+}
+
+resource "google_pubsub_topic_iam_member" "publish" {
+  for_each = local.publish_grants
+  topic    = google_pubsub_topic.topic[each.value.topic].id
+  role     = "roles/pubsub.publisher"
+  member   = google_service_account.function[each.value.function].member
+}
+
+resource "google_pubsub_topic_iam_member" "view" {
+  for_each = local.topic_view_grants
+  topic    = google_pubsub_topic.topic[each.value.topic].id
+  role     = "roles/pubsub.viewer"
+  member   = google_service_account.function[each.value.function].member
+}
+
+resource "google_secret_manager_secret_iam_member" "access" {
+  for_each  = local.secret_grants
+  secret_id = google_secret_manager_secret.secret[each.value.secret].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.function[each.value.function].member
+}
+
+# V4 signed download URLs are signed through the IAM signBlob API as the function itself.
+resource "google_service_account_iam_member" "self_signer" {
+  for_each           = local.signers
+  service_account_id = google_service_account.function[each.key].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.function[each.key].member
+}
+
+# Pub/Sub pushes to consumer functions authenticated as this account.
+resource "google_service_account" "push" {
+  account_id   = "${var.name_prefix}-push"
+  display_name = "SegOps Pub/Sub push to functions"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+}
+
+resource "google_cloud_run_service_iam_member" "push_invoker" {
+  for_each = local.pubsub_functions
+  location = var.region
+  service  = google_cloudfunctions2_function.function[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = google_service_account.push.member
+}
+
+# Builds run as their own account instead of the default compute account.
+resource "google_service_account" "build" {
+  account_id   = "${var.name_prefix}-build"
+  display_name = "SegOps function builds"
+  depends_on   = [google_project_service.apis]
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  project  = var.project_id
+  role     = each.value
+  member   = google_service_account.build.member
+}
+
+resource "google_storage_bucket_iam_member" "build_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}

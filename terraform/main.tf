@@ -1,0 +1,93 @@
+# Everything per function, per topic, per route and per schedule is derived from the function
+# manifest, the same file the dev server and `make package` read. Nothing here lists functions.
+locals {
+  manifest = jsondecode(file("${path.module}/../functions/manifest.json"))
+
+  functions        = { for f in local.manifest.functions : f.name => f }
+  http_functions   = { for name, f in local.functions : name => f if f.trigger.type == "http" }
+  pubsub_functions = { for name, f in local.functions : name => f if f.trigger.type == "pubsub" }
+  topics           = toset(local.manifest.topics)
+  schedules        = { for s in local.manifest.schedules : s.name => s }
+
+  # Resource names allow dashes, manifest names use underscores.
+  ids = { for name in keys(local.functions) : name => "${var.name_prefix}-${replace(name, "_", "-")}" }
+
+  # Each secret a function lists, plus the ClickHouse password for warehouse users. The env var
+  # follows the settings convention: secret `jwt-secret` → SEGOPS_JWT_SECRET.
+  function_secrets = {
+    for name, f in local.functions : name => toset(concat(
+      try(f.secrets, []),
+      contains(f.uses, "warehouse") ? ["clickhouse-password"] : [],
+    ))
+  }
+  manifest_secrets = toset(flatten([for f in local.functions : try(f.secrets, [])]))
+  all_secrets      = setunion(local.manifest_secrets, ["clickhouse-password"])
+
+  # Production settings of each backend a function `uses`; SEGOPS_USES makes the runtime build
+  # only those (segops.runtime.build_runtime), so a function connects to nothing else.
+  backend_env = {
+    warehouse = {
+      SEGOPS_WAREHOUSE           = "clickhouse"
+      SEGOPS_CLICKHOUSE_URL      = var.clickhouse_url
+      SEGOPS_CLICKHOUSE_USER     = var.clickhouse_user
+      SEGOPS_CLICKHOUSE_DATABASE = var.clickhouse_database
+    }
+    bus = {
+      SEGOPS_BUS = "pubsub"
+    }
+    cache = {
+      SEGOPS_CACHE     = "redis"
+      SEGOPS_REDIS_URL = "redis://${local.valkey_host}:${local.valkey_port}/0"
+    }
+    store = {
+      SEGOPS_STORE        = "gcs"
+      SEGOPS_STORE_BUCKET = google_storage_bucket.control_plane.name
+    }
+    objects = {
+      SEGOPS_OBJECTS        = "gcs"
+      SEGOPS_OBJECTS_BUCKET = google_storage_bucket.exports.name
+    }
+  }
+
+  common_env = {
+    SEGOPS_ENVIRONMENT = "production"
+    SEGOPS_GCP_PROJECT = var.project_id
+    SEGOPS_PUBLIC_URL  = "https://${var.domains[0]}"
+    SEGOPS_LOG_LEVEL   = var.log_level
+  }
+
+  function_env = {
+    for name, f in local.functions : name => merge(
+      local.common_env,
+      { SEGOPS_USES = jsonencode(f.uses) },
+      merge([for backend in f.uses : local.backend_env[backend]]...),
+      # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
+      f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},
+      try(f.env, {}),
+    )
+  }
+}
+
+data "google_project" "this" {}
+
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "cloudfunctions.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "run.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "pubsub.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+    "compute.googleapis.com",
+    "vpcaccess.googleapis.com",
+    "memorystore.googleapis.com",
+    "networkconnectivity.googleapis.com",
+    "serviceconsumermanagement.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+  ])
+  service            = each.value
+  disable_on_destroy = false
+}

@@ -1,0 +1,121 @@
+# Control plane (tenants, users, keys, segments: small JSON documents with compare-and-swap on
+# the object generation), exports (segment files behind short-lived signed URLs) and the
+# function source zips. None of them is ever public.
+resource "google_storage_bucket" "control_plane" {
+  name                        = "${var.project_id}-${var.name_prefix}-control-plane"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  versioning {
+    enabled = true
+  }
+
+  # Old generations are the undo history of every document; keep a bounded amount of it.
+  lifecycle_rule {
+    condition {
+      num_newer_versions = 20
+      with_state         = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "exports" {
+  name                        = "${var.project_id}-${var.name_prefix}-exports"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      age = var.export_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 1
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "sources" {
+  name                        = "${var.project_id}-${var.name_prefix}-sources"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket" "access_logs" {
+  name                        = "${var.project_id}-${var.name_prefix}-access-logs"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      age = 90
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,116 @@
+"""One contract for every `Cache`: in-process and a real Valkey server (Redis protocol)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from segops.cache.base import Cache
+from segops.cache.memory import MemoryCache
+from segops.cache.redis_backend import RedisCache
+
+
+@pytest.fixture(params=["memory", "valkey"])
+def cache(request: pytest.FixtureRequest) -> Cache:
+    if request.param == "memory":
+        return MemoryCache()
+    return RedisCache(request.getfixturevalue("valkey_url"))
+
+
+@pytest.fixture
+def key() -> str:
+    """Keys are unique per test: the Valkey server is shared by the whole session."""
+    return f"test:{uuid.uuid4().hex}"
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_get_missing_is_none(cache: Cache, key: str) -> None:
+    assert cache.get(key) is None
+
+
+def test_set_get_round_trips_bytes(cache: Cache, key: str) -> None:
+    value = bytes(range(256)) + "é".encode()
+    cache.set(key, value, ttl_seconds=60)
+    assert cache.get(key) == value
+
+
+def test_set_overwrites(cache: Cache, key: str) -> None:
+    cache.set(key, b"one", 60)
+    cache.set(key, b"two", 60)
+    assert cache.get(key) == b"two"
+
+
+def test_entries_expire_after_their_ttl(cache: Cache, key: str) -> None:
+    # GIVEN an entry with a 200 ms TTL
+    cache.set(key, b"v", ttl_seconds=0.2)
+    assert cache.get(key) == b"v"
+    # THEN it disappears once the TTL has passed (and not before: a long TTL sibling stays)
+    cache.set(key + ":long", b"v", ttl_seconds=60)
+    assert eventually(lambda: cache.get(key) is None)
+    assert cache.get(key + ":long") == b"v"
+
+
+def test_add_only_sets_when_absent(cache: Cache, key: str) -> None:
+    assert cache.add(key, b"first", 60) is True
+    assert cache.add(key, b"second", 60) is False
+    assert cache.get(key) == b"first"
+
+
+def test_add_succeeds_again_after_expiry(cache: Cache, key: str) -> None:
+    assert cache.add(key, b"first", 0.2) is True
+    assert eventually(lambda: cache.get(key) is None)
+    assert cache.add(key, b"again", 60) is True
+    assert cache.get(key) == b"again"
+
+
+def test_add_is_atomic_under_concurrency(cache: Cache, key: str) -> None:
+    # GIVEN many threads racing to claim one key at the same moment
+    start = threading.Barrier(16)
+    winners: list[int] = []
+    lock = threading.Lock()
+
+    def claim(n: int) -> None:
+        start.wait()
+        if cache.add(key, str(n).encode(), 60):
+            with lock:
+                winners.append(n)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one claimed it, and the stored value is the winner's
+    assert len(winners) == 1
+    assert cache.get(key) == str(winners[0]).encode()
+
+
+def test_delete_many_and_missing(cache: Cache, key: str) -> None:
+    cache.set(key + ":a", b"1", 60)
+    cache.set(key + ":b", b"2", 60)
+    cache.delete(key + ":a", key + ":b", key + ":never")
+    cache.delete()
+    assert cache.get(key + ":a") is None
+    assert cache.get(key + ":b") is None
+
+
+def test_check_passes_when_reachable(cache: Cache) -> None:
+    cache.check()
+
+
+def test_redis_check_fails_when_unreachable() -> None:
+    from tests.support.servers import free_port
+
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        RedisCache(f"redis://127.0.0.1:{free_port()}/0").check()

@@ -1,0 +1,119 @@
+"""`make dev` for real: `python -m segops.devserver` in its own process, driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.servers import free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def call(base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@contextmanager
+def devserver(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SEGOPS_DATA_DIR": str(data_dir),
+        "SEGOPS_PORT": str(port),
+        "SEGOPS_PASSWORD_HASH_TIME_COST": "1",
+        "SEGOPS_PASSWORD_HASH_MEMORY_KIB": "1024",
+        "SEGOPS_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segops.devserver"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: call(base, "GET", "/api/ingestion/health/")[0] == 200, timeout=90, what="devserver")
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stack"
+    # GIVEN the dev server started on a fresh data dir
+    with devserver(data_dir) as (base, process):
+        # WHEN the README's walk-through runs over real HTTP
+        status, signed_up = call(
+            base,
+            "POST",
+            "/api/auth/signup/",
+            {"email": "you@example.com", "password": "a long password", "tenant_slug": "acme"},
+        )
+        assert status == 201, signed_up
+        status, pair = call(
+            base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}
+        )
+        assert status == 200 and set(pair) == {"access", "refresh", "expires_in"}
+        bearer = {"Authorization": f"Bearer {pair['access']}"}
+        status, key = call(base, "POST", "/api/keys/", {"name": "server", "role": "member"}, bearer)
+        assert status == 201 and key["key"].startswith("sk_live_")
+        status, health = call(base, "GET", "/api/ingestion/health/")
+        assert (status, health) == (200, {"pubsub_topic": "ok", "worker": "ok", "clickhouse": "ok"})
+        status, openapi = call(base, "GET", "/api/openapi.json")
+        assert status == 200 and openapi["openapi"].startswith("3.1")
+        # AND the seeded demo owner can log in with what was printed and saved
+        saved = json.loads((data_dir / "dev-credentials.json").read_text())
+        assert set(saved) == {"tenant_id", "tenant_slug", "email", "password", "api_key"}
+        status, _ = call(base, "POST", "/api/auth/token/", {"email": saved["email"], "password": saved["password"]})
+        assert status == 200
+        # THEN SIGTERM stops it cleanly, after printing the banner with those credentials
+        output = stop(process)
+    assert saved["api_key"] in output and saved["password"] in output
+    assert f"{base}/api/ingestion/health/" in output
+    assert "stopped" in output
+    assert '"severity":"INFO"' not in output  # SEGOPS_LOG_LEVEL=WARNING holds for every logger
+
+    # GIVEN a second start on the same data dir
+    with devserver(data_dir) as (base, process):
+        # THEN the seed is reused: same credentials, and everything created before is still there
+        again = json.loads((data_dir / "dev-credentials.json").read_text())
+        assert again == saved
+        status, _ = call(base, "POST", "/api/auth/token/", {"email": saved["email"], "password": saved["password"]})
+        assert status == 200
+        status, pair = call(
+            base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}
+        )
+        assert status == 200
+        status, tenants = call(base, "GET", "/api/tenants/", headers={"Authorization": f"Bearer {pair['access']}"})
+        assert status == 200 and [t["slug"] for t in tenants["results"]] == ["acme"]
+        stop(process)

@@ -1,0 +1,36 @@
+"""`GET /api/ingestion/health/` reports real checks: 200 when all are ok, 503 with the reason otherwise."""
+
+from __future__ import annotations
+
+from segops.localstack import LocalStack
+
+from tests.support.api import Api
+
+
+def test_healthy_stack_is_200_and_uncached(stack: LocalStack) -> None:
+    response = Api(stack).get("/api/ingestion/health/")
+    assert response.status_code == 200
+    assert response.get_json() == {"pubsub_topic": "ok", "worker": "ok", "clickhouse": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_missing_events_table_is_503(stack: LocalStack) -> None:
+    # GIVEN a warehouse whose events table is gone
+    stack.runtime.warehouse.command("DROP TABLE user_properties_mv")
+    stack.runtime.warehouse.command("DROP TABLE events")
+    # THEN health names the failing dependency and answers 503
+    response = Api(stack).get("/api/ingestion/health/")
+    assert response.status_code == 503
+    assert response.get_json() == {"pubsub_topic": "ok", "worker": "ok", "clickhouse": "events table missing"}
+
+
+def test_stopped_worker_with_pending_messages_is_503(stack: LocalStack) -> None:
+    # GIVEN a worker that was started and stopped, with a message still waiting
+    stack.bus.subscribe("events", "slow", lambda _: None)
+    stack.bus.start()
+    stack.bus.stop()
+    stack.bus.publish("events", b"{}")
+    response = Api(stack).get("/api/ingestion/health/")
+    assert response.status_code == 503
+    assert response.get_json()["worker"] == "bus worker is not running"
+    stack.bus.drain()  # nothing left for the fixture's stop() to wait for

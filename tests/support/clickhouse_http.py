@@ -1,0 +1,279 @@
+"""A ClickHouse HTTP-interface server that executes every statement on chDB.
+
+No ClickHouse server binary is obtainable here, so `clickhouse-connect` is tested against this:
+the protocol (query text in `query=` and/or the body, `param_<name>` bound parameters, the
+`database` parameter, settings as URL parameters, compressed chunked `Native` inserts, results
+rendered in the format the client asks for) is real; the SQL engine is ClickHouse's own, in-process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+import zlib
+from collections.abc import Callable
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import lz4.frame
+from segops.warehouse.chdb_backend import _session  # the process's one chDB session (chDB's rule)
+
+# URL parameters that steer the HTTP layer rather than being ClickHouse settings for the statement.
+_TRANSPORT = {
+    "query",
+    "database",
+    "default_format",
+    "query_id",
+    "session_id",
+    "session_timeout",
+    "session_check",
+    "compress",
+    "decompress",
+    "user",
+    "password",
+    "client_protocol_version",
+    # settings ClickHouse's HTTP handler consumes itself (they are unknown to the SQL layer)
+    "wait_end_of_query",
+    "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms",
+    "enable_http_compression",
+    "http_zlib_compression_level",
+    "cancel_http_readonly_queries_on_client_close",
+    "buffer_size",
+}
+_INSERT_NATIVE = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+Native\s*$", re.IGNORECASE | re.DOTALL)
+_INSERT_PREFIX = re.compile(rb"^\s*INSERT\s", re.IGNORECASE)
+_FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(?P<fmt>[A-Za-z0-9]+)\s*;?\s*$", re.IGNORECASE)
+_SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ClickHouseError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _lz4_frames(data: bytes) -> bytes:
+    # clickhouse-connect compresses every Native block as its own LZ4 frame.
+    out = bytearray()
+    while data:
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        out += decompressor.decompress(data)
+        if not decompressor.eof:
+            raise ClickHouseError(33, "truncated LZ4 frame")
+        data = decompressor.unused_data
+    return bytes(out)
+
+
+def _zstd_frames(data: bytes) -> bytes:
+    from backports import zstd
+
+    return bytes(zstd.decompress(data))
+
+
+def _decompress(data: bytes, encoding: str) -> bytes:
+    decoders: dict[str, Callable[[bytes], bytes]] = {
+        "": lambda b: b,
+        "identity": lambda b: b,
+        "lz4": _lz4_frames,
+        "zstd": _zstd_frames,
+        "gzip": gzip.decompress,
+        "deflate": zlib.decompress,
+    }
+    if encoding not in decoders:
+        raise ClickHouseError(1, f"unsupported Content-Encoding {encoding}")
+    return decoders[encoding](data)
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode()
+    return fields
+
+
+def _split_insert(query: str, body: bytes) -> tuple[str, bytes]:
+    """An insert statement travels either in `query=` or as the body's first line, before the data."""
+    if query.strip() or not _INSERT_PREFIX.match(body[:16]):
+        return query, body
+    line_end = body.find(b"\n")
+    if line_end < 0:
+        return body.decode(), b""
+    return body[:line_end].decode(), body[line_end + 1 :]
+
+
+class ChdbHttpServer:
+    """`with ChdbHttpServer(chdb_path) as server: server.url` — bound to 127.0.0.1 on a free port."""
+
+    def __init__(self, chdb_path: Path) -> None:
+        self._chdb = _session(chdb_path)
+        self._spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
+        self.requests: list[dict[str, Any]] = []
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chdb-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> ChdbHttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        shutil.rmtree(self._spool, ignore_errors=True)
+
+    def __enter__(self) -> ChdbHttpServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- statement execution ------------------------------------------------------------------
+
+    def execute(self, params: dict[str, str], body: bytes) -> tuple[bytes, str]:
+        """Run one request; returns the rendered result and its format."""
+        database = params.get("database") or "default"
+        bound = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {
+            k: v
+            for k, v in params.items()
+            if k not in _TRANSPORT and not k.startswith("param_") and _SETTING_NAME.match(k)
+        }
+        query, body = _split_insert(params.get("query", ""), body)
+        insert = _INSERT_NATIVE.match(query)
+        if insert:
+            return self._insert_native(database, insert.group("target"), body, settings), "TabSeparated"
+        sql = "\n".join(part for part in (query, body.decode()) if part.strip())
+        if not sql.strip():
+            raise ClickHouseError(62, "Empty query")
+        fmt_match = _FORMAT_CLAUSE.search(sql)
+        fmt = fmt_match.group("fmt") if fmt_match else params.get("default_format", "TabSeparated")
+        if fmt_match:
+            sql = sql[: fmt_match.start()]
+        return self._run(database, sql, fmt, bound, settings), fmt
+
+    def _insert_native(self, database: str, target: str, data: bytes, settings: dict[str, str]) -> bytes:
+        # The client streams Native blocks; ClickHouse's own reader parses them from a file.
+        path = self._spool / f"insert-{uuid.uuid4().hex}.native"
+        path.write_bytes(data)
+        try:
+            sql = f"INSERT INTO {target} SELECT * FROM file({{insert_path:String}}, Native)"
+            self._run(database, sql, "TabSeparated", {"insert_path": str(path)}, settings)
+        finally:
+            path.unlink(missing_ok=True)
+        return b""
+
+    def _run(self, database: str, sql: str, fmt: str, bound: dict[str, str], settings: dict[str, str]) -> bytes:
+        # Settings apply to this statement only, as URL settings do on a real server: set, run, reset.
+        with self._chdb.lock:
+            try:
+                for name, value in settings.items():
+                    self._chdb.session.query(f"SET {name} = '{value.replace(chr(39), '')}'")
+                if self._chdb.database != database:
+                    self._chdb.session.query(f"USE `{database}`")
+                    self._chdb.database = database
+                # Parameters arrive already in ClickHouse's text form; chDB takes them untouched.
+                result = (
+                    self._chdb.session.query(sql, fmt, params=bound) if bound else self._chdb.session.query(sql, fmt)
+                )
+            except Exception as exc:  # chDB raises RuntimeError carrying ClickHouse's "Code: N. DB::Exception"
+                code = re.search(r"Code: (\d+)", str(exc))
+                raise ClickHouseError(int(code.group(1)) if code else 1, str(exc)) from None
+            finally:
+                for name in settings:
+                    self._chdb.session.query(f"SET {name} = DEFAULT")
+            return bytes(result.bytes())
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: pytest output stays readable."""
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            break
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    raw = b"".join(chunks)
+                else:
+                    raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return _decompress(raw, self.headers.get("Content-Encoding", "").lower())
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                params = dict(parse_qsl(split.query, keep_blank_values=True))
+                body = self._body() if self.command == "POST" else b""
+                if self.headers.get_content_type() == "multipart/form-data":
+                    # Large bound parameters (> 4 KiB) travel as form fields, the query with them.
+                    params.update(_form_fields(self.headers.get("Content-Type", ""), body))
+                    body = b""
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "params": params,
+                        "chunked": self.headers.get("Transfer-Encoding", "").lower() == "chunked",
+                        "content_encoding": self.headers.get("Content-Encoding", ""),
+                        "body_bytes": len(body),
+                        "form": self.headers.get_content_type() == "multipart/form-data",
+                        # the statement as the server reads it (an insert's data excluded)
+                        "statement": _split_insert(params.get("query", ""), body[:65536])[0]
+                        or body[:4096].decode(errors="replace"),
+                    }
+                )
+                if split.path == "/ping":
+                    self._reply(200, b"Ok.\n", {})
+                    return
+                try:
+                    payload, fmt = server.execute(params, body)
+                except ClickHouseError as exc:
+                    message = f"Code: {exc.code}. DB::Exception: {exc}\n".encode()
+                    self._reply(500, message, {"X-ClickHouse-Exception-Code": str(exc.code)})
+                    return
+                self._reply(200, payload, {"X-ClickHouse-Format": fmt})
+
+            def _reply(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=UTF-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("X-ClickHouse-Server-Display-Name", "chdb-http-test")
+                self.send_header("X-ClickHouse-Query-Id", uuid.uuid4().hex)
+                self.send_header("X-ClickHouse-Timezone", "UTC")
+                self.send_header("X-ClickHouse-Summary", '{"read_rows":"0","written_rows":"0"}')
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = _serve
+            do_POST = _serve
+
+        return Handler
