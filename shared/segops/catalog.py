@@ -14,14 +14,14 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.health:router",
         "segops.catalog:openapi_router",
         "segops.connectors.api:router",
-        "segops.compute.api:router",
         "segops.ingestion.api:stats_router",
         "segops.shopify.integration:router",
+        "segops.compute.api:router",
     ],
-    "membership": ["segops.membership.api:router"],
     "track": ["segops.ingestion.api:track_router"],
     "track_batch": ["segops.ingestion.api:batch_router"],
     "shopify_webhook": ["segops.shopify.webhook:router"],
+    "membership": ["segops.membership.api:router"],
 }
 
 

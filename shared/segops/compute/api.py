@@ -25,7 +25,7 @@ class ComputeQuery(BaseModel):
     mode: Literal["full", "delta"] = "full"
 
 
-class Queued(BaseModel):
+class ComputeQueued(BaseModel):
     status: Literal["queued"]
 
 
@@ -56,7 +56,7 @@ def _segment_or_404(ctx: RequestContext) -> int:
     return segment_id
 
 
-@router.post(PATH, role="member", query=ComputeQuery, response=Queued, status=202)
+@router.post(PATH, role="member", query=ComputeQuery, response=ComputeQueued, status=202)
 def request_compute(ctx: RequestContext) -> Result:
     """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
     segment_id = _segment_or_404(ctx)

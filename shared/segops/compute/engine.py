@@ -170,19 +170,8 @@ def _evaluate_and_publish(
         source = writer.candidate_source(stage_id)
     compiled = compile_segments([(t.segment.id, t.definition) for t in group], source)
     writer.stage_results(runtime, tenant_id, stage_id, compiled, now)
-    return [
-        writer.publish(
-            runtime,
-            tenant_id,
-            t.segment.id,
-            stage_id=stage_id,
-            compute_id=t.compute_id,
-            mode=mode,
-            version=t.version,
-            computed_at=now,
-        )
-        for t in group
-    ]
+    targets = [writer.Target(t.segment.id, t.version, t.compute_id) for t in group]
+    return writer.publish(runtime, tenant_id, targets, stage_id=stage_id, mode=mode, computed_at=now)
 
 
 def _windows(definitions: Iterable[SegmentDefinition]) -> dict[int, set[str]]:
@@ -211,7 +200,9 @@ def _candidates_query(group: list[_Target], now: datetime) -> tuple[str, dict[st
     select = (
         "SELECT user_id FROM event_arrivals WHERE tenant_id = {tenant_id:UInt64} "
         "AND arrived_at >= {since:DateTime64(3, 'UTC')} "
-        "UNION ALL SELECT user_id FROM events WHERE tenant_id = {tenant_id:UInt64} AND (" + " OR ".join(crossings) + ")"
+        "UNION ALL SELECT user_id FROM event_timeline WHERE tenant_id = {tenant_id:UInt64} AND ("
+        + " OR ".join(crossings)
+        + ")"
     )
     return select, params
 
@@ -316,13 +307,12 @@ def _mark_succeeded(
 
 def _after_publication(runtime: Runtime, tenant_id: int, outcomes: list[Outcome], now: datetime) -> None:
     """Drop cached lookups of users whose membership changed, then tell the connectors."""
+    published = [o.publication for o in outcomes if o.publication is not None and o.publication.version is not None]
+    invalidate_users(runtime, tenant_id, writer.changed_users(runtime, tenant_id, published))
     for outcome in outcomes:
         publication = outcome.publication
         if publication is None or publication.version is None:
             continue
-        invalidate_users(
-            runtime, tenant_id, writer.changed_users(runtime, tenant_id, outcome.segment_id, publication.version)
-        )
         message = MembershipChanged(
             tenant_id=tenant_id,
             segment_id=outcome.segment_id,

@@ -122,7 +122,9 @@ class _Compiler:
         doc = "payload"
         keys = self._keys(c.property)
         match = f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
-        amount = f"JSONExtractFloat({doc}, {keys})"
+        # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
+        # argument alone would be computed for every row of the tenant).
+        amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
         value = self.ctx.bind(c.value, "Float64")
         op = _COMPARE[c.operator]
         seen = self.aggregate(f"countIf({match})")
@@ -214,13 +216,18 @@ class _Compiler:
 
 
 def _pass(source: EventSource, compiler: _Compiler) -> str:
-    """The one aggregate pass over the source, grouped by user."""
+    """The one aggregate pass over the source, grouped by user.
+
+    Forced short-circuit evaluation: JSON is parsed only for rows whose event type matches (the
+    default mode judges JSON functions too cheap to skip and parses every row of the tenant).
+    """
     aggregates = "".join(f",\n    {sql} AS {alias}" for sql, alias in compiler.aggregates.items())
     return (
         f"SELECT user_id{aggregates}\n"
         f"  FROM {source.relation}\n"
         f"  WHERE {source.predicate} AND occurred_at <= {NOW}\n"
-        f"  GROUP BY user_id"
+        f"  GROUP BY user_id\n"
+        f"  SETTINGS short_circuit_function_evaluation = 'force_enable'"
     )
 
 

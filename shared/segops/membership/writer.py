@@ -6,20 +6,20 @@ compute (all SQL tenant-scoped, all values bound):
 1. `stage_candidates` (delta only): the users to re-evaluate, into `compute_candidates`; the pass
    then reads only their events (`candidate_source`).
 2. `stage_results`: one multi-segment pass → `compute_results (stage, segment_id, user_id)`.
-3. `publish` per segment: diff staged results against the latest committed membership (restricted
-   to the candidates for a delta), insert the diff rows under `version`, then the commit row.
+3. `publish`: diff each segment's staged results against its latest committed membership
+   (restricted to the candidates for a delta), insert the diff rows under the segment's fresh
+   version, then the commit rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from segops.dsl import CompiledQuery, EventSource
 from segops.dsl.identifiers import quote_identifier
-from segops.membership.store import latest_snapshot
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 
@@ -78,78 +78,107 @@ def stage_results(runtime: Runtime, tenant_id: int, stage_id: str, compiled: Com
     )
 
 
-def publish(
-    runtime: Runtime,
-    tenant_id: int,
-    segment_id: int,
-    *,
-    stage_id: str,
-    compute_id: str,
-    mode: Mode,
-    version: int,
-    computed_at: datetime,
-) -> Publication:
-    """Diff the staged results of `segment_id` against its published membership and publish the diff.
+@dataclass(frozen=True)
+class Target:
+    segment_id: int
+    version: int
+    compute_id: str
 
-    A delta compares only its candidates (everyone else cannot have changed). Nothing becomes
-    visible before the final one-row commit insert; if anything fails earlier the rows written
-    under `version` are never read.
+
+def publish(
+    runtime: Runtime, tenant_id: int, targets: Sequence[Target], *, stage_id: str, mode: Mode, computed_at: datetime
+) -> list[Publication]:
+    """Diff the staged results of each target segment against its published membership; publish the diffs.
+
+    One statement writes the diff rows of every segment (a delta compares only its candidates:
+    everyone else cannot have changed), one reads their counts, one multi-row insert commits them.
+    Nothing becomes visible before that last insert; if anything fails earlier, rows written under
+    these versions are never read. Versions are unique per tenant, so a version names its segment.
     """
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     scope = f"AND user_id IN ({CANDIDATES}) " if mode == "delta" else ""
-    params = {
-        "segment_id": segment_id,
+    params: dict[str, Any] = {
         "stage_id": stage_id,
-        "compute_id": compute_id,
-        "version": version,
+        "segments": [t.segment_id for t in targets],
+        "versions": [t.version for t in targets],
+        "compute_ids": [t.compute_id for t in targets],
         "computed_at": computed_at,
     }
     wh.command(
         "INSERT INTO segment_memberships (tenant_id, segment_id, user_id, version, entered, compute_id, computed_at) "
-        "SELECT {tenant_id:UInt64}, {segment_id:UInt64}, user_id, {version:UInt64}, is_new, {compute_id:String}, "
+        "SELECT {tenant_id:UInt64}, segment_id, user_id, "
+        "transform(segment_id, {segments:Array(UInt64)}, {versions:Array(UInt64)}, toUInt64(0)), is_new, "
+        "transform(segment_id, {segments:Array(UInt64)}, {compute_ids:Array(String)}, ''), "
         "{computed_at:DateTime64(3, 'UTC')} FROM ("
-        "SELECT user_id, max(is_new) AS is_new, max(is_old) AS is_old FROM ("
-        "SELECT user_id, 1 AS is_new, 0 AS is_old FROM compute_results "
-        "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String} AND segment_id = {segment_id:UInt64} "
+        "SELECT segment_id, user_id, max(is_new) AS is_new, max(is_old) AS is_old FROM ("
+        "SELECT segment_id, user_id, 1 AS is_new, 0 AS is_old FROM compute_results "
+        "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String} "
+        "AND segment_id IN {segments:Array(UInt64)} "
         "UNION ALL "
-        "SELECT user_id, 0 AS is_new, 1 AS is_old FROM segment_memberships "
-        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} "
+        "SELECT segment_id, user_id, 0 AS is_new, 1 AS is_old FROM segment_memberships "
+        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
         f"{scope}"
-        "AND version IN (SELECT version FROM membership_commits "
-        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64}) "
-        "GROUP BY user_id HAVING argMax(entered, version) = 1"
-        ") GROUP BY user_id) WHERE is_new != is_old",
+        "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
+        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)}) "
+        "GROUP BY segment_id, user_id HAVING argMax(entered, version) = 1"
+        ") GROUP BY segment_id, user_id) WHERE is_new != is_old",
         params,
     )
-    counted = wh.query(
-        "SELECT countIf(change = 'entered'), countIf(change = 'exited') FROM membership_changes "
-        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} AND version = {version:UInt64}",
-        params,
-    ).rows[0]
-    entered, exited = int(counted[0]), int(counted[1])
-    previous = latest_snapshot(runtime, tenant_id, segment_id)
-    before = previous.member_count if previous else 0
-    if entered == 0 and exited == 0:
-        return Publication(segment_id, None, 0, 0, before)
-    members = before + entered - exited
-    wh.command(
-        "INSERT INTO membership_commits (tenant_id, segment_id, version, compute_id, mode, computed_at, "
-        "member_count, entered_count, exited_count) VALUES ({tenant_id:UInt64}, {segment_id:UInt64}, "
-        "{version:UInt64}, {compute_id:String}, {mode:String}, {computed_at:DateTime64(3, 'UTC')}, "
-        "{members:UInt64}, {entered:UInt64}, {exited:UInt64})",
-        {**params, "mode": mode, "members": members, "entered": entered, "exited": exited},
-    )
-    return Publication(segment_id, version, entered, exited, members)
+    counted = {
+        int(segment_id): (int(entered), int(exited))
+        for segment_id, entered, exited in wh.query(
+            "SELECT segment_id, countIf(change = 'entered'), countIf(change = 'exited') FROM membership_changes "
+            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
+            "AND version IN {versions:Array(UInt64)} GROUP BY segment_id",
+            params,
+        ).rows
+    }
+    before = {
+        int(segment_id): int(count)
+        for segment_id, count in wh.query(
+            "SELECT segment_id, argMax(member_count, version) FROM membership_commits "
+            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} GROUP BY segment_id",
+            params,
+        ).rows
+    }
+    publications, commits = [], []
+    for t in targets:
+        entered, exited = counted.get(t.segment_id, (0, 0))
+        members = before.get(t.segment_id, 0) + entered - exited
+        changed = entered > 0 or exited > 0
+        publications.append(Publication(t.segment_id, t.version if changed else None, entered, exited, members))
+        if changed:
+            commits.append(
+                (tenant_id, t.segment_id, t.version, t.compute_id, mode, computed_at, members, entered, exited)
+            )
+    runtime.warehouse.insert("membership_commits", COMMIT_COLUMNS, commits)
+    return publications
 
 
-def changed_users(runtime: Runtime, tenant_id: int, segment_id: int, version: int) -> list[str]:
-    """Users who entered or exited in the published `version` (for cache invalidation)."""
+COMMIT_COLUMNS = (
+    "tenant_id",
+    "segment_id",
+    "version",
+    "compute_id",
+    "mode",
+    "computed_at",
+    "member_count",
+    "entered_count",
+    "exited_count",
+)
+
+
+def changed_users(runtime: Runtime, tenant_id: int, publications: Sequence[Publication]) -> list[str]:
+    """Users who entered or exited any segment in these publications (for cache invalidation)."""
+    versions = [p.version for p in publications if p.version is not None]
+    if not versions:
+        return []
     rows = (
         TenantWarehouse(runtime.warehouse, tenant_id)
         .query(
-            "SELECT user_id FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
-            "AND segment_id = {segment_id:UInt64} AND version = {version:UInt64}",
-            {"segment_id": segment_id, "version": version},
+            "SELECT DISTINCT user_id FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
+            "AND segment_id IN {segments:Array(UInt64)} AND version IN {versions:Array(UInt64)}",
+            {"segments": [p.segment_id for p in publications if p.version is not None], "versions": versions},
         )
         .rows
     )

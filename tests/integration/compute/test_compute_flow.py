@@ -4,7 +4,7 @@ and the membership lookup with its cache."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -100,9 +100,11 @@ def test_new_events_enter_users_through_debounced_notices(stack: LocalStack) -> 
     assert lookup(api, account, "u2")["segment_ids"] == []
     assert lookup(api, account, "u2")["cached"] is True
     computes_before = _commits(stack, tenant)
-    # WHEN u2..u6 view the page, written in five batches, each followed by a notice
-    for user in ("u2", "u3", "u4", "u5", "u6"):
+    # WHEN u2..u6 view the page: five writes, whose five notices arrive within the debounce window
+    users = ("u2", "u3", "u4", "u5", "u6")
+    for user in users:
         insert_events(stack.runtime.warehouse, tenant, [viewed(user)])
+    for user in users:
         users_changed(stack, tenant, user)
     stack.bus.drain()
     # THEN one delta compute made them all members, and u2's stale cache entry was dropped
@@ -113,18 +115,19 @@ def test_new_events_enter_users_through_debounced_notices(stack: LocalStack) -> 
 
 
 def test_scheduled_tick_catches_time_window_exits(stack: LocalStack) -> None:
-    # GIVEN a 2-second window segment with a member who viewed just now
+    # GIVEN a 3-second window segment with a member who viewed just now
     api = Api(stack)
     account = api.signup()
     tenant = account.tenant_id
-    window = {"logic": "AND", "conditions": [{**VIEWED["conditions"][0], "window_days": 2 / 86_400}]}
+    window = {"logic": "AND", "conditions": [{**VIEWED["conditions"][0], "window_days": 3 / 86_400}]}
     put_segment(stack.runtime, tenant, 3, window)
-    insert_events(stack.runtime.warehouse, tenant, [viewed("u1")])
+    seen = now()
+    insert_events(stack.runtime.warehouse, tenant, [viewed("u1", seen)])
     api.post("/api/segments/3/compute/", headers=account.bearer)
     stack.bus.drain()
     assert lookup(api, account, "u1")["segment_ids"] == [3]
     # WHEN the window passes with no new event and the scheduler ticks
-    time.sleep(2.1)
+    time.sleep(max(0.0, (seen + timedelta(seconds=3.1) - now()).total_seconds()))
     stack.publish_schedules()
     stack.bus.drain()
     # THEN a delta compute let u1 exit
@@ -202,3 +205,22 @@ def test_computes_of_one_tenant_never_overlap(stack: LocalStack) -> None:
     stack.publish_schedules()
     stack.bus.drain()
     assert _commits(stack, tenant) == 1
+
+
+def test_quickstart_track_compute_check_then_enter_without_manual_compute(stack: LocalStack) -> None:
+    # GIVEN the quickstart: a tracked page view, a segment "Pricing Page Visitors", a compute
+    api = Api(stack)
+    account = api.signup()
+    track = {"user_id": "user-123", "event_type": "page_viewed", "payload": {"path": "/pricing"}}
+    assert api.post("/api/ingestion/track/", track, headers=account.key).status_code == 202
+    stack.bus.drain()
+    put_segment(stack.runtime, account.tenant_id, 42, VIEWED)
+    assert api.post("/api/segments/42/compute/", headers=account.bearer).get_json() == {"status": "queued"}
+    stack.bus.drain()
+    assert lookup(api, account, "user-123") == {"user_id": "user-123", "segment_ids": [42], "cached": False}
+    assert lookup(api, account, "user-456")["segment_ids"] == []
+    # WHEN another user views the page (track → event writer → users-changed notice → delta)
+    assert api.post("/api/ingestion/track/", {**track, "user_id": "user-456"}, headers=account.key).status_code == 202
+    stack.bus.drain()
+    # THEN they entered without anyone requesting a compute, and the stale cache entry is gone
+    assert lookup(api, account, "user-456") == {"user_id": "user-456", "segment_ids": [42], "cached": False}

@@ -9,7 +9,7 @@ import pytest
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.localstack import LocalStack
-from segops.membership import store, writer
+from segops.membership import store
 from segops.messages import MembershipChanged
 from segops.segments.models import ComputeState, compute_state_key
 
@@ -75,10 +75,14 @@ def test_failed_compute_keeps_previous_membership(stack: LocalStack, monkeypatch
     # WHEN the next compute dies after writing its diff rows but before publishing them
     insert_events(stack.runtime.warehouse, tenant, [ev("u2")])
 
-    def crash(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("warehouse went away")
+    insert = stack.runtime.warehouse.insert
 
-    monkeypatch.setattr(writer, "latest_snapshot", crash)
+    def crash_on_commit(table: str, *args: Any) -> None:
+        if table == "membership_commits":
+            raise RuntimeError("warehouse went away")
+        insert(table, *args)
+
+    monkeypatch.setattr(stack.runtime.warehouse, "insert", crash_on_commit)
     with pytest.raises(RuntimeError):
         engine.compute(stack.runtime, tenant, [Request(1, "full", "c2")], NOW + timedelta(minutes=1))
     monkeypatch.undo()

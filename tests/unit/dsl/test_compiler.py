@@ -11,6 +11,7 @@ NOW = "{now:DateTime64(3, 'UTC')}"
 FROM = f"""  FROM events
   WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW}
   GROUP BY user_id
+  SETTINGS short_circuit_function_evaluation = 'force_enable'
 )"""
 
 
@@ -72,7 +73,7 @@ def test_monetary_avg_guards_empty() -> None:
         f"""SELECT user_id FROM (
   SELECT user_id,
     countIf(event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double')) AS `a0`,
-    sumIf(JSONExtractFloat(payload, {{p0:String}}), event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double')) AS `a1`
+    sumIf(if(event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(payload, {{p0:String}}), 0), event_type = {{p1:String}} AND JSONType(payload, {{p0:String}}) IN ('Int64', 'UInt64', 'Double')) AS `a1`
 {FROM}
 WHERE ((`a0` > 0 AND `a1` / `a0` >= {{p2:Float64}}))""",  # noqa: E501
         {"p0": "total", "p1": "order_placed", "p2": 50.5},

@@ -92,3 +92,17 @@ TTL toDateTime(arrived_at) + INTERVAL 7 DAY;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS event_arrivals_mv TO event_arrivals AS
 SELECT tenant_id, now64(3) AS arrived_at, user_id FROM events GROUP BY tenant_id, user_id;
+
+-- The tenant's events by time (narrow columns only), for delta computes: which users have an event
+-- that just became visible or just crossed a window boundary is a range scan, not a scan of history.
+CREATE TABLE IF NOT EXISTS event_timeline (
+    tenant_id UInt64,
+    occurred_at DateTime64(3, 'UTC'),
+    event_type LowCardinality(String),
+    user_id String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (tenant_id, occurred_at, event_type);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS event_timeline_mv TO event_timeline AS
+SELECT tenant_id, occurred_at, event_type, user_id FROM events;
