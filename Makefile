@@ -2,14 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev test lint format bench package checkov clean
+.PHONY: install dev test lint format bench package checkov clean test-typescript-sdk
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -e sdk/python
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +38,15 @@ test: install checkov
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-typescript-sdk
+
+# The TypeScript SDK: unit tests, then end-to-end against the real stack (needs the .venv above).
+test-typescript-sdk: install
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "make test: Node.js >= 20 and npm are required to test the TypeScript SDK (sdk/typescript)" >&2; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
+	  echo "make test: the TypeScript SDK needs Node.js >= 20, found $$(node --version)" >&2; exit 1; }
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,4 +61,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .segops build dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .segops build dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build

@@ -3,6 +3,8 @@ stack gets its own database inside it, its own control-plane directory and its o
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,8 @@ from segops.localstack import LocalStack
 
 # Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory.
 pytest_plugins = ["tests.support.servers"]
+
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +46,21 @@ def stack(settings: Settings) -> Iterator[LocalStack]:
         yield local
     finally:
         local.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without chDB's C++ static destructors, which occasionally crash after a clean close
+    (see `segops.warehouse.chdb_backend.shutdown_embedded`); the report is already printed."""
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:
+        return
+    from segops.warehouse.chdb_backend import shutdown_embedded
+
+    shutdown_embedded()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -114,5 +115,17 @@ def main() -> int:
     return 0
 
 
+def run() -> None:
+    """Exit without chDB's static destructors once everything is flushed (see `shutdown_embedded`)."""
+    from segops.warehouse.chdb_backend import shutdown_embedded
+
+    code = main()
+    shutdown_embedded()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

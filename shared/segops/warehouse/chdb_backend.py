@@ -34,6 +34,7 @@ class _SharedSession:
         self.session = chdb_session.Session(str(path))
         self.lock = threading.RLock()
         self.database: str | None = None
+        self.closed = False
         # Close while the interpreter is still whole: left to the session's finalizer, the close
         # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
         # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown.
@@ -41,7 +42,9 @@ class _SharedSession:
 
     def close(self) -> None:
         with self.lock:
-            self.session.close()
+            if not self.closed:
+                self.closed = True
+                self.session.close()
 
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self.lock:
@@ -103,6 +106,19 @@ def _python_shape(arrow_type: pa.DataType) -> Convert | None:
 
 def _apply(convert: Convert | None, value: Any) -> Any:
     return value if convert is None else convert(value)
+
+
+def shutdown_embedded() -> None:
+    """Close the process's chDB session now (every statement is already durable).
+
+    Callers that own the process (the dev server, the test runner) then leave with `os._exit`:
+    chDB's C++ static destructors occasionally crash at interpreter exit after a clean close
+    ("ShutdownTablesThreadPool is not initialized", then SIGSEGV), which would turn a clean stop
+    into a failure.
+    """
+    with _shared_lock:
+        if _shared is not None:
+            _shared.close()
 
 
 def _json_default(value: Any) -> Any:
