@@ -13,6 +13,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.tenancy.api:router",
         "segops.health:router",
         "segops.catalog:openapi_router",
+        "segops.connectors.api:router",
         "segops.ingestion.api:stats_router",
         "segops.shopify.integration:router",
         "segops.compute.api:router",

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = 65536
     api_key_cache_seconds: float = 5.0
 
+    connector_max_attempts: int = Field(default=5, ge=1)
+    connector_backoff_base_seconds: float = Field(default=0.5, ge=0)
+    connector_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    connector_timeout_seconds: float = Field(default=10.0, gt=0)
+    connector_max_wait_seconds: float = Field(default=120.0, ge=0)
+    connector_job_poll_seconds: float = Field(default=2.0, ge=0)
+    connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
+
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.

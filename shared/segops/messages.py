@@ -78,6 +78,15 @@ class MembershipChanged(Message):
     exited_count: int
 
 
+class ConnectorSyncRequested(Message):
+    """A full sync of one connector (first activation or `POST /api/connectors/<id>/sync/`) → `connector-syncs`."""
+
+    tenant_id: int
+    connector_id: int
+    sync_id: int
+    requested_at: datetime
+
+
 class ExportRequested(Message):
     """`POST /api/segments/<id>/export/` → `segment-exports`."""
 

@@ -12,6 +12,7 @@ class Topic(StrEnum):
     SEGMENT_COMPUTE = "segment-compute"
     MEMBERSHIP_CHANGES = "membership-changes"
     SEGMENT_EXPORTS = "segment-exports"
+    CONNECTOR_SYNCS = "connector-syncs"
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -1,0 +1,134 @@
+"""Connector documents. Key layout (no listed prefix holds nested documents):
+
+- `tenants/<t>/connectors/<id>`: `Connector` (no secrets in it, ever)
+- `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API)
+- `tenants/<t>/connector-syncs/<connector id>/<sync id>`: `SyncRecord`
+Dead-lettered batches are objects under `connectors/dead-letter/<t>/<connector id>/<sync id>.jsonl`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+ConnectorType = Literal["klaviyo", "braze", "talonone", "file"]
+SyncKind = Literal["incremental", "full"]
+SyncStatus = Literal["queued", "running", "succeeded", "partial", "failed", "stale"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StrictConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class KlaviyoConfig(StrictConfig):
+    type: Literal["klaviyo"] = "klaviyo"
+    list_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    identifier: Literal["email", "external_id"] = "email"
+    base_url: HttpUrl = HttpUrl("https://a.klaviyo.com")
+    revision: str = Field(default="2026-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z0-9]+)?$")
+
+
+class BrazeConfig(StrictConfig):
+    type: Literal["braze"] = "braze"
+    rest_endpoint: HttpUrl
+    subscription_group_id: str = Field(min_length=1, max_length=128)
+    identifier: Literal["external_id", "email"] = "external_id"
+
+
+class TalonOneConfig(StrictConfig):
+    type: Literal["talonone"] = "talonone"
+    base_url: HttpUrl
+    audience_id: int | None = Field(default=None, ge=1)
+    audience_name: str | None = Field(default=None, min_length=1, max_length=200)
+    audience_integration_id: str | None = Field(default=None, min_length=1, max_length=200)
+    profile_id_from: str = Field(default="user_id", min_length=1, max_length=128)
+
+
+class FileConfig(StrictConfig):
+    type: Literal["file"] = "file"
+    format: Literal["csv", "parquet"] = "csv"
+    prefix: str = Field(default="connectors", pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$", max_length=200)
+    snapshot: bool = False
+
+
+CONFIG_MODELS: dict[str, type[StrictConfig]] = {
+    "klaviyo": KlaviyoConfig,
+    "braze": BrazeConfig,
+    "talonone": TalonOneConfig,
+    "file": FileConfig,
+}
+
+
+class Credentials(StrictConfig):
+    api_key: str = Field(min_length=1, max_length=512)
+
+
+class Connector(BaseModel):
+    id: int
+    tenant: int
+    name: str
+    type: ConnectorType
+    segment_id: int
+    active: bool = False
+    config: dict[str, object]
+    credentials_set: bool = False
+    # Membership version (segment_compute's commit order) of the newest compute applied; older diffs are stale.
+    applied_version: int | None = None
+    # Talon.One: the audience id created for `audience_name`.
+    resolved_audience_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectorSecrets(BaseModel):
+    api_key: str
+
+
+class SyncRecord(BaseModel):
+    id: int
+    connector_id: int
+    kind: SyncKind
+    status: SyncStatus = "queued"
+    compute_id: str | None = None
+    computed_at: datetime | None = None
+    requested_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    added: int = 0
+    removed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    skip_reasons: dict[str, int] = Field(default_factory=dict)
+    error_summary: list[str] = Field(default_factory=list)
+    dead_letter: str | None = None
+    files: list[str] = Field(default_factory=list)
+
+
+def connector_key(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connectors/{connector_id}"
+
+
+def connectors_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/connectors/"
+
+
+def secrets_key(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-secrets/{connector_id}"
+
+
+def sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/{sync_id}"
+
+
+def syncs_prefix(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
+
+
+def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
+    return f"connectors/dead-letter/{tenant_id}/{connector_id}/{sync_id}.jsonl"

@@ -1,0 +1,217 @@
+"""Connector resource operations. Credentials live in their own document and never leave it except
+to authenticate a platform call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from segops.bus.base import Topic
+from segops.connectors import models as m
+from segops.connectors.ledger import ConnectorLedger
+from segops.connectors.sync import new_sync
+from segops.errors import Conflict, NotFound, ValidationFailed
+from segops.http.routing import validation_error
+from segops.messages import ConnectorSyncRequested
+from segops.runtime import Runtime
+from segops.segments.models import segment_key
+
+_URL_FIELDS = ("base_url", "rest_endpoint")
+# Cloud metadata servers answer plain HTTP inside the VPC; a connector must never be pointed there.
+_FORBIDDEN_HOSTS = {"metadata.google.internal", "metadata", "169.254.169.254"}
+
+
+def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    model = m.CONFIG_MODELS[connector_type]
+    try:
+        parsed = model.model_validate({**config, "type": connector_type})
+    except ValidationError as exc:
+        raise validation_error(exc, ("config",)) from exc
+    for name in _URL_FIELDS:
+        url = getattr(parsed, name, None)
+        if url is None:
+            continue
+        host = (url.host or "").lower().rstrip(".")
+        if host in _FORBIDDEN_HOSTS or host.startswith("169.254."):
+            _bad_url(name, "this host is not allowed")
+        if runtime.settings.environment == "production" and url.scheme != "https":
+            _bad_url(name, "must be an https URL")
+    if isinstance(parsed, m.TalonOneConfig) and parsed.audience_id is None and parsed.audience_name is None:
+        raise ValidationFailed(
+            "config: talonone needs audience_id or audience_name",
+            {"errors": [{"pointer": "/config/audience_id", "message": "audience_id or audience_name is required"}]},
+        )
+    dumped = parsed.model_dump(mode="json")
+    dumped.pop("type")
+    return dumped
+
+
+def _bad_url(name: str, message: str) -> None:
+    raise ValidationFailed(
+        f"config.{name}: {message}", {"errors": [{"pointer": f"/config/{name}", "message": message}]}
+    )
+
+
+def _require_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
+    if runtime.store.get(segment_key(tenant_id, segment_id)) is None:
+        raise ValidationFailed(
+            "segment_id: no such segment",
+            {"errors": [{"pointer": "/segment_id", "message": "no such segment in this tenant"}]},
+        )
+
+
+def _require_credentials(connector: m.Connector) -> None:
+    if connector.type != "file" and not connector.credentials_set:
+        raise ValidationFailed(
+            "credentials: an api_key is required for this connector type",
+            {"errors": [{"pointer": "/credentials/api_key", "message": "required"}]},
+        )
+
+
+def get(runtime: Runtime, tenant_id: int, connector_id: int) -> m.Connector:
+    found = runtime.documents.load(m.connector_key(tenant_id, connector_id), m.Connector)
+    if found is None:
+        raise NotFound("connector not found")
+    return found
+
+
+def list_connectors(runtime: Runtime, tenant_id: int) -> list[m.Connector]:
+    return sorted(runtime.documents.list(m.connectors_prefix(tenant_id), m.Connector), key=lambda c: c.id)
+
+
+def create(
+    runtime: Runtime,
+    tenant_id: int,
+    name: str,
+    connector_type: m.ConnectorType,
+    segment_id: int,
+    active: bool,
+    config: dict[str, Any],
+    credentials: m.Credentials | None,
+) -> m.Connector:
+    _require_segment(runtime, tenant_id, segment_id)
+    clean = validate_config(runtime, connector_type, config)
+    connector = m.Connector(
+        id=runtime.documents.next_id("connectors"),
+        tenant=tenant_id,
+        name=name,
+        type=connector_type,
+        segment_id=segment_id,
+        active=False,
+        config=clean,
+        credentials_set=credentials is not None,
+    )
+    if active:
+        _require_credentials(connector)
+    if credentials is not None:
+        _store_credentials(runtime, connector, credentials)
+    runtime.documents.create(m.connector_key(tenant_id, connector.id), connector)
+    if active:
+        connector = _activate(runtime, connector)
+    return connector
+
+
+def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel) -> m.Connector:
+    current = get(runtime, tenant_id, connector_id)
+    fields = patch.model_dump(exclude_unset=True)
+    if "segment_id" in fields:
+        _require_segment(runtime, tenant_id, fields["segment_id"])
+    merged = {**current.config, **fields["config"]} if "config" in fields else None
+    config = validate_config(runtime, current.type, merged) if merged is not None else None
+    credentials = getattr(patch, "credentials", None) if "credentials" in fields else None
+    if credentials is not None:
+        _store_credentials(runtime, current, credentials)
+    wants_active = fields.get("active", current.active)
+    resync = False
+
+    def change(connector: m.Connector) -> m.Connector:
+        nonlocal resync
+        if "name" in fields:
+            connector.name = fields["name"]
+        if config is not None:
+            connector.config = config
+        if credentials is not None:
+            connector.credentials_set = True
+        if "segment_id" in fields and fields["segment_id"] != connector.segment_id:
+            connector.segment_id = fields["segment_id"]
+            connector.applied_version = None
+            resync = connector.active
+        if not wants_active:
+            connector.active = False
+        connector.updated_at = m.utcnow()
+        return connector
+
+    updated = runtime.documents.update(m.connector_key(tenant_id, connector_id), m.Connector, change)
+    if updated is None:
+        raise NotFound("connector not found")
+    if wants_active and not updated.active:
+        _require_credentials(updated)
+        return _activate(runtime, updated)
+    if resync:
+        request_full_sync(runtime, updated)
+    return updated
+
+
+def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
+    get(runtime, tenant_id, connector_id)
+    runtime.store.delete(m.secrets_key(tenant_id, connector_id))
+    runtime.store.delete(m.connector_key(tenant_id, connector_id))
+    ConnectorLedger(runtime, tenant_id, connector_id).forget()
+
+
+def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
+    runtime.documents.save(
+        m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(api_key=credentials.api_key)
+    )
+
+
+def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
+    """Turning a connector on pushes every current member (a full sync), then diffs keep it current."""
+
+    def activate(current: m.Connector) -> m.Connector:
+        current.active = True
+        current.updated_at = m.utcnow()
+        return current
+
+    activated = runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, activate)
+    assert activated is not None
+    request_full_sync(runtime, activated)
+    return activated
+
+
+def request_full_sync(runtime: Runtime, connector: m.Connector) -> m.SyncRecord:
+    if not connector.active:
+        raise Conflict("connector is not active; activate it first", {"active": False})
+    record = new_sync(runtime, connector, "full")
+    message = ConnectorSyncRequested(
+        tenant_id=connector.tenant, connector_id=connector.id, sync_id=record.id, requested_at=record.requested_at
+    )
+    runtime.bus.publish(Topic.CONNECTOR_SYNCS, message.model_dump_json().encode(), {"tenant_id": str(connector.tenant)})
+    return record
+
+
+def syncs(
+    runtime: Runtime, tenant_id: int, connector_id: int, limit: int, before: int | None
+) -> tuple[list[m.SyncRecord], int | None]:
+    """Newest first; `before` is the id the previous page ended at. Returns the page and the next cursor id."""
+    get(runtime, tenant_id, connector_id)
+    ids = sorted(
+        (int(k.rsplit("/", 1)[1]) for k in runtime.store.list(m.syncs_prefix(tenant_id, connector_id))), reverse=True
+    )
+    if before is not None:
+        ids = [i for i in ids if i < before]
+    records = []
+    for sync_id in ids[:limit]:
+        record = runtime.documents.load(m.sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
+        if record is not None:
+            records.append(record)
+    return records, (ids[limit - 1] if len(ids) > limit else None)
+
+
+def last_sync(runtime: Runtime, tenant_id: int, connector_id: int) -> m.SyncRecord | None:
+    keys = runtime.store.list(m.syncs_prefix(tenant_id, connector_id))
+    if not keys:
+        return None
+    newest = max(keys, key=lambda k: int(k.rsplit("/", 1)[1]))
+    return runtime.documents.load(newest, m.SyncRecord)

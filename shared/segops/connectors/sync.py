@@ -1,0 +1,254 @@
+"""Running syncs: a compute's diff to every active connector of the segment, and full syncs.
+
+Idempotency: every platform operation sets a state (in list / subscribed / in audience), so repeating
+a batch or a whole message converges to the same remote state. Ordering: a connector remembers the
+membership version of the newest compute it applied (`applied_version`, segment_compute's publication
+order); an older compute's diff arriving late is recorded as `stale` and not applied, so it cannot undo
+a newer change. The same compute again (a redelivery) is applied again, harmlessly.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable
+
+import orjson
+
+from segops.bus.base import BusMessage
+from segops.bus.cloudevents import parse_message
+from segops.connectors import files
+from segops.connectors import models as m
+from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
+from segops.connectors.feed import membership_feed
+from segops.connectors.identities import IdentityResolver
+from segops.connectors.ledger import ConnectorLedger
+from segops.connectors.platform import Platform, push
+from segops.messages import ConnectorSyncRequested, MembershipChanged
+from segops.runtime import Runtime
+
+log = logging.getLogger("segops.connectors")
+
+
+def handle_membership_changed(message: BusMessage, runtime: Runtime) -> None:
+    """`membership-changes` → push the compute's diff to each active connector following the segment."""
+    change = parse_message(message, MembershipChanged)
+    for connector in runtime.documents.list(m.connectors_prefix(change.tenant_id), m.Connector):
+        if connector.active and connector.segment_id == change.segment_id:
+            sync_changes(runtime, connector, change)
+
+
+def handle_sync_requested(message: BusMessage, runtime: Runtime) -> None:
+    """`connector-syncs` → one full sync."""
+    request = parse_message(message, ConnectorSyncRequested)
+    full_sync(runtime, request.tenant_id, request.connector_id, request.sync_id)
+
+
+def retry_policy(runtime: Runtime) -> RetryPolicy:
+    s = runtime.settings
+    return RetryPolicy(
+        max_attempts=s.connector_max_attempts,
+        backoff_base_seconds=s.connector_backoff_base_seconds,
+        backoff_max_seconds=s.connector_backoff_max_seconds,
+        timeout_seconds=s.connector_timeout_seconds,
+        max_wait_seconds=s.connector_max_wait_seconds,
+    )
+
+
+def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **fields: object) -> m.SyncRecord:
+    record = m.SyncRecord.model_validate(
+        {"id": runtime.documents.next_id("connector-syncs"), "connector_id": connector.id, "kind": kind, **fields}
+    )
+    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+    return record
+
+
+def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipChanged) -> m.SyncRecord:
+    record = new_sync(runtime, connector, "incremental", compute_id=change.compute_id, computed_at=change.computed_at)
+    feed = membership_feed(runtime)
+    version = feed.version(connector.tenant, connector.segment_id, change.compute_id)
+    if version is not None and connector.applied_version is not None and version < connector.applied_version:
+        record.status = "stale"
+        record.started_at = record.finished_at = m.utcnow()
+        record.error_summary = [f"compute {change.compute_id} is older than the applied state; not applied"]
+        _save(runtime, connector, record)
+        return record
+    diff = feed.changes(connector.tenant, connector.segment_id, change.compute_id)
+    return _run(runtime, connector, record, version, diff.entered, diff.exited, None)
+
+
+def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int) -> m.SyncRecord | None:
+    connector = runtime.documents.load(m.connector_key(tenant_id, connector_id), m.Connector)
+    record = runtime.documents.load(m.sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
+    if connector is None or record is None:
+        return None  # deleted since it was requested
+    if not connector.active:
+        record.status = "failed"
+        record.started_at = record.finished_at = m.utcnow()
+        record.error_summary = ["connector is not active"]
+        _save(runtime, connector, record)
+        return record
+    snapshot = membership_feed(runtime).snapshot(tenant_id, connector.segment_id)
+    record.computed_at = snapshot.computed_at
+    members = snapshot.members
+    if connector.type == "file":
+        return _run(runtime, connector, record, snapshot.version, (), (), members)
+    # Everyone who may be on the platform but is no longer a member is removed; every member is added.
+    current = set(members)
+    leftover = sorted(ConnectorLedger(runtime, tenant_id, connector.id).present() - current)
+    return _run(runtime, connector, record, snapshot.version, sorted(current), leftover, None)
+
+
+def _run(
+    runtime: Runtime,
+    connector: m.Connector,
+    record: m.SyncRecord,
+    version: int | None,
+    entered: Iterable[str],
+    exited: Iterable[str],
+    snapshot: Iterable[str] | None,
+) -> m.SyncRecord:
+    record.status = "running"
+    record.started_at = m.utcnow()
+    _save(runtime, connector, record)
+    tally = Tally()
+    try:
+        secrets = runtime.documents.load(m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
+        if connector.type == "file":
+            _run_file(runtime, connector, record, entered, exited, snapshot)
+            tally.added, tally.removed = record.added, record.removed
+        elif secrets is None:
+            tally.errors.append("credentials are not set")
+        else:
+            platform, resolver = build_platform(runtime, connector, secrets.api_key)
+            ledger = ConnectorLedger(runtime, connector.tenant, connector.id)
+            push(platform, "remove", exited, resolver, tally, ledger)
+            push(platform, "add", entered, resolver, tally, ledger)
+    except Exception as exc:
+        record.status = "failed"
+        record.finished_at = m.utcnow()
+        record.error_summary = [f"internal error: {type(exc).__name__}"]
+        _save(runtime, connector, record)
+        raise
+    _finish(runtime, connector, record, tally)
+    if record.status in ("succeeded", "partial") and version is not None:
+        _advance(runtime, connector, version)
+    return record
+
+
+def build_platform(runtime: Runtime, connector: m.Connector, api_key: str) -> tuple[Platform, IdentityResolver]:
+    from segops.connectors.braze import BrazeSubscriptionGroup
+    from segops.connectors.klaviyo import KlaviyoList
+    from segops.connectors.talonone import TalonOneAudience
+
+    http = HttpSync(retry_policy(runtime), secrets=[api_key])
+    tenant = connector.tenant
+    config = m.CONFIG_MODELS[connector.type].model_validate(connector.config)
+    if isinstance(config, m.KlaviyoConfig):
+        settings = runtime.settings
+        klaviyo = KlaviyoList(
+            config,
+            api_key,
+            http,
+            runtime.cache,
+            f"{tenant}:{connector.id}",
+            settings.connector_job_poll_seconds,
+            settings.connector_job_timeout_seconds,
+        )
+        return klaviyo, _resolver(runtime, tenant, config.identifier)
+    if isinstance(config, m.BrazeConfig):
+        return BrazeSubscriptionGroup(config, api_key, http), _resolver(runtime, tenant, config.identifier)
+    assert isinstance(config, m.TalonOneConfig)
+    audience_id = config.audience_id or connector.resolved_audience_id
+    integration_id = config.audience_integration_id or f"segops-{tenant}-connector-{connector.id}"
+    platform = TalonOneAudience(
+        config, api_key, http, audience_id, integration_id, lambda found: _remember_audience(runtime, connector, found)
+    )
+    prop = None if config.profile_id_from == "user_id" else config.profile_id_from
+    return platform, IdentityResolver(runtime, tenant, prop)
+
+
+def _resolver(runtime: Runtime, tenant_id: int, identifier: str) -> IdentityResolver:
+    if identifier == "email":
+        return IdentityResolver(runtime, tenant_id, "email", kind="email")
+    return IdentityResolver(runtime, tenant_id, None)
+
+
+def _run_file(
+    runtime: Runtime,
+    connector: m.Connector,
+    record: m.SyncRecord,
+    entered: Iterable[str],
+    exited: Iterable[str],
+    snapshot: Iterable[str] | None,
+) -> None:
+    config = m.FileConfig.model_validate(connector.config)
+    run = record.compute_id if record.kind == "incremental" and record.compute_id else f"full-{record.id}"
+    base = files.folder(config, connector.tenant, connector.id, connector.segment_id, run)
+    stamp = record.computed_at or record.started_at or m.utcnow()
+    if snapshot is not None:
+        key, count = files.write_snapshot(runtime.objects, config, base, stamp, snapshot)
+        record.files = [key]
+        record.added = count
+        return
+    key, added, removed = files.write_changes(runtime.objects, config, base, stamp, entered, exited)
+    record.files = [key]
+    record.added, record.removed = added, removed
+    if config.snapshot:
+        current = membership_feed(runtime).snapshot(connector.tenant, connector.segment_id)
+        snapshot_key, _ = files.write_snapshot(runtime.objects, config, base, stamp, current.members)
+        record.files.append(snapshot_key)
+
+
+def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tally: Tally) -> None:
+    record.added, record.removed = tally.added, tally.removed
+    record.skipped, record.failed, record.skip_reasons = tally.skipped, tally.failed, tally.skip_reasons
+    record.error_summary = tally.errors
+    if tally.dead_letters:
+        key = m.dead_letter_key(connector.tenant, connector.id, record.id)
+        lines = b"".join(orjson.dumps(entry) + b"\n" for entry in tally.dead_letters)
+        runtime.objects.upload(key, io.BytesIO(lines), "application/x-ndjson")
+        record.dead_letter = key
+    if tally.errors and not (tally.failed or tally.added or tally.removed):
+        record.status = "failed"
+    elif tally.failed:
+        record.status = "partial" if (tally.added or tally.removed) else "failed"
+    else:
+        record.status = "succeeded"
+    record.finished_at = m.utcnow()
+    _save(runtime, connector, record)
+    log.info(
+        "connector sync finished",
+        extra={
+            "tenant_id": connector.tenant,
+            "connector_id": connector.id,
+            "sync_id": record.id,
+            "kind": record.kind,
+            "status": record.status,
+            "added": record.added,
+            "removed": record.removed,
+            "skipped": record.skipped,
+            "failed": record.failed,
+        },
+    )
+
+
+def _save(runtime: Runtime, connector: m.Connector, record: m.SyncRecord) -> None:
+    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+
+
+def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
+    def advance(current: m.Connector) -> m.Connector:
+        if current.applied_version is None or current.applied_version < version:
+            current.applied_version = version
+        return current
+
+    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, advance)
+
+
+def _remember_audience(runtime: Runtime, connector: m.Connector, audience_id: int) -> None:
+    def remember(current: m.Connector) -> m.Connector:
+        current.resolved_audience_id = audience_id
+        return current
+
+    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, remember)

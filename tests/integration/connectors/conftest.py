@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from segops.config import Settings
+from segops.localstack import LocalStack
+
+from tests.support.api import Account, Api
+from tests.support.membership import RecordedMembership
+from tests.support.platforms import FakeBraze, FakeKlaviyo, FakeTalonOne
+
+API_KEY = "pk_live_SECRET_do_not_leak_4b1d"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Tiny backoff and timeouts so injected faults cost milliseconds."""
+    return settings.model_copy(
+        update={
+            "connector_max_attempts": 4,
+            "connector_backoff_base_seconds": 0.001,
+            "connector_backoff_max_seconds": 0.01,
+            "connector_timeout_seconds": 0.3,
+            "connector_max_wait_seconds": 0.05,
+            "connector_job_poll_seconds": 0.01,
+            "connector_job_timeout_seconds": 2.0,
+        }
+    )
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Api:
+    return Api(stack)
+
+
+@pytest.fixture
+def account(api: Api) -> Account:
+    return api.signup()
+
+
+@pytest.fixture
+def membership(stack: LocalStack) -> RecordedMembership:
+    return RecordedMembership(stack.runtime)
+
+
+@pytest.fixture
+def klaviyo() -> Iterator[FakeKlaviyo]:
+    server = FakeKlaviyo(API_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def braze() -> Iterator[FakeBraze]:
+    server = FakeBraze(API_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def talonone() -> Iterator[FakeTalonOne]:
+    server = FakeTalonOne(API_KEY).start()
+    yield server
+    server.stop()

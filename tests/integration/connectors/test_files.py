@@ -1,0 +1,69 @@
+"""File connector: the diff (and optionally the snapshot) per compute, as CSV or Parquet objects."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pyarrow.parquet as pq
+from segops.localstack import LocalStack
+
+from tests.support.api import Account, Api
+from tests.support.membership import RecordedMembership
+
+
+def _create(api: Api, account: Account, segment_id: int, **config: object) -> int:
+    response = api.post(
+        "/api/connectors/",
+        {"name": "Lake", "type": "file", "segment_id": segment_id, "active": True, "config": config},
+        headers=account.bearer,
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["credentials_set"] is False
+    connector_id: int = response.get_json()["id"]
+    return connector_id
+
+
+def test_csv_diff_and_snapshot_per_compute_rewritten_on_redelivery(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership
+) -> None:
+    # GIVEN a file connector with snapshots, activated on a two-member segment
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, ["a", "b"])
+    connector = _create(api, account, segment, format="csv", prefix="exports/activation", snapshot=True)
+    stack.bus.drain()
+    # WHEN a compute changes membership and its message is delivered twice
+    change = membership.compute(tenant, segment, ["b", "c", "d"])
+    membership.publish(change)
+    membership.publish(change)
+    stack.bus.drain()
+    # THEN one folder per compute holds the diff with timestamps and the full snapshot
+    syncs = api.get(f"/api/connectors/{connector}/syncs/", headers=account.bearer).get_json()["results"]
+    latest = syncs[0]
+    assert (latest["added"], latest["removed"], latest["status"]) == (2, 1, "succeeded")
+    changes_key, snapshot_key = latest["files"]
+    assert syncs[1]["files"] == latest["files"], "a redelivery rewrites the same objects"
+    assert changes_key.startswith(f"exports/activation/{tenant}/connector-{connector}/segment-{segment}/")
+    rows = list(csv.DictReader(io.TextIOWrapper(stack.runtime.objects.open(changes_key), encoding="utf-8")))
+    assert sorted((r["user_id"], r["change"]) for r in rows) == [("a", "exited"), ("c", "entered"), ("d", "entered")]
+    assert {r["changed_at"] for r in rows} == {change.computed_at.isoformat()}
+    snapshot = list(csv.DictReader(io.TextIOWrapper(stack.runtime.objects.open(snapshot_key), encoding="utf-8")))
+    assert sorted(r["user_id"] for r in snapshot) == ["b", "c", "d"]
+    # AND the activation's full sync wrote a snapshot of the members at that time
+    first = syncs[-1]
+    assert first["kind"] == "full" and first["files"][0].endswith("/snapshot.csv")
+
+
+def test_parquet_diff(stack: LocalStack, api: Api, account: Account, membership: RecordedMembership) -> None:
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, [])
+    connector = _create(api, account, segment, format="parquet")
+    stack.bus.drain()
+    membership.publish(membership.compute(tenant, segment, [f"u{i}" for i in range(1000)]))
+    stack.bus.drain()
+    latest = api.get(f"/api/connectors/{connector}/syncs/", headers=account.bearer).get_json()["results"][0]
+    table = pq.read_table(io.BytesIO(stack.runtime.objects.open(latest["files"][0]).read()))
+    assert table.column_names == ["user_id", "change", "changed_at"]
+    assert table.num_rows == 1000 and set(table.column("change").to_pylist()) == {"entered"}
