@@ -34,7 +34,7 @@ from segops.dsl import compile_segment, compile_segments, parse_definition
 from segops.localstack import LocalStack
 from segops.membership.lookup import membership_key
 from segops.runtime import Runtime
-from segops.warehouse import TenantWarehouse, chdb_backend
+from segops.warehouse import TenantWarehouse, Warehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
 
@@ -101,12 +101,12 @@ _INSERT = (
 )
 
 
-def generate(runtime: Runtime, tenant_id: int, scale: float) -> tuple[int, int]:
-    """Insert the data set for the tenant; returns (users, events)."""
+def generate(warehouse: Warehouse, tenant_id: int, scale: float) -> tuple[int, int]:
+    """Insert the data set for the tenant into `events`; returns (users, events)."""
     users = max(1000, int(1_000_000 * scale))
     events = max(10_000, int(10_000_000 * scale))
     identified = users // 10
-    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    wh = TenantWarehouse(warehouse, tenant_id)
     span = {"now": NOW, "span": 90 * 86_400_000}
     wh.command(
         _INSERT + "SELECT {tenant_id:UInt64}, generateUUIDv4(number), '', "
@@ -363,7 +363,7 @@ def run(scale: float) -> list[Figure]:
         try:
             account = Api(stack).signup(slug="bench")
             tenant_id = account.tenant_id
-            users, events = generate(stack.runtime, tenant_id, scale)
+            users, events = generate(stack.runtime.warehouse, tenant_id, scale)
             figures = _compute_figures(stack.runtime, tenant_id, users, events)
             return figures + _lookup_figures(stack, account.api_key, tenant_id, users, 2000)
         finally:

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from segops.dsl import EventSource, compile_segments, parse_definition
+from segops.dsl import EventSource, SegmentDefinition, UserProperty, compile_segments, conditions, parse_definition
+from segops.dsl.compiler import PROPERTIES_EVENT_TYPE
 from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
 from segops.segments import models as m
@@ -80,17 +81,54 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     occurred_at = event.occurred_at or received_at
     at = max(received_at, occurred_at)
     active = active_segments(runtime, tenant_id)
-    defined = [s for s in active if s.definition is not None]
-    members: dict[str, set[int]] = {REAL: set(), SIMULATED: set()}
-    if defined:
-        query = compile_segments(
-            [(s.id, parse_definition(s.definition)) for s in defined],
-            both_histories(event, occurred_at, received_at),
-            members_only=False,
-        )
-        result = TenantWarehouse(runtime.warehouse, tenant_id).query(query.sql + _SETTINGS, query.bind(at))
-        for row in result.dicts():
-            members[row["user_id"]] = {sid for sid, column in query.columns.items() if row[column]}
+    parsed = [(s, parse_definition(s.definition)) for s in active if s.definition is not None]
+    defined = [s for s, _ in parsed]
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    # Most of an evaluation is ClickHouse analysing the SQL, in proportion to the segments in it, so
+    # only the segments the event can change are evaluated: while the real history is in the universe
+    # (has an event at or before `at`), both histories hold the same rows of every other event type,
+    # hence the same aggregates, so every other segment is unchanged. Otherwise even unrelated segments
+    # can be entered (the user joins the universe), and all of them are evaluated.
+    everything = [(s.id, d) for s, d in parsed]
+    evaluated = [(sid, d) for sid, d in everything if _affected_by(d, event.event_type)]
+    if len(evaluated) < len(everything) and not _in_universe(wh, event.user_id, at):
+        evaluated = everything
+    members = _members(wh, evaluated, both_histories(event, occurred_at, received_at), at)
     entered = [s for s in defined if s.id in members[SIMULATED] - members[REAL]]
     exited = [s for s in defined if s.id in members[REAL] - members[SIMULATED]]
     return SegmentDelta(entered, exited, len(active) - len(entered) - len(exited))
+
+
+def _affected_by(definition: SegmentDefinition, event_type: str) -> bool:
+    """Whether an event of `event_type` can change any aggregate the definition's conditions use."""
+    for condition in conditions(definition):
+        if isinstance(condition, UserProperty):
+            if event_type == PROPERTIES_EVENT_TYPE:
+                return True
+        elif condition.event_type == event_type:
+            return True
+    return False
+
+
+def _in_universe(wh: TenantWarehouse, user_id: str, at: datetime) -> bool:
+    """Whether the user's stored history has an event at or before `at` (the compiler's universe)."""
+    found = wh.query(
+        "SELECT 1 FROM events WHERE tenant_id = {tenant_id:UInt64} AND user_id = {user_id:String} "
+        "AND occurred_at <= {at:DateTime64(3, 'UTC')} LIMIT 1",
+        {"user_id": user_id, "at": at},
+    )
+    return bool(found.rows)
+
+
+def _members(
+    wh: TenantWarehouse, segments: list[tuple[int, SegmentDefinition]], source: EventSource, at: datetime
+) -> dict[str, set[int]]:
+    """Label (`real`/`simulated`) → ids of the segments it is in (empty for a label outside the universe)."""
+    members: dict[str, set[int]] = {REAL: set(), SIMULATED: set()}
+    if not segments:
+        return members
+    query = compile_segments(segments, source, members_only=False)
+    result = wh.query(query.sql + _SETTINGS, query.bind(at))
+    for row in result.dicts():
+        members[row["user_id"]] = {sid for sid, column in query.columns.items() if row[column]}
+    return members

@@ -4,7 +4,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from segops.cache.memory import MemoryCache
+from segops.dsl import compile_segments, parse_definition
 from segops.localstack import LocalStack
+from segops.membership.lookup import active_segments
+from segops.sandbox.service import REAL, SIMULATED, SegmentDelta, SimulatedEvent, both_histories, simulate
+from segops.warehouse import TenantWarehouse
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.segment_api import defined_segment, event_row, insert_events, key_with_role, warehouse_rows
@@ -178,3 +182,36 @@ def test_validation_and_roles(stack: LocalStack) -> None:
     forbidden = api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}, headers=key_with_role(api, account, "viewer"))
     assert_error(forbidden, 403, "forbidden")
     assert_error(api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}), 401, "unauthorized")
+
+
+def every_segment_evaluated(stack: LocalStack, tenant_id: int, event: SimulatedEvent, at: datetime) -> SegmentDelta:
+    """The sandbox's answer without skipping anything: every active segment on both histories."""
+    active = active_segments(stack.runtime, tenant_id)
+    segments = [(s.id, parse_definition(s.definition)) for s in active if s.definition is not None]
+    query = compile_segments(segments, both_histories(event, at, at), members_only=False)
+    rows = TenantWarehouse(stack.runtime.warehouse, tenant_id).query(query.sql, query.bind(at)).dicts()
+    members = {label: set[int]() for label in (REAL, SIMULATED)}
+    for row in rows:
+        members[row["user_id"]] = {sid for sid, column in query.columns.items() if row[column]}
+    entered = [s for s in active if s.id in members[SIMULATED] - members[REAL]]
+    exited = [s for s in active if s.id in members[REAL] - members[SIMULATED]]
+    return SegmentDelta(entered, exited, len(active) - len(entered) - len(exited))
+
+
+def test_skipping_segments_the_event_cannot_change_gives_the_same_answer(stack: LocalStack) -> None:
+    # GIVEN the seeded user, a user whose only event lies after the evaluation time (outside the
+    # universe at NOW) and a user without history; segments on three event types and on properties
+    api, account, _ = seeded(stack)
+    insert_events(stack, [event_row(account.tenant_id, "later", "email_opened", NOW + timedelta(days=1))])
+    no_emails = group({"type": "event_count", "event_type": "email_opened", "operator": "lt", "value": 1})
+    defined_segment(api, account, no_emails, "no_emails")
+    for user_id in ("u1", "later", "nobody-yet"):
+        for event_type in ("order_placed", "page_viewed", "context_identified", "email_opened", "unused_type"):
+            event = SimulatedEvent(user_id, event_type, None, {"total": 900, "plan": "pro"})
+            # WHEN the sandbox answers (evaluating only the segments the event type can change)
+            answer = simulate(stack.runtime, account.tenant_id, event, NOW)
+            # THEN it is exactly the answer of evaluating every segment on both histories
+            expected = every_segment_evaluated(stack, account.tenant_id, event, NOW)
+            assert {s.id for s in answer.entered} == {s.id for s in expected.entered}, (user_id, event_type)
+            assert {s.id for s in answer.exited} == {s.id for s in expected.exited}, (user_id, event_type)
+            assert answer.unchanged_count == expected.unchanged_count
