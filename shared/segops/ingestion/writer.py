@@ -121,7 +121,8 @@ def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[UUID]) -> s
     return found
 
 
-def _row(event: TrackedEvent) -> tuple[object, ...]:
+def event_row(event: TrackedEvent) -> tuple[object, ...]:
+    """The `events` row of an event, in `COLUMNS` order."""
     return (
         event.tenant_id,
         event.event_id,
@@ -161,7 +162,10 @@ def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteRepor
     sent = 0
     if unkeyed:
         runtime.warehouse.insert(
-            "events", COLUMNS, [_row(e) for e in unkeyed], {"insert_deduplication_token": block_token("m", unkeyed)}
+            "events",
+            COLUMNS,
+            [event_row(e) for e in unkeyed],
+            {"insert_deduplication_token": block_token("m", unkeyed)},
         )
         sent += len(unkeyed)
     if keyed:
@@ -174,7 +178,10 @@ def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteRepor
             fresh = [e for e in keyed if e.event_id not in stored]
             if fresh:
                 runtime.warehouse.insert(
-                    "events", COLUMNS, [_row(e) for e in fresh], {"insert_deduplication_token": block_token("k", fresh)}
+                    "events",
+                    COLUMNS,
+                    [event_row(e) for e in fresh],
+                    {"insert_deduplication_token": block_token("k", fresh)},
                 )
                 sent += len(fresh)
         finally:
