@@ -280,8 +280,8 @@ def assign_random_ids(events: list[dict[str, Any]]) -> None:
     count = len(missing)
     # Version and variant bits for every id at once: two big-integer operations instead of a loop.
     entropy = int.from_bytes(os.urandom(16 * count), "big")
-    keep, stamp = int.from_bytes(_ID_KEEP * count, "big"), int.from_bytes(_ID_SET * count, "big")
-    text = ((entropy & keep) | stamp).to_bytes(16 * count, "big").hex()
+    keep, bits = int.from_bytes(_ID_KEEP * count, "big"), int.from_bytes(_ID_SET * count, "big")
+    text = ((entropy & keep) | bits).to_bytes(16 * count, "big").hex()
     for i, event in enumerate(missing):
         h = text[32 * i : 32 * i + 32]
         event["event_id"] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
