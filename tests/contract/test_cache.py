@@ -96,6 +96,48 @@ def test_add_is_atomic_under_concurrency(cache: Cache, key: str) -> None:
     assert cache.get(key) == str(winners[0]).encode()
 
 
+def test_add_many_claims_each_absent_key_on_its_own(cache: Cache, key: str) -> None:
+    # GIVEN one key already held by someone else
+    cache.set(key + ":held", b"other", 60)
+    # WHEN three keys are added in one call
+    added = cache.add_many([key + ":a", key + ":held", key + ":b"], b"mine", 60)
+    # THEN the absent ones are set, the held one is untouched (no all-or-nothing)
+    assert added == [True, False, True]
+    assert cache.get_many([key + ":a", key + ":held", key + ":b", key + ":never"]) == [b"mine", b"other", b"mine", None]
+    assert cache.add_many([], b"x", 60) == []
+    assert cache.get_many([]) == []
+
+
+def test_add_many_entries_expire_after_their_ttl(cache: Cache, key: str) -> None:
+    assert cache.add_many([key + ":a", key + ":b"], b"v", 0.2) == [True, True]
+    assert eventually(lambda: cache.get_many([key + ":a", key + ":b"]) == [None, None])
+    assert cache.add_many([key + ":a"], b"again", 60) == [True]
+
+
+def test_add_many_is_atomic_per_key_under_concurrency(cache: Cache, key: str) -> None:
+    # GIVEN eight threads claiming the same five keys at the same moment
+    keys = [f"{key}:{i}" for i in range(5)]
+    start = threading.Barrier(8)
+    won: dict[str, list[int]] = {k: [] for k in keys}
+    lock = threading.Lock()
+
+    def claim(n: int) -> None:
+        start.wait()
+        for k, ok in zip(keys, cache.add_many(keys, str(n).encode(), 60), strict=True):
+            if ok:
+                with lock:
+                    won[k].append(n)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN every key has exactly one winner, whose value it holds
+    assert all(len(winners) == 1 for winners in won.values())
+    assert cache.get_many(keys) == [str(won[k][0]).encode() for k in keys]
+
+
 def test_delete_many_and_missing(cache: Cache, key: str) -> None:
     cache.set(key + ":a", b"1", 60)
     cache.set(key + ":b", b"2", 60)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -10,6 +11,14 @@ class Cache(Protocol):
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         """Set only if absent; True when this call set it (atomic)."""
+        ...
+
+    def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
+        """`add` for each key in one round trip; each key is claimed atomically on its own (not all or none)."""
+        ...
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """`get` for each key in one round trip."""
         ...
 
     def delete(self, *keys: str) -> None: ...

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 
 class MemoryCache:
@@ -45,6 +46,12 @@ class MemoryCache:
                 self._evict(now)
             self._data[key] = (now + ttl_seconds, value)
             return True
+
+    def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
+        return [self.add(key, value, ttl_seconds) for key in keys]
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
 
     def delete(self, *keys: str) -> None:
         with self._lock:

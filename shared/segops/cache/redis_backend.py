@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 
@@ -18,6 +20,21 @@ class RedisCache:
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         return bool(self._client.set(key, value, px=max(1, int(ttl_seconds * 1000)), nx=True))
+
+    def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
+        if not keys:
+            return []
+        # One round trip, no MULTI: each SET NX is atomic on its own, which is all a claim needs.
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(key, value, px=max(1, int(ttl_seconds * 1000)), nx=True)
+        return [bool(done) for done in pipe.execute()]
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = self._client.mget(list(keys))
+        return [value if isinstance(value, bytes) else None for value in values]
 
     def delete(self, *keys: str) -> None:
         if keys:

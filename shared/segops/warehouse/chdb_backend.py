@@ -175,11 +175,17 @@ class ChdbWarehouse:
     ) -> None:
         if not rows:
             return
-        body = b"\n".join(orjson.dumps(dict(zip(columns, row, strict=True)), default=_json_default) for row in rows)
+        width = len(columns)
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"every row must have {width} values, one per column")
+        # Positional rows (JSONCompactEachRow): no per-row dict, no repeated keys for chDB to match.
+        body = b"\n".join(
+            orjson.dumps(row if isinstance(row, (tuple, list)) else list(row), default=_json_default) for row in rows
+        )
         cols = ", ".join(f"`{c}`" for c in columns)
         clause = render_settings({"date_time_input_format": "best_effort", **(settings or {})})
         # Data after FORMAT is parsed as data, never as SQL: this is still a bound insert.
-        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS {clause} FORMAT JSONEachRow\n"
+        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS {clause} FORMAT JSONCompactEachRow\n"
         self._shared.run(self.database, sql + body.decode(), "CSV", None)
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:

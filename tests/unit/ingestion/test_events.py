@@ -17,7 +17,9 @@ from segops.ingestion.events import (
     assign_random_ids,
     encode_batch,
     event_id_for,
+    iso_millis,
     validate_event,
+    validate_events,
 )
 from segops.messages import EventBatch
 
@@ -90,4 +92,75 @@ def test_random_ids_are_unique_v4() -> None:
     events = [{"event_id": None} for _ in range(1000)]
     assign_random_ids(events)
     ids = {uuid.UUID(e["event_id"]) for e in events}
-    assert len(ids) == 1000 and all(i.version == 4 for i in ids)
+    assert len(ids) == 1000 and all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+
+
+def _wire(checked: dict[str, object] | Rejection) -> bytes | Rejection:
+    return checked if isinstance(checked, Rejection) else encode_batch([checked])
+
+
+_TRICKY_VALUES = [
+    None,
+    True,
+    0,
+    1.5,
+    "",
+    "u",
+    "order_placed",
+    "Bad-Type",
+    "a\x85b",
+    "a\nb",
+    "é" * 256,
+    "x" * 257,
+    "2026-04-25T10:00:00.123456+00:00",
+    "2026-04-25T10:00:00.5Z",
+    "2026-04-25 10:00:00.123",
+    "2026-04-26T13:00:00.000Z",
+    "1899-12-31T23:59:59.999Z",
+    "2026-02-30T00:00:00.000Z",
+    {},
+    {"a": [1, {"b": None}]},
+    {"big": "x" * (MAX_PAYLOAD_BYTES + 1)},
+    [1],
+]
+
+
+@pytest.mark.parametrize("value", _TRICKY_VALUES, ids=repr)
+@pytest.mark.parametrize("field", ["user_id", "event_type", "occurred_at", "payload", "message_id", "extra"])
+def test_the_batch_fast_path_decides_exactly_like_the_model(field: str, value: object) -> None:
+    # GIVEN a valid event with one field set to a tricky value (or an item that is not an object)
+    raw = {"user_id": "u", "event_type": "order_placed", "message_id": "m-1", field: value}
+    for item in (raw, value):
+        # WHEN checked through the batch path and through the model alone
+        [batch] = validate_events([item], STAMP)
+        single = validate_event(item, STAMP, "/events/0")
+        # THEN the outcome, the wire form and the refusal are identical
+        assert _wire(batch) == _wire(single)
+
+
+@settings(max_examples=60, deadline=None)
+@given(user_id=st.text(max_size=260), event_type=st.text(max_size=8), message_id=st.none() | st.text(max_size=4))
+def test_the_batch_fast_path_agrees_on_any_text(user_id: str, event_type: str, message_id: str | None) -> None:
+    raw = {"user_id": user_id, "event_type": event_type, "message_id": message_id}
+    [batch] = validate_events([raw], STAMP)
+    assert _wire(batch) == _wire(validate_event(raw, STAMP, "/events/0"))
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2026-04-25T10:00:00.123456+00:00",
+        "2026-04-25T10:00:00.1239Z",
+        "2026-04-25T10:00:00.120",
+        "2026-04-25T10:00:00.5Z",
+        "2026-04-25T10:00:00Z",
+        "2026-04-25T12:00:00.123+02:00",
+        "2026-04-25 10:00:00.123",
+        "2026-04-25",
+    ],
+)
+def test_occurred_at_is_canonical_utc_millis(occurred_at: str) -> None:
+    [checked] = validate_events([{"user_id": "u", "event_type": "e", "occurred_at": occurred_at}], STAMP)
+    assert isinstance(checked, dict)
+    parsed = datetime.fromisoformat(occurred_at)
+    assert checked["occurred_at"] == iso_millis(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
