@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".segops")
     host: str = "127.0.0.1"
     port: int = 8080
+    # The built web console `make dev` serves at `/` (production serves it from a bucket instead).
+    console_dir: Path = Path("console/dist")
     public_url: str = ""
 
     warehouse: Literal["chdb", "clickhouse"] = "chdb"

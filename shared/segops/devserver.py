@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from segops import logs
 from segops.config import Settings
+from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from segops.runtime import Runtime
 from segops.tenancy import models as m
@@ -69,6 +70,7 @@ def banner(base: str, credentials: dict[str, Any]) -> str:
     key = credentials["api_key"]
     return f"""
 SegOps dev stack on {base}
+  console  {base}/  (log in as the owner below)
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
@@ -93,7 +95,8 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
-    server = make_server(settings.host, settings.port, stack.wsgi, threaded=True)
+    site = with_console(stack.wsgi, ConsoleAssets(settings.console_dir))
+    server = make_server(settings.host, settings.port, site, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
     print(banner(base, credentials), flush=True)

@@ -177,6 +177,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ingestion/properties/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Dotted property paths seen in recent payloads, per event type (suggestions for the rule builder). */
+        get: operations["api_properties"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ingestion/shopify/{tenant_slug}/": {
         parameters: {
             query?: never;
@@ -782,6 +799,13 @@ export interface components {
             /** Events */
             events: components["schemas"]["IncomingEvent"][];
         };
+        /** EventProperties */
+        EventProperties: {
+            /** Event Type */
+            event_type: string;
+            /** Properties */
+            properties: string[];
+        };
         /** EventTypeCount */
         EventTypeCount: {
             /** Event Type */
@@ -905,7 +929,7 @@ export interface components {
              * Window
              * @enum {string}
              */
-            window: "24h" | "7d";
+            window: "24h" | "7d" | "30d";
             /** Total Events */
             total_events: number;
             /** Unique Users */
@@ -986,6 +1010,11 @@ export interface components {
              * @default null
              */
             tenant: number | string | null;
+        };
+        /** PropertyKeys */
+        PropertyKeys: {
+            /** Results */
+            results: components["schemas"]["EventProperties"][];
         };
         /** Queued */
         Queued: {
@@ -1806,6 +1835,37 @@ export interface operations {
             };
         };
     };
+    api_properties: {
+        parameters: {
+            query?: {
+                event_type?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PropertyKeys"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     shopify_webhook_shopify_webhook: {
         parameters: {
             query?: never;
@@ -1840,7 +1900,7 @@ export interface operations {
     api_stats: {
         parameters: {
             query?: {
-                window?: "24h" | "7d";
+                window?: "24h" | "7d" | "30d";
             };
             header?: never;
             path?: never;

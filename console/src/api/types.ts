@@ -21,6 +21,7 @@ export type Connector = Schemas['ConnectorOut'];
 export type SyncList = Schemas['SyncList'];
 export type ShopifyIntegration = Schemas['ShopifyIntegrationOut'];
 export type Membership = Schemas['MembershipOut'];
+export type PropertyKeys = Schemas['PropertyKeys'];
 
 export const ROLE_RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2, owner: 3 };
 

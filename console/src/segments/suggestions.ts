@@ -1,12 +1,9 @@
 // Event types and property paths for the builder's autocomplete, from the tenant's own events.
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../api/client';
-import type { IngestionStats } from '../api/types';
+import type { IngestionStats, PropertyKeys } from '../api/types';
 import type { Suggestions } from './RuleBuilder';
 
-interface PropertyKeys {
-  results: { event_type: string; properties: string[] }[];
-}
 
 export function useSuggestions(): Suggestions {
   const stats = useQuery({
@@ -24,7 +21,7 @@ export function useSuggestions(): Suggestions {
   const byEvent = new Map((keys.data?.results ?? []).map((r) => [r.event_type, r.properties]));
   return {
     eventTypes,
-    properties: (eventType) =>
-      eventType ? (byEvent.get(eventType) ?? []) : [...new Set([...byEvent.values()].flat())].sort(),
+    // User properties are the traits of `context_identified` events (docs/segments.md).
+    properties: (eventType) => byEvent.get(eventType ?? 'context_identified') ?? [],
   };
 }

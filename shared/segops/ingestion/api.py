@@ -1,4 +1,4 @@
-"""Ingestion HTTP routes: `track` and `track_batch` functions; stats and errors in the `api` function."""
+"""Ingestion HTTP routes: `track` and `track_batch` functions; stats, property keys and errors in `api`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from segops.dsl.models import EventType
 from segops.errors import PayloadTooLarge
 from segops.http.routing import RequestContext, Result, Router, read_body
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
+from segops.ingestion.properties import PropertyKeys, property_keys
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
 track_router = Router(tags=["ingestion"])
@@ -31,6 +33,12 @@ class StatsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     window: Window = "24h"
+
+
+class PropertiesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: EventType | None = None
 
 
 class ErrorsQuery(BaseModel):
@@ -91,6 +99,13 @@ def stats(ctx: RequestContext) -> IngestionStats:
     """Totals, unique users, per-bucket counts and event types over the window (by receive time)."""
     query: StatsQuery = ctx.query
     return ingestion_stats(ctx.runtime, ctx.tenant_id, query.window)
+
+
+@stats_router.get("/api/ingestion/properties/", role="viewer", query=PropertiesQuery, response=PropertyKeys)
+def properties(ctx: RequestContext) -> PropertyKeys:
+    """Dotted property paths seen in recent payloads, per event type (suggestions for the rule builder)."""
+    query: PropertiesQuery = ctx.query
+    return property_keys(ctx.runtime, ctx.tenant_id, query.event_type)
 
 
 @stats_router.get("/api/ingestion/errors/", role="viewer", query=ErrorsQuery, response=IngestionErrorList)
