@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".segops")
     host: str = "127.0.0.1"
     port: int = 8080
+    # Base of the links in account mail; empty: the dev server's own http://host:port.
     public_url: str = ""
 
     warehouse: Literal["chdb", "clickhouse"] = "chdb"
@@ -48,6 +49,18 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
     api_key_cache_seconds: float = 5.0
+    email_token_hours: int = Field(default=24, ge=1)
+    invitation_days: int = Field(default=7, ge=1)
+
+    # Account mail: "dev" keeps it in the data dir (listed at /dev/mailbox/), "smtp" sends it.
+    mailer: Literal["dev", "smtp"] = "dev"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "SegOps <no-reply@segops.local>"
 
     connector_max_attempts: int = Field(default=5, ge=1)
     connector_backoff_base_seconds: float = Field(default=0.5, ge=0)
@@ -73,6 +86,14 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.data_dir / "mailbox"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     @property
     def chdb_dir(self) -> Path:

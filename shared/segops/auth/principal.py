@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from segops.auth import tokens
+from segops.auth import sessions
 from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
@@ -55,6 +55,17 @@ def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     return found.id if found else None
 
 
+def signed_in_user(ctx: RequestContext) -> int | None:
+    """For routes open to everyone that act differently for a signed-in person: the user of a valid
+    Bearer token, None without an Authorization header, `Unauthorized` for anything else."""
+    if not ctx.request.headers.get("Authorization"):
+        return None
+    kind, secret = _credentials(ctx)
+    if kind != "jwt":
+        raise Unauthorized("this endpoint accepts bearer tokens only")
+    return sessions.verify_access(ctx.runtime, secret).user_id
+
+
 def authenticate(ctx: RequestContext, body: Any) -> Principal:
     from segops.tenancy import service
 
@@ -73,7 +84,7 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
             raise NotFound("tenant not found")
         principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
     else:
-        user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
+        user_id = sessions.verify_access(ctx.runtime, secret).user_id
         if tenant_id is None and route.role is not None:
             memberships = service.user_tenants(ctx.runtime, user_id)
             if len(memberships) != 1:
