@@ -357,3 +357,28 @@ def test_dev_mailbox_lists_mail_newest_first_with_clickable_links(stack: LocalSt
 def test_dev_mailbox_is_absent_with_smtp(api: Api) -> None:
     assert_error(api.get("/dev/mailbox.json"), 404, "not_found")
     assert_error(api.get("/dev/mailbox/"), 404, "not_found")
+
+
+# -- several tenants ---------------------------------------------------------------------------------------
+
+
+def test_object_routes_resolve_the_tenant_of_a_user_of_several_tenants(stack: LocalStack) -> None:
+    # GIVEN a person who owns one tenant and is a member of another, each with a segment
+    dev = Api(stack)
+    person, other, stranger = dev.signup(), dev.signup(), dev.signup()
+    in_other = dev.add_member(other, person, "member")
+    in_own = {**person.bearer, "X-SegOps-Tenant": str(person.tenant_id)}
+    own = dev.post("/api/segments/", {"name": "Own", "segment_type": "rule"}, headers=in_own).get_json()["id"]
+    theirs = dev.post("/api/segments/", {"name": "Theirs", "segment_type": "rule"}, headers=in_other).get_json()["id"]
+    foreign = dev.post("/api/segments/", {"name": "Foreign", "segment_type": "rule"}, headers=stranger.bearer)
+    # WHEN routes on one segment are called without naming a tenant
+    # THEN each resolves to the tenant holding that segment
+    assert dev.get(f"/api/segments/{own}/", headers=person.bearer).get_json()["name"] == "Own"
+    assert dev.get(f"/api/segments/{theirs}/", headers=person.bearer).get_json()["name"] == "Theirs"
+    renamed = dev.patch(f"/api/segments/{theirs}/", {"name": "Renamed"}, headers=person.bearer)
+    assert renamed.status_code == 200 and renamed.get_json()["name"] == "Renamed"
+    assert dev.get(f"/api/segments/{theirs}/versions/", headers=person.bearer).status_code == 200
+    assert dev.delete(f"/api/segments/{own}/", headers=person.bearer).status_code == 204
+    # AND a segment of a tenant the person is not in stays a 404; collection routes still need a choice
+    assert_error(dev.get(f"/api/segments/{foreign.get_json()['id']}/", headers=person.bearer), 404, "not_found")
+    assert_error(dev.get("/api/segments/", headers=person.bearer), 400, "validation_failed")

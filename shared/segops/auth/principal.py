@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,6 +12,7 @@ from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
 if TYPE_CHECKING:
     from segops.http.routing import RequestContext
+    from segops.tenancy.models import Tenant
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     return found.id if found else None
 
 
+def _holding_object(
+    ctx: RequestContext, locate: tuple[str, Callable[[int, int], str]], memberships: list[tuple[Tenant, Role]]
+) -> list[tuple[Tenant, Role]]:
+    """The caller's tenants that hold the object named in the path (none or one: ids are global)."""
+    param, key = locate
+    object_id = int(ctx.path_params[param])
+    return [(t, role) for t, role in memberships if ctx.runtime.store.get(key(t.id, object_id)) is not None]
+
+
 def signed_in_user(ctx: RequestContext) -> int | None:
     """For routes open to everyone that act differently for a signed-in person: the user of a valid
     Bearer token, None without an Authorization header, `Unauthorized` for anything else."""
@@ -87,9 +98,11 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
         user_id = sessions.verify_access(ctx.runtime, secret).user_id
         if tenant_id is None and route.role is not None:
             memberships = service.user_tenants(ctx.runtime, user_id)
+            if len(memberships) > 1 and route.tenant_from_object is not None:
+                memberships = _holding_object(ctx, route.tenant_from_object, memberships)
             if len(memberships) != 1:
                 if not memberships:
-                    raise NotFound("you belong to no tenant")
+                    raise NotFound("not found" if route.tenant_from_object else "you belong to no tenant")
                 raise ValidationFailed(
                     "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
                     {"errors": [{"pointer": "/tenant", "message": "required"}]},
