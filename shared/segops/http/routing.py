@@ -19,6 +19,7 @@ from segops.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SegOpsError,
     UnsupportedMediaType,
     ValidationFailed,
@@ -182,6 +183,8 @@ def error_response(error: SegOpsError, request_id: str) -> Response:
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from segops.auth import sessions
+from segops.auth import sessions, throttle
 from segops.auth.principal import Principal, signed_in_user
 from segops.auth.roles import Role
-from segops.errors import NotFound
+from segops.errors import NotFound, Unauthorized
 from segops.http.routing import RequestContext, Result, Router
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Invitation, Tenant, User
@@ -184,6 +184,9 @@ def _invitation_out(invitation: Invitation) -> InvitationOut:
 def signup(ctx: RequestContext) -> SignupAccepted:
     """Reserve the tenant slug and mail a verification link; the same answer whether or not the email is registered."""
     body: SignupRequest = ctx.body
+    limits = throttle.limits(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits["signup-address"], _address(ctx))
+    throttle.hit(ctx.runtime, limits["signup-account"], body.email)
     service.signup(ctx.runtime, body.email, body.password, body.tenant_slug, body.tenant_name)
     return SignupAccepted()
 
@@ -204,8 +207,20 @@ def _pair(ctx: RequestContext, user_id: int) -> dict[str, Any]:
 def token(ctx: RequestContext) -> TokenPair:
     """Exchange email and password for an access (60 min) and a refresh token."""
     body: TokenRequest = ctx.body
-    user = service.login(ctx.runtime, body.email, body.password)
+    limits = throttle.limits(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits["login-address"], _address(ctx))
+    # Per account only failures count (checked before hashing), so the owner's own logins never lock it.
+    throttle.check(ctx.runtime, limits["login-account"], body.email)
+    try:
+        user = service.login(ctx.runtime, body.email, body.password)
+    except Unauthorized:
+        throttle.hit(ctx.runtime, limits["login-account"], body.email)
+        raise
     return TokenPair.model_validate(_pair(ctx, user.id))
+
+
+def _address(ctx: RequestContext) -> str:
+    return throttle.client_address(ctx.request, ctx.runtime.settings.trusted_proxy_hops)
 
 
 @router.post("/api/auth/token/refresh/", auth=(), role=None, body=RefreshRequest, response=TokenPair)

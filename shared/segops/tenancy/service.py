@@ -27,7 +27,12 @@ def passwords(runtime: Runtime) -> Passwords:
     settings = runtime.settings
     cached = runtime.extras.get("passwords")
     if not isinstance(cached, Passwords):
-        cached = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
+        cached = Passwords(
+            settings.password_hash_time_cost,
+            settings.password_hash_memory_kib,
+            settings.password_hash_slots,
+            settings.password_hash_wait_seconds,
+        )
         runtime.extras["passwords"] = cached
     return cached
 
