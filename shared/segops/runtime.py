@@ -12,6 +12,7 @@ from typing import Any
 from segops.bus.base import Bus
 from segops.cache.base import Cache
 from segops.config import Settings, get_settings
+from segops.mailer import DevMailbox, Mailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
@@ -27,6 +28,7 @@ class Runtime:
     store: Store
     objects: ObjectStore
     jwt_secret: str
+    mailer: Mailer
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +105,20 @@ def build_objects(settings: Settings) -> ObjectStore:
     return GcsObjectStore(_gcs_client(settings), settings.objects_bucket)
 
 
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.mailer == "dev":
+        return DevMailbox(settings.mailbox_dir)
+    return SmtpMailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_from,
+        settings.smtp_username,
+        settings.smtp_password.get_secret_value(),
+        settings.smtp_starttls,
+        settings.smtp_timeout_seconds,
+    )
+
+
 class Undeclared:
     """Stands in for a backend the function's manifest `uses` does not list: any use is a deployment bug."""
 
@@ -145,7 +161,8 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     for backend, build in builders.items():
         declared = settings.uses is None or backend in settings.uses
         parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
-    return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), **parts, **overrides)
+    mailer = overrides.pop("mailer", None) or build_mailer(settings)
+    return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), mailer=mailer, **parts, **overrides)
 
 
 _current: Runtime | None = None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from segops.auth import tokens
+from segops.auth import sessions
 from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 
 if TYPE_CHECKING:
     from segops.http.routing import RequestContext
+    from segops.tenancy.models import Tenant
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,26 @@ def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     return found.id if found else None
 
 
+def _holding_object(
+    ctx: RequestContext, locate: tuple[str, Callable[[int, int], str]], memberships: list[tuple[Tenant, Role]]
+) -> list[tuple[Tenant, Role]]:
+    """The caller's tenants that hold the object named in the path (none or one: ids are global)."""
+    param, key = locate
+    object_id = int(ctx.path_params[param])
+    return [(t, role) for t, role in memberships if ctx.runtime.store.get(key(t.id, object_id)) is not None]
+
+
+def signed_in_user(ctx: RequestContext) -> int | None:
+    """For routes open to everyone that act differently for a signed-in person: the user of a valid
+    Bearer token, None without an Authorization header, `Unauthorized` for anything else."""
+    if not ctx.request.headers.get("Authorization"):
+        return None
+    kind, secret = _credentials(ctx)
+    if kind != "jwt":
+        raise Unauthorized("this endpoint accepts bearer tokens only")
+    return sessions.verify_access(ctx.runtime, secret).user_id
+
+
 def authenticate(ctx: RequestContext, body: Any) -> Principal:
     from segops.tenancy import service
 
@@ -73,12 +95,14 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
             raise NotFound("tenant not found")
         principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
     else:
-        user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
+        user_id = sessions.verify_access(ctx.runtime, secret).user_id
         if tenant_id is None and route.role is not None:
             memberships = service.user_tenants(ctx.runtime, user_id)
+            if len(memberships) > 1 and route.tenant_from_object is not None:
+                memberships = _holding_object(ctx, route.tenant_from_object, memberships)
             if len(memberships) != 1:
                 if not memberships:
-                    raise NotFound("you belong to no tenant")
+                    raise NotFound("not found" if route.tenant_from_object else "you belong to no tenant")
                 raise ValidationFailed(
                     "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
                     {"errors": [{"pointer": "/tenant", "message": "required"}]},

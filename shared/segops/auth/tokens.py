@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -12,12 +13,24 @@ TokenType = Literal["access", "refresh"]
 _ALGORITHM = "HS256"
 
 
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    jti: str
+    # The refresh-token family (one sign-in); its access tokens die with it (`segops.auth.sessions`).
+    family: str
+
+
 def _require_key(secret: str) -> None:
     if not secret:
         raise RuntimeError("no JWT signing key configured (SEGOPS_JWT_SECRET)")
 
 
-def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta) -> str:
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta, family: str, jti: str = "") -> str:
     _require_key(secret)
     now = datetime.now(UTC)
     claims = {
@@ -25,14 +38,15 @@ def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta)
         "typ": token_type,
         "iat": now,
         "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or new_id(),
+        "fam": family,
         "iss": "segops",
     }
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def verify(secret: str, token: str, token_type: TokenType) -> int:
-    """The user id of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
+def verify(secret: str, token: str, token_type: TokenType) -> Claims:
+    """The claims of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
     _require_key(secret)
     try:
         claims = jwt.decode(
@@ -40,15 +54,16 @@ def verify(secret: str, token: str, token_type: TokenType) -> int:
             secret,
             algorithms=[_ALGORITHM],
             issuer="segops",
-            options={"require": ["exp", "iat", "sub", "typ"]},
+            options={"require": ["exp", "iat", "sub", "typ", "jti", "fam"]},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
-    if claims.get("typ") != token_type:
+    jti, family = claims.get("jti"), claims.get("fam")
+    if claims.get("typ") != token_type or not isinstance(jti, str) or not isinstance(family, str) or not jti:
         raise Unauthorized("invalid token")
     try:
-        return int(claims["sub"])
+        return Claims(int(claims["sub"]), jti, family)
     except (TypeError, ValueError):
         raise Unauthorized("invalid token") from None

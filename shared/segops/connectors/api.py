@@ -15,6 +15,8 @@ from segops.errors import ValidationFailed
 from segops.http.routing import RequestContext, Result, Router
 
 router = Router(tags=["connectors"])
+# Routes on one object: a user of several tenants needs not name the tenant (segops.auth.principal).
+CONNECTOR = ("connector_id", m.connector_key)
 
 
 class Strict(BaseModel):
@@ -142,14 +144,25 @@ def create_connector(ctx: RequestContext) -> Result:
     return Result(_out(ctx, connector), status=201)
 
 
-@router.get("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", response=ConnectorOut)
+@router.get(
+    "/api/connectors/<int:connector_id>/",
+    tenant_from_object=CONNECTOR,
+    auth=("jwt",),
+    role="admin",
+    response=ConnectorOut,
+)
 def get_connector(ctx: RequestContext) -> ConnectorOut:
     """One connector with its latest sync."""
     return _out(ctx, service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"]))
 
 
 @router.patch(
-    "/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", body=ConnectorPatch, response=ConnectorOut
+    "/api/connectors/<int:connector_id>/",
+    tenant_from_object=CONNECTOR,
+    auth=("jwt",),
+    role="admin",
+    body=ConnectorPatch,
+    response=ConnectorOut,
 )
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
@@ -158,14 +171,21 @@ def patch_connector(ctx: RequestContext) -> ConnectorOut:
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 
-@router.delete("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", status=204)
+@router.delete(
+    "/api/connectors/<int:connector_id>/", tenant_from_object=CONNECTOR, auth=("jwt",), role="admin", status=204
+)
 def delete_connector(ctx: RequestContext) -> None:
     """Delete a connector and its stored credentials (the remote audience is left as it is)."""
     service.delete(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
 
 
 @router.get(
-    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=PageQuery, response=SyncList
+    "/api/connectors/<int:connector_id>/syncs/",
+    tenant_from_object=CONNECTOR,
+    auth=("jwt",),
+    role="admin",
+    query=PageQuery,
+    response=SyncList,
 )
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
@@ -177,7 +197,14 @@ def list_syncs(ctx: RequestContext) -> SyncList:
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 
-@router.post("/api/connectors/<int:connector_id>/sync/", auth=("jwt",), role="admin", response=SyncOut, status=202)
+@router.post(
+    "/api/connectors/<int:connector_id>/sync/",
+    tenant_from_object=CONNECTOR,
+    auth=("jwt",),
+    role="admin",
+    response=SyncOut,
+    status=202,
+)
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])

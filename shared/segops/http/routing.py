@@ -19,6 +19,7 @@ from segops.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SegOpsError,
     UnsupportedMediaType,
     ValidationFailed,
@@ -56,6 +57,9 @@ class Route:
     tenant_from_path: str | None
     stream_body: bool = False
     doc_body: type[BaseModel] | None = None
+    # (path parameter, store key of that object in a tenant): a JWT user of several tenants who
+    # names no tenant gets the one holding the object (ids are global, so at most one does).
+    tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None
 
 
 @dataclass
@@ -101,6 +105,7 @@ class Router:
         tenant_from_path: str | None = None,
         stream_body: bool = False,
         doc_body: type[BaseModel] | None = None,
+        tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None,
     ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         """`stream_body`: the framework authenticates first and leaves the body unread; the handler reads
         it with `read_body` (its own size limit, and request-level errors it can attribute to the tenant).
@@ -123,6 +128,7 @@ class Router:
                     tenant_from_path,
                     stream_body,
                     doc_body,
+                    tenant_from_object,
                 )
             )
             return handler
@@ -177,6 +183,8 @@ def error_response(error: SegOpsError, request_id: str) -> Response:
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

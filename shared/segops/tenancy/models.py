@@ -16,6 +16,11 @@ def email_key(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+def token_digest(token: str) -> str:
+    """Mailed tokens carry 256 random bits: a fast hash is safe, and only the hash is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Tenant(BaseModel):
     id: int
     slug: str
@@ -39,11 +44,31 @@ class Membership(BaseModel):
 
 
 class Invitation(BaseModel):
+    id: int
     tenant_id: int
     email: str
     role: Role
     invited_by: int
+    token_digest: str
+    expires_at: datetime
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class PendingSignup(BaseModel):
+    """A signup waiting for its email to be verified; nothing else exists until then."""
+
+    email: str
+    password_hash: str
+    tenant_slug: str
+    tenant_name: str | None
+    expires_at: datetime
+
+
+class SlugReservation(BaseModel):
+    """Holds a slug for a pending signup, so the verified signup cannot lose it."""
+
+    signup: str
+    expires_at: datetime
 
 
 class ApiKey(BaseModel):
@@ -86,12 +111,20 @@ def membership_key(tenant_id: int, user_id: int) -> str:
     return f"tenants/{tenant_id}/members/{user_id}"
 
 
-def invitation_key(tenant_id: int, email: str) -> str:
-    return f"tenants/{tenant_id}/invitations/{email_key(email)}"
+def invitation_key(tenant_id: int, invitation_id: int) -> str:
+    return f"tenants/{tenant_id}/invitations/{invitation_id}"
 
 
-def invitation_index_key(email: str, tenant_id: int) -> str:
-    return f"invitations-by-email/{email_key(email)}/{tenant_id}"
+def invitation_token_key(digest: str) -> str:
+    return f"invitation-tokens/{digest}"
+
+
+def signup_key(digest: str) -> str:
+    return f"signups/{digest}"
+
+
+def slug_reservation_key(slug: str) -> str:
+    return f"tenant-slug-reservations/{slug}"
 
 
 def api_key_key(tenant_id: int, key_id: int) -> str:

@@ -1,0 +1,100 @@
+"""Sign-in sessions: a family of refresh tokens that rotate on every use.
+
+Each refresh hands out a new refresh token and retires the presented one. Presenting a retired one
+means two parties hold the family (a stolen token), so the whole family is revoked: the thief and
+the owner both sign in again. Logout revokes the family too. Access tokens carry their family; a
+revoked family is also flagged in the cache for one access-token lifetime so they stop at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+
+from segops.auth import tokens
+from segops.errors import Unauthorized
+from segops.runtime import Runtime
+
+REVOKED_PREFIX = "revoked-family:"
+
+
+class RefreshFamily(BaseModel):
+    user_id: int
+    current_jti: str
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+def _key(family: str) -> str:
+    return f"refresh-families/{family}"
+
+
+def _pair(runtime: Runtime, user_id: int, family: str, jti: str) -> dict[str, object]:
+    settings = runtime.settings
+    secret = runtime.jwt_secret
+    return {
+        "access": tokens.issue(secret, user_id, "access", timedelta(minutes=settings.access_token_minutes), family),
+        "refresh": tokens.issue(secret, user_id, "refresh", timedelta(days=settings.refresh_token_days), family, jti),
+        "expires_in": settings.access_token_minutes * 60,
+    }
+
+
+def start(runtime: Runtime, user_id: int) -> dict[str, object]:
+    """A new family (one sign-in) and its first token pair."""
+    family, jti = tokens.new_id(), tokens.new_id()
+    expires_at = datetime.now(UTC) + timedelta(days=runtime.settings.refresh_token_days)
+    runtime.documents.create(_key(family), RefreshFamily(user_id=user_id, current_jti=jti, expires_at=expires_at))
+    return _pair(runtime, user_id, family, jti)
+
+
+def rotate(runtime: Runtime, refresh_token: str) -> dict[str, object]:
+    """A new pair for the current refresh token of a live family; a retired one revokes the family."""
+    claims = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
+    next_jti = tokens.new_id()
+    outcome: dict[str, bool] = {}
+
+    def advance(family: RefreshFamily) -> RefreshFamily:
+        outcome["reused"] = family.current_jti != claims.jti
+        if family.revoked_at is not None or family.user_id != claims.user_id:
+            return family
+        if outcome["reused"]:
+            family.revoked_at = datetime.now(UTC)
+        else:
+            family.current_jti = next_jti
+        return family
+
+    family = runtime.documents.update(_key(claims.family), RefreshFamily, advance)
+    if family is None or family.revoked_at is not None or family.user_id != claims.user_id:
+        if family is not None and family.revoked_at is not None:
+            _flag_revoked(runtime, claims.family)
+        raise Unauthorized("invalid token")
+    return _pair(runtime, claims.user_id, claims.family, next_jti)
+
+
+def revoke(runtime: Runtime, refresh_token: str) -> None:
+    """Logout: the family of a valid refresh token (current or retired) is revoked."""
+    claims = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
+
+    def end(family: RefreshFamily) -> RefreshFamily:
+        if family.user_id == claims.user_id and family.revoked_at is None:
+            family.revoked_at = datetime.now(UTC)
+        return family
+
+    family = runtime.documents.update(_key(claims.family), RefreshFamily, end)
+    if family is None or family.user_id != claims.user_id:
+        raise Unauthorized("invalid token")
+    _flag_revoked(runtime, claims.family)
+
+
+def _flag_revoked(runtime: Runtime, family: str) -> None:
+    # Only as long as an access token of the family can live; the document stays authoritative.
+    runtime.cache.set(REVOKED_PREFIX + family, b"1", runtime.settings.access_token_minutes * 60)
+
+
+def verify_access(runtime: Runtime, token: str) -> tokens.Claims:
+    """The claims of a valid access token whose family has not been revoked."""
+    claims = tokens.verify(runtime.jwt_secret, token, "access")
+    if runtime.cache.get(REVOKED_PREFIX + claims.family) is not None:
+        raise Unauthorized("session ended")
+    return claims
