@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/auth/logout/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End the session of a refresh token: it and every token of its sign-in stop working. */
+        post: operations["api_logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/signup/": {
         parameters: {
             query?: never;
@@ -13,7 +30,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a user and a tenant owned by them; returns tokens. */
+        /** Reserve the tenant slug and mail a verification link; the same answer whether or not the email is registered. */
         post: operations["api_signup"];
         delete?: never;
         options?: never;
@@ -47,8 +64,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange a refresh token for a new access token. */
+        /** Exchange a refresh token for a new pair; the presented one is retired, and reusing it ends the session. */
         post: operations["api_refresh"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/verify-email/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Finish a signup with the mailed token: creates the user and the tenant they own; signs in. */
+        post: operations["api_verify_email"];
         delete?: never;
         options?: never;
         head?: never;
@@ -256,6 +290,40 @@ export interface paths {
         put?: never;
         /** Queue up to 500 events; invalid ones are skipped, counted and recorded. */
         post: operations["track_batch_track_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invitations/accept/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Join with a signed-in account of the invited address, or create that account with `password`. */
+        post: operations["api_accept_invitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invitations/{token}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What an invitation link offers (no sign-in needed; the token is the secret). */
+        get: operations["api_preview_invitation"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -482,7 +550,8 @@ export interface paths {
         /** Tenants of the caller, each with the caller's role. */
         get: operations["api_list_tenants"];
         put?: never;
-        post?: never;
+        /** Create another tenant; the caller owns it. */
+        post: operations["api_create_tenant"];
         delete?: never;
         options?: never;
         head?: never;
@@ -526,6 +595,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tenants/{tenant_id}/invitations/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pending invitations of the tenant. */
+        get: operations["api_list_invitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tenants/{tenant_id}/invitations/{invitation_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a pending invitation; its link stops working. */
+        delete: operations["api_revoke_invitation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tenants/{tenant_id}/members/": {
         parameters: {
             query?: never;
@@ -536,7 +639,7 @@ export interface paths {
         /** Members and pending invitations. */
         get: operations["api_list_members"];
         put?: never;
-        /** Add an existing user or invite an email; owners alone grant owner or admin. */
+        /** Mail an invitation link (accepted by the invitee); owners alone grant owner or admin. */
         post: operations["api_invite_member"];
         delete?: never;
         options?: never;
@@ -566,12 +669,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** AccessToken */
-        AccessToken: {
-            /** Access */
-            access: string;
-            /** Expires In */
-            expires_in: number;
+        /** AcceptRequest */
+        AcceptRequest: {
+            /** Token */
+            token: string;
+            /**
+             * Password
+             * @default null
+             */
+            password: string | null;
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
@@ -939,6 +1045,53 @@ export interface components {
             /** Event Types */
             event_types: components["schemas"]["EventTypeCount"][];
         };
+        /** InvitationList */
+        InvitationList: {
+            /** Results */
+            results: components["schemas"]["InvitationOut"][];
+        };
+        /** InvitationOut */
+        InvitationOut: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "member" | "admin" | "owner";
+            /**
+             * Status
+             * @default pending
+             * @constant
+             */
+            status: "pending";
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
+        /** InvitationPreview */
+        InvitationPreview: {
+            /** Tenant Name */
+            tenant_name: string;
+            /** Tenant Slug */
+            tenant_slug: string;
+            /** Email */
+            email: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "member" | "admin" | "owner";
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
         /** InviteRequest */
         InviteRequest: {
             /**
@@ -949,6 +1102,22 @@ export interface components {
             /**
              * Role
              * @default member
+             * @enum {string}
+             */
+            role: "viewer" | "member" | "admin" | "owner";
+        };
+        /** Joined */
+        Joined: {
+            /** Access */
+            access: string;
+            /** Refresh */
+            refresh: string;
+            /** Expires In */
+            expires_in: number;
+            user: components["schemas"]["UserOut"];
+            tenant: components["schemas"]["TenantOut"];
+            /**
+             * Role
              * @enum {string}
              */
             role: "viewer" | "member" | "admin" | "owner";
@@ -1201,6 +1370,26 @@ export interface components {
              */
             secret: string;
         };
+        /** SignedIn */
+        SignedIn: {
+            /** Access */
+            access: string;
+            /** Refresh */
+            refresh: string;
+            /** Expires In */
+            expires_in: number;
+            user: components["schemas"]["UserOut"];
+            tenant: components["schemas"]["TenantOut"];
+        };
+        /** SignupAccepted */
+        SignupAccepted: {
+            /**
+             * Status
+             * @default verification_sent
+             * @constant
+             */
+            status: "verification_sent";
+        };
         /** SignupRequest */
         SignupRequest: {
             /**
@@ -1217,12 +1406,6 @@ export interface components {
              * @default null
              */
             tenant_name: string | null;
-        };
-        /** SignupResponse */
-        SignupResponse: {
-            user: components["schemas"]["UserOut"];
-            tenant: components["schemas"]["TenantOut"];
-            tokens: components["schemas"]["TokenPair"];
         };
         /** SyncList */
         SyncList: {
@@ -1279,6 +1462,16 @@ export interface components {
             /** Files */
             files: string[];
         };
+        /** TenantCreate */
+        TenantCreate: {
+            /** Slug */
+            slug: string;
+            /**
+             * Name
+             * @default null
+             */
+            name: string | null;
+        };
         /** TenantList */
         TenantList: {
             /** Results */
@@ -1332,6 +1525,11 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /** TokenRequestByLink */
+        TokenRequestByLink: {
+            /** Token */
+            token: string;
         };
         /** UserOut */
         UserOut: {
@@ -1418,6 +1616,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    api_logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description success */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     api_signup: {
         parameters: {
             query?: never;
@@ -1432,12 +1661,12 @@ export interface operations {
         };
         responses: {
             /** @description success */
-            201: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SignupResponse"];
+                    "application/json": components["schemas"]["SignupAccepted"];
                 };
             };
             /** @description error */
@@ -1503,7 +1732,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AccessToken"];
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_verify_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenRequestByLink"];
+            };
+        };
+        responses: {
+            /** @description success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedIn"];
                 };
             };
             /** @description error */
@@ -1981,6 +2243,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BatchQueued"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_accept_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AcceptRequest"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Joined"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_preview_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationPreview"];
                 };
             };
             /** @description error */
@@ -2593,6 +2919,39 @@ export interface operations {
             };
         };
     };
+    api_create_tenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TenantCreate"];
+            };
+        };
+        responses: {
+            /** @description success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantOut"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     api_get_tenant: {
         parameters: {
             query?: never;
@@ -2754,6 +3113,67 @@ export interface operations {
             };
         };
     };
+    api_list_invitations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationList"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_revoke_invitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: number;
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     api_list_members: {
         parameters: {
             query?: never;
@@ -2806,7 +3226,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["segops__tenancy__api__MemberOut"];
+                    "application/json": components["schemas"]["InvitationOut"];
                 };
             };
             /** @description error */

@@ -28,3 +28,7 @@ export const ROLE_RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2,
 export function atLeast(role: Role | null | undefined, minimum: Role): boolean {
   return role != null && ROLE_RANK[role] >= ROLE_RANK[minimum];
 }
+export type InvitationPreview = Schemas['InvitationPreview'];
+export type Joined = Schemas['Joined'];
+export type InvitationList = Schemas['InvitationList'];
+export type SignedIn = Schemas['SignedIn'];

@@ -4,22 +4,12 @@ import { Button, PasswordInput, Stack, Text } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
-import { ApiError, request, session, type Tokens } from '../api/client';
+import { ApiError, request, session } from '../api/client';
+import type { InvitationPreview, Joined } from '../api/types';
 import { ErrorNotice, Loading } from '../app/feedback';
 import { signIn } from '../app/session';
 import { AuthFrame } from './AuthFrame';
 
-interface Invitation {
-  tenant_name: string;
-  tenant_slug: string;
-  email: string;
-  role: string;
-  expires_at: string;
-}
-
-interface Accepted extends Tokens {
-  tenant: { id: number };
-}
 
 export default function AcceptInvitation() {
   const [params] = useSearchParams();
@@ -30,7 +20,7 @@ export default function AcceptInvitation() {
   const [busy, setBusy] = useState(false);
   const invitation = useQuery({
     queryKey: ['invitation', token],
-    queryFn: () => request<Invitation>('GET', `/api/invitations/${encodeURIComponent(token)}/`, { anonymous: true }),
+    queryFn: () => request<InvitationPreview>('GET', `/api/invitations/${encodeURIComponent(token)}/`, { anonymous: true }),
     enabled: token !== '',
     retry: false,
   });
@@ -42,7 +32,7 @@ export default function AcceptInvitation() {
     setError(null);
     try {
       const signedIn = session.signedIn;
-      const answer = await request<Accepted>('POST', '/api/invitations/accept/', {
+      const answer = await request<Joined>('POST', '/api/invitations/accept/', {
         body: signedIn ? { token } : { token, password },
         anonymous: !signedIn,
       });

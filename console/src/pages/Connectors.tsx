@@ -75,7 +75,7 @@ function ConnectorList() {
                   <Table.Td>{LABELS[c.type as ConnectorType] ?? c.type}</Table.Td>
                   <Table.Td>{segmentName(c.segment_id)}</Table.Td>
                   <Table.Td>
-                    <Badge color={c.active ? 'green' : 'gray'} variant="light">
+                    <Badge color={c.active ? 'green' : 'gray'} variant="dot">
                       {c.active ? 'active' : 'paused'}
                     </Badge>
                   </Table.Td>

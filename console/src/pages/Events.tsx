@@ -142,7 +142,7 @@ export default function Events() {
 function HealthBadge({ label, value }: { label: string; value: string }) {
   const ok = value === 'ok';
   return (
-    <Badge color={ok ? 'green' : 'red'} variant="light" size="lg">
+    <Badge color={ok ? 'green' : 'red'} variant="dot" size="lg">
       {label}: {value}
     </Badge>
   );

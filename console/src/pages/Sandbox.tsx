@@ -96,11 +96,11 @@ export default function Sandbox() {
               </Text>
             ) : (
               <Stack gap="sm">
-                <SegmentRefs title="Entered" color="green" refs={result.entered} />
-                <SegmentRefs title="Exited" color="red" refs={result.exited} />
+                <SegmentRefs title="Entered" refs={result.entered} />
+                <SegmentRefs title="Exited" refs={result.exited} />
                 <div>
                   <Text fw={600}>Unchanged</Text>
-                  <Badge variant="light" color="gray" data-testid="unchanged-count">
+                  <Badge variant="light" data-testid="unchanged-count">
                     {result.unchanged_count}
                   </Badge>
                 </div>
@@ -113,10 +113,10 @@ export default function Sandbox() {
   );
 }
 
-function SegmentRefs({ title, color, refs }: { title: string; color: string; refs: SandboxResult['entered'] }) {
+function SegmentRefs({ title, refs }: { title: string; refs: SandboxResult['entered'] }) {
   return (
     <div data-testid={title.toLowerCase()}>
-      <Text fw={600} c={`${color}.9`}>
+      <Text fw={600}>
         {title} ({refs.length})
       </Text>
       {refs.length === 0 ? (

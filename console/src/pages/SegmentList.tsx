@@ -75,7 +75,7 @@ export default function SegmentList() {
                   </Table.Td>
                   <Table.Td>{s.segment_type}</Table.Td>
                   <Table.Td>
-                    <Badge color={s.active ? 'green' : 'gray'} variant="light">
+                    <Badge color={s.active ? 'green' : 'gray'} variant="dot">
                       {s.active ? 'active' : 'inactive'}
                     </Badge>
                   </Table.Td>

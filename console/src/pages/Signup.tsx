@@ -1,20 +1,16 @@
 // Sign up: email, password and the tenant slug, checked as typed with the API's own rule; the API's
-// answer lands at its field. The API either signs the person in at once or mails a verification link.
+// answer lands at its field. The API mails a link; opening it (VerifyEmail) creates the workspace.
 import { Alert, Anchor, Button, PasswordInput, Stack, Text, TextInput } from '@mantine/core';
 import { useState } from 'react';
-import { Link, useNavigate } from 'react-router';
-import { ApiError, request, type Tokens } from '../api/client';
+import { Link } from 'react-router';
+import { ApiError, request } from '../api/client';
 import { ErrorNotice } from '../app/feedback';
-import { signIn } from '../app/session';
 import { AuthFrame } from './AuthFrame';
 
 // The API's slug rule (segops.tenancy.service.SLUG): a lowercase letter, then 1-62 letters, digits or hyphens.
 const SLUG = /^[a-z][a-z0-9-]{1,62}$/;
 
-type SignupAnswer = { tokens?: Tokens; status?: string };
-
 export default function Signup() {
-  const navigate = useNavigate();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [slug, setSlug] = useState('');
@@ -42,16 +38,9 @@ export default function Signup() {
           setBusy(true);
           setError(null);
           try {
-            const answer = await request<SignupAnswer>('POST', '/api/auth/signup/', {
-              body: { email, password, tenant_slug: slug },
-              anonymous: true,
-            });
-            if (answer.tokens) {
-              await signIn(answer.tokens);
-              navigate('/segments', { replace: true });
-            } else {
-              setSent(true);
-            }
+            // 202 whether or not the address is registered: the mail says what to do next.
+            await request('POST', '/api/auth/signup/', { body: { email, password, tenant_slug: slug }, anonymous: true });
+            setSent(true);
           } catch (err) {
             setError(err);
           } finally {

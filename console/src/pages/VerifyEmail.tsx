@@ -2,7 +2,8 @@
 import { Button, Text } from '@mantine/core';
 import { useEffect, useRef, useState } from 'react';
 import { useNavigate, useSearchParams } from 'react-router';
-import { request, type Tokens } from '../api/client';
+import { request, session } from '../api/client';
+import type { SignedIn } from '../api/types';
 import { ErrorNotice, Loading } from '../app/feedback';
 import { signIn } from '../app/session';
 import { AuthFrame } from './AuthFrame';
@@ -18,8 +19,11 @@ export default function VerifyEmail() {
     // The token is single-use: React's development double effect must not spend it twice.
     if (started.current || !token) return;
     started.current = true;
-    request<Tokens>('POST', '/api/auth/verify-email/', { body: { token }, anonymous: true })
-      .then(signIn)
+    request<SignedIn>('POST', '/api/auth/verify-email/', { body: { token }, anonymous: true })
+      .then((answer) => {
+        session.setTenant(answer.tenant.id);
+        return signIn(answer);
+      })
       .then(() => navigate('/segments', { replace: true }))
       .catch(setError);
   }, [token, navigate]);

@@ -1,11 +1,11 @@
 import { Badge } from '@mantine/core';
 
-const COLORS: Record<string, string> = { queued: 'yellow', running: 'blue', succeeded: 'green', failed: 'red' };
+const COLORS: Record<string, string> = { queued: 'orange', running: 'blue', succeeded: 'green', failed: 'red' };
 
 export function ComputeBadge({ status }: { status: string | null }) {
   if (!status) return <>never</>;
   return (
-    <Badge color={COLORS[status] ?? 'gray'} variant="light" data-testid="compute-status">
+    <Badge color={COLORS[status] ?? 'gray'} variant="dot" data-testid="compute-status">
       {status}
     </Badge>
   );

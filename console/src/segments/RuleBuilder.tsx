@@ -107,7 +107,7 @@ function GroupEditor({ group, onChange, onRemove, pointer, depth, label, ...shar
             <Text size="sm">of these conditions</Text>
           </Row>
           {onRemove && !readOnly && (
-            <Button size="xs" variant="subtle" color="red" onClick={onRemove} aria-label={`Remove ${label}`}>
+            <Button size="xs" variant="subtle" color="red" onClick={onRemove} aria-label={`Remove group (${label})`}>
               Remove group
             </Button>
           )}
@@ -249,7 +249,7 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
     />
   );
   return (
-    <Paper withBorder p="sm" radius="sm" bg="var(--mantine-color-gray-0)" role="group" aria-label={label}>
+    <Paper withBorder p="sm" radius="sm" bg="var(--mantine-color-gray-0)" role="group" aria-label={label} data-node="condition">
       <Stack gap="xs">
         <Row align="flex-end" wrap="wrap" gap="xs">
           <Select

@@ -119,7 +119,7 @@ function NewKeyModal({ opened, onClose, maxRole }: { opened: boolean; onClose: (
     <Modal opened={opened} onClose={close} title={create.data ? 'Your new API key' : 'New API key'}>
       {create.data ? (
         <Stack>
-          <Alert color="yellow" title="Copy it now">
+          <Alert color="red" title="Copy it now">
             This key is shown only once. Store it somewhere safe: you will not be able to see it again.
           </Alert>
           <Code block data-testid="new-api-key">

@@ -62,7 +62,7 @@ function Shopify() {
             </div>
             <Group gap="xs">
               <Text size="sm">Secret:</Text>
-              <Badge color={shopify.data.secret_set ? 'green' : 'gray'} variant="light">
+              <Badge color={shopify.data.secret_set ? 'green' : 'gray'} variant="dot">
                 {shopify.data.secret_set ? `set ${formatTime(shopify.data.updated_at)}` : 'not set'}
               </Badge>
             </Group>

@@ -3,18 +3,11 @@ import { Badge, Button, Group, Modal, Paper, Select, Stack, Table, Text, TextInp
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError } from '../../api/client';
-import type { TeamMember } from '../../api/types';
+import type { InvitationList, TeamMember } from '../../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../../app/feedback';
 import { useWorkspace } from '../../app/session';
 import { AdminOnly } from './AdminOnly';
 
-interface Invitation {
-  id: number;
-  email: string;
-  role: string;
-  status: string;
-  expires_at: string;
-}
 
 export default function Team() {
   return (
@@ -30,11 +23,9 @@ function TeamPage() {
   const client = useQueryClient();
   const roles = can('owner') ? ['viewer', 'member', 'admin', 'owner'] : ['viewer', 'member'];
   const members = useQuery({ queryKey: ['members', 'team', tenant?.id], queryFn: () => api.get<{ results: TeamMember[] }>(`${base}/members/`) });
-  // Pending invitations are listed where the API offers the list; older servers add members directly.
   const invitations = useQuery({
     queryKey: ['invitations', tenant?.id],
-    queryFn: () => api.get<{ results: Invitation[] }>(`${base}/invitations/`),
-    retry: false,
+    queryFn: () => api.get<InvitationList>(`${base}/invitations/`),
   });
   const refresh = () => {
     void client.invalidateQueries({ queryKey: ['members', 'team'] });
