@@ -81,7 +81,9 @@ export default function Events() {
               {points.length === 0 ? (
                 <Empty>No events in this window.</Empty>
               ) : (
-                <AreaChart h={220} data={points} dataKey="time" series={[{ name: 'events', color: 'indigo.7' }, { name: 'users', color: 'teal.7' }]} curveType="monotone" aria-label="Events over time" />
+                <div role="img" aria-label={`Events and unique users per ${hourly ? 'hour' : 'day'}`}>
+                  <AreaChart h={220} data={points} dataKey="time" series={[{ name: 'events', color: 'indigo.7' }, { name: 'users', color: 'teal.7' }]} curveType="monotone" withLegend areaProps={{ isAnimationActive: false }} />
+                </div>
               )}
               <Table striped>
                 <Table.Thead>

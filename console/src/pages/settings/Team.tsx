@@ -45,6 +45,8 @@ function TeamPage() {
   });
   const revokeInvite = useMutation({ mutationFn: (id: number) => api.delete(`${base}/invitations/${id}/`), onSuccess: refresh });
   const pending = invitations.data?.results ?? [];
+  // Pending invitations are also listed as members without an account; they show once, below, revocable.
+  const joined = (members.data?.results ?? []).filter((m) => m.user_id !== null);
   return (
     <>
       <PageHeader title="Team" />
@@ -53,7 +55,7 @@ function TeamPage() {
         <ErrorNotice error={members.error ?? changeRole.error} />
         {members.isPending ? (
           <Loading />
-        ) : (members.data?.results ?? []).length === 0 ? (
+        ) : joined.length === 0 ? (
           <Empty>No members.</Empty>
         ) : (
           <Table.ScrollContainer minWidth={600}>
@@ -69,7 +71,7 @@ function TeamPage() {
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>
-                {(members.data?.results ?? []).map((m) => {
+                {joined.map((m) => {
                   const manageable = m.user_id !== null && (can('owner') || (m.role !== 'owner' && m.role !== 'admin'));
                   return (
                     <Table.Tr key={m.email}>
@@ -105,8 +107,8 @@ function TeamPage() {
           </Table.ScrollContainer>
         )}
         {pending.length > 0 && (
-          <Paper withBorder p="sm">
-            <Title order={2} size="h4" mb="xs">
+          <Paper withBorder p="sm" component="section" aria-labelledby="pending-invitations">
+            <Title order={2} size="h4" mb="xs" id="pending-invitations">
               Pending invitations
             </Title>
             <Table>
