@@ -1,0 +1,58 @@
+"""`make dev` serves the built console at `/` beside the API: client routes fall back to index.html,
+`/api/*` is never shadowed, hashed assets are cached for good, nothing outside the build is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from segops.console import ConsoleAssets, with_console
+from segops.localstack import LocalStack
+from werkzeug.test import Client
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    root = tmp_path / "dist"
+    (root / "assets").mkdir(parents=True)
+    (root / "index.html").write_text("<!doctype html><title>console</title>")
+    (root / "assets" / "index-abc123.js").write_text("console.log(1)")
+    (tmp_path / "secret.txt").write_text("outside the build")
+    return root
+
+
+def test_client_routes_fall_back_to_index_and_assets_are_immutable(dist: Path) -> None:
+    client = Client(ConsoleAssets(dist))
+    for path in ("/", "/segments", "/segments/42", "/settings/api-keys", "/invitations/accept?token=x"):
+        page = client.get(path)
+        assert (page.status_code, page.mimetype, page.headers["Cache-Control"]) == (200, "text/html", "no-cache"), path
+        assert b"<title>console</title>" in page.data
+    asset = client.get("/assets/index-abc123.js")
+    assert asset.status_code == 200 and asset.mimetype in {"text/javascript", "application/javascript"}
+    assert asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # a missing asset is a 404, not index.html served as a script
+    missing = client.get("/assets/index-old.js")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_nothing_outside_the_build_and_only_reads(dist: Path) -> None:
+    client = Client(ConsoleAssets(dist))
+    for path in ("/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt"):
+        response = client.get(path)
+        assert b"outside the build" not in response.data, path
+    refused = client.post("/segments")
+    assert refused.status_code == 405 and set(refused.get_json()["error"]) == {"code", "message", "details"}
+
+
+def test_unbuilt_console_says_how_to_build_it(tmp_path: Path) -> None:
+    response = Client(ConsoleAssets(tmp_path / "nothing")).get("/segments")
+    assert response.status_code == 404
+    assert "make dev" in response.get_json()["error"]["message"]
+
+
+def test_api_paths_reach_the_stack_never_the_console(stack: LocalStack, dist: Path) -> None:
+    client = Client(with_console(stack.wsgi, ConsoleAssets(dist)))
+    assert client.get("/api/ingestion/health/").get_json() == {"pubsub_topic": "ok", "worker": "ok", "clickhouse": "ok"}
+    unknown = client.get("/api/no-such-endpoint/")
+    assert unknown.status_code == 404 and unknown.mimetype == "application/json"
+    assert client.get("/segments").mimetype == "text/html"
