@@ -68,6 +68,13 @@ class SmtpMailer:
             raise DependencyDown("mail could not be sent; try again later") from exc
 
 
+class NoMailer:
+    """Production without SMTP settings: mail would otherwise land on an instance's disk unseen."""
+
+    def send(self, mail: Mail) -> None:
+        raise RuntimeError("production sends mail through SMTP: set SEGOPS_MAILER=smtp and the smtp-password secret")
+
+
 class DevMailbox:
     """Mails kept as JSON files under the data dir, listed newest first at `/dev/mailbox/`."""
 
