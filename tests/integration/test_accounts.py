@@ -3,6 +3,7 @@ token rotation and logout (issue #17 rows 1 and 4)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from segops.auth import tokens
+from segops.auth import sessions, tokens
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.tenancy import models as m
@@ -206,7 +207,10 @@ def test_invitation_answers_alike_for_any_address_and_adds_nobody(api: Api, smtp
     assert [p["id"] for p in pending] == [known["id"], unknown["id"]]
 
 
-def test_invitation_preview_accept_with_account_and_single_use(api: Api, smtp_server: SmtpServer) -> None:
+def test_invitation_preview_accept_with_account_and_single_use(
+    api: Api, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="segops.http")
     owner = sign_up(api, smtp_server, "boss@example.com", "team")
     invitee = sign_up(api, smtp_server, "invitee@example.com", "own-co")
     invite(api, owner, invitee.email, "admin")
@@ -237,6 +241,9 @@ def test_invitation_preview_accept_with_account_and_single_use(api: Api, smtp_se
     assert_error(api.get(f"/api/invitations/{token}/"), 404, "not_found")
     assert_error(api.post("/api/invitations/accept/", {"token": token}, headers=invitee.bearer), 404, "not_found")
     assert api.get(f"/api/tenants/{owner.tenant_id}/invitations/", headers=owner.bearer).get_json()["results"] == []
+    # AND the request log shows the route of the token's path, never the token
+    logged = [record.__dict__.get("path") for record in caplog.records if record.name == "segops.http"]
+    assert "/api/invitations/<token>/" in logged and not any(token in str(path) for path in logged)
 
 
 def test_invitation_creates_the_account_of_a_new_address(api: Api, smtp_server: SmtpServer) -> None:
@@ -382,3 +389,16 @@ def test_object_routes_resolve_the_tenant_of_a_user_of_several_tenants(stack: Lo
     # AND a segment of a tenant the person is not in stays a 404; collection routes still need a choice
     assert_error(dev.get(f"/api/segments/{foreign.get_json()['id']}/", headers=person.bearer), 404, "not_found")
     assert_error(dev.get("/api/segments/", headers=person.bearer), 400, "validation_failed")
+
+
+def test_a_session_left_unused_past_its_lifetime_ends(
+    api: Api, smtp_server: SmtpServer, smtp_stack: LocalStack
+) -> None:
+    account = sign_up(api, smtp_server, "idle@example.com", "idle")
+    family = jwt.decode(account.refresh, options={"verify_signature": False})["fam"]
+    smtp_stack.runtime.documents.update(
+        f"refresh-families/{family}",
+        sessions.RefreshFamily,
+        lambda f: f.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
+    )
+    assert_error(api.post("/api/auth/token/refresh/", {"refresh": account.refresh}), 401, "unauthorized")
