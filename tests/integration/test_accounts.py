@@ -140,6 +140,19 @@ def test_signup_never_reveals_whether_an_email_is_registered(api: Api, smtp_serv
     assert [t["slug"] for t in api.get("/api/tenants/", headers=owner.bearer).get_json()["results"]] == ["owned"]
 
 
+def test_signing_up_again_with_a_lost_mail_sends_a_new_link(api: Api, smtp_server: SmtpServer) -> None:
+    body = {"email": "lost@example.com", "password": PASSWORD, "tenant_slug": "lost-co"}
+    assert api.post("/api/auth/signup/", body).status_code == 202
+    first = link_token(smtp_server, "lost@example.com", "/verify-email")
+    # the same address may ask again for the slug it holds (another address may not)
+    assert api.post("/api/auth/signup/", body).status_code == 202
+    second = link_token(smtp_server, "lost@example.com", "/verify-email")
+    assert_error(api.post("/api/auth/signup/", {**body, "email": "other@example.com"}), 409, "conflict")
+    # only the newest link creates the tenant
+    assert_error(api.post("/api/auth/verify-email/", {"token": first}), 409, "conflict")
+    assert api.post("/api/auth/verify-email/", {"token": second}).status_code == 201
+
+
 def test_signup_slug_errors(api: Api, smtp_server: SmtpServer) -> None:
     sign_up(api, smtp_server, "a@example.com", "acme")
     bad = api.post("/api/auth/signup/", {"email": "b@example.com", "password": PASSWORD, "tenant_slug": "Not A Slug"})

@@ -58,15 +58,18 @@ def _slug_taken(slug: str) -> Conflict:
     return Conflict("tenant slug is taken", {"tenant_slug": slug})
 
 
-def _reserve_slug(runtime: Runtime, slug: str, signup: str, expires_at: datetime) -> None:
-    """Hold `slug` for a pending signup; a live reservation of another signup is a 409."""
-    reservation = m.SlugReservation(signup=signup, expires_at=expires_at).model_dump(mode="json")
+def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_at: datetime) -> None:
+    """Hold `slug` for a pending signup. A live reservation for another address is a 409; the same
+    address signing up again (a lost mail) takes it over, and only its newest link will work."""
+    reservation = m.SlugReservation(signup=signup, email_key=m.email_key(email), expires_at=expires_at)
     key = m.slug_reservation_key(slug)
     current = runtime.store.get(key)
-    if current is not None and m.SlugReservation.model_validate(current.body).expires_at > m.utcnow():
-        raise _slug_taken(slug)
+    if current is not None:
+        held = m.SlugReservation.model_validate(current.body)
+        if held.expires_at > m.utcnow() and held.email_key != reservation.email_key:
+            raise _slug_taken(slug)
     try:
-        runtime.store.put(key, reservation, if_generation=current.generation if current else 0)
+        runtime.store.put(key, reservation.model_dump(mode="json"), if_generation=current.generation if current else 0)
     except GenerationMismatch:
         raise _slug_taken(slug) from None
 
@@ -108,7 +111,7 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     digest = m.token_digest(token)
     expires_at = m.utcnow() + timedelta(hours=runtime.settings.email_token_hours)
     # Reserved either way: a reservation that only unregistered emails made would reveal them.
-    _reserve_slug(runtime, slug, digest, expires_at)
+    _reserve_slug(runtime, slug, digest, email, expires_at)
     # Hashed either way too, so both paths take the same time.
     password_hash = passwords(runtime).hash(password)
     if runtime.store.get(m.user_email_key(email)) is not None:
