@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import smtplib
 import ssl
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from segops.errors import DependencyDown
 
+log = logging.getLogger("segops.mail")
 _LINK = re.compile(r"https?://\S+")
 
 
@@ -64,7 +66,8 @@ class SmtpMailer:
                     smtp.login(self._username, self._password)
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
-            # The reason goes to the logs through the exception chain, never to the caller.
+            # The reason goes to the logs, never to the caller.
+            log.warning("mail not sent", exc_info=True, extra={"smtp_host": self._host, "smtp_port": self._port})
             raise DependencyDown("mail could not be sent; try again later") from exc
 
 

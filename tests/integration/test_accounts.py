@@ -15,10 +15,11 @@ import pytest
 from segops.auth import sessions, tokens
 from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.runtime import build_mailer
 from segops.tenancy import models as m
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.servers import SmtpServer
+from tests.support.servers import SmtpServer, free_port
 
 PUBLIC = "https://segops.example.com"
 PASSWORD = "correct horse battery"
@@ -415,3 +416,22 @@ def test_a_session_left_unused_past_its_lifetime_ends(
         lambda f: f.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
     )
     assert_error(api.post("/api/auth/token/refresh/", {"refresh": account.refresh}), 401, "unauthorized")
+
+
+def test_an_unreachable_smtp_server_is_a_503_and_the_same_address_may_retry(
+    settings: Settings, smtp_server: SmtpServer
+) -> None:
+    # GIVEN the SMTP server down (nothing listens on its port)
+    down = settings.model_copy(update={"mailer": "smtp", "smtp_port": free_port(), "smtp_starttls": False})
+    local = LocalStack(down)
+    try:
+        body = {"email": "retry@example.com", "password": PASSWORD, "tenant_slug": "retry-co"}
+        error = assert_error(Api(local).post("/api/auth/signup/", body), 503, "dependency_down")
+        assert "smtp" not in error["message"].lower() and str(down.smtp_port) not in error["message"]
+        # WHEN it is back, the same address signs up again with the slug it asked for
+        local.runtime.settings = down.model_copy(update={"smtp_port": smtp_server.port})
+        local.runtime.mailer = build_mailer(local.runtime.settings)
+        assert Api(local).post("/api/auth/signup/", body).status_code == 202
+        assert mails_to(smtp_server, "retry@example.com")
+    finally:
+        local.stop()
