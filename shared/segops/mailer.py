@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 import threading
@@ -19,19 +18,15 @@ from pydantic import BaseModel, Field
 from segops.errors import DependencyDown
 
 log = logging.getLogger("segops.mail")
-_LINK = re.compile(r"https?://\S+")
 
 
 class Mail(BaseModel):
     to: str
     subject: str
     text: str
+    # The links the application put in `text` (never parsed out of it: a tenant name may hold a URL).
     links: list[str] = Field(default_factory=list)
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-    @classmethod
-    def compose(cls, to: str, subject: str, text: str) -> Mail:
-        return cls(to=to, subject=subject, text=text, links=_LINK.findall(text))
 
 
 class Mailer(Protocol):

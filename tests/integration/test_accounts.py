@@ -375,6 +375,20 @@ def test_dev_mailbox_lists_mail_newest_first_with_clickable_links(stack: LocalSt
     assert (stack.settings.mailbox_dir).is_dir() and Path(stack.settings.mailbox_dir).parent == stack.settings.data_dir
 
 
+def test_only_the_application_s_links_are_links(stack: LocalStack) -> None:
+    # GIVEN a tenant whose (owner-chosen) name holds a URL
+    dev = Api(stack)
+    owner = dev.signup()
+    lure = "Claim your prize at https://evil.example/claim"
+    assert dev.patch(f"/api/tenants/{owner.tenant_id}/", {"name": lure}, headers=owner.bearer).status_code == 200
+    # WHEN it invites someone
+    assert dev.post(f"/api/tenants/{owner.tenant_id}/members/", {"email": "v@example.com"}, headers=owner.bearer)
+    # THEN the mail lists the accept link alone, and the mailbox page links nothing else
+    [mail] = [mail for mail in dev.mailbox() if mail["to"] == "v@example.com"]
+    assert lure in mail["text"] and len(mail["links"]) == 1 and "/invitations/accept?token=" in mail["links"][0]
+    assert 'href="https://evil.example' not in dev.get("/dev/mailbox/").get_data(as_text=True)
+
+
 def test_dev_mailbox_is_absent_with_smtp(api: Api) -> None:
     assert_error(api.get("/dev/mailbox.json"), 404, "not_found")
     assert_error(api.get("/dev/mailbox/"), 404, "not_found")

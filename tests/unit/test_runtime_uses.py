@@ -51,5 +51,5 @@ def test_a_function_without_the_jwt_secret_starts_but_never_signs(tmp_path: Path
         tokens.verify(runtime.jwt_secret, forged, "access")
     # AND mail, without SMTP settings, fails closed too instead of landing on the instance's disk
     with pytest.raises(RuntimeError, match="SEGOPS_MAILER=smtp"):
-        runtime.mailer.send(Mail.compose("a@example.com", "subject", "text"))
+        runtime.mailer.send(Mail(to="a@example.com", subject="subject", text="text"))
     assert not (tmp_path / "mailbox").exists()

@@ -115,13 +115,15 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     # Hashed either way too, so both paths take the same time.
     password_hash = passwords(runtime).hash(password)
     if runtime.store.get(m.user_email_key(email)) is not None:
+        login = f"{runtime.settings.base_url}/login"
         runtime.mailer.send(
-            Mail.compose(
-                email,
-                "Someone tried to sign up to SegOps with your address",
-                "Someone (maybe you) tried to sign up to SegOps with this email address, which already has "
-                f"an account. Log in instead: {runtime.settings.base_url}/login\n\n"
+            Mail(
+                to=email,
+                subject="Someone tried to sign up to SegOps with your address",
+                text="Someone (maybe you) tried to sign up to SegOps with this email address, which already has "
+                f"an account. Log in instead: {login}\n\n"
                 "If it was not you, you can ignore this message; nothing was changed.",
+                links=[login],
             )
         )
         return
@@ -130,13 +132,14 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     )
     runtime.documents.create(m.signup_key(digest), pending)
     hours = runtime.settings.email_token_hours
+    verify = _link(runtime, "/verify-email", token)
     runtime.mailer.send(
-        Mail.compose(
-            email,
-            "Verify your email to finish signing up to SegOps",
-            f"Open this link to verify your address and create the tenant {slug}:\n\n"
-            f"{_link(runtime, '/verify-email', token)}\n\n"
+        Mail(
+            to=email,
+            subject="Verify your email to finish signing up to SegOps",
+            text=f"Open this link to verify your address and create the tenant {slug}:\n\n{verify}\n\n"
             f"The link works once, for {hours} hours. If you did not sign up, ignore this message.",
+            links=[verify],
         )
     )
 
@@ -301,14 +304,15 @@ def invite(
     docs.save(m.invitation_key(tenant_id, invitation.id), invitation)
     docs.create(m.invitation_token_key(invitation.token_digest), m.Pointer(id=invitation.id, tenant_id=tenant_id))
     team = tenant(runtime, tenant_id)
+    accept = _link(runtime, "/invitations/accept", token)
     runtime.mailer.send(
-        Mail.compose(
-            email,
-            f"You are invited to {team.name} on SegOps",
-            f"You are invited to join {team.name} ({team.slug}) on SegOps as {role}. Accept here:\n\n"
-            f"{_link(runtime, '/invitations/accept', token)}\n\n"
-            f"The link works once, for {runtime.settings.invitation_days} days. "
+        Mail(
+            to=email,
+            subject=f"You are invited to {team.name} on SegOps",
+            text=f"You are invited to join {team.name} ({team.slug}) on SegOps as {role}. Accept here:\n\n"
+            f"{accept}\n\nThe link works once, for {runtime.settings.invitation_days} days. "
             "If you do not want to join, ignore this message.",
+            links=[accept],
         )
     )
     return invitation
