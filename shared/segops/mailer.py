@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import logging
 import smtplib
 import ssl
 import threading
@@ -17,19 +17,16 @@ from pydantic import BaseModel, Field
 
 from segops.errors import DependencyDown
 
-_LINK = re.compile(r"https?://\S+")
+log = logging.getLogger("segops.mail")
 
 
 class Mail(BaseModel):
     to: str
     subject: str
     text: str
+    # The links the application put in `text` (never parsed out of it: a tenant name may hold a URL).
     links: list[str] = Field(default_factory=list)
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-    @classmethod
-    def compose(cls, to: str, subject: str, text: str) -> Mail:
-        return cls(to=to, subject=subject, text=text, links=_LINK.findall(text))
 
 
 class Mailer(Protocol):
@@ -64,8 +61,16 @@ class SmtpMailer:
                     smtp.login(self._username, self._password)
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
-            # The reason goes to the logs through the exception chain, never to the caller.
+            # The reason goes to the logs, never to the caller.
+            log.warning("mail not sent", exc_info=True, extra={"smtp_host": self._host, "smtp_port": self._port})
             raise DependencyDown("mail could not be sent; try again later") from exc
+
+
+class NoMailer:
+    """Production without SMTP settings: mail would otherwise land on an instance's disk unseen."""
+
+    def send(self, mail: Mail) -> None:
+        raise RuntimeError("production sends mail through SMTP: set SEGOPS_MAILER=smtp and the smtp-password secret")
 
 
 class DevMailbox:

@@ -12,7 +12,7 @@ from typing import Any
 from segops.bus.base import Bus
 from segops.cache.base import Cache
 from segops.config import Settings, get_settings
-from segops.mailer import DevMailbox, Mailer, SmtpMailer
+from segops.mailer import DevMailbox, Mailer, NoMailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
@@ -107,7 +107,7 @@ def build_objects(settings: Settings) -> ObjectStore:
 
 def build_mailer(settings: Settings) -> Mailer:
     if settings.mailer == "dev":
-        return DevMailbox(settings.mailbox_dir)
+        return NoMailer() if settings.environment == "production" else DevMailbox(settings.mailbox_dir)
     return SmtpMailer(
         settings.smtp_host,
         settings.smtp_port,

@@ -3,6 +3,7 @@ token rotation and logout (issue #17 rows 1 and 4)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,13 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from segops.auth import tokens
+from segops.auth import sessions, tokens
 from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.runtime import build_mailer
 from segops.tenancy import models as m
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.servers import SmtpServer
+from tests.support.servers import SmtpServer, free_port
 
 PUBLIC = "https://segops.example.com"
 PASSWORD = "correct horse battery"
@@ -139,6 +141,19 @@ def test_signup_never_reveals_whether_an_email_is_registered(api: Api, smtp_serv
     assert [t["slug"] for t in api.get("/api/tenants/", headers=owner.bearer).get_json()["results"]] == ["owned"]
 
 
+def test_signing_up_again_with_a_lost_mail_sends_a_new_link(api: Api, smtp_server: SmtpServer) -> None:
+    body = {"email": "lost@example.com", "password": PASSWORD, "tenant_slug": "lost-co"}
+    assert api.post("/api/auth/signup/", body).status_code == 202
+    first = link_token(smtp_server, "lost@example.com", "/verify-email")
+    # the same address may ask again for the slug it holds (another address may not)
+    assert api.post("/api/auth/signup/", body).status_code == 202
+    second = link_token(smtp_server, "lost@example.com", "/verify-email")
+    assert_error(api.post("/api/auth/signup/", {**body, "email": "other@example.com"}), 409, "conflict")
+    # only the newest link creates the tenant
+    assert_error(api.post("/api/auth/verify-email/", {"token": first}), 409, "conflict")
+    assert api.post("/api/auth/verify-email/", {"token": second}).status_code == 201
+
+
 def test_signup_slug_errors(api: Api, smtp_server: SmtpServer) -> None:
     sign_up(api, smtp_server, "a@example.com", "acme")
     bad = api.post("/api/auth/signup/", {"email": "b@example.com", "password": PASSWORD, "tenant_slug": "Not A Slug"})
@@ -206,7 +221,10 @@ def test_invitation_answers_alike_for_any_address_and_adds_nobody(api: Api, smtp
     assert [p["id"] for p in pending] == [known["id"], unknown["id"]]
 
 
-def test_invitation_preview_accept_with_account_and_single_use(api: Api, smtp_server: SmtpServer) -> None:
+def test_invitation_preview_accept_with_account_and_single_use(
+    api: Api, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="segops.http")
     owner = sign_up(api, smtp_server, "boss@example.com", "team")
     invitee = sign_up(api, smtp_server, "invitee@example.com", "own-co")
     invite(api, owner, invitee.email, "admin")
@@ -237,6 +255,9 @@ def test_invitation_preview_accept_with_account_and_single_use(api: Api, smtp_se
     assert_error(api.get(f"/api/invitations/{token}/"), 404, "not_found")
     assert_error(api.post("/api/invitations/accept/", {"token": token}, headers=invitee.bearer), 404, "not_found")
     assert api.get(f"/api/tenants/{owner.tenant_id}/invitations/", headers=owner.bearer).get_json()["results"] == []
+    # AND the request log shows the route of the token's path, never the token
+    logged = [record.__dict__.get("path") for record in caplog.records if record.name == "segops.http"]
+    assert "/api/invitations/<token>/" in logged and not any(token in str(path) for path in logged)
 
 
 def test_invitation_creates_the_account_of_a_new_address(api: Api, smtp_server: SmtpServer) -> None:
@@ -354,6 +375,20 @@ def test_dev_mailbox_lists_mail_newest_first_with_clickable_links(stack: LocalSt
     assert (stack.settings.mailbox_dir).is_dir() and Path(stack.settings.mailbox_dir).parent == stack.settings.data_dir
 
 
+def test_only_the_application_s_links_are_links(stack: LocalStack) -> None:
+    # GIVEN a tenant whose (owner-chosen) name holds a URL
+    dev = Api(stack)
+    owner = dev.signup()
+    lure = "Claim your prize at https://evil.example/claim"
+    assert dev.patch(f"/api/tenants/{owner.tenant_id}/", {"name": lure}, headers=owner.bearer).status_code == 200
+    # WHEN it invites someone
+    assert dev.post(f"/api/tenants/{owner.tenant_id}/members/", {"email": "v@example.com"}, headers=owner.bearer)
+    # THEN the mail lists the accept link alone, and the mailbox page links nothing else
+    [mail] = [mail for mail in dev.mailbox() if mail["to"] == "v@example.com"]
+    assert lure in mail["text"] and len(mail["links"]) == 1 and "/invitations/accept?token=" in mail["links"][0]
+    assert 'href="https://evil.example' not in dev.get("/dev/mailbox/").get_data(as_text=True)
+
+
 def test_dev_mailbox_is_absent_with_smtp(api: Api) -> None:
     assert_error(api.get("/dev/mailbox.json"), 404, "not_found")
     assert_error(api.get("/dev/mailbox/"), 404, "not_found")
@@ -382,3 +417,35 @@ def test_object_routes_resolve_the_tenant_of_a_user_of_several_tenants(stack: Lo
     # AND a segment of a tenant the person is not in stays a 404; collection routes still need a choice
     assert_error(dev.get(f"/api/segments/{foreign.get_json()['id']}/", headers=person.bearer), 404, "not_found")
     assert_error(dev.get("/api/segments/", headers=person.bearer), 400, "validation_failed")
+
+
+def test_a_session_left_unused_past_its_lifetime_ends(
+    api: Api, smtp_server: SmtpServer, smtp_stack: LocalStack
+) -> None:
+    account = sign_up(api, smtp_server, "idle@example.com", "idle")
+    family = jwt.decode(account.refresh, options={"verify_signature": False})["fam"]
+    smtp_stack.runtime.documents.update(
+        f"refresh-families/{family}",
+        sessions.RefreshFamily,
+        lambda f: f.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
+    )
+    assert_error(api.post("/api/auth/token/refresh/", {"refresh": account.refresh}), 401, "unauthorized")
+
+
+def test_an_unreachable_smtp_server_is_a_503_and_the_same_address_may_retry(
+    settings: Settings, smtp_server: SmtpServer
+) -> None:
+    # GIVEN the SMTP server down (nothing listens on its port)
+    down = settings.model_copy(update={"mailer": "smtp", "smtp_port": free_port(), "smtp_starttls": False})
+    local = LocalStack(down)
+    try:
+        body = {"email": "retry@example.com", "password": PASSWORD, "tenant_slug": "retry-co"}
+        error = assert_error(Api(local).post("/api/auth/signup/", body), 503, "dependency_down")
+        assert "smtp" not in error["message"].lower() and str(down.smtp_port) not in error["message"]
+        # WHEN it is back, the same address signs up again with the slug it asked for
+        local.runtime.settings = down.model_copy(update={"smtp_port": smtp_server.port})
+        local.runtime.mailer = build_mailer(local.runtime.settings)
+        assert Api(local).post("/api/auth/signup/", body).status_code == 202
+        assert mails_to(smtp_server, "retry@example.com")
+    finally:
+        local.stop()

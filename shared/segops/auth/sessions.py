@@ -52,20 +52,22 @@ def rotate(runtime: Runtime, refresh_token: str) -> dict[str, object]:
     """A new pair for the current refresh token of a live family; a retired one revokes the family."""
     claims = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
     next_jti = tokens.new_id()
-    outcome: dict[str, bool] = {}
+
+    now = datetime.now(UTC)
+    lifetime = timedelta(days=runtime.settings.refresh_token_days)
 
     def advance(family: RefreshFamily) -> RefreshFamily:
-        outcome["reused"] = family.current_jti != claims.jti
-        if family.revoked_at is not None or family.user_id != claims.user_id:
+        if family.revoked_at is not None or family.user_id != claims.user_id or family.expires_at <= now:
             return family
-        if outcome["reused"]:
-            family.revoked_at = datetime.now(UTC)
+        if family.current_jti != claims.jti:
+            family.revoked_at = now
         else:
-            family.current_jti = next_jti
+            # Sliding: a session in use lives on, one left alone ends `refresh_token_days` after its last use.
+            family.current_jti, family.expires_at = next_jti, now + lifetime
         return family
 
     family = runtime.documents.update(_key(claims.family), RefreshFamily, advance)
-    if family is None or family.revoked_at is not None or family.user_id != claims.user_id:
+    if family is None or family.revoked_at is not None or family.current_jti != next_jti:
         if family is not None and family.revoked_at is not None:
             _flag_revoked(runtime, claims.family)
         raise Unauthorized("invalid token")

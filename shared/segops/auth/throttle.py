@@ -26,13 +26,22 @@ class Limit:
     window_seconds: int
 
 
-def limits(settings: Settings) -> dict[str, Limit]:
-    return {
-        "login-account": Limit("login-account", settings.login_failures_per_account, settings.login_window_seconds),
-        "login-address": Limit("login-address", settings.logins_per_address, settings.login_window_seconds),
-        "signup-account": Limit("signup-account", settings.signups_per_email, settings.signup_window_seconds),
-        "signup-address": Limit("signup-address", settings.signups_per_address, settings.signup_window_seconds),
-    }
+@dataclass(frozen=True)
+class Limits:
+    login_account: Limit
+    login_address: Limit
+    signup_email: Limit
+    signup_address: Limit
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        login, signup = settings.login_window_seconds, settings.signup_window_seconds
+        return cls(
+            login_account=Limit("login-account", settings.login_failures_per_account, login),
+            login_address=Limit("login-address", settings.logins_per_address, login),
+            signup_email=Limit("signup-email", settings.signups_per_email, signup),
+            signup_address=Limit("signup-address", settings.signups_per_address, signup),
+        )
 
 
 def client_address(request: Request, trusted_proxy_hops: int) -> str:

@@ -333,6 +333,8 @@ class HttpApp:
         self, request: Request, response: Response, ctx: RequestContext | None, started: float, request_id: str
     ) -> None:
         tenant = getattr(ctx.principal, "tenant_id", None) if ctx is not None else None
+        # A `<token>` in the path is a bearer secret (an invitation link): log the route, not the value.
+        path = ctx.route.path if ctx is not None and "<token>" in ctx.route.path else request.path
         log.info(
             "request",
             extra={
@@ -340,7 +342,7 @@ class HttpApp:
                 "request_id": request_id,
                 "tenant_id": tenant,
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             },

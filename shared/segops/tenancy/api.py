@@ -38,7 +38,7 @@ class RefreshRequest(Strict):
     refresh: str = Field(max_length=4096)
 
 
-class TokenRequestByLink(Strict):
+class VerifyEmailRequest(Strict):
     token: str = Field(min_length=1, max_length=128)
 
 
@@ -184,17 +184,17 @@ def _invitation_out(invitation: Invitation) -> InvitationOut:
 def signup(ctx: RequestContext) -> SignupAccepted:
     """Reserve the tenant slug and mail a verification link; the same answer whether or not the email is registered."""
     body: SignupRequest = ctx.body
-    limits = throttle.limits(ctx.runtime.settings)
-    throttle.hit(ctx.runtime, limits["signup-address"], _address(ctx))
-    throttle.hit(ctx.runtime, limits["signup-account"], body.email)
+    limits = throttle.Limits.of(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits.signup_address, _address(ctx))
+    throttle.hit(ctx.runtime, limits.signup_email, body.email)
     service.signup(ctx.runtime, body.email, body.password, body.tenant_slug, body.tenant_name)
     return SignupAccepted()
 
 
-@router.post("/api/auth/verify-email/", auth=(), role=None, body=TokenRequestByLink, response=SignedIn, status=201)
+@router.post("/api/auth/verify-email/", auth=(), role=None, body=VerifyEmailRequest, response=SignedIn, status=201)
 def verify_email(ctx: RequestContext) -> SignedIn:
     """Finish a signup with the mailed token: creates the user and the tenant they own; signs in."""
-    body: TokenRequestByLink = ctx.body
+    body: VerifyEmailRequest = ctx.body
     user, tenant = service.verify_email(ctx.runtime, body.token)
     return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 
@@ -207,14 +207,14 @@ def _pair(ctx: RequestContext, user_id: int) -> dict[str, Any]:
 def token(ctx: RequestContext) -> TokenPair:
     """Exchange email and password for an access (60 min) and a refresh token."""
     body: TokenRequest = ctx.body
-    limits = throttle.limits(ctx.runtime.settings)
-    throttle.hit(ctx.runtime, limits["login-address"], _address(ctx))
+    limits = throttle.Limits.of(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits.login_address, _address(ctx))
     # Per account only failures count (checked before hashing), so the owner's own logins never lock it.
-    throttle.check(ctx.runtime, limits["login-account"], body.email)
+    throttle.check(ctx.runtime, limits.login_account, body.email)
     try:
         user = service.login(ctx.runtime, body.email, body.password)
     except Unauthorized:
-        throttle.hit(ctx.runtime, limits["login-account"], body.email)
+        throttle.hit(ctx.runtime, limits.login_account, body.email)
         raise
     return TokenPair.model_validate(_pair(ctx, user.id))
 

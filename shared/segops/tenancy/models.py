@@ -68,6 +68,7 @@ class SlugReservation(BaseModel):
     """Holds a slug for a pending signup, so the verified signup cannot lose it."""
 
     signup: str
+    email_key: str
     expires_at: datetime
 
 

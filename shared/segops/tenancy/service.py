@@ -58,15 +58,18 @@ def _slug_taken(slug: str) -> Conflict:
     return Conflict("tenant slug is taken", {"tenant_slug": slug})
 
 
-def _reserve_slug(runtime: Runtime, slug: str, signup: str, expires_at: datetime) -> None:
-    """Hold `slug` for a pending signup; a live reservation of another signup is a 409."""
-    reservation = m.SlugReservation(signup=signup, expires_at=expires_at).model_dump(mode="json")
+def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_at: datetime) -> None:
+    """Hold `slug` for a pending signup. A live reservation for another address is a 409; the same
+    address signing up again (a lost mail) takes it over, and only its newest link will work."""
+    reservation = m.SlugReservation(signup=signup, email_key=m.email_key(email), expires_at=expires_at)
     key = m.slug_reservation_key(slug)
     current = runtime.store.get(key)
-    if current is not None and m.SlugReservation.model_validate(current.body).expires_at > m.utcnow():
-        raise _slug_taken(slug)
+    if current is not None:
+        held = m.SlugReservation.model_validate(current.body)
+        if held.expires_at > m.utcnow() and held.email_key != reservation.email_key:
+            raise _slug_taken(slug)
     try:
-        runtime.store.put(key, reservation, if_generation=current.generation if current else 0)
+        runtime.store.put(key, reservation.model_dump(mode="json"), if_generation=current.generation if current else 0)
     except GenerationMismatch:
         raise _slug_taken(slug) from None
 
@@ -108,17 +111,19 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     digest = m.token_digest(token)
     expires_at = m.utcnow() + timedelta(hours=runtime.settings.email_token_hours)
     # Reserved either way: a reservation that only unregistered emails made would reveal them.
-    _reserve_slug(runtime, slug, digest, expires_at)
+    _reserve_slug(runtime, slug, digest, email, expires_at)
     # Hashed either way too, so both paths take the same time.
     password_hash = passwords(runtime).hash(password)
     if runtime.store.get(m.user_email_key(email)) is not None:
+        login = f"{runtime.settings.base_url}/login"
         runtime.mailer.send(
-            Mail.compose(
-                email,
-                "Someone tried to sign up to SegOps with your address",
-                "Someone (maybe you) tried to sign up to SegOps with this email address, which already has "
-                f"an account. Log in instead: {runtime.settings.base_url}/login\n\n"
+            Mail(
+                to=email,
+                subject="Someone tried to sign up to SegOps with your address",
+                text="Someone (maybe you) tried to sign up to SegOps with this email address, which already has "
+                f"an account. Log in instead: {login}\n\n"
                 "If it was not you, you can ignore this message; nothing was changed.",
+                links=[login],
             )
         )
         return
@@ -127,13 +132,14 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     )
     runtime.documents.create(m.signup_key(digest), pending)
     hours = runtime.settings.email_token_hours
+    verify = _link(runtime, "/verify-email", token)
     runtime.mailer.send(
-        Mail.compose(
-            email,
-            "Verify your email to finish signing up to SegOps",
-            f"Open this link to verify your address and create the tenant {slug}:\n\n"
-            f"{_link(runtime, '/verify-email', token)}\n\n"
+        Mail(
+            to=email,
+            subject="Verify your email to finish signing up to SegOps",
+            text=f"Open this link to verify your address and create the tenant {slug}:\n\n{verify}\n\n"
             f"The link works once, for {hours} hours. If you did not sign up, ignore this message.",
+            links=[verify],
         )
     )
 
@@ -298,14 +304,15 @@ def invite(
     docs.save(m.invitation_key(tenant_id, invitation.id), invitation)
     docs.create(m.invitation_token_key(invitation.token_digest), m.Pointer(id=invitation.id, tenant_id=tenant_id))
     team = tenant(runtime, tenant_id)
+    accept = _link(runtime, "/invitations/accept", token)
     runtime.mailer.send(
-        Mail.compose(
-            email,
-            f"You are invited to {team.name} on SegOps",
-            f"You are invited to join {team.name} ({team.slug}) on SegOps as {role}. Accept here:\n\n"
-            f"{_link(runtime, '/invitations/accept', token)}\n\n"
-            f"The link works once, for {runtime.settings.invitation_days} days. "
+        Mail(
+            to=email,
+            subject=f"You are invited to {team.name} on SegOps",
+            text=f"You are invited to join {team.name} ({team.slug}) on SegOps as {role}. Accept here:\n\n"
+            f"{accept}\n\nThe link works once, for {runtime.settings.invitation_days} days. "
             "If you do not want to join, ignore this message.",
+            links=[accept],
         )
     )
     return invitation
