@@ -11,6 +11,8 @@ export default defineConfig({
   build: {
     outDir: 'dist',
     sourcemap: false,
+    // dist/.vite/manifest.json: the chunk graph, read by the bundle-size check (tests/console/test_assets.py).
+    manifest: true,
     rollupOptions: {
       output: {
         // The framework and the component kit change rarely: their own chunks stay cached across releases.

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from werkzeug.test import Client
+
+from tests.support.console import CONSOLE_DIST
 
 
 @pytest.fixture
@@ -56,3 +61,35 @@ def test_api_paths_reach_the_stack_never_the_console(stack: LocalStack, dist: Pa
     unknown = client.get("/api/no-such-endpoint/")
     assert unknown.status_code == 404 and unknown.mimetype == "application/json"
     assert client.get("/segments").mimetype == "text/html"
+
+
+INITIAL_ROUTE_BUDGET = 350 * 1024  # gzipped JavaScript a first visit to any page downloads (issue #15)
+
+
+def test_every_route_loads_at_most_350_kb_of_gzipped_javascript() -> None:
+    # GIVEN the build's chunk graph (Vite's manifest: every chunk with its static imports)
+    manifest_path = CONSOLE_DIST / ".vite" / "manifest.json"
+    if not manifest_path.is_file():
+        pytest.fail("the console is not built: `make console` (make test does it)")
+    chunks: dict[str, dict[str, Any]] = json.loads(manifest_path.read_text())
+
+    def closure(key: str, found: set[str]) -> set[str]:
+        if key not in found:
+            found.add(key)
+            for imported in chunks[key].get("imports", []):
+                closure(imported, found)
+        return found
+
+    def gzipped(keys: set[str]) -> int:
+        return sum(len(gzip.compress((CONSOLE_DIST / chunks[k]["file"]).read_bytes(), 9)) for k in keys)
+
+    (entry,) = [key for key, chunk in chunks.items() if chunk.get("isEntry")]
+    shell = closure(entry, set())
+    pages = [key for key, chunk in chunks.items() if chunk.get("isDynamicEntry") and key.startswith("src/pages/")]
+    # WHEN each page is the first one opened THEN its JavaScript (the shell plus the page) fits the budget
+    sizes = {page: gzipped(closure(page, set(shell))) for page in pages}
+    assert len(pages) >= 12
+    assert max(sizes.values()) <= INITIAL_ROUTE_BUDGET, sizes
+    # AND the sign-in page is in the shell itself, and the JSON editor is not
+    assert gzipped(shell) <= 250 * 1024
+    assert not any("JsonEditor" in key for key in shell)

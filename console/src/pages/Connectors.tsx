@@ -1,13 +1,12 @@
 // Connectors: push a segment's entered/exited users to Klaviyo, Braze, Talon.One or files.
 // Credentials are write-only: the form never holds a stored value, only a new one typed to replace it.
-import { json } from '@codemirror/lang-json';
 import { Badge, Button, Drawer, Group, Modal, PasswordInput, Select, Stack, Switch, Table, Text, TextInput } from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import CodeMirror, { EditorView } from '@uiw/react-codemirror';
 import { useState } from 'react';
 import { api, ApiError } from '../api/client';
 import type { Connector, Segment, SyncList } from '../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../app/feedback';
+import { LazyJsonEditor } from '../app/LazyJsonEditor';
 import { useWorkspace } from '../app/session';
 import { AdminOnly } from './settings/AdminOnly';
 
@@ -21,7 +20,6 @@ const TEMPLATES: Record<ConnectorType, Record<string, unknown>> = {
   file: { format: 'csv', prefix: 'connectors', snapshot: false },
 };
 const LABELS: Record<ConnectorType, string> = { klaviyo: 'Klaviyo', braze: 'Braze', talonone: 'Talon.One', file: 'File (GCS)' };
-const CONFIG_EXTENSIONS = [json(), EditorView.contentAttributes.of({ 'aria-label': 'Configuration (JSON)' })];
 
 export default function Connectors() {
   return (
@@ -180,7 +178,7 @@ function ConnectorForm({ connector, segments, onClose }: { connector: Connector 
             <Text size="sm" fw={500}>
               Configuration (JSON)
             </Text>
-            <CodeMirror value={config} height="160px" extensions={CONFIG_EXTENSIONS} onChange={setConfig} />
+            <LazyJsonEditor value={config} height="160px" label="Configuration (JSON)" onChange={setConfig} />
             {(configProblem ?? configErrors.length > 0) && (
               <Text c="red" size="sm" role="alert">
                 {configProblem ?? configErrors.map(([p, m]) => `${p}: ${m}`).join('; ')}

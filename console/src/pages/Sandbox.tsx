@@ -1,17 +1,14 @@
 // The Event Sandbox of reference/event-sandbox.txt: simulate one event, see which segments the user
 // would enter or exit. Nothing is stored.
-import { json } from '@codemirror/lang-json';
 import { Anchor, Badge, Button, Grid, List, Paper, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
-import CodeMirror, { EditorView } from '@uiw/react-codemirror';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { api, ApiError } from '../api/client';
 import type { SandboxResult } from '../api/types';
 import { ErrorNotice, PageHeader } from '../app/feedback';
+import { LazyJsonEditor } from '../app/LazyJsonEditor';
 import { useWorkspace } from '../app/session';
-
-const PAYLOAD_EXTENSIONS = [json(), EditorView.contentAttributes.of({ 'aria-label': 'Payload' })];
 
 /** `datetime-local` wants local time without zone: now, to the minute. */
 function localNow(): string {
@@ -70,7 +67,7 @@ export default function Sandbox() {
                 <Text size="sm" fw={500}>
                   Payload
                 </Text>
-                <CodeMirror value={payload} height="160px" extensions={PAYLOAD_EXTENSIONS} onChange={setPayload} />
+                <LazyJsonEditor value={payload} height="160px" label="Payload" onChange={setPayload} />
                 {(parsed.problem ?? fields['/payload']) && (
                   <Text c="red" size="sm" role="alert">
                     {parsed.problem ?? fields['/payload']}

@@ -1,14 +1,13 @@
 // A definition edited two ways over one JSON document: the visual builder and a JSON tab. Either
 // edits the same object, so switching tabs never loses or reorders anything. A debounced preview asks
 // the API for the matched users and SQL, and its validation errors land at the offending fields.
-import { json } from '@codemirror/lang-json';
 import { Alert, Badge, Code, Group, Paper, Stack, Tabs, Text, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { useQuery } from '@tanstack/react-query';
-import CodeMirror, { EditorView } from '@uiw/react-codemirror';
 import { useEffect, useState } from 'react';
 import { api, ApiError } from '../api/client';
 import type { Preview } from '../api/types';
+import { LazyJsonEditor } from '../app/LazyJsonEditor';
 import type { Group as DslGroup } from './dsl';
 import { RuleBuilder } from './RuleBuilder';
 import { useSuggestions } from './suggestions';
@@ -91,9 +90,6 @@ export function DefinitionEditor({ definition, onChange, errors, readOnly }: Pro
   );
 }
 
-// The editable area is CodeMirror's own element: it gets the accessible name.
-const JSON_EXTENSIONS = [json(), EditorView.contentAttributes.of({ 'aria-label': 'Definition JSON' })];
-
 function JsonTab({ definition, onChange, readOnly }: { definition: DslGroup; onChange: (d: DslGroup) => void; readOnly: boolean }) {
   const [text, setText] = useState(() => JSON.stringify(definition, null, 2));
   const [problem, setProblem] = useState<string | null>(null);
@@ -113,12 +109,11 @@ function JsonTab({ definition, onChange, readOnly }: { definition: DslGroup; onC
       <Text size="sm" fw={500}>
         Definition (JSON)
       </Text>
-      <CodeMirror
+      <LazyJsonEditor
         value={text}
         height="360px"
-        extensions={JSON_EXTENSIONS}
+        label="Definition JSON"
         readOnly={readOnly}
-        data-testid="definition-json"
         onChange={(value) => {
           setText(value);
           try {
