@@ -1,6 +1,6 @@
 // Ingestion at a glance: health of the bus, its worker and ClickHouse; volume over a window with the
 // event types; the latest refused events.
-import { AreaChart } from '@mantine/charts';
+import { BarChart } from '@mantine/charts';
 import '@mantine/charts/styles.css';
 import { Badge, Group, Paper, SegmentedControl, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
@@ -82,7 +82,7 @@ export default function Events() {
                 <Empty>No events in this window.</Empty>
               ) : (
                 <div role="img" aria-label={`Events and unique users per ${hourly ? 'hour' : 'day'}`}>
-                  <AreaChart h={220} data={points} dataKey="time" series={[{ name: 'events', color: 'indigo.7' }, { name: 'users', color: 'teal.7' }]} curveType="monotone" withLegend areaProps={{ isAnimationActive: false }} />
+                  <BarChart h={220} data={points} dataKey="time" series={[{ name: 'events', label: 'Events', color: 'indigo.7' }, { name: 'users', label: 'Unique users', color: 'teal.7' }]} withLegend barProps={{ isAnimationActive: false }} />
                 </div>
               )}
               <Table striped>
