@@ -100,3 +100,29 @@ def test_login_page_and_return_after_401(console_stack: ConsoleStack, browser: B
         assert [e for e in page.errors if "401" not in e] == []
     finally:
         context.close()
+
+
+def test_tenant_switcher_for_a_person_in_two_tenants(console_stack: ConsoleStack, browser: Browser) -> None:
+    # GIVEN an owner who created a second tenant with a segment of its own
+    account = new_account(console_stack, "switch-one")
+    status, second = console_stack.api(account.access, "POST", "/api/tenants/", {"slug": "switch-two"})
+    assert status == 201, second
+    status, _ = console_stack.api(
+        account.access, "POST", "/api/segments/", {"name": "Only In Two", "tenant": second["id"]}
+    )
+    assert status == 201
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = open_page(context)
+        log_in(page.page, console_stack, account)
+        expect(page.page.get_by_text("No segments yet.")).to_be_visible()
+        # WHEN the other tenant is chosen in the header
+        page.page.get_by_role("textbox", name="Tenant").click()
+        page.page.get_by_role("option", name="switch-two").click()
+        # THEN its segments are listed, and the choice survives a reload
+        expect(page.page.get_by_role("link", name="Only In Two")).to_be_visible()
+        page.page.reload()
+        expect(page.page.get_by_role("link", name="Only In Two")).to_be_visible()
+        assert page.errors == []
+    finally:
+        context.close()
