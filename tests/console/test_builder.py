@@ -89,11 +89,11 @@ def test_builder_edits_and_api_errors_land_at_the_field(
     # GIVEN a condition built with the controls: event_count → where filter → nested OR group
     page.get_by_role("button", name="+ Condition").first.click()
     condition = page.get_by_role("group", name="Condition 1", exact=True)
-    condition.get_by_label("Event type").fill("order_placed")
+    condition.get_by_role("textbox", name="Event type").fill("order_placed")
     condition.get_by_label("Within last (days)").fill("30")
     condition.get_by_role("button", name="+ where").click()
     where = page.get_by_role("group", name="Condition 1 where 1")
-    where.get_by_label("Payload property").fill("shipping.address.city")
+    where.get_by_role("textbox", name="Payload property").fill("shipping.address.city")
     where.get_by_label("Value").fill("Oslo")
     page.get_by_role("button", name="+ Group").first.click()
     # WHEN the count is made invalid

@@ -59,7 +59,7 @@ def test_quickstart_as_a_new_user(console_stack: ConsoleStack, browser_page: Bro
     page.get_by_role("button", name="+ Condition").click()
     condition = page.get_by_role("group", name="Condition 1")
     expect(condition.get_by_label("Condition type")).to_have_value("event_count")
-    condition.get_by_label("Event type").fill("page_viewed")
+    condition.get_by_role("textbox", name="Event type").fill("page_viewed")
     expect(condition.get_by_label("Operator")).to_have_value("≥ at least")
     expect(condition.get_by_label("Count")).to_have_value("1")
     expect(page.get_by_test_id("preview-count")).to_have_text("1")

@@ -51,7 +51,7 @@ def test_sandbox_walkthrough(console_stack: ConsoleStack, browser_page: BrowserP
     nav(page, "Sandbox")
     expect(page.get_by_label("Occurred At")).not_to_have_value("")  # defaults to now
     page.get_by_label("User ID").fill("user-test-123")
-    page.get_by_label("Event Type").fill("order_placed")
+    page.get_by_role("textbox", name="Event Type").fill("order_placed")
     payload = page.get_by_role("textbox", name="Payload")
     payload.click()
     page.keyboard.press("ControlOrMeta+a")

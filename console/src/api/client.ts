@@ -13,12 +13,15 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly details: Record<string, unknown>;
+  /** The response body as sent (health answers 503 with its own shape, naming the failing part). */
+  readonly body: unknown;
 
-  constructor(status: number, code: string, message: string, details: Record<string, unknown>) {
+  constructor(status: number, code: string, message: string, details: Record<string, unknown>, body: unknown = null) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details;
+    this.body = body;
   }
 
   /** The per-field problems of a 400, keyed by JSON pointer (`/definition/conditions/0/value`). */
@@ -178,6 +181,7 @@ async function parse<T>(response: Response): Promise<T> {
       error?.code ?? 'http_error',
       error?.message ?? `${response.status} ${response.statusText}`,
       error?.details ?? {},
+      data,
     );
   }
   return data as T;

@@ -5,7 +5,7 @@ import '@mantine/charts/styles.css';
 import { Badge, Group, Paper, SegmentedControl, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
-import { api } from '../api/client';
+import { api, ApiError } from '../api/client';
 import type { Health, IngestionErrors, IngestionStats } from '../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../app/feedback';
 
@@ -22,6 +22,8 @@ export default function Events() {
   });
   const stats = useQuery({ queryKey: ['ingestion-stats', window], queryFn: () => api.get<IngestionStats>('/api/ingestion/stats/', { window }) });
   const errors = useQuery({ queryKey: ['ingestion-errors'], queryFn: () => api.get<IngestionErrors>('/api/ingestion/errors/', { limit: 20 }) });
+  const degraded = health.error instanceof ApiError && health.error.status === 503 ? (health.error.body as Health | null) : null;
+  const healthState = health.data ?? (degraded && 'worker' in degraded ? degraded : null);
   const hourly = window === '24h';
   const points = (stats.data?.timeseries ?? []).map((b) => ({
     time: new Date(b.bucket).toLocaleString(undefined, hourly ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric' }),
@@ -38,14 +40,14 @@ export default function Events() {
           </Title>
           {health.isPending ? (
             <Loading />
-          ) : health.isError ? (
-            <ErrorNotice error={health.error} />
-          ) : (
+          ) : healthState ? (
             <Group>
-              <HealthBadge label="Bus" value={health.data.pubsub_topic} />
-              <HealthBadge label="Worker" value={health.data.worker} />
-              <HealthBadge label="ClickHouse" value={health.data.clickhouse} />
+              <HealthBadge label="Bus" value={healthState.pubsub_topic} />
+              <HealthBadge label="Worker" value={healthState.worker} />
+              <HealthBadge label="ClickHouse" value={healthState.clickhouse} />
             </Group>
+          ) : (
+            <ErrorNotice error={health.error} />
           )}
         </Paper>
         <Paper withBorder p="sm">

@@ -1,6 +1,6 @@
 // The Event Sandbox of reference/event-sandbox.txt: simulate one event, see which segments the user
 // would enter or exit. Nothing is stored.
-import { Anchor, Badge, Button, Grid, List, Paper, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Anchor, Autocomplete, Badge, Button, Grid, List, Paper, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'react-router';
@@ -9,6 +9,7 @@ import type { SandboxResult } from '../api/types';
 import { ErrorNotice, PageHeader } from '../app/feedback';
 import { LazyJsonEditor } from '../app/LazyJsonEditor';
 import { useWorkspace } from '../app/session';
+import { useSuggestions } from '../segments/suggestions';
 
 /** `datetime-local` wants local time without zone: now, to the minute. */
 function localNow(): string {
@@ -30,6 +31,7 @@ function parsePayload(text: string): { value?: Record<string, unknown>; problem?
 
 export default function Sandbox() {
   const { can } = useWorkspace();
+  const suggestions = useSuggestions();
   const [userId, setUserId] = useState('');
   const [eventType, setEventType] = useState('');
   const [occurredAt, setOccurredAt] = useState(localNow);
@@ -61,7 +63,7 @@ export default function Sandbox() {
           >
             <Stack>
               <TextInput label="User ID" required value={userId} onChange={(e) => setUserId(e.currentTarget.value)} error={fields['/user_id']} />
-              <TextInput label="Event Type" placeholder="order_placed" required value={eventType} onChange={(e) => setEventType(e.currentTarget.value)} error={fields['/event_type']} />
+              <Autocomplete label="Event Type" placeholder="order_placed" required data={suggestions.eventTypes} value={eventType} onChange={setEventType} error={fields['/event_type']} />
               <TextInput label="Occurred At" type="datetime-local" value={occurredAt} onChange={(e) => setOccurredAt(e.currentTarget.value)} error={fields['/occurred_at']} />
               <div>
                 <Text size="sm" fw={500}>
