@@ -42,7 +42,8 @@ package: install
 # The web console (console/): npm ci when the lockfile changes, a build when the lockfile or any source
 # changes; the stamps are named by content hashes, so a checkout that only touches mtimes rebuilds nothing.
 CONSOLE_SOURCES := $(shell find console/src console/public -type f 2>/dev/null | sort) \
-  console/index.html console/package.json console/package-lock.json console/tsconfig.json console/vite.config.ts
+  console/index.html console/package.json console/package-lock.json console/tsconfig.json console/vite.config.ts \
+  console/.prettierrc.json console/.prettierignore
 CONSOLE_DEPS_STAMP := console/node_modules/.installed-$(shell cat console/package-lock.json | sha1sum | cut -c1-12)
 CONSOLE_STAMP := console/dist/.built-$(shell cat $(CONSOLE_SOURCES) | sha1sum | cut -c1-12)
 

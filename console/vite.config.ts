@@ -6,7 +6,10 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   plugins: [react()],
   server: {
-    proxy: { '/api': process.env.SEGOPS_API ?? 'http://127.0.0.1:8080', '/dev': process.env.SEGOPS_API ?? 'http://127.0.0.1:8080' },
+    proxy: {
+      '/api': process.env.SEGOPS_API ?? 'http://127.0.0.1:8080',
+      '/dev': process.env.SEGOPS_API ?? 'http://127.0.0.1:8080',
+    },
   },
   build: {
     outDir: 'dist',

@@ -1,9 +1,10 @@
-"""Connector credentials are write-only in the console; a segment export downloads its members."""
+"""Connector credentials and the Shopify secret are write-only in the console; an export downloads."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -90,4 +91,25 @@ def test_export_downloads_the_members(console_stack: ConsoleStack, browser_page:
     path = download.path()
     rows = list(csv.reader(io.StringIO(path.read_text())))
     assert sorted(r[0] for r in rows[1:]) == ["u-0", "u-1", "u-2"]
+    assert browser_page.errors == []
+
+
+def test_shopify_secret_is_write_only_and_the_webhook_url_is_shown(
+    console_stack: ConsoleStack, browser_page: BrowserPage
+) -> None:
+    owner = new_account(console_stack, "shopify-shop")
+    page = browser_page.page
+    log_in(page, console_stack, owner)
+    # GIVEN Settings → Integrations: the webhook URL to paste into Shopify, no secret yet
+    nav(page, "Integrations")
+    expect(page.get_by_text(f"{console_stack.base}/api/ingestion/shopify/shopify-shop/")).to_be_visible()
+    expect(page.get_by_text("not set")).to_be_visible()
+    # WHEN the secret is saved
+    page.get_by_label("Shopify app API secret key").fill("shpss_write_only_secret_value")
+    page.get_by_role("button", name="Save secret").click()
+    # THEN the page says it is set, the field is empty again, and the secret is nowhere
+    expect(page.get_by_text(re.compile("^set "))).to_be_visible()
+    expect(page.get_by_label("Replace the API secret key")).to_have_value("")
+    assert "shpss_write_only_secret_value" not in page.content()
+    assert_accessible(page, "integrations-set")
     assert browser_page.errors == []

@@ -28,7 +28,9 @@ export function Shell() {
   const next = encodeURIComponent(location.pathname + location.search);
 
   useEffect(() => {
-    handleUnauthorized(() => navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`));
+    handleUnauthorized(() =>
+      navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`),
+    );
   }, [navigate]);
   useEffect(() => {
     if (restoring) void session.refresh().finally(() => setRestoring(false));
@@ -52,7 +54,11 @@ function Frame() {
     <NavLink key={item.to} component={RouterLink} to={item.to} label={item.label} />
   );
   return (
-    <AppShell header={{ height: 56 }} navbar={{ width: 220, breakpoint: 'sm', collapsed: { mobile: !opened } }} padding="md">
+    <AppShell
+      header={{ height: 56 }}
+      navbar={{ width: 220, breakpoint: 'sm', collapsed: { mobile: !opened } }}
+      padding="md"
+    >
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group gap="xs" wrap="nowrap">
@@ -106,9 +112,7 @@ function Frame() {
           {SETTINGS.map(link)}
         </NavLink>
       </AppShell.Navbar>
-      <AppShell.Main>
-        {workspace.tenant ? <Outlet /> : <Loading />}
-      </AppShell.Main>
+      <AppShell.Main>{workspace.tenant ? <Outlet /> : <Loading />}</AppShell.Main>
     </AppShell>
   );
 }

@@ -3,7 +3,9 @@ import { createBrowserRouter, Navigate } from 'react-router';
 import { Shell } from './Shell';
 import { Login } from '../pages/Login';
 
-const page = (load: () => Promise<{ default: React.ComponentType }>) => async () => ({ Component: (await load()).default });
+const page = (load: () => Promise<{ default: React.ComponentType }>) => async () => ({
+  Component: (await load()).default,
+});
 
 export const router = createBrowserRouter([
   { path: '/login', Component: Login },

@@ -10,7 +10,6 @@ import { ErrorNotice, Loading } from '../app/feedback';
 import { signIn } from '../app/session';
 import { AuthFrame } from './AuthFrame';
 
-
 export default function AcceptInvitation() {
   const [params] = useSearchParams();
   const token = params.get('token') ?? '';
@@ -20,7 +19,8 @@ export default function AcceptInvitation() {
   const [busy, setBusy] = useState(false);
   const invitation = useQuery({
     queryKey: ['invitation', token],
-    queryFn: () => request<InvitationPreview>('GET', `/api/invitations/${encodeURIComponent(token)}/`, { anonymous: true }),
+    queryFn: () =>
+      request<InvitationPreview>('GET', `/api/invitations/${encodeURIComponent(token)}/`, { anonymous: true }),
     enabled: token !== '',
     retry: false,
   });

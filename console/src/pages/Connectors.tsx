@@ -1,6 +1,20 @@
 // Connectors: push a segment's entered/exited users to Klaviyo, Braze, Talon.One or files.
 // Credentials are write-only: the form never holds a stored value, only a new one typed to replace it.
-import { Badge, Button, Drawer, Group, Modal, PasswordInput, Select, Stack, Switch, Table, Text, TextInput } from '@mantine/core';
+import {
+  Badge,
+  Button,
+  Drawer,
+  Group,
+  Modal,
+  PasswordInput,
+  Select,
+  Stack,
+  Switch,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError } from '../api/client';
@@ -19,7 +33,12 @@ const TEMPLATES: Record<ConnectorType, Record<string, unknown>> = {
   talonone: { base_url: 'https://yourdeployment.talon.one', audience_name: '' },
   file: { format: 'csv', prefix: 'connectors', snapshot: false },
 };
-const LABELS: Record<ConnectorType, string> = { klaviyo: 'Klaviyo', braze: 'Braze', talonone: 'Talon.One', file: 'File (GCS)' };
+const LABELS: Record<ConnectorType, string> = {
+  klaviyo: 'Klaviyo',
+  braze: 'Braze',
+  talonone: 'Talon.One',
+  file: 'File (GCS)',
+};
 
 export default function Connectors() {
   return (
@@ -32,8 +51,14 @@ export default function Connectors() {
 function ConnectorList() {
   const { tenant } = useWorkspace();
   const client = useQueryClient();
-  const connectors = useQuery({ queryKey: ['connectors', tenant?.id], queryFn: () => api.get<{ results: Connector[] }>('/api/connectors/') });
-  const segments = useQuery({ queryKey: ['segment-names'], queryFn: () => api.get<{ results: Segment[] }>('/api/segments/', { limit: 500 }) });
+  const connectors = useQuery({
+    queryKey: ['connectors', tenant?.id],
+    queryFn: () => api.get<{ results: Connector[] }>('/api/connectors/'),
+  });
+  const segments = useQuery({
+    queryKey: ['segment-names'],
+    queryFn: () => api.get<{ results: Segment[] }>('/api/segments/', { limit: 500 }),
+  });
   const [editing, setEditing] = useState<Connector | 'new' | null>(null);
   const [history, setHistory] = useState<Connector | null>(null);
   const sync = useMutation({
@@ -62,7 +87,7 @@ function ConnectorList() {
                 <Table.Th>Credentials</Table.Th>
                 <Table.Th>Last sync</Table.Th>
                 <Table.Th>
-                  <span className="mantine-visually-hidden">Actions</span>
+                  <VisuallyHidden>Actions</VisuallyHidden>
                 </Table.Th>
               </Table.Tr>
             </Table.Thead>
@@ -78,16 +103,28 @@ function ConnectorList() {
                     </Badge>
                   </Table.Td>
                   <Table.Td>{c.credentials_set ? 'set' : c.type === 'file' ? 'not needed' : 'missing'}</Table.Td>
-                  <Table.Td>{c.last_sync ? `${c.last_sync.status} · ${formatTime(c.last_sync.requested_at)}` : '—'}</Table.Td>
+                  <Table.Td>
+                    {c.last_sync ? `${c.last_sync.status} · ${formatTime(c.last_sync.requested_at)}` : '—'}
+                  </Table.Td>
                   <Table.Td>
                     <Group gap={4} wrap="nowrap">
                       <Button size="xs" variant="subtle" onClick={() => setEditing(c)} aria-label={`Edit ${c.name}`}>
                         Edit
                       </Button>
-                      <Button size="xs" variant="subtle" onClick={() => sync.mutate(c)} aria-label={`Full sync ${c.name}`}>
+                      <Button
+                        size="xs"
+                        variant="subtle"
+                        onClick={() => sync.mutate(c)}
+                        aria-label={`Full sync ${c.name}`}
+                      >
                         Full sync
                       </Button>
-                      <Button size="xs" variant="subtle" onClick={() => setHistory(c)} aria-label={`Sync history of ${c.name}`}>
+                      <Button
+                        size="xs"
+                        variant="subtle"
+                        onClick={() => setHistory(c)}
+                        aria-label={`Sync history of ${c.name}`}
+                      >
                         History
                       </Button>
                     </Group>
@@ -105,14 +142,28 @@ function ConnectorList() {
           onClose={() => setEditing(null)}
         />
       )}
-      <Drawer opened={history !== null} onClose={() => setHistory(null)} title={`Sync history: ${history?.name ?? ''}`} position="right" size="lg">
+      <Drawer
+        opened={history !== null}
+        onClose={() => setHistory(null)}
+        title={`Sync history: ${history?.name ?? ''}`}
+        position="right"
+        size="lg"
+      >
         {history && <SyncHistory connector={history} />}
       </Drawer>
     </>
   );
 }
 
-function ConnectorForm({ connector, segments, onClose }: { connector: Connector | null; segments: Segment[]; onClose: () => void }) {
+function ConnectorForm({
+  connector,
+  segments,
+  onClose,
+}: {
+  connector: Connector | null;
+  segments: Segment[];
+  onClose: () => void;
+}) {
   const client = useQueryClient();
   const [type, setType] = useState<ConnectorType>((connector?.type as ConnectorType) ?? 'klaviyo');
   const [name, setName] = useState(connector?.name ?? '');
@@ -125,8 +176,16 @@ function ConnectorForm({ connector, segments, onClose }: { connector: Connector 
     mutationFn: () => {
       const parsed = JSON.parse(config) as Record<string, unknown>;
       const credentials = apiKey ? { api_key: apiKey } : undefined;
-      const body = { name, segment_id: Number(segmentId), active, config: parsed, ...(credentials ? { credentials } : {}) };
-      return connector ? api.patch<Connector>(`/api/connectors/${connector.id}/`, body) : api.post<Connector>('/api/connectors/', { ...body, type });
+      const body = {
+        name,
+        segment_id: Number(segmentId),
+        active,
+        config: parsed,
+        ...(credentials ? { credentials } : {}),
+      };
+      return connector
+        ? api.patch<Connector>(`/api/connectors/${connector.id}/`, body)
+        : api.post<Connector>('/api/connectors/', { ...body, type });
     },
     onSuccess: () => {
       setApiKey('');
@@ -164,7 +223,13 @@ function ConnectorForm({ connector, segments, onClose }: { connector: Connector 
             }}
             comboboxProps={{ withinPortal: false }}
           />
-          <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} error={fields['/name']} />
+          <TextInput
+            label="Name"
+            required
+            value={name}
+            onChange={(e) => setName(e.currentTarget.value)}
+            error={fields['/name']}
+          />
           <Select
             label="Segment"
             required
@@ -188,16 +253,26 @@ function ConnectorForm({ connector, segments, onClose }: { connector: Connector 
           {type !== 'file' && (
             <PasswordInput
               label={connector?.credentials_set ? 'Replace API key' : 'API key'}
-              description={connector?.credentials_set ? 'A key is stored. It is never shown; leave empty to keep it.' : 'Write-only: it is never shown again'}
+              description={
+                connector?.credentials_set
+                  ? 'A key is stored. It is never shown; leave empty to keep it.'
+                  : 'Write-only: it is never shown again'
+              }
               autoComplete="off"
               value={apiKey}
               onChange={(e) => setApiKey(e.currentTarget.value)}
               error={fields['/credentials/api_key'] ?? fields['/credentials']}
             />
           )}
-          <Switch label="Active (sync after each compute)" checked={active} onChange={(e) => setActive(e.currentTarget.checked)} />
+          <Switch
+            label="Active (sync after each compute)"
+            checked={active}
+            onChange={(e) => setActive(e.currentTarget.checked)}
+          />
           {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
-          {Object.keys(fields).length > 0 && configErrors.length === Object.keys(fields).length && <ErrorNotice error={save.error} />}
+          {Object.keys(fields).length > 0 && configErrors.length === Object.keys(fields).length && (
+            <ErrorNotice error={save.error} />
+          )}
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>
               Cancel
@@ -216,7 +291,8 @@ function SyncHistory({ connector }: { connector: Connector }) {
   const syncs = useQuery({
     queryKey: ['syncs', connector.id],
     queryFn: () => api.get<SyncList>(`/api/connectors/${connector.id}/syncs/`),
-    refetchInterval: (q) => (q.state.data?.results.some((s) => s.status === 'queued' || s.status === 'running') ? 1500 : false),
+    refetchInterval: (q) =>
+      q.state.data?.results.some((s) => s.status === 'queued' || s.status === 'running') ? 1500 : false,
   });
   if (syncs.isPending) return <Loading />;
   if (syncs.isError) return <ErrorNotice error={syncs.error} />;

@@ -20,13 +20,23 @@ export default function Events() {
     // 503 carries the same body with the failing part named: show it rather than a bare error.
     retry: false,
   });
-  const stats = useQuery({ queryKey: ['ingestion-stats', window], queryFn: () => api.get<IngestionStats>('/api/ingestion/stats/', { window }) });
-  const errors = useQuery({ queryKey: ['ingestion-errors'], queryFn: () => api.get<IngestionErrors>('/api/ingestion/errors/', { limit: 20 }) });
-  const degraded = health.error instanceof ApiError && health.error.status === 503 ? (health.error.body as Health | null) : null;
+  const stats = useQuery({
+    queryKey: ['ingestion-stats', window],
+    queryFn: () => api.get<IngestionStats>('/api/ingestion/stats/', { window }),
+  });
+  const errors = useQuery({
+    queryKey: ['ingestion-errors'],
+    queryFn: () => api.get<IngestionErrors>('/api/ingestion/errors/', { limit: 20 }),
+  });
+  const degraded =
+    health.error instanceof ApiError && health.error.status === 503 ? (health.error.body as Health | null) : null;
   const healthState = health.data ?? (degraded && 'worker' in degraded ? degraded : null);
   const hourly = window === '24h';
   const points = (stats.data?.timeseries ?? []).map((b) => ({
-    time: new Date(b.bucket).toLocaleString(undefined, hourly ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric' }),
+    time: new Date(b.bucket).toLocaleString(
+      undefined,
+      hourly ? { hour: '2-digit', minute: '2-digit' } : { month: 'short', day: 'numeric' },
+    ),
     events: b.event_count,
     users: b.unique_users,
   }));
@@ -55,7 +65,12 @@ export default function Events() {
             <Title order={2} size="h4">
               Volume
             </Title>
-            <SegmentedControl aria-label="Window" data={[...WINDOWS]} value={window} onChange={(v) => setWindow(v as (typeof WINDOWS)[number])} />
+            <SegmentedControl
+              aria-label="Window"
+              data={[...WINDOWS]}
+              value={window}
+              onChange={(v) => setWindow(v as (typeof WINDOWS)[number])}
+            />
           </Group>
           <ErrorNotice error={stats.error} />
           {stats.isPending ? (
@@ -84,7 +99,17 @@ export default function Events() {
                 <Empty>No events in this window.</Empty>
               ) : (
                 <div role="img" aria-label={`Events and unique users per ${hourly ? 'hour' : 'day'}`}>
-                  <BarChart h={220} data={points} dataKey="time" series={[{ name: 'events', label: 'Events', color: 'indigo.7' }, { name: 'users', label: 'Unique users', color: 'teal.7' }]} withLegend barProps={{ isAnimationActive: false }} />
+                  <BarChart
+                    h={220}
+                    data={points}
+                    dataKey="time"
+                    series={[
+                      { name: 'events', label: 'Events', color: 'indigo.7' },
+                      { name: 'users', label: 'Unique users', color: 'teal.7' },
+                    ]}
+                    withLegend
+                    barProps={{ isAnimationActive: false }}
+                  />
                 </div>
               )}
               <Table striped>

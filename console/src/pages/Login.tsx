@@ -28,7 +28,9 @@ export function Login() {
           setBusy(true);
           setError(null);
           try {
-            await signIn(await request<Tokens>('POST', '/api/auth/token/', { body: { email, password }, anonymous: true }));
+            await signIn(
+              await request<Tokens>('POST', '/api/auth/token/', { body: { email, password }, anonymous: true }),
+            );
             navigate(safeNext(params.get('next')), { replace: true });
           } catch (err) {
             setError(err);
@@ -39,8 +41,23 @@ export function Login() {
       >
         <Stack>
           {params.get('next') && <Text size="sm">Your session ended. Log in to continue.</Text>}
-          <TextInput label="Email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.currentTarget.value)} error={fields['/email']} />
-          <PasswordInput label="Password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.currentTarget.value)} error={fields['/password']} />
+          <TextInput
+            label="Email"
+            type="email"
+            autoComplete="email"
+            required
+            value={email}
+            onChange={(e) => setEmail(e.currentTarget.value)}
+            error={fields['/email']}
+          />
+          <PasswordInput
+            label="Password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.currentTarget.value)}
+            error={fields['/password']}
+          />
           <ErrorNotice error={error} />
           <Button type="submit" loading={busy}>
             Log in

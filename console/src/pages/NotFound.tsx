@@ -7,7 +7,10 @@ export default function NotFound() {
     <>
       <PageHeader title="Page not found" />
       <Text>
-        Nothing lives here. <Anchor component={Link} to="/segments">Back to Segments</Anchor>
+        Nothing lives here.{' '}
+        <Anchor component={Link} to="/segments">
+          Back to Segments
+        </Anchor>
       </Text>
     </>
   );

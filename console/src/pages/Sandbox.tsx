@@ -22,7 +22,8 @@ function parsePayload(text: string): { value?: Record<string, unknown>; problem?
   if (text.trim() === '') return { value: {} };
   try {
     const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'Payload must be a JSON object' };
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      return { problem: 'Payload must be a JSON object' };
     return { value: value as Record<string, unknown> };
   } catch (err) {
     return { problem: `Invalid JSON: ${(err as Error).message}` };
@@ -51,7 +52,9 @@ export default function Sandbox() {
   return (
     <>
       <PageHeader title="Sandbox">
-        <Text size="sm">Publish a test event and see which segments the user would enter or exit. Sandbox events are not stored.</Text>
+        <Text size="sm">
+          Publish a test event and see which segments the user would enter or exit. Sandbox events are not stored.
+        </Text>
       </PageHeader>
       <Grid>
         <Grid.Col span={{ base: 12, md: 6 }}>
@@ -62,9 +65,29 @@ export default function Sandbox() {
             }}
           >
             <Stack>
-              <TextInput label="User ID" required value={userId} onChange={(e) => setUserId(e.currentTarget.value)} error={fields['/user_id']} />
-              <Autocomplete label="Event Type" placeholder="order_placed" required data={suggestions.eventTypes} value={eventType} onChange={setEventType} error={fields['/event_type']} />
-              <TextInput label="Occurred At" type="datetime-local" value={occurredAt} onChange={(e) => setOccurredAt(e.currentTarget.value)} error={fields['/occurred_at']} />
+              <TextInput
+                label="User ID"
+                required
+                value={userId}
+                onChange={(e) => setUserId(e.currentTarget.value)}
+                error={fields['/user_id']}
+              />
+              <Autocomplete
+                label="Event Type"
+                placeholder="order_placed"
+                required
+                data={suggestions.eventTypes}
+                value={eventType}
+                onChange={setEventType}
+                error={fields['/event_type']}
+              />
+              <TextInput
+                label="Occurred At"
+                type="datetime-local"
+                value={occurredAt}
+                onChange={(e) => setOccurredAt(e.currentTarget.value)}
+                error={fields['/occurred_at']}
+              />
               <div>
                 <Text size="sm" fw={500}>
                   Payload

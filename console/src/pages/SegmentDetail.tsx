@@ -1,6 +1,21 @@
 // One segment: its rules (builder/JSON, preview, save → new version), Recompute with live status,
 // members with a membership check, version diff, and exports.
-import { Alert, Anchor, Badge, Button, Group, Paper, SegmentedControl, SimpleGrid, Stack, Switch, Table, Tabs, Text, TextInput } from '@mantine/core';
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Group,
+  Paper,
+  SegmentedControl,
+  SimpleGrid,
+  Stack,
+  Switch,
+  Table,
+  Tabs,
+  Text,
+  TextInput,
+} from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
@@ -93,7 +108,11 @@ function RecomputeButton({ segment }: { segment: Segment }) {
     onError: (error) => notifications.show({ color: 'red', title: 'Recompute refused', message: error.message }),
   });
   return (
-    <Button onClick={() => recompute.mutate()} loading={recompute.isPending || status === 'queued' || status === 'running'} disabled={!segment.definition}>
+    <Button
+      onClick={() => recompute.mutate()}
+      loading={recompute.isPending || status === 'queued' || status === 'running'}
+      disabled={!segment.definition}
+    >
       Recompute
     </Button>
   );
@@ -143,7 +162,9 @@ function Stat({ label, value }: { label: string; value: React.ReactNode }) {
 
 function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: boolean }) {
   const client = useQueryClient();
-  const [definition, setDefinition] = useState<DslGroup>(() => (segment.definition as DslGroup | null) ?? emptyDefinition());
+  const [definition, setDefinition] = useState<DslGroup>(
+    () => (segment.definition as DslGroup | null) ?? emptyDefinition(),
+  );
   const save = useMutation({
     mutationFn: () => api.patch<Segment>(`/api/segments/${segment.id}/`, { definition }),
     onSuccess: (saved) => {
@@ -178,7 +199,8 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
 function MembersTab({ segment }: { segment: Segment }) {
   const members = useInfiniteQuery({
     queryKey: ['members', segment.id],
-    queryFn: ({ pageParam }) => api.get<Members>(`/api/segments/${segment.id}/members/`, { limit: 100, cursor: pageParam }),
+    queryFn: ({ pageParam }) =>
+      api.get<Members>(`/api/segments/${segment.id}/members/`, { limit: 100, cursor: pageParam }),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
   });
@@ -244,7 +266,12 @@ function MembershipCheck() {
         }}
       >
         <Group align="flex-end">
-          <TextInput label="Check a user" placeholder="user-123" value={userId} onChange={(e) => setUserId(e.currentTarget.value)} />
+          <TextInput
+            label="Check a user"
+            placeholder="user-123"
+            value={userId}
+            onChange={(e) => setUserId(e.currentTarget.value)}
+          />
           <Button type="submit" variant="light" loading={check.isPending}>
             Check
           </Button>
@@ -302,7 +329,15 @@ function ExportTab({ segment }: { segment: Segment }) {
           <Text size="sm" fw={500} id="export-format-label">
             Format
           </Text>
-          <SegmentedControl aria-labelledby="export-format-label" data={[{ value: 'csv', label: 'CSV' }, { value: 'parquet', label: 'Parquet' }]} value={format} onChange={(v) => setFormat(v as 'csv' | 'parquet')} />
+          <SegmentedControl
+            aria-labelledby="export-format-label"
+            data={[
+              { value: 'csv', label: 'CSV' },
+              { value: 'parquet', label: 'Parquet' },
+            ]}
+            value={format}
+            onChange={(v) => setFormat(v as 'csv' | 'parquet')}
+          />
         </div>
         <Button onClick={() => start.mutate()} loading={start.isPending}>
           Export
@@ -322,7 +357,10 @@ function ExportTab({ segment }: { segment: Segment }) {
               mt="sm"
               variant="light"
               onClick={() =>
-                download(`/api/segments/exports/${progress.data.export_id}/download/`, `segment-${segment.id}-members.${progress.data.format}`).catch(setDownloadError)
+                download(
+                  `/api/segments/exports/${progress.data.export_id}/download/`,
+                  `segment-${segment.id}-members.${progress.data.format}`,
+                ).catch(setDownloadError)
               }
             >
               Download

@@ -19,7 +19,9 @@ export default function SegmentList() {
     getNextPageParam: (last) => last.next_cursor,
     // Compute statuses move on their own: refresh while any is queued or running.
     refetchInterval: (query) =>
-      query.state.data?.pages.some((p) => p.results.some((s) => s.compute_status === 'queued' || s.compute_status === 'running'))
+      query.state.data?.pages.some((p) =>
+        p.results.some((s) => s.compute_status === 'queued' || s.compute_status === 'running'),
+      )
         ? 2000
         : false,
   });
@@ -91,7 +93,12 @@ export default function SegmentList() {
         </Table.ScrollContainer>
       )}
       {segments.hasNextPage && (
-        <Button variant="default" mt="sm" loading={segments.isFetchingNextPage} onClick={() => void segments.fetchNextPage()}>
+        <Button
+          variant="default"
+          mt="sm"
+          loading={segments.isFetchingNextPage}
+          onClick={() => void segments.fetchNextPage()}
+        >
           Load more
         </Button>
       )}

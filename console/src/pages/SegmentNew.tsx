@@ -41,10 +41,29 @@ export default function SegmentNew() {
       >
         <Stack>
           <Group align="flex-start" grow maw={900}>
-            <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} error={fields['/name']} />
-            <Select label="Type" data={['rule', 'ai', 'lookalike']} value={type} onChange={(v) => v && setType(v)} allowDeselect={false} error={fields['/segment_type']} />
+            <TextInput
+              label="Name"
+              required
+              value={name}
+              onChange={(e) => setName(e.currentTarget.value)}
+              error={fields['/name']}
+            />
+            <Select
+              label="Type"
+              data={['rule', 'ai', 'lookalike']}
+              value={type}
+              onChange={(v) => v && setType(v)}
+              allowDeselect={false}
+              error={fields['/segment_type']}
+            />
           </Group>
-          <Textarea label="Description" maw={900} value={description} onChange={(e) => setDescription(e.currentTarget.value)} error={fields['/description']} />
+          <Textarea
+            label="Description"
+            maw={900}
+            value={description}
+            onChange={(e) => setDescription(e.currentTarget.value)}
+            error={fields['/description']}
+          />
           <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
           {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
           <Group>

@@ -18,9 +18,14 @@ export default function Signup() {
   const [sent, setSent] = useState(false);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fieldErrors : {};
-  const slugProblem = slug && !SLUG.test(slug) ? 'Start with a lowercase letter; then lowercase letters, digits or hyphens (2–63 characters)' : undefined;
+  const slugProblem =
+    slug && !SLUG.test(slug)
+      ? 'Start with a lowercase letter; then lowercase letters, digits or hyphens (2–63 characters)'
+      : undefined;
   const slugError =
-    slugProblem ?? fields['/tenant_slug'] ?? (error instanceof ApiError && error.status === 409 ? error.message : undefined);
+    slugProblem ??
+    fields['/tenant_slug'] ??
+    (error instanceof ApiError && error.status === 409 ? error.message : undefined);
 
   if (sent) {
     return (
@@ -39,7 +44,10 @@ export default function Signup() {
           setError(null);
           try {
             // 202 whether or not the address is registered: the mail says what to do next.
-            await request('POST', '/api/auth/signup/', { body: { email, password, tenant_slug: slug }, anonymous: true });
+            await request('POST', '/api/auth/signup/', {
+              body: { email, password, tenant_slug: slug },
+              anonymous: true,
+            });
             setSent(true);
           } catch (err) {
             setError(err);
@@ -49,8 +57,23 @@ export default function Signup() {
         }}
       >
         <Stack>
-          <TextInput label="Email" type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.currentTarget.value)} error={fields['/email']} />
-          <PasswordInput label="Password" autoComplete="new-password" required value={password} onChange={(e) => setPassword(e.currentTarget.value)} error={fields['/password']} />
+          <TextInput
+            label="Email"
+            type="email"
+            autoComplete="email"
+            required
+            value={email}
+            onChange={(e) => setEmail(e.currentTarget.value)}
+            error={fields['/email']}
+          />
+          <PasswordInput
+            label="Password"
+            autoComplete="new-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.currentTarget.value)}
+            error={fields['/password']}
+          />
           <TextInput
             label="Tenant slug"
             description="A short lowercase identifier like acme that scopes all your data"
@@ -59,7 +82,9 @@ export default function Signup() {
             onChange={(e) => setSlug(e.currentTarget.value)}
             error={slugError}
           />
-          {error instanceof ApiError && Object.keys(fields).length === 0 && error.status !== 409 && <ErrorNotice error={error} />}
+          {error instanceof ApiError && Object.keys(fields).length === 0 && error.status !== 409 && (
+            <ErrorNotice error={error} />
+          )}
           {error !== null && !(error instanceof ApiError) && <ErrorNotice error={error} />}
           <Button type="submit" loading={busy}>
             Sign up

@@ -41,7 +41,14 @@ export function DefinitionEditor({ definition, onChange, errors, readOnly }: Pro
           <Tabs.Tab value="json">JSON</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="builder" pt="sm">
-          <RuleBuilder definition={definition} onChange={onChange} pointer="/definition" errors={shown} readOnly={readOnly} suggestions={suggestions} />
+          <RuleBuilder
+            definition={definition}
+            onChange={onChange}
+            pointer="/definition"
+            errors={shown}
+            readOnly={readOnly}
+            suggestions={suggestions}
+          />
         </Tabs.Panel>
         <Tabs.Panel value="json" pt="sm">
           <JsonTab definition={definition} onChange={onChange} readOnly={readOnly} />
@@ -66,7 +73,9 @@ export function DefinitionEditor({ definition, onChange, errors, readOnly }: Pro
                   {preview.data.matched_users}
                 </Badge>
               </Group>
-              {preview.data.sample_user_ids.length > 0 && <Text size="sm">Sample: {preview.data.sample_user_ids.join(', ')}</Text>}
+              {preview.data.sample_user_ids.length > 0 && (
+                <Text size="sm">Sample: {preview.data.sample_user_ids.join(', ')}</Text>
+              )}
               <details>
                 <summary>SQL</summary>
                 <Code block>{preview.data.sql}</Code>
@@ -83,14 +92,24 @@ export function DefinitionEditor({ definition, onChange, errors, readOnly }: Pro
               Fix the highlighted fields to see a preview.
             </Text>
           )}
-          {!preview.data && !preview.isFetching && !preview.isError && <Text size="sm">Add a condition to preview.</Text>}
+          {!preview.data && !preview.isFetching && !preview.isError && (
+            <Text size="sm">Add a condition to preview.</Text>
+          )}
         </Paper>
       )}
     </Stack>
   );
 }
 
-function JsonTab({ definition, onChange, readOnly }: { definition: DslGroup; onChange: (d: DslGroup) => void; readOnly: boolean }) {
+function JsonTab({
+  definition,
+  onChange,
+  readOnly,
+}: {
+  definition: DslGroup;
+  onChange: (d: DslGroup) => void;
+  readOnly: boolean;
+}) {
   const [text, setText] = useState(() => JSON.stringify(definition, null, 2));
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
@@ -118,7 +137,8 @@ function JsonTab({ definition, onChange, readOnly }: { definition: DslGroup; onC
           setText(value);
           try {
             const parsed: unknown = JSON.parse(value);
-            if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('The definition must be a JSON object');
+            if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+              throw new Error('The definition must be a JSON object');
             setProblem(null);
             onChange(parsed as DslGroup);
           } catch (err) {

@@ -159,7 +159,9 @@ function GroupEditor({ group, onChange, onRemove, pointer, depth, label, ...shar
             <Button
               size="xs"
               variant="light"
-              onClick={() => setConditions([...conditions, newCondition('event_count', shared.suggestions.eventTypes[0])])}
+              onClick={() =>
+                setConditions([...conditions, newCondition('event_count', shared.suggestions.eventTypes[0])])
+              }
             >
               + Condition
             </Button>
@@ -227,7 +229,8 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
       value={typeof condition.operator === 'string' ? condition.operator : null}
       onChange={(op) => {
         if (!op) return;
-        if (type === 'user_property') onChange(withKey(withKey(condition, 'operator', op), 'value', valueForOperator(op, condition.value)));
+        if (type === 'user_property')
+          onChange(withKey(withKey(condition, 'operator', op), 'value', valueForOperator(op, condition.value)));
         else set('operator', op);
       }}
       error={err('operator')}
@@ -249,7 +252,15 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
     />
   );
   return (
-    <Paper withBorder p="sm" radius="sm" bg="var(--mantine-color-gray-0)" role="group" aria-label={label} data-node="condition">
+    <Paper
+      withBorder
+      p="sm"
+      radius="sm"
+      bg="var(--mantine-color-gray-0)"
+      role="group"
+      aria-label={label}
+      data-node="condition"
+    >
       <Stack gap="xs">
         <Row align="flex-end" wrap="wrap" gap="xs">
           <Select
@@ -266,7 +277,15 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
             <>
               {eventTypeField}
               {operatorField(COMPARISON_OPERATORS)}
-              <ScalarInput label="Count" value={condition.value} onChange={(v) => set('value', v)} error={err('value')} readOnly={readOnly} numeric w={110} />
+              <ScalarInput
+                label="Count"
+                value={condition.value}
+                onChange={(v) => set('value', v)}
+                error={err('value')}
+                readOnly={readOnly}
+                numeric
+                w={110}
+              />
               {windowField(false)}
             </>
           )}
@@ -285,7 +304,15 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
               />
               {propertyField('property', eventType)}
               {operatorField(COMPARISON_OPERATORS)}
-              <ScalarInput label="Amount" value={condition.value} onChange={(v) => set('value', v)} error={err('value')} readOnly={readOnly} numeric w={110} />
+              <ScalarInput
+                label="Amount"
+                value={condition.value}
+                onChange={(v) => set('value', v)}
+                error={err('value')}
+                readOnly={readOnly}
+                numeric
+                w={110}
+              />
               {windowField(false)}
             </>
           )}
@@ -300,7 +327,12 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
             <>
               {propertyField('property', null)}
               {operatorField(PROPERTY_OPERATORS)}
-              <FilterValue filter={condition} onChange={(v) => set('value', v)} error={err('value')} readOnly={readOnly} />
+              <FilterValue
+                filter={condition}
+                onChange={(v) => set('value', v)}
+                error={err('value')}
+                readOnly={readOnly}
+              />
             </>
           )}
           {!readOnly && (
@@ -340,7 +372,14 @@ function WhereFilters({ filters, onChange, pointer, eventType, label, errors, re
         const here = `${pointer}/${index}`;
         const set = (key: string, value: unknown) => replace(index, withKey(filter, key, value));
         return (
-          <Row key={index} align="flex-end" gap="xs" wrap="wrap" role="group" aria-label={`${label} where ${index + 1}`}>
+          <Row
+            key={index}
+            align="flex-end"
+            gap="xs"
+            wrap="wrap"
+            role="group"
+            aria-label={`${label} where ${index + 1}`}
+          >
             <Badge variant="light" mb={8}>
               where
             </Badge>
@@ -357,13 +396,21 @@ function WhereFilters({ filters, onChange, pointer, eventType, label, errors, re
               label="Operator"
               data={operatorOptions(PROPERTY_OPERATORS)}
               value={typeof filter.operator === 'string' ? filter.operator : null}
-              onChange={(op) => op && replace(index, withKey(withKey(filter, 'operator', op), 'value', valueForOperator(op, filter.value)))}
+              onChange={(op) =>
+                op &&
+                replace(index, withKey(withKey(filter, 'operator', op), 'value', valueForOperator(op, filter.value)))
+              }
               error={errors[`${here}/operator`]}
               readOnly={readOnly}
               allowDeselect={false}
               w={160}
             />
-            <FilterValue filter={filter} onChange={(v) => set('value', v)} error={errors[`${here}/value`] ?? errors[here]} readOnly={readOnly} />
+            <FilterValue
+              filter={filter}
+              onChange={(v) => set('value', v)}
+              error={errors[`${here}/value`] ?? errors[here]}
+              readOnly={readOnly}
+            />
             {!readOnly && (
               <ActionIcon
                 variant="subtle"
@@ -388,7 +435,12 @@ function WhereFilters({ filters, onChange, pointer, eventType, label, errors, re
           <Button
             size="compact-xs"
             variant="subtle"
-            onClick={() => onChange([...filters, { property: suggestions.properties(eventType)[0] ?? 'path', operator: 'eq', value: '' }])}
+            onClick={() =>
+              onChange([
+                ...filters,
+                { property: suggestions.properties(eventType)[0] ?? 'path', operator: 'eq', value: '' },
+              ])
+            }
           >
             + where
           </Button>
@@ -413,25 +465,29 @@ function FilterValue({
   if (operator === 'exists' || operator === 'not_exists') return null;
   if (operator === 'in' || operator === 'not_in') {
     const list = Array.isArray(filter.value) ? filter.value : [];
-    return (
-      <ListInput
-        value={list}
-        onChange={onChange}
-        error={error}
-        readOnly={readOnly}
-      />
-    );
+    return <ListInput value={list} onChange={onChange} error={error} readOnly={readOnly} />;
   }
-  return <ScalarInput label="Value" value={filter.value} onChange={onChange} error={error} readOnly={readOnly} w={160} />;
+  return (
+    <ScalarInput label="Value" value={filter.value} onChange={onChange} error={error} readOnly={readOnly} w={160} />
+  );
 }
 
 /** Comma-separated values; each is read like a single value box (numbers, true/false, "quoted" text). */
-function ListInput({ value, onChange, error, readOnly }: { value: unknown[]; onChange: (v: unknown[]) => void; error?: string; readOnly: boolean }) {
+function ListInput({
+  value,
+  onChange,
+  error,
+  readOnly,
+}: {
+  value: unknown[];
+  onChange: (v: unknown[]) => void;
+  error?: string;
+  readOnly: boolean;
+}) {
   const shown = value.map(formatScalar).join(', ');
   const [text, setText] = useState(shown);
   useEffect(() => {
     if (JSON.stringify(splitList(text)) !== JSON.stringify(value)) setText(shown);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [shown]);
   return (
     <TextInput
@@ -486,7 +542,6 @@ function ScalarInput({
   const [text, setText] = useState(shown);
   useEffect(() => {
     if (parse(text) !== value) setText(shown);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [shown]);
   return (
     <TextInput

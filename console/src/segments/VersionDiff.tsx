@@ -32,7 +32,12 @@ function sideBySide(left: string, right: string): [Line[], Line[]] {
   return [l, r];
 }
 
-const BG = { same: undefined, blank: 'var(--mantine-color-gray-1)', removed: 'var(--mantine-color-red-1)', added: 'var(--mantine-color-green-1)' };
+const BG = {
+  same: undefined,
+  blank: 'var(--mantine-color-gray-1)',
+  removed: 'var(--mantine-color-red-1)',
+  added: 'var(--mantine-color-green-1)',
+};
 const SIGN = { same: ' ', blank: ' ', removed: '-', added: '+' };
 
 function Column({ lines, title }: { lines: Line[]; title: string }) {
@@ -53,7 +58,10 @@ function Column({ lines, title }: { lines: Line[]; title: string }) {
 }
 
 export function VersionDiff({ versions }: { versions: Version[] }) {
-  const options = versions.map((v) => ({ value: String(v.version), label: `v${v.version} · ${formatTime(v.created_at)}${v.created_by ? ` · ${v.created_by}` : ''}` }));
+  const options = versions.map((v) => ({
+    value: String(v.version),
+    label: `v${v.version} · ${formatTime(v.created_at)}${v.created_by ? ` · ${v.created_by}` : ''}`,
+  }));
   const [leftId, setLeft] = useState(String(versions[1]?.version ?? versions[0]?.version ?? ''));
   const [rightId, setRight] = useState(String(versions[0]?.version ?? ''));
   if (versions.length === 0) return <Text c="dimmed">No versions yet: save a definition first.</Text>;
@@ -65,10 +73,22 @@ export function VersionDiff({ versions }: { versions: Version[] }) {
     <Stack>
       <Grid>
         <Grid.Col span={{ base: 12, sm: 6 }}>
-          <Select label="Compare version" data={options} value={leftId} onChange={(v) => v && setLeft(v)} allowDeselect={false} />
+          <Select
+            label="Compare version"
+            data={options}
+            value={leftId}
+            onChange={(v) => v && setLeft(v)}
+            allowDeselect={false}
+          />
         </Grid.Col>
         <Grid.Col span={{ base: 12, sm: 6 }}>
-          <Select label="With version" data={options} value={rightId} onChange={(v) => v && setRight(v)} allowDeselect={false} />
+          <Select
+            label="With version"
+            data={options}
+            value={rightId}
+            onChange={(v) => v && setRight(v)}
+            allowDeselect={false}
+          />
         </Grid.Col>
       </Grid>
       <Grid>

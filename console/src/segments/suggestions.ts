@@ -4,7 +4,6 @@ import { api } from '../api/client';
 import type { IngestionStats, PropertyKeys } from '../api/types';
 import type { Suggestions } from './RuleBuilder';
 
-
 export function useSuggestions(): Suggestions {
   const stats = useQuery({
     queryKey: ['ingestion-stats', '7d'],

@@ -1,5 +1,19 @@
 // Settings → API Keys: list, + New Key (the secret is shown once), revoke with confirmation.
-import { Alert, Badge, Button, Code, CopyButton, Group, Modal, Select, Stack, Table, Text, TextInput } from '@mantine/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Code,
+  CopyButton,
+  Group,
+  Modal,
+  Select,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError } from '../../api/client';
@@ -51,7 +65,7 @@ function KeyList() {
                 <Table.Th>Created</Table.Th>
                 <Table.Th>Last used</Table.Th>
                 <Table.Th>
-                  <span className="mantine-visually-hidden">Actions</span>
+                  <VisuallyHidden>Actions</VisuallyHidden>
                 </Table.Th>
               </Table.Tr>
             </Table.Thead>
@@ -68,7 +82,13 @@ function KeyList() {
                   <Table.Td>{formatTime(k.created_at)}</Table.Td>
                   <Table.Td>{formatTime(k.last_used_at)}</Table.Td>
                   <Table.Td>
-                    <Button size="xs" color="red" variant="subtle" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.name}`}>
+                    <Button
+                      size="xs"
+                      color="red"
+                      variant="subtle"
+                      onClick={() => setRevoking(k)}
+                      aria-label={`Revoke ${k.name}`}
+                    >
                       Revoke
                     </Button>
                   </Table.Td>
@@ -82,7 +102,8 @@ function KeyList() {
       <Modal opened={revoking !== null} onClose={() => setRevoking(null)} title="Revoke API key?">
         <Stack>
           <Text>
-            Requests with <Code>{revoking?.prefix}…</Code> ({revoking?.name}) will be refused at once. This cannot be undone.
+            Requests with <Code>{revoking?.prefix}…</Code> ({revoking?.name}) will be refused at once. This cannot be
+            undone.
           </Text>
           <ErrorNotice error={revoke.error} />
           <Group justify="flex-end">
@@ -144,7 +165,14 @@ function NewKeyModal({ opened, onClose, maxRole }: { opened: boolean; onClose: (
           }}
         >
           <Stack>
-            <TextInput label="Name" required data-autofocus value={name} onChange={(e) => setName(e.currentTarget.value)} error={fields['/name']} />
+            <TextInput
+              label="Name"
+              required
+              data-autofocus
+              value={name}
+              onChange={(e) => setName(e.currentTarget.value)}
+              error={fields['/name']}
+            />
             <Select
               label="Role"
               data={ROLES.slice(0, ROLES.indexOf(maxRole) + 1)}

@@ -49,8 +49,8 @@ function Shopify() {
               <Text size="sm" fw={500}>
                 Webhook URL (paste into Shopify → Settings → Notifications → Webhooks)
               </Text>
-              <Group gap="xs" wrap="nowrap">
-                <Code style={{ overflowWrap: 'anywhere' }}>{url}</Code>
+              <Group gap="xs" wrap="wrap">
+                <Code style={{ overflowWrap: 'anywhere', flex: '1 1 16rem' }}>{url}</Code>
                 <CopyButton value={url}>
                   {({ copied, copy }) => (
                     <Button size="xs" variant="light" onClick={copy}>

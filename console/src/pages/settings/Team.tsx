@@ -1,5 +1,18 @@
 // Settings → Team: members and roles, invitations (email + role), role changes, removal.
-import { Badge, Button, Group, Modal, Paper, Select, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import {
+  Badge,
+  Button,
+  Group,
+  Modal,
+  Paper,
+  Select,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError } from '../../api/client';
@@ -7,7 +20,6 @@ import type { InvitationList, TeamMember } from '../../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../../app/feedback';
 import { useWorkspace } from '../../app/session';
 import { AdminOnly } from './AdminOnly';
-
 
 export default function Team() {
   return (
@@ -22,7 +34,10 @@ function TeamPage() {
   const base = `/api/tenants/${tenant?.id}`;
   const client = useQueryClient();
   const roles = can('owner') ? ['viewer', 'member', 'admin', 'owner'] : ['viewer', 'member'];
-  const members = useQuery({ queryKey: ['members', 'team', tenant?.id], queryFn: () => api.get<{ results: TeamMember[] }>(`${base}/members/`) });
+  const members = useQuery({
+    queryKey: ['members', 'team', tenant?.id],
+    queryFn: () => api.get<{ results: TeamMember[] }>(`${base}/members/`),
+  });
   const invitations = useQuery({
     queryKey: ['invitations', tenant?.id],
     queryFn: () => api.get<InvitationList>(`${base}/invitations/`),
@@ -32,7 +47,8 @@ function TeamPage() {
     void client.invalidateQueries({ queryKey: ['invitations'] });
   };
   const changeRole = useMutation({
-    mutationFn: ({ userId, role }: { userId: number; role: string }) => api.patch(`${base}/members/${userId}/`, { role }),
+    mutationFn: ({ userId, role }: { userId: number; role: string }) =>
+      api.patch(`${base}/members/${userId}/`, { role }),
     onSuccess: refresh,
   });
   const [removing, setRemoving] = useState<TeamMember | null>(null);
@@ -43,7 +59,10 @@ function TeamPage() {
       refresh();
     },
   });
-  const revokeInvite = useMutation({ mutationFn: (id: number) => api.delete(`${base}/invitations/${id}/`), onSuccess: refresh });
+  const revokeInvite = useMutation({
+    mutationFn: (id: number) => api.delete(`${base}/invitations/${id}/`),
+    onSuccess: refresh,
+  });
   const pending = invitations.data?.results ?? [];
   // Pending invitations are also listed as members without an account; they show once, below, revocable.
   const joined = (members.data?.results ?? []).filter((m) => m.user_id !== null);
@@ -66,7 +85,7 @@ function TeamPage() {
                   <Table.Th>Role</Table.Th>
                   <Table.Th>Status</Table.Th>
                   <Table.Th>
-                    <span className="mantine-visually-hidden">Actions</span>
+                    <VisuallyHidden>Actions</VisuallyHidden>
                   </Table.Th>
                 </Table.Tr>
               </Table.Thead>
@@ -85,7 +104,9 @@ function TeamPage() {
                             data={roles}
                             value={m.role}
                             allowDeselect={false}
-                            onChange={(role) => role && m.user_id !== null && changeRole.mutate({ userId: m.user_id, role })}
+                            onChange={(role) =>
+                              role && m.user_id !== null && changeRole.mutate({ userId: m.user_id, role })
+                            }
                           />
                         ) : (
                           <Badge variant="light">{m.role}</Badge>
@@ -94,7 +115,13 @@ function TeamPage() {
                       <Table.Td>{m.status}</Table.Td>
                       <Table.Td>
                         {manageable && (
-                          <Button size="xs" variant="subtle" color="red" onClick={() => setRemoving(m)} aria-label={`Remove ${m.email}`}>
+                          <Button
+                            size="xs"
+                            variant="subtle"
+                            color="red"
+                            onClick={() => setRemoving(m)}
+                            aria-label={`Remove ${m.email}`}
+                          >
                             Remove
                           </Button>
                         )}
@@ -119,7 +146,13 @@ function TeamPage() {
                     <Table.Td>{i.role}</Table.Td>
                     <Table.Td>expires {formatTime(i.expires_at)}</Table.Td>
                     <Table.Td>
-                      <Button size="xs" variant="subtle" color="red" onClick={() => revokeInvite.mutate(i.id)} aria-label={`Revoke invitation of ${i.email}`}>
+                      <Button
+                        size="xs"
+                        variant="subtle"
+                        color="red"
+                        onClick={() => revokeInvite.mutate(i.id)}
+                        aria-label={`Revoke invitation of ${i.email}`}
+                      >
                         Revoke
                       </Button>
                     </Table.Td>
@@ -138,7 +171,11 @@ function TeamPage() {
             <Button variant="default" onClick={() => setRemoving(null)}>
               Cancel
             </Button>
-            <Button color="red" loading={remove.isPending} onClick={() => removing?.user_id != null && remove.mutate(removing.user_id)}>
+            <Button
+              color="red"
+              loading={remove.isPending}
+              onClick={() => removing?.user_id != null && remove.mutate(removing.user_id)}
+            >
               Remove
             </Button>
           </Group>
@@ -168,8 +205,24 @@ function InviteForm({ base, roles, onInvited }: { base: string; roles: string[];
         }}
       >
         <Group align="flex-end" wrap="wrap">
-          <TextInput label="Invite by email" type="email" required value={email} onChange={(e) => setEmail(e.currentTarget.value)} error={fields['/email']} w={260} />
-          <Select label="Role" data={roles} value={role} onChange={(v) => v && setRole(v)} allowDeselect={false} error={fields['/role']} w={140} />
+          <TextInput
+            label="Invite by email"
+            type="email"
+            required
+            value={email}
+            onChange={(e) => setEmail(e.currentTarget.value)}
+            error={fields['/email']}
+            w={260}
+          />
+          <Select
+            label="Role"
+            data={roles}
+            value={role}
+            onChange={(v) => v && setRole(v)}
+            allowDeselect={false}
+            error={fields['/role']}
+            w={140}
+          />
           <Button type="submit" loading={invite.isPending}>
             Invite
           </Button>
