@@ -61,6 +61,8 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
     assert saved["api_key"] in output and saved["password"] in output
     assert f"{base}/api/ingestion/health/" in output
     assert f"{base}/dev/mailbox/" in output
+    assert f"console  {base}/  (log in as the owner below)" in output
+    assert f"owner    {saved['email']} / {saved['password']}" in output
     assert "stopped" in output
     assert '"severity":"INFO"' not in output  # SEGOPS_LOG_LEVEL=WARNING holds for every logger
 
