@@ -88,9 +88,23 @@ def test_login_page_and_return_after_401(console_stack: ConsoleStack, browser: B
         page.page.get_by_label("Password").fill("wrong password")
         page.page.get_by_role("button", name="Log in").click()
         expect(page.page.get_by_role("alert")).to_be_visible()
+        # (from the keyboard: Enter in the password field submits)
         page.page.get_by_label("Password").fill(console_stack.owner_password)
-        page.page.get_by_role("button", name="Log in").click()
+        page.page.get_by_label("Password").press("Enter")
         expect(page.page.get_by_role("heading", name="Events")).to_be_visible()
+        # AND at 390 px the closed sidebar is out of the Tab order; the burger opens it from the keyboard
+        in_nav = "document.activeElement?.closest('nav') !== null"
+        for _ in range(4):
+            page.page.keyboard.press("Tab")
+            assert not page.page.evaluate(in_nav)
+        page.page.get_by_role("button", name="Toggle navigation").focus()
+        page.page.keyboard.press("Enter")
+        for _ in range(6):
+            page.page.keyboard.press("Tab")
+            if page.page.evaluate(in_nav):
+                break
+        assert page.page.evaluate(in_nav)
+        page.page.keyboard.press("Enter")  # follows the focused sidebar link
         # AND logging out ends the session: a reload lands on login again
         page.page.get_by_role("button", name="Log out").click()
         expect(page.page.get_by_role("heading", name="Log in to SegOps")).to_be_visible()

@@ -1,6 +1,6 @@
 // The signed-in frame: header (tenant switcher, role, sign out), sidebar, and the page.
 import { AppShell, Badge, Burger, Button, Group, NavLink, Select, Text } from '@mantine/core';
-import { useDisclosure } from '@mantine/hooks';
+import { useDisclosure, useMediaQuery } from '@mantine/hooks';
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Navigate, NavLink as RouterLink, Outlet, useLocation, useNavigate } from 'react-router';
@@ -43,6 +43,9 @@ export function Shell() {
 
 function Frame() {
   const [opened, { toggle, close }] = useDisclosure();
+  // Below the `sm` breakpoint the closed navbar is only moved off screen: `inert` keeps its links out
+  // of the Tab order and away from screen readers until the burger opens it.
+  const narrow = useMediaQuery('(max-width: 48em)') ?? false;
   const workspace = useWorkspace();
   const signOut = useSignOut();
   const navigate = useNavigate();
@@ -106,7 +109,7 @@ function Frame() {
           </Group>
         </Group>
       </AppShell.Header>
-      <AppShell.Navbar p="xs" aria-label="Main">
+      <AppShell.Navbar p="xs" aria-label="Main" inert={narrow && !opened}>
         {NAV.map(link)}
         <NavLink label="Settings" defaultOpened childrenOffset="md">
           {SETTINGS.map(link)}
