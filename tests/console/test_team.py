@@ -75,4 +75,15 @@ def test_invited_viewer_gets_a_read_only_console(
     assert console_stack.api(vera, "PATCH", f"/api/segments/{segment['id']}/", {"definition": DEFINITION})[0] == 403
     assert console_stack.api(vera, "POST", f"/api/segments/{segment['id']}/compute/")[0] == 403
     assert console_stack.api(vera, "POST", "/api/keys/", {"name": "x", "role": "viewer"})[0] == 403
+    # WHEN the owner promotes her to member THEN the API lets her write
+    page.reload()
+    page.get_by_role("textbox", name="Role of vera@team-shop.example").click()
+    page.get_by_role("option", name="member", exact=True).click()
+    expect(page.get_by_role("textbox", name="Role of vera@team-shop.example")).to_have_value("member")
+    assert console_stack.api(vera, "POST", "/api/segments/", {"name": "Now allowed"})[0] == 201
+    # AND when the owner removes her (after confirming) she loses access
+    page.get_by_role("button", name="Remove vera@team-shop.example").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("cell", name="vera@team-shop.example", exact=True)).to_have_count(0)
+    assert console_stack.api(vera, "GET", "/api/segments/")[0] == 404
     assert browser_page.errors == []
