@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from segops.catalog import openapi_document
 from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from werkzeug.test import Client
@@ -93,3 +95,17 @@ def test_every_route_loads_at_most_350_kb_of_gzipped_javascript() -> None:
     # AND the sign-in page is in the shell itself, and the JSON editor is not
     assert gzipped(shell) <= 250 * 1024
     assert not any("JsonEditor" in key for key in shell)
+
+
+def test_the_console_types_are_generated_from_the_current_openapi_document(tmp_path: Path) -> None:
+    # GIVEN the OpenAPI document the API serves WHEN openapi-typescript (the console's generator) runs
+    generator = CONSOLE_DIST.parent / "node_modules" / ".bin" / "openapi-typescript"
+    if not generator.exists():
+        pytest.fail("the console's dependencies are missing: `make console` (make test does it)")
+    document = tmp_path / "openapi.json"
+    document.write_bytes(openapi_document())
+    generated = tmp_path / "schema.d.ts"
+    subprocess.run([str(generator), str(document), "-o", str(generated)], check=True, capture_output=True, timeout=60)
+    # THEN the committed types are exactly its output (regenerate with `npm run schema` after an API change)
+    committed = CONSOLE_DIST.parent / "src" / "api" / "schema.d.ts"
+    assert generated.read_text() == committed.read_text()

@@ -1526,11 +1526,6 @@ export interface components {
             /** Password */
             password: string;
         };
-        /** TokenRequestByLink */
-        TokenRequestByLink: {
-            /** Token */
-            token: string;
-        };
         /** UserOut */
         UserOut: {
             /** Id */
@@ -1542,6 +1537,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** VerifyEmailRequest */
+        VerifyEmailRequest: {
+            /** Token */
+            token: string;
         };
         /** VersionList */
         VersionList: {
@@ -1755,7 +1755,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TokenRequestByLink"];
+                "application/json": components["schemas"]["VerifyEmailRequest"];
             };
         };
         responses: {
