@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from segops.http.routing import Route, Router
+from segops.http.converters import ID_MAX, ID_MIN
+from segops.http.routes import Route, Router
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
@@ -17,7 +18,11 @@ _SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_ke
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for converter, name in _PARAM.findall(rule):
-        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "integer", "format": "int64", "minimum": ID_MIN, "maximum": ID_MAX}
+            if converter == "int"
+            else {"type": "string"}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule), params
 
