@@ -221,7 +221,8 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
         snapshot, after = position["snapshot"], position["after"]
         if not isinstance(snapshot, int) or not isinstance(after, str):
             raise service.invalid_cursor()
-    page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
+    warehouse = ctx.runtime.warehouse
+    page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
         service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
         if page.next_after is not None
@@ -230,5 +231,5 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     return MembersOut(
         results=[MemberOut(user_id=member.user_id, computed_at=member.computed_at) for member in page.members],
         next_cursor=cursor,
-        count=membership.member_count(ctx.runtime, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
+        count=membership.member_count(warehouse, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
     )
