@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from werkzeug.routing import IntegerConverter
 
-from werkzeug.routing import IntegerConverter, Map
+from segops.errors import NotFound
 
-# Ids are ClickHouse UInt64/Python ints stored as JSON numbers; anything outside 1..2^63-1 names no
-# resource, and letting it through would overflow the warehouse's parameter types (a 500).
+# Ids are 64-bit everywhere below (ClickHouse UInt64 parameters, orjson): a larger number names no
+# resource, and letting it through overflows further down (a 500).
 ID_MIN = 1
 ID_MAX = 2**63 - 1
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>`: a positive 64-bit id, or the route does not match (404)."""
+    """`<int:…>`: a positive 64-bit id, or 404.
 
-    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("min", ID_MIN)
-        kwargs.setdefault("max", ID_MAX)
-        super().__init__(map, *args, **kwargs)
+    werkzeug converts after it has picked the one rule for the path and method; a converter's own
+    `ValidationError` would then report the methods of unrelated rules (a 405 for a GET), so an id out
+    of range is answered here as what it is: nothing by that id."""
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not ID_MIN <= number <= ID_MAX:
+            raise NotFound("no resource has this id", {"id": value, "minimum": ID_MIN, "maximum": ID_MAX})
+        return number
 
 
 CONVERTERS = {"int": IdConverter}
