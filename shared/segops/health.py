@@ -35,7 +35,7 @@ def _events_table(runtime: Runtime) -> str:
     return "ok" if present == 1 else "events table missing"
 
 
-@router.get("/health/", response=Health)
+@router.get("/health/", response=Health, also_status=(503,))
 def health(ctx: RequestContext) -> Result:
     """`ok` per dependency, or the error; 503 when any is not ok."""
     runtime = ctx.runtime

@@ -14,6 +14,7 @@ from segops.connectors import service
 from segops.errors import ValidationFailed
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 
 router = Router("/api/connectors", auth=("jwt",), role="admin")
 
@@ -25,7 +26,7 @@ class Strict(BaseModel):
 class ConnectorCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
-    segment_id: int = Field(ge=1)
+    segment_id: Id
     active: bool = False
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
@@ -33,7 +34,7 @@ class ConnectorCreate(Strict):
 
 class ConnectorPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    segment_id: int | None = Field(default=None, ge=1)
+    segment_id: Id | None = None
     active: bool | None = None
     config: dict[str, Any] | None = Field(default=None, description="Merged into the current config, then validated.")
     credentials: m.Credentials | None = Field(default=None, description="Write-only; replaces the stored secret.")

@@ -12,6 +12,7 @@ from segops.exports import models as m
 from segops.exports import service
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 from segops.segments.api import actor
 
 router = Router("/api/segments", role="member")
@@ -26,7 +27,7 @@ class ExportCreate(BaseModel):
 class ExportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    export_id: int = Field(ge=1)
+    export_id: Id
 
 
 class ExportOut(BaseModel):

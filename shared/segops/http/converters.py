@@ -5,11 +5,7 @@ from __future__ import annotations
 from werkzeug.routing import IntegerConverter
 
 from segops.errors import NotFound
-
-# Ids are 64-bit everywhere below (ClickHouse UInt64 parameters, orjson): a larger number names no
-# resource, and letting it through overflows further down (a 500).
-ID_MIN = 1
-ID_MAX = 2**63 - 1
+from segops.ids import ID_MAX, ID_MIN
 
 
 class IdConverter(IntegerConverter):

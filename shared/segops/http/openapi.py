@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from segops.http.converters import ID_MAX, ID_MIN
 from segops.http.routes import Route, Router
+from segops.ids import ID_MAX, ID_MIN
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
@@ -83,9 +83,10 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             },
         }
         if route.response is not None and route.status != 204:
-            operation["responses"][str(route.status)]["content"] = {
-                "application/json": {"schema": {"$ref": refs[route.response]}}
-            }
+            content = {"application/json": {"schema": {"$ref": refs[route.response]}}}
+            operation["responses"][str(route.status)]["content"] = content
+            for status in route.also_status:
+                operation["responses"][str(status)] = {"description": "see summary", "content": content}
         if route.query is not None:
             params = params + _query_params(route.query, schemas)
         if params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     if isinstance(body, BaseModel):
         payload = body.model_dump_json().encode()
     else:
-        payload = orjson.dumps(body, default=_default)
+        try:
+            payload = orjson.dumps(body, default=_default)
+        except orjson.JSONEncodeError:
+            # orjson refuses integers past 64 bits, which are valid JSON (an error echoing the
+            # number a client sent, say): the standard library writes them.
+            payload = json.dumps(body, default=_default, separators=(",", ":")).encode()
     response = Response(payload, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -39,6 +39,7 @@ class Route:
     tenant_from_path: str | None
     stream_body: bool = False
     doc_body: type[BaseModel] | None = None
+    also_status: tuple[int, ...] = ()
 
 
 @dataclass
@@ -94,12 +95,14 @@ class Router:
         raw_body: bool = False,
         stream_body: bool = False,
         doc_body: type[BaseModel] | None = None,
+        also_status: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """`path` is relative to the router's prefix; `auth`/`role` override the router's defaults
         (`role=None`: any authenticated caller, no tenant role needed).
         `stream_body`: the framework authenticates first and leaves the body unread; the handler reads
         it with `read_body` (its own size limit, and request-level errors it can attribute to the tenant).
-        `doc_body` documents such a body in OpenAPI."""
+        `doc_body` documents such a body in OpenAPI. `also_status`: other statuses whose body is the
+        `response` model too, not the error shape (health's 503)."""
 
         full_path = self.prefix + path
         if self.tenant_from_path and f"{self.tenant_from_path}>" not in full_path:
@@ -122,6 +125,7 @@ class Router:
                     self.tenant_from_path,
                     stream_body,
                     doc_body,
+                    also_status,
                 )
             )
             return handler
