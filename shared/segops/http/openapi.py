@@ -86,7 +86,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             content = {"application/json": {"schema": {"$ref": refs[route.response]}}}
             operation["responses"][str(route.status)]["content"] = content
             for status in route.also_status:
-                operation["responses"][str(status)] = {"description": "see summary", "content": content}
+                operation["responses"][str(status)] = {"description": "the same body", "content": content}
         if route.query is not None:
             params = params + _query_params(route.query, schemas)
         if params:
