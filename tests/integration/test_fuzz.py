@@ -111,8 +111,9 @@ def _fuzz(operation: Any, path_parameters: dict[str, int], headers: dict[str, st
     run()
 
 
-# The bus worker thread draws retry jitter from `random` while Hypothesis generates a case on the
-# test thread; Hypothesis sees the global state move and warns, though generation never used it.
+# Connector deliveries on the bus worker thread draw backoff jitter from `random` while Hypothesis
+# generates a case on the test thread; Hypothesis sees the global state move and warns, though
+# generation never used it.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @pytest.mark.parametrize("scheme", ["jwt", "api_key", None])
 def test_fuzz_every_operation(fuzz_stack: LocalStack, schema: Any, scheme: str | None) -> None:
