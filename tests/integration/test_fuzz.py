@@ -111,9 +111,9 @@ def _fuzz(operation: Any, path_parameters: dict[str, int], headers: dict[str, st
     run()
 
 
-# Connector deliveries on the bus worker thread draw backoff jitter from `random` while Hypothesis
-# generates a case on the test thread; Hypothesis sees the global state move and warns, though
-# generation never used it.
+# The bus worker thread delivers to functions-framework, which draws each request's execution id
+# from `random`, while Hypothesis generates a case on the test thread: Hypothesis sees the global
+# state move and warns, though generation never used it.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 @pytest.mark.parametrize("scheme", ["jwt", "api_key", None])
 def test_fuzz_every_operation(fuzz_stack: LocalStack, schema: Any, scheme: str | None) -> None:
