@@ -4,11 +4,13 @@ backends, then plain definitions."""
 
 from __future__ import annotations
 
+import ast
 import graphlib
 import re
 
 import grimp
 import pytest
+from segops.manifest import load_manifest
 
 # Highest first. A module belongs to the longest name that prefixes it; it may import its own layer
 # and any layer below, never one above.
@@ -95,6 +97,19 @@ def test_the_package_never_imports_the_functions_tests_or_tools(graph: grimp.Imp
         if imported.split(".")[0] in outside
     }
     assert found == set()
+
+
+def test_function_adapters_reach_only_entry_points_and_domains() -> None:
+    # functions/<name>/main.py sit on top: they call an HTTP app, the consumer loop or a domain
+    # handler, never a backend or the platform directly.
+    domains = 2
+    found = {}
+    for function in load_manifest().functions:
+        for node in ast.walk(ast.parse(function.source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("segops"):
+                found[f"{function.name}: {node.module}"] = _layer(node.module)
+    assert found, "function adapters import segops"
+    assert {name: layer for name, layer in found.items() if layer > domains} == {}
 
 
 def test_a_cycle_and_an_upward_import_are_caught() -> None:
