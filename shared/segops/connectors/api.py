@@ -12,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.errors import ValidationFailed
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 
-router = Router(tags=["connectors"])
+router = Router("/api/connectors", auth=("jwt",), role="admin")
 
 
 class Strict(BaseModel):
@@ -24,7 +26,7 @@ class Strict(BaseModel):
 class ConnectorCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
-    segment_id: int = Field(ge=1)
+    segment_id: Id
     active: bool = False
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
@@ -32,7 +34,7 @@ class ConnectorCreate(Strict):
 
 class ConnectorPatch(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    segment_id: int | None = Field(default=None, ge=1)
+    segment_id: Id | None = None
     active: bool | None = None
     config: dict[str, Any] | None = Field(default=None, description="Merged into the current config, then validated.")
     credentials: m.Credentials | None = Field(default=None, description="Write-only; replaces the stored secret.")
@@ -121,7 +123,7 @@ def _cursor(value: str | None) -> int | None:
         ) from None
 
 
-@router.get("/api/connectors/", auth=("jwt",), role="admin", query=PageQuery, response=ConnectorList)
+@router.get("/", query=PageQuery, response=ConnectorList)
 def list_connectors(ctx: RequestContext) -> ConnectorList:
     """Connectors of the tenant, oldest first (credentials are never returned)."""
     query: PageQuery = ctx.query
@@ -132,7 +134,7 @@ def list_connectors(ctx: RequestContext) -> ConnectorList:
     return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=_encode(page[-1].id) if more else None)
 
 
-@router.post("/api/connectors/", auth=("jwt",), role="admin", body=ConnectorCreate, response=ConnectorOut, status=201)
+@router.post("/", body=ConnectorCreate, response=ConnectorOut, status=201)
 def create_connector(ctx: RequestContext) -> Result:
     """Create a connector; created active, it starts with a full sync of the segment's members."""
     body: ConnectorCreate = ctx.body
@@ -142,15 +144,13 @@ def create_connector(ctx: RequestContext) -> Result:
     return Result(_out(ctx, connector), status=201)
 
 
-@router.get("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", response=ConnectorOut)
+@router.get("/<int:connector_id>/", response=ConnectorOut)
 def get_connector(ctx: RequestContext) -> ConnectorOut:
     """One connector with its latest sync."""
     return _out(ctx, service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"]))
 
 
-@router.patch(
-    "/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", body=ConnectorPatch, response=ConnectorOut
-)
+@router.patch("/<int:connector_id>/", body=ConnectorPatch, response=ConnectorOut)
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
     body: ConnectorPatch = ctx.body
@@ -158,15 +158,13 @@ def patch_connector(ctx: RequestContext) -> ConnectorOut:
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 
-@router.delete("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", status=204)
+@router.delete("/<int:connector_id>/", status=204)
 def delete_connector(ctx: RequestContext) -> None:
     """Delete a connector and its stored credentials (the remote audience is left as it is)."""
     service.delete(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
 
 
-@router.get(
-    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=PageQuery, response=SyncList
-)
+@router.get("/<int:connector_id>/syncs/", query=PageQuery, response=SyncList)
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
     query: PageQuery = ctx.query
@@ -177,7 +175,7 @@ def list_syncs(ctx: RequestContext) -> SyncList:
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 
-@router.post("/api/connectors/<int:connector_id>/sync/", auth=("jwt",), role="admin", response=SyncOut, status=202)
+@router.post("/<int:connector_id>/sync/", response=SyncOut, status=202)
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])

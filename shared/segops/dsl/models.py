@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from segops.errors import ValidationFailed
-from segops.http.routing import json_pointer
+from segops.http.pointers import json_pointer
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
