@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
@@ -66,7 +67,7 @@ def request_compute(ctx: RequestContext) -> Result:
         segment_id=segment_id,
         compute_id=uuid.uuid4().hex,
         mode=mode,
-        requested_at=datetime.now(UTC),
+        requested_at=clock.now(),
     )
 
     def queued(state: ComputeState) -> ComputeState:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.dsl import (
     EventCount,
@@ -74,11 +75,6 @@ class _Target:
     started: float = field(default_factory=time.perf_counter)
 
 
-def utc_now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def load_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> Segment | None:
     segment = runtime.documents.load(segment_key(tenant_id, segment_id), Segment)
     return segment if segment is not None and segment.tenant == tenant_id else None
@@ -97,7 +93,7 @@ def compute(
     runtime: Runtime, tenant_id: int, requests: Sequence[Request], now: datetime | None = None
 ) -> list[Outcome]:
     """Compute the requested segments at one `now`: one pass for the full ones, one for the deltas."""
-    now = now or utc_now()
+    now = now or clock.now_millis()
     targets: list[_Target] = []
     outcomes: list[Outcome] = []
     for request in requests:
@@ -231,7 +227,7 @@ def _mark_running(runtime: Runtime, tenant_id: int, target: _Target, now: dateti
                 "mode": target.mode,
                 "error": None,
                 "requested_at": state.requested_at if state.compute_id == target.compute_id else now,
-                "started_at": datetime.now(UTC),
+                "started_at": clock.now(),
                 "finished_at": None,
                 "computed_at": now,
             }
@@ -247,7 +243,7 @@ def _mark_failed(runtime: Runtime, tenant_id: int, target: _Target, error: str) 
                 "compute_id": target.compute_id,
                 "status": "failed",
                 "error": error,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "duration_ms": round((time.perf_counter() - target.started) * 1000, 3),
             }
         )
@@ -265,7 +261,7 @@ def _fail_early(
                 "status": "failed",
                 "mode": mode,
                 "error": error,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "computed_at": now,
             }
         )
@@ -289,7 +285,7 @@ def _mark_succeeded(
                 "status": "succeeded",
                 "mode": target.mode,
                 "error": None,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "computed_at": now,
                 "last_computed_at": now,
                 "member_count": publication.member_count,

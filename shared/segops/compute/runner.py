@@ -23,11 +23,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.dsl import is_time_dependent, parse_definition
@@ -63,10 +64,6 @@ class TenantQueue(BaseModel):
 
 def queue_key(tenant_id: int) -> str:
     return f"{QUEUES_PREFIX}{tenant_id}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _change(runtime: Runtime, tenant_id: int, change: Callable[[TenantQueue], TenantQueue]) -> TenantQueue:
@@ -139,7 +136,7 @@ def _acquire(runtime: Runtime, tenant_id: int, holder: str) -> bool:
 
     def take_lease(queue: TenantQueue) -> TenantQueue:
         nonlocal acquired
-        now = _now()
+        now = clock.now()
         acquired = queue.holder is None or queue.lease_until is None or queue.lease_until < now
         if not acquired:
             return queue
@@ -164,7 +161,7 @@ def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float 
 
     def take(queue: TenantQueue) -> TenantQueue:
         nonlocal result
-        now = _now()
+        now = clock.now()
         due = queue.active_delta_due
         ready_delta = due is not None and due <= now
         if not (queue.segments or queue.time_delta or ready_delta):

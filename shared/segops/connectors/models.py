@@ -8,18 +8,16 @@ Dead-lettered batches are objects under `connectors/dead-letter/<t>/<connector i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from segops import clock
+
 ConnectorType = Literal["klaviyo", "braze", "talonone", "file"]
 SyncKind = Literal["incremental", "full"]
 SyncStatus = Literal["queued", "running", "succeeded", "partial", "failed", "stale"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StrictConfig(BaseModel):
@@ -82,8 +80,8 @@ class Connector(BaseModel):
     applied_version: int | None = None
     # Talon.One: the audience id created for `audience_name`.
     resolved_audience_id: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
+    updated_at: datetime = Field(default_factory=clock.now)
 
 
 class ConnectorSecrets(BaseModel):
@@ -97,7 +95,7 @@ class SyncRecord(BaseModel):
     status: SyncStatus = "queued"
     compute_id: str | None = None
     computed_at: datetime | None = None
-    requested_at: datetime = Field(default_factory=utcnow)
+    requested_at: datetime = Field(default_factory=clock.now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     added: int = 0

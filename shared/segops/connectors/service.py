@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.connectors import models as m
 from segops.connectors.ledger import ConnectorLedger
@@ -139,7 +140,7 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
             resync = connector.active
         if not wants_active:
             connector.active = False
-        connector.updated_at = m.utcnow()
+        connector.updated_at = clock.now()
         return connector
 
     updated = runtime.documents.update(m.connector_key(tenant_id, connector_id), m.Connector, change)
@@ -171,7 +172,7 @@ def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
 
     def activate(current: m.Connector) -> m.Connector:
         current.active = True
-        current.updated_at = m.utcnow()
+        current.updated_at = clock.now()
         return current
 
     activated = runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, activate)

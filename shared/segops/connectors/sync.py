@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from segops import clock
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
@@ -69,7 +70,7 @@ def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipCha
     version = feed.version(connector.tenant, connector.segment_id, change.compute_id)
     if version is not None and connector.applied_version is not None and version < connector.applied_version:
         record.status = "stale"
-        record.started_at = record.finished_at = m.utcnow()
+        record.started_at = record.finished_at = clock.now()
         record.error_summary = [f"compute {change.compute_id} is older than the applied state; not applied"]
         _save(runtime, connector, record)
         return record
@@ -84,7 +85,7 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
         return None  # deleted since it was requested
     if not connector.active:
         record.status = "failed"
-        record.started_at = record.finished_at = m.utcnow()
+        record.started_at = record.finished_at = clock.now()
         record.error_summary = ["connector is not active"]
         _save(runtime, connector, record)
         return record
@@ -109,7 +110,7 @@ def _run(
     snapshot: Iterable[str] | None,
 ) -> m.SyncRecord:
     record.status = "running"
-    record.started_at = m.utcnow()
+    record.started_at = clock.now()
     _save(runtime, connector, record)
     tally = Tally()
     try:
@@ -126,7 +127,7 @@ def _run(
             push(platform, "add", entered, resolver, tally, ledger)
     except Exception as exc:
         record.status = "failed"
-        record.finished_at = m.utcnow()
+        record.finished_at = clock.now()
         record.error_summary = [f"internal error: {type(exc).__name__}"]
         _save(runtime, connector, record)
         raise
@@ -185,7 +186,7 @@ def _run_file(
     config = m.FileConfig.model_validate(connector.config)
     run = record.compute_id if record.kind == "incremental" and record.compute_id else f"full-{record.id}"
     base = files.folder(config, connector.tenant, connector.id, connector.segment_id, run)
-    stamp = record.computed_at or record.started_at or m.utcnow()
+    stamp = record.computed_at or record.started_at or clock.now()
     if snapshot is not None:
         key, count = files.write_snapshot(runtime.objects, config, base, stamp, snapshot)
         record.files = [key]
@@ -215,7 +216,7 @@ def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tall
         record.status = "partial" if (tally.added or tally.removed) else "failed"
     else:
         record.status = "succeeded"
-    record.finished_at = m.utcnow()
+    record.finished_at = clock.now()
     _save(runtime, connector, record)
     log.info(
         "connector sync finished",

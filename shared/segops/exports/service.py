@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from segops.bus.base import Topic
 from segops.errors import Conflict, NotFound
@@ -46,7 +46,3 @@ def finished_export(runtime: Runtime, tenant_id: int, export_id: int) -> m.Expor
     if export.status != "succeeded" or export.object_key is None:
         raise Conflict(f"export is {export.status}", {"export_id": export_id, "status": export.status})
     return export
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

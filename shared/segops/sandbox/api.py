@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from segops import clock
 from segops.http.routing import RequestContext, Router
 from segops.sandbox import service
 
@@ -39,7 +40,7 @@ class SandboxEvent(BaseModel):
         if value is None:
             return None
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if value > datetime.now(UTC) + MAX_FUTURE:
+        if value > clock.now() + MAX_FUTURE:
             raise ValueError("occurred_at is more than 24 h in the future")
         return value
 

@@ -7,17 +7,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from segops import clock
+
 SegmentType = Literal["rule", "ai", "lookalike"]
 ComputeStatus = Literal["queued", "running", "succeeded", "failed"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Segment(BaseModel):
@@ -29,8 +27,8 @@ class Segment(BaseModel):
     definition: dict[str, Any] | None = None
     active: bool = True
     version: int = 0
-    created_at: datetime = Field(default_factory=_now)
-    updated_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=clock.now)
+    updated_at: datetime = Field(default_factory=clock.now)
     created_by: str | None = None
 
 
@@ -38,7 +36,7 @@ class SegmentVersion(BaseModel):
     segment_id: int
     version: int
     definition: dict[str, Any]
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=clock.now)
     created_by: str | None = None
 
 

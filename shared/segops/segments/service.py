@@ -10,19 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from segops import clock
 from segops.errors import Conflict, NotFound, ValidationFailed
 from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -153,7 +149,7 @@ def update_segment(
         version = _new_version(runtime, tenant_id, segment_id, definition, actor)
 
     def change(segment: m.Segment) -> m.Segment:
-        update = {**changes, "updated_at": _now()}
+        update = {**changes, "updated_at": clock.now()}
         if version is not None and version.version > segment.version:
             update["definition"] = version.definition
             update["version"] = version.version

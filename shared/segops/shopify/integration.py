@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segops import clock
 from segops.http.routing import RequestContext, Router
 from segops.runtime import Runtime
 from segops.tenancy import service
@@ -17,7 +18,7 @@ class ShopifyIntegration(BaseModel):
     """Stored in the control plane; `secret` is the app's API secret key (HMAC needs the secret itself)."""
 
     secret: str
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=clock.now)
     updated_by: int | None = None
 
 

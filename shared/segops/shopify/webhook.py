@@ -9,12 +9,12 @@ so its event id is deterministic and the event writer stores a redelivered webho
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
+from segops import clock
 from segops.errors import Unauthorized
 from segops.http.routing import RequestContext, Router, read_body
 from segops.ingestion.error_log import ErrorRecord, record_errors
@@ -96,7 +96,7 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     """Map and queue one verified webhook; returns how many events were queued (0 or 1)."""
     runtime = ctx.runtime
     topic = (ctx.request.headers.get("X-Shopify-Topic") or "").strip()
-    stamp = Stamp(tenant_id, datetime.now(UTC), SOURCE)
+    stamp = Stamp(tenant_id, clock.now(), SOURCE)
     try:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.auth.roles import Role
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def email_key(email: str) -> str:
@@ -20,14 +17,14 @@ class Tenant(BaseModel):
     id: int
     slug: str
     name: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class User(BaseModel):
     id: int
     email: str
     password_hash: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     tenant_ids: list[int] = Field(default_factory=list)
 
 
@@ -35,7 +32,7 @@ class Membership(BaseModel):
     tenant_id: int
     user_id: int
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class Invitation(BaseModel):
@@ -43,7 +40,7 @@ class Invitation(BaseModel):
     email: str
     role: Role
     invited_by: int
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class ApiKey(BaseModel):
@@ -53,7 +50,7 @@ class ApiKey(BaseModel):
     prefix: str
     fingerprint: str
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     created_by: int | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None

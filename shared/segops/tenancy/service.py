@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import orjson
 
+from segops import clock
 from segops.auth import api_keys, tokens
 from segops.auth.passwords import Passwords
 from segops.auth.roles import Role, can_grant
@@ -273,7 +274,7 @@ def revoke_api_key(runtime: Runtime, tenant_id: int, key_id: int) -> None:
     record = docs.load(m.api_key_key(tenant_id, key_id), m.ApiKey)
     if record is None or record.revoked_at is not None:
         raise NotFound("api key not found")
-    record.revoked_at = m.utcnow()
+    record.revoked_at = clock.now()
     docs.save(m.api_key_key(tenant_id, key_id), record)
     runtime.store.delete(m.api_key_index_key(record.fingerprint))
     runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
@@ -310,7 +311,7 @@ def _touch(runtime: Runtime, record: m.ApiKey) -> None:
     if runtime.cache.add(f"apikey-used:{record.id}", b"1", 60):
 
         def stamp(current: m.ApiKey) -> m.ApiKey:
-            current.last_used_at = m.utcnow()
+            current.last_used_at = clock.now()
             return current
 
         runtime.documents.update(m.api_key_key(record.tenant_id, record.id), m.ApiKey, stamp)
