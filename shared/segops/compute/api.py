@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from segops import clock
+from segops.boundary import StrictModel
 from segops.bus.base import Topic
 from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
@@ -20,9 +21,7 @@ router = Router(tags=["segments"])
 PATH = "/api/segments/<int:segment_id>/compute/"
 
 
-class ComputeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ComputeQuery(StrictModel):
     mode: Literal["full", "delta"] = "full"
 
 

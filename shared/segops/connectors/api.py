@@ -7,8 +7,9 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from segops.boundary import StrictTrimmedModel
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.errors import ValidationFailed
@@ -17,11 +18,7 @@ from segops.http.routing import RequestContext, Result, Router
 router = Router(tags=["connectors"])
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class ConnectorCreate(Strict):
+class ConnectorCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
     segment_id: int = Field(ge=1)
@@ -30,7 +27,7 @@ class ConnectorCreate(Strict):
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
 
 
-class ConnectorPatch(Strict):
+class ConnectorPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     segment_id: int | None = Field(default=None, ge=1)
     active: bool | None = None
@@ -82,7 +79,7 @@ class SyncList(BaseModel):
     next_cursor: str | None
 
 
-class PageQuery(Strict):
+class PageQuery(StrictTrimmedModel):
     limit: int = Field(default=20, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=64)
 

@@ -11,20 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl
 
 from segops import clock
+from segops.boundary import StrictTrimmedModel
 
 ConnectorType = Literal["klaviyo", "braze", "talonone", "file"]
 SyncKind = Literal["incremental", "full"]
 SyncStatus = Literal["queued", "running", "succeeded", "partial", "failed", "stale"]
 
 
-class StrictConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class KlaviyoConfig(StrictConfig):
+class KlaviyoConfig(StrictTrimmedModel):
     type: Literal["klaviyo"] = "klaviyo"
     list_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     identifier: Literal["email", "external_id"] = "email"
@@ -32,14 +29,14 @@ class KlaviyoConfig(StrictConfig):
     revision: str = Field(default="2026-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z0-9]+)?$")
 
 
-class BrazeConfig(StrictConfig):
+class BrazeConfig(StrictTrimmedModel):
     type: Literal["braze"] = "braze"
     rest_endpoint: HttpUrl
     subscription_group_id: str = Field(min_length=1, max_length=128)
     identifier: Literal["external_id", "email"] = "external_id"
 
 
-class TalonOneConfig(StrictConfig):
+class TalonOneConfig(StrictTrimmedModel):
     type: Literal["talonone"] = "talonone"
     base_url: HttpUrl
     audience_id: int | None = Field(default=None, ge=1)
@@ -48,14 +45,14 @@ class TalonOneConfig(StrictConfig):
     profile_id_from: str = Field(default="user_id", min_length=1, max_length=128)
 
 
-class FileConfig(StrictConfig):
+class FileConfig(StrictTrimmedModel):
     type: Literal["file"] = "file"
     format: Literal["csv", "parquet"] = "csv"
     prefix: str = Field(default="connectors", pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$", max_length=200)
     snapshot: bool = False
 
 
-CONFIG_MODELS: dict[str, type[StrictConfig]] = {
+CONFIG_MODELS: dict[str, type[StrictTrimmedModel]] = {
     "klaviyo": KlaviyoConfig,
     "braze": BrazeConfig,
     "talonone": TalonOneConfig,
@@ -63,7 +60,7 @@ CONFIG_MODELS: dict[str, type[StrictConfig]] = {
 }
 
 
-class Credentials(StrictConfig):
+class Credentials(StrictTrimmedModel):
     api_key: str = Field(min_length=1, max_length=512)
 
 

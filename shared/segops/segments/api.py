@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from segops.auth.principal import Principal
+from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
 from segops.http.routing import RequestContext, Result, Router
 from segops.membership import store as membership
@@ -17,10 +18,6 @@ from segops.segments.preview import MAX_SAMPLE, preview
 from segops.tenancy.models import User, user_key
 
 router = Router(tags=["segments"])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SegmentOut(BaseModel):
@@ -44,14 +41,14 @@ class SegmentList(BaseModel):
     next_cursor: str | None
 
 
-class SegmentListQuery(Strict):
+class SegmentListQuery(StrictTrimmedModel):
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=512)
     segment_type: m.SegmentType | None = Field(default=None, validation_alias=AliasChoices("segment_type", "type"))
     active: bool | None = None
 
 
-class SegmentCreate(Strict):
+class SegmentCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     tenant: int | str | None = Field(default=None, description="Tenant id or slug (also query or X-SegOps-Tenant).")
     segment_type: m.SegmentType = "rule"
@@ -60,7 +57,7 @@ class SegmentCreate(Strict):
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
 
 
-class SegmentPatch(Strict):
+class SegmentPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     active: bool | None = None
@@ -78,7 +75,7 @@ class VersionList(BaseModel):
     results: list[VersionOut]
 
 
-class PreviewRequest(Strict):
+class PreviewRequest(StrictTrimmedModel):
     definition: dict[str, Any]
     limit: int = Field(default=10, ge=0, le=MAX_SAMPLE)
     tenant: int | str | None = None
@@ -90,7 +87,7 @@ class PreviewOut(BaseModel):
     sql: str = Field(description="The compiled query, with parameter placeholders instead of values.")
 
 
-class MembersQuery(Strict):
+class MembersQuery(StrictTrimmedModel):
     limit: int = Field(default=100, ge=1, le=10_000)
     cursor: str | None = Field(default=None, max_length=2048)
 

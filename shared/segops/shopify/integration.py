@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from segops import clock
+from segops.boundary import StrictTrimmedModel
 from segops.http.routing import RequestContext, Router
 from segops.runtime import Runtime
 from segops.tenancy import service
@@ -22,9 +23,7 @@ class ShopifyIntegration(BaseModel):
     updated_by: int | None = None
 
 
-class ShopifySecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class ShopifySecretIn(StrictTrimmedModel):
     secret: str = Field(min_length=8, max_length=256, description="Shopify app API secret key (write-only).")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
+from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound
 from segops.http.routing import RequestContext, Result, Router
 from segops.tenancy import service
@@ -17,23 +18,19 @@ from segops.tenancy.models import ApiKey, Tenant, User
 router = Router(tags=["auth"])
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupRequest(Strict):
+class SignupRequest(StrictTrimmedModel):
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
     tenant_slug: str = Field(max_length=63)
     tenant_name: str | None = Field(default=None, max_length=200)
 
 
-class TokenRequest(Strict):
+class TokenRequest(StrictTrimmedModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=256)
 
 
-class RefreshRequest(Strict):
+class RefreshRequest(StrictTrimmedModel):
     refresh: str = Field(max_length=4096)
 
 
@@ -72,7 +69,7 @@ class TenantList(BaseModel):
     results: list[TenantOut]
 
 
-class TenantPatch(Strict):
+class TenantPatch(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -88,16 +85,16 @@ class MemberList(BaseModel):
     results: list[MemberOut]
 
 
-class InviteRequest(Strict):
+class InviteRequest(StrictTrimmedModel):
     email: EmailStr
     role: Role = "member"
 
 
-class RolePatch(Strict):
+class RolePatch(StrictTrimmedModel):
     role: Role
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
 
