@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from segops.auth.principal import Principal
 from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
+from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.routing import RequestContext, Result, Router
 from segops.membership import store as membership
 from segops.segments import models as m
@@ -34,6 +35,20 @@ class SegmentOut(BaseModel):
     last_computed_at: datetime | None
     member_count: int | None
     compute_status: m.ComputeStatus | None
+
+
+class SegmentsCursor(Cursor):
+    list_name = "segments"
+    after: int = Field(ge=0)
+
+
+class MembersCursor(Cursor):
+    """Pins the compute (membership snapshot) of the first page; bound to its segment."""
+
+    list_name = "segment-members"
+    segment_id: int = Field(ge=1)
+    snapshot: int = Field(ge=1)
+    after: str
 
 
 class SegmentList(BaseModel):
@@ -145,11 +160,12 @@ def list_segments(ctx: RequestContext) -> SegmentList:
         ctx.runtime,
         ctx.tenant_id,
         limit=query.limit,
-        cursor=query.cursor,
+        after=SegmentsCursor.decode(query.cursor).after if query.cursor else 0,
         segment_type=query.segment_type,
         active=query.active,
     )
-    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=page.next_cursor)
+    cursor = SegmentsCursor(after=page.next_after).encode() if page.next_after is not None else None
+    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
 
 @router.post("/api/segments/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
@@ -214,13 +230,13 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     after: str | None = None
     snapshot: int | None = None
     if query.cursor:
-        position = service.decode_cursor(query.cursor, ("snapshot", "after"))
-        snapshot, after = position["snapshot"], position["after"]
-        if not isinstance(snapshot, int) or not isinstance(after, str):
-            raise service.invalid_cursor()
+        position = MembersCursor.decode(query.cursor)
+        if position.segment_id != segment_id:
+            raise invalid_cursor()
+        snapshot, after = position.snapshot, position.after
     page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
-        service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
+        MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode()
         if page.next_after is not None
         else None
     )

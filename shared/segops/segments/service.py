@@ -7,15 +7,11 @@ membership lookup never serves a deleted or deactivated segment once the write h
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from segops import clock
-from segops.errors import Conflict, NotFound, ValidationFailed
+from segops.errors import Conflict, NotFound
 from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
@@ -24,29 +20,7 @@ from segops.segments import models as m
 @dataclass(frozen=True)
 class Page:
     items: list[m.Segment]
-    next_cursor: str | None
-
-
-def encode_cursor(value: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """An opaque cursor back into its fields; anything malformed is a 400 on `/query/cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        value = None
-    if not isinstance(value, dict) or any(k not in value for k in required):
-        raise invalid_cursor()
-    return value
-
-
-def invalid_cursor() -> ValidationFailed:
-    return ValidationFailed(
-        "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this endpoint"}]}
-    )
+    next_after: int | None  # the last id returned when more follow; None on the last page
 
 
 def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
@@ -75,14 +49,11 @@ def list_segments(
     tenant_id: int,
     *,
     limit: int,
-    cursor: str | None = None,
+    after: int = 0,
     segment_type: m.SegmentType | None = None,
     active: bool | None = None,
 ) -> Page:
-    """Segments by ascending id, filtered; the cursor is the last id returned."""
-    after = decode_cursor(cursor, ("after",))["after"] if cursor else 0
-    if not isinstance(after, int):
-        raise invalid_cursor()
+    """Segments with ids above `after` in ascending order, filtered."""
     items: list[m.Segment] = []
     for segment_id in _segment_ids(runtime, tenant_id):
         if segment_id <= after:
@@ -95,7 +66,7 @@ def list_segments(
         if active is not None and segment.active != active:
             continue
         if len(items) == limit:
-            return Page(items, encode_cursor({"after": items[-1].id}))
+            return Page(items, items[-1].id)
         items.append(segment)
     return Page(items, None)
 
