@@ -37,7 +37,7 @@ def test_every_request_body_and_query_model_is_strict() -> None:
                 for model in (route.body, route.query, route.doc_body):
                     # THEN what it parses from the request rests on the strict base
                     if model is not None and not issubclass(model, StrictModel):
-                        loose.append(f"{route.method} {route.rule}: {model.__name__}")
+                        loose.append(f"{route.method} {route.path}: {model.__name__}")
     assert loose == []
 
 

@@ -15,7 +15,8 @@ from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
 from segops.http.routing import RequestContext, Result, Router
 from segops.messages import ComputeRequested, SegmentComputeEnvelope
-from segops.segments.models import ComputeState, ComputeStatus, compute_state_key
+from segops.segments.models import ComputeState, ComputeStatus
+from segops.store import keys
 
 router = Router(tags=["segments"])
 PATH = "/api/segments/<int:segment_id>/compute/"
@@ -82,7 +83,7 @@ def request_compute(ctx: RequestContext) -> Result:
             }
         )
 
-    key = compute_state_key(ctx.tenant_id, segment_id)
+    key = keys.compute_state_key(ctx.tenant_id, segment_id)
     if ctx.runtime.documents.update(key, ComputeState, queued) is None:
         ctx.runtime.documents.save(key, queued(ComputeState(segment_id=segment_id)))
     ctx.runtime.bus.publish(
@@ -99,6 +100,6 @@ def compute_status(ctx: RequestContext) -> ComputeStatusOut:
     segment_id = int(ctx.path_params["segment_id"])
     if load_segment(ctx.runtime, ctx.tenant_id, segment_id) is None:
         raise NotFound("segment not found", {"id": segment_id})
-    state = ctx.runtime.documents.load(compute_state_key(ctx.tenant_id, segment_id), ComputeState)
+    state = ctx.runtime.documents.load(keys.compute_state_key(ctx.tenant_id, segment_id), ComputeState)
     state = state or ComputeState(segment_id=segment_id)
     return ComputeStatusOut.model_validate(state.model_dump(include=set(ComputeStatusOut.model_fields)))

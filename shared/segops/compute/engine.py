@@ -37,7 +37,8 @@ from segops.membership import writer
 from segops.membership.lookup import invalidate_users
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
-from segops.segments.models import ComputeState, Segment, compute_state_key, segment_key
+from segops.segments.models import ComputeState, Segment
+from segops.store import keys
 
 log = logging.getLogger("segops.compute")
 
@@ -76,7 +77,7 @@ class _Target:
 
 
 def load_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> Segment | None:
-    segment = runtime.documents.load(segment_key(tenant_id, segment_id), Segment)
+    segment = runtime.documents.load(keys.segment_key(tenant_id, segment_id), Segment)
     return segment if segment is not None and segment.tenant == tenant_id else None
 
 
@@ -108,7 +109,7 @@ def compute(
                 )
             )
             continue
-        state = runtime.documents.load(compute_state_key(tenant_id, segment.id), ComputeState)
+        state = runtime.documents.load(keys.compute_state_key(tenant_id, segment.id), ComputeState)
         state = state or ComputeState(segment_id=segment.id)
         mode = _effective_mode(request.mode, segment, state, now)
         targets.append(_Target(segment, parse_definition(segment.definition), state, compute_id, mode))
@@ -213,7 +214,7 @@ def _warehouse_clock(runtime: Runtime) -> datetime:
 
 
 def _update_state(runtime: Runtime, tenant_id: int, segment_id: int, change: Any) -> None:
-    key = compute_state_key(tenant_id, segment_id)
+    key = keys.compute_state_key(tenant_id, segment_id)
     if runtime.documents.update(key, ComputeState, change) is None:
         runtime.documents.save(key, change(ComputeState(segment_id=segment_id)))
 

@@ -1,9 +1,6 @@
-"""Connector documents. Key layout (no listed prefix holds nested documents):
-
-- `tenants/<t>/connectors/<id>`: `Connector` (no secrets in it, ever)
-- `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API)
-- `tenants/<t>/connector-syncs/<connector id>/<sync id>`: `SyncRecord`
-Dead-lettered batches are objects under `connectors/dead-letter/<t>/<connector id>/<sync id>.jsonl`.
+"""Connector documents: `Connector` (no secrets in it, ever), `ConnectorSecrets` (write-only through
+the API), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered batches are objects under
+`connectors/dead-letter/<t>/<connector id>/<sync id>.jsonl`.
 """
 
 from __future__ import annotations
@@ -103,26 +100,6 @@ class SyncRecord(BaseModel):
     error_summary: list[str] = Field(default_factory=list)
     dead_letter: str | None = None
     files: list[str] = Field(default_factory=list)
-
-
-def connector_key(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connectors/{connector_id}"
-
-
-def connectors_prefix(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/connectors/"
-
-
-def secrets_key(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-secrets/{connector_id}"
-
-
-def sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/{sync_id}"
-
-
-def syncs_prefix(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
 
 
 def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:

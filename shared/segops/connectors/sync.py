@@ -27,6 +27,7 @@ from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.runtime import Runtime
+from segops.store import keys
 
 log = logging.getLogger("segops.connectors")
 
@@ -34,7 +35,7 @@ log = logging.getLogger("segops.connectors")
 def handle_membership_changed(message: BusMessage, runtime: Runtime) -> None:
     """`membership-changes` → push the compute's diff to each active connector following the segment."""
     change = parse_message(message, MembershipChanged)
-    for connector in runtime.documents.list(m.connectors_prefix(change.tenant_id), m.Connector):
+    for connector in runtime.documents.list(keys.connectors_prefix(change.tenant_id), m.Connector):
         if connector.active and connector.segment_id == change.segment_id:
             sync_changes(runtime, connector, change)
 
@@ -60,7 +61,7 @@ def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **field
     record = m.SyncRecord.model_validate(
         {"id": runtime.documents.next_id("connector-syncs"), "connector_id": connector.id, "kind": kind, **fields}
     )
-    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+    runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
     return record
 
 
@@ -79,8 +80,8 @@ def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipCha
 
 
 def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int) -> m.SyncRecord | None:
-    connector = runtime.documents.load(m.connector_key(tenant_id, connector_id), m.Connector)
-    record = runtime.documents.load(m.sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
+    connector = runtime.documents.load(keys.connector_key(tenant_id, connector_id), m.Connector)
+    record = runtime.documents.load(keys.connector_sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
     if connector is None or record is None:
         return None  # deleted since it was requested
     if not connector.active:
@@ -114,7 +115,7 @@ def _run(
     _save(runtime, connector, record)
     tally = Tally()
     try:
-        secrets = runtime.documents.load(m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
+        secrets = runtime.documents.load(keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
         if connector.type == "file":
             _run_file(runtime, connector, record, entered, exited, snapshot)
             tally.added, tally.removed = record.added, record.removed
@@ -235,7 +236,7 @@ def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tall
 
 
 def _save(runtime: Runtime, connector: m.Connector, record: m.SyncRecord) -> None:
-    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+    runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
 
 
 def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
@@ -244,7 +245,7 @@ def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
             current.applied_version = version
         return current
 
-    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, advance)
+    runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, advance)
 
 
 def _remember_audience(runtime: Runtime, connector: m.Connector, audience_id: int) -> None:
@@ -252,4 +253,4 @@ def _remember_audience(runtime: Runtime, connector: m.Connector, audience_id: in
         current.resolved_audience_id = audience_id
         return current
 
-    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, remember)
+    runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, remember)

@@ -32,9 +32,5 @@ class Export(BaseModel):
     created_by: str | None = None
 
 
-def export_key(tenant_id: int, export_id: int) -> str:
-    return f"tenants/{tenant_id}/exports/{export_id}"
-
-
 def object_key(tenant_id: int, export_id: int, segment_id: int, fmt: ExportFormat) -> str:
     return f"exports/{tenant_id}/{export_id}/segment-{segment_id}.{fmt}"

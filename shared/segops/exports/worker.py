@@ -20,6 +20,7 @@ from segops.membership import store as membership
 from segops.messages import ExportRequested
 from segops.runtime import Runtime
 from segops.segments import service as segments
+from segops.store import keys
 from segops.warehouse import TenantWarehouse
 
 log = logging.getLogger("segops.exports")
@@ -31,7 +32,7 @@ def handle_export_message(message: BusMessage, runtime: Runtime) -> None:
 
 def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
     """Produce the file of one queued export; a redelivery of a finished export does nothing."""
-    key = m.export_key(request.tenant_id, request.export_id)
+    key = keys.export_key(request.tenant_id, request.export_id)
     export = runtime.documents.load(key, m.Export)
     if export is None or export.segment_id != request.segment_id:
         raise PermanentError("unknown export", {"export_id": request.export_id})

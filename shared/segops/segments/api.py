@@ -16,7 +16,8 @@ from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
 from segops.segments.preview import MAX_SAMPLE, preview
-from segops.tenancy.models import User, user_key
+from segops.store import keys
+from segops.tenancy.models import User
 
 router = Router(tags=["segments"])
 
@@ -124,7 +125,7 @@ def actor(ctx: RequestContext) -> str | None:
     assert isinstance(principal, Principal)
     if principal.kind == "api_key":
         return f"api_key:{principal.key_id}"
-    user = ctx.runtime.documents.load(user_key(principal.user_id), User) if principal.user_id else None
+    user = ctx.runtime.documents.load(keys.user_key(principal.user_id), User) if principal.user_id else None
     return user.email if user else None
 
 

@@ -1,9 +1,5 @@
-"""Segment documents. Key layout (no listed prefix holds nested documents):
-
-- `tenants/<t>/segments/<id>`: `Segment` (owned by the segments API)
-- `tenants/<t>/segment-versions/<id>/<n>`: `SegmentVersion` (immutable)
-- `tenants/<t>/segment-computes/<id>`: `ComputeState` (owned by segment_compute)
-"""
+"""Segment documents: `Segment` (owned by the segments API), `SegmentVersion` (immutable),
+`ComputeState` (owned by segment_compute). Their keys: `segops.store.keys`."""
 
 from __future__ import annotations
 
@@ -60,23 +56,3 @@ class ComputeState(BaseModel):
     # warehouse time from which the next delta compute must look for newly arrived events.
     snapshot: int | None = None
     watermark: datetime | None = None
-
-
-def segment_key(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segments/{segment_id}"
-
-
-def segments_prefix(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/segments/"
-
-
-def version_key(tenant_id: int, segment_id: int, version: int) -> str:
-    return f"tenants/{tenant_id}/segment-versions/{segment_id}/{version}"
-
-
-def versions_prefix(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segment-versions/{segment_id}/"
-
-
-def compute_state_key(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segment-computes/{segment_id}"

@@ -15,6 +15,7 @@ from segops.errors import Conflict, NotFound
 from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
+from segops.store import keys
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Page:
 
 
 def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
-    prefix = m.segments_prefix(tenant_id)
+    prefix = keys.segments_prefix(tenant_id)
     ids = []
     for key in runtime.store.list(prefix):
         tail = key[len(prefix) :]
@@ -34,14 +35,14 @@ def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
 
 
 def get_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> m.Segment:
-    found = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+    found = runtime.documents.load(keys.segment_key(tenant_id, segment_id), m.Segment)
     if found is None:
         raise NotFound("segment not found", {"id": segment_id})
     return found
 
 
 def compute_state(runtime: Runtime, tenant_id: int, segment_id: int) -> m.ComputeState | None:
-    return runtime.documents.load(m.compute_state_key(tenant_id, segment_id), m.ComputeState)
+    return runtime.documents.load(keys.compute_state_key(tenant_id, segment_id), m.ComputeState)
 
 
 def list_segments(
@@ -58,7 +59,7 @@ def list_segments(
     for segment_id in _segment_ids(runtime, tenant_id):
         if segment_id <= after:
             continue
-        segment = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+        segment = runtime.documents.load(keys.segment_key(tenant_id, segment_id), m.Segment)
         if segment is None:
             continue
         if segment_type is not None and segment.segment_type != segment_type:
@@ -95,7 +96,7 @@ def create_segment(
         active=active,
         created_by=created_by,
     )
-    runtime.documents.create(m.segment_key(tenant_id, segment.id), segment)
+    runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
     _forget_active(runtime, tenant_id)
     return segment
 
@@ -126,7 +127,7 @@ def update_segment(
             update["version"] = version.version
         return segment.model_copy(update=update)
 
-    updated = runtime.documents.update(m.segment_key(tenant_id, segment_id), m.Segment, change)
+    updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
     _forget_active(runtime, tenant_id)
@@ -142,7 +143,7 @@ def _new_version(
         number = max([latest, *taken]) + 1
         version = m.SegmentVersion(segment_id=segment_id, version=number, definition=definition, created_by=actor)
         try:
-            runtime.documents.create(m.version_key(tenant_id, segment_id, number), version)
+            runtime.documents.create(keys.segment_version_key(tenant_id, segment_id, number), version)
         except Conflict:
             continue
         return version
@@ -150,7 +151,7 @@ def _new_version(
 
 
 def _version_numbers(runtime: Runtime, tenant_id: int, segment_id: int) -> list[int]:
-    prefix = m.versions_prefix(tenant_id, segment_id)
+    prefix = keys.segment_versions_prefix(tenant_id, segment_id)
     return [int(k[len(prefix) :]) for k in runtime.store.list(prefix) if k[len(prefix) :].isdigit()]
 
 
@@ -159,7 +160,7 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
     get_segment(runtime, tenant_id, segment_id)
     versions = []
     for number in sorted(_version_numbers(runtime, tenant_id, segment_id), reverse=True):
-        found = runtime.documents.load(m.version_key(tenant_id, segment_id, number), m.SegmentVersion)
+        found = runtime.documents.load(keys.segment_version_key(tenant_id, segment_id, number), m.SegmentVersion)
         if found is not None:
             versions.append(found)
     return versions
@@ -168,7 +169,7 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
 def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
-    runtime.documents.delete(m.segment_key(tenant_id, segment_id))
+    runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
     _forget_active(runtime, tenant_id)
     for number in _version_numbers(runtime, tenant_id, segment_id):
-        runtime.documents.delete(m.version_key(tenant_id, segment_id, number))
+        runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

@@ -10,6 +10,7 @@ from segops import clock
 from segops.boundary import StrictTrimmedModel
 from segops.http.routing import RequestContext, Router
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.tenancy import service
 
 router = Router(tags=["ingestion"])
@@ -33,12 +34,8 @@ class ShopifyIntegrationOut(BaseModel):
     updated_at: datetime | None
 
 
-def integration_key(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/integrations/shopify"
-
-
 def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | None:
-    return runtime.documents.load(integration_key(tenant_id), ShopifyIntegration)
+    return runtime.documents.load(keys.shopify_integration_key(tenant_id), ShopifyIntegration)
 
 
 def webhook_path(slug: str) -> str:
@@ -65,7 +62,7 @@ def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     body: ShopifySecretIn = ctx.body
     user_id = getattr(ctx.principal, "user_id", None)
     record = ShopifyIntegration(secret=body.secret, updated_by=user_id)
-    ctx.runtime.documents.save(integration_key(ctx.tenant_id), record)
+    ctx.runtime.documents.save(keys.shopify_integration_key(ctx.tenant_id), record)
     return _out(ctx.runtime, ctx.tenant_id, record)
 
 
@@ -90,4 +87,4 @@ def get_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
 )
 def delete_shopify(ctx: RequestContext) -> None:
     """Remove the secret: webhooks for this tenant are refused (401) from now on."""
-    ctx.runtime.documents.delete(integration_key(ctx.tenant_id))
+    ctx.runtime.documents.delete(keys.shopify_integration_key(ctx.tenant_id))

@@ -24,6 +24,7 @@ from segops.runtime import Runtime
 from segops.shopify.integration import load_integration
 from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
 from segops.shopify.signature import verify
+from segops.store import keys
 from segops.tenancy import service
 
 log = logging.getLogger("segops.shopify")
@@ -44,10 +45,6 @@ class OrderOwner(BaseModel):
     """Refund webhooks carry no customer: the order's owner is remembered when the order arrives."""
 
     user_id: str
-
-
-def order_owner_key(tenant_id: int, order_id: str) -> str:
-    return f"tenants/{tenant_id}/shopify-orders/{order_id}"
 
 
 def _refuse() -> Unauthorized:
@@ -88,7 +85,7 @@ def _dedupe_id(ctx: RequestContext) -> str | None:
 def _resolve_user(runtime: Runtime, tenant_id: int, mapped: MappedEvent) -> str | None:
     if mapped.user_id is not None or mapped.order_id is None:
         return mapped.user_id
-    owner = runtime.documents.load(order_owner_key(tenant_id, mapped.order_id), OrderOwner)
+    owner = runtime.documents.load(keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner)
     return owner.user_id if owner else None
 
 
@@ -122,7 +119,9 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
         return 0
     publish_events(runtime, tenant_id, [checked], SOURCE)
     if mapped.order_id is not None and mapped.user_id is not None:
-        runtime.documents.save(order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id))
+        runtime.documents.save(
+            keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id)
+        )
     return 1
 
 

@@ -12,6 +12,7 @@ from segops.auth.roles import Role
 from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound
 from segops.http.routing import RequestContext, Result, Router
+from segops.store import keys
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Tenant, User
 
@@ -190,7 +191,7 @@ def patch_tenant(ctx: RequestContext) -> TenantOut:
     body: TenantPatch = ctx.body
     found = service.tenant(ctx.runtime, ctx.tenant_id)
     found.name = body.name
-    ctx.runtime.documents.save(f"tenants/{found.id}/tenant", found)
+    ctx.runtime.documents.save(keys.tenant_key(found.id), found)
     return _tenant_out(found, _principal(ctx).role)
 
 
@@ -239,7 +240,7 @@ def change_member_role(ctx: RequestContext) -> MemberOut:
     principal = _principal(ctx)
     assert principal.role is not None
     link = service.change_role(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"], body.role)
-    user = ctx.runtime.documents.load(f"users/{link.user_id}", User)
+    user = ctx.runtime.documents.load(keys.user_key(link.user_id), User)
     if user is None:
         raise NotFound("member not found")
     return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)
