@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from segops.warehouse.base import render_settings
 from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 from segops.warehouse.identifiers import allowed_identifier, quote_identifier, quote_identifiers, segment_column
@@ -58,6 +59,15 @@ def test_segment_columns_come_from_ids_only(segment_id: Any) -> None:
     assert segment_column(7) == "s_7"
     with pytest.raises(ValueError, match="non-negative integer"):
         segment_column(segment_id)
+
+
+def test_insert_settings_names_pass_the_allow_list_and_values_their_own() -> None:
+    assert render_settings({"insert_deduplication_token": "ev-a-2-0f", "async_insert": 1}) == (
+        "insert_deduplication_token='ev-a-2-0f', async_insert='1'"
+    )
+    for name, value in (("max_threads\n", "1"), ("x=1, readonly", "1"), ("token", "a'b"), ("token", "a\n")):
+        with pytest.raises(ValueError, match=r"not an allowed|unsafe setting"):
+            render_settings({name: value})
 
 
 def test_chdb_backend_names_pass_the_allow_list(chdb_path: Path) -> None:
