@@ -12,8 +12,8 @@ import orjson
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from pydantic import BaseModel, ConfigDict
 from segops.auth import tokens
+from segops.boundary import StrictModel
 from segops.http.app import HttpApp
 from segops.http.routes import RequestContext, Router
 from segops.localstack import LocalStack
@@ -145,8 +145,7 @@ def test_api_key_shown_once_listed_by_prefix_and_stored_hashed(api: Api, stack: 
     assert secret[len("sk_live_") :].encode() not in stored
 
 
-class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Note(StrictModel):
     text: str
 
 

@@ -13,7 +13,8 @@ from segops.bus.base import Topic
 from segops.connectors.feed import MembershipSnapshot
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
-from segops.segments.models import Segment, segment_key
+from segops.segments.models import Segment
+from segops.store import keys
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class RecordedMembership:
 
     def segment(self, tenant_id: int, segment_id: int = 1) -> int:
         self.runtime.documents.save(
-            segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
+            keys.segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
         )
         return segment_id
 

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from flask import Response, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from segops.boundary import StrictModel
 from segops.exports import models as m
 from segops.exports import service
 from segops.http.responses import Result
@@ -18,15 +19,11 @@ from segops.segments.api import actor
 router = Router("/api/segments", role="member")
 
 
-class ExportCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExportCreate(StrictModel):
     format: m.ExportFormat = "csv"
 
 
-class ExportQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExportQuery(StrictModel):
     export_id: Id
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, RootModel
 
+from segops.boundary import StrictModel
 from segops.errors import PayloadTooLarge
 from segops.http.requests import read_body
 from segops.http.responses import Result
@@ -29,15 +30,11 @@ class BatchQueued(BaseModel):
     skipped: int
 
 
-class StatsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatsQuery(StrictModel):
     window: Window = "24h"
 
 
-class ErrorsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ErrorsQuery(StrictModel):
     limit: int = Field(default=50, ge=1, le=100)
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from segops.boundary import StrictModel
 from segops.http.routes import RequestContext, Router
 from segops.membership.lookup import user_segments
 
 router = Router("/api/segments/membership")
 
 
-class MembershipQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MembershipQuery(StrictModel):
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
 
 

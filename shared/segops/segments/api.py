@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field
 
+from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
+from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
 from segops.segments.preview import MAX_SAMPLE, preview
-from segops.tenancy.models import User, user_key
+from segops.store import keys
+from segops.tenancy.models import User
 
 router = Router("/api/segments")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class SegmentOut(BaseModel):
@@ -39,19 +38,33 @@ class SegmentOut(BaseModel):
     compute_status: m.ComputeStatus | None
 
 
+class SegmentsCursor(Cursor):
+    list_name = "segments"
+    after: int = Field(ge=0)
+
+
+class MembersCursor(Cursor):
+    """Pins the compute (membership snapshot) of the first page; bound to its segment."""
+
+    list_name = "segment-members"
+    segment_id: int = Field(ge=1)
+    snapshot: int = Field(ge=1)
+    after: str
+
+
 class SegmentList(BaseModel):
     results: list[SegmentOut]
     next_cursor: str | None
 
 
-class SegmentListQuery(Strict):
+class SegmentListQuery(StrictTrimmedModel):
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=512)
     segment_type: m.SegmentType | None = Field(default=None, validation_alias=AliasChoices("segment_type", "type"))
     active: bool | None = None
 
 
-class SegmentCreate(Strict):
+class SegmentCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     tenant: int | str | None = Field(default=None, description="Tenant id or slug (also query or X-SegOps-Tenant).")
     segment_type: m.SegmentType = "rule"
@@ -60,7 +73,7 @@ class SegmentCreate(Strict):
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
 
 
-class SegmentPatch(Strict):
+class SegmentPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     active: bool | None = None
@@ -78,7 +91,7 @@ class VersionList(BaseModel):
     results: list[VersionOut]
 
 
-class PreviewRequest(Strict):
+class PreviewRequest(StrictTrimmedModel):
     definition: dict[str, Any]
     limit: int = Field(default=10, ge=0, le=MAX_SAMPLE)
     tenant: int | str | None = None
@@ -90,7 +103,7 @@ class PreviewOut(BaseModel):
     sql: str = Field(description="The compiled query, with parameter placeholders instead of values.")
 
 
-class MembersQuery(Strict):
+class MembersQuery(StrictTrimmedModel):
     limit: int = Field(default=100, ge=1, le=10_000)
     cursor: str | None = Field(default=None, max_length=2048)
 
@@ -112,7 +125,7 @@ def actor(ctx: RequestContext) -> str | None:
     assert principal is not None
     if principal.kind == "api_key":
         return f"api_key:{principal.key_id}"
-    user = ctx.runtime.documents.load(user_key(principal.user_id), User) if principal.user_id else None
+    user = ctx.runtime.documents.load(keys.user_key(principal.user_id), User) if principal.user_id else None
     return user.email if user else None
 
 
@@ -148,11 +161,12 @@ def list_segments(ctx: RequestContext) -> SegmentList:
         ctx.runtime,
         ctx.tenant_id,
         limit=query.limit,
-        cursor=query.cursor,
+        after=SegmentsCursor.decode(query.cursor).after if query.cursor else 0,
         segment_type=query.segment_type,
         active=query.active,
     )
-    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=page.next_cursor)
+    cursor = SegmentsCursor(after=page.next_after).encode() if page.next_after is not None else None
+    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
 
 @router.post("/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
@@ -217,14 +231,14 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     after: str | None = None
     snapshot: int | None = None
     if query.cursor:
-        position = service.decode_cursor(query.cursor, ("snapshot", "after"))
-        snapshot, after = position["snapshot"], position["after"]
-        if not isinstance(snapshot, int) or not isinstance(after, str):
-            raise service.invalid_cursor()
+        position = MembersCursor.decode(query.cursor)
+        if position.segment_id != segment_id:
+            raise invalid_cursor()
+        snapshot, after = position.snapshot, position.after
     warehouse = ctx.runtime.warehouse
     page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
-        service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
+        MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode()
         if page.next_after is not None
         else None
     )

@@ -9,12 +9,12 @@ so its event id is deterministic and the event writer stores a redelivered webho
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
+from segops import clock
 from segops.errors import Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import RequestContext, Router
@@ -25,6 +25,7 @@ from segops.runtime import Runtime
 from segops.shopify.integration import load_integration
 from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
 from segops.shopify.signature import verify
+from segops.store import keys
 from segops.tenancy import service
 
 log = logging.getLogger("segops.shopify")
@@ -45,10 +46,6 @@ class OrderOwner(BaseModel):
     """Refund webhooks carry no customer: the order's owner is remembered when the order arrives."""
 
     user_id: str
-
-
-def order_owner_key(tenant_id: int, order_id: str) -> str:
-    return f"tenants/{tenant_id}/shopify-orders/{order_id}"
 
 
 def _refuse() -> Unauthorized:
@@ -89,7 +86,7 @@ def _dedupe_id(ctx: RequestContext) -> str | None:
 def _resolve_user(runtime: Runtime, tenant_id: int, mapped: MappedEvent) -> str | None:
     if mapped.user_id is not None or mapped.order_id is None:
         return mapped.user_id
-    owner = runtime.documents.load(order_owner_key(tenant_id, mapped.order_id), OrderOwner)
+    owner = runtime.documents.load(keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner)
     return owner.user_id if owner else None
 
 
@@ -97,7 +94,7 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     """Map and queue one verified webhook; returns how many events were queued (0 or 1)."""
     runtime = ctx.runtime
     topic = (ctx.request.headers.get("X-Shopify-Topic") or "").strip()
-    stamp = Stamp(tenant_id, datetime.now(UTC), SOURCE)
+    stamp = Stamp(tenant_id, clock.now(), SOURCE)
     try:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -123,7 +120,9 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
         return 0
     publish_events(runtime, tenant_id, [checked], SOURCE)
     if mapped.order_id is not None and mapped.user_id is not None:
-        runtime.documents.save(order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id))
+        runtime.documents.save(
+            keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id)
+        )
     return 1
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
+from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
+from segops.store import keys
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Tenant, User
 
@@ -21,23 +23,19 @@ tenant_router = Router("/api/tenants/<int:tenant_id>", auth=("jwt",), role="admi
 keys_router = Router("/api/keys", auth=("jwt",), role="admin")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupRequest(Strict):
+class SignupRequest(StrictTrimmedModel):
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
     tenant_slug: str = Field(max_length=63)
     tenant_name: str | None = Field(default=None, max_length=200)
 
 
-class TokenRequest(Strict):
+class TokenRequest(StrictTrimmedModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=256)
 
 
-class RefreshRequest(Strict):
+class RefreshRequest(StrictTrimmedModel):
     refresh: str = Field(max_length=4096)
 
 
@@ -76,7 +74,7 @@ class TenantList(BaseModel):
     results: list[TenantOut]
 
 
-class TenantPatch(Strict):
+class TenantPatch(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -92,16 +90,16 @@ class MemberList(BaseModel):
     results: list[MemberOut]
 
 
-class InviteRequest(Strict):
+class InviteRequest(StrictTrimmedModel):
     email: EmailStr
     role: Role = "member"
 
 
-class RolePatch(Strict):
+class RolePatch(StrictTrimmedModel):
     role: Role
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
 
@@ -188,7 +186,7 @@ def patch_tenant(ctx: RequestContext) -> TenantOut:
     body: TenantPatch = ctx.body
     found = service.tenant(ctx.runtime, ctx.tenant_id)
     found.name = body.name
-    ctx.runtime.documents.save(f"tenants/{found.id}/tenant", found)
+    ctx.runtime.documents.save(keys.tenant_key(found.id), found)
     return _tenant_out(found, _principal(ctx).role)
 
 
@@ -216,7 +214,7 @@ def change_member_role(ctx: RequestContext) -> MemberOut:
     principal = _principal(ctx)
     assert principal.role is not None
     link = service.change_role(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"], body.role)
-    user = ctx.runtime.documents.load(f"users/{link.user_id}", User)
+    user = ctx.runtime.documents.load(keys.user_key(link.user_id), User)
     if user is None:
         raise NotFound("member not found")
     return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)

@@ -11,7 +11,8 @@ from segops.compute.engine import Request
 from segops.localstack import LocalStack
 from segops.membership import store
 from segops.messages import MembershipChanged
-from segops.segments.models import ComputeState, compute_state_key
+from segops.segments.models import ComputeState
+from segops.store import keys
 
 from tests.integration.dsl.strategies import NOW
 from tests.support.dsl_reference import Event
@@ -30,7 +31,7 @@ def members(stack: LocalStack, tenant: int, segment: int, snapshot: int | None =
 
 
 def state(stack: LocalStack, tenant: int, segment: int) -> ComputeState:
-    found = stack.runtime.documents.load(compute_state_key(tenant, segment), ComputeState)
+    found = stack.runtime.documents.load(keys.compute_state_key(tenant, segment), ComputeState)
     assert found is not None
     return found
 

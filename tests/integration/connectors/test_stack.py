@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from segops import clock
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.localstack import LocalStack
@@ -29,7 +30,7 @@ def test_computes_drive_adds_and_removes_on_every_platform(
 ) -> None:
     runtime = stack.runtime
     tenant = account.tenant_id
-    now = engine.utc_now()
+    now = clock.now_millis()
 
     def event(user: str, kind: str, age: timedelta, payload: dict[str, object] | None = None) -> Event:
         return Event(user, kind, now - age, now - age, payload or {})
@@ -112,7 +113,7 @@ def test_compute_requested_over_http_reaches_the_platform(
     → connector_sync → the platform."""
     runtime = stack.runtime
     tenant = account.tenant_id
-    at = engine.utc_now()
+    at = clock.now_millis()
 
     def viewed(user: str, path: str) -> Event:
         return Event(user, "page_viewed", at, at, {"path": path})
