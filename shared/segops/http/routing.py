@@ -198,18 +198,10 @@ def _clean_loc(loc: Iterable[int | str]) -> list[int | str]:
     # Discriminated unions add the tag name to the location; drop it so the pointer is a real path.
     cleaned: list[int | str] = []
     for part in loc:
-        if isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS):
+        if isinstance(part, str) and part.startswith("function-"):
             continue
         cleaned.append(part)
     return cleaned
-
-
-_UNION_TAGS: set[str] = set()
-
-
-def register_union_tags(tags: Iterable[str]) -> None:
-    """Tags of discriminated unions that pydantic inserts into error locations."""
-    _UNION_TAGS.update(tags)
 
 
 def read_body(ctx: RequestContext, limit: int) -> bytes:
