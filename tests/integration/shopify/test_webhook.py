@@ -220,18 +220,6 @@ def test_refund_for_an_unknown_order_is_recorded_not_stored(stack: LocalStack, a
     assert [r["error_type"] for r in error_rows(stack, shop.tenant_id)] == ["shopify_unknown_customer"]
 
 
-def test_checkout_falls_back_to_email_as_user(stack: LocalStack, api: Api, shop: Account) -> None:
-    body = orjson.dumps(
-        {"token": "abc", "email": "Ann@Example.com", "total_price": "12.50", "currency": "EUR", "line_items": []}
-    )
-    headers = {"X-Shopify-Topic": "checkouts/create", "X-Shopify-Hmac-SHA256": sign(SECRET, body)}
-    assert _post(api, shop.tenant_slug, body, headers).status_code == 200
-    stack.bus.drain()
-    [row] = stored_events(stack, shop.tenant_id)
-    assert row["event_type"] == "checkout_started" and row["user_id"] == "ann@example.com"
-    assert orjson.loads(row["payload"])["total"] == 12.5
-
-
 def test_secret_is_write_only_and_admin_only(stack: LocalStack, api: Api, shop: Account) -> None:
     path = f"/api/tenants/{shop.tenant_id}/integrations/shopify/"
     shown = api.get(path, headers=shop.bearer)
