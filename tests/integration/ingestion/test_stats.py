@@ -135,6 +135,14 @@ def test_errors_limit_above_the_maximum_is_clamped_to_100(stack: LocalStack, api
         assert response.status_code == 200, response.get_data(as_text=True)
         rows = response.get_json()["results"]
         assert [r["detail"] for r in rows] == [f"detail {i}" for i in range(129, 29, -1)]
+    # AND the served OpenAPI document says the same: a list object, no maximum that would refuse 500
+    document = api.get("/api/openapi.json").get_json()
+    operation = document["paths"]["/api/ingestion/errors/"]["get"]
+    [limit] = operation["parameters"]
+    assert limit["schema"]["minimum"] == 1 and "maximum" not in limit["schema"]
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert schema["type"] == "object" and schema["required"] == ["results"]
 
 
 def test_viewer_can_read_stats_and_errors(api: Api) -> None:
