@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     environment: Literal["dev", "test", "production"] = "dev"
     data_dir: Path = Path(".segops")
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
+    # `PORT` is the Cloud Run / functions-framework convention; `SEGOPS_PORT` wins when both are set.
+    platform_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="PORT")
     # The built web console `make dev` serves at `/` (production serves it from a bucket instead).
     console_dir: Path = Path("console/dist")
     # Base of the links in account mail; empty: the dev server's own http://host:port.
@@ -116,11 +118,19 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.listen_port()[0]}"
 
     @property
     def chdb_dir(self) -> Path:
         return self.chdb_path or self.data_dir / "chdb"
+
+    def listen_port(self) -> tuple[int, str]:
+        """The port `make dev` serves on and the variable it came from (`SEGOPS_PORT`, `PORT`, or `default`)."""
+        if "port" in self.model_fields_set:
+            return self.port, "SEGOPS_PORT"
+        if self.platform_port is not None:
+            return self.platform_port, "PORT"
+        return self.port, "default"
 
 
 @lru_cache(maxsize=1)

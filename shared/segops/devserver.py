@@ -20,6 +20,7 @@ from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from segops.mailer import DevMailbox
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.tenancy import models as m
 from segops.tenancy import service
 
@@ -44,15 +45,15 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     password = secrets.token_urlsafe(12)
     tenant = service.tenant_by_slug(runtime, DEMO_SLUG)
     if tenant is None:
-        password_hash = service.passwords(runtime).hash(password)
+        password_hash = runtime.passwords.hash(password)
         _, tenant = service.create_account(runtime, DEMO_EMAIL, password_hash, DEMO_SLUG, "Demo")
     else:
-        pointer = runtime.documents.load(m.user_email_key(DEMO_EMAIL), m.Pointer)
+        pointer = runtime.documents.load(keys.user_email_key(DEMO_EMAIL), m.Pointer)
         assert pointer is not None, "demo tenant exists without its owner"
         runtime.documents.update(
-            m.user_key(pointer.id),
+            keys.user_key(pointer.id),
             m.User,
-            lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
+            lambda u: u.model_copy(update={"password_hash": runtime.passwords.hash(password)}),
         )
     _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
     credentials = {
@@ -68,11 +69,12 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     return credentials
 
 
-def banner(base: str, credentials: dict[str, Any], mailbox: bool) -> str:
+def banner(base: str, port_source: str, credentials: dict[str, Any], mailbox: bool) -> str:
     key = credentials["api_key"]
+    port_note = "the default port" if port_source == "default" else f"port from {port_source}"
     mail = f"  mailbox  {base}/dev/mailbox/ (signup and invitation links; JSON: mailbox.json)\n" if mailbox else ""
     return f"""
-SegOps dev stack on {base}
+SegOps dev stack on {base} ({port_note})
   console  {base}/  (log in as the owner below)
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
@@ -98,11 +100,12 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
+    port, port_source = settings.listen_port()
     site = with_console(stack.wsgi, ConsoleAssets(settings.console_dir))
-    server = make_server(settings.host, settings.port, site, threaded=True)
+    server = make_server(settings.host, port, site, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
-    print(banner(base, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)
+    print(banner(base, port_source, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)
 
     stopping = threading.Event()
 

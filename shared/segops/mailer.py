@@ -7,7 +7,7 @@ import smtplib
 import ssl
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +15,7 @@ from typing import Protocol
 import orjson
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.errors import DependencyDown
 
 log = logging.getLogger("segops.mail")
@@ -26,7 +27,7 @@ class Mail(BaseModel):
     text: str
     # The links the application put in `text` (never parsed out of it: a tenant name may hold a URL).
     links: list[str] = Field(default_factory=list)
-    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    sent_at: datetime = Field(default_factory=clock.now)
 
 
 class Mailer(Protocol):

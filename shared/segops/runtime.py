@@ -5,13 +5,17 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from segops.auth.passwords import Passwords
 from segops.bus.base import Bus
 from segops.cache.base import Cache
 from segops.config import Settings, get_settings
+from segops.connectors.feed import MembershipFeed
+from segops.connectors.warehouse_feed import WarehouseMembershipFeed
 from segops.mailer import DevMailbox, Mailer, NoMailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
@@ -28,12 +32,23 @@ class Runtime:
     store: Store
     objects: ObjectStore
     jwt_secret: str
+    membership_feed: MembershipFeed
     mailer: Mailer
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def documents(self) -> DocumentRepository:
         return DocumentRepository(self.store)
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        # Built on first use: only the functions that log users in pay for the argon2 set-up.
+        settings = self.settings
+        return Passwords(
+            settings.password_hash_time_cost,
+            settings.password_hash_memory_kib,
+            settings.password_hash_slots,
+            settings.password_hash_wait_seconds,
+        )
 
 
 def _gcs_client(settings: Settings) -> Any:
@@ -161,8 +176,17 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     for backend, build in builders.items():
         declared = settings.uses is None or backend in settings.uses
         parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
+    # Connectors read membership through this feed; tests replace it to drive them without computes.
+    feed = overrides.pop("membership_feed", None) or WarehouseMembershipFeed(parts["warehouse"])
     mailer = overrides.pop("mailer", None) or build_mailer(settings)
-    return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), mailer=mailer, **parts, **overrides)
+    return Runtime(
+        settings=settings,
+        jwt_secret=_jwt_secret(settings),
+        membership_feed=feed,
+        mailer=mailer,
+        **parts,
+        **overrides,
+    )
 
 
 _current: Runtime | None = None

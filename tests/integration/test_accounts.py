@@ -12,10 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
+from segops import clock
 from segops.auth import sessions, tokens
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.runtime import build_mailer
+from segops.store import keys
 from segops.tenancy import models as m
 
 from tests.support.api import Account, Api, assert_error
@@ -113,9 +115,9 @@ def test_verification_token_is_single_use_and_expires(
     # GIVEN a pending signup whose 24 h have passed
     late = link_token(smtp_server, "u1@example.com", "/verify-email")
     smtp_stack.runtime.documents.update(
-        m.signup_key(m.token_digest(late)),
+        keys.signup_key(m.token_digest(late)),
         m.PendingSignup,
-        lambda p: p.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
+        lambda p: p.model_copy(update={"expires_at": clock.now() - timedelta(seconds=1)}),
     )
     assert_error(api.post("/api/auth/verify-email/", {"token": late}), 404, "not_found")
     assert_error(api.post("/api/auth/verify-email/", {"token": "made-up"}), 404, "not_found")
@@ -298,9 +300,9 @@ def test_revoked_reissued_and_expired_invitations_stop_working(
     late = link_token(smtp_server, "late@example.com", "/invitations/accept")
     [pending] = api.get(f"/api/tenants/{owner.tenant_id}/invitations/", headers=owner.bearer).get_json()["results"]
     smtp_stack.runtime.documents.update(
-        m.invitation_key(owner.tenant_id, pending["id"]),
+        keys.invitation_key(owner.tenant_id, pending["id"]),
         m.Invitation,
-        lambda i: i.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
+        lambda i: i.model_copy(update={"expires_at": clock.now() - timedelta(seconds=1)}),
     )
     assert_error(api.get(f"/api/invitations/{late}/"), 404, "not_found")
     assert_error(api.post("/api/invitations/accept/", {"token": late, "password": PASSWORD}), 404, "not_found")
@@ -425,9 +427,9 @@ def test_a_session_left_unused_past_its_lifetime_ends(
     account = sign_up(api, smtp_server, "idle@example.com", "idle")
     family = jwt.decode(account.refresh, options={"verify_signature": False})["fam"]
     smtp_stack.runtime.documents.update(
-        f"refresh-families/{family}",
+        keys.refresh_family_key(family),
         sessions.RefreshFamily,
-        lambda f: f.model_copy(update={"expires_at": m.utcnow() - timedelta(seconds=1)}),
+        lambda f: f.model_copy(update={"expires_at": clock.now() - timedelta(seconds=1)}),
     )
     assert_error(api.post("/api/auth/token/refresh/", {"refresh": account.refresh}), 401, "unauthorized")
 

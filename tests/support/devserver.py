@@ -29,12 +29,16 @@ def call(base: str, method: str, path: str, body: Any = None, headers: dict[str,
 
 
 @contextmanager
-def devserver(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def devserver(
+    data_dir: Path, port_variable: str = "SEGOPS_PORT", extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The dev server on a free port given in `port_variable` (`SEGOPS_PORT` or `PORT`)."""
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("PORT", "SEGOPS_PORT")},
+        **(extra_env or {}),
+        port_variable: str(port),
         "SEGOPS_DATA_DIR": str(data_dir),
-        "SEGOPS_PORT": str(port),
         "SEGOPS_PASSWORD_HASH_TIME_COST": "1",
         "SEGOPS_PASSWORD_HASH_MEMORY_KIB": "1024",
         "SEGOPS_LOG_LEVEL": "WARNING",

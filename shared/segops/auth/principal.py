@@ -1,18 +1,11 @@
-"""Who is calling, for which tenant, with which role — resolved once per request."""
+"""Who is calling, for which tenant, with which role (`segops.http.authentication` resolves it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from segops.auth import sessions
-from segops.auth.roles import Role, at_least
-from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-
-if TYPE_CHECKING:
-    from segops.http.routing import RequestContext
-    from segops.tenancy.models import Tenant
+from segops.auth.roles import Role
 
 
 @dataclass(frozen=True)
@@ -22,102 +15,3 @@ class Principal:
     key_id: int | None
     tenant_id: int | None
     role: Role | None
-
-
-def _credentials(ctx: RequestContext) -> tuple[str, str]:
-    header = ctx.request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if not scheme or not value:
-        raise Unauthorized("missing Authorization header (Bearer <token> or ApiKey <key>)")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return "jwt", value
-    if scheme == "apikey":
-        return "api_key", value
-    raise Unauthorized("unsupported Authorization scheme")
-
-
-def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
-    route = ctx.route
-    if route.tenant_from_path:
-        return str(ctx.path_params[route.tenant_from_path])
-    if isinstance(body, dict) and body.get("tenant") is not None:
-        return str(body["tenant"])
-    value = ctx.request.args.get("tenant") or ctx.request.headers.get("X-SegOps-Tenant")
-    return value or None
-
-
-def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
-    from segops.tenancy import service
-
-    if reference.isdigit():
-        return int(reference)
-    found = service.tenant_by_slug(ctx.runtime, reference.lower())
-    return found.id if found else None
-
-
-def _holding_object(
-    ctx: RequestContext, locate: tuple[str, Callable[[int, int], str]], memberships: list[tuple[Tenant, Role]]
-) -> list[tuple[Tenant, Role]]:
-    """The caller's tenants that hold the object named in the path (none or one: ids are global)."""
-    param, key = locate
-    object_id = int(ctx.path_params[param])
-    return [(t, role) for t, role in memberships if ctx.runtime.store.get(key(t.id, object_id)) is not None]
-
-
-def signed_in_user(ctx: RequestContext) -> int | None:
-    """For routes open to everyone that act differently for a signed-in person: the user of a valid
-    Bearer token, None without an Authorization header, `Unauthorized` for anything else."""
-    if not ctx.request.headers.get("Authorization"):
-        return None
-    kind, secret = _credentials(ctx)
-    if kind != "jwt":
-        raise Unauthorized("this endpoint accepts bearer tokens only")
-    return sessions.verify_access(ctx.runtime, secret).user_id
-
-
-def authenticate(ctx: RequestContext, body: Any) -> Principal:
-    from segops.tenancy import service
-
-    route = ctx.route
-    kind, secret = _credentials(ctx)
-    if kind not in route.auth:
-        raise Unauthorized(f"this endpoint does not accept {'API keys' if kind == 'api_key' else 'bearer tokens'}")
-    reference = _tenant_reference(ctx, body)
-    tenant_id = _resolve_tenant_id(ctx, reference) if reference is not None else None
-    if reference is not None and tenant_id is None:
-        raise NotFound("tenant not found")
-
-    if kind == "api_key":
-        key = service.resolve_api_key(ctx.runtime, secret)
-        if tenant_id is not None and tenant_id != key.tenant_id:
-            raise NotFound("tenant not found")
-        principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
-    else:
-        user_id = sessions.verify_access(ctx.runtime, secret).user_id
-        if tenant_id is None and route.role is not None:
-            memberships = service.user_tenants(ctx.runtime, user_id)
-            if len(memberships) > 1 and route.tenant_from_object is not None:
-                memberships = _holding_object(ctx, route.tenant_from_object, memberships)
-            if len(memberships) != 1:
-                if not memberships:
-                    raise NotFound("not found" if route.tenant_from_object else "you belong to no tenant")
-                raise ValidationFailed(
-                    "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
-                    {"errors": [{"pointer": "/tenant", "message": "required"}]},
-                )
-            tenant_id = memberships[0][0].id
-        role: Role | None = None
-        if tenant_id is not None:
-            link = service.membership(ctx.runtime, tenant_id, user_id)
-            if link is None:
-                raise NotFound("tenant not found")
-            role = link.role
-        principal = Principal("user", user_id, None, tenant_id, role)
-
-    if route.role is not None:
-        assert principal.role is not None
-        if not at_least(principal.role, route.role):
-            raise Forbidden(f"this action needs the {route.role} role", {"role": principal.role})
-    return principal

@@ -8,13 +8,15 @@ revoked family is also flagged in the cache for one access-token lifetime so the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from segops import clock
 from segops.auth import tokens
 from segops.errors import Unauthorized
 from segops.runtime import Runtime
+from segops.store import keys
 
 REVOKED_PREFIX = "revoked-family:"
 
@@ -24,10 +26,6 @@ class RefreshFamily(BaseModel):
     current_jti: str
     expires_at: datetime
     revoked_at: datetime | None = None
-
-
-def _key(family: str) -> str:
-    return f"refresh-families/{family}"
 
 
 def _pair(runtime: Runtime, user_id: int, family: str, jti: str) -> dict[str, object]:
@@ -43,8 +41,10 @@ def _pair(runtime: Runtime, user_id: int, family: str, jti: str) -> dict[str, ob
 def start(runtime: Runtime, user_id: int) -> dict[str, object]:
     """A new family (one sign-in) and its first token pair."""
     family, jti = tokens.new_id(), tokens.new_id()
-    expires_at = datetime.now(UTC) + timedelta(days=runtime.settings.refresh_token_days)
-    runtime.documents.create(_key(family), RefreshFamily(user_id=user_id, current_jti=jti, expires_at=expires_at))
+    expires_at = clock.now() + timedelta(days=runtime.settings.refresh_token_days)
+    runtime.documents.create(
+        keys.refresh_family_key(family), RefreshFamily(user_id=user_id, current_jti=jti, expires_at=expires_at)
+    )
     return _pair(runtime, user_id, family, jti)
 
 
@@ -53,7 +53,7 @@ def rotate(runtime: Runtime, refresh_token: str) -> dict[str, object]:
     claims = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
     next_jti = tokens.new_id()
 
-    now = datetime.now(UTC)
+    now = clock.now()
     lifetime = timedelta(days=runtime.settings.refresh_token_days)
 
     def advance(family: RefreshFamily) -> RefreshFamily:
@@ -66,7 +66,7 @@ def rotate(runtime: Runtime, refresh_token: str) -> dict[str, object]:
             family.current_jti, family.expires_at = next_jti, now + lifetime
         return family
 
-    family = runtime.documents.update(_key(claims.family), RefreshFamily, advance)
+    family = runtime.documents.update(keys.refresh_family_key(claims.family), RefreshFamily, advance)
     if family is None or family.revoked_at is not None or family.current_jti != next_jti:
         if family is not None and family.revoked_at is not None:
             _flag_revoked(runtime, claims.family)
@@ -80,10 +80,10 @@ def revoke(runtime: Runtime, refresh_token: str) -> None:
 
     def end(family: RefreshFamily) -> RefreshFamily:
         if family.user_id == claims.user_id and family.revoked_at is None:
-            family.revoked_at = datetime.now(UTC)
+            family.revoked_at = clock.now()
         return family
 
-    family = runtime.documents.update(_key(claims.family), RefreshFamily, end)
+    family = runtime.documents.update(keys.refresh_family_key(claims.family), RefreshFamily, end)
     if family is None or family.user_id != claims.user_id:
         raise Unauthorized("invalid token")
     _flag_revoked(runtime, claims.family)

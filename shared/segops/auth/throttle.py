@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 
 from flask import Request
 
+from segops import clock
 from segops.config import Settings
 from segops.errors import RateLimited
 from segops.runtime import Runtime
@@ -66,14 +66,14 @@ def _refuse(limit: Limit, left: float) -> RateLimited:
 
 def hit(runtime: Runtime, limit: Limit, subject: str) -> None:
     """Count one attempt; `RateLimited` once the window holds more than `limit.attempts`."""
-    key, left = _key(limit, subject, time.time())
+    key, left = _key(limit, subject, clock.now().timestamp())
     if runtime.cache.incr(key, left + 1) > limit.attempts:
         raise _refuse(limit, left)
 
 
 def check(runtime: Runtime, limit: Limit, subject: str) -> None:
     """`RateLimited` if the window is already full (for limits counted only on failure, by `hit`)."""
-    key, left = _key(limit, subject, time.time())
+    key, left = _key(limit, subject, clock.now().timestamp())
     current = runtime.cache.get(key)
     if current is not None and int(current) >= limit.attempts:
         raise _refuse(limit, left)

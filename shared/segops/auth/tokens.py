@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 import jwt
 
+from segops import clock
 from segops.errors import Unauthorized
 
 TokenType = Literal["access", "refresh"]
@@ -32,7 +33,7 @@ def new_id() -> str:
 
 def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta, family: str, jti: str = "") -> str:
     _require_key(secret)
-    now = datetime.now(UTC)
+    now = clock.now()
     claims = {
         "sub": str(user_id),
         "typ": token_type,
@@ -54,15 +55,27 @@ def verify(secret: str, token: str, token_type: TokenType) -> Claims:
             secret,
             algorithms=[_ALGORITHM],
             issuer="segops",
-            options={"require": ["exp", "iat", "sub", "typ", "jti", "fam"]},
+            # Times are checked below against `clock.now()`, the instant every other check uses.
+            options={
+                "require": ["exp", "iat", "sub", "typ", "jti", "fam"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
     jti, family = claims.get("jti"), claims.get("fam")
     if claims.get("typ") != token_type or not isinstance(jti, str) or not isinstance(family, str) or not jti:
         raise Unauthorized("invalid token")
+    try:
+        issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
+    except (TypeError, ValueError, OverflowError):
+        raise Unauthorized("invalid token") from None
+    now = clock.now().timestamp()
+    if issued_at > now:
+        raise Unauthorized("invalid token")
+    if expires_at <= now:
+        raise Unauthorized("token expired")
     try:
         return Claims(int(claims["sub"]), jti, family)
     except (TypeError, ValueError):

@@ -49,15 +49,11 @@ def property_paths(payload: Any, prefix: str = "", depth: int = 1) -> set[str]:
 def property_keys(runtime: Runtime, tenant_id: int, event_type: str | None) -> PropertyKeys:
     """Per event type, newest events first, at most `SAMPLE_PER_TYPE` payloads each."""
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
-    where = "tenant_id = {tenant_id:UInt64}"
-    params: dict[str, Any] = {"sample": SAMPLE_PER_TYPE}
-    if event_type is not None:
-        where += " AND event_type = {event_type:String}"
-        params["event_type"] = event_type
     rows = scoped.query(
-        f"SELECT event_type, payload FROM events WHERE {where} "
+        "SELECT event_type, payload FROM events WHERE tenant_id = {tenant_id:UInt64} "
+        "AND ({event_type:Nullable(String)} IS NULL OR event_type = {event_type:Nullable(String)}) "
         "ORDER BY received_at DESC LIMIT {sample:UInt32} BY event_type",
-        params,
+        {"event_type": event_type, "sample": SAMPLE_PER_TYPE},
     ).rows
     paths: dict[str, set[str]] = {}
     for kind, payload in rows:

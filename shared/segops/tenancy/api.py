@@ -5,44 +5,49 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from segops.auth import sessions, throttle
-from segops.auth.principal import Principal, signed_in_user
+from segops.auth.principal import Principal
 from segops.auth.roles import Role
+from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound, Unauthorized
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.credentials import signed_in_user
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.store import keys
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Invitation, Tenant, User
 
-router = Router(tags=["auth"])
+auth_router = Router("/api/auth", auth=(), role=None)
+tenants_router = Router("/api/tenants", auth=("jwt",), role=None)
+# Invitation links: the token is the credential (a signed-in invitee may also send a bearer token).
+invitations_router = Router("/api/invitations", auth=(), role=None)
+tenant_router = Router("/api/tenants/<int:tenant_id>", auth=("jwt",), role="admin", tenant_from_path="tenant_id")
+keys_router = Router("/api/keys", auth=("jwt",), role="admin")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupRequest(Strict):
+class SignupRequest(StrictTrimmedModel):
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
     tenant_slug: str = Field(max_length=63)
     tenant_name: str | None = Field(default=None, max_length=200)
 
 
-class TokenRequest(Strict):
+class TokenRequest(StrictTrimmedModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=256)
 
 
-class RefreshRequest(Strict):
+class RefreshRequest(StrictTrimmedModel):
     refresh: str = Field(max_length=4096)
 
 
-class VerifyEmailRequest(Strict):
+class VerifyEmailRequest(StrictTrimmedModel):
     token: str = Field(min_length=1, max_length=128)
 
 
-class AcceptRequest(Strict):
+class AcceptRequest(StrictTrimmedModel):
     token: str = Field(min_length=1, max_length=128)
     password: str | None = Field(default=None, min_length=8, max_length=256)
 
@@ -80,7 +85,7 @@ class Joined(SignedIn):
     role: Role
 
 
-class TenantCreate(Strict):
+class TenantCreate(StrictTrimmedModel):
     slug: str = Field(max_length=63)
     name: str | None = Field(default=None, max_length=200)
 
@@ -89,7 +94,7 @@ class TenantList(BaseModel):
     results: list[TenantOut]
 
 
-class TenantPatch(Strict):
+class TenantPatch(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -105,7 +110,7 @@ class MemberList(BaseModel):
     results: list[MemberOut]
 
 
-class InviteRequest(Strict):
+class InviteRequest(StrictTrimmedModel):
     email: EmailStr
     role: Role = "member"
 
@@ -130,11 +135,11 @@ class InvitationPreview(BaseModel):
     expires_at: datetime
 
 
-class RolePatch(Strict):
+class RolePatch(StrictTrimmedModel):
     role: Role
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
 
@@ -170,7 +175,7 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
 
 
 def _principal(ctx: RequestContext) -> Principal:
-    assert isinstance(ctx.principal, Principal)
+    assert ctx.principal is not None
     return ctx.principal
 
 
@@ -180,7 +185,15 @@ def _invitation_out(invitation: Invitation) -> InvitationOut:
     )
 
 
-@router.post("/api/auth/signup/", auth=(), role=None, body=SignupRequest, response=SignupAccepted, status=202)
+def _pair(ctx: RequestContext, user_id: int) -> dict[str, Any]:
+    return TokenPair.model_validate(sessions.start(ctx.runtime, user_id)).model_dump()
+
+
+def _address(ctx: RequestContext) -> str:
+    return throttle.client_address(ctx.request, ctx.runtime.settings.trusted_proxy_hops)
+
+
+@auth_router.post("/signup/", body=SignupRequest, response=SignupAccepted, status=202)
 def signup(ctx: RequestContext) -> SignupAccepted:
     """Reserve the tenant slug and mail a verification link; the same answer whether or not the email is registered."""
     body: SignupRequest = ctx.body
@@ -191,7 +204,7 @@ def signup(ctx: RequestContext) -> SignupAccepted:
     return SignupAccepted()
 
 
-@router.post("/api/auth/verify-email/", auth=(), role=None, body=VerifyEmailRequest, response=SignedIn, status=201)
+@auth_router.post("/verify-email/", body=VerifyEmailRequest, response=SignedIn, status=201)
 def verify_email(ctx: RequestContext) -> SignedIn:
     """Finish a signup with the mailed token: creates the user and the tenant they own; signs in."""
     body: VerifyEmailRequest = ctx.body
@@ -199,11 +212,7 @@ def verify_email(ctx: RequestContext) -> SignedIn:
     return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 
 
-def _pair(ctx: RequestContext, user_id: int) -> dict[str, Any]:
-    return TokenPair.model_validate(sessions.start(ctx.runtime, user_id)).model_dump()
-
-
-@router.post("/api/auth/token/", auth=(), role=None, body=TokenRequest, response=TokenPair)
+@auth_router.post("/token/", body=TokenRequest, response=TokenPair)
 def token(ctx: RequestContext) -> TokenPair:
     """Exchange email and password for an access (60 min) and a refresh token."""
     body: TokenRequest = ctx.body
@@ -219,25 +228,21 @@ def token(ctx: RequestContext) -> TokenPair:
     return TokenPair.model_validate(_pair(ctx, user.id))
 
 
-def _address(ctx: RequestContext) -> str:
-    return throttle.client_address(ctx.request, ctx.runtime.settings.trusted_proxy_hops)
-
-
-@router.post("/api/auth/token/refresh/", auth=(), role=None, body=RefreshRequest, response=TokenPair)
+@auth_router.post("/token/refresh/", body=RefreshRequest, response=TokenPair)
 def refresh(ctx: RequestContext) -> TokenPair:
     """Exchange a refresh token for a new pair; the presented one is retired, and reusing it ends the session."""
     body: RefreshRequest = ctx.body
     return TokenPair.model_validate(sessions.rotate(ctx.runtime, body.refresh))
 
 
-@router.post("/api/auth/logout/", auth=(), role=None, body=RefreshRequest, status=204)
+@auth_router.post("/logout/", body=RefreshRequest, status=204)
 def logout(ctx: RequestContext) -> None:
     """End the session of a refresh token: it and every token of its sign-in stop working."""
     body: RefreshRequest = ctx.body
     sessions.revoke(ctx.runtime, body.refresh)
 
 
-@router.post("/api/tenants/", auth=("jwt",), role=None, body=TenantCreate, response=TenantOut, status=201)
+@tenants_router.post("/", body=TenantCreate, response=TenantOut, status=201)
 def create_tenant(ctx: RequestContext) -> TenantOut:
     """Create another tenant; the caller owns it."""
     body: TenantCreate = ctx.body
@@ -246,7 +251,7 @@ def create_tenant(ctx: RequestContext) -> TenantOut:
     return _tenant_out(service.create_tenant(ctx.runtime, body.slug, body.name, user_id), "owner")
 
 
-@router.get("/api/invitations/<token>/", auth=(), role=None, response=InvitationPreview)
+@invitations_router.get("/<token>/", response=InvitationPreview)
 def preview_invitation(ctx: RequestContext) -> InvitationPreview:
     """What an invitation link offers (no sign-in needed; the token is the secret)."""
     invitation, tenant = service.invitation_by_token(ctx.runtime, ctx.path_params["token"])
@@ -259,7 +264,7 @@ def preview_invitation(ctx: RequestContext) -> InvitationPreview:
     )
 
 
-@router.post("/api/invitations/accept/", auth=(), role=None, body=AcceptRequest, response=Joined)
+@invitations_router.post("/accept/", body=AcceptRequest, response=Joined)
 def accept_invitation(ctx: RequestContext) -> Joined:
     """Join with a signed-in account of the invited address, or create that account with `password`."""
     body: AcceptRequest = ctx.body
@@ -267,7 +272,7 @@ def accept_invitation(ctx: RequestContext) -> Joined:
     return Joined(user=_user_out(user), tenant=_tenant_out(tenant, role), role=role, **_pair(ctx, user.id))
 
 
-@router.get("/api/tenants/", auth=("jwt",), role=None, response=TenantList)
+@tenants_router.get("/", response=TenantList)
 def list_tenants(ctx: RequestContext) -> TenantList:
     """Tenants of the caller, each with the caller's role."""
     user_id = _principal(ctx).user_id
@@ -275,52 +280,29 @@ def list_tenants(ctx: RequestContext) -> TenantList:
     return TenantList(results=[_tenant_out(t, role) for t, role in service.user_tenants(ctx.runtime, user_id)])
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/", auth=("jwt",), role="viewer", tenant_from_path="tenant_id", response=TenantOut
-)
+@tenant_router.get("/", role="viewer", response=TenantOut)
 def get_tenant(ctx: RequestContext) -> TenantOut:
     """One tenant of the caller."""
     return _tenant_out(service.tenant(ctx.runtime, ctx.tenant_id), _principal(ctx).role)
 
 
-@router.patch(
-    "/api/tenants/<int:tenant_id>/",
-    auth=("jwt",),
-    role="owner",
-    tenant_from_path="tenant_id",
-    body=TenantPatch,
-    response=TenantOut,
-)
+@tenant_router.patch("/", role="owner", body=TenantPatch, response=TenantOut)
 def patch_tenant(ctx: RequestContext) -> TenantOut:
     """Rename a tenant (owner)."""
     body: TenantPatch = ctx.body
     found = service.tenant(ctx.runtime, ctx.tenant_id)
     found.name = body.name
-    ctx.runtime.documents.save(f"tenants/{found.id}/tenant", found)
+    ctx.runtime.documents.save(keys.tenant_key(found.id), found)
     return _tenant_out(found, _principal(ctx).role)
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/members/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    response=MemberList,
-)
+@tenant_router.get("/members/", response=MemberList)
 def list_members(ctx: RequestContext) -> MemberList:
     """Members and pending invitations."""
     return MemberList.model_validate({"results": service.list_members(ctx.runtime, ctx.tenant_id)})
 
 
-@router.post(
-    "/api/tenants/<int:tenant_id>/members/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    body=InviteRequest,
-    response=InvitationOut,
-    status=201,
-)
+@tenant_router.post("/members/", body=InviteRequest, response=InvitationOut, status=201)
 def invite_member(ctx: RequestContext) -> InvitationOut:
     """Mail an invitation link (accepted by the invitee); owners alone grant owner or admin."""
     body: InviteRequest = ctx.body
@@ -331,57 +313,32 @@ def invite_member(ctx: RequestContext) -> InvitationOut:
     )
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/invitations/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    response=InvitationList,
-)
+@tenant_router.get("/invitations/", response=InvitationList)
 def list_invitations(ctx: RequestContext) -> InvitationList:
     """Pending invitations of the tenant."""
     return InvitationList(results=[_invitation_out(i) for i in service.list_invitations(ctx.runtime, ctx.tenant_id)])
 
 
-@router.delete(
-    "/api/tenants/<int:tenant_id>/invitations/<int:invitation_id>/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    status=204,
-)
+@tenant_router.delete("/invitations/<int:invitation_id>/", status=204)
 def revoke_invitation(ctx: RequestContext) -> None:
     """Revoke a pending invitation; its link stops working."""
     service.revoke_invitation(ctx.runtime, ctx.tenant_id, ctx.path_params["invitation_id"])
 
 
-@router.patch(
-    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    body=RolePatch,
-    response=MemberOut,
-)
+@tenant_router.patch("/members/<int:user_id>/", body=RolePatch, response=MemberOut)
 def change_member_role(ctx: RequestContext) -> MemberOut:
     """Change a member's role."""
     body: RolePatch = ctx.body
     principal = _principal(ctx)
     assert principal.role is not None
     link = service.change_role(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"], body.role)
-    user = ctx.runtime.documents.load(f"users/{link.user_id}", User)
+    user = ctx.runtime.documents.load(keys.user_key(link.user_id), User)
     if user is None:
         raise NotFound("member not found")
     return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)
 
 
-@router.delete(
-    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    status=204,
-)
+@tenant_router.delete("/members/<int:user_id>/", status=204)
 def remove_member(ctx: RequestContext) -> None:
     """Remove a member from the tenant."""
     principal = _principal(ctx)
@@ -389,7 +346,7 @@ def remove_member(ctx: RequestContext) -> None:
     service.remove_member(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"])
 
 
-@router.get("/api/keys/", auth=("jwt",), role="admin", response=ApiKeyList)
+@keys_router.get("/", response=ApiKeyList)
 def list_keys(ctx: RequestContext) -> ApiKeyList:
     """API keys of the tenant (prefix only; the secret is never shown again)."""
     return ApiKeyList.model_validate(
@@ -397,7 +354,7 @@ def list_keys(ctx: RequestContext) -> ApiKeyList:
     )
 
 
-@router.post("/api/keys/", auth=("jwt",), role="admin", body=ApiKeyCreate, response=ApiKeyCreated, status=201)
+@keys_router.post("/", body=ApiKeyCreate, response=ApiKeyCreated, status=201)
 def create_key(ctx: RequestContext) -> Result:
     """Create an API key; the response is the only time the secret is shown."""
     body: ApiKeyCreate = ctx.body
@@ -409,7 +366,7 @@ def create_key(ctx: RequestContext) -> Result:
     return Result({**_key_out(record), "key": secret}, status=201, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/api/keys/<int:key_id>/", auth=("jwt",), role="admin", status=204)
+@keys_router.delete("/<int:key_id>/", status=204)
 def revoke_key(ctx: RequestContext) -> None:
     """Revoke an API key (effective immediately)."""
     service.revoke_api_key(ctx.runtime, ctx.tenant_id, ctx.path_params["key_id"])

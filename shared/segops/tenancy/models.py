@@ -1,19 +1,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.auth.roles import Role
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def email_key(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def token_digest(token: str) -> str:
@@ -25,14 +18,14 @@ class Tenant(BaseModel):
     id: int
     slug: str
     name: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class User(BaseModel):
     id: int
     email: str
     password_hash: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     tenant_ids: list[int] = Field(default_factory=list)
 
 
@@ -40,7 +33,7 @@ class Membership(BaseModel):
     tenant_id: int
     user_id: int
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class Invitation(BaseModel):
@@ -51,7 +44,7 @@ class Invitation(BaseModel):
     invited_by: int
     token_digest: str
     expires_at: datetime
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class PendingSignup(BaseModel):
@@ -79,7 +72,7 @@ class ApiKey(BaseModel):
     prefix: str
     fingerprint: str
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     created_by: int | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -90,47 +83,3 @@ class Pointer(BaseModel):
 
     id: int
     tenant_id: int | None = None
-
-
-def tenant_key(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/tenant"
-
-
-def slug_key(slug: str) -> str:
-    return f"tenant-slugs/{slug}"
-
-
-def user_key(user_id: int) -> str:
-    return f"users/{user_id}"
-
-
-def user_email_key(email: str) -> str:
-    return f"user-emails/{email_key(email)}"
-
-
-def membership_key(tenant_id: int, user_id: int) -> str:
-    return f"tenants/{tenant_id}/members/{user_id}"
-
-
-def invitation_key(tenant_id: int, invitation_id: int) -> str:
-    return f"tenants/{tenant_id}/invitations/{invitation_id}"
-
-
-def invitation_token_key(digest: str) -> str:
-    return f"invitation-tokens/{digest}"
-
-
-def signup_key(digest: str) -> str:
-    return f"signups/{digest}"
-
-
-def slug_reservation_key(slug: str) -> str:
-    return f"tenant-slug-reservations/{slug}"
-
-
-def api_key_key(tenant_id: int, key_id: int) -> str:
-    return f"tenants/{tenant_id}/api-keys/{key_id}"
-
-
-def api_key_index_key(fingerprint: str) -> str:
-    return f"api-keys/{fingerprint}"

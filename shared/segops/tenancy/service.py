@@ -10,12 +10,13 @@ from urllib.parse import urlencode
 
 import orjson
 
+from segops import clock
 from segops.auth import api_keys
-from segops.auth.passwords import Passwords
 from segops.auth.roles import Role, can_grant
 from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
 from segops.mailer import Mail
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.store.base import GenerationMismatch
 from segops.tenancy import models as m
 
@@ -23,25 +24,11 @@ SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
 
 
-def passwords(runtime: Runtime) -> Passwords:
-    settings = runtime.settings
-    cached = runtime.extras.get("passwords")
-    if not isinstance(cached, Passwords):
-        cached = Passwords(
-            settings.password_hash_time_cost,
-            settings.password_hash_memory_kib,
-            settings.password_hash_slots,
-            settings.password_hash_wait_seconds,
-        )
-        runtime.extras["passwords"] = cached
-    return cached
-
-
 def login(runtime: Runtime, email: str, password: str) -> m.User:
     docs = runtime.documents
-    pointer = docs.load(m.user_email_key(email), m.Pointer)
-    user = docs.load(m.user_key(pointer.id), m.User) if pointer else None
-    if not passwords(runtime).verify(user.password_hash if user else None, password) or user is None:
+    pointer = docs.load(keys.user_email_key(email), m.Pointer)
+    user = docs.load(keys.user_key(pointer.id), m.User) if pointer else None
+    if not runtime.passwords.verify(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("invalid email or password")
     return user
 
@@ -61,12 +48,12 @@ def _slug_taken(slug: str) -> Conflict:
 def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_at: datetime) -> None:
     """Hold `slug` for a pending signup. A live reservation for another address is a 409; the same
     address signing up again (a lost mail) takes it over, and only its newest link will work."""
-    reservation = m.SlugReservation(signup=signup, email_key=m.email_key(email), expires_at=expires_at)
-    key = m.slug_reservation_key(slug)
+    reservation = m.SlugReservation(signup=signup, email_key=keys.email_digest(email), expires_at=expires_at)
+    key = keys.slug_reservation_key(slug)
     current = runtime.store.get(key)
     if current is not None:
         held = m.SlugReservation.model_validate(current.body)
-        if held.expires_at > m.utcnow() and held.email_key != reservation.email_key:
+        if held.expires_at > clock.now() and held.email_key != reservation.email_key:
             raise _slug_taken(slug)
     try:
         runtime.store.put(key, reservation.model_dump(mode="json"), if_generation=current.generation if current else 0)
@@ -80,19 +67,19 @@ def create_tenant(
     """A tenant owned by `owner_id`; `signup` is the pending signup whose reservation may hold the slug."""
     _check_slug(slug, pointer)
     docs = runtime.documents
-    reservation = docs.load(m.slug_reservation_key(slug), m.SlugReservation)
-    if reservation is not None and reservation.signup != signup and reservation.expires_at > m.utcnow():
+    reservation = docs.load(keys.slug_reservation_key(slug), m.SlugReservation)
+    if reservation is not None and reservation.signup != signup and reservation.expires_at > clock.now():
         raise _slug_taken(slug)
     tenant_id = docs.next_id("tenants")
     try:
-        runtime.store.put(m.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
+        runtime.store.put(keys.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
     except GenerationMismatch:
         raise _slug_taken(slug) from None
     tenant = m.Tenant(id=tenant_id, slug=slug, name=name or slug)
-    docs.save(m.tenant_key(tenant_id), tenant)
+    docs.save(keys.tenant_key(tenant_id), tenant)
     add_member(runtime, tenant_id, owner_id, "owner")
     if reservation is not None:
-        runtime.store.delete(m.slug_reservation_key(slug))
+        runtime.store.delete(keys.slug_reservation_key(slug))
     return tenant
 
 
@@ -105,16 +92,16 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     registered changes only the mail's text (the caller sees the same answer), so it stays secret."""
     email = email.strip()
     _check_slug(slug, "/tenant_slug")
-    if runtime.store.get(m.slug_key(slug)) is not None:
+    if runtime.store.get(keys.slug_key(slug)) is not None:
         raise _slug_taken(slug)
     token = secrets.token_urlsafe(32)
     digest = m.token_digest(token)
-    expires_at = m.utcnow() + timedelta(hours=runtime.settings.email_token_hours)
+    expires_at = clock.now() + timedelta(hours=runtime.settings.email_token_hours)
     # Reserved either way: a reservation that only unregistered emails made would reveal them.
     _reserve_slug(runtime, slug, digest, email, expires_at)
     # Hashed either way too, so both paths take the same time.
-    password_hash = passwords(runtime).hash(password)
-    if runtime.store.get(m.user_email_key(email)) is not None:
+    password_hash = runtime.passwords.hash(password)
+    if runtime.store.get(keys.user_email_key(email)) is not None:
         login = f"{runtime.settings.base_url}/login"
         runtime.mailer.send(
             Mail(
@@ -130,7 +117,7 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
     pending = m.PendingSignup(
         email=email, password_hash=password_hash, tenant_slug=slug, tenant_name=name, expires_at=expires_at
     )
-    runtime.documents.create(m.signup_key(digest), pending)
+    runtime.documents.create(keys.signup_key(digest), pending)
     hours = runtime.settings.email_token_hours
     verify = _link(runtime, "/verify-email", token)
     runtime.mailer.send(
@@ -160,11 +147,11 @@ def _create_user(runtime: Runtime, email: str, password_hash: str) -> m.User:
     """A verified account; `LoginRequired` if the address already has one."""
     user_id = runtime.documents.next_id("users")
     try:
-        runtime.store.put(m.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
+        runtime.store.put(keys.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
     except GenerationMismatch:
         raise LoginRequired("this email address already has an account: log in with it") from None
     user = m.User(id=user_id, email=email.strip(), password_hash=password_hash)
-    runtime.documents.save(m.user_key(user_id), user)
+    runtime.documents.save(keys.user_key(user_id), user)
     return user
 
 
@@ -176,10 +163,10 @@ def create_account(
     try:
         tenant = create_tenant(runtime, slug, name, user.id, pointer="/tenant_slug", signup=signup)
     except Conflict:
-        runtime.store.delete(m.user_key(user.id))
-        runtime.store.delete(m.user_email_key(email))
+        runtime.store.delete(keys.user_key(user.id))
+        runtime.store.delete(keys.user_email_key(email))
         raise
-    refreshed = runtime.documents.load(m.user_key(user.id), m.User)
+    refreshed = runtime.documents.load(keys.user_key(user.id), m.User)
     assert refreshed is not None
     return refreshed, tenant
 
@@ -187,8 +174,8 @@ def create_account(
 def verify_email(runtime: Runtime, token: str) -> tuple[m.User, m.Tenant]:
     """Finish a signup: the mailed token proves the address; single-use, expires."""
     digest = m.token_digest(token)
-    pending = m.PendingSignup.model_validate(_consume(runtime, m.signup_key(digest)))
-    if pending.expires_at <= m.utcnow():
+    pending = m.PendingSignup.model_validate(_consume(runtime, keys.signup_key(digest)))
+    if pending.expires_at <= clock.now():
         raise NotFound("this link is invalid, used or expired")
     return create_account(
         runtime, pending.email, pending.password_hash, pending.tenant_slug, pending.tenant_name, digest
@@ -198,23 +185,23 @@ def verify_email(runtime: Runtime, token: str) -> tuple[m.User, m.Tenant]:
 def add_member(runtime: Runtime, tenant_id: int, user_id: int, role: Role) -> m.Membership:
     docs = runtime.documents
     membership = m.Membership(tenant_id=tenant_id, user_id=user_id, role=role)
-    docs.save(m.membership_key(tenant_id, user_id), membership)
+    docs.save(keys.tenant_member_key(tenant_id, user_id), membership)
 
     def link(user: m.User) -> m.User:
         if tenant_id not in user.tenant_ids:
             user.tenant_ids = sorted({*user.tenant_ids, tenant_id})
         return user
 
-    docs.update(m.user_key(user_id), m.User, link)
+    docs.update(keys.user_key(user_id), m.User, link)
     return membership
 
 
 def membership(runtime: Runtime, tenant_id: int, user_id: int) -> m.Membership | None:
-    return runtime.documents.load(m.membership_key(tenant_id, user_id), m.Membership)
+    return runtime.documents.load(keys.tenant_member_key(tenant_id, user_id), m.Membership)
 
 
 def tenant(runtime: Runtime, tenant_id: int) -> m.Tenant:
-    found = runtime.documents.load(m.tenant_key(tenant_id), m.Tenant)
+    found = runtime.documents.load(keys.tenant_key(tenant_id), m.Tenant)
     if found is None:
         raise NotFound("tenant not found")
     return found
@@ -223,12 +210,12 @@ def tenant(runtime: Runtime, tenant_id: int) -> m.Tenant:
 def tenant_by_slug(runtime: Runtime, slug: str) -> m.Tenant | None:
     if not SLUG.match(slug):
         return None
-    pointer = runtime.documents.load(m.slug_key(slug), m.Pointer)
-    return runtime.documents.load(m.tenant_key(pointer.id), m.Tenant) if pointer else None
+    pointer = runtime.documents.load(keys.slug_key(slug), m.Pointer)
+    return runtime.documents.load(keys.tenant_key(pointer.id), m.Tenant) if pointer else None
 
 
 def user_tenants(runtime: Runtime, user_id: int) -> list[tuple[m.Tenant, Role]]:
-    user = runtime.documents.load(m.user_key(user_id), m.User)
+    user = runtime.documents.load(keys.user_key(user_id), m.User)
     if user is None:
         return []
     found = []
@@ -242,8 +229,8 @@ def user_tenants(runtime: Runtime, user_id: int) -> list[tuple[m.Tenant, Role]]:
 def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
     docs = runtime.documents
     members: list[dict[str, object]] = []
-    for link in docs.list(f"tenants/{tenant_id}/members/", m.Membership):
-        user = docs.load(m.user_key(link.user_id), m.User)
+    for link in docs.list(keys.tenant_members_prefix(tenant_id), m.Membership):
+        user = docs.load(keys.user_key(link.user_id), m.User)
         if user is not None:
             members.append(
                 {
@@ -269,14 +256,14 @@ def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
 
 def list_invitations(runtime: Runtime, tenant_id: int) -> list[m.Invitation]:
     """Pending invitations (expired ones are not listed)."""
-    now = m.utcnow()
-    found = runtime.documents.list(f"tenants/{tenant_id}/invitations/", m.Invitation)
+    now = clock.now()
+    found = runtime.documents.list(keys.invitations_prefix(tenant_id), m.Invitation)
     return sorted((i for i in found if i.expires_at > now), key=lambda i: i.id)
 
 
 def _drop_invitation(runtime: Runtime, invitation: m.Invitation) -> None:
-    runtime.store.delete(m.invitation_token_key(invitation.token_digest))
-    runtime.store.delete(m.invitation_key(invitation.tenant_id, invitation.id))
+    runtime.store.delete(keys.invitation_token_key(invitation.token_digest))
+    runtime.store.delete(keys.invitation_key(invitation.tenant_id, invitation.id))
 
 
 def invite(
@@ -288,8 +275,8 @@ def invite(
         raise Forbidden(f"a {granter_role} cannot grant {role}")
     email = email.strip()
     docs = runtime.documents
-    for previous in docs.list(f"tenants/{tenant_id}/invitations/", m.Invitation):
-        if m.email_key(previous.email) == m.email_key(email):
+    for previous in docs.list(keys.invitations_prefix(tenant_id), m.Invitation):
+        if keys.email_digest(previous.email) == keys.email_digest(email):
             _drop_invitation(runtime, previous)
     token = secrets.token_urlsafe(32)
     invitation = m.Invitation(
@@ -299,10 +286,10 @@ def invite(
         role=role,
         invited_by=granter_id,
         token_digest=m.token_digest(token),
-        expires_at=m.utcnow() + timedelta(days=runtime.settings.invitation_days),
+        expires_at=clock.now() + timedelta(days=runtime.settings.invitation_days),
     )
-    docs.save(m.invitation_key(tenant_id, invitation.id), invitation)
-    docs.create(m.invitation_token_key(invitation.token_digest), m.Pointer(id=invitation.id, tenant_id=tenant_id))
+    docs.save(keys.invitation_key(tenant_id, invitation.id), invitation)
+    docs.create(keys.invitation_token_key(invitation.token_digest), m.Pointer(id=invitation.id, tenant_id=tenant_id))
     team = tenant(runtime, tenant_id)
     accept = _link(runtime, "/invitations/accept", token)
     runtime.mailer.send(
@@ -319,7 +306,7 @@ def invite(
 
 
 def revoke_invitation(runtime: Runtime, tenant_id: int, invitation_id: int) -> None:
-    invitation = runtime.documents.load(m.invitation_key(tenant_id, invitation_id), m.Invitation)
+    invitation = runtime.documents.load(keys.invitation_key(tenant_id, invitation_id), m.Invitation)
     if invitation is None:
         raise NotFound("invitation not found")
     _drop_invitation(runtime, invitation)
@@ -329,11 +316,11 @@ def invitation_by_token(runtime: Runtime, token: str) -> tuple[m.Invitation, m.T
     """The pending invitation a token opens; `NotFound` for unknown, used or expired tokens."""
     gone = NotFound("this invitation is invalid, used or expired")
     digest = m.token_digest(token)
-    pointer = runtime.documents.load(m.invitation_token_key(digest), m.Pointer)
+    pointer = runtime.documents.load(keys.invitation_token_key(digest), m.Pointer)
     if pointer is None or pointer.tenant_id is None:
         raise gone
-    invitation = runtime.documents.load(m.invitation_key(pointer.tenant_id, pointer.id), m.Invitation)
-    if invitation is None or invitation.expires_at <= m.utcnow():
+    invitation = runtime.documents.load(keys.invitation_key(pointer.tenant_id, pointer.id), m.Invitation)
+    if invitation is None or invitation.expires_at <= clock.now():
         raise gone
     if not hmac.compare_digest(invitation.token_digest, digest):
         raise gone
@@ -349,22 +336,22 @@ def accept_invitation(
     user: m.User | None = None
     password_hash = ""
     if user_id is not None:
-        user = runtime.documents.load(m.user_key(user_id), m.User)
-        if user is None or m.email_key(user.email) != m.email_key(invitation.email):
+        user = runtime.documents.load(keys.user_key(user_id), m.User)
+        if user is None or keys.email_digest(user.email) != keys.email_digest(invitation.email):
             raise Forbidden("this invitation is for another email address")
         if membership(runtime, team.id, user.id) is not None:
             raise Conflict("you are already a member of this tenant")
     else:
-        if runtime.store.get(m.user_email_key(invitation.email)) is not None:
+        if runtime.store.get(keys.user_email_key(invitation.email)) is not None:
             raise LoginRequired("this email address already has an account: log in, then accept")
         if password is None:
             raise ValidationFailed(
                 "password is required to create your account",
                 {"errors": [{"pointer": "/password", "message": "required"}]},
             )
-        password_hash = passwords(runtime).hash(password)
-    _consume(runtime, m.invitation_token_key(invitation.token_digest))
-    runtime.store.delete(m.invitation_key(team.id, invitation.id))
+        password_hash = runtime.passwords.hash(password)
+    _consume(runtime, keys.invitation_token_key(invitation.token_digest))
+    runtime.store.delete(keys.invitation_key(team.id, invitation.id))
     if user is None:
         user = _create_user(runtime, invitation.email, password_hash)
     add_member(runtime, team.id, user.id, invitation.role)
@@ -373,7 +360,9 @@ def accept_invitation(
 
 def _owners(runtime: Runtime, tenant_id: int) -> int:
     return sum(
-        1 for link in runtime.documents.list(f"tenants/{tenant_id}/members/", m.Membership) if link.role == "owner"
+        1
+        for link in runtime.documents.list(keys.tenant_members_prefix(tenant_id), m.Membership)
+        if link.role == "owner"
     )
 
 
@@ -386,7 +375,7 @@ def change_role(runtime: Runtime, tenant_id: int, granter_role: Role, user_id: i
     if current.role == "owner" and role != "owner" and _owners(runtime, tenant_id) <= 1:
         raise Conflict("a tenant keeps at least one owner")
     current.role = role
-    runtime.documents.save(m.membership_key(tenant_id, user_id), current)
+    runtime.documents.save(keys.tenant_member_key(tenant_id, user_id), current)
     return current
 
 
@@ -398,13 +387,13 @@ def remove_member(runtime: Runtime, tenant_id: int, granter_role: Role, user_id:
         raise Forbidden(f"a {granter_role} cannot remove a {current.role}")
     if current.role == "owner" and _owners(runtime, tenant_id) <= 1:
         raise Conflict("a tenant keeps at least one owner")
-    runtime.store.delete(m.membership_key(tenant_id, user_id))
+    runtime.store.delete(keys.tenant_member_key(tenant_id, user_id))
 
     def unlink(user: m.User) -> m.User:
         user.tenant_ids = [t for t in user.tenant_ids if t != tenant_id]
         return user
 
-    runtime.documents.update(m.user_key(user_id), m.User, unlink)
+    runtime.documents.update(keys.user_key(user_id), m.User, unlink)
 
 
 def create_api_key(
@@ -423,23 +412,23 @@ def create_api_key(
         role=role,
         created_by=created_by,
     )
-    runtime.documents.save(m.api_key_key(tenant_id, key_id), record)
-    runtime.documents.create(m.api_key_index_key(record.fingerprint), m.Pointer(id=key_id, tenant_id=tenant_id))
+    runtime.documents.save(keys.api_key_key(tenant_id, key_id), record)
+    runtime.documents.create(keys.api_key_index_key(record.fingerprint), m.Pointer(id=key_id, tenant_id=tenant_id))
     return record, secret
 
 
 def list_api_keys(runtime: Runtime, tenant_id: int) -> list[m.ApiKey]:
-    return runtime.documents.list(f"tenants/{tenant_id}/api-keys/", m.ApiKey)
+    return runtime.documents.list(keys.api_keys_prefix(tenant_id), m.ApiKey)
 
 
 def revoke_api_key(runtime: Runtime, tenant_id: int, key_id: int) -> None:
     docs = runtime.documents
-    record = docs.load(m.api_key_key(tenant_id, key_id), m.ApiKey)
+    record = docs.load(keys.api_key_key(tenant_id, key_id), m.ApiKey)
     if record is None or record.revoked_at is not None:
         raise NotFound("api key not found")
-    record.revoked_at = m.utcnow()
-    docs.save(m.api_key_key(tenant_id, key_id), record)
-    runtime.store.delete(m.api_key_index_key(record.fingerprint))
+    record.revoked_at = clock.now()
+    docs.save(keys.api_key_key(tenant_id, key_id), record)
+    runtime.store.delete(keys.api_key_index_key(record.fingerprint))
     runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
 
 
@@ -455,9 +444,9 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
             raise Unauthorized("invalid API key")
         return m.ApiKey.model_validate(orjson.loads(cached))
     ttl = runtime.settings.api_key_cache_seconds
-    pointer = runtime.documents.load(m.api_key_index_key(fingerprint), m.Pointer)
+    pointer = runtime.documents.load(keys.api_key_index_key(fingerprint), m.Pointer)
     record = (
-        runtime.documents.load(m.api_key_key(pointer.tenant_id, pointer.id), m.ApiKey)
+        runtime.documents.load(keys.api_key_key(pointer.tenant_id, pointer.id), m.ApiKey)
         if pointer is not None and pointer.tenant_id is not None
         else None
     )
@@ -474,7 +463,7 @@ def _touch(runtime: Runtime, record: m.ApiKey) -> None:
     if runtime.cache.add(f"apikey-used:{record.id}", b"1", 60):
 
         def stamp(current: m.ApiKey) -> m.ApiKey:
-            current.last_used_at = m.utcnow()
+            current.last_used_at = clock.now()
             return current
 
-        runtime.documents.update(m.api_key_key(record.tenant_id, record.id), m.ApiKey, stamp)
+        runtime.documents.update(keys.api_key_key(record.tenant_id, record.id), m.ApiKey, stamp)
