@@ -1012,11 +1012,14 @@ export interface components {
              */
             message_id: string | null;
         };
-        /**
-         * IngestionErrorList
-         * @description Newest first.
-         */
-        IngestionErrorList: components["schemas"]["IngestionErrorOut"][];
+        /** IngestionErrorList */
+        IngestionErrorList: {
+            /**
+             * Results
+             * @description newest first
+             */
+            results: components["schemas"]["IngestionErrorOut"][];
+        };
         /** IngestionErrorOut */
         IngestionErrorOut: {
             /**
@@ -2079,6 +2082,15 @@ export interface operations {
         responses: {
             /** @description success */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description the same body */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -138,7 +138,7 @@ export default function Events() {
           <ErrorNotice error={errors.error} />
           {errors.isPending ? (
             <Loading />
-          ) : (errors.data ?? []).length === 0 ? (
+          ) : (errors.data?.results ?? []).length === 0 ? (
             <Empty>No refused events.</Empty>
           ) : (
             <Table.ScrollContainer minWidth={600}>
@@ -151,7 +151,7 @@ export default function Events() {
                   </Table.Tr>
                 </Table.Thead>
                 <Table.Tbody>
-                  {(errors.data ?? []).map((e, i) => (
+                  {(errors.data?.results ?? []).map((e, i) => (
                     <Table.Tr key={i}>
                       <Table.Td>{e.error_type}</Table.Td>
                       <Table.Td>{e.detail}</Table.Td>
