@@ -50,7 +50,7 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
         runtime.documents.update(
             keys.user_key(pointer.id),
             m.User,
-            lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
+            lambda u: u.model_copy(update={"password_hash": runtime.passwords.hash(password)}),
         )
     _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
     credentials = {

@@ -14,7 +14,8 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 from segops.auth import tokens
 from segops.boundary import StrictModel
-from segops.http.routing import HttpApp, RequestContext, Router
+from segops.http.app import HttpApp
+from segops.http.routes import RequestContext, Router
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api, assert_error
@@ -161,7 +162,10 @@ def write_note(ctx: RequestContext) -> dict[str, Any]:
     return {"tenant_id": ctx.tenant_id, "text": ctx.body.text}
 
 
-@probe.get("/probe/tenants/<int:tenant_id>/notes/", tenant_from_path="tenant_id")
+probe_tenant = Router("/probe/tenants/<int:tenant_id>", tenant_from_path="tenant_id")
+
+
+@probe_tenant.get("/notes/")
 def tenant_notes(ctx: RequestContext) -> dict[str, Any]:
     return {"tenant_id": ctx.tenant_id}
 
@@ -170,7 +174,7 @@ def tenant_notes(ctx: RequestContext) -> dict[str, Any]:
 def keyed(stack: LocalStack) -> FlaskClient:
     """An HTTP function whose routes accept API keys (the foundation's own routes are JWT-only)."""
     app = Flask("probe")
-    handler = HttpApp([probe], "probe")
+    handler = HttpApp([probe, probe_tenant], "probe")
     app.add_url_rule("/<path:_>", view_func=lambda _: handler.handle(request), methods=["GET", "POST"])
     return app.test_client()
 

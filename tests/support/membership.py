@@ -1,6 +1,6 @@
 """Membership as segment_compute records it, for driving connectors from tests: each `compute()` stores
 the diff against the previous members and returns the `MembershipChanged` message segment_compute
-publishes. Plugged in through `runtime.extras["membership_feed"]`."""
+publishes. Plugged in as `runtime.membership_feed`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class RecordedMembership:
         self.latest: dict[tuple[int, int], int] = {}
         self.versions: dict[str, int] = {}
         self.clock = datetime(2026, 1, 1, tzinfo=UTC)
-        runtime.extras["membership_feed"] = self
+        runtime.membership_feed = self
 
     def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> Diff:
         entered, exited = self.diffs[compute_id]

@@ -13,13 +13,13 @@ from segops.boundary import StrictModel
 from segops.bus.base import Topic
 from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.messages import ComputeRequested, SegmentComputeEnvelope
 from segops.segments.models import ComputeState, ComputeStatus
 from segops.store import keys
 
-router = Router(tags=["segments"])
-PATH = "/api/segments/<int:segment_id>/compute/"
+router = Router("/api/segments/<int:segment_id>/compute")
 
 
 class ComputeQuery(StrictModel):
@@ -57,7 +57,7 @@ def _segment_or_404(ctx: RequestContext) -> int:
     return segment_id
 
 
-@router.post(PATH, role="member", query=ComputeQuery, response=ComputeQueued, status=202)
+@router.post("/", role="member", query=ComputeQuery, response=ComputeQueued, status=202)
 def request_compute(ctx: RequestContext) -> Result:
     """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
     segment_id = _segment_or_404(ctx)
@@ -94,7 +94,7 @@ def request_compute(ctx: RequestContext) -> Result:
     return Result({"status": "queued"}, 202)
 
 
-@router.get(PATH, role="viewer", response=ComputeStatusOut)
+@router.get("/", response=ComputeStatusOut)
 def compute_status(ctx: RequestContext) -> ComputeStatusOut:
     """The segment's latest compute: status, timings, member count, entered/exited counts."""
     segment_id = int(ctx.path_params["segment_id"])

@@ -12,15 +12,17 @@ from segops.connectors import models as m
 from segops.connectors import service
 from segops.errors import ValidationFailed
 from segops.http.cursor import Cursor, invalid_cursor
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 
-router = Router(tags=["connectors"])
+router = Router("/api/connectors", auth=("jwt",), role="admin")
 
 
 class ConnectorCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
-    segment_id: int = Field(ge=1)
+    segment_id: Id
     active: bool = False
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
@@ -28,7 +30,7 @@ class ConnectorCreate(StrictTrimmedModel):
 
 class ConnectorPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    segment_id: int | None = Field(default=None, ge=1)
+    segment_id: Id | None = None
     active: bool | None = None
     config: dict[str, Any] | None = Field(default=None, description="Merged into the current config, then validated.")
     credentials: m.Credentials | None = Field(default=None, description="Write-only; replaces the stored secret.")
@@ -70,13 +72,13 @@ class ConnectorOut(BaseModel):
 
 class ConnectorsCursor(Cursor):
     list_name = "connectors"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class SyncsCursor(Cursor):
     list_name = "connector-syncs"
-    connector_id: int = Field(ge=1)
-    before: int = Field(ge=1)
+    connector_id: Id
+    before: Id
 
 
 class ConnectorList(BaseModel):
@@ -113,7 +115,7 @@ def _out(ctx: RequestContext, connector: m.Connector) -> ConnectorOut:
     return ConnectorOut(**fields, last_sync=_sync_out(last) if last else None)
 
 
-@router.get("/api/connectors/", auth=("jwt",), role="admin", query=PageQuery, response=ConnectorList)
+@router.get("/", query=PageQuery, response=ConnectorList)
 def list_connectors(ctx: RequestContext) -> ConnectorList:
     """Connectors of the tenant, oldest first (credentials are never returned)."""
     query: PageQuery = ctx.query
@@ -124,7 +126,7 @@ def list_connectors(ctx: RequestContext) -> ConnectorList:
     return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=cursor)
 
 
-@router.post("/api/connectors/", auth=("jwt",), role="admin", body=ConnectorCreate, response=ConnectorOut, status=201)
+@router.post("/", body=ConnectorCreate, response=ConnectorOut, status=201)
 def create_connector(ctx: RequestContext) -> Result:
     """Create a connector; created active, it starts with a full sync of the segment's members."""
     body: ConnectorCreate = ctx.body
@@ -134,15 +136,13 @@ def create_connector(ctx: RequestContext) -> Result:
     return Result(_out(ctx, connector), status=201)
 
 
-@router.get("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", response=ConnectorOut)
+@router.get("/<int:connector_id>/", response=ConnectorOut)
 def get_connector(ctx: RequestContext) -> ConnectorOut:
     """One connector with its latest sync."""
     return _out(ctx, service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"]))
 
 
-@router.patch(
-    "/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", body=ConnectorPatch, response=ConnectorOut
-)
+@router.patch("/<int:connector_id>/", body=ConnectorPatch, response=ConnectorOut)
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
     body: ConnectorPatch = ctx.body
@@ -150,15 +150,13 @@ def patch_connector(ctx: RequestContext) -> ConnectorOut:
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 
-@router.delete("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", status=204)
+@router.delete("/<int:connector_id>/", status=204)
 def delete_connector(ctx: RequestContext) -> None:
     """Delete a connector and its stored credentials (the remote audience is left as it is)."""
     service.delete(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
 
 
-@router.get(
-    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=PageQuery, response=SyncList
-)
+@router.get("/<int:connector_id>/syncs/", query=PageQuery, response=SyncList)
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
     query: PageQuery = ctx.query
@@ -174,7 +172,7 @@ def list_syncs(ctx: RequestContext) -> SyncList:
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 
-@router.post("/api/connectors/<int:connector_id>/sync/", auth=("jwt",), role="admin", response=SyncOut, status=202)
+@router.post("/<int:connector_id>/sync/", response=SyncOut, status=202)
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])

@@ -13,7 +13,7 @@ from segops.connectors import models as m
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.sync import new_sync
 from segops.errors import Conflict, NotFound, ValidationFailed
-from segops.http.routing import validation_error
+from segops.http.pointers import validation_error
 from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
 from segops.store import keys

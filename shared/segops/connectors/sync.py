@@ -21,7 +21,6 @@ from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
 from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
-from segops.connectors.feed import membership_feed
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
@@ -67,7 +66,7 @@ def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **field
 
 def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipChanged) -> m.SyncRecord:
     record = new_sync(runtime, connector, "incremental", compute_id=change.compute_id, computed_at=change.computed_at)
-    feed = membership_feed(runtime)
+    feed = runtime.membership_feed
     version = feed.version(connector.tenant, connector.segment_id, change.compute_id)
     if version is not None and connector.applied_version is not None and version < connector.applied_version:
         record.status = "stale"
@@ -90,7 +89,7 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
         record.error_summary = ["connector is not active"]
         _save(runtime, connector, record)
         return record
-    snapshot = membership_feed(runtime).snapshot(tenant_id, connector.segment_id)
+    snapshot = runtime.membership_feed.snapshot(tenant_id, connector.segment_id)
     record.computed_at = snapshot.computed_at
     members = snapshot.members
     if connector.type == "file":
@@ -197,7 +196,7 @@ def _run_file(
     record.files = [key]
     record.added, record.removed = added, removed
     if config.snapshot:
-        current = membership_feed(runtime).snapshot(connector.tenant, connector.segment_id)
+        current = runtime.membership_feed.snapshot(connector.tenant, connector.segment_id)
         snapshot_key, _ = files.write_snapshot(runtime.objects, config, base, stamp, current.members)
         record.files.append(snapshot_key)
 

@@ -25,7 +25,7 @@ from pydantic import (
 from segops.boundary import StrictModel
 from segops.errors import ValidationFailed
 from segops.event_type import EventType
-from segops.http.routing import json_pointer
+from segops.http.pointers import json_pointer
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50

@@ -42,7 +42,7 @@ def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
     runtime.documents.update(key, m.Export, lambda e: e.model_copy(update={"status": "running", "started_at": started}))
     try:
         segments.get_segment(runtime, request.tenant_id, request.segment_id)
-        snapshot = membership.latest_snapshot(runtime, request.tenant_id, request.segment_id)
+        snapshot = membership.latest_snapshot(runtime.warehouse, request.tenant_id, request.segment_id)
         object_key = m.object_key(request.tenant_id, export.id, export.segment_id, export.format)
         size = _render(runtime, request, snapshot.version if snapshot else 0, object_key)
     except NotFound as exc:

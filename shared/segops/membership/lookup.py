@@ -61,7 +61,7 @@ def user_segments(runtime: Runtime, tenant_id: int, user_id: str) -> tuple[list[
     if cached is not None:
         segment_ids: list[int] = orjson.loads(cached)
     else:
-        segment_ids = segments_of_user(runtime, tenant_id, user_id)
+        segment_ids = segments_of_user(runtime.warehouse, tenant_id, user_id)
         runtime.cache.set(key, orjson.dumps(segment_ids), MEMBERSHIP_TTL_SECONDS)
     active = active_segment_ids(runtime, tenant_id)
     return [s for s in segment_ids if s in active], cached is not None

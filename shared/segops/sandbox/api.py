@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field, field_validator
 from segops import clock
 from segops.boundary import StrictModel
 from segops.event_type import EventType
-from segops.http.routing import RequestContext, Router
+from segops.http.routes import RequestContext, Router
 from segops.sandbox import service
 
-router = Router(tags=["sandbox"])
+router = Router("/api/explorer/sandbox", role="member")
 
 MAX_PAYLOAD_BYTES = 32 * 1024
 MAX_FUTURE = timedelta(hours=24)
@@ -64,7 +64,7 @@ class SandboxResult(BaseModel):
     unchanged_count: int
 
 
-@router.post("/api/explorer/sandbox/publish/", role="member", body=SandboxEvent, response=SandboxResult)
+@router.post("/publish/", body=SandboxEvent, response=SandboxResult)
 def publish(ctx: RequestContext) -> SandboxResult:
     """Which active segments the user would enter or exit if this event happened; nothing is stored."""
     body: SandboxEvent = ctx.body

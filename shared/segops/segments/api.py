@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from segops.auth.principal import Principal
 from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
 from segops.http.cursor import Cursor, invalid_cursor
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
@@ -19,7 +20,7 @@ from segops.segments.preview import MAX_SAMPLE, preview
 from segops.store import keys
 from segops.tenancy.models import User
 
-router = Router(tags=["segments"])
+router = Router("/api/segments")
 
 
 class SegmentOut(BaseModel):
@@ -40,15 +41,15 @@ class SegmentOut(BaseModel):
 
 class SegmentsCursor(Cursor):
     list_name = "segments"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class MembersCursor(Cursor):
     """Pins the compute (membership snapshot) of the first page; bound to its segment."""
 
     list_name = "segment-members"
-    segment_id: int = Field(ge=1)
-    snapshot: int = Field(ge=1)
+    segment_id: Id
+    snapshot: Id
     after: str
 
 
@@ -122,7 +123,7 @@ class MembersOut(BaseModel):
 def actor(ctx: RequestContext) -> str | None:
     """Who made a change, as shown in version history: the user's email or `api_key:<id>`."""
     principal = ctx.principal
-    assert isinstance(principal, Principal)
+    assert principal is not None
     if principal.kind == "api_key":
         return f"api_key:{principal.key_id}"
     user = ctx.runtime.documents.load(keys.user_key(principal.user_id), User) if principal.user_id else None
@@ -145,7 +146,7 @@ def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-@router.post("/api/segments/preview/", role="member", body=PreviewRequest, response=PreviewOut)
+@router.post("/preview/", role="member", body=PreviewRequest, response=PreviewOut)
 def preview_definition(ctx: RequestContext) -> PreviewOut:
     """Match count, a sample of member ids and the compiled SQL of an unsaved definition; writes nothing."""
     body: PreviewRequest = ctx.body
@@ -153,7 +154,7 @@ def preview_definition(ctx: RequestContext) -> PreviewOut:
     return PreviewOut(matched_users=found.matched_users, sample_user_ids=found.sample_user_ids, sql=found.sql)
 
 
-@router.get("/api/segments/", role="viewer", query=SegmentListQuery, response=SegmentList)
+@router.get("/", query=SegmentListQuery, response=SegmentList)
 def list_segments(ctx: RequestContext) -> SegmentList:
     """Segments of the tenant by id, filterable by `type`/`segment_type` and `active`; opaque cursor."""
     query: SegmentListQuery = ctx.query
@@ -169,7 +170,7 @@ def list_segments(ctx: RequestContext) -> SegmentList:
     return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
 
-@router.post("/api/segments/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
+@router.post("/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
 def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
@@ -190,13 +191,13 @@ def create_segment(ctx: RequestContext) -> Result:
     return Result(segment_out(ctx, segment), status=201)
 
 
-@router.get("/api/segments/<int:segment_id>/", role="viewer", response=SegmentOut)
+@router.get("/<int:segment_id>/", response=SegmentOut)
 def get_segment(ctx: RequestContext) -> SegmentOut:
     """One segment with its latest compute's status and member count."""
     return segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"]))
 
 
-@router.patch("/api/segments/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
+@router.patch("/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
 def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
@@ -208,20 +209,20 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
     return segment_out(ctx, segment)
 
 
-@router.delete("/api/segments/<int:segment_id>/", role="member", status=204)
+@router.delete("/<int:segment_id>/", role="member", status=204)
 def delete_segment(ctx: RequestContext) -> None:
     """Delete a segment; membership lookups stop returning it immediately."""
     service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
 
 
-@router.get("/api/segments/<int:segment_id>/versions/", role="viewer", response=VersionList)
+@router.get("/<int:segment_id>/versions/", response=VersionList)
 def list_versions(ctx: RequestContext) -> VersionList:
     """Definition history, newest first."""
     versions = service.list_versions(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
     return VersionList(results=[VersionOut.model_validate(v.model_dump()) for v in versions])
 
 
-@router.get("/api/segments/<int:segment_id>/members/", role="viewer", query=MembersQuery, response=MembersOut)
+@router.get("/<int:segment_id>/members/", query=MembersQuery, response=MembersOut)
 def list_segment_members(ctx: RequestContext) -> MembersOut:
     """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
     landing mid-pagination neither repeats nor skips anyone."""
@@ -235,7 +236,8 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
         if position.segment_id != segment_id:
             raise invalid_cursor()
         snapshot, after = position.snapshot, position.after
-    page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
+    warehouse = ctx.runtime.warehouse
+    page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
         MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode()
         if page.next_after is not None
@@ -244,5 +246,5 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     return MembersOut(
         results=[MemberOut(user_id=member.user_id, computed_at=member.computed_at) for member in page.members],
         next_cursor=cursor,
-        count=membership.member_count(ctx.runtime, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
+        count=membership.member_count(warehouse, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
     )

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from segops import clock
 from segops.errors import Unauthorized
-from segops.http.routing import RequestContext, Router, read_body
+from segops.http.requests import read_body
+from segops.http.routes import RequestContext, Router
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import Rejection, Stamp, validate_event
 from segops.ingestion.intake import publish_events
@@ -28,7 +29,7 @@ from segops.store import keys
 from segops.tenancy import service
 
 log = logging.getLogger("segops.shopify")
-router = Router(tags=["ingestion"])
+router = Router("/api/ingestion/shopify", auth=(), role=None)
 
 SOURCE = "shopify"
 MAX_WEBHOOK_BYTES = 1024 * 1024
@@ -125,13 +126,7 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     return 1
 
 
-@router.post(
-    "/api/ingestion/shopify/<tenant_slug>/",
-    auth=(),
-    role=None,
-    stream_body=True,
-    response=WebhookReceived,
-)
+@router.post("/<tenant_slug>/", stream_body=True, response=WebhookReceived)
 def shopify_webhook(ctx: RequestContext) -> WebhookReceived:
     """Receive a Shopify webhook (HMAC-SHA256 of the raw body in X-Shopify-Hmac-SHA256)."""
     raw = read_body(ctx, MAX_WEBHOOK_BYTES)

@@ -10,7 +10,6 @@ import orjson
 
 from segops import clock
 from segops.auth import api_keys, tokens
-from segops.auth.passwords import Passwords
 from segops.auth.roles import Role, can_grant
 from segops.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from segops.runtime import Runtime
@@ -20,15 +19,6 @@ from segops.tenancy import models as m
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
-
-
-def passwords(runtime: Runtime) -> Passwords:
-    settings = runtime.settings
-    cached = runtime.extras.get("passwords")
-    if not isinstance(cached, Passwords):
-        cached = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-        runtime.extras["passwords"] = cached
-    return cached
 
 
 def token_pair(runtime: Runtime, user_id: int) -> dict[str, object]:
@@ -55,7 +45,7 @@ def login(runtime: Runtime, email: str, password: str) -> m.User:
     docs = runtime.documents
     pointer = docs.load(keys.user_email_key(email), m.Pointer)
     user = docs.load(keys.user_key(pointer.id), m.User) if pointer else None
-    if not passwords(runtime).verify(user.password_hash if user else None, password) or user is None:
+    if not runtime.passwords.verify(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("invalid email or password")
     return user
 
@@ -88,7 +78,7 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
         )
     if runtime.store.get(keys.slug_key(slug)) is not None:
         raise Conflict("tenant slug is taken", {"tenant_slug": slug})
-    password_hash = passwords(runtime).hash(password)
+    password_hash = runtime.passwords.hash(password)
     user_id = docs.next_id("users")
     try:
         runtime.store.put(keys.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
