@@ -138,14 +138,16 @@ export interface RequestOptions {
 }
 
 export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+  const sentWith = session.accessToken;
   const response = await send(method, path, options);
-  if (response.status === 401 && !options.anonymous && (await session.refresh())) {
+  if (response.status !== 401 || options.anonymous) return parse<T>(response);
+  // A refusal of a token the session has since replaced (a login or refresh meanwhile) says nothing
+  // about the current session: send again with the current token.
+  if ((session.signedIn && session.accessToken !== sentWith) || (await session.refresh())) {
     return parse<T>(await send(method, path, options));
   }
-  if (response.status === 401 && !options.anonymous) {
-    session.clear();
-    onUnauthorized();
-  }
+  session.clear();
+  onUnauthorized();
   return parse<T>(response);
 }
 

@@ -28,9 +28,11 @@ export function Shell() {
   const next = encodeURIComponent(location.pathname + location.search);
 
   useEffect(() => {
-    handleUnauthorized(() =>
-      navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`),
-    );
+    handleUnauthorized(() => {
+      // Several requests can be refused at once: the first one sends the person to log in.
+      if (window.location.pathname === '/login') return;
+      navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+    });
   }, [navigate]);
   useEffect(() => {
     if (restoring) void session.refresh().finally(() => setRestoring(false));

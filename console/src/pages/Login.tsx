@@ -8,7 +8,7 @@ import { AuthFrame } from './AuthFrame';
 
 /** Only same-site paths: `next` comes from the URL and must not send a person elsewhere. */
 export function safeNext(next: string | null): string {
-  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/segments';
+  return next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/login') ? next : '/segments';
 }
 
 export function Login() {
