@@ -17,6 +17,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.ingestion.api:stats_router",
         "segops.shopify.integration:router",
         "segops.compute.api:router",
+        "segops.ai.api:router",
         "segops.segments.api:router",
         "segops.exports.api:router",
     ],

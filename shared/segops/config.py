@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     connector_job_poll_seconds: float = Field(default=2.0, ge=0)
     connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
 
+    # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network.
+    ai_provider: Literal["offline"] = "offline"
+
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.

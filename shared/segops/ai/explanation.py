@@ -47,9 +47,9 @@ def _walk(group: Group, depth: int, lines: list[str]) -> None:
 
 def describe(condition: Condition) -> str:
     if isinstance(condition, EventCount):
-        if condition.operator == "eq" and condition.value == 0:
-            text = f"never did {condition.event_type}"
-        elif condition.operator == "lt" and condition.value == 1:
+        if (condition.operator == "eq" and condition.value == 0) or (
+            condition.operator == "lt" and condition.value == 1
+        ):
             text = f"never did {condition.event_type}"
         else:
             times = "time" if condition.value == 1 else "times"

@@ -12,8 +12,9 @@ Every word that was not used and every assumption made becomes a warning.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,54 +45,128 @@ _NUMBER_WORDS = {
 }
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?k?"
 _NUMWORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|fifty|hundred)"
-_UNIT = r"(?:day|week|month|year|quarter)s?"
+_UNIT = r"(?:hour|day|week|month|year|quarter)s?"
 
-GRAMMAR = rf"""
-start: expr
-expr: conj (_OR conj)*
-conj: part ((and_join | not_join) part)*
-and_join: _AND | _COMMA | _BUT
-not_join: _BUT_NOT
-part: _LPAR expr _RPAR -> group
-    | _EITHER part (_OR part)+ -> either
-    | clause
-clause: (QUOTED | BETWEEN | MONEY | PLUS | AGO | DURATION | TIMES | COMPARATOR | NEG | CONTAINS | NUMBER | WORD)+
-
-_LPAR: "("
-_RPAR: ")"
-_COMMA: /[,;]/
-_BUT_NOT.6: /(?:but|and|yet)\s+(?:not|never)\b|except(?:\s+for)?\b|excluding\b|other than\b/
-_BUT.3: /(?:but|yet|while|whereas)\b/
-_AND.3: /(?:and|as well as|plus)\b|&/
-_OR.3: /or\b/
-_EITHER.3: /either\b/
-QUOTED.7: /"[^"]*"/
-BETWEEN.7: /between\s+[$€£]?{_NUM}\s+(?:and|to)\s+[$€£]?{_NUM}/
-MONEY.6: /[$€£]\s?{_NUM}|{_NUM}\s?(?:usd|eur|gbp|dollars?|euros?|bucks|pounds?)\b/
-PLUS.6: /{_NUM}\s?\+/
-AGO.6: /(?:(?:more than|over|at least|less than|under|within)\s+)?(?:{_NUM}|{_NUMWORD}|an?)?\s*{_UNIT}\s+ago\b/
-DURATION.5: /(?:(?:in|within|during|over|for|from|since)\s+)?(?:the\s+)?(?:last|past|previous|recent)\s+(?:(?:{_NUM}|{_NUMWORD})\s*)?{_UNIT}\b|(?:this|last)\s+(?:week|month|year|quarter)\b|(?:in|for|within|over)\s+(?:{_NUM}|{_NUMWORD}|an?)\s*{_UNIT}\b|today\b|yesterday\b|recently\b|lately\b/
-TIMES.4: /(?:once|twice|thrice)\b/
-COMPARATOR.4: /(?:at least|no less than|not less than|minimum(?: of)?|more than|greater than|higher than|bigger than|larger than|over|above|exceed(?:s|ing)?|at most|no more than|not more than|maximum(?: of)?|up to|less than|fewer than|lower than|smaller than|under|below|exactly|precisely|only|or more|or less|or fewer|or above|or below|or higher|or lower|or greater)\b|>=|<=|>|<|=/
-NEG.3: /(?:never|not|no|none|without|zero|non|haven'?t|hasn'?t|didn'?t|don'?t|doesn'?t|isn'?t|aren'?t|wasn'?t|weren'?t)\b/
-CONTAINS.3: /(?:contains?|containing|includes?|including)\b/
-NUMBER.2: /{_NUM}\b|{_NUMWORD}\b/
-WORD: /[a-z0-9_\/.@#%'-]+/
-
-%ignore /\s+/
-%ignore /[?!:]/
-"""
-
-_PARSER = Lark(GRAMMAR, parser="earley", lexer="basic", ambiguity="resolve")
 
 # Words that carry no condition of their own.
 _STOPWORDS = frozenset(
-    """a an the of to in on at by for from with who whom that which whose have has had having is are was were be been
-    being do does did done users user people persons person customers customer everyone anyone someone those them
-    they their there all any some show me find give get list segment audience who've they've i want we visitors
-    members member accounts account shoppers shopper subscribers subscriber contacts contact also s 's it its
-    time times total overall ever least last within set value flag marked as made make makes making more than
-    currently current still already our my your this these than then into per each every one ones""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "who",
+        "whom",
+        "that",
+        "which",
+        "whose",
+        "have",
+        "has",
+        "had",
+        "having",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "done",
+        "users",
+        "user",
+        "people",
+        "persons",
+        "person",
+        "customers",
+        "customer",
+        "everyone",
+        "anyone",
+        "someone",
+        "those",
+        "them",
+        "they",
+        "their",
+        "there",
+        "all",
+        "any",
+        "some",
+        "show",
+        "me",
+        "find",
+        "give",
+        "get",
+        "list",
+        "segment",
+        "audience",
+        "who've",
+        "they've",
+        "i",
+        "want",
+        "we",
+        "visitors",
+        "members",
+        "member",
+        "accounts",
+        "account",
+        "shoppers",
+        "shopper",
+        "subscribers",
+        "subscriber",
+        "contacts",
+        "contact",
+        "also",
+        "s",
+        "'s",
+        "it",
+        "its",
+        "time",
+        "times",
+        "total",
+        "overall",
+        "ever",
+        "least",
+        "last",
+        "within",
+        "set",
+        "value",
+        "flag",
+        "marked",
+        "as",
+        "made",
+        "make",
+        "makes",
+        "making",
+        "more",
+        "than",
+        "currently",
+        "current",
+        "still",
+        "already",
+        "our",
+        "my",
+        "your",
+        "this",
+        "these",
+        "than",
+        "then",
+        "into",
+        "per",
+        "each",
+        "every",
+        "one",
+        "ones",
+    ]
 )
 
 # Word → concept; event type names are read with the same table, so both sides meet on concepts.
@@ -142,6 +217,30 @@ _BIGRAMS = {
     ("check", "out"): "purchase",
     ("checked", "out"): "purchase",
 }
+# Values written the way people say them ("Germany") where the data holds a code ("DE").
+_VALUE_ALIASES = {
+    "germany": "de",
+    "german": "de",
+    "germans": "de",
+    "france": "fr",
+    "french": "fr",
+    "uk": "gb",
+    "britain": "gb",
+    "british": "gb",
+    "england": "gb",
+    "usa": "us",
+    "america": "us",
+    "american": "us",
+    "americans": "us",
+    "spain": "es",
+    "spanish": "es",
+    "italy": "it",
+    "italian": "it",
+    "canada": "ca",
+    "canadian": "ca",
+}
+# Words that name a property key by another word ("500 employees" → company_size).
+_KEY_ALIASES = {"employees": "size", "employee": "size", "headcount": "size", "staff": "size", "tier": "plan"}
 _ACTIVITY_WORDS = frozenset({"active", "engaged", "activity", "seen", "online", "inactive", "dormant", "lapsed"})
 _INACTIVE_WORDS = frozenset({"inactive", "dormant", "lapsed"})
 _METRIC_WORDS = {
@@ -162,7 +261,7 @@ _METRIC_WORDS = {
     "cheapest": "min",
 }
 _MONEY_WORDS = frozenset(
-    {"spent", "spend", "spends", "spending", "revenue", "value", "worth", "paid", "ltv", "aov", "amount", "basket"}
+    {"spent", "spend", "spends", "spending", "revenue", "value", "worth", "paid", "ltv", "aov", "amount"}
 )
 _AMOUNT_KEYS = ("total", "amount", "revenue", "value", "price", "subtotal", "sum")
 _CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "eur": "EUR", "pound": "GBP", "pounds": "GBP", "gbp": "GBP"}
@@ -211,9 +310,67 @@ _COMPARATORS = {
     "or below": "lte",
     "or lower": "lte",
 }
+# Longest first: "no more than" must win over "more than".
+_COMPARATOR = "|".join(
+    rf"{re.escape(phrase)}\b" if phrase[-1].isalpha() else re.escape(phrase)
+    for phrase in sorted(_COMPARATORS, key=len, reverse=True)
+)
+_DURATION = "|".join(
+    [
+        rf"(?:(?:in|within|during|over|for|from|since)\s+)?(?:the\s+)?(?:last|past|previous|recent)\s+"
+        rf"(?:(?:{_NUM}|{_NUMWORD})\s*)?{_UNIT}\b",
+        r"(?:this|last)\s+(?:week|month|year|quarter)\b",
+        rf"(?:in|for|within|over)\s+(?:{_NUM}|{_NUMWORD}|an?)\s*{_UNIT}\b",
+        r"today\b|yesterday\b|recently\b|lately\b",
+    ]
+)
+_NEGATION = (
+    r"(?:never|not|no|none|without|zero|non|haven'?t|hasn'?t|didn'?t|don'?t|doesn'?t|isn'?t|aren'?t|wasn'?t"
+    r"|weren'?t)\b"
+)
+
+GRAMMAR = rf"""
+start: expr (_WHO expr)*
+expr: conj (_COMMA? _OR conj)*
+conj: part ((and_join | not_join) part)*
+and_join: _COMMA? (_AND | _BUT) | _COMMA
+not_join: _COMMA? _BUT_NOT
+part: clause? _LPAR expr _RPAR clause? -> group
+    | _EITHER part (_COMMA? _OR part)+ -> either
+    | clause
+clause: (QUOTED | BETWEEN | MONEY | PLUS | AGO | DURATION | TIMES | COMPARATOR | NEG | CONTAINS | NUMBER | WORD)+
+
+_LPAR: "("
+_RPAR: ")"
+_COMMA: /[,;]/
+_BUT_NOT.6: /(?:but|and|yet)\s+(?:not|never)\b|except(?:\s+for)?\b|excluding\b|other than\b/
+_BUT.3: /(?:but|yet|while|whereas)\b/
+_AND.3: /(?:and|as well as|plus)\b|&/
+_OR.3: /or\b/
+_EITHER.3: /either\b/
+_WHO.3: /(?:who|that|which|whose)\b/
+QUOTED.7: /"[^"]*"/
+BETWEEN.7: /between\s+[$€£]?{_NUM}\s+(?:and|to)\s+[$€£]?{_NUM}/
+MONEY.6: /[$€£]\s?{_NUM}|{_NUM}\s?(?:usd|eur|gbp|dollars?|euros?|bucks|pounds?)\b/
+PLUS.6: /{_NUM}\s?\+/
+AGO.6: /(?:(?:more than|over|at least|less than|under|within)\s+)?(?:{_NUM}|{_NUMWORD}|an?)?\s*{_UNIT}\s+ago\b/
+DURATION.5: /{_DURATION}/
+TIMES.4: /(?:once|twice|thrice)\b/
+COMPARATOR.4: /{_COMPARATOR}/
+NEG.3: /{_NEGATION}/
+CONTAINS.3: /(?:contains?|containing|includes?|including)\b/
+NUMBER.2: /{_NUM}\b|{_NUMWORD}\b/
+WORD: /[a-z0-9_\/.@#%'-]+/
+
+%ignore /\s+/
+%ignore /[?!:]/
+"""
+
+_PARSER = Lark(GRAMMAR, parser="earley", lexer="basic", ambiguity="resolve")
+
 _NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt"}
 _NEGATED_PROPERTY = {**_NEGATED, "in": "not_in", "not_in": "in", "exists": "not_exists", "not_exists": "exists"}
-_UNIT_DAYS = {"day": 1, "week": 7, "month": 30, "quarter": 90, "year": 365}
+_UNIT_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 30, "quarter": 90, "year": 365}
 
 
 class DraftFailed(Exception):
@@ -250,7 +407,15 @@ class _Tree(Transformer[Token, Any]):
         self.prompt = prompt
 
     def start(self, children: list[Any]) -> Any:
-        return children[0]
+        """ "X who Y" restricts X by Y; in "vip users or users who spent …" it restricts only the last
+        alternative, whose words name nobody in particular."""
+        node = children[0]
+        for restriction in children[1:]:
+            if isinstance(node, _Logic) and node.logic == "OR" and _contentless(node.parts[-1][1]):
+                node = _Logic("OR", (*node.parts[:-1], (False, restriction)))
+            else:
+                node = _Logic("AND", ((False, node), (False, restriction)))
+        return node
 
     def expr(self, children: list[Any]) -> Any:
         return children[0] if len(children) == 1 else _Logic("OR", tuple((False, c) for c in children))
@@ -270,7 +435,8 @@ class _Tree(Transformer[Token, Any]):
         return "not"
 
     def group(self, children: list[Any]) -> Any:
-        return children[0]
+        # "big companies (size over 1000) that visited pricing": the text around a parenthesis joins it.
+        return children[0] if len(children) == 1 else _Logic("AND", tuple((False, c) for c in children))
 
     def either(self, children: list[Any]) -> Any:
         return _Logic("OR", tuple((False, c) for c in children))
@@ -281,6 +447,10 @@ class _Tree(Transformer[Token, Any]):
     def clause(self, tokens: list[Token]) -> _Clause:
         start, end = tokens[0].start_pos or 0, tokens[-1].end_pos or 0
         return _Clause(tuple(tokens), self.prompt[start:end])
+
+
+def _contentless(node: Any) -> bool:
+    return isinstance(node, _Clause) and all(t.type == "WORD" and t.value in _STOPWORDS for t in node.tokens)
 
 
 @dataclass
@@ -400,9 +570,7 @@ def _phrases(clause: _Clause) -> _Phrases:
             found.quoted.append(value.strip('"'))
         else:
             word = value.strip(".'")
-            if word in _CURRENCY_WORDS or word.upper() in ("EUR", "GBP", "USD"):
-                found.words.append(word)
-            elif word:
+            if word in _CURRENCY_WORDS or word.upper() in ("EUR", "GBP", "USD") or word:
                 found.words.append(word)
     return found
 
@@ -417,7 +585,7 @@ def _number(text: str) -> float:
 
 
 def _days(text: str) -> float:
-    unit = re.search(r"(day|week|month|quarter|year)", text)
+    unit = re.search(r"(hour|day|week|month|quarter|year)", text)
     assert unit is not None
     count = re.search(rf"{_NUM}|{_NUMWORD}|\ban?\b", text)
     amount = _number(count.group(0)) if count else 1.0
@@ -450,27 +618,73 @@ def _clause(ctx: _Context, clause: _Clause, previous: dict[str, Any] | None) -> 
     for note in found.assumed:
         ctx.warn(note)
     words = [w for w in found.words if w not in _STOPWORDS]
-    concepts = _concepts(words)
-    event, event_score = _best_event(ctx.vocabulary, concepts)
-    prop, value, prop_score, prop_words = _best_property(ctx.vocabulary, words, found)
-    is_money = any(money for _, _, money in found.comparisons) or bool(set(words) & _MONEY_WORDS)
-    activity = bool(set(words) & _ACTIVITY_WORDS)
-    if prop is not None and (prop_score >= event_score or (event is None)) and not (is_money and event_score):
-        return _property_condition(ctx, clause, found, words, prop, value, prop_words)
-    if event is None and activity:
-        return _activity(ctx, clause, found, words)
+    matches = _property_matches(ctx.vocabulary, words, found)
+    strong = [m for m in matches if m.strong]
+    taken = {w for m in strong for w in m.words}
+    rest = [w for w in words if w not in taken]
+    concepts = _concepts(rest)
+    event, _ = _best_event(ctx.vocabulary, concepts)
+    # A key named only in passing ("clicked an email") is the event's word, not a property condition.
+    weak = [m for m in matches if not m.strong and (event is None or not (m.words & set(rest) & set(_CONCEPTS)))]
+    chosen = _disjoint([*strong, *weak])
+    taken = {w for m in chosen for w in m.words}
+    rest = [w for w in words if w not in taken]
+    # "average order above 50": an amount metric compared with a number is about money too.
+    is_money = (
+        any(money for _, _, money in found.comparisons)
+        or bool(set(rest) & _MONEY_WORDS)
+        or (bool(set(rest) & set(_METRIC_WORDS)) and bool(found.comparisons) and "purchase" in concepts)
+    )
     if event is None and is_money:
         event = _money_event(ctx.vocabulary)
-    if event is None:
-        if previous is not None and previous.get("type") == "user_property" and words and not concepts:
-            # "plan is pro or business": the second clause is only a value of the previous property.
-            key = ctx.vocabulary.properties.get(previous["property"])
-            if key is not None:
-                return _property_condition(ctx, clause, found, words, key, None, set())
+    if is_money and event is not None and _amount_key(event) is None:
+        event = _money_event(ctx.vocabulary) or event
+    activity = event is None and bool(set(rest) & _ACTIVITY_WORDS)
+    numeric = next((m for m in chosen if m.named and m.key.numeric and m.value is None), None)
+    built: list[dict[str, Any]] = []
+    for match in chosen:
+        comparisons = found.comparisons if match is numeric or (numeric is None and event is None) else []
+        condition = _property_condition(ctx, clause, found, rest, match, comparisons)
+        if condition is not None:
+            built.append(condition)
+    negate_properties = found.negated and event is None and not activity
+    if negate_properties:
+        built = [_negate(ctx, c) for c in built]
+    used = set(taken)
+    if event is None and not activity and not built and previous is not None:
+        inherited = _inherit(ctx, clause, found, rest, previous)
+        if inherited is not None:
+            return inherited
+    if activity:
+        made = _activity(ctx, clause, found, rest)
+        if made is not None:
+            built.append(made)
+        used |= _ACTIVITY_WORDS
+    elif event is not None:
+        eventful = found if numeric is None else _without_comparisons(found)
+        built.append(_event_condition(ctx, clause, eventful, rest, event, is_money, used))
+    if not built:
         ctx.warn(f"did not understand '{clause.text}'; it was left out")
         return None
-    used = {w for w in words if w in _CONCEPTS} | {w for pair in _BIGRAMS for w in pair if w in words}
-    where, where_words = _where(ctx, event, [*words, *found.quoted], found.currencies)
+    _leftovers(ctx, clause, words, used)
+    return built[0] if len(built) == 1 else {"logic": "AND", "conditions": built}
+
+
+def _without_comparisons(found: _Phrases) -> _Phrases:
+    return _Phrases(**{**found.__dict__, "comparisons": []})
+
+
+def _event_condition(
+    ctx: _Context,
+    clause: _Clause,
+    found: _Phrases,
+    words: list[str],
+    event: EventTypeVocabulary,
+    is_money: bool,
+    used: set[str],
+) -> dict[str, Any]:
+    used |= {w for w in words if w in _CONCEPTS} | {w for pair in _BIGRAMS for w in pair if w in words}
+    where, where_words = _where(event, [*words, *found.quoted], found.currencies)
     used |= where_words
     if is_money:
         condition = _monetary(ctx, clause, found, words, event, where)
@@ -479,11 +693,36 @@ def _clause(ctx: _Context, clause: _Clause, previous: dict[str, Any] | None) -> 
         operator, days = found.ago
         condition = {"type": "recency", "event_type": event.name, "operator": operator, "window_days": days}
         if where:
-            ctx.warn(f"recency cannot filter on payload: ignored {where} in '{clause.text}'")
+            ctx.warn(f"a recency condition cannot filter on payload values; ignored them in '{clause.text}'")
     else:
         condition = _event_count(ctx, clause, found, event, where)
-    _leftovers(ctx, clause, words, used)
     return _negate(ctx, condition) if found.negated else condition
+
+
+def _inherit(
+    ctx: _Context, clause: _Clause, found: _Phrases, words: list[str], previous: dict[str, Any]
+) -> dict[str, Any] | None:
+    """An elliptic clause: "plan is pro or business", "ordered in EUR or GBP"."""
+    if previous.get("type") == "user_property" and words:
+        key = ctx.vocabulary.properties.get(previous["property"])
+        if key is not None:
+            ctx.warn(f"read '{clause.text}' as another value of {key.name}")
+            match = _PropertyMatch(key, None, set(), named=True, strong=True)
+            condition = _property_condition(ctx, clause, found, words, match, found.comparisons)
+            if condition is not None and previous["operator"] in ("neq", "not_in"):
+                condition = _negate(ctx, condition)
+            return condition
+    event = ctx.vocabulary.event_types.get(str(previous.get("event_type")))
+    if event is not None and previous.get("type") in ("event_count", "monetary"):
+        where, where_words = _where(event, [*words, *found.quoted], found.currencies)
+        if where:
+            ctx.warn(f"read '{clause.text}' as another {event.name}")
+            inherited = {**previous, "where": where}
+            if found.window_days is not None:
+                inherited["window_days"] = found.window_days
+            _leftovers(ctx, clause, words, where_words)
+            return inherited
+    return None
 
 
 def _concepts(words: Sequence[str]) -> set[str]:
@@ -493,7 +732,7 @@ def _concepts(words: Sequence[str]) -> set[str]:
 
 
 def _adjacent(words: Sequence[str], first: str, second: str) -> bool:
-    return any(a == first and b == second for a, b in zip(words, words[1:], strict=False))
+    return any(a == first and b == second for a, b in itertools.pairwise(words))
 
 
 def _event_concepts(name: str) -> set[str]:
@@ -527,33 +766,59 @@ def _amount_key(event: EventTypeVocabulary) -> Key | None:
 
 
 def _key_words(name: str) -> list[str]:
-    return [p for p in re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", name.lower()) if p]
+    return [p for p in re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", name) if p and p.lower()]
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
 
 
 def _matches_value(word: str, value: str) -> bool:
     folded = value.lower()
+    word = _VALUE_ALIASES.get(word, word)
     return word == folded or (len(word) > 2 and folded.strip("/") == word)
 
 
-def _best_property(
-    vocabulary: Vocabulary, words: list[str], found: _Phrases
-) -> tuple[Key | None, str | bool | None, int, set[str]]:
-    best: tuple[Key | None, str | bool | None, int, set[str]] = (None, None, 0, set())
-    candidates = [*words, *found.quoted]
+@dataclass(frozen=True)
+class _PropertyMatch:
+    key: Key
+    value: str | None
+    words: set[str]
+    named: bool
+    strong: bool
+
+
+def _property_matches(vocabulary: Vocabulary, words: list[str], found: _Phrases) -> list[_PropertyMatch]:
+    """Properties the clause names (all words of the key) or gives a known value of."""
+    expanded = {_singular(w) for w in words} | {_KEY_ALIASES[w] for w in words if w in _KEY_ALIASES}
+    matches = []
     for key in vocabulary.properties.values():
-        parts = _key_words(key.name)
-        score, used = 0, set()
-        if parts and all(p in words or (p.endswith("s") and p[:-1] in words) for p in parts):
-            score, used = 2, set(parts)
-        value: str | bool | None = None
-        for word in candidates:
-            matched = next((v for v in key.values if _matches_value(word.lower(), v)), None)
-            if matched is not None:
-                value, score, used = matched, score + 1, used | {word}
+        parts = [p.lower() for p in _key_words(key.name)]
+        named = bool(parts) and all(p in expanded for p in parts)
+        used = {w for w in words if _singular(w) in parts or _KEY_ALIASES.get(w) in parts} if named else set()
+        value = None
+        for word in [*words, *found.quoted]:
+            value = next((v for v in key.values if _matches_value(word.lower(), v)), None)
+            if value is not None:
+                used.add(word)
                 break
-        if score > best[2]:
-            best = (key, value, score, used)
-    return best
+        if not named and value is None:
+            continue
+        signal = found.contains or (key.numeric and bool(found.comparisons)) or key.boolean
+        matches.append(_PropertyMatch(key, value, used, named, strong=value is not None or signal))
+    return sorted(matches, key=lambda m: (-int(m.value is not None) - int(m.named), m.key.name))
+
+
+def _disjoint(matches: list[_PropertyMatch]) -> list[_PropertyMatch]:
+    chosen: list[_PropertyMatch] = []
+    for match in matches:
+        if all(not (match.words & other.words) for other in chosen):
+            chosen.append(match)
+    return chosen
 
 
 def _property_condition(
@@ -561,46 +826,46 @@ def _property_condition(
     clause: _Clause,
     found: _Phrases,
     words: list[str],
-    key: Key,
-    value: str | bool | None,
-    used: set[str],
+    match: _PropertyMatch,
+    comparisons: list[tuple[str, float, bool]],
 ) -> dict[str, Any] | None:
+    key = match.key
     condition: dict[str, Any] = {"type": "user_property", "property": key.name}
-    numbers = [c for c in found.comparisons]
+    free = [w for w in [*found.quoted, *words] if w not in match.words and w not in _CONCEPTS]
     if found.contains:
-        text = (found.quoted or [w for w in words if w not in used])[-1:] if (found.quoted or words) else []
-        if not text:
+        if not free:
             ctx.warn(f"'contains' without a value in '{clause.text}'; it was left out")
             return None
-        condition.update(operator="contains", value=_original(clause, text[0]))
-        used = used | {text[0]}
-    elif value is not None:
-        condition.update(operator="eq", value=value)
-    elif numbers and key.numeric or (numbers and not key.values and not key.boolean):
-        operator, number, _ = numbers[0]
-        if not operator:
-            operator = "eq"
-        condition.update(operator=operator, value=_int_or_float(number))
-        if len(numbers) > 1:
-            second, other, _ = numbers[1]
-            _leftovers(ctx, clause, words, used | set(_key_words(key.name)))
+        condition.update(operator="contains", value=_original(clause, free[-1]))
+        match.words.add(free[-1])
+    elif match.value is not None:
+        condition.update(operator="eq", value=match.value)
+    elif comparisons and (key.numeric or not key.values):
+        operator, number, _ = comparisons[0]
+        condition.update(operator=operator or "eq", value=_int_or_float(number))
+        if len(comparisons) > 1:
+            second, other, _ = comparisons[1]
             both = [condition, {**condition, "operator": second or "eq", "value": _int_or_float(other)}]
-            joined: dict[str, Any] = {"logic": "AND", "conditions": both}
-            return _negate(ctx, joined) if found.negated else joined
+            return {"logic": "AND", "conditions": both}
     elif key.boolean:
         condition.update(operator="eq", value=True)
+    elif free and not match.named:
+        return None
+    elif free and key.values is not None and _is_value_position(words, match):
+        value_word = free[-1]
+        condition.update(operator="eq", value=_original(clause, value_word))
+        match.words.add(value_word)
+        if key.values:
+            ctx.warn(f"'{value_word}' is not a value seen for {key.name}; matched it exactly as written")
     else:
-        rest = [w for w in [*found.quoted, *words] if w not in used and w not in _key_words(key.name)]
-        if rest:
-            value_word = rest[-1]
-            condition.update(operator="eq", value=_original(clause, value_word))
-            used = used | {value_word}
-            if key.values:
-                ctx.warn(f"'{value_word}' is not a value seen for {key.name}; matched it exactly as written")
-        else:
-            condition.update(operator="exists")
-    _leftovers(ctx, clause, words, used | set(_key_words(key.name)))
-    return _negate(ctx, condition) if found.negated else condition
+        condition.update(operator="exists")
+    return condition
+
+
+def _is_value_position(words: list[str], match: _PropertyMatch) -> bool:
+    """ "country is FR": a free word after the key is its value."""
+    positions = [i for i, w in enumerate(words) if w in match.words]
+    return bool(positions) and any(i > max(positions) for i, w in enumerate(words) if w not in match.words)
 
 
 def _original(clause: _Clause, word: str) -> str:
@@ -614,7 +879,7 @@ def _int_or_float(value: float) -> int | float:
 
 
 def _where(
-    ctx: _Context, event: EventTypeVocabulary, words: list[str], currencies: list[str]
+    event: EventTypeVocabulary, words: list[str], currencies: list[str]
 ) -> tuple[list[dict[str, Any]], set[str]]:
     filters: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -653,7 +918,10 @@ def _event_count(
         condition["where"] = where
     if len(counts) > 1:
         second, other = counts[1]
-        return {"logic": "AND", "conditions": [condition, {**condition, "operator": second or "lte", "value": int(other)}]}
+        return {
+            "logic": "AND",
+            "conditions": [condition, {**condition, "operator": second or "lte", "value": int(other)}],
+        }
     return condition
 
 
@@ -694,7 +962,7 @@ def _monetary(
 
 
 def _activity(ctx: _Context, clause: _Clause, found: _Phrases, words: list[str]) -> dict[str, Any] | None:
-    """"Active" = did any of the tenant's event types; "inactive" is its negation."""
+    """ "Active" = did any of the tenant's event types; "inactive" is its negation."""
     if found.window_days is None and found.ago is None:
         ctx.warn(f"'{clause.text}' names no time window; it was left out")
         return None
@@ -721,7 +989,10 @@ def _leftovers(ctx: _Context, clause: _Clause, words: list[str], used: set[str])
 def _negate(ctx: _Context, node: dict[str, Any]) -> dict[str, Any]:
     """The condition for "not …": groups by De Morgan, leaves by their opposite operator."""
     if "logic" in node:
-        return {"logic": "OR" if node["logic"] == "AND" else "AND", "conditions": [_negate(ctx, c) for c in node["conditions"]]}
+        return {
+            "logic": "OR" if node["logic"] == "AND" else "AND",
+            "conditions": [_negate(ctx, c) for c in node["conditions"]],
+        }
     kind, operator = node["type"], node["operator"]
     if kind == "user_property":
         if operator == "contains":
@@ -735,12 +1006,3 @@ def _negate(ctx: _Context, node: dict[str, Any]) -> dict[str, Any]:
     if kind == "event_count" and operator == "gte" and node["value"] == 1:
         return {**node, "operator": "eq", "value": 0}
     return {**node, "operator": _NEGATED[operator]}
-
-
-def conditions_of(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Leaf conditions of a definition dict, depth first."""
-    for child in node.get("conditions", []):
-        if "logic" in child:
-            yield from conditions_of(child)
-        else:
-            yield child

@@ -71,8 +71,8 @@ _KEYS_SQL = f"""
 SELECT event_type, key, groupUniqArray(kind) AS kinds, uniqExact(text) AS distinct_values,
        topKIf({TOP_VALUES})(text, kind = 'String') AS top, any(events) AS events
 FROM (
-  SELECT event_type, kv.1 AS key, toString(JSONType(kv.2)) AS kind, if(kind = 'String', JSONExtractString(kv.2), '') AS text,
-         events
+  SELECT event_type, kv.1 AS key, toString(JSONType(kv.2)) AS kind,
+         if(kind = 'String', JSONExtractString(kv.2), '') AS text, events
   FROM (
     SELECT event_type, payload, count() OVER (PARTITION BY event_type) AS events
     FROM (SELECT event_type, payload FROM events WHERE tenant_id = {{tenant_id:UInt64}} LIMIT {{sample:UInt64}})

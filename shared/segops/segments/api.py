@@ -7,8 +7,11 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from segops.ai.api import MAX_PROMPT
+from segops.ai.draft import draft_segment
 from segops.auth.principal import Principal
 from segops.dsl import parse_definition
+from segops.errors import ValidationFailed
 from segops.http.routing import RequestContext, Result, Router
 from segops.membership import store as membership
 from segops.segments import models as m
@@ -58,6 +61,12 @@ class SegmentCreate(Strict):
     description: str = Field(default="", max_length=2000)
     active: bool = True
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PROMPT,
+        description="`ai` segments only: the prompt the definition was drafted from (drafted now if no definition).",
+    )
 
 
 class SegmentPatch(Strict):
@@ -65,6 +74,7 @@ class SegmentPatch(Strict):
     description: str | None = Field(default=None, max_length=2000)
     active: bool | None = None
     definition: dict[str, Any] | None = None
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT)
 
 
 class VersionOut(BaseModel):
@@ -72,6 +82,7 @@ class VersionOut(BaseModel):
     definition: dict[str, Any]
     created_at: datetime
     created_by: str | None
+    prompt: str | None = Field(default=None, description="`ai` segments: the prompt of this definition.")
 
 
 class VersionList(BaseModel):
@@ -132,6 +143,14 @@ def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def check_prompt(prompt: str | None, segment_type: m.SegmentType) -> None:
+    if prompt is not None and segment_type != "ai":
+        raise ValidationFailed(
+            "prompt: only ai segments have a prompt",
+            {"errors": [{"pointer": "/prompt", "message": "only segments with segment_type 'ai' have a prompt"}]},
+        )
+
+
 @router.post("/api/segments/preview/", role="member", body=PreviewRequest, response=PreviewOut)
 def preview_definition(ctx: RequestContext) -> PreviewOut:
     """Match count, a sample of member ids and the compiled SQL of an unsaved definition; writes nothing."""
@@ -159,7 +178,10 @@ def list_segments(ctx: RequestContext) -> SegmentList:
 def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
+    check_prompt(body.prompt, body.segment_type)
     definition = validated_definition(body.definition) if body.definition is not None else None
+    if definition is None and body.prompt is not None:
+        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     segment = service.create_segment(
         ctx.runtime,
         ctx.tenant_id,
@@ -171,7 +193,7 @@ def create_segment(ctx: RequestContext) -> Result:
     )
     if definition is not None:
         segment = service.update_segment(
-            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, actor=actor(ctx)
+            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, prompt=body.prompt, actor=actor(ctx)
         )
     return Result(segment_out(ctx, segment), status=201)
 
@@ -186,10 +208,15 @@ def get_segment(ctx: RequestContext) -> SegmentOut:
 def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
+    segment_id = ctx.path_params["segment_id"]
+    if body.prompt is not None:
+        check_prompt(body.prompt, service.get_segment(ctx.runtime, ctx.tenant_id, segment_id).segment_type)
     definition = validated_definition(body.definition) if body.definition is not None else None
+    if definition is None and body.prompt is not None:
+        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
     segment = service.update_segment(
-        ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], changes, definition=definition, actor=actor(ctx)
+        ctx.runtime, ctx.tenant_id, segment_id, changes, definition=definition, prompt=body.prompt, actor=actor(ctx)
     )
     return segment_out(ctx, segment)
 

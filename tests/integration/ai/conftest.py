@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 from segops.ai.vocabulary import Vocabulary, tenant_vocabulary
 from segops.warehouse.chdb_backend import ChdbWarehouse
@@ -11,7 +10,7 @@ from segops.warehouse.migrations import migrate
 
 from tests.support import ai_dataset
 from tests.support.dsl_reference import Event
-from tests.support.segment_api import EVENT_COLUMNS
+from tests.support.segment_api import EVENT_COLUMNS, event_row
 
 TENANT = 16
 
@@ -26,10 +25,7 @@ def dataset_warehouse(chdb_path: Path, dataset_events: list[Event]) -> ChdbWareh
     """GIVEN the generated tenant's events in a migrated warehouse of its own"""
     wh = ChdbWarehouse(chdb_path, f"ai_{uuid.uuid4().hex[:12]}")
     migrate(wh)
-    rows = [
-        (TENANT, str(uuid.uuid4()), "", e.user_id, e.event_type, e.occurred_at, e.received_at, orjson.dumps(e.payload).decode())
-        for e in dataset_events
-    ]
+    rows = [event_row(TENANT, e.user_id, e.event_type, e.occurred_at, e.payload) for e in dataset_events]
     wh.insert("events", EVENT_COLUMNS, rows)
     return wh
 
