@@ -25,7 +25,7 @@ _PROPERTY_WORDS = {
     "not_in": "is none of",
     "contains": "contains",
 }
-_METRICS = {"sum": "total", "avg": "average", "min": "smallest", "max": "largest", "count": "number of values of"}
+_METRICS = {"sum": "sum", "avg": "average", "min": "smallest", "max": "largest", "count": "number of values"}
 
 
 def explain(definition: SegmentDefinition) -> list[str]:
@@ -57,7 +57,7 @@ def describe(condition: Condition) -> str:
         return text + _where(condition.where) + _window(condition.window_days)
     if isinstance(condition, Monetary):
         return (
-            f"{_METRICS[condition.metric]} {condition.property} of {condition.event_type}{_where(condition.where)}"
+            f"{_METRICS[condition.metric]} of {condition.event_type}.{condition.property}{_where(condition.where)}"
             f" {_PROPERTY_WORDS[condition.operator]} {_number(condition.value)}{_window(condition.window_days)}"
         )
     if isinstance(condition, Recency):
