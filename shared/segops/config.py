@@ -57,8 +57,14 @@ class Settings(BaseSettings):
     connector_job_poll_seconds: float = Field(default=2.0, ge=0)
     connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
 
-    # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network.
-    ai_provider: Literal["offline"] = "offline"
+    # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network;
+    # "gemini" calls Vertex AI as the function's service account (Terraform grants it only then).
+    ai_provider: Literal["offline", "gemini"] = "offline"
+    ai_timeout_seconds: float = Field(default=20.0, gt=0, le=55)
+    gemini_project: str = ""
+    gemini_location: str = "us-central1"
+    gemini_model: str = ""
+    gemini_base_url: str = ""  # another endpoint than {location}-aiplatform.googleapis.com (tests, proxies)
 
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from segops.ai.explanation import explain
+from segops.ai.gemini import GeminiProvider
 from segops.ai.offline import DraftFailed, draft_offline
 from segops.ai.vocabulary import Vocabulary, tenant_vocabulary
 from segops.config import Settings
-from segops.dsl import parse_definition
+from segops.dsl import SegmentDefinition, UserProperty, conditions, parse_definition
 from segops.errors import ValidationFailed
 from segops.runtime import Runtime
 
@@ -44,10 +45,10 @@ class OfflineProvider:
 
 
 def provider_for(settings: Settings) -> DraftProvider:
-    """The provider named by `SEGOPS_AI_PROVIDER` (only the offline one exists today)."""
-    if settings.ai_provider == "offline":
-        return OfflineProvider()
-    raise ValueError(f"unknown AI provider {settings.ai_provider!r}")
+    """The provider named by `SEGOPS_AI_PROVIDER`."""
+    if settings.ai_provider == "gemini":
+        return GeminiProvider(settings)
+    return OfflineProvider()
 
 
 def draft_segment(runtime: Runtime, tenant_id: int, prompt: str, current: dict[str, Any] | None = None) -> Draft:
@@ -65,4 +66,19 @@ def draft_segment(runtime: Runtime, tenant_id: int, prompt: str, current: dict[s
         added = definition["conditions"] if definition.get("logic") == "AND" else [definition]
         definition = {"logic": "AND", "conditions": [*base, *added]}
     parsed = parse_definition(definition, ("definition",))
-    return Draft(definition, explain(parsed), warnings, provider.name)
+    return Draft(definition, explain(parsed), [*warnings, *_ungrounded(parsed, vocabulary)], provider.name)
+
+
+def _ungrounded(definition: SegmentDefinition, vocabulary: Vocabulary) -> list[str]:
+    """Names the tenant's data does not show (a model may invent them): valid, but worth a look."""
+    found: list[str] = []
+    for condition in conditions(definition):
+        if isinstance(condition, UserProperty):
+            key = condition.property.split(".")[0]
+            note = f"no user has the property {key!r} yet" if key not in vocabulary.properties else ""
+        else:
+            name = condition.event_type
+            note = f"the event type {name!r} does not occur in your data" if name not in vocabulary.event_types else ""
+        if note and note not in found:
+            found.append(note)
+    return found
