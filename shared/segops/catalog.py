@@ -18,6 +18,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.shopify.integration:router",
         "segops.compute.api:router",
         "segops.ai.api:router",
+        "segops.lookalike.api:router",
         "segops.segments.api:router",
         "segops.exports.api:router",
     ],

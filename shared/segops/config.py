@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
+    lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"
     # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
     # function ships and connects to only what it declares. None (local stacks): all of them.

@@ -263,7 +263,6 @@ _METRIC_WORDS = {
 _MONEY_WORDS = frozenset(
     {"spent", "spend", "spends", "spending", "revenue", "value", "worth", "paid", "ltv", "aov", "amount"}
 )
-_AMOUNT_KEYS = ("total", "amount", "revenue", "value", "price", "subtotal", "sum")
 _CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "eur": "EUR", "pound": "GBP", "pounds": "GBP", "gbp": "GBP"}
 _COMPARATORS = {
     "at least": "gte",
@@ -637,7 +636,7 @@ def _clause(ctx: _Context, clause: _Clause, previous: dict[str, Any] | None) -> 
     )
     if event is None and is_money:
         event = _money_event(ctx.vocabulary)
-    if is_money and event is not None and _amount_key(event) is None:
+    if is_money and event is not None and event.amount_key() is None:
         event = _money_event(ctx.vocabulary) or event
     activity = event is None and bool(set(rest) & _ACTIVITY_WORDS)
     numeric = next((m for m in chosen if m.named and m.key.numeric and m.value is None), None)
@@ -751,18 +750,9 @@ def _best_event(vocabulary: Vocabulary, concepts: set[str]) -> tuple[EventTypeVo
 
 def _money_event(vocabulary: Vocabulary) -> EventTypeVocabulary | None:
     for event in vocabulary.event_types.values():
-        if "purchase" in _event_concepts(event.name) and _amount_key(event) is not None:
+        if "purchase" in _event_concepts(event.name) and event.amount_key() is not None:
             return event
     return None
-
-
-def _amount_key(event: EventTypeVocabulary) -> Key | None:
-    numeric = [key for key in event.keys.values() if key.numeric]
-    for name in _AMOUNT_KEYS:
-        for key in numeric:
-            if key.name.lower() == name:
-                return key
-    return numeric[0] if numeric else None
 
 
 def _key_words(name: str) -> list[str]:
@@ -933,7 +923,7 @@ def _monetary(
     event: EventTypeVocabulary,
     where: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    key = _amount_key(event)
+    key = event.amount_key()
     amounts = found.comparisons
     if key is None or not amounts:
         ctx.warn(f"no amount to compare in '{clause.text}'; counted {event.name} instead")

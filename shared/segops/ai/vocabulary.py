@@ -36,11 +36,24 @@ class Key:
         return self.kinds == frozenset({"Bool"})
 
 
+# Names an amount usually goes by, in order of preference.
+AMOUNT_KEYS = ("total", "amount", "revenue", "value", "price", "subtotal", "sum")
+
+
 @dataclass(frozen=True)
 class EventTypeVocabulary:
     name: str
     events: int
     keys: dict[str, Key] = field(default_factory=dict)
+
+    def amount_key(self) -> Key | None:
+        """The numeric payload key that most likely holds the money of this event, if any."""
+        numeric = [key for key in self.keys.values() if key.numeric]
+        for name in AMOUNT_KEYS:
+            for key in numeric:
+                if key.name.lower() == name:
+                    return key
+        return numeric[0] if numeric else None
 
 
 @dataclass(frozen=True)

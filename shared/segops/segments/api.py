@@ -13,6 +13,7 @@ from segops.auth.principal import Principal
 from segops.dsl import parse_definition
 from segops.errors import ValidationFailed
 from segops.http.routing import RequestContext, Result, Router
+from segops.lookalike.models import checked_seed, parse_lookalike
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
@@ -137,9 +138,13 @@ def segment_out(ctx: RequestContext, segment: m.Segment) -> SegmentOut:
     )
 
 
-def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
-    """The definition exactly as written, once the DSL accepts it; invalid → 400 pointing under `/definition`."""
-    parse_definition(raw, ("definition",))
+def validated_definition(ctx: RequestContext, raw: dict[str, Any], segment_type: m.SegmentType) -> dict[str, Any]:
+    """The definition exactly as written, once valid for the segment type; invalid → 400 pointing under
+    `/definition` (a lookalike's seed must exist, not be a lookalike, and have computed members: 400/409)."""
+    if segment_type == "lookalike":
+        checked_seed(ctx.runtime, ctx.tenant_id, parse_lookalike(raw, ("definition",)))
+    else:
+        parse_definition(raw, ("definition",))
     return raw
 
 
@@ -179,7 +184,9 @@ def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
     check_prompt(body.prompt, body.segment_type)
-    definition = validated_definition(body.definition) if body.definition is not None else None
+    definition = None
+    if body.definition is not None:
+        definition = validated_definition(ctx, body.definition, body.segment_type)
     if definition is None and body.prompt is not None:
         definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     segment = service.create_segment(
@@ -209,9 +216,11 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
     segment_id = ctx.path_params["segment_id"]
-    if body.prompt is not None:
-        check_prompt(body.prompt, service.get_segment(ctx.runtime, ctx.tenant_id, segment_id).segment_type)
-    definition = validated_definition(body.definition) if body.definition is not None else None
+    segment_type = service.get_segment(ctx.runtime, ctx.tenant_id, segment_id).segment_type
+    check_prompt(body.prompt, segment_type)
+    definition = None
+    if body.definition is not None:
+        definition = validated_definition(ctx, body.definition, segment_type)
     if definition is None and body.prompt is not None:
         definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
