@@ -748,11 +748,18 @@ def _best_event(vocabulary: Vocabulary, concepts: set[str]) -> tuple[EventTypeVo
     return best
 
 
+def purchase_events(vocabulary: Vocabulary) -> list[EventTypeVocabulary]:
+    """Event types named like a purchase ("order_placed", "checkout_completed") that carry an amount,
+    most frequent first."""
+    return [
+        event
+        for event in vocabulary.event_types.values()
+        if "purchase" in _event_concepts(event.name) and event.amount_key() is not None
+    ]
+
+
 def _money_event(vocabulary: Vocabulary) -> EventTypeVocabulary | None:
-    for event in vocabulary.event_types.values():
-        if "purchase" in _event_concepts(event.name) and event.amount_key() is not None:
-            return event
-    return None
+    return next(iter(purchase_events(vocabulary)), None)
 
 
 def _key_words(name: str) -> list[str]:

@@ -2,8 +2,9 @@
 
 Both draft providers ground names in this, so "purchased" becomes the tenant's `order_placed` and
 "pricing page" becomes `page_viewed` where `path` = `/pricing` only when the data shows such
-values. Read from ClickHouse in one tenant-scoped, parameter-bound pass over a bounded sample of
-rows; only top-level payload keys are described.
+values. Read from ClickHouse in one tenant-scoped, parameter-bound query over a bounded sample of
+events (any rows of the tenant, so a rare event type can be missed) and of current user properties
+(`user_properties`); only top-level payload keys are described.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from segops.dsl import PROPERTIES_EVENT_TYPE
 from segops.warehouse import TenantWarehouse, Warehouse
 
-SAMPLE_ROWS = 200_000
+SAMPLE_ROWS = 50_000
 # Keys with more distinct string values than this are identifiers (emails, order ids): no values kept.
 MAX_DISTINCT_VALUES = 50
 TOP_VALUES = 20
@@ -88,7 +89,13 @@ FROM (
          if(kind = 'String', JSONExtractString(kv.2), '') AS text, events
   FROM (
     SELECT event_type, payload, count() OVER (PARTITION BY event_type) AS events
-    FROM (SELECT event_type, payload FROM events WHERE tenant_id = {{tenant_id:UInt64}} LIMIT {{sample:UInt64}})
+    FROM (
+      SELECT event_type, payload FROM events
+      WHERE tenant_id = {{tenant_id:UInt64}} AND event_type != {{identify:String}} LIMIT {{sample:UInt64}}
+      UNION ALL
+      SELECT {{identify:String}}, argMaxMerge(properties) FROM user_properties
+      WHERE tenant_id = {{tenant_id:UInt64}} GROUP BY user_id LIMIT {{sample:UInt64}}
+    )
   )
   LEFT ARRAY JOIN JSONExtractKeysAndValuesRaw(payload) AS kv
 )
@@ -99,7 +106,8 @@ ORDER BY events DESC, event_type, key
 
 def tenant_vocabulary(warehouse: Warehouse, tenant_id: int) -> Vocabulary:
     """The vocabulary of one tenant, from at most `SAMPLE_ROWS` of its events."""
-    rows = TenantWarehouse(warehouse, tenant_id).query(_KEYS_SQL, {"sample": SAMPLE_ROWS}).rows
+    params = {"sample": SAMPLE_ROWS, "identify": PROPERTIES_EVENT_TYPE}
+    rows = TenantWarehouse(warehouse, tenant_id).query(_KEYS_SQL, params).rows
     event_types: dict[str, EventTypeVocabulary] = {}
     properties: dict[str, Key] = {}
     for event_type, name, kinds, distinct, top, events in rows:

@@ -2,8 +2,8 @@
 
 1. `stage_features`: ONE aggregate pass over the tenant's events writes a feature vector per user
    into `lookalike_features` (with whether the user is in the seed): per event type (the 20 most
-   frequent) the log count and the recency within the lookback window, the log sum and average of
-   its amount key, and one-hot indicators of low-cardinality user properties (latest
+   frequent) the log count and the recency within the lookback window, for the two most frequent
+   purchase-like event types the log sum and average of their amount, and one-hot indicators of low-cardinality user properties (latest
    `context_identified`, as in the DSL).
 2. `scores_sql`: features are standardised (mean/stddev over all users); a logistic regression
    (`stochasticLogisticRegression`, Adam) is trained on the seed (+1) against an equally large hash
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from segops.ai.offline import purchase_events
 from segops.ai.vocabulary import Vocabulary
 from segops.dsl import PROPERTIES_EVENT_TYPE
 from segops.lookalike.models import LookalikeDefinition
@@ -30,6 +31,8 @@ from segops.membership.store import Snapshot, members_query
 from segops.warehouse import TenantWarehouse, Warehouse
 
 FEATURE_EVENT_TYPES = 20
+# Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
+AMOUNT_EVENT_TYPES = 2
 ONE_HOT_VALUES = 5
 MAX_ONE_HOTS = 30
 TRAINING_ROWS = 20_000
@@ -37,6 +40,14 @@ MAX_EPOCHS = 50
 HASH_RANGE = 1_000_000
 _NOW = "{now:DateTime64(3, 'UTC')}"
 _NUMERIC = "('Int64', 'UInt64', 'Double')"
+# The tenant's events at `now`, each with what the aggregates test: its event type's feature index.
+_ROWS = (
+    "SELECT user_id, occurred_at, received_at, payload, "
+    "indexOf({event_types:Array(String)}, event_type) AS t, "
+    f"occurred_at > {_NOW} - toIntervalDay({{lookback_days:UInt32}}) AS recent, "
+    "event_type = {identify:String} AS identified "
+    f"FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {_NOW}"
+)
 
 
 @dataclass
@@ -60,10 +71,14 @@ class FeaturePlan:
 
 
 def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
+    """Aggregates over `_ROWS` (each row's event-type index `t`, `recent`, `identified`) and features."""
     plan = FeaturePlan()
-    window = f"occurred_at > {_NOW} - toIntervalDay({{lookback_days:UInt32}})"
-    for event in list(vocabulary.event_types.values())[:FEATURE_EVENT_TYPES]:
-        match = f"event_type = {plan.bind(event.name, 'String')} AND {window}"
+    with_amounts = {event.name for event in purchase_events(vocabulary)[:AMOUNT_EVENT_TYPES]}
+    event_types = list(vocabulary.event_types.values())[:FEATURE_EVENT_TYPES]
+    plan.params["event_types"] = [event.name for event in event_types]
+    for index, event in enumerate(event_types, start=1):
+        # `t` is the row's position in the event-type list: comparing it is cheaper than strings.
+        match = f"t = {index} AND recent"
         count = plan.aggregate(f"countIf({match})")
         last = plan.aggregate(f"maxIf(occurred_at, {match})")
         plan.features.append(f"log1p({count})")
@@ -73,7 +88,7 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
         )
         plan.names += [f"log count of {event.name}", f"recency of {event.name}"]
         amount = event.amount_key()
-        if amount is not None:
+        if amount is not None and event.name in with_amounts:
             amount_key = plan.bind(amount.name, "String")
             valued = f"{match} AND JSONType(payload, {amount_key}) IN {_NUMERIC}"
             total = plan.aggregate(f"sumIf(if({valued}, JSONExtractFloat(payload, {amount_key}), 0), {valued})")
@@ -81,9 +96,7 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
             plan.features.append(f"log1p(greatest({total}, 0))")
             plan.features.append(f"if({seen} = 0, 0., log1p(greatest({total} / {seen}, 0)))")
             plan.names += [f"log sum of {event.name}.{amount.name}", f"log average of {event.name}.{amount.name}"]
-    properties = plan.aggregate(
-        f"argMaxIf(payload, (occurred_at, received_at), event_type = {plan.bind(PROPERTIES_EVENT_TYPE, 'String')})"
-    )
+    properties = plan.aggregate("argMaxIf(payload, (occurred_at, received_at), identified)")
     one_hots = 0
     for key in vocabulary.properties.values():
         bound_key = plan.bind(key.name, "String")
@@ -124,8 +137,7 @@ def stage_features(
         "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
         "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
         f"user_id IN (SELECT user_id FROM ({members})), [{', '.join(plan.features)}] FROM ("
-        f"SELECT user_id, {', '.join(plan.aggregates)} FROM events "
-        f"WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {_NOW} GROUP BY user_id"
+        f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({_ROWS}) GROUP BY user_id"
         ") SETTINGS short_circuit_function_evaluation = 'force_enable'",
         {
             **plan.params,
@@ -133,6 +145,7 @@ def stage_features(
             "stage_id": stage_id,
             "now": now,
             "lookback_days": definition.lookback_days,
+            "identify": PROPERTIES_EVENT_TYPE,
         },
     )
     seeds, others = wh.query(
