@@ -3,8 +3,8 @@
 1. `stage_features`: ONE aggregate pass over the tenant's events writes a feature vector per user
    into `lookalike_features` (with whether the user is in the seed): per event type (the 20 most
    frequent) the log count and the recency within the lookback window, for the two most frequent
-   purchase-like event types the log sum and average of their amount, and one-hot indicators of low-cardinality user properties (latest
-   `context_identified`, as in the DSL).
+   purchase-like event types the log sum and average of their amount, and one-hot indicators of
+   low-cardinality user properties (latest `context_identified`, as in the DSL).
 2. `scores_sql`: features are standardised (mean/stddev over all users); a logistic regression
    (`stochasticLogisticRegression`, Adam) is trained on the seed (+1) against an equally large hash
    sample of the other users (-1), repeated in a fresh random order until it has seen about 20,000
