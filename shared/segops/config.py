@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from segops.manifest import Backend
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
     # function ships and connects to only what it declares. None (local stacks): all of them.
     uses: list[Backend] | None = None
+
+    @model_validator(mode="after")
+    def _gemini_configured(self) -> Settings:
+        if self.ai_provider == "gemini" and not (self.gemini_project and self.gemini_model):
+            raise ValueError("SEGOPS_AI_PROVIDER=gemini needs SEGOPS_GEMINI_PROJECT and SEGOPS_GEMINI_MODEL")
+        return self
 
     @property
     def store_dir(self) -> Path:

@@ -52,8 +52,6 @@ class GeminiProvider:
     name = "gemini"
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.gemini_project or not settings.gemini_model:
-            raise ValueError("the gemini provider needs SEGOPS_GEMINI_PROJECT and SEGOPS_GEMINI_MODEL")
         self.settings = settings
 
     def _client(self) -> Any:

@@ -663,8 +663,9 @@ def _clause(ctx: _Context, clause: _Clause, previous: dict[str, Any] | None) -> 
         eventful = found if numeric is None else _without_comparisons(found)
         built.append(_event_condition(ctx, clause, eventful, rest, event, is_money, used))
     if not built:
-        ctx.warn(f"did not understand '{clause.text}'; it was left out")
-        return None
+        if words or found.comparisons or found.window_days is not None or found.ago is not None:
+            ctx.warn(f"did not understand '{clause.text}'; it was left out")
+        return None  # a clause of filler words only ("people" in "people that …") says nothing
     _leftovers(ctx, clause, words, used)
     return built[0] if len(built) == 1 else {"logic": "AND", "conditions": built}
 
@@ -780,7 +781,7 @@ def _matches_value(word: str, value: str) -> bool:
     return word == folded or (len(word) > 2 and folded.strip("/") == word)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _PropertyMatch:
     key: Key
     value: str | None
