@@ -569,7 +569,7 @@ def _phrases(clause: _Clause) -> _Phrases:
             found.quoted.append(value.strip('"'))
         else:
             word = value.strip(".'")
-            if word in _CURRENCY_WORDS or word.upper() in ("EUR", "GBP", "USD") or word:
+            if word:
                 found.words.append(word)
     return found
 
@@ -792,12 +792,12 @@ class _PropertyMatch:
 
 def _property_matches(vocabulary: Vocabulary, words: list[str], found: _Phrases) -> list[_PropertyMatch]:
     """Properties the clause names (all words of the key) or gives a known value of."""
-    expanded = {_singular(w) for w in words} | {_KEY_ALIASES[w] for w in words if w in _KEY_ALIASES}
+    expanded = set(words) | {_singular(w) for w in words} | {_KEY_ALIASES[w] for w in words if w in _KEY_ALIASES}
     matches = []
     for key in vocabulary.properties.values():
         parts = [p.lower() for p in _key_words(key.name)]
         named = bool(parts) and all(p in expanded for p in parts)
-        used = {w for w in words if _singular(w) in parts or _KEY_ALIASES.get(w) in parts} if named else set()
+        used = {w for w in words if {w, _singular(w), _KEY_ALIASES.get(w)} & set(parts)} if named else set()
         value = None
         for word in [*words, *found.quoted]:
             value = next((v for v in key.values if _matches_value(word.lower(), v)), None)

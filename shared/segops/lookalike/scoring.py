@@ -56,7 +56,6 @@ class FeaturePlan:
 
     aggregates: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
 
     def bind(self, value: Any, ch_type: str) -> str:
@@ -86,7 +85,6 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
             f"if({count} = 0, 0., greatest(0., 1 - dateDiff('second', {last}, {_NOW}) / "
             f"({{lookback_days:UInt32}} * 86400)))"
         )
-        plan.names += [f"log count of {event.name}", f"recency of {event.name}"]
         amount = event.amount_key()
         if amount is not None and event.name in with_amounts:
             amount_key = plan.bind(amount.name, "String")
@@ -95,28 +93,22 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
             seen = plan.aggregate(f"countIf({valued})")
             plan.features.append(f"log1p(greatest({total}, 0))")
             plan.features.append(f"if({seen} = 0, 0., log1p(greatest({total} / {seen}, 0)))")
-            plan.names += [f"log sum of {event.name}.{amount.name}", f"log average of {event.name}.{amount.name}"]
     properties = plan.aggregate("argMaxIf(payload, (occurred_at, received_at), identified)")
     one_hots = 0
     for key in vocabulary.properties.values():
         bound_key = plan.bind(key.name, "String")
         if key.boolean:
-            flag = f"JSONType({properties}, {bound_key}) = 'Bool' AND JSONExtractBool({properties}, {bound_key})"
-            cases = [(flag, f"{key.name} is true")]
+            cases = [f"JSONType({properties}, {bound_key}) = 'Bool' AND JSONExtractBool({properties}, {bound_key})"]
         else:
             cases = [
-                (
-                    f"JSONType({properties}, {bound_key}) = 'String' AND "
-                    f"JSONExtractString({properties}, {bound_key}) = {plan.bind(value, 'String')}",
-                    f"{key.name} = {value}",
-                )
+                f"JSONType({properties}, {bound_key}) = 'String' AND "
+                f"JSONExtractString({properties}, {bound_key}) = {plan.bind(value, 'String')}"
                 for value in key.values[:ONE_HOT_VALUES]
             ]
-        for expression, name in cases:
+        for expression in cases:
             if one_hots == MAX_ONE_HOTS:
                 break
             plan.features.append(f"toFloat64({expression})")
-            plan.names.append(name)
             one_hots += 1
     return plan
 
