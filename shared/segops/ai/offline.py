@@ -21,6 +21,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, UnexpectedInput
 
 from segops.ai.vocabulary import EventTypeVocabulary, Key, Vocabulary
+from segops.dsl import MAX_DEPTH
 
 _NUMBER_WORDS = {
     "a": 1,
@@ -466,15 +467,26 @@ def draft_offline(prompt: str, vocabulary: Vocabulary) -> OfflineDraft:
     """A DSL definition (as a dict) for `prompt`; raises `DraftFailed` when no condition came out."""
     text = prompt.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     ctx = _Context(vocabulary)
+    if _nesting(text) > MAX_DEPTH:
+        raise DraftFailed(f"parentheses nest deeper than {MAX_DEPTH}", [])
     try:
         tree = _PARSER.parse(text.lower())
     except UnexpectedInput as exc:
-        raise DraftFailed(f"could not read the prompt near position {exc.pos_in_stream}", []) from None
+        where = f" near position {exc.pos_in_stream}" if exc.pos_in_stream is not None else ""
+        raise DraftFailed(f"could not read the prompt{where}", []) from None
     node = _node(ctx, _Tree(text).transform(tree), None)
     if node is None:
         raise DraftFailed("nothing in the prompt could be turned into a condition", ctx.warnings)
     definition = node if "logic" in node else {"logic": "AND", "conditions": [node]}
     return OfflineDraft(definition, ctx.warnings)
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _node(ctx: _Context, node: Any, previous: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -107,7 +107,7 @@ def test_amounts_pick_metric_currency_and_window() -> None:
     ]
 
 
-@pytest.mark.parametrize("prompt", ["hello there", "(", "visited"])
+@pytest.mark.parametrize("prompt", ["hello there", "(", "visited", "(" * 300 + "pro" + ")" * 300])
 def test_nothing_usable_is_a_draft_failure(prompt: str) -> None:
     with pytest.raises(DraftFailed):
         draft_offline(prompt, Vocabulary({}, {}))
