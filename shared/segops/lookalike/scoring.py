@@ -40,11 +40,12 @@ MAX_EPOCHS = 50
 HASH_RANGE = 1_000_000
 _NOW = "{now:DateTime64(3, 'UTC')}"
 _NUMERIC = "('Int64', 'UInt64', 'Double')"
-# The tenant's events at `now`, each with what the aggregates test: its event type's feature index.
+# The tenant's events at `now`, each with what the aggregates test: the index of its event type
+# among the featured ones when it is within the lookback window (else 0).
 _ROWS = (
     "SELECT user_id, occurred_at, received_at, payload, "
-    "indexOf({event_types:Array(String)}, event_type) AS t, "
-    f"occurred_at > {_NOW} - toIntervalDay({{lookback_days:UInt32}}) AS recent, "
+    f"if(occurred_at > {_NOW} - toIntervalDay({{lookback_days:UInt32}}), "
+    "indexOf({event_types:Array(String)}, event_type), 0) AS k, "
     "event_type = {identify:String} AS identified "
     f"FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {_NOW}"
 )
@@ -70,21 +71,24 @@ class FeaturePlan:
 
 
 def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
-    """Aggregates over `_ROWS` (each row's event-type index `t`, `recent`, `identified`) and features."""
+    """Aggregates over `_ROWS` (each row's windowed event-type index `k`, `identified`) and features."""
     plan = FeaturePlan()
     with_amounts = {event.name for event in purchase_events(vocabulary)[:AMOUNT_EVENT_TYPES]}
     event_types = list(vocabulary.event_types.values())[:FEATURE_EVENT_TYPES]
     plan.params["event_types"] = [event.name for event in event_types]
+    # One -Resample aggregate per measure, bucketed by `k` (the row's position in the event-type
+    # list, 0 outside the window): per row one update, however many event types there are.
+    buckets = f"1, {len(event_types) + 1}, 1"
+    counts = plan.aggregate(f"countResample({buckets})(k)")
+    lasts = plan.aggregate(f"maxResample({buckets})(occurred_at, k)")
     for index, event in enumerate(event_types, start=1):
-        # `t` is the row's position in the event-type list: comparing it is cheaper than strings.
-        match = f"t = {index} AND recent"
-        count = plan.aggregate(f"countIf({match})")
-        last = plan.aggregate(f"maxIf(occurred_at, {match})")
+        count, last = f"{counts}[{index}]", f"{lasts}[{index}]"
         plan.features.append(f"log1p({count})")
         plan.features.append(
             f"if({count} = 0, 0., greatest(0., 1 - dateDiff('second', {last}, {_NOW}) / "
             f"({{lookback_days:UInt32}} * 86400)))"
         )
+        match = f"k = {index}"
         amount = event.amount_key()
         if amount is not None and event.name in with_amounts:
             amount_key = plan.bind(amount.name, "String")
