@@ -14,7 +14,7 @@
    `min_score`, plus the seed itself when `exclude_seed` is false.
 
 Every value (event types, keys, property values, windows) is a bound parameter; the only numbers
-formatted into the SQL are feature indexes `1..n`.
+formatted into the SQL are feature indexes `1..n` (and n itself, the -Resample bound).
 """
 
 from __future__ import annotations
