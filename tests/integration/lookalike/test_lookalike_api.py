@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.messages import MembershipChanged
 
@@ -148,3 +149,25 @@ def test_invalid_lookalikes_are_refused_with_clear_messages(stack: LocalStack) -
     other = api.signup()
     error = assert_error(lookalike(api, other, {"seed_segment_id": seed_id, "size": 5}), 400)
     assert "does not exist" in error["message"]
+
+
+def test_the_scheduler_retrains_a_lookalike_once_it_is_due(settings: Settings) -> None:
+    for refresh, retrained in ((60.0, False), (0.0, True)):
+        stack = LocalStack(settings.model_copy(update={"lookalike_refresh_minutes": refresh}))
+        try:
+            api = Api(stack)
+            account = api.signup()
+            planted(stack, account)
+            seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
+            compute(api, account, seed_id)
+            segment_id = lookalike(api, account, {"seed_segment_id": seed_id, "size": 10}).get_json()["id"]
+            first = compute(api, account, segment_id)
+            # WHEN the scheduler ticks
+            stack.publish_schedules()
+            stack.bus.drain()
+            # THEN the lookalike is retrained only when its last compute is older than the refresh period
+            again = api.get(f"/api/segments/{segment_id}/compute/", headers=account.bearer).get_json()
+            assert again["status"] == "succeeded"
+            assert (again["compute_id"] != first["compute_id"]) is retrained, refresh
+        finally:
+            stack.stop()
