@@ -27,7 +27,8 @@ from segops.compute.engine import Request
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.membership import store
-from segops.segments.models import Segment, segment_key
+from segops.segments.models import Segment
+from segops.store import keys
 from segops.warehouse import TenantWarehouse, chdb_backend
 
 from benchmarks.bench_compute import _INSERT, NOW, ONE_SEGMENT, generate
@@ -68,7 +69,7 @@ def plant(wh: TenantWarehouse) -> None:
 
 def _put(stack: LocalStack, tenant_id: int, segment_id: int, definition: dict[str, object], kind: str) -> None:
     stack.runtime.documents.save(
-        segment_key(tenant_id, segment_id),
+        keys.segment_key(tenant_id, segment_id),
         Segment(
             id=segment_id,
             tenant=tenant_id,

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from segops.ai.draft import draft_segment
+from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
-from segops.http.routing import RequestContext, Router
+from segops.http.routes import RequestContext, Router
 
-router = Router(tags=["segments"])
+router = Router("/api/segments/ai")
 MAX_PROMPT = 2000
 
 
-class DraftRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class DraftRequest(StrictTrimmedModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     definition: dict[str, Any] | None = Field(default=None, description="A definition to refine (AND-ed).")
     tenant: int | str | None = None
@@ -29,7 +28,7 @@ class DraftOut(BaseModel):
     provider: str
 
 
-@router.post("/api/segments/ai/draft/", role="member", body=DraftRequest, response=DraftOut)
+@router.post("/draft/", role="member", body=DraftRequest, response=DraftOut)
 def draft(ctx: RequestContext) -> DraftOut:
     """Draft a definition from a prompt, grounded in the tenant's event types and properties; saves nothing."""
     body: DraftRequest = ctx.body

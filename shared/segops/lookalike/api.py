@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from segops.compute.engine import utc_now
-from segops.http.routing import RequestContext, Router
+from segops import clock
+from segops.boundary import StrictModel
+from segops.http.routes import RequestContext, Router
 from segops.lookalike.models import parse_lookalike
 from segops.lookalike.service import preview
 
-router = Router(tags=["segments"])
+router = Router("/api/segments/lookalike")
 
 
-class LookalikePreviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LookalikePreviewRequest(StrictModel):
     definition: dict[str, Any]
     tenant: int | str | None = None
 
@@ -34,13 +33,11 @@ class LookalikePreviewOut(BaseModel):
     histogram: list[BucketOut]
 
 
-@router.post(
-    "/api/segments/lookalike/preview/", role="member", body=LookalikePreviewRequest, response=LookalikePreviewOut
-)
+@router.post("/preview/", role="member", body=LookalikePreviewRequest, response=LookalikePreviewOut)
 def preview_lookalike(ctx: RequestContext) -> LookalikePreviewOut:
     """Train and score now: the size the lookalike would have and a 10-bucket histogram of non-seed scores."""
     body: LookalikePreviewRequest = ctx.body
-    found = preview(ctx.runtime, ctx.tenant_id, parse_lookalike(body.definition, ("definition",)), utc_now())
+    found = preview(ctx.runtime, ctx.tenant_id, parse_lookalike(body.definition, ("definition",)), clock.now_millis())
     return LookalikePreviewOut(
         estimated_size=found.estimated_size,
         seed_users=found.seed_users,

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from segops.boundary import StrictModel
 from segops.errors import Conflict, ValidationFailed
-from segops.http.routing import validation_error
+from segops.http.pointers import validation_error
+from segops.ids import Id
 from segops.membership import store as membership
 from segops.runtime import Runtime
 from segops.segments import models as m
+from segops.store import keys
 
 
-class LookalikeDefinition(BaseModel):
+class LookalikeDefinition(StrictModel):
     """`{seed_segment_id, size | min_score, lookback_days = 90, exclude_seed = true}`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
-    seed_segment_id: int = Field(ge=1)
+    seed_segment_id: Id
     size: int | None = Field(default=None, ge=1, le=100_000_000, description="The N best-scoring users.")
     min_score: float | None = Field(default=None, gt=0, lt=1, description="Every user scoring at least this.")
     lookback_days: int = Field(default=90, ge=1, le=3650)
@@ -41,7 +44,7 @@ def parse_lookalike(raw: Any, prefix: tuple[str | int, ...] = ()) -> LookalikeDe
 def checked_seed(runtime: Runtime, tenant_id: int, definition: LookalikeDefinition) -> membership.Snapshot:
     """The seed's latest published membership; a missing, lookalike, uncomputed or empty seed is refused."""
     pointer = "/definition/seed_segment_id"
-    seed = runtime.documents.load(m.segment_key(tenant_id, definition.seed_segment_id), m.Segment)
+    seed = runtime.documents.load(keys.segment_key(tenant_id, definition.seed_segment_id), m.Segment)
     if seed is None or seed.tenant != tenant_id:
         raise ValidationFailed(
             f"seed segment {definition.seed_segment_id} does not exist",
@@ -52,7 +55,7 @@ def checked_seed(runtime: Runtime, tenant_id: int, definition: LookalikeDefiniti
             "the seed of a lookalike cannot be a lookalike segment",
             {"errors": [{"pointer": pointer, "message": "choose a rule or ai segment as the seed"}]},
         )
-    snapshot = membership.latest_snapshot(runtime, tenant_id, seed.id)
+    snapshot = membership.latest_snapshot(runtime.warehouse, tenant_id, seed.id)
     if snapshot is None:
         raise Conflict(
             f"seed segment {seed.id} has not been computed yet (or has never had members): compute it first",
