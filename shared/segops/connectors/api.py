@@ -72,13 +72,13 @@ class ConnectorOut(BaseModel):
 
 class ConnectorsCursor(Cursor):
     list_name = "connectors"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class SyncsCursor(Cursor):
     list_name = "connector-syncs"
-    connector_id: int = Field(ge=1)
-    before: int = Field(ge=1)
+    connector_id: Id
+    before: Id
 
 
 class ConnectorList(BaseModel):

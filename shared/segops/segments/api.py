@@ -15,6 +15,7 @@ from segops.errors import ValidationFailed
 from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 from segops.lookalike.models import checked_seed, parse_lookalike
 from segops.membership import store as membership
 from segops.segments import models as m
@@ -44,15 +45,15 @@ class SegmentOut(BaseModel):
 
 class SegmentsCursor(Cursor):
     list_name = "segments"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class MembersCursor(Cursor):
     """Pins the compute (membership snapshot) of the first page; bound to its segment."""
 
     list_name = "segment-members"
-    segment_id: int = Field(ge=1)
-    snapshot: int = Field(ge=1)
+    segment_id: Id
+    snapshot: Id
     after: str
 
 

@@ -1,5 +1,5 @@
 """The offline provider on the evaluation set: a draft is right when it selects exactly the users
-the expected definition selects on the generated tenant (reference evaluator of DESIGN §5)."""
+the expected definition selects on the generated tenant (reference evaluator of docs/design.md §5)."""
 
 from __future__ import annotations
 
