@@ -22,6 +22,8 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.ingestion.api:stats_router",
         "segops.shopify.integration:router",
         "segops.compute.api:router",
+        "segops.ai.api:router",
+        "segops.lookalike.api:router",
         "segops.segments.api:router",
         "segops.exports.api:router",
     ],

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from segops.manifest import Backend
@@ -88,14 +88,31 @@ class Settings(BaseSettings):
     connector_job_poll_seconds: float = Field(default=2.0, ge=0)
     connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
 
+    # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network;
+    # "gemini" calls Vertex AI as the function's service account (Terraform grants it only then).
+    ai_provider: Literal["offline", "gemini"] = "offline"
+    ai_timeout_seconds: float = Field(default=20.0, gt=0, le=55)
+    gemini_project: str = ""
+    gemini_location: str = "us-central1"
+    gemini_model: str = ""
+    gemini_base_url: str = ""  # another endpoint than {location}-aiplatform.googleapis.com (tests, proxies)
+
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
+    lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"
     # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
     # function ships and connects to only what it declares. None (local stacks): all of them.
     uses: list[Backend] | None = None
+
+    @model_validator(mode="after")
+    def _gemini_configured(self) -> Settings:
+        if self.ai_provider == "gemini" and not (self.gemini_project and self.gemini_model):
+            raise ValueError("SEGOPS_AI_PROVIDER=gemini needs SEGOPS_GEMINI_PROJECT and SEGOPS_GEMINI_MODEL")
+        return self
 
     @property
     def store_dir(self) -> Path:
