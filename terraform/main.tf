@@ -60,6 +60,9 @@ locals {
     for name, f in local.functions : name => merge(
       local.common_env,
       { SEGOPS_USES = jsonencode(f.uses) },
+      # functions-framework serves THREADS requests at once (default 4 per CPU): match the
+      # instance's request concurrency, or the event writer's deliveries could never share a flush.
+      { THREADS = tostring(try(f.concurrency, 1)) },
       merge([for backend in f.uses : local.backend_env[backend]]...),
       # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
       f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},

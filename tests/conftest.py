@@ -34,6 +34,8 @@ def settings(tmp_path: Path, chdb_path: Path) -> Settings:
         password_hash_time_cost=1,
         password_hash_memory_kib=1024,
         bus_retry_base_seconds=0,
+        # The bus is drained one delivery at a time here: a flush never has company to wait for.
+        writer_flush_seconds=0,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
     )
 
