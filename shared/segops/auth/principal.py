@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +24,9 @@ class Principal:
     role: Role | None
 
 
+_AUTH_NAMES = {"jwt": "bearer tokens", "api_key": "API keys", "write_key": "HTTP Basic write keys"}
+
+
 def _credentials(ctx: RequestContext) -> tuple[str, str]:
     header = ctx.request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -33,6 +38,12 @@ def _credentials(ctx: RequestContext) -> tuple[str, str]:
         return "jwt", value
     if scheme == "apikey":
         return "api_key", value
+    if scheme == "basic":
+        try:
+            user, _, _password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        return "write_key", user
     raise Unauthorized("unsupported Authorization scheme")
 
 
@@ -61,13 +72,13 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
     route = ctx.route
     kind, secret = _credentials(ctx)
     if kind not in route.auth:
-        raise Unauthorized(f"this endpoint does not accept {'API keys' if kind == 'api_key' else 'bearer tokens'}")
+        raise Unauthorized(f"this endpoint does not accept {_AUTH_NAMES[kind]}")
     reference = _tenant_reference(ctx, body)
     tenant_id = _resolve_tenant_id(ctx, reference) if reference is not None else None
     if reference is not None and tenant_id is None:
         raise NotFound("tenant not found")
 
-    if kind == "api_key":
+    if kind in ("api_key", "write_key"):
         key = service.resolve_api_key(ctx.runtime, secret)
         if tenant_id is not None and tenant_id != key.tenant_id:
             raise NotFound("tenant not found")

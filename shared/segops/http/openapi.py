@@ -11,7 +11,11 @@ from pydantic.json_schema import models_json_schema
 from segops.http.routing import Route, Router
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
-_SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
+_SECURITY: dict[str, dict[str, list[str]]] = {
+    "jwt": {"bearerAuth": []},
+    "api_key": {"apiKeyAuth": []},
+    "write_key": {"writeKeyAuth": []},
+}
 
 
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -112,6 +116,11 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
                     "in": "header",
                     "name": "Authorization",
                     "description": "`ApiKey sk_live_...`",
+                },
+                "writeKeyAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Segment-compatible endpoints: the API key as the user name, empty password",
                 },
             },
         },

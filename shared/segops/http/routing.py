@@ -27,7 +27,8 @@ from segops.runtime import Runtime, get_runtime
 
 log = logging.getLogger("segops.http")
 
-AuthKind = Literal["jwt", "api_key"]
+# `write_key`: an API key sent as the HTTP Basic user name, as Segment's clients send their write key.
+AuthKind = Literal["jwt", "api_key", "write_key"]
 Role = Literal["viewer", "member", "admin", "owner"]
 
 

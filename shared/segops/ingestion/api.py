@@ -11,9 +11,11 @@ from segops.http.routing import RequestContext, Result, Router, read_body
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
+from segops.ingestion.segment import MESSAGE_TYPES, MessageType
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
 track_router = Router(tags=["ingestion"])
+segment_router = Router(tags=["segment-compatible ingestion"])
 batch_router = Router(tags=["ingestion"])
 stats_router = Router(tags=["ingestion"])
 
@@ -98,3 +100,42 @@ def errors(ctx: RequestContext) -> IngestionErrorList:
     """The most recent ingestion error records (default 50, at most 100), newest first."""
     query: ErrorsQuery = ctx.query
     return IngestionErrorList.model_validate(recent_errors(ctx.runtime, ctx.tenant_id, query.limit))
+
+
+class SegmentAccepted(BaseModel):
+    """What Segment's clients expect from the tracking API."""
+
+    success: bool
+
+
+def _segment_call(kind: MessageType) -> None:
+    def handler(ctx: RequestContext) -> Result:
+        intake.accept_segment_call(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_TRACK_BODY_BYTES), kind)
+        return Result({"success": True})
+
+    handler.__name__ = f"segment_{kind}"
+    handler.__doc__ = f"Segment `{kind}` call, mapped to one event (docs/ingestion.md); 400 when refused."
+    segment_router.post(f"/v1/{kind}", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)(
+        handler
+    )
+
+
+for _kind in MESSAGE_TYPES:
+    _segment_call(_kind)
+
+
+def _segment_batch(ctx: RequestContext) -> Result:
+    intake.accept_segment_batch(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_BATCH_BODY_BYTES))
+    return Result({"success": True})
+
+
+@segment_router.post("/v1/batch", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)
+def segment_batch(ctx: RequestContext) -> Result:
+    """Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively."""
+    return _segment_batch(ctx)
+
+
+@segment_router.post("/v1/import", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)
+def segment_import(ctx: RequestContext) -> Result:
+    """Segment's historical import: the same as `/v1/batch`."""
+    return _segment_batch(ctx)
