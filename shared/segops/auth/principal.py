@@ -22,6 +22,8 @@ class Principal:
     key_id: int | None
     tenant_id: int | None
     role: Role | None
+    # A publishable key's allowed page origins; None for every other principal.
+    allowed_origins: tuple[str, ...] | None = None
 
 
 _AUTH_NAMES = {"jwt": "bearer tokens", "api_key": "API keys", "write_key": "HTTP Basic write keys"}
@@ -66,6 +68,19 @@ def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     return found.id if found else None
 
 
+def _check_publishable(ctx: RequestContext, allowed_origins: list[str]) -> None:
+    """A publishable key is public (it sits in page source): it may only send events, and only from
+    a page on one of its origins (browsers set `Origin` themselves; scripts cannot forge it)."""
+    if not ctx.route.browser:
+        raise Forbidden("a publishable key (pk_live_) can only send events; use a secret key (sk_live_) here")
+    origin = ctx.request.headers.get("Origin", "")
+    if origin not in allowed_origins:
+        raise Forbidden(
+            "this publishable key does not allow this origin",
+            {"origin": origin or None, "hint": "add the page's origin to the key's allowed_origins"},
+        )
+
+
 def authenticate(ctx: RequestContext, body: Any) -> Principal:
     from segops.tenancy import service
 
@@ -82,7 +97,11 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
         key = service.resolve_api_key(ctx.runtime, secret)
         if tenant_id is not None and tenant_id != key.tenant_id:
             raise NotFound("tenant not found")
-        principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
+        if key.kind == "publishable":
+            _check_publishable(ctx, key.allowed_origins)
+            principal = Principal("api_key", None, key.id, key.tenant_id, key.role, tuple(key.allowed_origins))
+        else:
+            principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
     else:
         user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
         if tenant_id is None and route.role is not None:

@@ -98,6 +98,9 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
         operation["security"] = [_SECURITY[a] for a in route.auth] if route.auth else []
         if route.role:
             operation["x-segops-min-role"] = route.role
+        if route.browser:
+            # Publishable keys (pk_live_) are accepted here, and CORS is answered (docs/ingestion.md).
+            operation["x-segops-browser"] = True
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -115,7 +118,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "Authorization",
-                    "description": "`ApiKey sk_live_...`",
+                    "description": "`ApiKey sk_live_...`; `ApiKey pk_live_...` (publishable) on x-segops-browser operations",
                 },
                 "writeKeyAuth": {
                     "type": "http",

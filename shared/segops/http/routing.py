@@ -13,7 +13,7 @@ from flask import Request, Response
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
-from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 
 from segops.errors import (
     MethodNotAllowed,
@@ -23,6 +23,7 @@ from segops.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from segops.http import cors
 from segops.runtime import Runtime, get_runtime
 
 log = logging.getLogger("segops.http")
@@ -57,6 +58,8 @@ class Route:
     tenant_from_path: str | None
     stream_body: bool = False
     doc_body: type[BaseModel] | None = None
+    # Event ingestion from web pages: publishable keys are accepted (only here), CORS is answered.
+    browser: bool = False
 
 
 @dataclass
@@ -102,10 +105,12 @@ class Router:
         tenant_from_path: str | None = None,
         stream_body: bool = False,
         doc_body: type[BaseModel] | None = None,
+        browser: bool = False,
     ) -> Callable[[Callable[[RequestContext], Any]], Callable[[RequestContext], Any]]:
         """`stream_body`: the framework authenticates first and leaves the body unread; the handler reads
         it with `read_body` (its own size limit, and request-level errors it can attribute to the tenant).
-        `doc_body` documents such a body in OpenAPI."""
+        `doc_body` documents such a body in OpenAPI. `browser`: an ingestion route web pages may call
+        (publishable keys, CORS; `segops.http.cors`)."""
 
         def register(handler: Callable[[RequestContext], Any]) -> Callable[[RequestContext], Any]:
             self.routes.append(
@@ -124,6 +129,7 @@ class Router:
                     tenant_from_path,
                     stream_body,
                     doc_body,
+                    browser,
                 )
             )
             return handler
@@ -243,6 +249,8 @@ class HttpApp:
         ctx: RequestContext | None = None
         try:
             adapter = self._map.bind("localhost", path_info=request.path)
+            if request.method == "OPTIONS":
+                return self._preflight(request, adapter, request_id)
             try:
                 index, path_params = adapter.match(method=request.method)
             except WerkzeugMethodNotAllowed as exc:
@@ -265,7 +273,21 @@ class HttpApp:
             log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
             response = error_response(SegOpsError("internal error"), request_id)
         response.headers["X-Request-Id"] = request_id
+        if ctx is not None and ctx.route.browser:
+            cors.allow_response(request, response, ctx.principal)
         self._log(request, response, ctx, started, request_id)
+        return response
+
+    def _preflight(self, request: Request, adapter: MapAdapter, request_id: str) -> Response:
+        """CORS preflight: answered for browser routes only (others: 405, no CORS at all)."""
+        try:
+            index, _ = adapter.match(method="POST")
+        except (WerkzeugMethodNotAllowed, WerkzeugNotFound, RequestRedirect):
+            index = None
+        if index is None or not self.routes[index].browser:
+            return error_response(MethodNotAllowed("OPTIONS is not allowed here", {"allowed": []}), request_id)
+        response = cors.preflight(request)
+        response.headers["X-Request-Id"] = request_id
         return response
 
     def _dispatch(self, ctx: RequestContext) -> Any:

@@ -66,6 +66,7 @@ def _read(ctx: RequestContext, limit: int) -> bytes:
     response=Queued,
     stream_body=True,
     doc_body=IncomingEvent,
+    browser=True,
 )
 def track(ctx: RequestContext) -> Result:
     """Queue one event (202); an invalid event is refused with 400 and recorded."""
@@ -81,6 +82,7 @@ def track(ctx: RequestContext) -> Result:
     response=BatchQueued,
     stream_body=True,
     doc_body=EventBatchRequest,
+    browser=True,
 )
 def track_batch(ctx: RequestContext) -> Result:
     """Queue up to 500 events; invalid ones are skipped, counted and recorded."""
@@ -115,9 +117,9 @@ def _segment_call(kind: MessageType) -> None:
 
     handler.__name__ = f"segment_{kind}"
     handler.__doc__ = f"Segment `{kind}` call, mapped to one event (docs/ingestion.md); 400 when refused."
-    segment_router.post(f"/v1/{kind}", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)(
-        handler
-    )
+    segment_router.post(
+        f"/v1/{kind}", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
+    )(handler)
 
 
 for _kind in MESSAGE_TYPES:
@@ -129,13 +131,17 @@ def _segment_batch(ctx: RequestContext) -> Result:
     return Result({"success": True})
 
 
-@segment_router.post("/v1/batch", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)
+@segment_router.post(
+    "/v1/batch", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
+)
 def segment_batch(ctx: RequestContext) -> Result:
     """Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively."""
     return _segment_batch(ctx)
 
 
-@segment_router.post("/v1/import", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True)
+@segment_router.post(
+    "/v1/import", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
+)
 def segment_import(ctx: RequestContext) -> Result:
     """Segment's historical import: the same as `/v1/batch`."""
     return _segment_batch(ctx)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
+from segops.auth.api_keys import KeyKind
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
 from segops.errors import NotFound
+from segops.http.cors import ORIGIN_PATTERN
 from segops.http.routing import RequestContext, Result, Router
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Tenant, User
@@ -97,9 +99,34 @@ class RolePatch(Strict):
     role: Role
 
 
+Origin = Annotated[
+    str,
+    BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    StringConstraints(pattern=ORIGIN_PATTERN),
+    Field(description="A page origin: `scheme://host[:port]`, no path (e.g. `https://www.example.com`)."),
+]
+
+
 class ApiKeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
+    kind: KeyKind = Field(
+        default="secret",
+        description="`secret` (`sk_live_`, server side) or `publishable` (`pk_live_`: only sends events, "
+        "from `allowed_origins`; safe to embed in web pages)",
+    )
+    allowed_origins: list[Origin] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _publishable_rules(self) -> ApiKeyCreate:
+        if self.kind == "publishable":
+            if self.role != "member":
+                raise ValueError("a publishable key only sends events: its role is member")
+            if not self.allowed_origins:
+                raise ValueError("a publishable key needs at least one allowed origin")
+        elif self.allowed_origins:
+            raise ValueError("allowed_origins is for publishable keys only")
+        return self
 
 
 class ApiKeyOut(BaseModel):
@@ -107,6 +134,8 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     role: Role
+    kind: KeyKind
+    allowed_origins: list[str]
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -277,7 +306,14 @@ def create_key(ctx: RequestContext) -> Result:
     principal = _principal(ctx)
     assert principal.role is not None
     record, secret = service.create_api_key(
-        ctx.runtime, ctx.tenant_id, body.name, body.role, principal.role, principal.user_id
+        ctx.runtime,
+        ctx.tenant_id,
+        body.name,
+        body.role,
+        principal.role,
+        principal.user_id,
+        body.kind,
+        sorted(set(body.allowed_origins)),
     )
     return Result({**_key_out(record), "key": secret}, status=201, headers={"Cache-Control": "no-store"})
 

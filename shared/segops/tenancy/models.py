@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from segops.auth.api_keys import KeyKind
 from segops.auth.roles import Role
 
 
@@ -53,6 +54,9 @@ class ApiKey(BaseModel):
     prefix: str
     fingerprint: str
     role: Role
+    kind: KeyKind = "secret"
+    # Publishable keys: the page origins (`scheme://host[:port]`) allowed to send with it.
+    allowed_origins: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     created_by: int | None = None
     last_used_at: datetime | None = None
