@@ -118,7 +118,7 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "Authorization",
-                    "description": "`ApiKey sk_live_...`; `ApiKey pk_live_...` (publishable) on x-segops-browser operations",
+                    "description": "`ApiKey sk_live_...`; publishable `ApiKey pk_live_...` on x-segops-browser ones",
                 },
                 "writeKeyAuth": {
                     "type": "http",
