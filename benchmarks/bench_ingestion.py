@@ -7,13 +7,19 @@
    partition-split inserts, `UsersChanged`), at 500-event and at 1-event messages, each vs ONE plain
    INSERT of the same rows into a copy of `events` without views (what the engine costs at best).
 3. INSERTs per second into `events` while one-event messages arrive at 2,000 per second.
+4. `/v1/batch` (Segment-compatible) vs the native batch endpoint on the same events (`accept_*`).
+5. End to end as `make dev` runs it: 500-event HTTP batches from 8 client threads → the served stack →
+   local bus (concurrent deliveries) → writer → stored, events/s until the last one is stored.
 """
 
 from __future__ import annotations
 
+import http.client
+import logging
 import random
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +31,15 @@ import orjson
 from segops.bus.base import BusMessage, Topic
 from segops.bus.local import LocalBus
 from segops.config import Settings
-from segops.ingestion.intake import accept_batch
+from segops.ingestion.intake import accept_batch, accept_segment_batch
 from segops.ingestion.writer import COLUMNS as WRITER_COLUMNS
 from segops.ingestion.writer import event_row, handle_event_batch
+from segops.localstack import LocalStack
 from segops.messages import EventBatch
 from segops.runtime import build_runtime
 from segops.warehouse import chdb_backend
 from segops.warehouse.migrations import migrate
+from werkzeug.serving import make_server
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, ratio_figure
 
@@ -136,6 +144,78 @@ def _plain_insert_seconds(warehouse: Any, messages: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
+def _segment_body(body: bytes) -> bytes:
+    """The same events as a Segment batch (what analytics-python would send for them)."""
+    batch = []
+    for event in orjson.loads(body)["events"]:
+        message: dict[str, Any] = {
+            "type": "track",
+            "userId": event["user_id"],
+            "event": event["event_type"],
+            "properties": event["payload"],
+            "timestamp": event["occurred_at"],
+        }
+        if "message_id" in event:
+            message["messageId"] = event["message_id"]
+        batch.append(message)
+    return orjson.dumps({"batch": batch, "sentAt": datetime.now(UTC).isoformat()})
+
+
+def _end_to_end(bodies: list[bytes], workdir: Path, chdb_path: Path) -> float:
+    """Events/s from the first HTTP batch posted to the last event stored, through the served stack."""
+    settings = Settings(
+        environment="test",
+        data_dir=workdir / "e2e",
+        chdb_path=chdb_path,
+        clickhouse_database=f"bench_e2e_{uuid.uuid4().hex[:8]}",
+        jwt_secret="bench-" + "x" * 40,
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+    )
+    stack = LocalStack(settings)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the figures
+    server = make_server("127.0.0.1", 0, stack.wsgi, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        client = stack.client()
+        signup = {"email": "bench@example.com", "password": "a long bench password", "tenant_slug": "bench"}
+        signed_up = orjson.loads(client.post("/api/auth/signup/", json=signup).get_data())
+        access = signed_up["tokens"]["access"]
+        key_body = {"name": "bench", "role": "member"}
+        created = client.post("/api/keys/", json=key_body, headers={"Authorization": f"Bearer {access}"})
+        key = orjson.loads(created.get_data())["key"]
+        tenant_id = int(signed_up["tenant"]["id"])
+        stack.start_background()
+        expected = len(bodies) * BATCH_SIZE
+
+        def post(body: bytes) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
+            try:
+                headers = {"Authorization": f"ApiKey {key}", "Content-Type": "application/json"}
+                connection.request("POST", "/api/ingestion/track/batch/", body=body, headers=headers)
+                assert connection.getresponse().status == 202
+            finally:
+                connection.close()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(post, bodies))
+        stored = 0
+        while stored < expected and time.perf_counter() - started < 600:
+            time.sleep(0.05)
+            stored = stack.runtime.warehouse.query(
+                "SELECT count() FROM events WHERE tenant_id = {t:UInt64}", {"t": tenant_id}
+            ).scalar()
+        elapsed = time.perf_counter() - started
+        assert stored == expected, (stored, expected)
+        stack.runtime.warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
+        return expected / elapsed
+    finally:
+        server.shutdown()
+        server.server_close()
+        stack.stop()
+
+
 def run(scale: float) -> list[Figure]:
     total = max(BATCH_SIZE * 4, int(1_000_000 * scale))
     bodies = _bodies(total)
@@ -168,11 +248,20 @@ def run(scale: float) -> list[Figure]:
             for body in bodies:
                 accept_batch(runtime, TENANT_ID, body)
 
+        segment_bodies = [_segment_body(body) for body in bodies]
+
+        def ingest_segment() -> None:
+            for body in segment_bodies:
+                accept_segment_batch(runtime, TENANT_ID, body)
+
         parse_seconds = best_of(parse_only)
         ingest_seconds = best_of(ingest)
+        segment_seconds = best_of(ingest_segment)
         rss_ingest = peak_rss_mb()
         bus.drain()  # captures the messages of every run; one run's worth is what the writer gets
         messages = published[: len(bodies)]
+        segment_messages = published[len(bodies) * 3 : len(bodies) * 4]
+        assert sum(len(orjson.loads(m)["events"]) for m in segment_messages) == events
         published.clear()
         for body in single_bodies:
             accept_batch(runtime, TENANT_ID, body)
@@ -204,6 +293,7 @@ def run(scale: float) -> list[Figure]:
         redeliver_seconds = _deliver(runtime, messages)
         assert warehouse.query("SELECT count() FROM events").scalar() == stored
         warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
+        end_to_end = _end_to_end(bodies, workdir, settings.chdb_dir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -218,6 +308,22 @@ def run(scale: float) -> list[Figure]:
             cost_ratio=ingest_seconds / parse_seconds,
             events=events,
             peak_rss_mb=rss_ingest,
+        ),
+        ratio_figure(
+            "/v1/batch (Segment-compatible), same events as the native batch, 1 core",
+            events / segment_seconds,
+            "events/s",
+            "native batch endpoint",
+            events / ingest_seconds,
+            target="time <= 1.3x the native endpoint's",
+            cost_ratio=segment_seconds / ingest_seconds,
+        ),
+        Figure(
+            "end to end through the served stack (HTTP batch -> bus -> writer -> stored)",
+            end_to_end,
+            "events/s",
+            target=">= 50k/s",
+            extra={"events": events},
         ),
         ratio_figure(
             "event_writer, 500-event messages, concurrent deliveries",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from segops.ingestion.events import (
@@ -53,8 +54,17 @@ def snake_case(name: str) -> str:
     return words[:128].rstrip("_")
 
 
+@lru_cache(maxsize=4096)  # a source sends few distinct event names, over and over
+def _event_type_of(name: str) -> str:
+    """`snake_case(name)` when it is a valid event type, else ''."""
+    event_type = snake_case(name)
+    return event_type if _EVENT_TYPE.fullmatch(event_type) else ""
+
+
 def _text(value: Any) -> str | None:
     """Segment ids may be numbers; anything else that is not a non-empty string counts as absent."""
+    if type(value) is str:
+        return value or None
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -66,12 +76,17 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+@lru_cache(maxsize=256)  # one `sentAt` per batch, shared by its messages
+def _parse_sent_at(text: str) -> datetime | None:
+    return parse_occurred_at(text)
+
+
 def corrected_timestamp(original: str, sent_at: Any, received_at: datetime) -> str:
     """When the event happened, per Segment's clock-skew correction: with a client `sentAt`,
     `timestamp = receivedAt - (sentAt - originalTimestamp)`; without one, the client's timestamp as
     sent. Unparsable values are returned as sent, for the native validation to refuse."""
     occurred = parse_occurred_at(original)
-    sent = parse_occurred_at(sent_at) if isinstance(sent_at, str) else None
+    sent = _parse_sent_at(sent_at) if isinstance(sent_at, str) else None
     if occurred is None or sent is None:
         return original
     return iso_millis(received_at - (sent - occurred))
@@ -91,14 +106,13 @@ def to_native(
     anonymous_id = _text(message.get("anonymousId"))
     if user_id is None and anonymous_id is None:
         return Rejection("invalid_user_id", "user_id: userId or anonymousId is required", "/userId")
-    context = _object(message.get("context"))
     payload: dict[str, Any]
     if call == "track":
         name = message.get("event")
         if not isinstance(name, str) or not name:
             return Rejection("invalid_event_type", "event_type: `event` is required and must be a string", "/event")
-        event_type = snake_case(name)
-        if not _EVENT_TYPE.fullmatch(event_type):
+        event_type = _event_type_of(name)
+        if not event_type:
             return Rejection(
                 "invalid_event_type", f"event_type: {name!r} has no letters or digits to name it by", "/event"
             )
@@ -113,7 +127,7 @@ def to_native(
         event_type = EVENT_TYPES[call]
     elif call in ("page", "screen"):
         payload = dict(_object(message.get("properties")))
-        page = _object(context.get("page"))
+        page = _object(_object(message.get("context")).get("page"))
         for field in PAGE_FIELDS:
             if field not in payload and field in page:
                 payload[field] = page[field]
