@@ -131,9 +131,10 @@ class LocalBus:
                 worker.start()
 
     def stop(self, drain_timeout: float = 10.0) -> None:
-        """Stop after delivering what is due (nothing accepted is dropped while time allows)."""
+        """Stop after delivering what is due (nothing accepted is dropped while time allows). Never
+        started (tests that `drain` by hand): nothing would deliver, so there is nothing to wait for."""
         deadline = time.monotonic() + drain_timeout
-        while self.pending() and time.monotonic() < deadline:
+        while self._workers and self.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._cond:
             self._stopping = True

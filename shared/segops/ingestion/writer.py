@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import orjson
 
@@ -85,8 +84,13 @@ def block_token(events: Sequence[TrackedEvent]) -> str:
     return f"ev-{len(events)}-{digest.hexdigest()}"
 
 
-def _claim_key(event: TrackedEvent) -> str:
+def claim_key(event: TrackedEvent) -> str:
     return f"{CLAIM_PREFIX}{event.tenant_id}:{event.event_id}"
+
+
+def _id_of(key: str) -> str:
+    """The event id (canonical text) of a claim key."""
+    return key.rpartition(":")[2]
 
 
 class Claims:
@@ -98,9 +102,8 @@ class Claims:
         self.held: list[str] = []
         self.acquired_at = 0.0
 
-    def acquire(self, events: Sequence[TrackedEvent]) -> set[str]:
-        """Claim every id in one cache round trip; returns the keys another flush holds."""
-        keys = [_claim_key(event) for event in events]
+    def acquire(self, keys: Sequence[str]) -> set[str]:
+        """Claim every key (`claim_key`) in one cache round trip; returns those another flush holds."""
         self.acquired_at = time.monotonic()
         added = self.runtime.cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
         self.held = [key for key, ok in zip(keys, added, strict=True) if ok]
@@ -121,16 +124,17 @@ class Claims:
         self.held = []
 
 
-def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[UUID]) -> set[UUID]:
-    """Which of `ids` are already in `events` (an index lookup through the `by_event_id` projection)."""
-    found: set[UUID] = set()
+def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` (canonical UUID text) are already in `events` (an index lookup through the
+    `by_event_id` projection)."""
+    found: set[str] = set()
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
     for start in range(0, len(ids), LOOKUP_CHUNK):
         rows = scoped.query(
             "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} AND event_id IN {ids:Array(UUID)}",
             {"ids": list(ids[start : start + LOOKUP_CHUNK])},
         ).rows
-        found.update(row[0] if isinstance(row[0], UUID) else UUID(str(row[0])) for row in rows)
+        found.update(str(row[0]) for row in rows)
     return found
 
 
@@ -155,16 +159,17 @@ def _by_tenant(events: Sequence[TrackedEvent]) -> Iterator[tuple[int, list[Track
     yield from sorted(grouped.items())
 
 
-def _first_of_each_id(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
-    """A flush may repeat an id (a client retry, a duplicate delivery); its first occurrence wins."""
-    seen: set[tuple[int, UUID]] = set()
-    unique = []
-    for event in events:
-        key = (event.tenant_id, event.event_id)
-        if key not in seen:
-            seen.add(key)
-            unique.append(event)
-    return unique
+def _unique_by_key(messages: Sequence[Sequence[TrackedEvent]]) -> tuple[list[list[str]], dict[str, TrackedEvent]]:
+    """Each message's claim keys, and the flush's events by claim key. A flush may repeat an id (a
+    client retry, a duplicate delivery): its first occurrence wins."""
+    message_keys: list[list[str]] = []
+    unique: dict[str, TrackedEvent] = {}
+    for events in messages:
+        keys = [claim_key(event) for event in events]
+        for key, event in zip(keys, events, strict=True):
+            unique.setdefault(key, event)
+        message_keys.append(keys)
+    return message_keys, unique
 
 
 def partition_groups(events: Sequence[TrackedEvent], max_partitions: int) -> list[list[TrackedEvent]]:
@@ -196,36 +201,43 @@ def _insert_settings(runtime: Runtime, rows: Sequence[TrackedEvent]) -> dict[str
 def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) -> FlushOutcome:
     """Store the events of `messages` so that any number of (possibly concurrent, regrouped) deliveries
     store each event once. Raises when nothing can be acknowledged."""
+    message_keys, unique = _unique_by_key(messages)
     claims = Claims(runtime)
-    taken = claims.acquire(_first_of_each_id([e for events in messages for e in events]))
+    taken = claims.acquire(list(unique))
     try:
         refusals: list[RetryableError | None] = []
-        for events in messages:
-            busy = next((e for e in events if _claim_key(e) in taken), None)
+        for keys in message_keys:
+            busy = next((key for key in keys if key in taken), None)
             refusals.append(
                 None
                 if busy is None
-                else RetryableError("event id is being written by another flush", {"event_id": str(busy.event_id)})
+                else RetryableError("event id is being written by another flush", {"event_id": _id_of(busy)})
             )
-        writable = _first_of_each_id(
-            [e for events, refused in zip(messages, refusals, strict=True) if refused is None for e in events]
-        )
-        stored: set[UUID] = set()
-        for tenant_id, group in _by_tenant(writable):
-            stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in group])
-        fresh = [e for e in writable if e.event_id not in stored]
+        writable = unique
+        if taken:
+            allowed = {
+                key for keys, refused in zip(message_keys, refusals, strict=True) if refused is None for key in keys
+            }
+            writable = {key: event for key, event in unique.items() if key in allowed}
+        by_tenant: dict[int, list[str]] = {}
+        for key, event in writable.items():
+            by_tenant.setdefault(event.tenant_id, []).append(_id_of(key))
+        stored: set[str] = set()
+        for tenant_id, ids in sorted(by_tenant.items()):
+            stored |= stored_event_ids(runtime, tenant_id, ids)
+        fresh = [event for key, event in writable.items() if _id_of(key) not in stored]
         if fresh:
             claims.check_fresh()
             for rows in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
                 runtime.warehouse.insert(
                     "events", COLUMNS, [event_row(e) for e in rows], _insert_settings(runtime, rows)
                 )
-        notify_users_changed(runtime, writable)
+        notify_users_changed(runtime, list(writable.values()))
     except Exception:
         claims.release()
         raise
     claims.release()
-    total = sum(len(events) for events, refused in zip(messages, refusals, strict=True) if refused is None)
+    total = sum(len(keys) for keys, refused in zip(message_keys, refusals, strict=True) if refused is None)
     return FlushOutcome(WriteReport(sent=len(fresh), skipped=total - len(fresh)), refusals)
 
 

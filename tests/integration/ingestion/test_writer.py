@@ -12,7 +12,7 @@ import pytest
 from segops.bus.base import Topic
 from segops.errors import RetryableError
 from segops.ingestion.events import event_id_for
-from segops.ingestion.writer import Claims, write_events
+from segops.ingestion.writer import Claims, claim_key, write_events
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
 
@@ -137,7 +137,7 @@ def test_an_id_claimed_by_a_message_in_flight_makes_the_other_message_retry(
     a = [shared, _event(tenant, "a-only")]
     b = [_event(tenant, "u-shared", "retry-me", payload={"n": 2}), _event(tenant, "b-only")]
     in_flight = Claims(stack.runtime)
-    in_flight.acquire([shared])
+    in_flight.acquire([claim_key(shared)])
     # WHEN B is written while A holds the claim
     with pytest.raises(RetryableError):
         write_events(stack.runtime, b)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -100,7 +101,8 @@ def test_a_failed_flush_nacks_every_delivery_and_regrouped_redeliveries_store_on
     assert sorted(raised) == sorted(m.message_id for m in messages) and flaky.calls == 1
     # WHEN they come back regrouped: half of them together, then each of the rest alone, then all again
     assert _deliver_concurrently(stack, messages[:5]) == {}
-    stack.runtime.settings.writer_flush_seconds = 0
+    commit = writer.event_writer_for(stack.runtime).commit
+    commit.bounds = replace(commit.bounds, max_wait_seconds=0)
     for message in messages[5:] + messages:
         handle_event_batch(message, stack.runtime)
     # THEN every event is stored exactly once
