@@ -46,7 +46,6 @@ class GroupCommit(Generic[Item]):
         self.bounds = bounds
         self._cond = threading.Condition()
         self._open: _Group[Item] | None = None
-        self.flushes = 0
 
     def submit(self, item: Item, rows: int, size: int) -> None:
         """Block until the flush holding `item` has run; raise what it reported for `item`."""
@@ -95,5 +94,4 @@ class GroupCommit(Generic[Item]):
             group.outcomes = [exc] * len(group.items)
             raise
         finally:
-            self.flushes += 1
             group.done.set()

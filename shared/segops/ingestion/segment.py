@@ -35,8 +35,6 @@ EVENT_TYPES: dict[str, str] = {
 }
 # What a page call records even when the client put it in `context.page` rather than `properties`.
 PAGE_FIELDS = ("path", "url", "title", "referrer", "search")
-# Batch-level fields the clients send next to `batch` (Segment ignores unknown ones too).
-BATCH_FIELDS = frozenset({"batch", "sentAt", "context", "integrations", "writeKey", "messageId", "timestamp"})
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")

@@ -12,16 +12,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from segops.bus.base import BusMessage, Topic
+from segops.bus.local import LocalBus
 from segops.config import Settings
 from segops.errors import RetryableError
 from segops.ingestion import writer
 from segops.ingestion.writer import event_row, handle_event_batch, write_flush
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent
+from segops.runtime import build_runtime
 from segops.warehouse.base import Warehouse
+from segops.warehouse.migrations import migrate
 
 from tests.integration.ingestion.test_writer import _event
 from tests.support.api import Account, Api
+from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import FlakyWarehouse, record_topic, stored_events
 
 VIEW_TABLES = ("event_timeline", "event_arrivals")
@@ -225,3 +229,32 @@ def test_one_event_requests_through_the_running_stack_become_few_inserts(setting
         assert counting.calls <= 6, counting.calls
     finally:
         stack.stop()
+
+
+def test_on_a_clickhouse_server_flushes_are_async_inserts_that_wait_and_stay_exactly_once(
+    settings: Settings, clickhouse_http: ChdbHttpServer
+) -> None:
+    # GIVEN the writer on the ClickHouse backend (clickhouse-connect over HTTP)
+    settings.warehouse = "clickhouse"
+    settings.clickhouse_url = clickhouse_http.url
+    runtime = build_runtime(settings, bus=LocalBus())
+    migrate(runtime.warehouse)
+    try:
+        events = [_event(7, f"u{i}", f"m{i}" if i % 2 else None) for i in range(6)]
+        before = len(clickhouse_http.requests)
+        # WHEN a flush is written, then written again (a redelivery)
+        first = write_flush(runtime, [events[:3], events[3:]])
+        again = write_flush(runtime, [events])
+        # THEN its INSERT asked the server to buffer it and answer only once written, with its token
+        [insert] = [r for r in clickhouse_http.requests[before:] if r["statement"].upper().startswith("INSERT")]
+        assert {k: insert["params"].get(k) for k in ("async_insert", "wait_for_async_insert")} == {
+            "async_insert": "1",
+            "wait_for_async_insert": "1",
+        }
+        assert insert["params"]["insert_deduplication_token"].startswith("ev-6-")
+        assert (first.report.sent, again.report.sent, again.report.skipped) == (6, 0, 6)
+        stored = runtime.warehouse.query("SELECT count() FROM events WHERE tenant_id = 7").scalar()
+        assert stored == 6
+    finally:
+        runtime.warehouse.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
+        runtime.warehouse.close()
