@@ -33,7 +33,7 @@ from segops.bus.local import LocalBus
 from segops.config import Settings
 from segops.ingestion.intake import accept_batch, accept_segment_batch
 from segops.ingestion.writer import COLUMNS as WRITER_COLUMNS
-from segops.ingestion.writer import event_row, handle_event_batch
+from segops.ingestion.writer import configure_writer_process, event_row, handle_event_batch
 from segops.localstack import LocalStack
 from segops.messages import EventBatch
 from segops.runtime import build_runtime
@@ -272,6 +272,8 @@ def run(scale: float) -> list[Figure]:
         bus.drain()
         singles = _single_event_messages(published, single_count + paced_count)
         published.clear()
+        # The writer's process settings, as functions/event_writer applies them.
+        configure_writer_process()
         warehouse = runtime.warehouse
         counting = _CountingWarehouse(warehouse)
         runtime.warehouse = counting
