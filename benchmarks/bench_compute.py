@@ -34,9 +34,11 @@ from segops.dsl import compile_segment, compile_segments, parse_definition
 from segops.localstack import LocalStack
 from segops.membership.lookup import membership_key
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.warehouse import TenantWarehouse, Warehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
+from tests.support.fixtures import load_fixture
 
 NOW = datetime(2026, 4, 25, 12, 0, tzinfo=UTC)
 EVENT_TYPES = [
@@ -53,18 +55,12 @@ EVENT_TYPES = [
     "order_refunded",
     "support_contacted",
 ]
+# The segments API reference's churn-risk example, narrowed to one plan.
+_CHURN_RISK = load_fixture("segments/high-value-churn-risk")
 ONE_SEGMENT = {
-    "logic": "AND",
+    **_CHURN_RISK,
     "conditions": [
-        {
-            "type": "monetary",
-            "event_type": "order_placed",
-            "property": "total",
-            "metric": "sum",
-            "operator": "gte",
-            "value": 500,
-        },
-        {"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30},
+        *_CHURN_RISK["conditions"],
         {"type": "user_property", "property": "plan", "operator": "eq", "value": "pro"},
     ],
 }
@@ -187,13 +183,13 @@ def _free_port() -> int:
 
 
 def _put_segments(runtime: Runtime, tenant_id: int, definitions: list[dict[str, Any]], first_id: int) -> list[int]:
-    from segops.segments.models import Segment, segment_key
+    from segops.segments.models import Segment
 
     ids = []
     for offset, definition in enumerate(definitions):
         segment_id = first_id + offset
         runtime.documents.save(
-            segment_key(tenant_id, segment_id),
+            keys.segment_key(tenant_id, segment_id),
             Segment(id=segment_id, tenant=tenant_id, name=f"bench {segment_id}", definition=definition, version=1),
         )
         ids.append(segment_id)

@@ -18,6 +18,7 @@ from segops import logs
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.tenancy import models as m
 from segops.tenancy import service
 
@@ -44,12 +45,12 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     if tenant is None:
         _, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
     else:
-        pointer = runtime.documents.load(m.user_email_key(DEMO_EMAIL), m.Pointer)
+        pointer = runtime.documents.load(keys.user_email_key(DEMO_EMAIL), m.Pointer)
         assert pointer is not None, "demo tenant exists without its owner"
         runtime.documents.update(
-            m.user_key(pointer.id),
+            keys.user_key(pointer.id),
             m.User,
-            lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
+            lambda u: u.model_copy(update={"password_hash": runtime.passwords.hash(password)}),
         )
     _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
     credentials = {
@@ -65,10 +66,11 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     return credentials
 
 
-def banner(base: str, credentials: dict[str, Any]) -> str:
+def banner(base: str, port_source: str, credentials: dict[str, Any]) -> str:
     key = credentials["api_key"]
+    port_note = "the default port" if port_source == "default" else f"port from {port_source}"
     return f"""
-SegOps dev stack on {base}
+SegOps dev stack on {base} ({port_note})
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
@@ -93,10 +95,11 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
-    server = make_server(settings.host, settings.port, stack.wsgi, threaded=True)
+    port, port_source = settings.listen_port()
+    server = make_server(settings.host, port, stack.wsgi, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
-    print(banner(base, credentials), flush=True)
+    print(banner(base, port_source, credentials), flush=True)
 
     stopping = threading.Event()
 

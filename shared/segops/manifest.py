@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from segops.boundary import StrictModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "functions" / "manifest.json"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HttpTrigger(Strict):
+class HttpTrigger(StrictModel):
     type: Literal["http"]
     routes: list[str] = Field(min_length=1)
 
 
-class PubSubTrigger(Strict):
+class PubSubTrigger(StrictModel):
     type: Literal["pubsub"]
     topic: str
     max_delivery_attempts: int = Field(default=5, ge=5, le=100)
@@ -33,7 +30,7 @@ class PubSubTrigger(Strict):
 Backend = Literal["warehouse", "bus", "cache", "store", "objects"]
 
 
-class FunctionSpec(Strict):
+class FunctionSpec(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
     entry_point: str
     description: str
@@ -57,14 +54,14 @@ class FunctionSpec(Strict):
         return REPO_ROOT / "functions" / self.name / "main.py"
 
 
-class Schedule(Strict):
+class Schedule(StrictModel):
     name: str
     cron: str
     topic: str
     data: dict[str, Any]
 
 
-class Manifest(Strict):
+class Manifest(StrictModel):
     runtime: str
     topics: list[str]
     schedules: list[Schedule] = Field(default_factory=list)
@@ -106,9 +103,3 @@ def route_for(manifest: Manifest, path: str) -> FunctionSpec | None:
                 if best is None or weight > best[0]:
                     best = (weight, spec)
     return best[1] if best else None
-
-
-def rule_to_route(rule: str) -> str:
-    """The load-balancer pattern that covers a werkzeug rule (`/a/<int:id>/b/` → `/a/*`)."""
-    match = re.search(r"<", rule)
-    return rule if match is None else rule[: rule.rfind("/", 0, match.start()) + 1] + "*"

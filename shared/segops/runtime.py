@@ -5,13 +5,17 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from segops.auth.passwords import Passwords
 from segops.bus.base import Bus
 from segops.cache.base import Cache
 from segops.config import Settings, get_settings
+from segops.connectors.feed import MembershipFeed
+from segops.connectors.warehouse_feed import WarehouseMembershipFeed
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
@@ -27,11 +31,16 @@ class Runtime:
     store: Store
     objects: ObjectStore
     jwt_secret: str
-    extras: dict[str, Any] = field(default_factory=dict)
+    membership_feed: MembershipFeed
 
     @property
     def documents(self) -> DocumentRepository:
         return DocumentRepository(self.store)
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        # Built on first use: only the functions that log users in pay for the argon2 set-up.
+        return Passwords(self.settings.password_hash_time_cost, self.settings.password_hash_memory_kib)
 
 
 def _gcs_client(settings: Settings) -> Any:
@@ -147,7 +156,9 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     for backend, build in builders.items():
         declared = settings.uses is None or backend in settings.uses
         parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
-    return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), **parts, **overrides)
+    # Connectors read membership through this feed; tests replace it to drive them without computes.
+    feed = overrides.pop("membership_feed", None) or WarehouseMembershipFeed(parts["warehouse"])
+    return Runtime(settings=settings, jwt_secret=_jwt_secret(settings), membership_feed=feed, **parts, **overrides)
 
 
 _current: Runtime | None = None

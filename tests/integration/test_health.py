@@ -34,3 +34,11 @@ def test_stopped_worker_with_pending_messages_is_503(stack: LocalStack) -> None:
     assert response.status_code == 503
     assert response.get_json()["worker"] == "bus worker is not running"
     stack.bus.drain()  # nothing left for the fixture's stop() to wait for
+
+
+def test_openapi_documents_the_503_body_as_the_health_report(stack: LocalStack) -> None:
+    document = Api(stack).get("/api/openapi.json").get_json()
+    responses = document["paths"]["/api/ingestion/health/"]["get"]["responses"]
+    # a 503 here is a report, not the error shape: both statuses carry the Health schema
+    assert responses["503"]["content"] == responses["200"]["content"]
+    assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Health")

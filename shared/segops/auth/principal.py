@@ -1,18 +1,11 @@
-"""Who is calling, for which tenant, with which role — resolved once per request."""
+"""Who is calling, for which tenant, with which role (`segops.http.authentication` resolves it)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from segops.auth import tokens
-from segops.auth.roles import Role, at_least
-from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-
-if TYPE_CHECKING:
-    from segops.http.routing import RequestContext
+from segops.auth.roles import Role
 
 
 @dataclass(frozen=True)
@@ -24,106 +17,3 @@ class Principal:
     role: Role | None
     # A publishable key's allowed page origins; None for every other principal.
     allowed_origins: tuple[str, ...] | None = None
-
-
-_AUTH_NAMES = {"jwt": "bearer tokens", "api_key": "API keys", "write_key": "HTTP Basic write keys"}
-
-
-def _credentials(ctx: RequestContext) -> tuple[str, str]:
-    header = ctx.request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if not scheme or not value:
-        raise Unauthorized("missing Authorization header (Bearer <token> or ApiKey <key>)")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return "jwt", value
-    if scheme == "apikey":
-        return "api_key", value
-    if scheme == "basic":
-        try:
-            user, _, _password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed Basic credentials") from None
-        return "write_key", user
-    raise Unauthorized("unsupported Authorization scheme")
-
-
-def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
-    route = ctx.route
-    if route.tenant_from_path:
-        return str(ctx.path_params[route.tenant_from_path])
-    if isinstance(body, dict) and body.get("tenant") is not None:
-        return str(body["tenant"])
-    value = ctx.request.args.get("tenant") or ctx.request.headers.get("X-SegOps-Tenant")
-    return value or None
-
-
-def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
-    from segops.tenancy import service
-
-    if reference.isdigit():
-        return int(reference)
-    found = service.tenant_by_slug(ctx.runtime, reference.lower())
-    return found.id if found else None
-
-
-def _check_publishable(ctx: RequestContext, allowed_origins: list[str]) -> None:
-    """A publishable key is public (it sits in page source): it may only send events, and only from
-    a page on one of its origins (browsers set `Origin` themselves; scripts cannot forge it)."""
-    if not ctx.route.browser:
-        raise Forbidden("a publishable key (pk_live_) can only send events; use a secret key (sk_live_) here")
-    origin = ctx.request.headers.get("Origin", "")
-    if origin not in allowed_origins:
-        raise Forbidden(
-            "this publishable key does not allow this origin",
-            {"origin": origin or None, "hint": "add the page's origin to the key's allowed_origins"},
-        )
-
-
-def authenticate(ctx: RequestContext, body: Any) -> Principal:
-    from segops.tenancy import service
-
-    route = ctx.route
-    kind, secret = _credentials(ctx)
-    if kind not in route.auth:
-        raise Unauthorized(f"this endpoint does not accept {_AUTH_NAMES[kind]}")
-    reference = _tenant_reference(ctx, body)
-    tenant_id = _resolve_tenant_id(ctx, reference) if reference is not None else None
-    if reference is not None and tenant_id is None:
-        raise NotFound("tenant not found")
-
-    if kind in ("api_key", "write_key"):
-        key = service.resolve_api_key(ctx.runtime, secret)
-        if tenant_id is not None and tenant_id != key.tenant_id:
-            raise NotFound("tenant not found")
-        if key.kind == "publishable":
-            _check_publishable(ctx, key.allowed_origins)
-            principal = Principal("api_key", None, key.id, key.tenant_id, key.role, tuple(key.allowed_origins))
-        else:
-            principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
-    else:
-        user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
-        if tenant_id is None and route.role is not None:
-            memberships = service.user_tenants(ctx.runtime, user_id)
-            if len(memberships) != 1:
-                if not memberships:
-                    raise NotFound("you belong to no tenant")
-                raise ValidationFailed(
-                    "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
-                    {"errors": [{"pointer": "/tenant", "message": "required"}]},
-                )
-            tenant_id = memberships[0][0].id
-        role: Role | None = None
-        if tenant_id is not None:
-            link = service.membership(ctx.runtime, tenant_id, user_id)
-            if link is None:
-                raise NotFound("tenant not found")
-            role = link.role
-        principal = Principal("user", user_id, None, tenant_id, role)
-
-    if route.role is not None:
-        assert principal.role is not None
-        if not at_least(principal.role, route.role):
-            raise Forbidden(f"this action needs the {route.role} role", {"role": principal.role})
-    return principal

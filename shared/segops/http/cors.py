@@ -3,7 +3,7 @@
 A preflight carries no credentials, so it cannot tell which key (and so which allowed origins) the
 real request will bring: it is answered for any well-formed origin, and only permits the request to
 be sent. The real request then decides: its publishable key must list the page's `Origin`
-(`segops.auth.principal`), and only then does the answer carry `Access-Control-Allow-Origin`, echoing
+(`segops.http.authentication`), and only then does the answer carry `Access-Control-Allow-Origin`, echoing
 that origin (never `*`, and never `Access-Control-Allow-Credentials`: no cookies are involved, the
 key is in the `Authorization` header). Every other route answers no CORS at all, so browsers keep
 other sites' pages from reading them.

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, field_validator
 
+from segops.boundary import StrictModel
 from segops.errors import PayloadTooLarge
-from segops.http.routing import RequestContext, Result, Router, read_body
+from segops.http.requests import read_body
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
 from segops.ingestion.segment import MESSAGE_TYPES, MessageType
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
-track_router = Router(tags=["ingestion"])
-segment_router = Router(tags=["segment-compatible ingestion"])
-batch_router = Router(tags=["ingestion"])
-stats_router = Router(tags=["ingestion"])
+track_router = Router("/api/ingestion/track", auth=("api_key",), role="member")
+batch_router = Router("/api/ingestion/track/batch", auth=("api_key",), role="member")
+stats_router = Router("/api/ingestion")
+# Segment's tracking API (`segment_compat` function): the write key is the HTTP Basic user name.
+segment_router = Router("/v1", auth=("write_key",), role="member", browser=True)
 
 
 class Queued(BaseModel):
@@ -29,16 +33,21 @@ class BatchQueued(BaseModel):
     skipped: int
 
 
-class StatsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatsQuery(StrictModel):
     window: Window = "24h"
 
 
-class ErrorsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_ERRORS = 100
 
-    limit: int = Field(default=50, ge=1, le=100)
+
+class ErrorsQuery(StrictModel):
+    limit: int = Field(default=50, ge=1, description=f"default 50; a larger value is clamped to {MAX_ERRORS}")
+
+    @field_validator("limit")
+    @classmethod
+    def _at_most_max(cls, value: int) -> int:
+        # The public reference promises "up to 100 records": asking for more is not an error.
+        return min(value, MAX_ERRORS)
 
 
 class IngestionErrorOut(BaseModel):
@@ -47,8 +56,8 @@ class IngestionErrorOut(BaseModel):
     detail: str
 
 
-class IngestionErrorList(RootModel[list[IngestionErrorOut]]):
-    """Newest first."""
+class IngestionErrorList(BaseModel):
+    results: list[IngestionErrorOut] = Field(description="newest first")
 
 
 def _read(ctx: RequestContext, limit: int) -> bytes:
@@ -59,9 +68,7 @@ def _read(ctx: RequestContext, limit: int) -> bytes:
 
 
 @track_router.post(
-    "/api/ingestion/track/",
-    auth=("api_key",),
-    role="member",
+    "/",
     status=202,
     response=Queued,
     stream_body=True,
@@ -75,9 +82,7 @@ def track(ctx: RequestContext) -> Result:
 
 
 @batch_router.post(
-    "/api/ingestion/track/batch/",
-    auth=("api_key",),
-    role="member",
+    "/",
     status=202,
     response=BatchQueued,
     stream_body=True,
@@ -90,18 +95,18 @@ def track_batch(ctx: RequestContext) -> Result:
     return Result({"queued": outcome.queued, "skipped": outcome.skipped}, status=202)
 
 
-@stats_router.get("/api/ingestion/stats/", role="viewer", query=StatsQuery, response=IngestionStats)
+@stats_router.get("/stats/", query=StatsQuery, response=IngestionStats)
 def stats(ctx: RequestContext) -> IngestionStats:
     """Totals, unique users, per-bucket counts and event types over the window (by receive time)."""
     query: StatsQuery = ctx.query
     return ingestion_stats(ctx.runtime, ctx.tenant_id, query.window)
 
 
-@stats_router.get("/api/ingestion/errors/", role="viewer", query=ErrorsQuery, response=IngestionErrorList)
+@stats_router.get("/errors/", query=ErrorsQuery, response=IngestionErrorList)
 def errors(ctx: RequestContext) -> IngestionErrorList:
     """The most recent ingestion error records (default 50, at most 100), newest first."""
     query: ErrorsQuery = ctx.query
-    return IngestionErrorList.model_validate(recent_errors(ctx.runtime, ctx.tenant_id, query.limit))
+    return IngestionErrorList.model_validate({"results": recent_errors(ctx.runtime, ctx.tenant_id, query.limit)})
 
 
 class SegmentAccepted(BaseModel):
@@ -117,9 +122,7 @@ def _segment_call(kind: MessageType) -> None:
 
     handler.__name__ = f"segment_{kind}"
     handler.__doc__ = f"Segment `{kind}` call, mapped to one event (docs/ingestion.md); 400 when refused."
-    segment_router.post(
-        f"/v1/{kind}", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
-    )(handler)
+    segment_router.post(f"/{kind}", response=SegmentAccepted, stream_body=True)(handler)
 
 
 for _kind in MESSAGE_TYPES:
@@ -131,17 +134,13 @@ def _segment_batch(ctx: RequestContext) -> Result:
     return Result({"success": True})
 
 
-@segment_router.post(
-    "/v1/batch", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
-)
+@segment_router.post("/batch", response=SegmentAccepted, stream_body=True)
 def segment_batch(ctx: RequestContext) -> Result:
     """Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively."""
     return _segment_batch(ctx)
 
 
-@segment_router.post(
-    "/v1/import", auth=("write_key",), role="member", response=SegmentAccepted, stream_body=True, browser=True
-)
+@segment_router.post("/import", response=SegmentAccepted, stream_body=True)
 def segment_import(ctx: RequestContext) -> Result:
     """Segment's historical import: the same as `/v1/batch`."""
     return _segment_batch(ctx)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
 from segops.ingestion import segment
@@ -74,7 +74,7 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
 
 def accept_track(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> None:
     """`POST /api/ingestion/track/`: one event, queued or refused (400 with the field error)."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    stamp = Stamp(tenant_id, clock.now(), source)
     try:
         body = parse_body(raw)
         checked = validate_event(body, stamp)
@@ -106,7 +106,7 @@ def _batch_items(body: Any) -> list[Any]:
 
 def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> BatchOutcome:
     """`POST /api/ingestion/track/batch/`: valid events queued, invalid ones skipped and recorded."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    stamp = Stamp(tenant_id, clock.now(), source)
     try:
         items = _batch_items(parse_body(raw))
     except RequestRefused as refused:
@@ -132,7 +132,7 @@ def _queue_valid(runtime: Runtime, stamp: Stamp, checked: list[dict[str, Any] | 
 
 def accept_segment_call(runtime: Runtime, tenant_id: int, raw: bytes, kind: segment.MessageType) -> None:
     """`POST /v1/<kind>`: one Segment message, queued or refused (400 with the field error)."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), SEGMENT_SOURCE)
+    stamp = Stamp(tenant_id, clock.now(), SEGMENT_SOURCE)
     try:
         body = parse_body(raw)
         checked = segment.validate_message(body, kind, None, stamp)
@@ -148,7 +148,7 @@ def accept_segment_call(runtime: Runtime, tenant_id: int, raw: bytes, kind: segm
 
 def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchOutcome:
     """`POST /v1/batch` and `/v1/import`: like the native batch; the messages name their own `type`."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), SEGMENT_SOURCE)
+    stamp = Stamp(tenant_id, clock.now(), SEGMENT_SOURCE)
     try:
         body = parse_body(raw)
         if not isinstance(body, dict):

@@ -14,8 +14,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
+from segops.event_type import is_event_type
 from segops.ingestion.events import (
-    EVENT_TYPE_PATTERN,
     Rejection,
     Stamp,
     iso_millis,
@@ -38,7 +38,6 @@ PAGE_FIELDS = ("path", "url", "title", "referrer", "search")
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
-_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
 
 
 def snake_case(name: str) -> str:
@@ -56,7 +55,7 @@ def snake_case(name: str) -> str:
 def _event_type_of(name: str) -> str:
     """`snake_case(name)` when it is a valid event type, else ''."""
     event_type = snake_case(name)
-    return event_type if _EVENT_TYPE.fullmatch(event_type) else ""
+    return event_type if is_event_type(event_type) else ""
 
 
 def _text(value: Any) -> str | None:

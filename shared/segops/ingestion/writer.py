@@ -25,8 +25,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -286,7 +288,8 @@ class EventWriter:
     """One writer instance: the group commit its concurrent deliveries share."""
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+        # Weak: the registry below forgets the writer with its runtime (tests build many runtimes).
+        self._runtime = weakref.ref(runtime)
         settings = runtime.settings
         self.commit: GroupCommit[Delivery] = GroupCommit(
             self._flush,
@@ -299,7 +302,10 @@ class EventWriter:
 
     def _flush(self, deliveries: Sequence[Delivery]) -> list[BaseException | None]:
         started = time.perf_counter()
-        outcome = write_flush(self.runtime, [d.events for d in deliveries])
+        runtime = self._runtime()
+        # Every delivery of the flush is being written by a caller that holds the runtime.
+        assert runtime is not None, "the writer's runtime is gone"
+        outcome = write_flush(runtime, [d.events for d in deliveries])
         log.info(
             "events written",
             extra={
@@ -314,13 +320,19 @@ class EventWriter:
         return list(outcome.refusals)
 
 
+# One writer per live runtime, by identity (a `Runtime` is not hashable); an entry leaves with its runtime.
+_writers: dict[int, EventWriter] = {}
+_writers_lock = threading.Lock()
+
+
 def event_writer_for(runtime: Runtime) -> EventWriter:
     """The runtime's writer instance (one group commit per process and runtime)."""
-    writer = runtime.extras.get("event_writer")
-    if not isinstance(writer, EventWriter):
-        writer = runtime.extras.setdefault("event_writer", EventWriter(runtime))
-    assert isinstance(writer, EventWriter)
-    return writer
+    with _writers_lock:
+        writer = _writers.get(id(runtime))
+        if writer is None:
+            writer = _writers[id(runtime)] = EventWriter(runtime)
+            weakref.finalize(runtime, _writers.pop, id(runtime), None)
+        return writer
 
 
 def _tenant_attribute(message: BusMessage) -> int | None:

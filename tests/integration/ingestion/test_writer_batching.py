@@ -71,7 +71,9 @@ def _deliver_concurrently(stack: LocalStack, messages: list[BusMessage]) -> dict
 
 def _count(warehouse: Warehouse, table: str, tenant_id: int) -> int:
     return int(
-        warehouse.query(f"SELECT count() FROM {table} WHERE tenant_id = {{t:UInt64}}", {"t": tenant_id}).scalar()
+        warehouse.query(
+            "SELECT count() FROM {table:Identifier} WHERE tenant_id = {t:UInt64}", {"table": table, "t": tenant_id}
+        ).scalar()
     )
 
 
