@@ -86,6 +86,9 @@ locals {
       # Sizes the password-hashing cap (segops.config.Settings.password_hash_slots) to the function.
       { SEGOPS_FUNCTION_MEMORY_MB = tostring(f.memory_mb) },
       contains(try(f.secrets, []), "smtp-password") ? local.mail_env : {},
+      # functions-framework serves THREADS requests at once (default 4 per CPU): match the
+      # instance's request concurrency, or the event writer's deliveries could never share a flush.
+      { THREADS = tostring(try(f.concurrency, 1)) },
       merge([for backend in f.uses : local.backend_env[backend]]...),
       # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
       f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},

@@ -29,6 +29,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
     ],
     "track": ["segops.ingestion.api:track_router"],
     "track_batch": ["segops.ingestion.api:batch_router"],
+    "segment_compat": ["segops.ingestion.api:segment_router"],
     "shopify_webhook": ["segops.shopify.webhook:router"],
     "membership": ["segops.membership.api:router"],
     "sandbox": ["segops.sandbox.api:router"],

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     gcp_project: str = "segops-local"
     bus_max_attempts: int = Field(default=5, ge=1)
     bus_retry_base_seconds: float = Field(default=0.5, ge=0)
+    # Deliveries the local bus runs at once (Pub/Sub push runs up to the manifest's `concurrency`).
+    bus_concurrency: int = Field(default=64, ge=1)
+
+    # Event writer micro-batching (docs/ingestion.md): concurrent deliveries share one INSERT, flushed
+    # at this many rows or bytes, or this long after its first delivery arrived.
+    writer_flush_rows: int = Field(default=50_000, ge=1)
+    writer_flush_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    writer_flush_seconds: float = Field(default=0.2, ge=0, le=10)
+    # ClickHouse refuses an INSERT spanning more than `max_partitions_per_insert_block` (100) partitions.
+    writer_partitions_per_insert: int = Field(default=50, ge=1, le=100)
 
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
