@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev console test lint format bench package checkov chromium clean test-typescript-sdk
+.PHONY: install dev console test lint format bench package checkov chromium clean test-typescript-sdk typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,20 +61,24 @@ console: $(CONSOLE_STAMP)
 dev: install console
 	$(BIN)/python -m segops.devserver
 
-test: install checkov chromium console
+test: install checkov chromium typescript-sdk console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-typescript-sdk
 
-# The TypeScript SDK: unit tests, then end-to-end against the real stack (needs the .venv above).
-test-typescript-sdk: install
+# The TypeScript SDK built (sdk/typescript/dist): the browser-ingestion test serves it to Chromium.
+typescript-sdk:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 	  echo "make test: Node.js >= 20 and npm are required to test the TypeScript SDK (sdk/typescript)" >&2; exit 1; }
 	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
 	  echo "make test: the TypeScript SDK needs Node.js >= 20, found $$(node --version)" >&2; exit 1; }
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+# The TypeScript SDK: unit tests, then end-to-end against the real stack (needs the .venv above).
+test-typescript-sdk: install typescript-sdk
+	cd sdk/typescript && npm test
 
 lint: install
 	$(BIN)/ruff check .
