@@ -1,7 +1,8 @@
 """The built web console (`console/dist`) as a WSGI app for `make dev`: the SPA and its assets at `/`.
 
-Paths under `/api/` never reach it. A path that is not a file of the build is a client route and gets
-`index.html` (the load balancer's bucket does the same in production, see terraform/console.tf).
+Paths a function claims (`/api/*`, `/v1/*`) never reach it. A path that is not a file of the build
+is a client route and gets `index.html` (the load balancer's bucket does the same in production,
+see terraform/console.tf).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import orjson
 from werkzeug.wrappers import Request, Response
 
-from segops.localstack import WsgiApp
+from segops.localstack import LocalStack, WsgiApp
+from segops.manifest import route_for
 
 # Vite puts a content hash in every asset name: they never change, so browsers may keep them a year;
 # index.html names the current ones and must always be revalidated.
@@ -53,13 +55,14 @@ class ConsoleAssets:
         return candidate
 
 
-def with_console(api: WsgiApp, console: WsgiApp) -> WsgiApp:
-    """One origin: `/api/*` and `/dev/*` go to the stack, every other path to the console."""
+def with_console(stack: LocalStack, console: WsgiApp) -> WsgiApp:
+    """One origin, as the load balancer does it: paths a function claims (the manifest's routes:
+    `/api/*`, `/v1/*`, ...) and the dev mailbox go to the stack, every other path to the console."""
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        backend = api if path.startswith(("/api/", "/dev/")) or path == "/api" else console
-        return backend(environ, start_response)
+        claimed = route_for(stack.manifest, path) is not None or path.startswith("/dev/")
+        return (stack.wsgi if claimed else console)(environ, start_response)
 
     return dispatch
 

@@ -101,7 +101,7 @@ def main() -> int:
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
     port, port_source = settings.listen_port()
-    site = with_console(stack.wsgi, ConsoleAssets(settings.console_dir))
+    site = with_console(stack, ConsoleAssets(settings.console_dir))
     server = make_server(settings.host, port, site, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"

@@ -1,5 +1,6 @@
 """`make dev` serves the built console at `/` beside the API: client routes fall back to index.html,
-`/api/*` is never shadowed, hashed assets are cached for good, nothing outside the build is served."""
+no function route (`/api/*`, `/v1/*`) is shadowed, hashed assets are cached for good, nothing
+outside the build is served."""
 
 from __future__ import annotations
 
@@ -58,10 +59,12 @@ def test_unbuilt_console_says_how_to_build_it(tmp_path: Path) -> None:
 
 
 def test_api_paths_reach_the_stack_never_the_console(stack: LocalStack, dist: Path) -> None:
-    client = Client(with_console(stack.wsgi, ConsoleAssets(dist)))
+    client = Client(with_console(stack, ConsoleAssets(dist)))
     assert client.get("/api/ingestion/health/").get_json() == {"pubsub_topic": "ok", "worker": "ok", "clickhouse": "ok"}
     unknown = client.get("/api/no-such-endpoint/")
     assert unknown.status_code == 404 and unknown.mimetype == "application/json"
+    # every function route is the stack's, /v1/* (the Segment-compatible API) included
+    assert client.post("/v1/track", json={}).mimetype == "application/json"
     assert client.get("/segments").mimetype == "text/html"
 
 

@@ -400,6 +400,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/segments/ai/draft/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Draft a definition from a prompt, grounded in the tenant's event types and properties; saves nothing. */
+        post: operations["api_draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/segments/exports/{export_id}/download/": {
         parameters: {
             query?: never;
@@ -411,6 +428,23 @@ export interface paths {
         get: operations["api_download_export"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/segments/lookalike/preview/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Train and score now: the size the lookalike would have and a 10-bucket histogram of non-seed scores. */
+        post: operations["api_preview_lookalike"];
         delete?: never;
         options?: never;
         head?: never;
@@ -665,6 +699,142 @@ export interface paths {
         patch: operations["api_change_member_role"];
         trace?: never;
     };
+    "/v1/alias": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `alias` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_alias"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively. */
+        post: operations["segment_compat_segment_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `group` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `identify` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_identify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment's historical import: the same as `/v1/batch`. */
+        post: operations["segment_compat_segment_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/page": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `page` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_page"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/screen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `screen` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_screen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/track": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `track` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_track"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -689,6 +859,15 @@ export interface components {
              * @enum {string}
              */
             role: "viewer" | "member" | "admin" | "owner";
+            /**
+             * Kind
+             * @description `secret` (`sk_live_`, server side) or `publishable` (`pk_live_`: only sends events, from `allowed_origins`; safe to embed in web pages)
+             * @default secret
+             * @enum {string}
+             */
+            kind: "secret" | "publishable";
+            /** Allowed Origins */
+            allowed_origins?: string[];
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -703,6 +882,13 @@ export interface components {
              * @enum {string}
              */
             role: "viewer" | "member" | "admin" | "owner";
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "secret" | "publishable";
+            /** Allowed Origins */
+            allowed_origins: string[];
             /**
              * Created At
              * Format: date-time
@@ -737,6 +923,13 @@ export interface components {
              */
             role: "viewer" | "member" | "admin" | "owner";
             /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "secret" | "publishable";
+            /** Allowed Origins */
+            allowed_origins: string[];
+            /**
              * Created At
              * Format: date-time
              */
@@ -752,6 +945,15 @@ export interface components {
             queued: number;
             /** Skipped */
             skipped: number;
+        };
+        /** BucketOut */
+        BucketOut: {
+            /** Min Score */
+            min_score: number;
+            /** Max Score */
+            max_score: number;
+            /** Users */
+            users: number;
         };
         /** ComputeQueued */
         ComputeQueued: {
@@ -896,6 +1098,43 @@ export interface components {
         Credentials: {
             /** Api Key */
             api_key: string;
+        };
+        /** DraftOut */
+        DraftOut: {
+            /** Definition */
+            definition: {
+                [key: string]: unknown;
+            };
+            /**
+             * Explanation
+             * @description One plain-English line per condition.
+             */
+            explanation: string[];
+            /**
+             * Warnings
+             * @description Phrases not understood and assumptions made.
+             */
+            warnings: string[];
+            /** Provider */
+            provider: string;
+        };
+        /** DraftRequest */
+        DraftRequest: {
+            /** Prompt */
+            prompt: string;
+            /**
+             * Definition
+             * @description A definition to refine (AND-ed).
+             * @default null
+             */
+            definition: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Tenant
+             * @default null
+             */
+            tenant: number | string | null;
         };
         /**
          * EventBatchRequest
@@ -1125,6 +1364,29 @@ export interface components {
              */
             role: "viewer" | "member" | "admin" | "owner";
         };
+        /** LookalikePreviewOut */
+        LookalikePreviewOut: {
+            /** Estimated Size */
+            estimated_size: number;
+            /** Seed Users */
+            seed_users: number;
+            /** Scored Users */
+            scored_users: number;
+            /** Histogram */
+            histogram: components["schemas"]["BucketOut"][];
+        };
+        /** LookalikePreviewRequest */
+        LookalikePreviewRequest: {
+            /** Definition */
+            definition: {
+                [key: string]: unknown;
+            };
+            /**
+             * Tenant
+             * @default null
+             */
+            tenant: number | string | null;
+        };
         /** MemberList */
         MemberList: {
             /** Results */
@@ -1242,6 +1504,14 @@ export interface components {
             /** Unchanged Count */
             unchanged_count: number;
         };
+        /**
+         * SegmentAccepted
+         * @description What Segment's clients expect from the tracking API.
+         */
+        SegmentAccepted: {
+            /** Success */
+            success: boolean;
+        };
         /** SegmentCreate */
         SegmentCreate: {
             /** Name */
@@ -1276,6 +1546,12 @@ export interface components {
             definition: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Prompt
+             * @description `ai` segments only: the prompt the definition was drafted from (drafted now if no definition).
+             * @default null
+             */
+            prompt: string | null;
         };
         /** SegmentList */
         SegmentList: {
@@ -1348,6 +1624,11 @@ export interface components {
             definition: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * Prompt
+             * @default null
+             */
+            prompt: string | null;
         };
         /** SegmentRef */
         SegmentRef: {
@@ -1566,6 +1847,12 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: string | null;
+            /**
+             * Prompt
+             * @description `ai` segments: the prompt of this definition.
+             * @default null
+             */
+            prompt: string | null;
         };
         /** WebhookReceived */
         WebhookReceived: {
@@ -2517,6 +2804,39 @@ export interface operations {
             };
         };
     };
+    api_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DraftRequest"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DraftOut"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     api_download_export: {
         parameters: {
             query?: never;
@@ -2534,6 +2854,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_preview_lookalike: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LookalikePreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LookalikePreviewOut"];
+                };
             };
             /** @description error */
             default: {
@@ -3305,6 +3658,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["segops__tenancy__api__MemberOut"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_alias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_batch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_identify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_import: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_screen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_track: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
                 };
             };
             /** @description error */
