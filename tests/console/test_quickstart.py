@@ -78,7 +78,8 @@ def test_quickstart_as_a_new_user(console_stack: ConsoleStack, browser_page: Bro
     page.get_by_role("button", name="Recompute").click()
     expect(page.get_by_test_id("compute-status")).to_have_text("succeeded", timeout=30_000)
     expect(page.get_by_test_id("member-count")).to_have_text("1")
-    expect(page.get_by_test_id("entered-count")).to_have_text("1")
+    # (1 entered, or 0 when an automatic compute after the events already let the user in)
+    expect(page.get_by_test_id("entered-count")).to_have_text(re.compile(r"^[01]$"))
 
     # Step 7: the membership box shows the segment for user-123
     page.get_by_role("tab", name="Members").click()
