@@ -166,14 +166,15 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
   const [definition, setDefinition] = useState<DslGroup>(
     () => (segment.definition as DslGroup | null) ?? emptyDefinition(),
   );
-  // The prompts drafted into the rules since the last save; an ai segment's new version keeps them.
+  // The prompts drafted into the rules since the last save; an ai segment's new version keeps them
+  // (joined by "and": a refinement's conditions are AND-ed to the rules before it).
   const [prompts, setPrompts] = useState<string[]>([]);
   const keepsPrompt = segment.segment_type === 'ai' && prompts.length > 0;
   const save = useMutation({
     mutationFn: () =>
       api.patch<Segment>(`/api/segments/${segment.id}/`, {
         definition,
-        ...(keepsPrompt ? { prompt: prompts.join('\n') } : {}),
+        ...(keepsPrompt ? { prompt: prompts.join(' and ') } : {}),
       }),
     onSuccess: (saved) => {
       setPrompts([]);

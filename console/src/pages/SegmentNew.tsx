@@ -19,7 +19,8 @@ export default function SegmentNew() {
   const [description, setDescription] = useState('');
   const [type, setType] = useState('rule');
   const [definition, setDefinition] = useState<DslGroup>(emptyDefinition);
-  // Every prompt that went into the rules, in order (a refinement adds one).
+  // Every prompt that went into the rules, in order (a refinement adds one). They are stored joined
+  // by "and", which is what a refinement means: its conditions are AND-ed to the rules before it.
   const [prompts, setPrompts] = useState<string[]>([]);
   const { can } = useWorkspace();
   const create = useMutation({
@@ -30,7 +31,7 @@ export default function SegmentNew() {
         segment_type: type,
         ...(definition.conditions.length > 0 ? { definition } : {}),
         // Only ai segments take a prompt (the API refuses one on any other type).
-        ...(type === 'ai' && prompts.length > 0 ? { prompt: prompts.join('\n') } : {}),
+        ...(type === 'ai' && prompts.length > 0 ? { prompt: prompts.join(' and ') } : {}),
       }),
     onSuccess: async (segment) => {
       await client.invalidateQueries({ queryKey: ['segments'] });
