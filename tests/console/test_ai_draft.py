@@ -22,7 +22,8 @@ def test_a_described_audience_fills_the_builder_and_saves_as_an_ai_segment(
     # u-3 only /docs
     owner = new_account(console_stack, "ai-shop")
     _, key = console_stack.api(owner.access, "POST", "/api/keys/", {"name": "ingest", "role": "member"})
-    views = [("u-1", "/pricing")] * 3 + [("u-1", "/docs")] * 2 + [("u-2", "/pricing"), ("u-2", "/docs")] + [("u-3", "/docs")] * 4
+    views = [("u-1", "/pricing")] * 3 + [("u-1", "/docs")] * 2
+    views += [("u-2", "/pricing"), ("u-2", "/docs")] + [("u-3", "/docs")] * 4
     console_stack.track(
         key["key"], [{"user_id": u, "event_type": "page_viewed", "payload": {"path": p}} for u, p in views]
     )
