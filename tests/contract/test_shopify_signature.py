@@ -8,7 +8,7 @@ import orjson
 import pytest
 from segops.shopify.signature import sign, verify
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "shopify"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 INDEX = orjson.loads((FIXTURES / "index.json").read_bytes())
 
 

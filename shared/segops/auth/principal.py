@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from segops.auth import tokens
 from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from segops.http.ids import parse_id
 
 if TYPE_CHECKING:
     from segops.http.routing import RequestContext
@@ -49,8 +50,14 @@ def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
 def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     from segops.tenancy import service
 
-    if reference.isdigit():
-        return int(reference)
+    if not reference.isascii():
+        raise ValidationFailed(
+            "tenant: must be a tenant id or slug",
+            {"errors": [{"pointer": "/tenant", "message": "a tenant id (ASCII digits) or slug"}]},
+        )
+    tenant_id = parse_id(reference)
+    if tenant_id is not None:
+        return tenant_id
     found = service.tenant_by_slug(ctx.runtime, reference.lower())
     return found.id if found else None
 

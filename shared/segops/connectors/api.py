@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.errors import ValidationFailed
+from segops.http.ids import parse_id
 from segops.http.routing import RequestContext, Result, Router
 
 router = Router(tags=["connectors"])
@@ -114,11 +115,12 @@ def _cursor(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(base64.urlsafe_b64decode(value.encode()).decode())
+        position = parse_id(base64.urlsafe_b64decode(value.encode()).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValidationFailed(
-            "cursor: invalid", {"errors": [{"pointer": "/query/cursor", "message": "invalid"}]}
-        ) from None
+        position = None
+    if position is None:
+        raise ValidationFailed("cursor: invalid", {"errors": [{"pointer": "/query/cursor", "message": "invalid"}]})
+    return position
 
 
 @router.get("/api/connectors/", auth=("jwt",), role="admin", query=PageQuery, response=ConnectorList)

@@ -3,7 +3,8 @@
 - `tenants/<t>/connectors/<id>`: `Connector` (no secrets in it, ever)
 - `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API)
 - `tenants/<t>/connector-syncs/<connector id>/<sync id>`: `SyncRecord`
-Dead-lettered batches are objects under `connectors/dead-letter/<t>/<connector id>/<sync id>.jsonl`.
+Dead-lettered batches are objects `<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every
+object key starts with the tenant id).
 """
 
 from __future__ import annotations
@@ -131,4 +132,4 @@ def syncs_prefix(tenant_id: int, connector_id: int) -> str:
 
 
 def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
-    return f"connectors/dead-letter/{tenant_id}/{connector_id}/{sync_id}.jsonl"
+    return f"{tenant_id}/dead-letter/connector-{connector_id}/{sync_id}.jsonl"

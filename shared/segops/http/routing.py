@@ -23,6 +23,7 @@ from segops.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from segops.http.ids import AsciiIntConverter
 from segops.runtime import Runtime, get_runtime
 
 log = logging.getLogger("segops.http")
@@ -234,6 +235,7 @@ class HttpApp:
             [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(self.routes)],
             strict_slashes=True,
             merge_slashes=False,
+            converters={"int": AsciiIntConverter},
         )
 
     def handle(self, request: Request) -> Response:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from segops.shopify.mapping import MappedEvent, Unmapped, exact_id, map_webhook, money
 
-FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "shopify"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 
 
 def _fixture(name: str) -> object:
