@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from segops.manifest import Backend
@@ -56,6 +57,12 @@ class Settings(BaseSettings):
     connector_max_wait_seconds: float = Field(default=120.0, ge=0)
     connector_job_poll_seconds: float = Field(default=2.0, ge=0)
     connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
+    # Host patterns connectors may reach besides each platform's documented API hosts (JSON list;
+    # "*" stands for one or more labels), e.g. a Talon.One deployment on its own domain.
+    connector_extra_hosts: list[str] = Field(default_factory=list)
+    # Tests only (refused in production): networks exempt from the connector address check, reachable
+    # over http too, for the test suite's loopback contract servers. See `segops.connectors.egress`.
+    connector_test_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
 
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
@@ -65,6 +72,12 @@ class Settings(BaseSettings):
     # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
     # function ships and connects to only what it declares. None (local stacks): all of them.
     uses: list[Backend] | None = None
+
+    @model_validator(mode="after")
+    def _no_test_allowances_in_production(self) -> Settings:
+        if self.environment == "production" and self.connector_test_networks:
+            raise ValueError("SEGOPS_CONNECTOR_TEST_NETWORKS is for tests; it is refused in production")
+        return self
 
     @property
     def store_dir(self) -> Path:

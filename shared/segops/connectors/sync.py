@@ -20,6 +20,7 @@ from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
 from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
+from segops.connectors.egress import EgressPolicy
 from segops.connectors.feed import membership_feed
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
@@ -141,11 +142,12 @@ def build_platform(runtime: Runtime, connector: m.Connector, api_key: str) -> tu
     from segops.connectors.klaviyo import KlaviyoList
     from segops.connectors.talonone import TalonOneAudience
 
-    http = HttpSync(retry_policy(runtime), secrets=[api_key])
+    settings = runtime.settings
+    egress = EgressPolicy.for_platform(connector.type, settings.connector_extra_hosts, settings.connector_test_networks)
+    http = HttpSync(retry_policy(runtime), egress)
     tenant = connector.tenant
     config = m.CONFIG_MODELS[connector.type].model_validate(connector.config)
     if isinstance(config, m.KlaviyoConfig):
-        settings = runtime.settings
         klaviyo = KlaviyoList(
             config,
             api_key,
