@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     gcs_endpoint: str = ""
 
     jwt_secret: SecretStr = SecretStr("")
+    # Fernet keys (comma-separated, newest first) sealing stored tenant secrets (`segops.vault`), and
+    # the HMAC key signing authenticating cache entries (`segops.cache.signed`). Secret Manager in
+    # production; generated under `data_dir` for local stacks when unset.
+    connector_secrets_key: SecretStr = SecretStr("")
+    shopify_secrets_key: SecretStr = SecretStr("")
+    cache_signing_key: SecretStr = SecretStr("")
     access_token_minutes: int = 60
     refresh_token_days: int = 30
     password_hash_time_cost: int = 3

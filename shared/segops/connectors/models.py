@@ -1,7 +1,7 @@
 """Connector documents. Key layout (no listed prefix holds nested documents):
 
 - `tenants/<t>/connectors/<id>`: `Connector` (no secrets in it, ever)
-- `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API)
+- `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API, sealed)
 - `tenants/<t>/connector-syncs/<connector id>/<sync id>`: `SyncRecord`
 Dead-lettered batches are objects `<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every
 object key starts with the tenant id).
@@ -88,7 +88,9 @@ class Connector(BaseModel):
 
 
 class ConnectorSecrets(BaseModel):
-    api_key: str
+    """The API key sealed under the connector secrets key (`segops.vault`); never plaintext at rest."""
+
+    sealed_api_key: str
 
 
 class SyncRecord(BaseModel):

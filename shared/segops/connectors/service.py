@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from segops import vault
 from segops.bus.base import Topic
 from segops.connectors import models as m
 from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
@@ -165,9 +166,8 @@ def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
 
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
-    runtime.documents.save(
-        m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(api_key=credentials.api_key)
-    )
+    sealed = vault.seal(runtime.connector_secrets_key, credentials.api_key)
+    runtime.documents.save(m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(sealed_api_key=sealed))
 
 
 def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from segops import vault
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
@@ -121,7 +122,8 @@ def _run(
         elif secrets is None:
             tally.errors.append("credentials are not set")
         else:
-            platform, resolver = build_platform(runtime, connector, secrets.api_key)
+            api_key = vault.unseal(runtime.connector_secrets_key, secrets.sealed_api_key)
+            platform, resolver = build_platform(runtime, connector, api_key)
             ledger = ConnectorLedger(runtime, connector.tenant, connector.id)
             push(platform, "remove", exited, resolver, tally, ledger)
             push(platform, "add", entered, resolver, tally, ledger)

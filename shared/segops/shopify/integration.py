@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segops import vault
 from segops.http.routing import RequestContext, Router
 from segops.runtime import Runtime
 from segops.tenancy import service
@@ -14,9 +15,10 @@ router = Router(tags=["ingestion"])
 
 
 class ShopifyIntegration(BaseModel):
-    """Stored in the control plane; `secret` is the app's API secret key (HMAC needs the secret itself)."""
+    """Stored in the control plane: the app's API secret key (HMAC needs the secret itself), sealed
+    under the Shopify secrets key (`segops.vault`)."""
 
-    secret: str
+    sealed_secret: str
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     updated_by: int | None = None
 
@@ -39,6 +41,10 @@ def integration_key(tenant_id: int) -> str:
 
 def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | None:
     return runtime.documents.load(integration_key(tenant_id), ShopifyIntegration)
+
+
+def webhook_secret(runtime: Runtime, integration: ShopifyIntegration) -> str:
+    return vault.unseal(runtime.shopify_secrets_key, integration.sealed_secret)
 
 
 def webhook_path(slug: str) -> str:
@@ -64,7 +70,8 @@ def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     """Set or rotate the Shopify webhook secret (admin); the secret is never returned."""
     body: ShopifySecretIn = ctx.body
     user_id = getattr(ctx.principal, "user_id", None)
-    record = ShopifyIntegration(secret=body.secret, updated_by=user_id)
+    sealed = vault.seal(ctx.runtime.shopify_secrets_key, body.secret)
+    record = ShopifyIntegration(sealed_secret=sealed, updated_by=user_id)
     ctx.runtime.documents.save(integration_key(ctx.tenant_id), record)
     return _out(ctx.runtime, ctx.tenant_id, record)
 

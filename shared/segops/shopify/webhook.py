@@ -23,7 +23,7 @@ from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import Rejection, Stamp, validate_event
 from segops.ingestion.intake import publish_events
 from segops.runtime import Runtime
-from segops.shopify.integration import load_integration
+from segops.shopify.integration import load_integration, webhook_secret
 from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
 from segops.shopify.signature import verify
 from segops.tenancy import service
@@ -61,7 +61,8 @@ def _authenticate(ctx: RequestContext, raw: bytes) -> int:
     if tenant is None:
         raise _refuse()
     integration = load_integration(ctx.runtime, tenant.id)
-    if integration is None or not verify(integration.secret, raw, ctx.request.headers.get("X-Shopify-Hmac-SHA256")):
+    signature = ctx.request.headers.get("X-Shopify-Hmac-SHA256")
+    if integration is None or not verify(webhook_secret(ctx.runtime, integration), raw, signature):
         if ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS):
             record_errors(
                 ctx.runtime,
