@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev test lint format bench package checkov clean test-typescript-sdk
+.PHONY: install dev test lint format bench package checkov chromium clean test-typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ $(CHECKOV_STAMP):
 
 checkov: $(CHECKOV_STAMP)
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is
+# not used). Installed with apt-get when missing, which needs root (CI and these machines run as root).
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "make: $(CHROMIUM) is missing; installing Debian's chromium package (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # One deterministic source zip per manifest function under build/functions/ (for terraform/).
 package: install
 	$(BIN)/python -m infra.package
@@ -33,7 +42,7 @@ package: install
 dev: install
 	$(BIN)/python -m segops.devserver
 
-test: install checkov
+test: install checkov chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -14,7 +14,7 @@ from segops.config import Settings
 from segops.localstack import LocalStack
 
 # Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory.
-pytest_plugins = ["tests.support.servers"]
+pytest_plugins = ["tests.support.servers", "tests.support.browser"]
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
