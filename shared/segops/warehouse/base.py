@@ -19,13 +19,19 @@ class QueryResult:
 
 
 class Warehouse(Protocol):
-    """ClickHouse SQL with server-side `{name:Type}` parameters only; values are never formatted in."""
+    """ClickHouse SQL with server-side `{name:Type}` parameters only; values are never formatted in.
+
+    `tenant_id` is the tenant a statement is scoped to (set by `TenantWarehouse` only). A ClickHouse
+    server receives it as the `SQL_segops_tenant` setting its row policies key on
+    (`segops.warehouse.row_policies`); chDB has neither custom settings nor row policies, so there the
+    application check in `TenantWarehouse` holds alone.
+    """
 
     database: str
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult: ...
 
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+    def command(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> None: ...
 
     def insert(
         self,
@@ -37,7 +43,9 @@ class Warehouse(Protocol):
         """Insert rows as one block; `settings` are ClickHouse insert settings (e.g. `insert_deduplication_token`)."""
         ...
 
-    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+    def export(
+        self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes], tenant_id: int | None = None
+    ) -> int:
         """Stream the result of `sql` rendered by ClickHouse in `fmt` into `sink`; returns bytes written."""
         ...
 
@@ -64,8 +72,12 @@ def render_settings(settings: Mapping[str, str | int]) -> str:
 _TENANT_PARAM = re.compile(r"\{tenant_id:UInt64\}")
 
 
+TENANT_SETTING = "SQL_segops_tenant"
+
+
 class TenantWarehouse:
-    """The one code path that binds the tenant filter: every query must use `{tenant_id:UInt64}`."""
+    """The one code path that binds the tenant filter: every query must use `{tenant_id:UInt64}`, and
+    the backend is told the tenant (`TENANT_SETTING`) for the database's own row policies."""
 
     def __init__(self, warehouse: Warehouse, tenant_id: int) -> None:
         self.warehouse = warehouse
@@ -81,10 +93,10 @@ class TenantWarehouse:
         return bound
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        return self.warehouse.query(sql, self._bind(sql, params))
+        return self.warehouse.query(sql, self._bind(sql, params), tenant_id=self.tenant_id)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self.warehouse.command(sql, self._bind(sql, params))
+        self.warehouse.command(sql, self._bind(sql, params), tenant_id=self.tenant_id)
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
-        return self.warehouse.export(sql, self._bind(sql, params), fmt, sink)
+        return self.warehouse.export(sql, self._bind(sql, params), fmt, sink, tenant_id=self.tenant_id)
