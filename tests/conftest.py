@@ -13,8 +13,9 @@ import pytest
 from segops.config import Settings
 from segops.localstack import LocalStack
 
-# Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory.
-pytest_plugins = ["tests.support.servers", "tests.support.browser"]
+# Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory,
+# and the secret scan of every test's log output.
+pytest_plugins = ["tests.support.servers", "tests.support.browser", "tests.support.log_secrets"]
 
 _EXIT_STATUS = pytest.StashKey[int]()
 

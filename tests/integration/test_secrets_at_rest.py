@@ -17,10 +17,12 @@ from segops.localstack import LocalStack
 from segops.tenancy import models as tm
 
 from tests.support.api import Api, assert_error
+from tests.support.log_secrets import watch
 from tests.support.membership import RecordedMembership
 
 CONNECTOR_KEY = "pk_live_CONNECTOR_SECRET_7f3a91"
 SHOPIFY_SECRET = "shpss_SHOPIFY_SECRET_0c55e2"
+watch(CONNECTOR_KEY, SHOPIFY_SECRET)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import orjson
 from segops.localstack import LocalStack
 from werkzeug.test import Client, TestResponse
 
+from tests.support.log_secrets import watch
+
 _counter = itertools.count(1)
 
 
@@ -69,6 +71,7 @@ class Api:
         password: str = "correct horse battery",
         key_role: str = "admin",
     ) -> Account:
+        watch(password)
         n = next(_counter)
         slug = slug or f"tenant-{n}"
         email = email or f"owner{n}@{slug}.example.com"

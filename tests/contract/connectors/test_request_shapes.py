@@ -13,9 +13,11 @@ from segops.connectors.klaviyo import KlaviyoList
 from segops.connectors.models import BrazeConfig, KlaviyoConfig, TalonOneConfig
 from segops.connectors.talonone import TalonOneAudience
 
+from tests.support.log_secrets import watch
 from tests.support.platforms import CONTRACT_EGRESS, FakeBraze, FakeKlaviyo, FakePlatform, FakeTalonOne, Recorded, Reply
 
 KEY = "contract-key"
+watch(KEY)
 POLICY = RetryPolicy(max_attempts=2, backoff_base_seconds=0.001, timeout_seconds=2)
 
 

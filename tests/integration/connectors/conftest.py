@@ -7,10 +7,12 @@ from segops.config import Settings
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
+from tests.support.log_secrets import watch
 from tests.support.membership import RecordedMembership
 from tests.support.platforms import CONTRACT_EGRESS_SETTINGS, FakeBraze, FakeKlaviyo, FakeTalonOne
 
 API_KEY = "pk_live_SECRET_do_not_leak_4b1d"
+watch(API_KEY)
 
 
 @pytest.fixture

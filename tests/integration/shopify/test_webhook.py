@@ -13,10 +13,12 @@ from segops.shopify.webhook import dedupe_id
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.ingestion import error_rows, stored_events
+from tests.support.log_secrets import watch
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 INDEX = orjson.loads((FIXTURES / "index.json").read_bytes())
 SECRET: str = INDEX["secret"]
+watch(SECRET)
 CASES: list[dict[str, Any]] = INDEX["cases"]
 
 

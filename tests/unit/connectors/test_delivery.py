@@ -11,9 +11,11 @@ from http import HTTPStatus
 import pytest
 from segops.connectors.delivery import HttpSync, PlatformError, RetryPolicy, Tally, chunks
 
+from tests.support.log_secrets import watch
 from tests.support.platforms import CONTRACT_EGRESS, FakePlatform, Recorded, Reply
 
 SECRET = "sk_platform_secret_000"
+watch(SECRET)
 
 
 class Scripted(FakePlatform):
