@@ -26,6 +26,7 @@ from segops.connectors.feed import membership_feed
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
+from segops.errors import tenant_message
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.runtime import Runtime
 
@@ -128,9 +129,14 @@ def _run(
             push(platform, "remove", exited, resolver, tally, ledger)
             push(platform, "add", entered, resolver, tally, ledger)
     except Exception as exc:
+        message, incident = tenant_message(exc)
+        log.exception(
+            "connector sync failed",
+            extra={"tenant_id": connector.tenant, "connector_id": connector.id, "incident": incident},
+        )
         record.status = "failed"
         record.finished_at = m.utcnow()
-        record.error_summary = [f"internal error: {type(exc).__name__}"]
+        record.error_summary = [message]
         _save(runtime, connector, record)
         raise
     _finish(runtime, connector, record, tally)

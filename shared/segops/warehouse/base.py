@@ -5,6 +5,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from segops.warehouse.tenant_filter import PLACEHOLDER, unfiltered_tables
+
 
 @dataclass(frozen=True)
 class QueryResult:
@@ -69,23 +71,27 @@ def render_settings(settings: Mapping[str, str | int]) -> str:
     return ", ".join(parts)
 
 
-_TENANT_PARAM = re.compile(r"\{tenant_id:UInt64\}")
-
-
 TENANT_SETTING = "SQL_segops_tenant"
 
 
 class TenantWarehouse:
-    """The one code path that binds the tenant filter: every query must use `{tenant_id:UInt64}`, and
-    the backend is told the tenant (`TENANT_SETTING`) for the database's own row policies."""
+    """The one code path that binds the tenant filter: every read of a tenant table must filter on
+    `{tenant_id:UInt64}` in its own query (`segops.warehouse.tenant_filter`), and the backend is told
+    the tenant (`TENANT_SETTING`) for the database's own row policies."""
 
     def __init__(self, warehouse: Warehouse, tenant_id: int) -> None:
         self.warehouse = warehouse
         self.tenant_id = tenant_id
 
     def _bind(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        if not _TENANT_PARAM.search(sql):
+        if PLACEHOLDER not in sql:
             raise ValueError("tenant-scoped SQL must filter on {tenant_id:UInt64}")
+        unfiltered = unfiltered_tables(sql)
+        if unfiltered:
+            raise ValueError(
+                f"tenant-scoped SQL reads {', '.join(sorted(set(unfiltered)))} without its own "
+                "`tenant_id = {tenant_id:UInt64}` filter (segops.warehouse.tenant_filter)"
+            )
         bound = dict(params or {})
         if "tenant_id" in bound and bound["tenant_id"] != self.tenant_id:
             raise ValueError("tenant_id parameter is bound by the tenant scope")
