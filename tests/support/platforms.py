@@ -231,7 +231,7 @@ class FakeKlaviyo(FakePlatform):
 
     def route(self, request: Recorded) -> Reply:
         presented = request.headers.get("authorization")
-        # Echoes what it was given, as some APIs do: the client must scrub it from what it stores.
+        # Echoes what it was given, as some APIs do: the client must never store response bodies.
         self.require(presented == f"Klaviyo-API-Key {self.api_key}", f"bad credentials {presented!r}", 401)
         self.require(
             re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", request.headers.get("revision", "")) is not None,
