@@ -122,7 +122,8 @@ class EgressPolicy:
             self._check_address(address, host)
         if scheme != "https" and not all(self._exempt(a) for a in addresses):
             raise EgressRefused("must be an https URL")
-        return str(addresses[0])
+        # IPv4 first when the name has both: serverless egress (Cloud NAT, VPC connector) is IPv4.
+        return str(next((a for a in addresses if a.version == 4), addresses[0]))
 
     def _exempt(self, address: IPAddress) -> bool:
         return any(address in network for network in self.test_networks)
