@@ -34,6 +34,7 @@ from segops.dsl import compile_segment, compile_segments, parse_definition
 from segops.localstack import LocalStack
 from segops.membership.lookup import membership_key
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.warehouse import TenantWarehouse, Warehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
@@ -187,13 +188,13 @@ def _free_port() -> int:
 
 
 def _put_segments(runtime: Runtime, tenant_id: int, definitions: list[dict[str, Any]], first_id: int) -> list[int]:
-    from segops.segments.models import Segment, segment_key
+    from segops.segments.models import Segment
 
     ids = []
     for offset, definition in enumerate(definitions):
         segment_id = first_id + offset
         runtime.documents.save(
-            segment_key(tenant_id, segment_id),
+            keys.segment_key(tenant_id, segment_id),
             Segment(id=segment_id, tenant=tenant_id, name=f"bench {segment_id}", definition=definition, version=1),
         )
         ids.append(segment_id)

@@ -23,6 +23,7 @@ from segops.localstack import LocalStack
 from segops.membership.lookup import active_segments
 from segops.sandbox.service import _SETTINGS, SimulatedEvent, both_histories, simulate
 from segops.segments import service as segments
+from segops.store import keys
 from segops.warehouse import TenantWarehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
@@ -310,7 +311,7 @@ def compute_and_export_figures(stack: LocalStack, scale: float) -> list[Figure]:
     def export_once() -> None:
         export_id = runtime.documents.next_id("exports")
         runtime.documents.create(
-            export_models.export_key(tenant_id, export_id),
+            keys.export_key(tenant_id, export_id),
             export_models.Export(id=export_id, tenant=tenant_id, segment_id=everyone, format="parquet"),
         )
         done = run_export(

@@ -5,12 +5,16 @@ from __future__ import annotations
 from functools import cache
 from importlib import import_module
 
-from segops.http.routing import HttpApp, RequestContext, Router
+from segops.http.app import HttpApp
+from segops.http.routes import RequestContext, Router
 
 # function name → "module:attribute" of its routers (imported lazily: a function loads only its own code)
 HTTP_FUNCTIONS: dict[str, list[str]] = {
     "api": [
-        "segops.tenancy.api:router",
+        "segops.tenancy.api:auth_router",
+        "segops.tenancy.api:tenants_router",
+        "segops.tenancy.api:tenant_router",
+        "segops.tenancy.api:keys_router",
         "segops.health:router",
         "segops.catalog:openapi_router",
         "segops.connectors.api:router",
@@ -43,7 +47,7 @@ def http_app(function: str) -> HttpApp:
     return HttpApp(routers(function), function)
 
 
-openapi_router = Router(tags=["meta"])
+openapi_router = Router("/api", auth=(), role=None)
 
 
 @cache
@@ -55,7 +59,7 @@ def openapi_document() -> bytes:
     return orjson.dumps(build_openapi({name: routers(name) for name in HTTP_FUNCTIONS}))
 
 
-@openapi_router.get("/api/openapi.json", auth=(), role=None)
+@openapi_router.get("/openapi.json")
 def openapi(ctx: RequestContext) -> object:
     """OpenAPI 3.1 for every endpoint of every function."""
     from flask import Response

@@ -18,6 +18,7 @@ from segops import logs
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.tenancy import models as m
 from segops.tenancy import service
 
@@ -44,12 +45,12 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     if tenant is None:
         _, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
     else:
-        pointer = runtime.documents.load(m.user_email_key(DEMO_EMAIL), m.Pointer)
+        pointer = runtime.documents.load(keys.user_email_key(DEMO_EMAIL), m.Pointer)
         assert pointer is not None, "demo tenant exists without its owner"
         runtime.documents.update(
-            m.user_key(pointer.id),
+            keys.user_key(pointer.id),
             m.User,
-            lambda u: u.model_copy(update={"password_hash": service.passwords(runtime).hash(password)}),
+            lambda u: u.model_copy(update={"password_hash": runtime.passwords.hash(password)}),
         )
     _, api_key = service.create_api_key(runtime, tenant.id, "dev", "admin", "owner", None)
     credentials = {

@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.runtime import Runtime
 
-router = Router(tags=["ingestion"])
+router = Router("/api/ingestion", auth=(), role=None)
 log = logging.getLogger("segops.health")
 
 
@@ -39,7 +40,7 @@ def _events_table(runtime: Runtime) -> str:
     return "ok" if present == 1 else "events table missing"
 
 
-@router.get("/api/ingestion/health/", auth=(), role=None, response=Health)
+@router.get("/health/", response=Health, also_status=(503,))
 def health(ctx: RequestContext) -> Result:
     """`ok` per dependency, or the error; 503 when any is not ok."""
     runtime = ctx.runtime

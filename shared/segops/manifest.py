@@ -7,22 +7,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from segops.boundary import StrictModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_PATH = REPO_ROOT / "functions" / "manifest.json"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HttpTrigger(Strict):
+class HttpTrigger(StrictModel):
     type: Literal["http"]
     routes: list[str] = Field(min_length=1)
 
 
-class PubSubTrigger(Strict):
+class PubSubTrigger(StrictModel):
     type: Literal["pubsub"]
     topic: str
     max_delivery_attempts: int = Field(default=5, ge=5, le=100)
@@ -33,7 +31,7 @@ class PubSubTrigger(Strict):
 Backend = Literal["warehouse", "bus", "cache", "store", "objects"]
 
 
-class FunctionSpec(Strict):
+class FunctionSpec(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
     entry_point: str
     description: str
@@ -57,14 +55,14 @@ class FunctionSpec(Strict):
         return REPO_ROOT / "functions" / self.name / "main.py"
 
 
-class Schedule(Strict):
+class Schedule(StrictModel):
     name: str
     cron: str
     topic: str
     data: dict[str, Any]
 
 
-class Manifest(Strict):
+class Manifest(StrictModel):
     runtime: str
     topics: list[str]
     schedules: list[Schedule] = Field(default_factory=list)

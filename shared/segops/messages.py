@@ -6,14 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from segops.boundary import StrictModel
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TrackedEvent(Message):
+class TrackedEvent(StrictModel):
     """A validated event, stamped by the HTTP function (topic `events`)."""
 
     tenant_id: int
@@ -27,13 +25,13 @@ class TrackedEvent(Message):
     source: str = "api"
 
 
-class EventBatch(Message):
+class EventBatch(StrictModel):
     """One message on `events` per accepted request (track: one event; batch: up to 500)."""
 
     events: list[TrackedEvent] = Field(min_length=1)
 
 
-class UsersChanged(Message):
+class UsersChanged(StrictModel):
     """Published by the event writer to `segment-compute` after a successful write."""
 
     kind: Literal["users_changed"] = "users_changed"
@@ -42,7 +40,7 @@ class UsersChanged(Message):
     watermark: datetime
 
 
-class ComputeRequested(Message):
+class ComputeRequested(StrictModel):
     """`POST /api/segments/<id>/compute/` (and debounced notices) → `segment-compute`."""
 
     kind: Literal["compute"] = "compute"
@@ -53,7 +51,7 @@ class ComputeRequested(Message):
     requested_at: datetime
 
 
-class ScheduledTick(Message):
+class ScheduledTick(StrictModel):
     """Cloud Scheduler (a timer in `make dev`) → `segment-compute`: catch time-window flips."""
 
     kind: Literal["scheduled"] = "scheduled"
@@ -62,11 +60,11 @@ class ScheduledTick(Message):
 SegmentComputeMessage = Annotated[UsersChanged | ComputeRequested | ScheduledTick, Field(discriminator="kind")]
 
 
-class SegmentComputeEnvelope(Message):
+class SegmentComputeEnvelope(StrictModel):
     message: SegmentComputeMessage
 
 
-class MembershipChanged(Message):
+class MembershipChanged(StrictModel):
     """One compute's diff, published to `membership-changes`. The diff rows themselves stay in
     ClickHouse (`membership_changes`, keyed by compute id) so a message never outgrows Pub/Sub."""
 
@@ -78,7 +76,7 @@ class MembershipChanged(Message):
     exited_count: int
 
 
-class ConnectorSyncRequested(Message):
+class ConnectorSyncRequested(StrictModel):
     """A full sync of one connector (first activation or `POST /api/connectors/<id>/sync/`) → `connector-syncs`."""
 
     tenant_id: int
@@ -87,7 +85,7 @@ class ConnectorSyncRequested(Message):
     requested_at: datetime
 
 
-class ExportRequested(Message):
+class ExportRequested(StrictModel):
     """`POST /api/segments/<id>/export/` → `segment-exports`."""
 
     tenant_id: int

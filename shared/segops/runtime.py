@@ -5,16 +5,20 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from segops import vault
+from segops.auth.passwords import Passwords
 from segops.bus.base import Bus
 from segops.cache.base import Cache
 from segops.config import Settings, get_settings
+from segops.connectors.feed import MembershipFeed
+from segops.connectors.warehouse_feed import WarehouseMembershipFeed
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
@@ -30,7 +34,7 @@ class Runtime:
     store: Store
     objects: ObjectStore
     jwt_secret: str
-    extras: dict[str, Any] = field(default_factory=dict)
+    membership_feed: MembershipFeed
     # Keys a function holds only when its manifest lists the secret (empty otherwise: users fail closed).
     connector_secrets_key: str = ""
     shopify_secrets_key: str = ""
@@ -39,6 +43,11 @@ class Runtime:
     @property
     def documents(self) -> DocumentRepository:
         return DocumentRepository(self.store)
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        # Built on first use: only the functions that log users in pay for the argon2 set-up.
+        return Passwords(self.settings.password_hash_time_cost, self.settings.password_hash_memory_kib)
 
 
 def _gcs_client(settings: Settings) -> Any:
@@ -152,6 +161,8 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     for backend, build in builders.items():
         declared = settings.uses is None or backend in settings.uses
         parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
+    # Connectors read membership through this feed; tests replace it to drive them without computes.
+    feed = overrides.pop("membership_feed", None) or WarehouseMembershipFeed(parts["warehouse"])
     return Runtime(
         settings=settings,
         jwt_secret=_key(settings, settings.jwt_secret, "jwt-secret", lambda: secrets.token_urlsafe(48)),
@@ -160,6 +171,7 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
         cache_signing_key=_key(
             settings, settings.cache_signing_key, "cache-signing-key", lambda: secrets.token_urlsafe(48)
         ),
+        membership_feed=feed,
         **parts,
         **overrides,
     )

@@ -187,8 +187,22 @@ def probe_stack(stack: LocalStack) -> LocalStack:
 
 
 def probe_log(stack: LocalStack) -> list[BusMessage]:
-    log: list[BusMessage] = stack.runtime.extras.setdefault("bus_probe", [])
-    return log
+    """What the probe received, by message then delivery attempt."""
+    found = []
+    for key in sorted(stack.runtime.store.list("bus_probe/")):
+        document = stack.runtime.store.get(key)
+        assert document is not None
+        body = document.body
+        found.append(
+            BusMessage(
+                body["topic"],
+                base64.b64decode(body["data"]),
+                body["attributes"],
+                body["message_id"],
+                delivery_attempt=body["delivery_attempt"],
+            )
+        )
+    return found
 
 
 def test_function_receives_the_pubsub_cloudevent(probe_stack: LocalStack) -> None:

@@ -12,9 +12,10 @@ import orjson
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from pydantic import BaseModel, ConfigDict
 from segops.auth import tokens
-from segops.http.routing import HttpApp, RequestContext, Router
+from segops.boundary import StrictModel
+from segops.http.app import HttpApp
+from segops.http.routes import RequestContext, Router
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api, assert_error
@@ -144,8 +145,7 @@ def test_api_key_shown_once_listed_by_prefix_and_stored_hashed(api: Api, stack: 
     assert secret[len("sk_live_") :].encode() not in stored
 
 
-class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Note(StrictModel):
     text: str
 
 
@@ -162,7 +162,10 @@ def write_note(ctx: RequestContext) -> dict[str, Any]:
     return {"tenant_id": ctx.tenant_id, "text": ctx.body.text}
 
 
-@probe.get("/probe/tenants/<int:tenant_id>/notes/", tenant_from_path="tenant_id")
+probe_tenant = Router("/probe/tenants/<int:tenant_id>", tenant_from_path="tenant_id")
+
+
+@probe_tenant.get("/notes/")
 def tenant_notes(ctx: RequestContext) -> dict[str, Any]:
     return {"tenant_id": ctx.tenant_id}
 
@@ -171,7 +174,7 @@ def tenant_notes(ctx: RequestContext) -> dict[str, Any]:
 def keyed(stack: LocalStack) -> FlaskClient:
     """An HTTP function whose routes accept API keys (the foundation's own routes are JWT-only)."""
     app = Flask("probe")
-    handler = HttpApp([probe], "probe")
+    handler = HttpApp([probe, probe_tenant], "probe")
     app.add_url_rule("/<path:_>", view_func=lambda _: handler.handle(request), methods=["GET", "POST"])
     return app.test_client()
 

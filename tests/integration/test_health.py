@@ -56,3 +56,11 @@ def test_failing_check_reports_a_request_id_and_logs_the_details(
     [record] = [r for r in caplog.records if r.getMessage() == "health check failed"]
     assert record.__dict__["request_id"] == request_id and record.exc_info is not None
     assert "10.8.0.5" in str(record.exc_info[1])
+
+
+def test_openapi_documents_the_503_body_as_the_health_report(stack: LocalStack) -> None:
+    document = Api(stack).get("/api/openapi.json").get_json()
+    responses = document["paths"]["/api/ingestion/health/"]["get"]["responses"]
+    # a 503 here is a report, not the error shape: both statuses carry the Health schema
+    assert responses["503"]["content"] == responses["200"]["content"]
+    assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Health")

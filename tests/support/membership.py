@@ -1,6 +1,6 @@
 """Membership as segment_compute records it, for driving connectors from tests: each `compute()` stores
 the diff against the previous members and returns the `MembershipChanged` message segment_compute
-publishes. Plugged in through `runtime.extras["membership_feed"]`."""
+publishes. Plugged in as `runtime.membership_feed`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from segops.bus.base import Topic
 from segops.connectors.feed import MembershipSnapshot
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
-from segops.segments.models import Segment, segment_key
+from segops.segments.models import Segment
+from segops.store import keys
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class RecordedMembership:
         self.latest: dict[tuple[int, int], int] = {}
         self.versions: dict[str, int] = {}
         self.clock = datetime(2026, 1, 1, tzinfo=UTC)
-        runtime.extras["membership_feed"] = self
+        runtime.membership_feed = self
 
     def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> Diff:
         entered, exited = self.diffs[compute_id]
@@ -47,7 +48,7 @@ class RecordedMembership:
 
     def segment(self, tenant_id: int, segment_id: int = 1) -> int:
         self.runtime.documents.save(
-            segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
+            keys.segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
         )
         return segment_id
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from segops.runtime import Runtime
-from segops.segments.models import Segment, segment_key
+from segops.segments.models import Segment
+from segops.store import keys
 
 
 def put_segment(
@@ -25,5 +26,5 @@ def put_segment(
         version=version,
         active=active,
     )
-    runtime.documents.save(segment_key(tenant_id, segment_id), segment)
+    runtime.documents.save(keys.segment_key(tenant_id, segment_id), segment)
     return segment

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 import jwt
 
+from segops import clock
 from segops.errors import Unauthorized
 
 TokenType = Literal["access", "refresh"]
@@ -19,7 +20,7 @@ def _require_key(secret: str) -> None:
 
 def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta) -> str:
     _require_key(secret)
-    now = datetime.now(UTC)
+    now = clock.now()
     claims = {
         "sub": str(user_id),
         "typ": token_type,
@@ -40,14 +41,22 @@ def verify(secret: str, token: str, token_type: TokenType) -> int:
             secret,
             algorithms=[_ALGORITHM],
             issuer="segops",
-            options={"require": ["exp", "iat", "sub", "typ"]},
+            # Times are checked below against `clock.now()`, the instant every other check uses.
+            options={"require": ["exp", "iat", "sub", "typ"], "verify_exp": False, "verify_iat": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
     if claims.get("typ") != token_type:
         raise Unauthorized("invalid token")
+    try:
+        issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
+    except (TypeError, ValueError, OverflowError):
+        raise Unauthorized("invalid token") from None
+    now = clock.now().timestamp()
+    if issued_at > now:
+        raise Unauthorized("invalid token")
+    if expires_at <= now:
+        raise Unauthorized("token expired")
     try:
         return int(claims["sub"])
     except (TypeError, ValueError):

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
+
+from segops import clock
 
 
 class Topic(StrEnum):
@@ -25,7 +27,7 @@ class BusMessage:
     data: bytes
     attributes: dict[str, str]
     message_id: str
-    publish_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    publish_time: datetime = field(default_factory=clock.now)
     delivery_attempt: int = 1
 
 

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from segops import clock
+from segops.boundary import StrictModel
 from segops.bus.base import Topic
 from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.messages import ComputeRequested, SegmentComputeEnvelope
-from segops.segments.models import ComputeState, ComputeStatus, compute_state_key
+from segops.segments.models import ComputeState, ComputeStatus
+from segops.store import keys
 
-router = Router(tags=["segments"])
-PATH = "/api/segments/<int:segment_id>/compute/"
+router = Router("/api/segments/<int:segment_id>/compute")
 
 
-class ComputeQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ComputeQuery(StrictModel):
     mode: Literal["full", "delta"] = "full"
 
 
@@ -56,7 +57,7 @@ def _segment_or_404(ctx: RequestContext) -> int:
     return segment_id
 
 
-@router.post(PATH, role="member", query=ComputeQuery, response=ComputeQueued, status=202)
+@router.post("/", role="member", query=ComputeQuery, response=ComputeQueued, status=202)
 def request_compute(ctx: RequestContext) -> Result:
     """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
     segment_id = _segment_or_404(ctx)
@@ -66,7 +67,7 @@ def request_compute(ctx: RequestContext) -> Result:
         segment_id=segment_id,
         compute_id=uuid.uuid4().hex,
         mode=mode,
-        requested_at=datetime.now(UTC),
+        requested_at=clock.now(),
     )
 
     def queued(state: ComputeState) -> ComputeState:
@@ -82,7 +83,7 @@ def request_compute(ctx: RequestContext) -> Result:
             }
         )
 
-    key = compute_state_key(ctx.tenant_id, segment_id)
+    key = keys.compute_state_key(ctx.tenant_id, segment_id)
     if ctx.runtime.documents.update(key, ComputeState, queued) is None:
         ctx.runtime.documents.save(key, queued(ComputeState(segment_id=segment_id)))
     ctx.runtime.bus.publish(
@@ -93,12 +94,12 @@ def request_compute(ctx: RequestContext) -> Result:
     return Result({"status": "queued"}, 202)
 
 
-@router.get(PATH, role="viewer", response=ComputeStatusOut)
+@router.get("/", response=ComputeStatusOut)
 def compute_status(ctx: RequestContext) -> ComputeStatusOut:
     """The segment's latest compute: status, timings, member count, entered/exited counts."""
     segment_id = int(ctx.path_params["segment_id"])
     if load_segment(ctx.runtime, ctx.tenant_id, segment_id) is None:
         raise NotFound("segment not found", {"id": segment_id})
-    state = ctx.runtime.documents.load(compute_state_key(ctx.tenant_id, segment_id), ComputeState)
+    state = ctx.runtime.documents.load(keys.compute_state_key(ctx.tenant_id, segment_id), ComputeState)
     state = state or ComputeState(segment_id=segment_id)
     return ComputeStatusOut.model_validate(state.model_dump(include=set(ComputeStatusOut.model_fields)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.dsl import (
     EventCount,
@@ -36,7 +37,8 @@ from segops.membership import writer
 from segops.membership.lookup import invalidate_users
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
-from segops.segments.models import ComputeState, Segment, compute_state_key, segment_key
+from segops.segments.models import ComputeState, Segment
+from segops.store import keys
 
 log = logging.getLogger("segops.compute")
 
@@ -74,13 +76,8 @@ class _Target:
     started: float = field(default_factory=time.perf_counter)
 
 
-def utc_now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def load_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> Segment | None:
-    segment = runtime.documents.load(segment_key(tenant_id, segment_id), Segment)
+    segment = runtime.documents.load(keys.segment_key(tenant_id, segment_id), Segment)
     return segment if segment is not None and segment.tenant == tenant_id else None
 
 
@@ -97,7 +94,7 @@ def compute(
     runtime: Runtime, tenant_id: int, requests: Sequence[Request], now: datetime | None = None
 ) -> list[Outcome]:
     """Compute the requested segments at one `now`: one pass for the full ones, one for the deltas."""
-    now = now or utc_now()
+    now = now or clock.now_millis()
     targets: list[_Target] = []
     outcomes: list[Outcome] = []
     for request in requests:
@@ -112,7 +109,7 @@ def compute(
                 )
             )
             continue
-        state = runtime.documents.load(compute_state_key(tenant_id, segment.id), ComputeState)
+        state = runtime.documents.load(keys.compute_state_key(tenant_id, segment.id), ComputeState)
         state = state or ComputeState(segment_id=segment.id)
         mode = _effective_mode(request.mode, segment, state, now)
         targets.append(_Target(segment, parse_definition(segment.definition), state, compute_id, mode))
@@ -217,7 +214,7 @@ def _warehouse_clock(runtime: Runtime) -> datetime:
 
 
 def _update_state(runtime: Runtime, tenant_id: int, segment_id: int, change: Any) -> None:
-    key = compute_state_key(tenant_id, segment_id)
+    key = keys.compute_state_key(tenant_id, segment_id)
     if runtime.documents.update(key, ComputeState, change) is None:
         runtime.documents.save(key, change(ComputeState(segment_id=segment_id)))
 
@@ -231,7 +228,7 @@ def _mark_running(runtime: Runtime, tenant_id: int, target: _Target, now: dateti
                 "mode": target.mode,
                 "error": None,
                 "requested_at": state.requested_at if state.compute_id == target.compute_id else now,
-                "started_at": datetime.now(UTC),
+                "started_at": clock.now(),
                 "finished_at": None,
                 "computed_at": now,
             }
@@ -247,7 +244,7 @@ def _mark_failed(runtime: Runtime, tenant_id: int, target: _Target, error: str) 
                 "compute_id": target.compute_id,
                 "status": "failed",
                 "error": error,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "duration_ms": round((time.perf_counter() - target.started) * 1000, 3),
             }
         )
@@ -265,7 +262,7 @@ def _fail_early(
                 "status": "failed",
                 "mode": mode,
                 "error": error,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "computed_at": now,
             }
         )
@@ -289,7 +286,7 @@ def _mark_succeeded(
                 "status": "succeeded",
                 "mode": target.mode,
                 "error": None,
-                "finished_at": datetime.now(UTC),
+                "finished_at": clock.now(),
                 "computed_at": now,
                 "last_computed_at": now,
                 "member_count": publication.member_count,

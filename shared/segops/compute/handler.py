@@ -19,7 +19,8 @@ from segops.messages import (
     UsersChanged,
 )
 from segops.runtime import Runtime
-from segops.segments.models import ComputeState, compute_state_key
+from segops.segments.models import ComputeState
+from segops.store import keys
 
 log = logging.getLogger("segops.compute")
 
@@ -60,7 +61,7 @@ def handle_segment_compute(message: BusMessage, runtime: Runtime) -> None:
 
 def _already_done(runtime: Runtime, request: ComputeRequested) -> bool:
     """A redelivered request whose compute already finished is acknowledged without running again."""
-    state = runtime.documents.load(compute_state_key(request.tenant_id, request.segment_id), ComputeState)
+    state = runtime.documents.load(keys.compute_state_key(request.tenant_id, request.segment_id), ComputeState)
     return state is not None and state.compute_id == request.compute_id and state.status in ("succeeded", "failed")
 
 

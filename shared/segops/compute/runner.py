@@ -23,24 +23,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
 from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
+from segops.store import keys
 
 log = logging.getLogger("segops.compute")
 
 Mode = Literal["full", "delta"]
 LEASE = timedelta(seconds=600)  # longer than the function timeout: a live holder never loses it
 CLOCK_MARGIN = timedelta(milliseconds=500)  # publisher/consumer clock skew (at most half the debounce window)
-QUEUES_PREFIX = "compute-tenants/"
 
 
 class PendingSegment(BaseModel):
@@ -61,16 +62,8 @@ class TenantQueue(BaseModel):
         return bool(self.segments) or self.time_delta or self.active_delta_due is not None
 
 
-def queue_key(tenant_id: int) -> str:
-    return f"{QUEUES_PREFIX}{tenant_id}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _change(runtime: Runtime, tenant_id: int, change: Callable[[TenantQueue], TenantQueue]) -> TenantQueue:
-    key = queue_key(tenant_id)
+    key = keys.compute_queue_key(tenant_id)
     docs = runtime.documents
     if docs.store.get(key) is None:
         with contextlib.suppress(Conflict):  # created concurrently: update it all the same
@@ -112,7 +105,7 @@ def request_time_delta(runtime: Runtime, tenant_id: int) -> None:
 
 
 def tenants_with_queues(runtime: Runtime) -> list[int]:
-    return sorted(int(key[len(QUEUES_PREFIX) :]) for key in runtime.store.list(QUEUES_PREFIX))
+    return sorted(int(key[len(keys.COMPUTE_QUEUES_PREFIX) :]) for key in runtime.store.list(keys.COMPUTE_QUEUES_PREFIX))
 
 
 def drain(runtime: Runtime, tenant_id: int) -> None:
@@ -139,7 +132,7 @@ def _acquire(runtime: Runtime, tenant_id: int, holder: str) -> bool:
 
     def take_lease(queue: TenantQueue) -> TenantQueue:
         nonlocal acquired
-        now = _now()
+        now = clock.now()
         acquired = queue.holder is None or queue.lease_until is None or queue.lease_until < now
         if not acquired:
             return queue
@@ -164,7 +157,7 @@ def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float 
 
     def take(queue: TenantQueue) -> TenantQueue:
         nonlocal result
-        now = _now()
+        now = clock.now()
         due = queue.active_delta_due
         ready_delta = due is not None and due <= now
         if not (queue.segments or queue.time_delta or ready_delta):

@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from segops.boundary import StrictTrimmedModel
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.errors import ValidationFailed
-from segops.http.ids import parse_id
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.cursor import Cursor, invalid_cursor
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 
-router = Router(tags=["connectors"])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+router = Router("/api/connectors", auth=("jwt",), role="admin")
 
 
-class ConnectorCreate(Strict):
+class ConnectorCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
-    segment_id: int = Field(ge=1)
+    segment_id: Id
     active: bool = False
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
 
 
-class ConnectorPatch(Strict):
+class ConnectorPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    segment_id: int | None = Field(default=None, ge=1)
+    segment_id: Id | None = None
     active: bool | None = None
     config: dict[str, Any] | None = Field(default=None, description="Merged into the current config, then validated.")
     credentials: m.Credentials | None = Field(default=None, description="Write-only; replaces the stored secret.")
@@ -73,6 +70,17 @@ class ConnectorOut(BaseModel):
     last_sync: SyncOut | None = None
 
 
+class ConnectorsCursor(Cursor):
+    list_name = "connectors"
+    after: int = Field(ge=0)
+
+
+class SyncsCursor(Cursor):
+    list_name = "connector-syncs"
+    connector_id: int = Field(ge=1)
+    before: int = Field(ge=1)
+
+
 class ConnectorList(BaseModel):
     results: list[ConnectorOut]
     next_cursor: str | None
@@ -83,9 +91,9 @@ class SyncList(BaseModel):
     next_cursor: str | None
 
 
-class PageQuery(Strict):
+class PageQuery(StrictTrimmedModel):
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=256)
 
 
 def _patch_fields(patch: ConnectorPatch) -> None:
@@ -107,34 +115,18 @@ def _out(ctx: RequestContext, connector: m.Connector) -> ConnectorOut:
     return ConnectorOut(**fields, last_sync=_sync_out(last) if last else None)
 
 
-def _encode(position: int) -> str:
-    return base64.urlsafe_b64encode(str(position).encode()).decode()
-
-
-def _cursor(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        position = parse_id(base64.urlsafe_b64decode(value.encode()).decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        position = None
-    if position is None:
-        raise ValidationFailed("cursor: invalid", {"errors": [{"pointer": "/query/cursor", "message": "invalid"}]})
-    return position
-
-
-@router.get("/api/connectors/", auth=("jwt",), role="admin", query=PageQuery, response=ConnectorList)
+@router.get("/", query=PageQuery, response=ConnectorList)
 def list_connectors(ctx: RequestContext) -> ConnectorList:
     """Connectors of the tenant, oldest first (credentials are never returned)."""
     query: PageQuery = ctx.query
-    after = _cursor(query.cursor)
-    found = [c for c in service.list_connectors(ctx.runtime, ctx.tenant_id) if after is None or c.id > after]
+    after = ConnectorsCursor.decode(query.cursor).after if query.cursor else 0
+    found = [c for c in service.list_connectors(ctx.runtime, ctx.tenant_id) if c.id > after]
     page = found[: query.limit]
-    more = len(found) > query.limit
-    return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=_encode(page[-1].id) if more else None)
+    cursor = ConnectorsCursor(after=page[-1].id).encode() if len(found) > query.limit else None
+    return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=cursor)
 
 
-@router.post("/api/connectors/", auth=("jwt",), role="admin", body=ConnectorCreate, response=ConnectorOut, status=201)
+@router.post("/", body=ConnectorCreate, response=ConnectorOut, status=201)
 def create_connector(ctx: RequestContext) -> Result:
     """Create a connector; created active, it starts with a full sync of the segment's members."""
     body: ConnectorCreate = ctx.body
@@ -144,15 +136,13 @@ def create_connector(ctx: RequestContext) -> Result:
     return Result(_out(ctx, connector), status=201)
 
 
-@router.get("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", response=ConnectorOut)
+@router.get("/<int:connector_id>/", response=ConnectorOut)
 def get_connector(ctx: RequestContext) -> ConnectorOut:
     """One connector with its latest sync."""
     return _out(ctx, service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"]))
 
 
-@router.patch(
-    "/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", body=ConnectorPatch, response=ConnectorOut
-)
+@router.patch("/<int:connector_id>/", body=ConnectorPatch, response=ConnectorOut)
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
     body: ConnectorPatch = ctx.body
@@ -160,26 +150,29 @@ def patch_connector(ctx: RequestContext) -> ConnectorOut:
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 
-@router.delete("/api/connectors/<int:connector_id>/", auth=("jwt",), role="admin", status=204)
+@router.delete("/<int:connector_id>/", status=204)
 def delete_connector(ctx: RequestContext) -> None:
     """Delete a connector and its stored credentials (the remote audience is left as it is)."""
     service.delete(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
 
 
-@router.get(
-    "/api/connectors/<int:connector_id>/syncs/", auth=("jwt",), role="admin", query=PageQuery, response=SyncList
-)
+@router.get("/<int:connector_id>/syncs/", query=PageQuery, response=SyncList)
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
     query: PageQuery = ctx.query
-    records, next_id = service.syncs(
-        ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], query.limit, _cursor(query.cursor)
-    )
-    cursor = _encode(next_id) if next_id is not None else None
+    connector_id = ctx.path_params["connector_id"]
+    before = None
+    if query.cursor:
+        position = SyncsCursor.decode(query.cursor)
+        if position.connector_id != connector_id:
+            raise invalid_cursor()
+        before = position.before
+    records, next_id = service.syncs(ctx.runtime, ctx.tenant_id, connector_id, query.limit, before)
+    cursor = SyncsCursor(connector_id=connector_id, before=next_id).encode() if next_id is not None else None
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 
-@router.post("/api/connectors/<int:connector_id>/sync/", auth=("jwt",), role="admin", response=SyncOut, status=202)
+@router.post("/<int:connector_id>/sync/", response=SyncOut, status=202)
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])

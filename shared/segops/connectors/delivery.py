@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
+from segops import clock
 from segops.connectors.egress import EgressPolicy, EgressRefused
 
 log = logging.getLogger("segops.connectors")
@@ -115,7 +116,7 @@ class HttpSync:
             wait = _seconds_from_retry_after(retry_after)
         if wait is None and headers.get("X-RateLimit-Reset"):
             try:
-                wait = float(headers["X-RateLimit-Reset"]) - time.time()
+                wait = float(headers["X-RateLimit-Reset"]) - clock.now().timestamp()
             except ValueError:
                 wait = None
         if wait is None and headers.get("RateLimit-Reset"):
@@ -135,7 +136,7 @@ def _seconds_from_retry_after(value: str) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return float(when.timestamp() - time.time())
+    return float(when.timestamp() - clock.now().timestamp())
 
 
 def _path(url: str) -> str:

@@ -1,8 +1,8 @@
 """Where connectors read membership from: one compute's diff, and a pinned snapshot for full syncs.
 
 The membership tables belong to segment_compute (`segops.membership`); this seam keeps connectors to
-the two reads they need (`warehouse_feed` implements them over the membership tables). Tests that
-drive connectors without computes put their own feed in `runtime.extras["membership_feed"]`.
+the reads they need. `runtime.membership_feed` is the one in use: `warehouse_feed` over the
+membership tables, or whatever a test puts there to drive connectors without computes.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-
-from segops.runtime import Runtime
 
 
 class MembershipDiff(Protocol):
@@ -40,12 +38,3 @@ class MembershipFeed(Protocol):
         ...
 
     def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot: ...
-
-
-def membership_feed(runtime: Runtime) -> MembershipFeed:
-    feed = runtime.extras.get("membership_feed")
-    if feed is None:
-        from segops.connectors.warehouse_feed import WarehouseMembershipFeed
-
-        return WarehouseMembershipFeed(runtime)
-    return feed  # type: ignore[no-any-return]

@@ -23,6 +23,8 @@ class ConnectorLedger:
         self.connector_id = connector_id
 
     def mark(self, user_ids: Iterable[str], present: bool) -> None:
+        # A version that only grows, not an instant: read from the real clock even when tests freeze
+        # `clock`, else a mark and an unmark in the same frozen instant would tie.
         version = time.time_ns()
         rows = [(self.tenant_id, self.connector_id, u, int(present), version) for u in user_ids]
         if rows:

@@ -1,33 +1,24 @@
-"""Connector documents. Key layout (no listed prefix holds nested documents):
-
-- `tenants/<t>/connectors/<id>`: `Connector` (no secrets in it, ever)
-- `tenants/<t>/connector-secrets/<id>`: `ConnectorSecrets` (write-only through the API, sealed)
-- `tenants/<t>/connector-syncs/<connector id>/<sync id>`: `SyncRecord`
-Dead-lettered batches are objects `<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every
-object key starts with the tenant id).
+"""Connector documents: `Connector` (no secrets in it, ever), `ConnectorSecrets` (write-only through
+the API, sealed), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered batches are objects
+`<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every object key starts with the tenant id).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl
+
+from segops import clock
+from segops.boundary import StrictTrimmedModel
 
 ConnectorType = Literal["klaviyo", "braze", "talonone", "file"]
 SyncKind = Literal["incremental", "full"]
 SyncStatus = Literal["queued", "running", "succeeded", "partial", "failed", "stale"]
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class StrictConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class KlaviyoConfig(StrictConfig):
+class KlaviyoConfig(StrictTrimmedModel):
     type: Literal["klaviyo"] = "klaviyo"
     list_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     identifier: Literal["email", "external_id"] = "email"
@@ -35,14 +26,14 @@ class KlaviyoConfig(StrictConfig):
     revision: str = Field(default="2026-01-15", pattern=r"^\d{4}-\d{2}-\d{2}(\.[a-z0-9]+)?$")
 
 
-class BrazeConfig(StrictConfig):
+class BrazeConfig(StrictTrimmedModel):
     type: Literal["braze"] = "braze"
     rest_endpoint: HttpUrl
     subscription_group_id: str = Field(min_length=1, max_length=128)
     identifier: Literal["external_id", "email"] = "external_id"
 
 
-class TalonOneConfig(StrictConfig):
+class TalonOneConfig(StrictTrimmedModel):
     type: Literal["talonone"] = "talonone"
     base_url: HttpUrl
     audience_id: int | None = Field(default=None, ge=1)
@@ -51,14 +42,14 @@ class TalonOneConfig(StrictConfig):
     profile_id_from: str = Field(default="user_id", min_length=1, max_length=128)
 
 
-class FileConfig(StrictConfig):
+class FileConfig(StrictTrimmedModel):
     type: Literal["file"] = "file"
     format: Literal["csv", "parquet"] = "csv"
     prefix: str = Field(default="connectors", pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$", max_length=200)
     snapshot: bool = False
 
 
-CONFIG_MODELS: dict[str, type[StrictConfig]] = {
+CONFIG_MODELS: dict[str, type[StrictTrimmedModel]] = {
     "klaviyo": KlaviyoConfig,
     "braze": BrazeConfig,
     "talonone": TalonOneConfig,
@@ -66,7 +57,7 @@ CONFIG_MODELS: dict[str, type[StrictConfig]] = {
 }
 
 
-class Credentials(StrictConfig):
+class Credentials(StrictTrimmedModel):
     api_key: str = Field(min_length=1, max_length=512)
 
 
@@ -83,8 +74,8 @@ class Connector(BaseModel):
     applied_version: int | None = None
     # Talon.One: the audience id created for `audience_name`.
     resolved_audience_id: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
+    updated_at: datetime = Field(default_factory=clock.now)
 
 
 class ConnectorSecrets(BaseModel):
@@ -100,7 +91,7 @@ class SyncRecord(BaseModel):
     status: SyncStatus = "queued"
     compute_id: str | None = None
     computed_at: datetime | None = None
-    requested_at: datetime = Field(default_factory=utcnow)
+    requested_at: datetime = Field(default_factory=clock.now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     added: int = 0
@@ -111,26 +102,6 @@ class SyncRecord(BaseModel):
     error_summary: list[str] = Field(default_factory=list)
     dead_letter: str | None = None
     files: list[str] = Field(default_factory=list)
-
-
-def connector_key(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connectors/{connector_id}"
-
-
-def connectors_prefix(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/connectors/"
-
-
-def secrets_key(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-secrets/{connector_id}"
-
-
-def sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/{sync_id}"
-
-
-def syncs_prefix(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
 
 
 def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:

@@ -7,17 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from segops import vault
+from segops import clock, vault
 from segops.bus.base import Topic
 from segops.connectors import models as m
 from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.sync import new_sync
 from segops.errors import Conflict, NotFound, ValidationFailed
-from segops.http.routing import validation_error
+from segops.http.pointers import validation_error
 from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
-from segops.segments.models import segment_key
+from segops.store import keys
 
 _URL_FIELDS = ("base_url", "rest_endpoint")
 
@@ -59,7 +59,7 @@ def _bad_url(name: str, message: str) -> None:
 
 
 def _require_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
-    if runtime.store.get(segment_key(tenant_id, segment_id)) is None:
+    if runtime.store.get(keys.segment_key(tenant_id, segment_id)) is None:
         raise ValidationFailed(
             "segment_id: no such segment",
             {"errors": [{"pointer": "/segment_id", "message": "no such segment in this tenant"}]},
@@ -75,14 +75,14 @@ def _require_credentials(connector: m.Connector) -> None:
 
 
 def get(runtime: Runtime, tenant_id: int, connector_id: int) -> m.Connector:
-    found = runtime.documents.load(m.connector_key(tenant_id, connector_id), m.Connector)
+    found = runtime.documents.load(keys.connector_key(tenant_id, connector_id), m.Connector)
     if found is None:
         raise NotFound("connector not found")
     return found
 
 
 def list_connectors(runtime: Runtime, tenant_id: int) -> list[m.Connector]:
-    return sorted(runtime.documents.list(m.connectors_prefix(tenant_id), m.Connector), key=lambda c: c.id)
+    return sorted(runtime.documents.list(keys.connectors_prefix(tenant_id), m.Connector), key=lambda c: c.id)
 
 
 def create(
@@ -111,7 +111,7 @@ def create(
         _require_credentials(connector)
     if credentials is not None:
         _store_credentials(runtime, connector, credentials)
-    runtime.documents.create(m.connector_key(tenant_id, connector.id), connector)
+    runtime.documents.create(keys.connector_key(tenant_id, connector.id), connector)
     if active:
         connector = _activate(runtime, connector)
     return connector
@@ -144,10 +144,10 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
             resync = connector.active
         if not wants_active:
             connector.active = False
-        connector.updated_at = m.utcnow()
+        connector.updated_at = clock.now()
         return connector
 
-    updated = runtime.documents.update(m.connector_key(tenant_id, connector_id), m.Connector, change)
+    updated = runtime.documents.update(keys.connector_key(tenant_id, connector_id), m.Connector, change)
     if updated is None:
         raise NotFound("connector not found")
     if wants_active and not updated.active:
@@ -160,14 +160,16 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
 
 def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
     get(runtime, tenant_id, connector_id)
-    runtime.store.delete(m.secrets_key(tenant_id, connector_id))
-    runtime.store.delete(m.connector_key(tenant_id, connector_id))
+    runtime.store.delete(keys.connector_secrets_key(tenant_id, connector_id))
+    runtime.store.delete(keys.connector_key(tenant_id, connector_id))
     ConnectorLedger(runtime, tenant_id, connector_id).forget()
 
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
     sealed = vault.seal(runtime.connector_secrets_key, credentials.api_key)
-    runtime.documents.save(m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(sealed_api_key=sealed))
+    runtime.documents.save(
+        keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(sealed_api_key=sealed)
+    )
 
 
 def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
@@ -175,10 +177,10 @@ def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
 
     def activate(current: m.Connector) -> m.Connector:
         current.active = True
-        current.updated_at = m.utcnow()
+        current.updated_at = clock.now()
         return current
 
-    activated = runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, activate)
+    activated = runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, activate)
     assert activated is not None
     request_full_sync(runtime, activated)
     return activated
@@ -201,21 +203,22 @@ def syncs(
     """Newest first; `before` is the id the previous page ended at. Returns the page and the next cursor id."""
     get(runtime, tenant_id, connector_id)
     ids = sorted(
-        (int(k.rsplit("/", 1)[1]) for k in runtime.store.list(m.syncs_prefix(tenant_id, connector_id))), reverse=True
+        (int(k.rsplit("/", 1)[1]) for k in runtime.store.list(keys.connector_syncs_prefix(tenant_id, connector_id))),
+        reverse=True,
     )
     if before is not None:
         ids = [i for i in ids if i < before]
     records = []
     for sync_id in ids[:limit]:
-        record = runtime.documents.load(m.sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
+        record = runtime.documents.load(keys.connector_sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
         if record is not None:
             records.append(record)
     return records, (ids[limit - 1] if len(ids) > limit else None)
 
 
 def last_sync(runtime: Runtime, tenant_id: int, connector_id: int) -> m.SyncRecord | None:
-    keys = runtime.store.list(m.syncs_prefix(tenant_id, connector_id))
-    if not keys:
+    found = runtime.store.list(keys.connector_syncs_prefix(tenant_id, connector_id))
+    if not found:
         return None
-    newest = max(keys, key=lambda k: int(k.rsplit("/", 1)[1]))
+    newest = max(found, key=lambda k: int(k.rsplit("/", 1)[1]))
     return runtime.documents.load(newest, m.SyncRecord)

@@ -15,20 +15,20 @@ from collections.abc import Iterable
 
 import orjson
 
-from segops import vault
+from segops import clock, vault
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
 from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
 from segops.connectors.egress import EgressPolicy
-from segops.connectors.feed import membership_feed
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
 from segops.errors import tenant_message
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.runtime import Runtime
+from segops.store import keys
 
 log = logging.getLogger("segops.connectors")
 
@@ -36,7 +36,7 @@ log = logging.getLogger("segops.connectors")
 def handle_membership_changed(message: BusMessage, runtime: Runtime) -> None:
     """`membership-changes` → push the compute's diff to each active connector following the segment."""
     change = parse_message(message, MembershipChanged)
-    for connector in runtime.documents.list(m.connectors_prefix(change.tenant_id), m.Connector):
+    for connector in runtime.documents.list(keys.connectors_prefix(change.tenant_id), m.Connector):
         if connector.active and connector.segment_id == change.segment_id:
             sync_changes(runtime, connector, change)
 
@@ -62,17 +62,17 @@ def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **field
     record = m.SyncRecord.model_validate(
         {"id": runtime.documents.next_id("connector-syncs"), "connector_id": connector.id, "kind": kind, **fields}
     )
-    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+    runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
     return record
 
 
 def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipChanged) -> m.SyncRecord:
     record = new_sync(runtime, connector, "incremental", compute_id=change.compute_id, computed_at=change.computed_at)
-    feed = membership_feed(runtime)
+    feed = runtime.membership_feed
     version = feed.version(connector.tenant, connector.segment_id, change.compute_id)
     if version is not None and connector.applied_version is not None and version < connector.applied_version:
         record.status = "stale"
-        record.started_at = record.finished_at = m.utcnow()
+        record.started_at = record.finished_at = clock.now()
         record.error_summary = [f"compute {change.compute_id} is older than the applied state; not applied"]
         _save(runtime, connector, record)
         return record
@@ -81,17 +81,17 @@ def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipCha
 
 
 def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int) -> m.SyncRecord | None:
-    connector = runtime.documents.load(m.connector_key(tenant_id, connector_id), m.Connector)
-    record = runtime.documents.load(m.sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
+    connector = runtime.documents.load(keys.connector_key(tenant_id, connector_id), m.Connector)
+    record = runtime.documents.load(keys.connector_sync_key(tenant_id, connector_id, sync_id), m.SyncRecord)
     if connector is None or record is None:
         return None  # deleted since it was requested
     if not connector.active:
         record.status = "failed"
-        record.started_at = record.finished_at = m.utcnow()
+        record.started_at = record.finished_at = clock.now()
         record.error_summary = ["connector is not active"]
         _save(runtime, connector, record)
         return record
-    snapshot = membership_feed(runtime).snapshot(tenant_id, connector.segment_id)
+    snapshot = runtime.membership_feed.snapshot(tenant_id, connector.segment_id)
     record.computed_at = snapshot.computed_at
     members = snapshot.members
     if connector.type == "file":
@@ -112,11 +112,11 @@ def _run(
     snapshot: Iterable[str] | None,
 ) -> m.SyncRecord:
     record.status = "running"
-    record.started_at = m.utcnow()
+    record.started_at = clock.now()
     _save(runtime, connector, record)
     tally = Tally()
     try:
-        secrets = runtime.documents.load(m.secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
+        secrets = runtime.documents.load(keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
         if connector.type == "file":
             _run_file(runtime, connector, record, entered, exited, snapshot)
             tally.added, tally.removed = record.added, record.removed
@@ -135,7 +135,7 @@ def _run(
             extra={"tenant_id": connector.tenant, "connector_id": connector.id, "incident": incident},
         )
         record.status = "failed"
-        record.finished_at = m.utcnow()
+        record.finished_at = clock.now()
         record.error_summary = [message]
         _save(runtime, connector, record)
         raise
@@ -195,7 +195,7 @@ def _run_file(
     config = m.FileConfig.model_validate(connector.config)
     run = record.compute_id if record.kind == "incremental" and record.compute_id else f"full-{record.id}"
     base = files.folder(config, connector.tenant, connector.id, connector.segment_id, run)
-    stamp = record.computed_at or record.started_at or m.utcnow()
+    stamp = record.computed_at or record.started_at or clock.now()
     if snapshot is not None:
         key, count = files.write_snapshot(runtime.objects, config, base, stamp, snapshot)
         record.files = [key]
@@ -205,7 +205,7 @@ def _run_file(
     record.files = [key]
     record.added, record.removed = added, removed
     if config.snapshot:
-        current = membership_feed(runtime).snapshot(connector.tenant, connector.segment_id)
+        current = runtime.membership_feed.snapshot(connector.tenant, connector.segment_id)
         snapshot_key, _ = files.write_snapshot(runtime.objects, config, base, stamp, current.members)
         record.files.append(snapshot_key)
 
@@ -225,7 +225,7 @@ def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tall
         record.status = "partial" if (tally.added or tally.removed) else "failed"
     else:
         record.status = "succeeded"
-    record.finished_at = m.utcnow()
+    record.finished_at = clock.now()
     _save(runtime, connector, record)
     log.info(
         "connector sync finished",
@@ -244,7 +244,7 @@ def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tall
 
 
 def _save(runtime: Runtime, connector: m.Connector, record: m.SyncRecord) -> None:
-    runtime.documents.save(m.sync_key(connector.tenant, connector.id, record.id), record)
+    runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
 
 
 def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
@@ -253,7 +253,7 @@ def _advance(runtime: Runtime, connector: m.Connector, version: int) -> None:
             current.applied_version = version
         return current
 
-    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, advance)
+    runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, advance)
 
 
 def _remember_audience(runtime: Runtime, connector: m.Connector, audience_id: int) -> None:
@@ -261,4 +261,4 @@ def _remember_audience(runtime: Runtime, connector: m.Connector, audience_id: in
         current.resolved_audience_id = audience_id
         return current
 
-    runtime.documents.update(m.connector_key(connector.tenant, connector.id), m.Connector, remember)
+    runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, remember)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from segops.connectors.feed import MembershipSnapshot
 from segops.membership import store
-from segops.runtime import Runtime
-from segops.warehouse.base import TenantWarehouse
+from segops.warehouse.base import TenantWarehouse, Warehouse
 
 _VERSION_SQL = """
 SELECT max(version) FROM membership_commits
@@ -14,15 +13,15 @@ WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} AND co
 
 
 class WarehouseMembershipFeed:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
 
     def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> store.ChangeSet:
-        return store.changes(self.runtime, tenant_id, segment_id, compute_id)
+        return store.changes(self.warehouse, tenant_id, segment_id, compute_id)
 
     def version(self, tenant_id: int, segment_id: int, compute_id: str) -> int | None:
         rows = (
-            TenantWarehouse(self.runtime.warehouse, tenant_id)
+            TenantWarehouse(self.warehouse, tenant_id)
             .query(_VERSION_SQL, {"segment_id": segment_id, "compute_id": compute_id})
             .rows
         )
@@ -31,8 +30,8 @@ class WarehouseMembershipFeed:
 
     def snapshot(self, tenant_id: int, segment_id: int) -> MembershipSnapshot:
         """Members pinned to the latest published compute, with that compute's `computed_at`."""
-        latest = store.latest_snapshot(self.runtime, tenant_id, segment_id)
+        latest = store.latest_snapshot(self.warehouse, tenant_id, segment_id)
         if latest is None:
             return MembershipSnapshot(None, None, iter(()))
-        members = store.iter_members(self.runtime, tenant_id, segment_id, snapshot=latest.version)
+        members = store.iter_members(self.warehouse, tenant_id, segment_id, snapshot=latest.version)
         return MembershipSnapshot(latest.version, latest.computed_at, members)

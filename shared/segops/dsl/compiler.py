@@ -11,7 +11,7 @@ Public API:
 Contract of the SQL: it references `{tenant_id:UInt64}` (bind it with `TenantWarehouse`) and
 `{now:DateTime64(3, 'UTC')}` (bind it with `CompiledQuery.bind(now)`); every other value, including
 event types and payload keys, is in `CompiledQuery.params`. Nothing from a definition is ever
-formatted into the SQL text; identifiers come from `segops.dsl.identifiers` only.
+formatted into the SQL text; identifiers come from `segops.warehouse.identifiers` only.
 
 Semantics, exactly DESIGN §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window
@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from segops.dsl.identifiers import quote_identifier, segment_column
 from segops.dsl.models import (
     Condition,
     EventCount,
@@ -41,6 +40,7 @@ from segops.dsl.models import (
     UserProperty,
 )
 from segops.dsl.sources import EventSource, tenant_events
+from segops.warehouse.identifiers import quote_identifier, segment_column
 
 NOW = "{now:DateTime64(3, 'UTC')}"
 PROPERTIES_EVENT_TYPE = "context_identified"

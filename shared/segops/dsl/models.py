@@ -22,8 +22,10 @@ from pydantic import (
     field_validator,
 )
 
+from segops.boundary import StrictModel
 from segops.errors import ValidationFailed
-from segops.http.routing import json_pointer
+from segops.event_type import EventType
+from segops.http.pointers import json_pointer
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
@@ -40,15 +42,14 @@ StrictNumberInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**64 - 1)]
 StrictNumberFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Number = StrictNumberInt | StrictNumberFloat
 Scalar = StrictStr | StrictBool | StrictNumberInt | StrictNumberFloat
-EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,127}$")]
 # Dotted path into a JSON object: non-empty keys separated by dots. Keys are bound as parameters.
 PropertyPath = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^.]+(\.[^.]+)*$")]
 WindowDays = Annotated[Number, Field(gt=0, le=36500)]
 ORDERING = ("gt", "gte", "lt", "lte")
 
 
-class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Node(StrictModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class PropertyFilter(_Node):

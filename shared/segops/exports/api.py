@@ -6,26 +6,25 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from flask import Response, stream_with_context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from segops.boundary import StrictModel
 from segops.exports import models as m
 from segops.exports import service
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 from segops.segments.api import actor
 
-router = Router(tags=["exports"])
+router = Router("/api/segments", role="member")
 
 
-class ExportCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExportCreate(StrictModel):
     format: m.ExportFormat = "csv"
 
 
-class ExportQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    export_id: int = Field(ge=1)
+class ExportQuery(StrictModel):
+    export_id: Id
 
 
 class ExportOut(BaseModel):
@@ -49,7 +48,7 @@ def export_out(export: m.Export) -> ExportOut:
     return ExportOut(**fields, export_id=export.id, download_url=url)
 
 
-@router.post("/api/segments/<int:segment_id>/export/", role="member", body=ExportCreate, response=ExportOut, status=202)
+@router.post("/<int:segment_id>/export/", body=ExportCreate, response=ExportOut, status=202)
 def start_export(ctx: RequestContext) -> Result:
     """Queue an export of the segment's members (`csv` or `parquet`); poll with `?export_id=`."""
     body: ExportCreate = ctx.body
@@ -57,14 +56,14 @@ def start_export(ctx: RequestContext) -> Result:
     return Result(export_out(export), status=202)
 
 
-@router.get("/api/segments/<int:segment_id>/export/", role="member", query=ExportQuery, response=ExportOut)
+@router.get("/<int:segment_id>/export/", query=ExportQuery, response=ExportOut)
 def poll_export(ctx: RequestContext) -> ExportOut:
     """Status, format, row count and timestamps of one export of this segment."""
     query: ExportQuery = ctx.query
     return export_out(service.get_export(ctx.runtime, ctx.tenant_id, query.export_id, ctx.path_params["segment_id"]))
 
 
-@router.get("/api/segments/exports/<int:export_id>/download/", role="member")
+@router.get("/exports/<int:export_id>/download/")
 def download_export(ctx: RequestContext) -> Response:
     """302 to a short-lived signed URL (GCS), or the file streamed (local object store)."""
     export = service.finished_export(ctx.runtime, ctx.tenant_id, ctx.path_params["export_id"])

@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from segops import clock
 
 ExportFormat = Literal["csv", "parquet"]
 ExportStatus = Literal["queued", "running", "succeeded", "failed"]
 
 CLICKHOUSE_FORMAT: dict[ExportFormat, str] = {"csv": "CSVWithNames", "parquet": "Parquet"}
 CONTENT_TYPE: dict[ExportFormat, str] = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Export(BaseModel):
@@ -29,14 +27,10 @@ class Export(BaseModel):
     size_bytes: int | None = None
     object_key: str | None = None
     error: str | None = None
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=clock.now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     created_by: str | None = None
-
-
-def export_key(tenant_id: int, export_id: int) -> str:
-    return f"tenants/{tenant_id}/exports/{export_id}"
 
 
 def object_key(tenant_id: int, export_id: int, segment_id: int, fmt: ExportFormat) -> str:

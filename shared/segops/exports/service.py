@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from segops.bus.base import Topic
 from segops.errors import Conflict, NotFound
@@ -10,6 +10,7 @@ from segops.exports import models as m
 from segops.messages import ExportRequested
 from segops.runtime import Runtime
 from segops.segments import service as segments
+from segops.store import keys
 
 SIGNED_URL_LIFETIME = timedelta(minutes=15)
 
@@ -26,7 +27,7 @@ def request_export(
         format=fmt,
         created_by=created_by,
     )
-    runtime.documents.create(m.export_key(tenant_id, export.id), export)
+    runtime.documents.create(keys.export_key(tenant_id, export.id), export)
     message = ExportRequested(tenant_id=tenant_id, segment_id=segment_id, export_id=export.id, format=fmt)
     runtime.bus.publish(Topic.SEGMENT_EXPORTS, message.model_dump_json().encode(), {"tenant_id": str(tenant_id)})
     return export
@@ -34,7 +35,7 @@ def request_export(
 
 def get_export(runtime: Runtime, tenant_id: int, export_id: int, segment_id: int | None = None) -> m.Export:
     """An export of the tenant (and of `segment_id` when given); anything else is a 404."""
-    found = runtime.documents.load(m.export_key(tenant_id, export_id), m.Export)
+    found = runtime.documents.load(keys.export_key(tenant_id, export_id), m.Export)
     if found is None or (segment_id is not None and found.segment_id != segment_id):
         raise NotFound("export not found", {"export_id": export_id})
     return found
@@ -46,7 +47,3 @@ def finished_export(runtime: Runtime, tenant_id: int, export_id: int) -> m.Expor
     if export.status != "succeeded" or export.object_key is None:
         raise Conflict(f"export is {export.status}", {"export_id": export_id, "status": export.status})
     return export
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

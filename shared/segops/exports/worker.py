@@ -8,9 +8,9 @@ snapshot, so `row_count` (from that snapshot's commit row) always matches the fi
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import IO
 
+from segops import clock
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.errors import NotFound, PermanentError, RetryableError, tenant_message
@@ -21,13 +21,10 @@ from segops.membership import store as membership
 from segops.messages import ExportRequested
 from segops.runtime import Runtime
 from segops.segments import service as segments
+from segops.store import keys
 from segops.warehouse import TenantWarehouse
 
 log = logging.getLogger("segops.exports")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def handle_export_message(message: BusMessage, runtime: Runtime) -> None:
@@ -36,17 +33,17 @@ def handle_export_message(message: BusMessage, runtime: Runtime) -> None:
 
 def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
     """Produce the file of one queued export; a redelivery of a finished export does nothing."""
-    key = m.export_key(request.tenant_id, request.export_id)
+    key = keys.export_key(request.tenant_id, request.export_id)
     export = runtime.documents.load(key, m.Export)
     if export is None or export.segment_id != request.segment_id:
         raise PermanentError("unknown export", {"export_id": request.export_id})
     if export.status == "succeeded":
         return export
-    started = _now()
+    started = clock.now()
     runtime.documents.update(key, m.Export, lambda e: e.model_copy(update={"status": "running", "started_at": started}))
     try:
         segments.get_segment(runtime, request.tenant_id, request.segment_id)
-        snapshot = membership.latest_snapshot(runtime, request.tenant_id, request.segment_id)
+        snapshot = membership.latest_snapshot(runtime.warehouse, request.tenant_id, request.segment_id)
         object_key = m.object_key(request.tenant_id, export.id, export.segment_id, export.format)
         size = _render(runtime, request, snapshot.version if snapshot else 0, object_key)
     except NotFound as exc:
@@ -92,7 +89,9 @@ def _render(runtime: Runtime, request: ExportRequested, snapshot: int, object_ke
 
 
 def _finish(runtime: Runtime, key: str, **changes: object) -> m.Export:
-    done = runtime.documents.update(key, m.Export, lambda e: e.model_copy(update={**changes, "finished_at": _now()}))
+    done = runtime.documents.update(
+        key, m.Export, lambda e: e.model_copy(update={**changes, "finished_at": clock.now()})
+    )
     if done is None:
         raise PermanentError("export record vanished", {"key": key})
     return done

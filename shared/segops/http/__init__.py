@@ -1,5 +1,3 @@
-"""HTTP layer: routing, request parsing, auth resolution and the one error shape."""
-
-from segops.http.routing import HttpApp, RequestContext, Result, Router
-
-__all__ = ["HttpApp", "RequestContext", "Result", "Router"]
+"""HTTP layer, one concern per module: `routes` (declarations), `converters` (path parameters),
+`requests` (reading and parsing), `authentication`, `responses` (rendering, the one error shape),
+`pointers` (validation errors), `access_log`, `app` (one function's dispatch), `openapi`."""

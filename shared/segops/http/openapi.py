@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from segops.http.routing import Route, Router
+from segops.http.routes import Route, Router
+from segops.ids import ID_MAX, ID_MIN
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
@@ -17,7 +18,11 @@ _SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_ke
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for converter, name in _PARAM.findall(rule):
-        schema = {"type": "integer"} if converter == "int" else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "integer", "format": "int64", "minimum": ID_MIN, "maximum": ID_MAX}
+            if converter == "int"
+            else {"type": "string"}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return _PARAM.sub(lambda m: "{" + m.group(2) + "}", rule), params
 
@@ -78,9 +83,10 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             },
         }
         if route.response is not None and route.status != 204:
-            operation["responses"][str(route.status)]["content"] = {
-                "application/json": {"schema": {"$ref": refs[route.response]}}
-            }
+            content = {"application/json": {"schema": {"$ref": refs[route.response]}}}
+            operation["responses"][str(route.status)]["content"] = content
+            for status in route.also_status:
+                operation["responses"][str(status)] = {"description": "the same body", "content": content}
         if route.query is not None:
             params = params + _query_params(route.query, schemas)
         if params:

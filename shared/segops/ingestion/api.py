@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, Field, RootModel
 
+from segops.boundary import StrictModel
 from segops.errors import PayloadTooLarge
-from segops.http.routing import RequestContext, Result, Router, read_body
+from segops.http.requests import read_body
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
-track_router = Router(tags=["ingestion"])
-batch_router = Router(tags=["ingestion"])
-stats_router = Router(tags=["ingestion"])
+track_router = Router("/api/ingestion/track", auth=("api_key",), role="member")
+batch_router = Router("/api/ingestion/track/batch", auth=("api_key",), role="member")
+stats_router = Router("/api/ingestion")
 
 
 class Queued(BaseModel):
@@ -27,15 +30,11 @@ class BatchQueued(BaseModel):
     skipped: int
 
 
-class StatsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatsQuery(StrictModel):
     window: Window = "24h"
 
 
-class ErrorsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ErrorsQuery(StrictModel):
     limit: int = Field(default=50, ge=1, le=100)
 
 
@@ -57,9 +56,7 @@ def _read(ctx: RequestContext, limit: int) -> bytes:
 
 
 @track_router.post(
-    "/api/ingestion/track/",
-    auth=("api_key",),
-    role="member",
+    "/",
     status=202,
     response=Queued,
     stream_body=True,
@@ -72,9 +69,7 @@ def track(ctx: RequestContext) -> Result:
 
 
 @batch_router.post(
-    "/api/ingestion/track/batch/",
-    auth=("api_key",),
-    role="member",
+    "/",
     status=202,
     response=BatchQueued,
     stream_body=True,
@@ -86,14 +81,14 @@ def track_batch(ctx: RequestContext) -> Result:
     return Result({"queued": outcome.queued, "skipped": outcome.skipped}, status=202)
 
 
-@stats_router.get("/api/ingestion/stats/", role="viewer", query=StatsQuery, response=IngestionStats)
+@stats_router.get("/stats/", query=StatsQuery, response=IngestionStats)
 def stats(ctx: RequestContext) -> IngestionStats:
     """Totals, unique users, per-bucket counts and event types over the window (by receive time)."""
     query: StatsQuery = ctx.query
     return ingestion_stats(ctx.runtime, ctx.tenant_id, query.window)
 
 
-@stats_router.get("/api/ingestion/errors/", role="viewer", query=ErrorsQuery, response=IngestionErrorList)
+@stats_router.get("/errors/", query=ErrorsQuery, response=IngestionErrorList)
 def errors(ctx: RequestContext) -> IngestionErrorList:
     """The most recent ingestion error records (default 50, at most 100), newest first."""
     query: ErrorsQuery = ctx.query

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from segops import clock
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
 
@@ -28,7 +29,7 @@ def record_errors(
     """Insert one row per error (one block per call). Never raises: recording must not fail ingestion."""
     if not errors:
         return
-    ts = (at or datetime.now(UTC)).astimezone(UTC)
+    ts = (at or clock.now()).astimezone(UTC)
     rows = [(tenant_id, ts, e.error_type, e.detail[:MAX_DETAIL_CHARS], source) for e in errors]
     try:
         runtime.warehouse.insert("ingestion_errors", COLUMNS, rows)

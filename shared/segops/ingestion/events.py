@@ -18,7 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints, ValidationError
+
+from segops.boundary import StrictModel
+from segops.event_type import EVENT_TYPE_PATTERN, EventType, is_event_type
 
 MAX_USER_ID_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
@@ -26,7 +29,6 @@ MAX_PAYLOAD_BYTES = 32 * 1024
 MAX_FUTURE = timedelta(hours=24)
 # DateTime64(3) holds 1900-01-01 .. 2299-12-31; anything earlier is a client bug, not history.
 MIN_OCCURRED_AT = datetime(1900, 1, 1, tzinfo=UTC)
-EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,127}$"
 # Unicode category Cc: C0 controls, DEL and C1 controls.
 NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # Deterministic event ids for client message ids: uuid5(namespace, "<tenant>:<message_id>").
@@ -34,17 +36,13 @@ EVENT_ID_NAMESPACE = uuid.UUID("5d0f7a52-6a3b-4c61-9a0e-4f1c2b7d9e10")
 FIELDS = ("user_id", "event_type", "occurred_at", "payload", "message_id")
 
 
-class IncomingEvent(BaseModel):
+class IncomingEvent(StrictModel):
     """One event as a client sends it (`POST /api/ingestion/track/`, one item of a batch)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_ID_CHARS, pattern=NO_CONTROL_CHARS)] = (
         Field(description="Your unique user identifier (1-256 characters, no control characters).")
     )
-    event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)] = Field(
-        description="Snake-case event name, e.g. page_viewed."
-    )
+    event_type: EventType = Field(description="Snake-case event name, e.g. page_viewed.")
     occurred_at: str | None = Field(
         default=None, description="ISO 8601 timestamp (naive = UTC); defaults to receive time; ≤ 24 h ahead."
     )
@@ -55,10 +53,8 @@ class IncomingEvent(BaseModel):
     ) = Field(default=None, description="Client idempotency key: retries with it are counted once.")
 
 
-class EventBatchRequest(BaseModel):
+class EventBatchRequest(StrictModel):
     """`POST /api/ingestion/track/batch/` (documentation model; items are validated one by one)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     events: list[IncomingEvent] = Field(max_length=500)
 
@@ -102,7 +98,6 @@ def event_id_for(tenant_id: int, message_id: str) -> uuid.UUID:
 _validate = IncomingEvent.model_validate
 _FIELD_SET = frozenset(FIELDS)
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN[1:-1])
 # UTC timestamps already at (or finer than) millisecond precision: canonical form by slicing.
 _UTC_MILLIS_OR_FINER = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.(\d{3})\d*(?:Z|\+00:00)?")
 
@@ -120,7 +115,7 @@ def _describe(field: str, error: Any) -> str:
         return f"{field}: must be at most {error['ctx']['max_length']} characters"
     if kind == "string_pattern_mismatch":
         if field == "event_type":
-            return "event_type: must be snake_case matching ^[a-z][a-z0-9_]{0,127}$"
+            return f"event_type: must be snake_case matching {EVENT_TYPE_PATTERN}"
         return f"{field}: must not contain control characters"
     return f"{field}: {_MESSAGES.get(kind, error['msg'])}"
 
@@ -183,7 +178,7 @@ def _vouched(raw: Any, stamp: Stamp) -> dict[str, Any] | None:
         or not 0 < len(user_id) <= MAX_USER_ID_CHARS
         or _CONTROL_CHAR.search(user_id)
         or type(event_type) is not str
-        or _EVENT_TYPE.fullmatch(event_type) is None
+        or not is_event_type(event_type)
         or (occurred_at is not None and type(occurred_at) is not str)
         or (payload is not None and type(payload) is not dict)
         or (

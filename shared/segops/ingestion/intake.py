@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from segops import clock
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
 from segops.ingestion.error_log import ErrorRecord, record_errors
@@ -71,7 +71,7 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
 
 def accept_track(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> None:
     """`POST /api/ingestion/track/`: one event, queued or refused (400 with the field error)."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    stamp = Stamp(tenant_id, clock.now(), source)
     try:
         body = parse_body(raw)
         checked = validate_event(body, stamp)
@@ -103,7 +103,7 @@ def _batch_items(body: Any) -> list[Any]:
 
 def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> BatchOutcome:
     """`POST /api/ingestion/track/batch/`: valid events queued, invalid ones skipped and recorded."""
-    stamp = Stamp(tenant_id, datetime.now(UTC), source)
+    stamp = Stamp(tenant_id, clock.now(), source)
     try:
         items = _batch_items(parse_body(raw))
     except RequestRefused as refused:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from segops import clock
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
 
@@ -60,7 +61,7 @@ def _bucket_text(moment: datetime) -> str:
 def ingestion_stats(runtime: Runtime, tenant_id: int, window: Window, now: datetime | None = None) -> IngestionStats:
     """Every bucket of the window is listed (zeros included), oldest first; the current bucket is partial."""
     shape = WINDOWS[window]
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     first = _floor(now, shape.step) - shape.step * (shape.buckets - 1)
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
     where = (

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from segops.http.routing import RequestContext, Router
+from segops.boundary import StrictModel
+from segops.http.routes import RequestContext, Router
 from segops.membership.lookup import user_segments
 
-router = Router(tags=["membership"])
+router = Router("/api/segments/membership")
 
 
-class MembershipQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MembershipQuery(StrictModel):
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -24,7 +23,7 @@ class MembershipOut(BaseModel):
     cached: bool
 
 
-@router.get("/api/segments/membership/", role="viewer", query=MembershipQuery, response=MembershipOut)
+@router.get("/", query=MembershipQuery, response=MembershipOut)
 def membership(ctx: RequestContext) -> MembershipOut:
     """The active segments a user is in (cached 5 minutes; `cached` says whether this answer was)."""
     segment_ids, cached = user_segments(ctx.runtime, ctx.tenant_id, ctx.query.user_id)

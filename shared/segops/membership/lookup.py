@@ -18,7 +18,8 @@ import orjson
 
 from segops.membership.store import segments_of_user
 from segops.runtime import Runtime
-from segops.segments.models import Segment, segments_prefix
+from segops.segments.models import Segment
+from segops.store import keys
 
 MEMBERSHIP_TTL_SECONDS = 300.0
 ACTIVE_TTL_SECONDS = 300.0
@@ -36,7 +37,9 @@ def active_segments_key(tenant_id: int) -> str:
 def active_segments(runtime: Runtime, tenant_id: int) -> list[Segment]:
     """The tenant's active segments, by id (read from the control plane)."""
     found = [
-        s for s in runtime.documents.list(segments_prefix(tenant_id), Segment) if s.active and s.tenant == tenant_id
+        s
+        for s in runtime.documents.list(keys.segments_prefix(tenant_id), Segment)
+        if s.active and s.tenant == tenant_id
     ]
     return sorted(found, key=lambda s: s.id)
 
@@ -58,7 +61,7 @@ def user_segments(runtime: Runtime, tenant_id: int, user_id: str) -> tuple[list[
     if cached is not None:
         segment_ids: list[int] = orjson.loads(cached)
     else:
-        segment_ids = segments_of_user(runtime, tenant_id, user_id)
+        segment_ids = segments_of_user(runtime.warehouse, tenant_id, user_id)
         runtime.cache.set(key, orjson.dumps(segment_ids), MEMBERSHIP_TTL_SECONDS)
     active = active_segment_ids(runtime, tenant_id)
     return [s for s in segment_ids if s in active], cached is not None

@@ -16,8 +16,8 @@ only committed versions are ever read, so:
   version)`: index lookups, never table scans.
 
 Public reads (all tenant-scoped; `snapshot=None` means the latest committed one):
-`latest_snapshot`, `members_page`, `member_count`, `iter_members`, `changes`, `segments_of_user`,
-and `WarehouseMembershipFeed` (the connectors' feed: `changes(t, s, compute_id)`, `members(t, s)`).
+`latest_snapshot`, `members_page`, `member_count`, `iter_members`, `changes`, `segments_of_user`
+(connectors read them through `segops.connectors.warehouse_feed`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from segops.runtime import Runtime
-from segops.warehouse import TenantWarehouse
+from segops.warehouse import TenantWarehouse, Warehouse
 
 _COMMITTED = (
     "SELECT version FROM membership_commits "
@@ -67,8 +66,8 @@ class ChangeSet:
     exited: list[str]
 
 
-def _wh(runtime: Runtime, tenant_id: int) -> TenantWarehouse:
-    return TenantWarehouse(runtime.warehouse, tenant_id)
+def _wh(warehouse: Warehouse, tenant_id: int) -> TenantWarehouse:
+    return TenantWarehouse(warehouse, tenant_id)
 
 
 _SNAPSHOT_COLUMNS = "version, compute_id, mode, computed_at, member_count, entered_count, exited_count"
@@ -88,10 +87,10 @@ def _snapshot(row: tuple[object, ...]) -> Snapshot:
     )
 
 
-def latest_snapshot(runtime: Runtime, tenant_id: int, segment_id: int) -> Snapshot | None:
+def latest_snapshot(warehouse: Warehouse, tenant_id: int, segment_id: int) -> Snapshot | None:
     """The newest published compute of the segment that changed its membership, if any."""
     rows = (
-        _wh(runtime, tenant_id)
+        _wh(warehouse, tenant_id)
         .query(
             f"SELECT {_SNAPSHOT_COLUMNS} FROM membership_commits "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} "
@@ -103,10 +102,10 @@ def latest_snapshot(runtime: Runtime, tenant_id: int, segment_id: int) -> Snapsh
     return _snapshot(rows[0]) if rows else None
 
 
-def snapshot_at(runtime: Runtime, tenant_id: int, segment_id: int, snapshot: int) -> Snapshot | None:
+def snapshot_at(warehouse: Warehouse, tenant_id: int, segment_id: int, snapshot: int) -> Snapshot | None:
     """The published compute that snapshot `snapshot` reflects (newest commit at or before it)."""
     rows = (
-        _wh(runtime, tenant_id)
+        _wh(warehouse, tenant_id)
         .query(
             f"SELECT {_SNAPSHOT_COLUMNS} FROM membership_commits "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} "
@@ -118,15 +117,15 @@ def snapshot_at(runtime: Runtime, tenant_id: int, segment_id: int, snapshot: int
     return _snapshot(rows[0]) if rows else None
 
 
-def _resolve(runtime: Runtime, tenant_id: int, segment_id: int, snapshot: int | None) -> int:
+def _resolve(warehouse: Warehouse, tenant_id: int, segment_id: int, snapshot: int | None) -> int:
     if snapshot is not None:
         return snapshot
-    latest = latest_snapshot(runtime, tenant_id, segment_id)
+    latest = latest_snapshot(warehouse, tenant_id, segment_id)
     return latest.version if latest else 0
 
 
 def members_page(
-    runtime: Runtime,
+    warehouse: Warehouse,
     tenant_id: int,
     segment_id: int,
     after_user_id: str | None,
@@ -138,11 +137,11 @@ def members_page(
     Pass the returned `snapshot` back with the next page so a compute landing mid-pagination
     does not shift the cursor.
     """
-    pinned = _resolve(runtime, tenant_id, segment_id, snapshot)
+    pinned = _resolve(warehouse, tenant_id, segment_id, snapshot)
     if pinned == 0:
         return MembersPage([], 0, None)
     rows = (
-        _wh(runtime, tenant_id)
+        _wh(warehouse, tenant_id)
         .query(
             "SELECT user_id, argMax(computed_at, version) AS computed_at FROM segment_memberships "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} AND user_id > {after:String} "
@@ -160,34 +159,34 @@ def members_page(
     return MembersPage(members, pinned, next_after)
 
 
-def member_count(runtime: Runtime, tenant_id: int, segment_id: int, snapshot: int | None = None) -> int:
+def member_count(warehouse: Warehouse, tenant_id: int, segment_id: int, snapshot: int | None = None) -> int:
     """Members as of `snapshot` (recorded on its commit row: no scan)."""
     found = (
-        latest_snapshot(runtime, tenant_id, segment_id)
+        latest_snapshot(warehouse, tenant_id, segment_id)
         if snapshot is None
-        else snapshot_at(runtime, tenant_id, segment_id, snapshot)
+        else snapshot_at(warehouse, tenant_id, segment_id, snapshot)
     )
     return found.member_count if found else 0
 
 
 def iter_members(
-    runtime: Runtime, tenant_id: int, segment_id: int, snapshot: int | None = None, page_size: int = 10_000
+    warehouse: Warehouse, tenant_id: int, segment_id: int, snapshot: int | None = None, page_size: int = 10_000
 ) -> Iterator[str]:
     """Every member's user_id at one pinned snapshot (full syncs), in pages."""
-    pinned = _resolve(runtime, tenant_id, segment_id, snapshot)
+    pinned = _resolve(warehouse, tenant_id, segment_id, snapshot)
     after: str | None = None
     while True:
-        page = members_page(runtime, tenant_id, segment_id, after, page_size, pinned)
+        page = members_page(warehouse, tenant_id, segment_id, after, page_size, pinned)
         yield from (m.user_id for m in page.members)
         if page.next_after is None:
             return
         after = page.next_after
 
 
-def changes(runtime: Runtime, tenant_id: int, segment_id: int, compute_id: str) -> ChangeSet:
+def changes(warehouse: Warehouse, tenant_id: int, segment_id: int, compute_id: str) -> ChangeSet:
     """Who entered and who exited in one published compute (empty if it changed nothing or never published)."""
     rows = (
-        _wh(runtime, tenant_id)
+        _wh(warehouse, tenant_id)
         .query(
             "SELECT user_id, toString(change) FROM membership_changes "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id = {segment_id:UInt64} AND version IN ("
@@ -203,14 +202,14 @@ def changes(runtime: Runtime, tenant_id: int, segment_id: int, compute_id: str) 
     )
 
 
-def segments_of_user(runtime: Runtime, tenant_id: int, user_id: str) -> list[int]:
+def segments_of_user(warehouse: Warehouse, tenant_id: int, user_id: str) -> list[int]:
     """Ids of the segments the user is a member of (latest committed state), by index lookup.
 
     The user's committed change rows are few (one per segment per change), so the latest one per
     segment is picked here rather than by a GROUP BY in the warehouse.
     """
     rows = (
-        _wh(runtime, tenant_id)
+        _wh(warehouse, tenant_id)
         .query(
             "SELECT segment_id, version, entered FROM user_memberships "
             "WHERE tenant_id = {tenant_id:UInt64} AND user_id = {user_id:String} AND (segment_id, version) IN ("
@@ -225,19 +224,6 @@ def segments_of_user(runtime: Runtime, tenant_id: int, user_id: str) -> list[int
         if seen is None or int(version) > seen[0]:
             latest[int(segment_id)] = (int(version), int(entered))
     return sorted(segment_id for segment_id, (_, entered) in latest.items() if entered)
-
-
-class WarehouseMembershipFeed:
-    """What connectors read: one compute's diff and the current members for full syncs."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def changes(self, tenant_id: int, segment_id: int, compute_id: str) -> ChangeSet:
-        return changes(self.runtime, tenant_id, segment_id, compute_id)
-
-    def members(self, tenant_id: int, segment_id: int) -> Iterator[str]:
-        return iter_members(self.runtime, tenant_id, segment_id)
 
 
 def members_query(segment_id: int, snapshot: int) -> tuple[str, dict[str, object]]:

@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from segops.dsl import CompiledQuery, EventSource
-from segops.dsl.identifiers import quote_identifier
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.identifiers import quote_identifier
 
 Mode = Literal["full", "delta"]
 

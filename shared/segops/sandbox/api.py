@@ -6,22 +6,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from segops.http.routing import RequestContext, Router
+from segops import clock
+from segops.boundary import StrictModel
+from segops.event_type import EventType
+from segops.http.routes import RequestContext, Router
 from segops.sandbox import service
 
-router = Router(tags=["sandbox"])
+router = Router("/api/explorer/sandbox", role="member")
 
 MAX_PAYLOAD_BYTES = 32 * 1024
 MAX_FUTURE = timedelta(hours=24)
 
 
-class SandboxEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SandboxEvent(StrictModel):
     user_id: str = Field(min_length=1, max_length=256, description="An existing or hypothetical user id.")
-    event_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,127}$")
+    event_type: EventType
     occurred_at: datetime | None = Field(default=None, description="Defaults to now; naive means UTC.")
     payload: dict[str, Any] = Field(default_factory=dict)
     tenant: int | str | None = None
@@ -39,7 +40,7 @@ class SandboxEvent(BaseModel):
         if value is None:
             return None
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if value > datetime.now(UTC) + MAX_FUTURE:
+        if value > clock.now() + MAX_FUTURE:
             raise ValueError("occurred_at is more than 24 h in the future")
         return value
 
@@ -63,7 +64,7 @@ class SandboxResult(BaseModel):
     unchanged_count: int
 
 
-@router.post("/api/explorer/sandbox/publish/", role="member", body=SandboxEvent, response=SandboxResult)
+@router.post("/publish/", body=SandboxEvent, response=SandboxResult)
 def publish(ctx: RequestContext) -> SandboxResult:
     """Which active segments the user would enter or exit if this event happened; nothing is stored."""
     body: SandboxEvent = ctx.body

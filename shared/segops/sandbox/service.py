@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from segops import clock
 from segops.dsl import EventSource, SegmentDefinition, UserProperty, compile_segments, conditions, parse_definition
 from segops.dsl.compiler import PROPERTIES_EVENT_TYPE
 from segops.membership.lookup import active_segments
@@ -77,7 +78,7 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     `occurred_at` defaults to `now`; an event dated after `now` moves the evaluation time to it, so
     the simulated event is always part of its own evaluation. Both histories use the same `now`.
     """
-    received_at = now or datetime.now(UTC)
+    received_at = now or clock.now()
     occurred_at = event.occurred_at or received_at
     at = max(received_at, occurred_at)
     active = active_segments(runtime, tenant_id)

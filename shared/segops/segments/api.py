@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field
 
-from segops.auth.principal import Principal
+from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.cursor import Cursor, invalid_cursor
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
 from segops.segments.preview import MAX_SAMPLE, preview
-from segops.tenancy.models import User, user_key
+from segops.store import keys
+from segops.tenancy.models import User
 
-router = Router(tags=["segments"])
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+router = Router("/api/segments")
 
 
 class SegmentOut(BaseModel):
@@ -39,19 +38,33 @@ class SegmentOut(BaseModel):
     compute_status: m.ComputeStatus | None
 
 
+class SegmentsCursor(Cursor):
+    list_name = "segments"
+    after: int = Field(ge=0)
+
+
+class MembersCursor(Cursor):
+    """Pins the compute (membership snapshot) of the first page; bound to its segment."""
+
+    list_name = "segment-members"
+    segment_id: int = Field(ge=1)
+    snapshot: int = Field(ge=1)
+    after: str
+
+
 class SegmentList(BaseModel):
     results: list[SegmentOut]
     next_cursor: str | None
 
 
-class SegmentListQuery(Strict):
+class SegmentListQuery(StrictTrimmedModel):
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=512)
     segment_type: m.SegmentType | None = Field(default=None, validation_alias=AliasChoices("segment_type", "type"))
     active: bool | None = None
 
 
-class SegmentCreate(Strict):
+class SegmentCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     tenant: int | str | None = Field(default=None, description="Tenant id or slug (also query or X-SegOps-Tenant).")
     segment_type: m.SegmentType = "rule"
@@ -60,7 +73,7 @@ class SegmentCreate(Strict):
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
 
 
-class SegmentPatch(Strict):
+class SegmentPatch(StrictTrimmedModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     active: bool | None = None
@@ -78,7 +91,7 @@ class VersionList(BaseModel):
     results: list[VersionOut]
 
 
-class PreviewRequest(Strict):
+class PreviewRequest(StrictTrimmedModel):
     definition: dict[str, Any]
     limit: int = Field(default=10, ge=0, le=MAX_SAMPLE)
     tenant: int | str | None = None
@@ -90,7 +103,7 @@ class PreviewOut(BaseModel):
     sql: str = Field(description="The compiled query, with parameter placeholders instead of values.")
 
 
-class MembersQuery(Strict):
+class MembersQuery(StrictTrimmedModel):
     limit: int = Field(default=100, ge=1, le=10_000)
     cursor: str | None = Field(default=None, max_length=2048)
 
@@ -109,10 +122,10 @@ class MembersOut(BaseModel):
 def actor(ctx: RequestContext) -> str | None:
     """Who made a change, as shown in version history: the user's email or `api_key:<id>`."""
     principal = ctx.principal
-    assert isinstance(principal, Principal)
+    assert principal is not None
     if principal.kind == "api_key":
         return f"api_key:{principal.key_id}"
-    user = ctx.runtime.documents.load(user_key(principal.user_id), User) if principal.user_id else None
+    user = ctx.runtime.documents.load(keys.user_key(principal.user_id), User) if principal.user_id else None
     return user.email if user else None
 
 
@@ -132,7 +145,7 @@ def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-@router.post("/api/segments/preview/", role="member", body=PreviewRequest, response=PreviewOut)
+@router.post("/preview/", role="member", body=PreviewRequest, response=PreviewOut)
 def preview_definition(ctx: RequestContext) -> PreviewOut:
     """Match count, a sample of member ids and the compiled SQL of an unsaved definition; writes nothing."""
     body: PreviewRequest = ctx.body
@@ -140,7 +153,7 @@ def preview_definition(ctx: RequestContext) -> PreviewOut:
     return PreviewOut(matched_users=found.matched_users, sample_user_ids=found.sample_user_ids, sql=found.sql)
 
 
-@router.get("/api/segments/", role="viewer", query=SegmentListQuery, response=SegmentList)
+@router.get("/", query=SegmentListQuery, response=SegmentList)
 def list_segments(ctx: RequestContext) -> SegmentList:
     """Segments of the tenant by id, filterable by `type`/`segment_type` and `active`; opaque cursor."""
     query: SegmentListQuery = ctx.query
@@ -148,14 +161,15 @@ def list_segments(ctx: RequestContext) -> SegmentList:
         ctx.runtime,
         ctx.tenant_id,
         limit=query.limit,
-        cursor=query.cursor,
+        after=SegmentsCursor.decode(query.cursor).after if query.cursor else 0,
         segment_type=query.segment_type,
         active=query.active,
     )
-    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=page.next_cursor)
+    cursor = SegmentsCursor(after=page.next_after).encode() if page.next_after is not None else None
+    return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
 
-@router.post("/api/segments/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
+@router.post("/", role="member", body=SegmentCreate, response=SegmentOut, status=201)
 def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
@@ -176,13 +190,13 @@ def create_segment(ctx: RequestContext) -> Result:
     return Result(segment_out(ctx, segment), status=201)
 
 
-@router.get("/api/segments/<int:segment_id>/", role="viewer", response=SegmentOut)
+@router.get("/<int:segment_id>/", response=SegmentOut)
 def get_segment(ctx: RequestContext) -> SegmentOut:
     """One segment with its latest compute's status and member count."""
     return segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"]))
 
 
-@router.patch("/api/segments/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
+@router.patch("/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
 def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
@@ -194,20 +208,20 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
     return segment_out(ctx, segment)
 
 
-@router.delete("/api/segments/<int:segment_id>/", role="member", status=204)
+@router.delete("/<int:segment_id>/", role="member", status=204)
 def delete_segment(ctx: RequestContext) -> None:
     """Delete a segment; membership lookups stop returning it immediately."""
     service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
 
 
-@router.get("/api/segments/<int:segment_id>/versions/", role="viewer", response=VersionList)
+@router.get("/<int:segment_id>/versions/", response=VersionList)
 def list_versions(ctx: RequestContext) -> VersionList:
     """Definition history, newest first."""
     versions = service.list_versions(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
     return VersionList(results=[VersionOut.model_validate(v.model_dump()) for v in versions])
 
 
-@router.get("/api/segments/<int:segment_id>/members/", role="viewer", query=MembersQuery, response=MembersOut)
+@router.get("/<int:segment_id>/members/", query=MembersQuery, response=MembersOut)
 def list_segment_members(ctx: RequestContext) -> MembersOut:
     """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
     landing mid-pagination neither repeats nor skips anyone."""
@@ -217,18 +231,19 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     after: str | None = None
     snapshot: int | None = None
     if query.cursor:
-        position = service.decode_cursor(query.cursor, ("snapshot", "after"))
-        snapshot, after = position["snapshot"], position["after"]
-        if not isinstance(snapshot, int) or not isinstance(after, str):
-            raise service.invalid_cursor()
-    page = membership.members_page(ctx.runtime, ctx.tenant_id, segment_id, after, query.limit, snapshot)
+        position = MembersCursor.decode(query.cursor)
+        if position.segment_id != segment_id:
+            raise invalid_cursor()
+        snapshot, after = position.snapshot, position.after
+    warehouse = ctx.runtime.warehouse
+    page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
-        service.encode_cursor({"snapshot": page.snapshot, "after": page.next_after})
+        MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode()
         if page.next_after is not None
         else None
     )
     return MembersOut(
         results=[MemberOut(user_id=member.user_id, computed_at=member.computed_at) for member in page.members],
         next_cursor=cursor,
-        count=membership.member_count(ctx.runtime, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
+        count=membership.member_count(warehouse, ctx.tenant_id, segment_id, page.snapshot) if page.snapshot else 0,
     )

@@ -1,23 +1,17 @@
-"""Segment documents. Key layout (no listed prefix holds nested documents):
-
-- `tenants/<t>/segments/<id>`: `Segment` (owned by the segments API)
-- `tenants/<t>/segment-versions/<id>/<n>`: `SegmentVersion` (immutable)
-- `tenants/<t>/segment-computes/<id>`: `ComputeState` (owned by segment_compute)
-"""
+"""Segment documents: `Segment` (owned by the segments API), `SegmentVersion` (immutable),
+`ComputeState` (owned by segment_compute). Their keys: `segops.store.keys`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from segops import clock
+
 SegmentType = Literal["rule", "ai", "lookalike"]
 ComputeStatus = Literal["queued", "running", "succeeded", "failed"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Segment(BaseModel):
@@ -29,8 +23,8 @@ class Segment(BaseModel):
     definition: dict[str, Any] | None = None
     active: bool = True
     version: int = 0
-    created_at: datetime = Field(default_factory=_now)
-    updated_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=clock.now)
+    updated_at: datetime = Field(default_factory=clock.now)
     created_by: str | None = None
 
 
@@ -38,7 +32,7 @@ class SegmentVersion(BaseModel):
     segment_id: int
     version: int
     definition: dict[str, Any]
-    created_at: datetime = Field(default_factory=_now)
+    created_at: datetime = Field(default_factory=clock.now)
     created_by: str | None = None
 
 
@@ -62,23 +56,3 @@ class ComputeState(BaseModel):
     # warehouse time from which the next delta compute must look for newly arrived events.
     snapshot: int | None = None
     watermark: datetime | None = None
-
-
-def segment_key(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segments/{segment_id}"
-
-
-def segments_prefix(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/segments/"
-
-
-def version_key(tenant_id: int, segment_id: int, version: int) -> str:
-    return f"tenants/{tenant_id}/segment-versions/{segment_id}/{version}"
-
-
-def versions_prefix(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segment-versions/{segment_id}/"
-
-
-def compute_state_key(tenant_id: int, segment_id: int) -> str:
-    return f"tenants/{tenant_id}/segment-computes/{segment_id}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from segops import clock
 from segops.dsl import SegmentDefinition, compile_segment
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
@@ -31,6 +32,6 @@ def preview(
         "SELECT count() AS matched, "
         f"arraySlice(groupArraySorted({MAX_SAMPLE})(user_id), 1, {{sample:UInt32}}) AS sample\nFROM (\n{query.sql}\n)"
     )
-    params = {**query.bind(now or datetime.now(UTC)), "sample": limit}
+    params = {**query.bind(now or clock.now()), "sample": limit}
     row = TenantWarehouse(runtime.warehouse, tenant_id).query(sql, params).dicts()[0]
     return Preview(matched_users=int(row["matched"]), sample_user_ids=list(row["sample"]), sql=query.sql)

@@ -7,54 +7,25 @@ membership lookup never serves a deleted or deactivated segment once the write h
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from segops.errors import Conflict, NotFound, ValidationFailed
+from segops import clock
+from segops.errors import Conflict, NotFound
 from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from segops.store import keys
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[m.Segment]
-    next_cursor: str | None
-
-
-def encode_cursor(value: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """An opaque cursor back into its fields; anything malformed is a 400 on `/query/cursor`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        value = None
-    if not isinstance(value, dict) or any(k not in value for k in required):
-        raise invalid_cursor()
-    return value
-
-
-def invalid_cursor() -> ValidationFailed:
-    return ValidationFailed(
-        "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this endpoint"}]}
-    )
+    next_after: int | None  # the last id returned when more follow; None on the last page
 
 
 def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
-    prefix = m.segments_prefix(tenant_id)
+    prefix = keys.segments_prefix(tenant_id)
     ids = []
     for key in runtime.store.list(prefix):
         tail = key[len(prefix) :]
@@ -64,14 +35,14 @@ def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
 
 
 def get_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> m.Segment:
-    found = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+    found = runtime.documents.load(keys.segment_key(tenant_id, segment_id), m.Segment)
     if found is None:
         raise NotFound("segment not found", {"id": segment_id})
     return found
 
 
 def compute_state(runtime: Runtime, tenant_id: int, segment_id: int) -> m.ComputeState | None:
-    return runtime.documents.load(m.compute_state_key(tenant_id, segment_id), m.ComputeState)
+    return runtime.documents.load(keys.compute_state_key(tenant_id, segment_id), m.ComputeState)
 
 
 def list_segments(
@@ -79,19 +50,16 @@ def list_segments(
     tenant_id: int,
     *,
     limit: int,
-    cursor: str | None = None,
+    after: int = 0,
     segment_type: m.SegmentType | None = None,
     active: bool | None = None,
 ) -> Page:
-    """Segments by ascending id, filtered; the cursor is the last id returned."""
-    after = decode_cursor(cursor, ("after",))["after"] if cursor else 0
-    if not isinstance(after, int):
-        raise invalid_cursor()
+    """Segments with ids above `after` in ascending order, filtered."""
     items: list[m.Segment] = []
     for segment_id in _segment_ids(runtime, tenant_id):
         if segment_id <= after:
             continue
-        segment = runtime.documents.load(m.segment_key(tenant_id, segment_id), m.Segment)
+        segment = runtime.documents.load(keys.segment_key(tenant_id, segment_id), m.Segment)
         if segment is None:
             continue
         if segment_type is not None and segment.segment_type != segment_type:
@@ -99,7 +67,7 @@ def list_segments(
         if active is not None and segment.active != active:
             continue
         if len(items) == limit:
-            return Page(items, encode_cursor({"after": items[-1].id}))
+            return Page(items, items[-1].id)
         items.append(segment)
     return Page(items, None)
 
@@ -128,7 +96,7 @@ def create_segment(
         active=active,
         created_by=created_by,
     )
-    runtime.documents.create(m.segment_key(tenant_id, segment.id), segment)
+    runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
     _forget_active(runtime, tenant_id)
     return segment
 
@@ -153,13 +121,13 @@ def update_segment(
         version = _new_version(runtime, tenant_id, segment_id, definition, actor)
 
     def change(segment: m.Segment) -> m.Segment:
-        update = {**changes, "updated_at": _now()}
+        update = {**changes, "updated_at": clock.now()}
         if version is not None and version.version > segment.version:
             update["definition"] = version.definition
             update["version"] = version.version
         return segment.model_copy(update=update)
 
-    updated = runtime.documents.update(m.segment_key(tenant_id, segment_id), m.Segment, change)
+    updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
     _forget_active(runtime, tenant_id)
@@ -175,7 +143,7 @@ def _new_version(
         number = max([latest, *taken]) + 1
         version = m.SegmentVersion(segment_id=segment_id, version=number, definition=definition, created_by=actor)
         try:
-            runtime.documents.create(m.version_key(tenant_id, segment_id, number), version)
+            runtime.documents.create(keys.segment_version_key(tenant_id, segment_id, number), version)
         except Conflict:
             continue
         return version
@@ -183,7 +151,7 @@ def _new_version(
 
 
 def _version_numbers(runtime: Runtime, tenant_id: int, segment_id: int) -> list[int]:
-    prefix = m.versions_prefix(tenant_id, segment_id)
+    prefix = keys.segment_versions_prefix(tenant_id, segment_id)
     return [int(k[len(prefix) :]) for k in runtime.store.list(prefix) if k[len(prefix) :].isdigit()]
 
 
@@ -192,7 +160,7 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
     get_segment(runtime, tenant_id, segment_id)
     versions = []
     for number in sorted(_version_numbers(runtime, tenant_id, segment_id), reverse=True):
-        found = runtime.documents.load(m.version_key(tenant_id, segment_id, number), m.SegmentVersion)
+        found = runtime.documents.load(keys.segment_version_key(tenant_id, segment_id, number), m.SegmentVersion)
         if found is not None:
             versions.append(found)
     return versions
@@ -201,7 +169,7 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
 def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
-    runtime.documents.delete(m.segment_key(tenant_id, segment_id))
+    runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
     _forget_active(runtime, tenant_id)
     for number in _version_numbers(runtime, tenant_id, segment_id):
-        runtime.documents.delete(m.version_key(tenant_id, segment_id, number))
+        runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

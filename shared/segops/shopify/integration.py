@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from segops import vault
-from segops.http.routing import RequestContext, Router
+from segops import clock, vault
+from segops.boundary import StrictTrimmedModel
+from segops.http.routes import RequestContext, Router
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.tenancy import service
 
-router = Router(tags=["ingestion"])
+router = Router(
+    "/api/tenants/<int:tenant_id>/integrations/shopify", auth=("jwt",), role="admin", tenant_from_path="tenant_id"
+)
 
 
 class ShopifyIntegration(BaseModel):
@@ -19,13 +23,11 @@ class ShopifyIntegration(BaseModel):
     under the Shopify secrets key (`segops.vault`)."""
 
     sealed_secret: str
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=clock.now)
     updated_by: int | None = None
 
 
-class ShopifySecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class ShopifySecretIn(StrictTrimmedModel):
     secret: str = Field(min_length=8, max_length=256, description="Shopify app API secret key (write-only).")
 
 
@@ -35,12 +37,8 @@ class ShopifyIntegrationOut(BaseModel):
     updated_at: datetime | None
 
 
-def integration_key(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/integrations/shopify"
-
-
 def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | None:
-    return runtime.documents.load(integration_key(tenant_id), ShopifyIntegration)
+    return runtime.documents.load(keys.shopify_integration_key(tenant_id), ShopifyIntegration)
 
 
 def webhook_secret(runtime: Runtime, integration: ShopifyIntegration) -> str:
@@ -58,43 +56,24 @@ def _out(runtime: Runtime, tenant_id: int, found: ShopifyIntegration | None) -> 
     )
 
 
-@router.put(
-    "/api/tenants/<int:tenant_id>/integrations/shopify/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    body=ShopifySecretIn,
-    response=ShopifyIntegrationOut,
-)
+@router.put("/", body=ShopifySecretIn, response=ShopifyIntegrationOut)
 def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     """Set or rotate the Shopify webhook secret (admin); the secret is never returned."""
     body: ShopifySecretIn = ctx.body
-    user_id = getattr(ctx.principal, "user_id", None)
+    user_id = ctx.principal.user_id if ctx.principal is not None else None
     sealed = vault.seal(ctx.runtime.shopify_secrets_key, body.secret)
     record = ShopifyIntegration(sealed_secret=sealed, updated_by=user_id)
-    ctx.runtime.documents.save(integration_key(ctx.tenant_id), record)
+    ctx.runtime.documents.save(keys.shopify_integration_key(ctx.tenant_id), record)
     return _out(ctx.runtime, ctx.tenant_id, record)
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/integrations/shopify/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    response=ShopifyIntegrationOut,
-)
+@router.get("/", response=ShopifyIntegrationOut)
 def get_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     """Whether a Shopify secret is set, and the webhook path to register in Shopify."""
     return _out(ctx.runtime, ctx.tenant_id, load_integration(ctx.runtime, ctx.tenant_id))
 
 
-@router.delete(
-    "/api/tenants/<int:tenant_id>/integrations/shopify/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    status=204,
-)
+@router.delete("/", status=204)
 def delete_shopify(ctx: RequestContext) -> None:
     """Remove the secret: webhooks for this tenant are refused (401) from now on."""
-    ctx.runtime.documents.delete(integration_key(ctx.tenant_id))
+    ctx.runtime.documents.delete(keys.shopify_integration_key(ctx.tenant_id))

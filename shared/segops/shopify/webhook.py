@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
+from segops import clock
 from segops.errors import Unauthorized
-from segops.http.routing import RequestContext, Router, read_body
+from segops.http.requests import read_body
+from segops.http.routes import RequestContext, Router
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import Rejection, Stamp, validate_event
 from segops.ingestion.intake import publish_events
@@ -26,10 +27,11 @@ from segops.runtime import Runtime
 from segops.shopify.integration import load_integration, webhook_secret
 from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
 from segops.shopify.signature import verify
+from segops.store import keys
 from segops.tenancy import service
 
 log = logging.getLogger("segops.shopify")
-router = Router(tags=["ingestion"])
+router = Router("/api/ingestion/shopify", auth=(), role=None)
 
 SOURCE = "shopify"
 MAX_WEBHOOK_BYTES = 1024 * 1024
@@ -46,10 +48,6 @@ class OrderOwner(BaseModel):
     """Refund webhooks carry no customer: the order's owner is remembered when the order arrives."""
 
     user_id: str
-
-
-def order_owner_key(tenant_id: int, order_id: str) -> str:
-    return f"tenants/{tenant_id}/shopify-orders/{order_id}"
 
 
 def _refuse() -> Unauthorized:
@@ -89,7 +87,7 @@ def dedupe_id(topic: str, raw: bytes) -> str:
 def _resolve_user(runtime: Runtime, tenant_id: int, mapped: MappedEvent) -> str | None:
     if mapped.user_id is not None or mapped.order_id is None:
         return mapped.user_id
-    owner = runtime.documents.load(order_owner_key(tenant_id, mapped.order_id), OrderOwner)
+    owner = runtime.documents.load(keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner)
     return owner.user_id if owner else None
 
 
@@ -97,7 +95,7 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     """Map and queue one verified webhook; returns how many events were queued (0 or 1)."""
     runtime = ctx.runtime
     topic = (ctx.request.headers.get("X-Shopify-Topic") or "").strip()
-    stamp = Stamp(tenant_id, datetime.now(UTC), SOURCE)
+    stamp = Stamp(tenant_id, clock.now(), SOURCE)
     try:
         body: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -121,17 +119,13 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
         return 0
     publish_events(runtime, tenant_id, [checked], SOURCE)
     if mapped.order_id is not None and mapped.user_id is not None:
-        runtime.documents.save(order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id))
+        runtime.documents.save(
+            keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id)
+        )
     return 1
 
 
-@router.post(
-    "/api/ingestion/shopify/<tenant_slug>/",
-    auth=(),
-    role=None,
-    stream_body=True,
-    response=WebhookReceived,
-)
+@router.post("/<tenant_slug>/", stream_body=True, response=WebhookReceived)
 def shopify_webhook(ctx: RequestContext) -> WebhookReceived:
     """Receive a Shopify webhook (HMAC-SHA256 of the raw body in X-Shopify-Hmac-SHA256)."""
     raw = read_body(ctx, MAX_WEBHOOK_BYTES)

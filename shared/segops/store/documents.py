@@ -8,6 +8,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from segops.errors import Conflict
+from segops.store import keys
 from segops.store.base import GenerationMismatch, Store
 
 M = TypeVar("M", bound=BaseModel)
@@ -62,7 +63,7 @@ class DocumentRepository:
 
     def next_id(self, counter: str) -> int:
         """Monotonic integer ids from a CAS counter document."""
-        key = f"counters/{counter}"
+        key = keys.counter_key(counter)
         for _ in range(_CAS_ATTEMPTS):
             doc = self.store.get(key)
             current = int(doc.body["value"]) if doc else 0
@@ -72,17 +73,3 @@ class DocumentRepository:
                 continue
             return current + 1
         raise Conflict("too many concurrent id allocations", {"counter": counter})
-
-
-class TenantDocuments:
-    """The one code path that scopes control-plane keys to a tenant."""
-
-    def __init__(self, repo: DocumentRepository, tenant_id: int) -> None:
-        self.repo = repo
-        self.tenant_id = tenant_id
-
-    def key(self, *parts: str | int) -> str:
-        return "/".join(["tenants", str(self.tenant_id), *(str(p) for p in parts)])
-
-    def next_id(self, counter: str) -> int:
-        return self.repo.next_id(f"{counter}")

@@ -1,12 +1,150 @@
+"""Every control-plane key, built in one place. The layout (no listed prefix holds nested documents):
+
+- `tenants/<t>/tenant`: `Tenant`; `tenant-slugs/<slug>`: `Pointer` to it (unique claim)
+- `users/<u>`: `User`; `user-emails/<sha256(email)>`: `Pointer` to it (unique claim)
+- `tenants/<t>/members/<u>`: `Membership`; `tenants/<t>/invitations/<sha256(email)>`: `Invitation`,
+  indexed by `invitations-by-email/<sha256(email)>/<t>`
+- `tenants/<t>/api-keys/<k>`: `ApiKey`; `api-keys/<fingerprint>`: `Pointer` to it
+- `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
+  `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`
+- `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-secrets/<c>`: `ConnectorSecrets`;
+  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`
+- `tenants/<t>/exports/<e>`: `Export`
+- `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
+- `counters/<name>`: id counters
+
+Emails appear only as digests: a key may be listed or logged, an address must not be.
+"""
+
 from __future__ import annotations
 
+import hashlib
 import re
 
-_KEY = re.compile(r"^[a-z0-9][a-z0-9_.@-]*(/[a-z0-9][a-z0-9_.@-]*)*$")
+_KEY = re.compile(r"[a-z0-9][a-z0-9_.@-]*(/[a-z0-9][a-z0-9_.@-]*)*")
+
+COMPUTE_QUEUES_PREFIX = "compute-tenants/"
 
 
 def validate_key(key: str) -> str:
     """Keys are built by code from ids and hashes; this guards against path tricks all the same."""
-    if not _KEY.match(key) or ".." in key:
+    # fullmatch: `$` would let a trailing newline through.
+    if not _KEY.fullmatch(key) or ".." in key:
         raise ValueError(f"invalid store key {key!r}")
     return key
+
+
+def _email_digest(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def tenant_key(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/tenant"
+
+
+def slug_key(slug: str) -> str:
+    return f"tenant-slugs/{slug}"
+
+
+def user_key(user_id: int) -> str:
+    return f"users/{user_id}"
+
+
+def user_email_key(email: str) -> str:
+    return f"user-emails/{_email_digest(email)}"
+
+
+def tenant_member_key(tenant_id: int, user_id: int) -> str:
+    return f"{tenant_members_prefix(tenant_id)}{user_id}"
+
+
+def tenant_members_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/members/"
+
+
+def invitation_key(tenant_id: int, email: str) -> str:
+    return f"{invitations_prefix(tenant_id)}{_email_digest(email)}"
+
+
+def invitations_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/invitations/"
+
+
+def invitation_index_key(email: str, tenant_id: int) -> str:
+    return f"{invitation_index_prefix(email)}{tenant_id}"
+
+
+def invitation_index_prefix(email: str) -> str:
+    return f"invitations-by-email/{_email_digest(email)}/"
+
+
+def api_key_key(tenant_id: int, key_id: int) -> str:
+    return f"{api_keys_prefix(tenant_id)}{key_id}"
+
+
+def api_keys_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/api-keys/"
+
+
+def api_key_index_key(fingerprint: str) -> str:
+    return f"api-keys/{fingerprint}"
+
+
+def segment_key(tenant_id: int, segment_id: int) -> str:
+    return f"{segments_prefix(tenant_id)}{segment_id}"
+
+
+def segments_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/segments/"
+
+
+def segment_version_key(tenant_id: int, segment_id: int, version: int) -> str:
+    return f"{segment_versions_prefix(tenant_id, segment_id)}{version}"
+
+
+def segment_versions_prefix(tenant_id: int, segment_id: int) -> str:
+    return f"tenants/{tenant_id}/segment-versions/{segment_id}/"
+
+
+def compute_state_key(tenant_id: int, segment_id: int) -> str:
+    return f"tenants/{tenant_id}/segment-computes/{segment_id}"
+
+
+def compute_queue_key(tenant_id: int) -> str:
+    return f"{COMPUTE_QUEUES_PREFIX}{tenant_id}"
+
+
+def connector_key(tenant_id: int, connector_id: int) -> str:
+    return f"{connectors_prefix(tenant_id)}{connector_id}"
+
+
+def connectors_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/connectors/"
+
+
+def connector_secrets_key(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-secrets/{connector_id}"
+
+
+def connector_sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
+    return f"{connector_syncs_prefix(tenant_id, connector_id)}{sync_id}"
+
+
+def connector_syncs_prefix(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
+
+
+def export_key(tenant_id: int, export_id: int) -> str:
+    return f"tenants/{tenant_id}/exports/{export_id}"
+
+
+def shopify_integration_key(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/integrations/shopify"
+
+
+def shopify_order_owner_key(tenant_id: int, order_id: str) -> str:
+    return f"tenants/{tenant_id}/shopify-orders/{order_id}"
+
+
+def counter_key(name: str) -> str:
+    return f"counters/{name}"

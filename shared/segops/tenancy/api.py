@@ -5,35 +5,37 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
+from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound
-from segops.http.routing import RequestContext, Result, Router
+from segops.http.responses import Result
+from segops.http.routes import RequestContext, Router
+from segops.store import keys
 from segops.tenancy import service
 from segops.tenancy.models import ApiKey, Tenant, User
 
-router = Router(tags=["auth"])
+auth_router = Router("/api/auth", auth=(), role=None)
+tenants_router = Router("/api/tenants", auth=("jwt",), role=None)
+tenant_router = Router("/api/tenants/<int:tenant_id>", auth=("jwt",), role="admin", tenant_from_path="tenant_id")
+keys_router = Router("/api/keys", auth=("jwt",), role="admin")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class SignupRequest(Strict):
+class SignupRequest(StrictTrimmedModel):
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
     tenant_slug: str = Field(max_length=63)
     tenant_name: str | None = Field(default=None, max_length=200)
 
 
-class TokenRequest(Strict):
+class TokenRequest(StrictTrimmedModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=256)
 
 
-class RefreshRequest(Strict):
+class RefreshRequest(StrictTrimmedModel):
     refresh: str = Field(max_length=4096)
 
 
@@ -72,7 +74,7 @@ class TenantList(BaseModel):
     results: list[TenantOut]
 
 
-class TenantPatch(Strict):
+class TenantPatch(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -88,16 +90,16 @@ class MemberList(BaseModel):
     results: list[MemberOut]
 
 
-class InviteRequest(Strict):
+class InviteRequest(StrictTrimmedModel):
     email: EmailStr
     role: Role = "member"
 
 
-class RolePatch(Strict):
+class RolePatch(StrictTrimmedModel):
     role: Role
 
 
-class ApiKeyCreate(Strict):
+class ApiKeyCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
 
@@ -133,11 +135,11 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
 
 
 def _principal(ctx: RequestContext) -> Principal:
-    assert isinstance(ctx.principal, Principal)
+    assert ctx.principal is not None
     return ctx.principal
 
 
-@router.post("/api/auth/signup/", auth=(), role=None, body=SignupRequest, response=SignupResponse, status=201)
+@auth_router.post("/signup/", body=SignupRequest, response=SignupResponse, status=201)
 def signup(ctx: RequestContext) -> SignupResponse:
     """Create a user and a tenant owned by them; returns tokens."""
     body: SignupRequest = ctx.body
@@ -149,7 +151,7 @@ def signup(ctx: RequestContext) -> SignupResponse:
     )
 
 
-@router.post("/api/auth/token/", auth=(), role=None, body=TokenRequest, response=TokenPair)
+@auth_router.post("/token/", body=TokenRequest, response=TokenPair)
 def token(ctx: RequestContext) -> TokenPair:
     """Exchange email and password for an access (60 min) and a refresh token."""
     body: TokenRequest = ctx.body
@@ -157,14 +159,14 @@ def token(ctx: RequestContext) -> TokenPair:
     return TokenPair.model_validate(service.token_pair(ctx.runtime, user.id))
 
 
-@router.post("/api/auth/token/refresh/", auth=(), role=None, body=RefreshRequest, response=AccessToken)
+@auth_router.post("/token/refresh/", body=RefreshRequest, response=AccessToken)
 def refresh(ctx: RequestContext) -> AccessToken:
     """Exchange a refresh token for a new access token."""
     body: RefreshRequest = ctx.body
     return AccessToken.model_validate(service.refresh_access(ctx.runtime, body.refresh))
 
 
-@router.get("/api/tenants/", auth=("jwt",), role=None, response=TenantList)
+@tenants_router.get("/", response=TenantList)
 def list_tenants(ctx: RequestContext) -> TenantList:
     """Tenants of the caller, each with the caller's role."""
     user_id = _principal(ctx).user_id
@@ -172,52 +174,29 @@ def list_tenants(ctx: RequestContext) -> TenantList:
     return TenantList(results=[_tenant_out(t, role) for t, role in service.user_tenants(ctx.runtime, user_id)])
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/", auth=("jwt",), role="viewer", tenant_from_path="tenant_id", response=TenantOut
-)
+@tenant_router.get("/", role="viewer", response=TenantOut)
 def get_tenant(ctx: RequestContext) -> TenantOut:
     """One tenant of the caller."""
     return _tenant_out(service.tenant(ctx.runtime, ctx.tenant_id), _principal(ctx).role)
 
 
-@router.patch(
-    "/api/tenants/<int:tenant_id>/",
-    auth=("jwt",),
-    role="owner",
-    tenant_from_path="tenant_id",
-    body=TenantPatch,
-    response=TenantOut,
-)
+@tenant_router.patch("/", role="owner", body=TenantPatch, response=TenantOut)
 def patch_tenant(ctx: RequestContext) -> TenantOut:
     """Rename a tenant (owner)."""
     body: TenantPatch = ctx.body
     found = service.tenant(ctx.runtime, ctx.tenant_id)
     found.name = body.name
-    ctx.runtime.documents.save(f"tenants/{found.id}/tenant", found)
+    ctx.runtime.documents.save(keys.tenant_key(found.id), found)
     return _tenant_out(found, _principal(ctx).role)
 
 
-@router.get(
-    "/api/tenants/<int:tenant_id>/members/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    response=MemberList,
-)
+@tenant_router.get("/members/", response=MemberList)
 def list_members(ctx: RequestContext) -> MemberList:
     """Members and pending invitations."""
     return MemberList.model_validate({"results": service.list_members(ctx.runtime, ctx.tenant_id)})
 
 
-@router.post(
-    "/api/tenants/<int:tenant_id>/members/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    body=InviteRequest,
-    response=MemberOut,
-    status=201,
-)
+@tenant_router.post("/members/", body=InviteRequest, response=MemberOut, status=201)
 def invite_member(ctx: RequestContext) -> MemberOut:
     """Add an existing user or invite an email; owners alone grant owner or admin."""
     body: InviteRequest = ctx.body
@@ -228,33 +207,20 @@ def invite_member(ctx: RequestContext) -> MemberOut:
     )
 
 
-@router.patch(
-    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    body=RolePatch,
-    response=MemberOut,
-)
+@tenant_router.patch("/members/<int:user_id>/", body=RolePatch, response=MemberOut)
 def change_member_role(ctx: RequestContext) -> MemberOut:
     """Change a member's role."""
     body: RolePatch = ctx.body
     principal = _principal(ctx)
     assert principal.role is not None
     link = service.change_role(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"], body.role)
-    user = ctx.runtime.documents.load(f"users/{link.user_id}", User)
+    user = ctx.runtime.documents.load(keys.user_key(link.user_id), User)
     if user is None:
         raise NotFound("member not found")
     return MemberOut(user_id=user.id, email=user.email, role=link.role, status="active", created_at=link.created_at)
 
 
-@router.delete(
-    "/api/tenants/<int:tenant_id>/members/<int:user_id>/",
-    auth=("jwt",),
-    role="admin",
-    tenant_from_path="tenant_id",
-    status=204,
-)
+@tenant_router.delete("/members/<int:user_id>/", status=204)
 def remove_member(ctx: RequestContext) -> None:
     """Remove a member from the tenant."""
     principal = _principal(ctx)
@@ -262,7 +228,7 @@ def remove_member(ctx: RequestContext) -> None:
     service.remove_member(ctx.runtime, ctx.tenant_id, principal.role, ctx.path_params["user_id"])
 
 
-@router.get("/api/keys/", auth=("jwt",), role="admin", response=ApiKeyList)
+@keys_router.get("/", response=ApiKeyList)
 def list_keys(ctx: RequestContext) -> ApiKeyList:
     """API keys of the tenant (prefix only; the secret is never shown again)."""
     return ApiKeyList.model_validate(
@@ -270,7 +236,7 @@ def list_keys(ctx: RequestContext) -> ApiKeyList:
     )
 
 
-@router.post("/api/keys/", auth=("jwt",), role="admin", body=ApiKeyCreate, response=ApiKeyCreated, status=201)
+@keys_router.post("/", body=ApiKeyCreate, response=ApiKeyCreated, status=201)
 def create_key(ctx: RequestContext) -> Result:
     """Create an API key; the response is the only time the secret is shown."""
     body: ApiKeyCreate = ctx.body
@@ -282,7 +248,7 @@ def create_key(ctx: RequestContext) -> Result:
     return Result({**_key_out(record), "key": secret}, status=201, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/api/keys/<int:key_id>/", auth=("jwt",), role="admin", status=204)
+@keys_router.delete("/<int:key_id>/", status=204)
 def revoke_key(ctx: RequestContext) -> None:
     """Revoke an API key (effective immediately)."""
     service.revoke_api_key(ctx.runtime, ctx.tenant_id, ctx.path_params["key_id"])

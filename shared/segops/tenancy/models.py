@@ -1,33 +1,25 @@
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.auth.roles import Role
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def email_key(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class Tenant(BaseModel):
     id: int
     slug: str
     name: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class User(BaseModel):
     id: int
     email: str
     password_hash: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     tenant_ids: list[int] = Field(default_factory=list)
 
 
@@ -35,7 +27,7 @@ class Membership(BaseModel):
     tenant_id: int
     user_id: int
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class Invitation(BaseModel):
@@ -43,7 +35,7 @@ class Invitation(BaseModel):
     email: str
     role: Role
     invited_by: int
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
 
 
 class ApiKey(BaseModel):
@@ -53,7 +45,7 @@ class ApiKey(BaseModel):
     prefix: str
     fingerprint: str
     role: Role
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=clock.now)
     created_by: int | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -64,39 +56,3 @@ class Pointer(BaseModel):
 
     id: int
     tenant_id: int | None = None
-
-
-def tenant_key(tenant_id: int) -> str:
-    return f"tenants/{tenant_id}/tenant"
-
-
-def slug_key(slug: str) -> str:
-    return f"tenant-slugs/{slug}"
-
-
-def user_key(user_id: int) -> str:
-    return f"users/{user_id}"
-
-
-def user_email_key(email: str) -> str:
-    return f"user-emails/{email_key(email)}"
-
-
-def membership_key(tenant_id: int, user_id: int) -> str:
-    return f"tenants/{tenant_id}/members/{user_id}"
-
-
-def invitation_key(tenant_id: int, email: str) -> str:
-    return f"tenants/{tenant_id}/invitations/{email_key(email)}"
-
-
-def invitation_index_key(email: str, tenant_id: int) -> str:
-    return f"invitations-by-email/{email_key(email)}/{tenant_id}"
-
-
-def api_key_key(tenant_id: int, key_id: int) -> str:
-    return f"tenants/{tenant_id}/api-keys/{key_id}"
-
-
-def api_key_index_key(fingerprint: str) -> str:
-    return f"api-keys/{fingerprint}"

@@ -8,26 +8,18 @@ from datetime import timedelta
 
 import orjson
 
+from segops import clock
 from segops.auth import api_keys, tokens
-from segops.auth.passwords import Passwords
 from segops.auth.roles import Role, can_grant
 from segops.cache.signed import SignedEntries
 from segops.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.store.base import GenerationMismatch
 from segops.tenancy import models as m
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
-
-
-def passwords(runtime: Runtime) -> Passwords:
-    settings = runtime.settings
-    cached = runtime.extras.get("passwords")
-    if not isinstance(cached, Passwords):
-        cached = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-        runtime.extras["passwords"] = cached
-    return cached
 
 
 def token_pair(runtime: Runtime, user_id: int) -> dict[str, object]:
@@ -41,7 +33,7 @@ def token_pair(runtime: Runtime, user_id: int) -> dict[str, object]:
 
 def refresh_access(runtime: Runtime, refresh_token: str) -> dict[str, object]:
     user_id = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
-    if runtime.documents.load(m.user_key(user_id), m.User) is None:
+    if runtime.documents.load(keys.user_key(user_id), m.User) is None:
         raise Unauthorized("invalid token")
     minutes = runtime.settings.access_token_minutes
     return {
@@ -52,9 +44,9 @@ def refresh_access(runtime: Runtime, refresh_token: str) -> dict[str, object]:
 
 def login(runtime: Runtime, email: str, password: str) -> m.User:
     docs = runtime.documents
-    pointer = docs.load(m.user_email_key(email), m.Pointer)
-    user = docs.load(m.user_key(pointer.id), m.User) if pointer else None
-    if not passwords(runtime).verify(user.password_hash if user else None, password) or user is None:
+    pointer = docs.load(keys.user_email_key(email), m.Pointer)
+    user = docs.load(keys.user_key(pointer.id), m.User) if pointer else None
+    if not runtime.passwords.verify(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("invalid email or password")
     return user
 
@@ -68,11 +60,11 @@ def create_tenant(runtime: Runtime, slug: str, name: str, owner_id: int) -> m.Te
     docs = runtime.documents
     tenant_id = docs.next_id("tenants")
     try:
-        runtime.store.put(m.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
+        runtime.store.put(keys.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
     except GenerationMismatch:
         raise Conflict("tenant slug is taken", {"tenant_slug": slug}) from None
     tenant = m.Tenant(id=tenant_id, slug=slug, name=name or slug)
-    docs.save(m.tenant_key(tenant_id), tenant)
+    docs.save(keys.tenant_key(tenant_id), tenant)
     add_member(runtime, tenant_id, owner_id, "owner")
     return tenant
 
@@ -85,59 +77,59 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
             "tenant_slug must match ^[a-z][a-z0-9-]{1,62}$",
             {"errors": [{"pointer": "/tenant_slug", "message": "invalid slug"}]},
         )
-    if runtime.store.get(m.slug_key(slug)) is not None:
+    if runtime.store.get(keys.slug_key(slug)) is not None:
         raise Conflict("tenant slug is taken", {"tenant_slug": slug})
-    password_hash = passwords(runtime).hash(password)
+    password_hash = runtime.passwords.hash(password)
     user_id = docs.next_id("users")
     try:
-        runtime.store.put(m.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
+        runtime.store.put(keys.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
     except GenerationMismatch:
         raise Conflict("email is already registered", {"email": email}) from None
     user = m.User(id=user_id, email=email, password_hash=password_hash)
-    docs.save(m.user_key(user_id), user)
+    docs.save(keys.user_key(user_id), user)
     try:
         tenant = create_tenant(runtime, slug, name or slug, user_id)
     except Conflict:
-        runtime.store.delete(m.user_key(user_id))
-        runtime.store.delete(m.user_email_key(email))
+        runtime.store.delete(keys.user_key(user_id))
+        runtime.store.delete(keys.user_email_key(email))
         raise
     _accept_invitations(runtime, user)
-    refreshed = docs.load(m.user_key(user_id), m.User)
+    refreshed = docs.load(keys.user_key(user_id), m.User)
     assert refreshed is not None
     return refreshed, tenant
 
 
 def _accept_invitations(runtime: Runtime, user: m.User) -> None:
     docs = runtime.documents
-    for key in runtime.store.list(f"invitations-by-email/{m.email_key(user.email)}/"):
+    for key in runtime.store.list(keys.invitation_index_prefix(user.email)):
         tenant_id = int(key.rsplit("/", 1)[1])
-        invitation = docs.load(m.invitation_key(tenant_id, user.email), m.Invitation)
+        invitation = docs.load(keys.invitation_key(tenant_id, user.email), m.Invitation)
         if invitation is not None:
             add_member(runtime, tenant_id, user.id, invitation.role)
-            runtime.store.delete(m.invitation_key(tenant_id, user.email))
+            runtime.store.delete(keys.invitation_key(tenant_id, user.email))
         runtime.store.delete(key)
 
 
 def add_member(runtime: Runtime, tenant_id: int, user_id: int, role: Role) -> m.Membership:
     docs = runtime.documents
     membership = m.Membership(tenant_id=tenant_id, user_id=user_id, role=role)
-    docs.save(m.membership_key(tenant_id, user_id), membership)
+    docs.save(keys.tenant_member_key(tenant_id, user_id), membership)
 
     def link(user: m.User) -> m.User:
         if tenant_id not in user.tenant_ids:
             user.tenant_ids = sorted({*user.tenant_ids, tenant_id})
         return user
 
-    docs.update(m.user_key(user_id), m.User, link)
+    docs.update(keys.user_key(user_id), m.User, link)
     return membership
 
 
 def membership(runtime: Runtime, tenant_id: int, user_id: int) -> m.Membership | None:
-    return runtime.documents.load(m.membership_key(tenant_id, user_id), m.Membership)
+    return runtime.documents.load(keys.tenant_member_key(tenant_id, user_id), m.Membership)
 
 
 def tenant(runtime: Runtime, tenant_id: int) -> m.Tenant:
-    found = runtime.documents.load(m.tenant_key(tenant_id), m.Tenant)
+    found = runtime.documents.load(keys.tenant_key(tenant_id), m.Tenant)
     if found is None:
         raise NotFound("tenant not found")
     return found
@@ -146,12 +138,12 @@ def tenant(runtime: Runtime, tenant_id: int) -> m.Tenant:
 def tenant_by_slug(runtime: Runtime, slug: str) -> m.Tenant | None:
     if not SLUG.match(slug):
         return None
-    pointer = runtime.documents.load(m.slug_key(slug), m.Pointer)
-    return runtime.documents.load(m.tenant_key(pointer.id), m.Tenant) if pointer else None
+    pointer = runtime.documents.load(keys.slug_key(slug), m.Pointer)
+    return runtime.documents.load(keys.tenant_key(pointer.id), m.Tenant) if pointer else None
 
 
 def user_tenants(runtime: Runtime, user_id: int) -> list[tuple[m.Tenant, Role]]:
-    user = runtime.documents.load(m.user_key(user_id), m.User)
+    user = runtime.documents.load(keys.user_key(user_id), m.User)
     if user is None:
         return []
     found = []
@@ -165,8 +157,8 @@ def user_tenants(runtime: Runtime, user_id: int) -> list[tuple[m.Tenant, Role]]:
 def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
     docs = runtime.documents
     members: list[dict[str, object]] = []
-    for link in docs.list(f"tenants/{tenant_id}/members/", m.Membership):
-        user = docs.load(m.user_key(link.user_id), m.User)
+    for link in docs.list(keys.tenant_members_prefix(tenant_id), m.Membership):
+        user = docs.load(keys.user_key(link.user_id), m.User)
         if user is not None:
             members.append(
                 {
@@ -177,7 +169,7 @@ def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
                     "created_at": link.created_at,
                 }
             )
-    for invitation in docs.list(f"tenants/{tenant_id}/invitations/", m.Invitation):
+    for invitation in docs.list(keys.invitations_prefix(tenant_id), m.Invitation):
         members.append(
             {
                 "user_id": None,
@@ -196,21 +188,23 @@ def invite(
     if not can_grant(granter_role, role):
         raise Forbidden(f"a {granter_role} cannot grant {role}")
     docs = runtime.documents
-    pointer = docs.load(m.user_email_key(email), m.Pointer)
+    pointer = docs.load(keys.user_email_key(email), m.Pointer)
     if pointer is not None:
         if membership(runtime, tenant_id, pointer.id) is not None:
             raise Conflict("already a member", {"email": email})
         add_member(runtime, tenant_id, pointer.id, role)
         return {"user_id": pointer.id, "email": email, "role": role, "status": "active"}
     invitation = m.Invitation(tenant_id=tenant_id, email=email.strip(), role=role, invited_by=granter_id)
-    docs.save(m.invitation_key(tenant_id, email), invitation)
-    docs.save(m.invitation_index_key(email, tenant_id), m.Pointer(id=granter_id, tenant_id=tenant_id))
+    docs.save(keys.invitation_key(tenant_id, email), invitation)
+    docs.save(keys.invitation_index_key(email, tenant_id), m.Pointer(id=granter_id, tenant_id=tenant_id))
     return {"user_id": None, "email": email, "role": role, "status": "invited"}
 
 
 def _owners(runtime: Runtime, tenant_id: int) -> int:
     return sum(
-        1 for link in runtime.documents.list(f"tenants/{tenant_id}/members/", m.Membership) if link.role == "owner"
+        1
+        for link in runtime.documents.list(keys.tenant_members_prefix(tenant_id), m.Membership)
+        if link.role == "owner"
     )
 
 
@@ -223,7 +217,7 @@ def change_role(runtime: Runtime, tenant_id: int, granter_role: Role, user_id: i
     if current.role == "owner" and role != "owner" and _owners(runtime, tenant_id) <= 1:
         raise Conflict("a tenant keeps at least one owner")
     current.role = role
-    runtime.documents.save(m.membership_key(tenant_id, user_id), current)
+    runtime.documents.save(keys.tenant_member_key(tenant_id, user_id), current)
     return current
 
 
@@ -235,13 +229,13 @@ def remove_member(runtime: Runtime, tenant_id: int, granter_role: Role, user_id:
         raise Forbidden(f"a {granter_role} cannot remove a {current.role}")
     if current.role == "owner" and _owners(runtime, tenant_id) <= 1:
         raise Conflict("a tenant keeps at least one owner")
-    runtime.store.delete(m.membership_key(tenant_id, user_id))
+    runtime.store.delete(keys.tenant_member_key(tenant_id, user_id))
 
     def unlink(user: m.User) -> m.User:
         user.tenant_ids = [t for t in user.tenant_ids if t != tenant_id]
         return user
 
-    runtime.documents.update(m.user_key(user_id), m.User, unlink)
+    runtime.documents.update(keys.user_key(user_id), m.User, unlink)
 
 
 def create_api_key(
@@ -260,23 +254,23 @@ def create_api_key(
         role=role,
         created_by=created_by,
     )
-    runtime.documents.save(m.api_key_key(tenant_id, key_id), record)
-    runtime.documents.create(m.api_key_index_key(record.fingerprint), m.Pointer(id=key_id, tenant_id=tenant_id))
+    runtime.documents.save(keys.api_key_key(tenant_id, key_id), record)
+    runtime.documents.create(keys.api_key_index_key(record.fingerprint), m.Pointer(id=key_id, tenant_id=tenant_id))
     return record, secret
 
 
 def list_api_keys(runtime: Runtime, tenant_id: int) -> list[m.ApiKey]:
-    return runtime.documents.list(f"tenants/{tenant_id}/api-keys/", m.ApiKey)
+    return runtime.documents.list(keys.api_keys_prefix(tenant_id), m.ApiKey)
 
 
 def revoke_api_key(runtime: Runtime, tenant_id: int, key_id: int) -> None:
     docs = runtime.documents
-    record = docs.load(m.api_key_key(tenant_id, key_id), m.ApiKey)
+    record = docs.load(keys.api_key_key(tenant_id, key_id), m.ApiKey)
     if record is None or record.revoked_at is not None:
         raise NotFound("api key not found")
-    record.revoked_at = m.utcnow()
-    docs.save(m.api_key_key(tenant_id, key_id), record)
-    runtime.store.delete(m.api_key_index_key(record.fingerprint))
+    record.revoked_at = clock.now()
+    docs.save(keys.api_key_key(tenant_id, key_id), record)
+    runtime.store.delete(keys.api_key_index_key(record.fingerprint))
     runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
 
 
@@ -294,9 +288,9 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
             raise Unauthorized("invalid API key")
         return m.ApiKey.model_validate(orjson.loads(cached))
     ttl = runtime.settings.api_key_cache_seconds
-    pointer = runtime.documents.load(m.api_key_index_key(fingerprint), m.Pointer)
+    pointer = runtime.documents.load(keys.api_key_index_key(fingerprint), m.Pointer)
     record = (
-        runtime.documents.load(m.api_key_key(pointer.tenant_id, pointer.id), m.ApiKey)
+        runtime.documents.load(keys.api_key_key(pointer.tenant_id, pointer.id), m.ApiKey)
         if pointer is not None and pointer.tenant_id is not None
         else None
     )
@@ -313,7 +307,7 @@ def _touch(runtime: Runtime, record: m.ApiKey) -> None:
     if runtime.cache.add(f"apikey-used:{record.id}", b"1", 60):
 
         def stamp(current: m.ApiKey) -> m.ApiKey:
-            current.last_used_at = m.utcnow()
+            current.last_used_at = clock.now()
             return current
 
-        runtime.documents.update(m.api_key_key(record.tenant_id, record.id), m.ApiKey, stamp)
+        runtime.documents.update(keys.api_key_key(record.tenant_id, record.id), m.ApiKey, stamp)

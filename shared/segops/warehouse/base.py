@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from segops.warehouse.identifiers import allowed_identifier
 from segops.warehouse.tenant_filter import PLACEHOLDER, unfiltered_tables
 
 
@@ -56,8 +57,7 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
-_SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_:.\-]{0,256}$")
+_SETTING_VALUE = re.compile(r"[A-Za-z0-9_:.\-]{0,256}")
 
 
 def render_settings(settings: Mapping[str, str | int]) -> str:
@@ -65,9 +65,9 @@ def render_settings(settings: Mapping[str, str | int]) -> str:
     parts = []
     for name, value in settings.items():
         text = str(value)
-        if not _SETTING_NAME.match(name) or not _SETTING_VALUE.match(text):
+        if not _SETTING_VALUE.fullmatch(text):
             raise ValueError(f"unsafe setting {name!r}")
-        parts.append(f"{name}='{text}'")
+        parts.append(f"{allowed_identifier(name)}='{text}'")
     return ", ".join(parts)
 
 

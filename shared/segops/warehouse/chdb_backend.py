@@ -15,6 +15,7 @@ import orjson
 import pyarrow as pa
 
 from segops.warehouse.base import QueryResult, render_settings
+from segops.warehouse.identifiers import allowed_identifier, quote_identifier, quote_identifiers
 from segops.warehouse.params import format_params
 
 _COPY_CHUNK = 1 << 20
@@ -49,7 +50,7 @@ class _SharedSession:
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self.lock:
             if self.database != database:
-                self.session.query(f"USE `{database}`")
+                self.session.query(f"USE {quote_identifier(database)}")
                 self.database = database
             if params:
                 return self.session.query(sql, fmt, params=format_params(params))
@@ -129,12 +130,10 @@ class ChdbWarehouse:
     """ClickHouse's engine in-process (`make dev`, tests)."""
 
     def __init__(self, path: Path, database: str = "segops") -> None:
-        if not database.replace("_", "").isalnum():
-            raise ValueError("database name must be alphanumeric")
-        self.database = database
+        self.database = allowed_identifier(database)
         self._shared = _session(path)
         with self._shared.lock:
-            self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
 
     # chDB has no custom settings or row policies: `tenant_id` is accepted for the protocol and unused
     # (the application check in `TenantWarehouse` is the isolation here; docs/deploy.md).
@@ -184,10 +183,10 @@ class ChdbWarehouse:
         body = b"\n".join(
             orjson.dumps(row if isinstance(row, (tuple, list)) else list(row), default=_json_default) for row in rows
         )
-        cols = ", ".join(f"`{c}`" for c in columns)
         clause = render_settings({"date_time_input_format": "best_effort", **(settings or {})})
         # Data after FORMAT is parsed as data, never as SQL: this is still a bound insert.
-        sql = f"INSERT INTO `{table}` ({cols}) SETTINGS {clause} FORMAT JSONCompactEachRow\n"
+        target = f"{quote_identifier(table)} ({quote_identifiers(columns)})"
+        sql = f"INSERT INTO {target} SETTINGS {clause} FORMAT JSONCompactEachRow\n"
         self._shared.run(self.database, sql + body.decode(), "CSV", None)
 
     def export(
@@ -198,7 +197,7 @@ class ChdbWarehouse:
         try:
             target = tmpdir / "out"
             self.command(
-                f"INSERT INTO FUNCTION file({{export_path:String}}, {fmt}) {sql}",
+                f"INSERT INTO FUNCTION file({{export_path:String}}, {allowed_identifier(fmt)}) {sql}",
                 {**params, "export_path": str(target)},
             )
             written = 0

@@ -8,6 +8,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from segops.warehouse.base import TENANT_SETTING, QueryResult
+from segops.warehouse.identifiers import allowed_identifier, quote_identifier
 from segops.warehouse.params import format_param
 
 
@@ -40,11 +41,11 @@ class ClickHouseWarehouse:
     """A ClickHouse server or ClickHouse Cloud over HTTP(S) via clickhouse-connect."""
 
     def __init__(self, url: str, user: str, password: str, database: str = "segops") -> None:
-        self.database = database
+        self.database = allowed_identifier(database)
         bootstrap = clickhouse_connect.get_client(
             dsn=url, username=user, password=password, autogenerate_session_id=False
         )
-        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
         bootstrap.close()
         self._client: Client = clickhouse_connect.get_client(
             dsn=url,
@@ -72,8 +73,12 @@ class ClickHouseWarehouse:
         settings: Mapping[str, str | int] | None = None,
     ) -> None:
         if rows:
+            # clickhouse-connect quotes the names itself; they still pass the allow-list first.
             self._client.insert(
-                table, [list(r) for r in rows], column_names=list(columns), settings=dict(settings or {})
+                allowed_identifier(table),
+                [list(r) for r in rows],
+                column_names=[allowed_identifier(c) for c in columns],
+                settings=dict(settings or {}),
             )
 
     def export(
@@ -81,7 +86,7 @@ class ClickHouseWarehouse:
     ) -> int:
         written = 0
         with self._client.raw_stream(
-            sql, parameters=_parameters(params), fmt=fmt, settings=_scope(tenant_id)
+            sql, parameters=_parameters(params), fmt=allowed_identifier(fmt), settings=_scope(tenant_id)
         ) as stream:
             for chunk in stream:
                 sink.write(chunk)

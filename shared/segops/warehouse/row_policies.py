@@ -7,9 +7,7 @@ builder that forgot its `tenant_id` filter still cannot read another tenant's ro
 
 Inserts are not filtered by row policies (the writers are cross-tenant by design and insert rows
 they built themselves). Policies are access management: an administrator applies them, the
-application user never holds `CREATE ROW POLICY`:
-
-    python -m segops.warehouse.row_policies --user segops_app | clickhouse-client --multiquery ...
+application user never holds `CREATE ROW POLICY` (`python -m infra.row_policies`, docs/deploy.md).
 
 chDB has no access control (no row policies, no custom settings): the embedded backend relies on the
 application check alone (docs/deploy.md, docs/security.md).
@@ -17,15 +15,10 @@ application check alone (docs/deploy.md, docs/security.md).
 
 from __future__ import annotations
 
-import argparse
-import re
-
-from segops.config import get_settings
-from segops.runtime import build_warehouse
 from segops.warehouse.base import TENANT_SETTING, Warehouse
+from segops.warehouse.identifiers import quote_identifier
 
 POLICY = "segops_tenant_isolation"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def tenant_tables(warehouse: Warehouse) -> list[str]:
@@ -39,29 +32,13 @@ def tenant_tables(warehouse: Warehouse) -> list[str]:
 
 
 def policy_statements(database: str, tables: list[str], user: str) -> list[str]:
-    """`CREATE ROW POLICY` statements binding `user` to the tenant of `SQL_segops_tenant`."""
-    for name in (database, user, *tables):
-        if not _IDENTIFIER.match(name):
-            raise ValueError(f"unsafe identifier {name!r}")
+    """`CREATE ROW POLICY` statements binding `user` to the tenant of `SQL_segops_tenant`; names go
+    through the identifier allow-list (`ValueError` otherwise)."""
     condition = f"tenant_id = toUInt64OrZero(getSettingOrDefault('{TENANT_SETTING}', ''))"
+    scope = quote_identifier(database)
+    grantee = quote_identifier(user)
     return [
-        f"CREATE ROW POLICY OR REPLACE {POLICY} ON `{database}`.`{table}` FOR SELECT USING {condition} TO `{user}`"
+        f"CREATE ROW POLICY OR REPLACE {quote_identifier(POLICY)} ON {scope}.{quote_identifier(table)} "
+        f"FOR SELECT USING {condition} TO {grantee}"
         for table in tables
     ]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Print the tenant row policies for the configured database.")
-    parser.add_argument("--user", required=True, help="the application's ClickHouse user (SEGOPS_CLICKHOUSE_USER)")
-    args = parser.parse_args()
-    settings = get_settings()
-    warehouse = build_warehouse(settings)
-    try:
-        for statement in policy_statements(warehouse.database, tenant_tables(warehouse), args.user):
-            print(statement + ";")
-    finally:
-        warehouse.close()
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,8 @@ from segops.compute import runner
 from segops.localstack import LocalStack
 from segops.membership.lookup import active_segments_key
 from segops.messages import ComputeRequested, SegmentComputeEnvelope, UsersChanged
-from segops.segments.models import Segment, segment_key
+from segops.segments.models import Segment
+from segops.store import keys
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.dsl_reference import Event
@@ -149,9 +150,9 @@ def test_deactivated_segment_disappears_from_cached_lookups(stack: LocalStack) -
     assert lookup(api, account, "u1")["segment_ids"] == [1, 2]
     assert lookup(api, account, "u1")["cached"] is True
     # WHEN the segments API deactivates segment 2 (store write, then drops the active-set key)
-    segment = stack.runtime.documents.load(segment_key(tenant, 2), Segment)
+    segment = stack.runtime.documents.load(keys.segment_key(tenant, 2), Segment)
     assert segment is not None
-    stack.runtime.documents.save(segment_key(tenant, 2), segment.model_copy(update={"active": False}))
+    stack.runtime.documents.save(keys.segment_key(tenant, 2), segment.model_copy(update={"active": False}))
     stack.runtime.cache.delete(active_segments_key(tenant))
     # THEN the cached entry no longer yields it
     assert lookup(api, account, "u1") == {"user_id": "u1", "segment_ids": [1], "cached": True}
@@ -196,11 +197,11 @@ def test_computes_of_one_tenant_never_overlap(stack: LocalStack) -> None:
     stack.bus.drain()
     # THEN the request waits in the queue instead of running beside it
     assert _commits(stack, tenant) == 0
-    queued = stack.runtime.documents.load(runner.queue_key(tenant), runner.TenantQueue)
+    queued = stack.runtime.documents.load(keys.compute_queue_key(tenant), runner.TenantQueue)
     assert queued is not None and 1 in queued.segments
     # WHEN the holder dies and its lease lapses, the next tick takes over and runs the queued work
     stack.runtime.documents.update(
-        runner.queue_key(tenant), runner.TenantQueue, lambda q: q.model_copy(update={"lease_until": now()})
+        keys.compute_queue_key(tenant), runner.TenantQueue, lambda q: q.model_copy(update={"lease_until": now()})
     )
     stack.publish_schedules()
     stack.bus.drain()

@@ -76,7 +76,7 @@ def test_delta_equals_full_after_batches_and_clock_advances(
         engine.compute(runtime, tenant, [Request(3, "full"), Request(4, "full")], now)
         # THEN delta == full == reference, and the recorded count matches
         for delta_id, full_id, definition in ((1, 3, first), (2, 4, second)):
-            delta = set(store.iter_members(runtime, tenant, delta_id))
-            assert delta == set(store.iter_members(runtime, tenant, full_id))
+            delta = set(store.iter_members(runtime.warehouse, tenant, delta_id))
+            assert delta == set(store.iter_members(runtime.warehouse, tenant, full_id))
             assert delta == members(history, definition, now)
-            assert store.member_count(runtime, tenant, delta_id) == len(delta)
+            assert store.member_count(runtime.warehouse, tenant, delta_id) == len(delta)

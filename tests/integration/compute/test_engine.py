@@ -11,7 +11,8 @@ from segops.compute.engine import Request
 from segops.localstack import LocalStack
 from segops.membership import store
 from segops.messages import MembershipChanged
-from segops.segments.models import ComputeState, compute_state_key
+from segops.segments.models import ComputeState
+from segops.store import keys
 
 from tests.integration.dsl.strategies import NOW
 from tests.support.dsl_reference import Event
@@ -26,11 +27,11 @@ def ev(user: str, kind: str = "a", at: timedelta = timedelta(0), payload: dict[s
 
 
 def members(stack: LocalStack, tenant: int, segment: int, snapshot: int | None = None) -> set[str]:
-    return set(store.iter_members(stack.runtime, tenant, segment, snapshot, page_size=2))
+    return set(store.iter_members(stack.runtime.warehouse, tenant, segment, snapshot, page_size=2))
 
 
 def state(stack: LocalStack, tenant: int, segment: int) -> ComputeState:
-    found = stack.runtime.documents.load(compute_state_key(tenant, segment), ComputeState)
+    found = stack.runtime.documents.load(keys.compute_state_key(tenant, segment), ComputeState)
     assert found is not None
     return found
 
@@ -49,9 +50,9 @@ def test_full_compute_publishes_members_changes_and_state(stack: LocalStack) -> 
     # THEN members, the diff of that compute, its counts and the compute state agree
     assert outcome.status == "succeeded"
     assert members(stack, tenant, 1) == {"u1", "u2"}
-    assert store.member_count(stack.runtime, tenant, 1) == 2
-    assert store.changes(stack.runtime, tenant, 1, "c1") == store.ChangeSet(["u1", "u2"], [])
-    assert store.segments_of_user(stack.runtime, tenant, "u1") == [1]
+    assert store.member_count(stack.runtime.warehouse, tenant, 1) == 2
+    assert store.changes(stack.runtime.warehouse, tenant, 1, "c1") == store.ChangeSet(["u1", "u2"], [])
+    assert store.segments_of_user(stack.runtime.warehouse, tenant, "u1") == [1]
     done = state(stack, tenant, 1)
     assert (done.status, done.mode, done.member_count, done.entered_count, done.exited_count) == (
         "succeeded",
@@ -90,7 +91,7 @@ def test_failed_compute_keeps_previous_membership(
     monkeypatch.undo()
     # THEN readers still see exactly the previous membership, and the failure is recorded
     assert members(stack, tenant, 1) == {"u1"}
-    assert store.segments_of_user(stack.runtime, tenant, "u2") == []
+    assert store.segments_of_user(stack.runtime.warehouse, tenant, "u2") == []
     failed = state(stack, tenant, 1)
     # (tenants read a generic message with an incident id; the exception text stays in the logs)
     assert failed.status == "failed" and failed.error is not None
@@ -101,7 +102,7 @@ def test_failed_compute_keeps_previous_membership(
     # AND the next compute publishes correctly, ignoring the orphaned rows
     engine.compute(stack.runtime, tenant, [Request(1, "full", "c3")], NOW + timedelta(minutes=2))
     assert members(stack, tenant, 1) == {"u1", "u2"}
-    assert store.changes(stack.runtime, tenant, 1, "c3") == store.ChangeSet(["u2"], [])
+    assert store.changes(stack.runtime.warehouse, tenant, 1, "c3") == store.ChangeSet(["u2"], [])
 
 
 def test_pinned_snapshot_survives_a_new_compute(stack: LocalStack) -> None:
@@ -110,17 +111,17 @@ def test_pinned_snapshot_survives_a_new_compute(stack: LocalStack) -> None:
     insert_events(stack.runtime.warehouse, tenant, [ev(f"u{i}") for i in range(1, 5)])
     put_segment(stack.runtime, tenant, 1, {**COUNT_A, "conditions": [{**COUNT_A["conditions"][0], "window_days": 1}]})
     engine.compute(stack.runtime, tenant, [Request(1, "full")], NOW)
-    first = store.members_page(stack.runtime, tenant, 1, None, 2)
+    first = store.members_page(stack.runtime.warehouse, tenant, 1, None, 2)
     assert [m.user_id for m in first.members] == ["u1", "u2"]
     # WHEN a compute lands mid-pagination (time passes: everyone exits; u0 enters)
     insert_events(stack.runtime.warehouse, tenant, [ev("u0", at=-timedelta(days=2))])
     engine.compute(stack.runtime, tenant, [Request(1, "delta")], NOW + timedelta(days=2))
     # THEN the pinned cursor continues the old snapshot, and the latest shows the new state
-    second = store.members_page(stack.runtime, tenant, 1, first.next_after, 2, first.snapshot)
+    second = store.members_page(stack.runtime.warehouse, tenant, 1, first.next_after, 2, first.snapshot)
     assert [m.user_id for m in second.members] == ["u3", "u4"] and second.next_after is None
     assert members(stack, tenant, 1) == {"u0"}
-    assert store.member_count(stack.runtime, tenant, 1, first.snapshot) == 4
-    assert store.member_count(stack.runtime, tenant, 1) == 1
+    assert store.member_count(stack.runtime.warehouse, tenant, 1, first.snapshot) == 4
+    assert store.member_count(stack.runtime.warehouse, tenant, 1) == 1
 
 
 def test_deactivated_or_definitionless_segments(stack: LocalStack) -> None:

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from segops.compute import engine, runner
 from segops.localstack import LocalStack
+from segops.store import keys
 
 from tests.support.events import fresh_tenant
 
 
 def queue(stack: LocalStack, tenant: int) -> runner.TenantQueue:
-    found = stack.runtime.documents.load(runner.queue_key(tenant), runner.TenantQueue)
+    found = stack.runtime.documents.load(keys.compute_queue_key(tenant), runner.TenantQueue)
     assert found is not None
     return found
 
@@ -35,7 +36,7 @@ def test_first_notice_fixes_the_due_time_and_covered_notices_are_dropped(stack: 
     due = queue(stack, tenant).active_delta_due
     assert due == first + timedelta(seconds=stack.settings.compute_debounce_seconds)
     stack.runtime.documents.update(
-        runner.queue_key(tenant),
+        keys.compute_queue_key(tenant),
         runner.TenantQueue,
         lambda q: q.model_copy(update={"covered_until": first + timedelta(seconds=5), "active_delta_due": None}),
     )

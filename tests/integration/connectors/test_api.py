@@ -136,6 +136,18 @@ def test_sync_history_is_newest_first_with_cursor_pagination(
     assert len(seen) == 5 and seen == sorted(seen, reverse=True)
     assert all(s == "succeeded" for s in [r["status"] for r in page["results"]])
     assert_error(api.get(f"/api/connectors/{created['id']}/syncs/?cursor=%%%", headers=account.bearer), 400)
+    # AND a sync-history cursor is bound to its connector and its list
+    cursor = api.get(f"/api/connectors/{created['id']}/syncs/?limit=1", headers=account.bearer).get_json()[
+        "next_cursor"
+    ]
+    other = api.post(
+        "/api/connectors/",
+        {"name": "g", "type": "file", "segment_id": segment, "active": False, "config": {}},
+        headers=account.bearer,
+    ).get_json()["id"]
+    foreign = api.get(f"/api/connectors/{other}/syncs/?cursor={cursor}", headers=account.bearer)
+    assert assert_error(foreign, 400)["details"]["errors"][0]["pointer"] == "/query/cursor"
+    assert_error(api.get(f"/api/connectors/?cursor={cursor}", headers=account.bearer), 400)
     got = api.get(f"/api/connectors/{created['id']}/", headers=account.bearer).get_json()
     assert got["last_sync"]["id"] == seen[0]
 

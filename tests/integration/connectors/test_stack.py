@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from segops import clock
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.localstack import LocalStack
@@ -29,7 +30,7 @@ def test_computes_drive_adds_and_removes_on_every_platform(
 ) -> None:
     runtime = stack.runtime
     tenant = account.tenant_id
-    now = engine.utc_now()
+    now = clock.now_millis()
 
     def event(user: str, kind: str, age: timedelta, payload: dict[str, object] | None = None) -> Event:
         return Event(user, kind, now - age, now - age, payload or {})
@@ -78,7 +79,7 @@ def test_computes_drive_adds_and_removes_on_every_platform(
     assert outcome.status == "succeeded"
     stack.bus.drain()
     # THEN both platforms received the add and the remove, and equal the segment's members
-    members = set(store.iter_members(runtime, tenant, 1))
+    members = set(store.iter_members(runtime.warehouse, tenant, 1))
     assert members == {"u2", "u3"}
     assert braze.subscribed() == members
     assert klaviyo.members() == {f"{u}@shop.test" for u in members}
@@ -98,7 +99,7 @@ def test_computes_drive_adds_and_removes_on_every_platform(
     engine.compute(runtime, tenant, [Request(1, "full")], now)
     stack.bus.drain()
     # THEN it is applied: order is the membership version, not the compute's clock
-    members = set(store.iter_members(runtime, tenant, 1))
+    members = set(store.iter_members(runtime.warehouse, tenant, 1))
     assert members == {"u1", "u2"}
     assert braze.subscribed() == members
     assert klaviyo.members() == {f"{u}@shop.test" for u in members}
@@ -112,7 +113,7 @@ def test_compute_requested_over_http_reaches_the_platform(
     → connector_sync → the platform."""
     runtime = stack.runtime
     tenant = account.tenant_id
-    at = engine.utc_now()
+    at = clock.now_millis()
 
     def viewed(user: str, path: str) -> Event:
         return Event(user, "page_viewed", at, at, {"path": path})
@@ -150,12 +151,12 @@ def test_compute_requested_over_http_reaches_the_platform(
     stack.bus.drain()
     # THEN the audience holds the members
     [audience] = talonone.audiences.values()
-    assert talonone.members(audience.id) == {"u1", "u2"} == set(store.iter_members(runtime, tenant, 5))
+    assert talonone.members(audience.id) == {"u1", "u2"} == set(store.iter_members(runtime.warehouse, tenant, 5))
     # WHEN a new viewer arrives, the definition narrows to /pricing, and another compute runs
     insert_events(runtime.warehouse, tenant, [viewed("u3", "/pricing")])
     put_segment(runtime, tenant, 5, viewers("/pricing"), version=2)
     assert api.post("/api/segments/5/compute/", headers=account.bearer).status_code == 202
     stack.bus.drain()
     # THEN u3 was added and u1 removed
-    assert talonone.members(audience.id) == {"u2", "u3"} == set(store.iter_members(runtime, tenant, 5))
+    assert talonone.members(audience.id) == {"u2", "u3"} == set(store.iter_members(runtime.warehouse, tenant, 5))
     assert not talonone.violations

@@ -13,6 +13,7 @@ from segops.exports import models as m
 from segops.exports.worker import run_export
 from segops.localstack import LocalStack
 from segops.messages import ExportRequested
+from segops.store import keys
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.segment_api import VISITED, computed_segment, defined_segment, key_with_role, members
@@ -101,7 +102,7 @@ def test_large_export_streams_under_a_fixed_python_memory_bound(stack: LocalStac
     record = stack.runtime.documents
     export_id = record.next_id("exports")
     record.create(
-        m.export_key(account.tenant_id, export_id),
+        keys.export_key(account.tenant_id, export_id),
         m.Export(id=export_id, tenant=account.tenant_id, segment_id=segment_id, format="csv"),
     )
     # WHEN the worker renders it as CSV while Python allocations are traced

@@ -115,6 +115,13 @@ def test_members_roles_isolation_and_bad_cursor(stack: LocalStack) -> None:
     assert_error(api.get("/api/segments/999999/members/", headers=owner.bearer), 404)
     bad = api.get(path, headers=owner.bearer, query_string={"cursor": "not-a-cursor"})
     assert assert_error(bad, 400)["details"]["errors"][0]["pointer"] == "/query/cursor"
+    # AND a cursor of another segment's members, or of another list, is refused too
+    cursor = api.get(path, headers=owner.bearer, query_string={"limit": 1}).get_json()["next_cursor"]
+    other = defined_segment(api, owner, VISITED, "other")
+    compute_now(stack, owner.tenant_id, other, NOW)
+    foreign = api.get(f"/api/segments/{other}/members/", headers=owner.bearer, query_string={"cursor": cursor})
+    assert assert_error(foreign, 400)["details"]["errors"][0]["pointer"] == "/query/cursor"
+    assert_error(api.get("/api/segments/", headers=owner.bearer, query_string={"cursor": cursor}), 400)
 
 
 def test_deleted_or_deactivated_segments_leave_membership_lookups_at_once(stack: LocalStack) -> None:

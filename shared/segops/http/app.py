@@ -1,0 +1,84 @@
+"""One HTTP function: match the route, authenticate, parse, call the handler, render — one error shape."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Request, Response
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+from werkzeug.exceptions import NotFound as WerkzeugNotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+
+from segops.errors import MethodNotAllowed, NotFound, SegOpsError
+from segops.http.access_log import log_request
+from segops.http.authentication import authenticate
+from segops.http.converters import CONVERTERS
+from segops.http.requests import parse_body, parse_query, read_json
+from segops.http.responses import error_response, render
+from segops.http.routes import RequestContext, Route, Router
+from segops.runtime import get_runtime
+
+log = logging.getLogger("segops.http")
+
+
+class HttpApp:
+    """One HTTP function: its routers, served through functions-framework's Flask request."""
+
+    def __init__(self, routers: Iterable[Router], function_name: str) -> None:
+        self.function_name = function_name
+        self.routes: list[Route] = [r for router in routers for r in router.routes]
+        self._map = Map(
+            [Rule(r.path, endpoint=i, methods=[r.method]) for i, r in enumerate(self.routes)],
+            strict_slashes=True,
+            merge_slashes=False,
+            converters=CONVERTERS,
+        )
+
+    def handle(self, request: Request) -> Response:
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        ctx: RequestContext | None = None
+        try:
+            route, path_params = self._match(request)
+            ctx = RequestContext(request, get_runtime(), route, path_params, request_id)
+            response = render(self._dispatch(ctx), route.status)
+        except SegOpsError as error:
+            response = error_response(error, request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
+            response = error_response(SegOpsError("internal error"), request_id)
+        response.headers["X-Request-Id"] = request_id
+        log_request(self.function_name, request, response, ctx, started, request_id)
+        return response
+
+    def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:
+        adapter = self._map.bind("localhost", path_info=request.path)
+        try:
+            index, path_params = adapter.match(method=request.method)
+        except WerkzeugMethodNotAllowed as exc:
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed here", {"allowed": sorted(exc.valid_methods or [])}
+            ) from None
+        except WerkzeugNotFound:
+            raise NotFound(f"no endpoint {request.path}") from None
+        except RequestRedirect as exc:
+            # Only the trailing slash differs. Paths are exact (a redirected POST loses its body).
+            suggestion = urlsplit(exc.new_url).path
+            raise NotFound(f"no endpoint {request.path}", {"did_you_mean": suggestion}) from None
+        return self.routes[index], dict(path_params)
+
+    @staticmethod
+    def _dispatch(ctx: RequestContext) -> Any:
+        route = ctx.route
+        reads_body = route.method in ("POST", "PUT", "PATCH") and not route.stream_body
+        body = read_json(ctx) if reads_body else None
+        if route.role is not None or route.auth:
+            ctx.principal = authenticate(ctx, body)
+        parse_query(ctx)
+        parse_body(ctx, body)
+        return route.handler(ctx)

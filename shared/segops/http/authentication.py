@@ -1,0 +1,93 @@
+"""Who is calling, for which tenant, with which role — resolved once per request from its credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segops.auth import tokens
+from segops.auth.principal import Principal
+from segops.auth.roles import Role, at_least
+from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from segops.http.routes import AuthKind, RequestContext
+from segops.ids import parse_id
+from segops.tenancy import service
+
+
+def _credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
+    header = ctx.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if not scheme or not value:
+        raise Unauthorized("missing Authorization header (Bearer <token> or ApiKey <key>)")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return "jwt", value
+    if scheme == "apikey":
+        return "api_key", value
+    raise Unauthorized("unsupported Authorization scheme")
+
+
+def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
+    route = ctx.route
+    if route.tenant_from_path:
+        return str(ctx.path_params[route.tenant_from_path])
+    if isinstance(body, dict) and body.get("tenant") is not None:
+        return str(body["tenant"])
+    value = ctx.request.args.get("tenant") or ctx.request.headers.get("X-SegOps-Tenant")
+    return value or None
+
+
+def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
+    if not reference.isascii():
+        raise ValidationFailed(
+            "tenant: must be a tenant id or slug",
+            {"errors": [{"pointer": "/tenant", "message": "a tenant id (ASCII digits) or slug"}]},
+        )
+    tenant_id = parse_id(reference)
+    if tenant_id is not None:
+        return tenant_id
+    found = service.tenant_by_slug(ctx.runtime, reference.lower())
+    return found.id if found else None
+
+
+def authenticate(ctx: RequestContext, body: Any) -> Principal:
+    """`body` is the decoded JSON body, which may name the tenant (`tenant`)."""
+    route = ctx.route
+    kind, secret = _credentials(ctx)
+    if kind not in route.auth:
+        raise Unauthorized(f"this endpoint does not accept {'API keys' if kind == 'api_key' else 'bearer tokens'}")
+    reference = _tenant_reference(ctx, body)
+    tenant_id = _resolve_tenant_id(ctx, reference) if reference is not None else None
+    if reference is not None and tenant_id is None:
+        raise NotFound("tenant not found")
+
+    if kind == "api_key":
+        key = service.resolve_api_key(ctx.runtime, secret)
+        if tenant_id is not None and tenant_id != key.tenant_id:
+            raise NotFound("tenant not found")
+        principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
+    else:
+        user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
+        if tenant_id is None and route.role is not None:
+            memberships = service.user_tenants(ctx.runtime, user_id)
+            if len(memberships) != 1:
+                if not memberships:
+                    raise NotFound("you belong to no tenant")
+                raise ValidationFailed(
+                    "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
+                    {"errors": [{"pointer": "/tenant", "message": "required"}]},
+                )
+            tenant_id = memberships[0][0].id
+        role: Role | None = None
+        if tenant_id is not None:
+            link = service.membership(ctx.runtime, tenant_id, user_id)
+            if link is None:
+                raise NotFound("tenant not found")
+            role = link.role
+        principal = Principal("user", user_id, None, tenant_id, role)
+
+    if route.role is not None:
+        assert principal.role is not None
+        if not at_least(principal.role, route.role):
+            raise Forbidden(f"this action needs the {route.role} role", {"role": principal.role})
+    return principal

@@ -1,0 +1,72 @@
+"""Reading a request: the size-limited body, JSON decoding, query and body models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from segops.http.pointers import validation_error
+from segops.http.routes import RequestContext
+
+
+def read_body(ctx: RequestContext, limit: int) -> bytes:
+    """The raw request body, at most `limit` bytes (`PayloadTooLarge` beyond); also kept in `ctx.raw_body`."""
+    request = ctx.request
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+    ctx.raw_body = raw
+    return raw
+
+
+def read_json(ctx: RequestContext) -> Any:
+    """The decoded JSON body (None when the route takes none or keeps it raw)."""
+    request = ctx.request
+    raw = read_body(ctx, ctx.runtime.settings.max_body_bytes)
+    if ctx.route.raw_body:
+        return None
+    if not raw.strip():
+        if ctx.route.body is None:
+            return None
+        raise ValidationFailed(
+            "request body must be a JSON object", {"errors": [{"pointer": "", "message": "empty body"}]}
+        )
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json", {"content_type": mimetype})
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed("body is not valid JSON", {"position": exc.pos}) from None
+
+
+def parse_query(ctx: RequestContext) -> None:
+    """Validate the query string against the route's model into `ctx.query` (`tenant` is auth's, not the route's)."""
+    model = ctx.route.query
+    if model is None:
+        return
+    query = {k: v for k, v in ctx.request.args.items() if k != "tenant"}
+    try:
+        ctx.query = model.model_validate(query)
+    except ValidationError as exc:
+        raise validation_error(exc, ("query",)) from exc
+
+
+def parse_body(ctx: RequestContext, body: Any) -> None:
+    """Validate the decoded body against the route's model into `ctx.body` (`tenant` is auth's unless modelled)."""
+    route = ctx.route
+    if route.body is None:
+        if not route.raw_body:
+            ctx.body = body
+        return
+    if isinstance(body, dict) and "tenant" not in route.body.model_fields:
+        body.pop("tenant", None)
+    try:
+        ctx.body = route.body.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from exc

@@ -1,0 +1,63 @@
+"""What handlers return and how it becomes a Flask response; the one error shape on the wire."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from flask import Response
+from pydantic import BaseModel
+
+from segops.errors import SegOpsError
+
+
+@dataclass(frozen=True)
+class Result:
+    """A handler result with a non-default status or headers."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, BaseModel):
+        payload = body.model_dump_json().encode()
+    else:
+        try:
+            payload = orjson.dumps(body, default=_default)
+        except orjson.JSONEncodeError:
+            # orjson refuses integers past 64 bits, which are valid JSON (an error echoing the
+            # number a client sent, say): the standard library writes them.
+            payload = json.dumps(body, default=_default, separators=(",", ":")).encode()
+    response = Response(payload, status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def error_response(error: SegOpsError, request_id: str) -> Response:
+    response = json_response(error.to_body(), error.status)
+    response.headers["X-Request-Id"] = request_id
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
+    return response
+
+
+def render(result: Any, status: int) -> Response:
+    """A handler's return value as a response; `status` is the route's success status."""
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, Result):
+        return json_response(result.body, result.status, result.headers)
+    if result is None and status == 204:
+        return Response(status=204)
+    return json_response(result, status)

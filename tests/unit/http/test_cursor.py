@@ -1,0 +1,68 @@
+"""The list-cursor codec: every paginated endpoint's position round-trips; anything else is a 400."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from segops.connectors.api import ConnectorsCursor, SyncsCursor
+from segops.errors import ValidationFailed
+from segops.http.cursor import Cursor
+from segops.segments.api import MembersCursor, SegmentsCursor
+
+POSITIONS: list[Cursor] = [
+    SegmentsCursor(after=0),
+    SegmentsCursor(after=2**63 - 1),
+    MembersCursor(segment_id=3, snapshot=40_000_017, after="user-00042"),
+    MembersCursor(segment_id=3, snapshot=1, after='ü ✓ 🙂 "quoted" \\ \'; DROP TABLE members; --'),
+    ConnectorsCursor(after=12),
+    SyncsCursor(connector_id=5, before=99),
+]
+
+
+def _raw(document: object) -> str:
+    """A cursor built by hand, the way a client must not."""
+    return base64.urlsafe_b64encode(orjson.dumps(document)).decode().rstrip("=")
+
+
+def _refused(cls: type[Cursor], text: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        cls.decode(text)
+    assert caught.value.status == 400
+    assert caught.value.details["errors"][0]["pointer"] == "/query/cursor"
+
+
+@pytest.mark.parametrize("position", POSITIONS, ids=lambda p: type(p).__name__)
+def test_round_trip_is_url_safe_and_opaque(position: Cursor) -> None:
+    text = position.encode()
+    assert text.isascii() and "=" not in text and "+" not in text and "/" not in text
+    assert type(position).decode(text) == position
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "%%%",
+        "bm9wZQ",  # base64 of "nope"
+        "a",  # impossible base64 length
+        _raw({"list": "segments", "after": 5}) + "==",  # padded: not what the codec writes
+        _raw({"list": "segments", "after": 5}) + ".",
+        _raw([5]),
+        _raw(5),
+        _raw({"after": 5}),  # no list
+        _raw({"list": "connectors", "after": 5}),  # foreign: another list's cursor
+        _raw({"list": "segments", "after": -1}),
+        _raw({"list": "segments", "after": "5"}),
+        _raw({"list": "segments", "after": True}),
+        _raw({"list": "segments", "after": 5.0}),
+        _raw({"list": "segments", "after": None}),
+        _raw({"list": "segments", "after": 5, "tenant": 2}),  # extra field
+        _raw({"after": 5, "list": "segments"}),  # same fields, not the codec's encoding
+        base64.urlsafe_b64encode(b'{"list": "segments", "after": 5}').decode().rstrip("="),
+        base64.urlsafe_b64encode(b'{"list":"segments","after":99999999999999999999999}').decode().rstrip("="),
+    ],
+)
+def test_malformed_edited_or_foreign_cursors_are_400(text: str) -> None:
+    _refused(SegmentsCursor, text)
