@@ -38,6 +38,7 @@ from segops.store import keys
 from segops.warehouse import TenantWarehouse, Warehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
+from tests.support.fixtures import load_fixture
 
 NOW = datetime(2026, 4, 25, 12, 0, tzinfo=UTC)
 EVENT_TYPES = [
@@ -54,18 +55,12 @@ EVENT_TYPES = [
     "order_refunded",
     "support_contacted",
 ]
+# The segments API reference's churn-risk example, narrowed to one plan.
+_CHURN_RISK = load_fixture("segments/high-value-churn-risk")
 ONE_SEGMENT = {
-    "logic": "AND",
+    **_CHURN_RISK,
     "conditions": [
-        {
-            "type": "monetary",
-            "event_type": "order_placed",
-            "property": "total",
-            "metric": "sum",
-            "operator": "gte",
-            "value": 500,
-        },
-        {"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30},
+        *_CHURN_RISK["conditions"],
         {"type": "user_property", "property": "plan", "operator": "eq", "value": "pro"},
     ],
 }

@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     environment: Literal["dev", "test", "production"] = "dev"
     data_dir: Path = Path(".segops")
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=0, le=65535)
+    # `PORT` is the Cloud Run / functions-framework convention; `SEGOPS_PORT` wins when both are set.
+    platform_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="PORT")
     public_url: str = ""
 
     warehouse: Literal["chdb", "clickhouse"] = "chdb"
@@ -96,6 +98,14 @@ class Settings(BaseSettings):
     @property
     def chdb_dir(self) -> Path:
         return self.chdb_path or self.data_dir / "chdb"
+
+    def listen_port(self) -> tuple[int, str]:
+        """The port `make dev` serves on and the variable it came from (`SEGOPS_PORT`, `PORT`, or `default`)."""
+        if "port" in self.model_fields_set:
+            return self.port, "SEGOPS_PORT"
+        if self.platform_port is not None:
+            return self.platform_port, "PORT"
+        return self.port, "default"
 
 
 @lru_cache(maxsize=1)

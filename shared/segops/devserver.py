@@ -66,10 +66,11 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     return credentials
 
 
-def banner(base: str, credentials: dict[str, Any]) -> str:
+def banner(base: str, port_source: str, credentials: dict[str, Any]) -> str:
     key = credentials["api_key"]
+    port_note = "the default port" if port_source == "default" else f"port from {port_source}"
     return f"""
-SegOps dev stack on {base}
+SegOps dev stack on {base} ({port_note})
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
@@ -94,10 +95,11 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
-    server = make_server(settings.host, settings.port, stack.wsgi, threaded=True)
+    port, port_source = settings.listen_port()
+    server = make_server(settings.host, port, stack.wsgi, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
-    print(banner(base, credentials), flush=True)
+    print(banner(base, port_source, credentials), flush=True)
 
     stopping = threading.Event()
 

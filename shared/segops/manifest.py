@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -104,9 +103,3 @@ def route_for(manifest: Manifest, path: str) -> FunctionSpec | None:
                 if best is None or weight > best[0]:
                     best = (weight, spec)
     return best[1] if best else None
-
-
-def rule_to_route(rule: str) -> str:
-    """The load-balancer pattern that covers a werkzeug rule (`/a/<int:id>/b/` → `/a/*`)."""
-    match = re.search(r"<", rule)
-    return rule if match is None else rule[: rule.rfind("/", 0, match.start()) + 1] + "*"

@@ -19,6 +19,7 @@ from segops.bus.local import LocalBus
 from segops.bus.pubsub import PubSubBus
 from segops.localstack import LocalStack
 
+from tests.support.fixtures import load_fixture
 from tests.support.servers import PubSubServer
 
 PROBE_SOURCE = Path(__file__).parent / "functions" / "bus_probe" / "main.py"
@@ -244,6 +245,29 @@ def test_permanent_error_is_acked_once(probe_stack: LocalStack) -> None:
     probe_stack.bus.drain()
     assert len(probe_log(probe_stack)) == 1
     assert not probe_stack.bus.dead_letters
+
+
+def test_an_eventarc_cloudevent_decodes_to_its_pubsub_message() -> None:
+    # GIVEN a CloudEvent as Eventarc delivers a Pub/Sub message (a sample, not made by to_cloudevent)
+    from cloudevents.http import from_http
+
+    sample = load_fixture("cloudevents/pubsub-events")
+    decoded = from_cloudevent(from_http(sample["headers"], orjson.dumps(sample["body"])))
+    # THEN the topic comes from the source, the rest from the message
+    assert (decoded.topic, decoded.data, decoded.attributes, decoded.message_id, decoded.delivery_attempt) == (
+        "events",
+        b'{"event_id": "e1"}',
+        {"tenant_id": "7"},
+        "m-1",
+        3,
+    )
+    assert decoded.publish_time.isoformat() == "2026-11-23T10:00:00.123000+00:00"
+    # AND re-encoding it gives the same envelope fields Eventarc sent
+    headers, body = to_cloudevent(decoded, "p", "events--segops-event-writer")
+    for name in ("ce-id", "ce-specversion", "ce-source", "ce-type"):
+        assert headers[name] == sample["headers"][name]
+    assert body["message"]["data"] == sample["body"]["message"]["data"]
+    assert body["subscription"] == sample["body"]["subscription"]
 
 
 def test_cloudevent_envelope_round_trip() -> None:

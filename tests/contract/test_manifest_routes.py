@@ -1,4 +1,4 @@
-"""Every public path of API.md reaches the function API.md names, through the manifest's routes."""
+"""Every path of docs/api.md reaches the function docs/api.md names, through the manifest's routes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from segops.manifest import HttpTrigger, Manifest, load_manifest, route_for
 
-from tests.support.api_contract import public_paths
+from tests.support.api_contract import documented_endpoints
 
 FULL_MANIFEST = Path(__file__).resolve().parents[1] / "support" / "manifest.full.json"
 
@@ -15,32 +15,34 @@ FULL_MANIFEST = Path(__file__).resolve().parents[1] / "support" / "manifest.full
 def _misrouted(manifest: Manifest, only_present: bool) -> list[str]:
     present = {f.name for f in manifest.functions}
     problems = []
-    for public in public_paths():
-        if only_present and public.function not in present:
+    for endpoint in documented_endpoints():
+        if only_present and endpoint.function not in present:
             continue  # its function has not landed in this manifest yet
-        served = route_for(manifest, public.path)
-        if served is None or served.name != public.function:
-            problems.append(f"{public.path}: API.md says {public.function}, routes give {served and served.name}")
+        served = route_for(manifest, endpoint.concrete_path)
+        if served is None or served.name != endpoint.function:
+            got = served and served.name
+            problems.append(f"{endpoint.path}: docs/api.md says {endpoint.function}, routes give {got}")
     return problems
 
 
 def test_api_md_is_parsed_into_many_paths() -> None:
-    # GIVEN the handbook's endpoint table THEN every row yields paths (the checks below are not vacuous)
-    paths = public_paths()
-    assert len(paths) >= 25
-    assert {p.function for p in paths} >= {"api", "track", "track_batch", "shopify_webhook", "membership", "sandbox"}
+    # GIVEN the endpoint table of docs/api.md THEN every row yields a path (the checks below are not vacuous)
+    endpoints = documented_endpoints()
+    assert len(endpoints) >= 40
+    functions = {e.function for e in endpoints}
+    assert functions >= {"api", "track", "track_batch", "shopify_webhook", "membership", "sandbox"}
 
 
 def test_every_public_path_of_the_real_manifest_reaches_its_function() -> None:
-    # GIVEN functions/manifest.json WHEN each API.md path is matched like the URL map matches it
+    # GIVEN functions/manifest.json WHEN each docs/api.md path is matched like the URL map matches it
     manifest = load_manifest()
     # THEN each path whose function is in the manifest lands on that function
     assert _misrouted(manifest, only_present=True) == []
-    assert any(p.function in {f.name for f in manifest.functions} for p in public_paths())
+    assert any(e.function in {f.name for f in manifest.functions} for e in documented_endpoints())
 
 
 def test_the_planned_full_function_set_routes_every_public_path() -> None:
-    # GIVEN the full planned function set (tests/support/manifest.full.json) THEN no API.md path is unrouted
+    # GIVEN the full planned function set (tests/support/manifest.full.json) THEN no docs/api.md path is unrouted
     assert _misrouted(load_manifest(FULL_MANIFEST), only_present=False) == []
 
 

@@ -4,7 +4,6 @@ as Eventarc's delivery does, decoded by the same `segops.bus.cloudevents.from_cl
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import functions_framework
 import pytest
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import from_cloudevent, to_cloudevent
+
+from tests.support.fixtures import load_fixture
 
 CONSUMER = """
 import json, os
@@ -43,22 +44,13 @@ def delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, 
 def test_a_raw_push_body_becomes_the_same_bus_message(delivered: tuple[object, Path]) -> None:
     client, sink = delivered
     # GIVEN the body a push subscription sends for a message on `events`
-    body = {
-        "message": {
-            "data": base64.b64encode(b'{"event_id": "e1"}').decode(),
-            "attributes": {"tenant_id": "7"},
-            "messageId": "m-1",
-            "publishTime": "2026-11-23T10:00:00.123Z",
-        },
-        "subscription": "projects/p/subscriptions/events--segops-event-writer",
-        "deliveryAttempt": 3,
-    }
-    # WHEN it is POSTed to the push endpoint Terraform configures
-    response = client.post("/projects/p/topics/events", json=body)  # type: ignore[attr-defined]
-    # THEN the handler sees the topic, payload, attributes, id, publish time and attempt number
-    assert response.status_code == 200
-    got = json.loads(sink.read_text())
-    assert got == {
+    sample = load_fixture("cloudevents/pubsub-events")
+    # WHEN it is POSTed to the push endpoint Terraform configures, and as Eventarc's CloudEvent
+    pushed = client.post("/projects/p/topics/events", json=sample["body"])  # type: ignore[attr-defined]
+    via_eventarc = client.post("/", json=sample["body"], headers=sample["headers"])  # type: ignore[attr-defined]
+    # THEN the handler sees the topic, payload, attributes, id, publish time and attempt number, both times
+    assert pushed.status_code == 200 and via_eventarc.status_code == 200
+    expected = {
         "topic": "events",
         "data": '{"event_id": "e1"}',
         "attributes": {"tenant_id": "7"},
@@ -66,6 +58,7 @@ def test_a_raw_push_body_becomes_the_same_bus_message(delivered: tuple[object, P
         "time": "2026-11-23T10:00:00.123000+00:00",
         "attempt": 3,
     }
+    assert [json.loads(line) for line in sink.read_text().splitlines()] == [expected, expected]
 
 
 def test_push_and_eventarc_deliveries_decode_identically(delivered: tuple[object, Path]) -> None:

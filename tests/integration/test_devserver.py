@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -34,12 +35,16 @@ def call(base: str, method: str, path: str, body: Any = None, headers: dict[str,
 
 
 @contextmanager
-def devserver(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def devserver(
+    data_dir: Path, port_variable: str = "SEGOPS_PORT", extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The dev server on a free port given in `port_variable` (`SEGOPS_PORT` or `PORT`)."""
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("PORT", "SEGOPS_PORT")},
+        **(extra_env or {}),
+        port_variable: str(port),
         "SEGOPS_DATA_DIR": str(data_dir),
-        "SEGOPS_PORT": str(port),
         "SEGOPS_PASSWORD_HASH_TIME_COST": "1",
         "SEGOPS_PASSWORD_HASH_MEMORY_KIB": "1024",
         "SEGOPS_LOG_LEVEL": "WARNING",
@@ -70,8 +75,8 @@ def stop(process: subprocess.Popen[str]) -> str:
 
 def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
     data_dir = tmp_path / "stack"
-    # GIVEN the dev server started on a fresh data dir
-    with devserver(data_dir) as (base, process):
+    # GIVEN the dev server started on a fresh data dir, its port in PORT (the Cloud Run convention)
+    with devserver(data_dir, "PORT") as (base, process):
         # WHEN the README's walk-through runs over real HTTP
         status, signed_up = call(
             base,
@@ -100,20 +105,25 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
         output = stop(process)
     assert saved["api_key"] in output and saved["password"] in output
     assert f"{base}/api/ingestion/health/" in output
+    assert f"SegOps dev stack on {base} (port from PORT)" in output
     assert "stopped" in output
     assert '"severity":"INFO"' not in output  # SEGOPS_LOG_LEVEL=WARNING holds for every logger
 
-    # GIVEN a second start on the same data dir
-    with devserver(data_dir) as (base, process):
-        # THEN the seed is reused: same credentials, and everything created before is still there
-        again = json.loads((data_dir / "dev-credentials.json").read_text())
-        assert again == saved
-        status, _ = call(base, "POST", "/api/auth/token/", {"email": saved["email"], "password": saved["password"]})
-        assert status == 200
-        status, pair = call(
-            base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}
-        )
-        assert status == 200
-        status, tenants = call(base, "GET", "/api/tenants/", headers={"Authorization": f"Bearer {pair['access']}"})
-        assert status == 200 and [t["slug"] for t in tenants["results"]] == ["acme"]
-        stop(process)
+    # GIVEN a second start on the same data dir, with SEGOPS_PORT and also a PORT that is taken
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        other = {"PORT": str(taken.getsockname()[1])}
+        with devserver(data_dir, "SEGOPS_PORT", other) as (base, process):
+            # THEN SEGOPS_PORT wins, and the seed is reused: same credentials, everything created is still there
+            again = json.loads((data_dir / "dev-credentials.json").read_text())
+            assert again == saved
+            login = {"email": saved["email"], "password": saved["password"]}
+            assert call(base, "POST", "/api/auth/token/", login)[0] == 200
+            status, pair = call(
+                base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}
+            )
+            assert status == 200
+            bearer = {"Authorization": f"Bearer {pair['access']}"}
+            status, tenants = call(base, "GET", "/api/tenants/", headers=bearer)
+            assert status == 200 and [t["slug"] for t in tenants["results"]] == ["acme"]
+            output = stop(process)
+    assert f"SegOps dev stack on {base} (port from SEGOPS_PORT)" in output

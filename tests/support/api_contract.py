@@ -1,4 +1,4 @@
-"""The public paths of the API contract (handbook API.md) with the function that serves each."""
+"""The endpoint table of the project's API contract (`docs/api.md`), parsed: one row per method and path."""
 
 from __future__ import annotations
 
@@ -6,38 +6,42 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-API_MD = Path(__file__).resolve().parents[2] / ".." / "shared" / "handbook" / "API.md"
-_METHODS = re.compile(r"^(?:[A-Z]+/)*[A-Z]+\s+")
+API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+COLUMNS = ["method", "path", "function", "auth", "role", "status", "request → response"]
+# `HMAC` is checked by the Shopify handler itself, so its route, like `-`, takes no platform credential.
+AUTH = {"-": (), "HMAC": (), "JWT": ("jwt",), "key": ("api_key",), "JWT/key": ("jwt", "api_key")}
 
 
 @dataclass(frozen=True)
-class PublicPath:
-    path: str  # a concrete request path (placeholders filled in)
+class Endpoint:
+    method: str
+    path: str  # `/api/segments/<segment_id>/` (werkzeug converters dropped)
     function: str
-    row: str
+    auth: tuple[str, ...]
+    role: str | None
+    status: int
+
+    @property
+    def concrete_path(self) -> str:
+        """A request path for this row, each placeholder filled in."""
+        return re.sub(r"<[^>]+>", "1", self.path)
 
 
-def _concrete(path: str) -> str:
-    return re.sub(r"<[^>]+>", "1", path.split("?", 1)[0])
+def _cells(line: str) -> list[str]:
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
-def public_paths(api_md: Path = API_MD) -> list[PublicPath]:
-    """Every path of the endpoint table: `GET/POST /a/<id>/ · DELETE …/b/<x>/ | function | ...` rows."""
-    found: list[PublicPath] = []
-    for line in api_md.read_text().splitlines():
-        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-        if len(cells) < 2 or "/api/" not in cells[0]:
-            continue
-        function = cells[1].split()[0]
-        previous = ""
-        for part in cells[0].replace("\\", "").split(" · "):
-            target = _METHODS.sub("", part.strip())
-            if target.startswith("…"):  # `…/members/<id>/`: relative to the previous path of the row
-                suffix = target[1:]
-                anchor = previous.find("/" + suffix.strip("/").split("/")[0] + "/")
-                target = (previous[:anchor] if anchor >= 0 else previous.rstrip("/")) + suffix
-            if not target.startswith("/"):
-                continue  # `GET same`, `GET ?export_id=`: the previous path again
-            previous = target
-            found.append(PublicPath(_concrete(target), function, cells[0]))
+def documented_endpoints(api_md: Path = API_MD) -> list[Endpoint]:
+    """Every row of the table under `## Endpoints` (the header row must be exactly `COLUMNS`)."""
+    lines = api_md.read_text().splitlines()
+    start = lines.index("## Endpoints")
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    if _cells(lines[header]) != COLUMNS:
+        raise ValueError(f"{api_md}: the endpoint table's columns must be {COLUMNS}, not {_cells(lines[header])}")
+    found = []
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        method, path, function, auth, role, status, _ = _cells(line)
+        found.append(Endpoint(method, path, function, AUTH[auth], None if role == "-" else role, int(status)))
     return found

@@ -1,4 +1,4 @@
-"""A small pure-Python evaluator of DESIGN §5, written independently of the compiler: the oracle
+"""A small pure-Python evaluator of docs/design.md §5, written independently of the compiler: the oracle
 the compiled SQL is checked against."""
 
 from __future__ import annotations

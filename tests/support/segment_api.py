@@ -12,6 +12,7 @@ from segops.compute import engine
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
+from tests.support.fixtures import load_fixture
 
 EVENT_COLUMNS = (
     "tenant_id",
@@ -50,10 +51,7 @@ def page_views(stack: LocalStack, tenant_id: int, user_ids: Iterable[str], at: d
     insert_events(stack, (event_row(tenant_id, u, "page_viewed", when, {"path": "/pricing"}) for u in user_ids))
 
 
-VISITED = {
-    "logic": "AND",
-    "conditions": [{"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}],
-}
+VISITED: dict[str, Any] = load_fixture("segments/page-viewers")
 
 
 def defined_segment(api: Api, account: Account, definition: dict[str, Any], name: str = "Segment") -> int:

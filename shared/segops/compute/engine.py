@@ -1,6 +1,6 @@
 """Full and delta computes of a tenant's segments, published atomically.
 
-Delta contract (DESIGN §6): after a delta at `now`, membership equals a full compute at `now`.
+Delta contract (docs/design.md §6): after a delta at `now`, membership equals a full compute at `now`.
 A user's result can differ between the last compute's `now` (L) and `now` (N) only if
 - events of theirs reached the warehouse since the last compute started (arrivals), or
 - one of their events has `occurred_at` in (L, N] (it did not exist at L, it does at N), or

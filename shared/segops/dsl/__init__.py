@@ -1,4 +1,4 @@
-"""The segment DSL: models, validation and the compiler (DESIGN §5).
+"""The segment DSL: models, validation and the compiler (docs/design.md §5).
 
 - `parse_definition(obj, prefix=()) -> SegmentDefinition`: validate once; raises
   `segops.errors.ValidationFailed` whose `details["errors"]` are `{pointer, message}` with JSON

@@ -1,4 +1,4 @@
-"""Segment definitions → ONE ClickHouse aggregate pass over a tenant's events (DESIGN §5).
+"""Segment definitions → ONE ClickHouse aggregate pass over a tenant's events (docs/design.md §5).
 
 Public API:
 
@@ -13,7 +13,7 @@ Contract of the SQL: it references `{tenant_id:UInt64}` (bind it with `TenantWar
 event types and payload keys, is in `CompiledQuery.params`. Nothing from a definition is ever
 formatted into the SQL text; identifiers come from `segops.warehouse.identifiers` only.
 
-Semantics, exactly DESIGN §5: the universe is every user with an event at or before `now`; events
+Semantics, exactly docs/design.md §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window
 is `round(window_days * 86_400_000)` milliseconds (the timestamp resolution), and recency compares
 the milliseconds since the last matching event with the same window. User properties are the payload
@@ -133,7 +133,7 @@ class _Compiler:
         total = self.aggregate(f"sumIf({amount}, {match})")
         if c.metric == "sum":
             return f"{total} {op} {value}"
-        # avg/min/max of no values make the condition false (DESIGN §5).
+        # avg/min/max of no values make the condition false (docs/design.md §5).
         if c.metric == "avg":
             return f"({seen} > 0 AND {total} / {seen} {op} {value})"
         return f"({seen} > 0 AND {self.aggregate(f'{c.metric}If({amount}, {match})')} {op} {value})"

@@ -1,4 +1,4 @@
-"""The segment DSL as data (DESIGN §5): one pydantic model per condition type, groups nested.
+"""The segment DSL as data (docs/design.md §5): one pydantic model per condition type, groups nested.
 
 `parse_definition` is the only way in: it validates once and reports every problem with a JSON
 pointer to the offending field (`/conditions/0/value`).

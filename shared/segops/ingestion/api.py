@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, field_validator
 
 from segops.boundary import StrictModel
 from segops.errors import PayloadTooLarge
@@ -34,8 +34,17 @@ class StatsQuery(StrictModel):
     window: Window = "24h"
 
 
+MAX_ERRORS = 100
+
+
 class ErrorsQuery(StrictModel):
-    limit: int = Field(default=50, ge=1, le=100)
+    limit: int = Field(default=50, ge=1, description=f"default 50; a larger value is clamped to {MAX_ERRORS}")
+
+    @field_validator("limit")
+    @classmethod
+    def _at_most_max(cls, value: int) -> int:
+        # The public reference promises "up to 100 records": asking for more is not an error.
+        return min(value, MAX_ERRORS)
 
 
 class IngestionErrorOut(BaseModel):
@@ -44,8 +53,8 @@ class IngestionErrorOut(BaseModel):
     detail: str
 
 
-class IngestionErrorList(RootModel[list[IngestionErrorOut]]):
-    """Newest first."""
+class IngestionErrorList(BaseModel):
+    results: list[IngestionErrorOut] = Field(description="newest first")
 
 
 def _read(ctx: RequestContext, limit: int) -> bytes:
@@ -92,4 +101,4 @@ def stats(ctx: RequestContext) -> IngestionStats:
 def errors(ctx: RequestContext) -> IngestionErrorList:
     """The most recent ingestion error records (default 50, at most 100), newest first."""
     query: ErrorsQuery = ctx.query
-    return IngestionErrorList.model_validate(recent_errors(ctx.runtime, ctx.tenant_id, query.limit))
+    return IngestionErrorList.model_validate({"results": recent_errors(ctx.runtime, ctx.tenant_id, query.limit)})

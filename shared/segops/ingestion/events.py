@@ -1,4 +1,4 @@
-"""The event contract of DESIGN §7: validation at the edge, stamping, and the `EventBatch` wire encoding.
+"""The event contract of docs/design.md §7: validation at the edge, stamping, and the `EventBatch` wire encoding.
 
 Hot path: a 500-event batch is checked one event at a time (invalid events are skipped, not fatal).
 A valid event is vouched for by a few plain-Python checks of the same contract (`_vouched`); anything

@@ -19,12 +19,10 @@ from segops.store import keys
 from tests.support.api import Account, Api, assert_error
 from tests.support.dsl_reference import Event
 from tests.support.events import insert_events
+from tests.support.fixtures import load_fixture
 from tests.support.segments import put_segment
 
-VIEWED = {
-    "logic": "AND",
-    "conditions": [{"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}],
-}
+VIEWED: dict[str, Any] = load_fixture("segments/page-viewers")
 
 
 def now() -> datetime:

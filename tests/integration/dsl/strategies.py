@@ -1,4 +1,4 @@
-"""Hypothesis strategies: small random histories and definitions that hit DESIGN §5's edges."""
+"""Hypothesis strategies: small random histories and definitions that hit docs/design.md §5's edges."""
 
 from __future__ import annotations
 

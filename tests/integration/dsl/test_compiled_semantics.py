@@ -1,4 +1,4 @@
-"""The compiled SQL, run on ClickHouse (chDB), agrees with the reference evaluator of DESIGN §5."""
+"""The compiled SQL, run on ClickHouse (chDB), agrees with the reference evaluator of docs/design.md §5."""
 
 from __future__ import annotations
 

@@ -95,23 +95,54 @@ def test_errors_are_newest_first_limited_and_tenant_scoped(stack: LocalStack, ap
             base + timedelta(seconds=i),
         )
     record_errors(stack.runtime, other.tenant_id, "api", [ErrorRecord("theirs", "not yours")])
-    # default limit 50, newest first, exactly ts/error_type/detail
+    # default limit 50, newest first, exactly ts/error_type/detail, in a list object (never a bare array)
     listed = api.get("/api/ingestion/errors/", headers=account.bearer)
     assert listed.status_code == 200
-    rows = listed.get_json()
+    body = listed.get_json()
+    assert set(body) == {"results"}
+    rows = body["results"]
     assert len(rows) == 50
     assert [r["error_type"] for r in rows[:3]] == ["type_59", "type_58", "type_57"]
     assert all(set(r) == {"ts", "error_type", "detail"} for r in rows)
     assert rows[0]["ts"].startswith((base + timedelta(seconds=59)).strftime("%Y-%m-%dT%H:%M:%S"))
-    assert len(api.get("/api/ingestion/errors/?limit=100", headers=account.key).get_json()) == 60
-    assert [r["detail"] for r in api.get("/api/ingestion/errors/?limit=2", headers=account.key).get_json()] == [
-        "detail 59",
-        "detail 58",
-    ]
-    assert_error(api.get("/api/ingestion/errors/?limit=101", headers=account.key), 400)
+
+    def results(query: str) -> list[dict[str, str]]:
+        response = api.get(f"/api/ingestion/errors/{query}", headers=account.key)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return list(response.get_json()["results"])
+
+    assert len(results("?limit=100")) == 60
+    assert [r["detail"] for r in results("?limit=2")] == ["detail 59", "detail 58"]
     assert_error(api.get("/api/ingestion/errors/?limit=0", headers=account.key), 400)
+    assert_error(api.get("/api/ingestion/errors/?limit=-5", headers=account.key), 400)
+    assert_error(api.get("/api/ingestion/errors/?limit=ten", headers=account.key), 400)
     assert_error(api.get("/api/ingestion/errors/"), 401)
-    assert [r["error_type"] for r in api.get("/api/ingestion/errors/", headers=other.key).get_json()] == ["theirs"]
+    assert [r["error_type"] for r in api.get("/api/ingestion/errors/", headers=other.key).get_json()["results"]] == [
+        "theirs"
+    ]
+
+
+def test_errors_limit_above_the_maximum_is_clamped_to_100(stack: LocalStack, api: Api) -> None:
+    # GIVEN 130 error records
+    account = api.signup()
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    records = [ErrorRecord(f"type_{i}", f"detail {i}") for i in range(130)]
+    for i, record in enumerate(records):
+        record_errors(stack.runtime, account.tenant_id, "api", [record], base + timedelta(seconds=i))
+    # WHEN more than the documented maximum is asked for THEN the 100 most recent come back, not a 400
+    for limit in ("101", "500", "99999999999999999999999"):
+        response = api.get(f"/api/ingestion/errors/?limit={limit}", headers=account.key)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        rows = response.get_json()["results"]
+        assert [r["detail"] for r in rows] == [f"detail {i}" for i in range(129, 29, -1)]
+    # AND the served OpenAPI document says the same: a list object, no maximum that would refuse 500
+    document = api.get("/api/openapi.json").get_json()
+    operation = document["paths"]["/api/ingestion/errors/"]["get"]
+    [limit] = operation["parameters"]
+    assert limit["schema"]["minimum"] == 1 and "maximum" not in limit["schema"]
+    ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert schema["type"] == "object" and schema["required"] == ["results"]
 
 
 def test_viewer_can_read_stats_and_errors(api: Api) -> None:

@@ -6,22 +6,10 @@ from segops.localstack import LocalStack
 
 from tests.integration.segments.test_crud import create
 from tests.support.api import Api, assert_error
+from tests.support.fixtures import load_fixture
 from tests.support.segment_api import VISITED, event_row, insert_events, key_with_role, warehouse_rows
 
-SPENDERS = {
-    "logic": "AND",
-    "conditions": [
-        {
-            "type": "monetary",
-            "event_type": "order_placed",
-            "property": "total",
-            "metric": "sum",
-            "operator": "gte",
-            "value": 500,
-        },
-        {"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30},
-    ],
-}
+SPENDERS = load_fixture("segments/high-value-churn-risk")
 
 
 def test_every_definition_change_is_a_new_immutable_version(stack: LocalStack) -> None:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from segops.localstack import LocalStack
 
 from tests.support.api import Api
+from tests.support.fixtures import load_fixture
 
 JSON = {"Content-Type": "application/json"}
 
@@ -42,12 +43,7 @@ def test_quickstart_curl_flow(stack: LocalStack) -> None:
     assert segment["name"] == "Pricing Visitors" and isinstance(segment["id"], int)
     defined = api.patch(
         f"/api/segments/{segment['id']}/",
-        {
-            "definition": {
-                "logic": "AND",
-                "conditions": [{"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}],
-            }
-        },
+        {"definition": load_fixture("segments/page-viewers")},
         headers=jwt,
     )
     assert defined.status_code == 200 and defined.get_json()["version"] == 1
@@ -99,20 +95,7 @@ def test_every_segments_api_example(stack: LocalStack) -> None:
     assert [s["id"] for s in listed["results"]] == [seg]
     assert api.get(f"/api/segments/{seg}/", headers=jwt).get_json()["description"].endswith("in 30 days")
     # Update a Segment Definition
-    churners = {
-        "logic": "AND",
-        "conditions": [
-            {
-                "type": "monetary",
-                "event_type": "order_placed",
-                "property": "total",
-                "metric": "sum",
-                "operator": "gte",
-                "value": 500,
-            },
-            {"type": "recency", "event_type": "page_viewed", "operator": "gt", "window_days": 30},
-        ],
-    }
+    churners = load_fixture("segments/high-value-churn-risk")
     assert api.patch(f"/api/segments/{seg}/", {"definition": churners}, headers=jwt).status_code == 200
     # Preview a Segment (the doc's `[...]` filled with the definition above)
     preview = api.post("/api/segments/preview/", {"definition": churners, "limit": 10}, headers=jwt)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,19 +11,17 @@ from segops.shopify.signature import sign
 from segops.shopify.webhook import dedupe_id
 
 from tests.support.api import Account, Api, assert_error
+from tests.support.fixtures import SHOPIFY_SECRET as SECRET
+from tests.support.fixtures import ShopifyWebhook, shopify_webhook, shopify_webhooks
 from tests.support.ingestion import error_rows, stored_events
 from tests.support.log_secrets import watch
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
-INDEX = orjson.loads((FIXTURES / "index.json").read_bytes())
-SECRET: str = INDEX["secret"]
 watch(SECRET)
-CASES: list[dict[str, Any]] = INDEX["cases"]
 
 
 def _case(topic: str) -> tuple[bytes, dict[str, str]]:
-    case = next(c for c in CASES if c["headers"]["X-Shopify-Topic"] == topic)
-    return (FIXTURES / case["body_file"]).read_bytes(), dict(case["headers"])
+    case = shopify_webhook(topic)
+    return case.body, dict(case.headers)
 
 
 @pytest.fixture
@@ -52,17 +49,25 @@ def _by_type(stack: LocalStack, tenant_id: int) -> dict[str, dict[str, Any]]:
     return {row["event_type"]: row for row in stored_events(stack, tenant_id)}
 
 
+def _send(stack: LocalStack, api: Api, shop: Account, case: ShopifyWebhook) -> None:
+    response = _post(api, shop.tenant_slug, case.body, case.headers)
+    # THEN each is acknowledged with 200 and queues one event
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"received": True, "queued": 1}
+    stack.bus.drain()
+
+
 def test_every_fixture_is_accepted_and_mapped(stack: LocalStack, api: Api, shop: Account) -> None:
     # GIVEN the signed fixtures, sent byte for byte in order
-    for case in CASES:
-        body = (FIXTURES / case["body_file"]).read_bytes()
-        response = _post(api, shop.tenant_slug, body, case["headers"])
-        # THEN each is acknowledged with 200
-        assert response.status_code == 200, response.get_data(as_text=True)
-        assert response.get_json() == {"received": True, "queued": 1}
-        stack.bus.drain()
+    for case in shopify_webhooks():
+        _send(stack, api, shop, case)
+    stored = stored_events(stack, shop.tenant_id)
+    assert sorted(row["event_type"] for row in stored) == sorted(
+        ["order_placed", "order_paid", "order_cancelled", "order_refunded"]
+        + ["context_identified"] * 2
+        + ["checkout_started"]
+    )
     events = _by_type(stack, shop.tenant_id)
-    assert set(events) == {"order_placed", "context_identified", "order_refunded"}
     # orders/create → order_placed for the customer id, exact ids, numeric money
     order = events["order_placed"]
     placed = orjson.loads(order["payload"])
@@ -72,10 +77,11 @@ def test_every_fixture_is_accepted_and_mapped(stack: LocalStack, api: Api, shop:
     assert placed["total_discounts"] == 20.0
     assert [i["price"] for i in placed["line_items"]] == [199.0, 199.0]
     assert placed["line_items"][0]["line_item_id"] == "866550311766439020"
-    assert order["message_id"] == dedupe_id("orders/create", (FIXTURES / CASES[0]["body_file"]).read_bytes())
+    assert order["message_id"] == dedupe_id("orders/create", shopify_webhook("orders/create").body)
     assert order["occurred_at"].isoformat() == "2026-04-25T14:21:11+00:00"
     # customers/create → context_identified (user properties)
-    customer = events["context_identified"]
+    created = dedupe_id("customers/create", shopify_webhook("customers/create").body)
+    [customer] = [r for r in stored if r["event_type"] == "context_identified" and r["message_id"] == created]
     assert customer["user_id"] == "706405506930370084"
     props = orjson.loads(customer["payload"])
     assert props["email"] == "bob@biller.com" and props["total_spent"] == 0.0 and props["accepts_marketing"] is True
@@ -86,6 +92,60 @@ def test_every_fixture_is_accepted_and_mapped(stack: LocalStack, api: Api, shop:
     assert refunded["amount"] == 199.0 and refunded["order_id"] == "820982911946154508"
     assert refunded["refund_id"] == "890088186047892319"
     assert error_rows(stack, shop.tenant_id) == []
+
+
+def test_orders_paid_is_order_paid_at_the_trigger_time(stack: LocalStack, api: Api, shop: Account) -> None:
+    # GIVEN the signed orders/paid fixture WHEN it is the only webhook received
+    _send(stack, api, shop, shopify_webhook("orders/paid"))
+    # THEN one order_paid event for the customer, with the discount code and exact ids
+    [row] = stored_events(stack, shop.tenant_id)
+    paid = orjson.loads(row["payload"])
+    assert (row["event_type"], row["user_id"]) == ("order_paid", "115310627314723954")
+    assert row["message_id"] == dedupe_id("orders/paid", shopify_webhook("orders/paid").body)
+    # a payment happens when Shopify says so, not when the order was created
+    assert row["occurred_at"].isoformat() == "2026-04-25T14:24:40+00:00"
+    assert paid["order_id"] == "820982911946154508" and paid["financial_status"] == "paid"
+    assert paid["total"] == 403.0 and paid["discount_codes"] == ["SPRING20"] and paid["item_count"] == 2
+
+
+def test_orders_cancelled_is_order_cancelled_at_cancelled_at(stack: LocalStack, api: Api, shop: Account) -> None:
+    _send(stack, api, shop, shopify_webhook("orders/cancelled"))
+    [row] = stored_events(stack, shop.tenant_id)
+    cancelled = orjson.loads(row["payload"])
+    assert (row["event_type"], row["user_id"]) == ("order_cancelled", "115310627314723954")
+    assert row["occurred_at"].isoformat() == "2026-04-27T12:03:19+00:00"
+    # 450789469123456789 is past 2^53: kept exact, never rounded through a double
+    assert cancelled["order_id"] == "450789469123456789"
+    assert cancelled["cancel_reason"] == "customer" and cancelled["financial_status"] == "voided"
+    assert cancelled["total"] == 199.0 and cancelled["item_count"] == 1 and cancelled["discount_codes"] == []
+
+
+def test_customers_update_replaces_the_user_properties(stack: LocalStack, api: Api, shop: Account) -> None:
+    # GIVEN a customer created, then updated (unsubscribed, now a VIP with two orders)
+    _send(stack, api, shop, shopify_webhook("customers/create"))
+    _send(stack, api, shop, shopify_webhook("customers/update"))
+    rows = stored_events(stack, shop.tenant_id)
+    assert [(r["event_type"], r["user_id"]) for r in rows] == [("context_identified", "706405506930370084")] * 2
+    # THEN the later context_identified carries the updated properties, at the customer's updated_at
+    latest = rows[-1]
+    assert latest["occurred_at"].isoformat() == "2026-04-28T20:02:45+00:00"
+    props = orjson.loads(latest["payload"])
+    assert props["email"] == "bob.biller@example.com" and props["accepts_marketing"] is False
+    assert props["orders_count"] == 2 and props["total_spent"] == 598.5 and props["tags"] == "vip, newsletter"
+    assert props["phone"] == "+16135550142"
+
+
+def test_checkouts_create_is_checkout_started_for_the_email(stack: LocalStack, api: Api, shop: Account) -> None:
+    # GIVEN a guest checkout (no customer object): the user is the lowercased email
+    _send(stack, api, shop, shopify_webhook("checkouts/create"))
+    [row] = stored_events(stack, shop.tenant_id)
+    started = orjson.loads(row["payload"])
+    assert (row["event_type"], row["user_id"]) == ("checkout_started", "ann.lee@example.com")
+    assert row["occurred_at"].isoformat() == "2026-04-28T15:15:07+00:00"
+    assert started["checkout_token"] == "b1946ac92492d2347c6235b4d2611184"
+    assert started["total"] == 12.5 and started["currency"] == "EUR"
+    [item] = started["line_items"]
+    assert item["product_id"] == "788032119674292922" and item["quantity"] == 2 and item["price"] == 6.25
 
 
 def test_same_event_id_twice_is_one_event(stack: LocalStack, api: Api, shop: Account) -> None:
@@ -169,18 +229,6 @@ def test_refund_for_an_unknown_order_is_recorded_not_stored(stack: LocalStack, a
     stack.bus.drain()
     assert stored_events(stack, shop.tenant_id) == []
     assert [r["error_type"] for r in error_rows(stack, shop.tenant_id)] == ["shopify_unknown_customer"]
-
-
-def test_checkout_falls_back_to_email_as_user(stack: LocalStack, api: Api, shop: Account) -> None:
-    body = orjson.dumps(
-        {"token": "abc", "email": "Ann@Example.com", "total_price": "12.50", "currency": "EUR", "line_items": []}
-    )
-    headers = {"X-Shopify-Topic": "checkouts/create", "X-Shopify-Hmac-SHA256": sign(SECRET, body)}
-    assert _post(api, shop.tenant_slug, body, headers).status_code == 200
-    stack.bus.drain()
-    [row] = stored_events(stack, shop.tenant_id)
-    assert row["event_type"] == "checkout_started" and row["user_id"] == "ann@example.com"
-    assert orjson.loads(row["payload"])["total"] == 12.5
 
 
 def test_secret_is_write_only_and_admin_only(stack: LocalStack, api: Api, shop: Account) -> None:

@@ -1,22 +1,15 @@
-"""Topic → event mapping on the shared fixtures (no HTTP): exact ids, numeric money."""
+"""Topic → event mapping on the Shopify fixtures (no HTTP): exact ids, numeric money."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import orjson
 import pytest
 from segops.shopify.mapping import MappedEvent, Unmapped, exact_id, map_webhook, money
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
-
-
-def _fixture(name: str) -> object:
-    return orjson.loads((FIXTURES / name).read_bytes())
+from tests.support.fixtures import load_fixture
 
 
 def test_order_ids_are_parsed_exactly() -> None:
-    mapped = map_webhook("orders/create", _fixture("orders-create.json"), None)
+    mapped = map_webhook("orders/create", load_fixture("shopify/orders-create"), None)
     assert isinstance(mapped, MappedEvent)
     # 820982911946154508 is not representable as a double: float parsing would give ...500 or ...512
     assert float(820982911946154508) != 820982911946154508
@@ -38,7 +31,7 @@ def test_exact_id_rejects_non_ids() -> None:
 
 
 def test_topics_map_to_documented_events() -> None:
-    order = _fixture("orders-create.json")
+    order = load_fixture("shopify/orders-create")
     expected = {
         "orders/create": "order_placed",
         "orders/paid": "order_paid",
@@ -51,7 +44,7 @@ def test_topics_map_to_documented_events() -> None:
     for topic, event_type in expected.items():
         mapped = map_webhook(topic, order, "2026-04-25T14:21:11.000Z")
         assert isinstance(mapped, MappedEvent) and mapped.event_type == event_type
-    customer = map_webhook("customers/update", _fixture("customers-create.json"), None)
+    customer = map_webhook("customers/update", load_fixture("shopify/customers-create"), None)
     assert isinstance(customer, MappedEvent) and customer.event_type == "context_identified"
     assert isinstance(map_webhook("app/uninstalled", {}, None), Unmapped)
     assert isinstance(map_webhook("orders/create", [1], None), Unmapped)

@@ -1,11 +1,11 @@
-/** The TypeScript snippets of the public quickstart (handbook `reference/quickstart.txt`), verbatim. */
+/** The TypeScript snippets of the public quickstart page (a copy in `test/fixtures/quickstart.txt`), verbatim. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { REPO_ROOT } from './dev-stack.js';
+import { PACKAGE_ROOT } from './dev-stack.js';
 
-/** CI checks the repository out with the team handbook beside it, as `../shared/`. */
-export const QUICKSTART_PATH = join(REPO_ROOT, '..', 'shared', 'handbook', 'reference', 'quickstart.txt');
+/** The public quickstart page as published (plain text), kept with the tests that hold the SDK to it. */
+export const QUICKSTART_PATH = join(PACKAGE_ROOT, 'test', 'fixtures', 'quickstart.txt');
 
 /** The code blocks introduced by a `typescript` line, each ending at the next `Step ...`/`Note`/`Tip` line. */
 export function quickstartTypeScriptBlocks(): string[] {
