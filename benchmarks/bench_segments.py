@@ -27,6 +27,7 @@ from segops.store import keys
 from segops.warehouse import TenantWarehouse, chdb_backend
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, percentile, ratio_figure
+from tests.support.api import Api
 
 SEED = 20260425
 EVENT_TYPES = ["page_viewed", "order_placed", "product_viewed", "cart_updated", "context_identified", "email_opened"]
@@ -60,13 +61,8 @@ def bench_stack() -> Iterator[LocalStack]:
 
 
 def signup(stack: LocalStack) -> tuple[int, dict[str, str]]:
-    client = stack.client()
-    response = client.post(
-        "/api/auth/signup/",
-        json={"email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "password": "benchmark pw", "tenant_slug": "bench"},
-    )
-    body = response.get_json()
-    return int(body["tenant"]["id"]), {"Authorization": f"Bearer {body['tokens']['access']}"}
+    account = Api(stack).signup(slug="bench", email=f"bench-{uuid.uuid4().hex[:8]}@example.com")
+    return account.tenant_id, account.bearer
 
 
 def payload(rng: random.Random, event_type: str) -> dict[str, Any]:

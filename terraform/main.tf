@@ -54,12 +54,27 @@ locals {
     SEGOPS_GCP_PROJECT = var.project_id
     SEGOPS_PUBLIC_URL  = "https://${var.domains[0]}"
     SEGOPS_LOG_LEVEL   = var.log_level
+    # The HTTPS load balancer appends "<client>, <load balancer>" to X-Forwarded-For: the client
+    # address used by login/signup throttling is the second entry from the right.
+    SEGOPS_TRUSTED_PROXY_HOPS = "2"
+  }
+
+  # Functions that send account mail hold the smtp-password secret.
+  mail_env = {
+    SEGOPS_MAILER        = "smtp"
+    SEGOPS_SMTP_HOST     = var.smtp_host
+    SEGOPS_SMTP_PORT     = tostring(var.smtp_port)
+    SEGOPS_SMTP_USERNAME = var.smtp_username
+    SEGOPS_MAIL_FROM     = var.mail_from
   }
 
   function_env = {
     for name, f in local.functions : name => merge(
       local.common_env,
       { SEGOPS_USES = jsonencode(f.uses) },
+      # Sizes the password-hashing cap (segops.config.Settings.password_hash_slots) to the function.
+      { SEGOPS_FUNCTION_MEMORY_MB = tostring(f.memory_mb) },
+      contains(try(f.secrets, []), "smtp-password") ? local.mail_env : {},
       merge([for backend in f.uses : local.backend_env[backend]]...),
       # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
       f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},

@@ -24,6 +24,22 @@ resource "google_storage_bucket" "control_plane" {
     }
   }
 
+  # Short-lived account documents past their use (each write restarts an object's age): pending
+  # signups and slug reservations (24 h), invitation tokens (7 days), sign-in families (30 days
+  # after their last refresh). The application refuses them once expired; this only reclaims them.
+  dynamic "lifecycle_rule" {
+    for_each = { "signups/" = 2, "tenant-slug-reservations/" = 2, "invitation-tokens/" = 8, "refresh-families/" = 31 }
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = [lifecycle_rule.key]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   logging {
     log_bucket = google_storage_bucket.access_logs.name
   }

@@ -101,3 +101,24 @@ variable "build_dir" {
   type        = string
   default     = "../build/functions"
 }
+
+variable "smtp_host" {
+  description = "SMTP server for account mail (verification, invitations) of functions that hold the smtp-password secret."
+  type        = string
+}
+
+variable "smtp_port" {
+  description = "Its submission port (STARTTLS is required)."
+  type        = number
+  default     = 587
+}
+
+variable "smtp_username" {
+  description = "SMTP login; the password is the smtp-password secret (docs/deploy.md)."
+  type        = string
+}
+
+variable "mail_from" {
+  description = "From address of account mail, e.g. \"SegOps <no-reply@example.com>\"."
+  type        = string
+}

@@ -14,6 +14,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.tenancy.api:auth_router",
         "segops.tenancy.api:tenants_router",
         "segops.tenancy.api:tenant_router",
+        "segops.tenancy.api:invitations_router",
         "segops.tenancy.api:keys_router",
         "segops.health:router",
         "segops.catalog:openapi_router",

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     # `PORT` is the Cloud Run / functions-framework convention; `SEGOPS_PORT` wins when both are set.
     platform_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="PORT")
+    # Base of the links in account mail; empty: the dev server's own http://host:port.
     public_url: str = ""
 
     warehouse: Literal["chdb", "clickhouse"] = "chdb"
@@ -56,7 +57,35 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
+    # Each argon2 hash holds `password_hash_memory_kib`; at most `password_hash_slots` run at once so
+    # that they fit in the function's memory next to everything else (`memory_reserve_mb`). A request
+    # waits up to `password_hash_wait_seconds` for a slot, then gets a 429.
+    function_memory_mb: int = Field(default=512, ge=128)
+    memory_reserve_mb: int = Field(default=256, ge=0)
+    password_hash_wait_seconds: float = Field(default=5.0, ge=0)
+    # Unauthenticated attempts: failed logins per account, logins per client address, signups per
+    # email and per client address, each in a fixed window.
+    login_failures_per_account: int = Field(default=10, ge=1)
+    logins_per_address: int = Field(default=60, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    signups_per_email: int = Field(default=3, ge=1)
+    signups_per_address: int = Field(default=20, ge=1)
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    # Proxies in front of the function that append the client to X-Forwarded-For (0: the socket peer).
+    trusted_proxy_hops: int = Field(default=0, ge=0)
     api_key_cache_seconds: float = 5.0
+    email_token_hours: int = Field(default=24, ge=1)
+    invitation_days: int = Field(default=7, ge=1)
+
+    # Account mail: "dev" keeps it in the data dir (listed at /dev/mailbox/), "smtp" sends it.
+    mailer: Literal["dev", "smtp"] = "dev"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "SegOps <no-reply@segops.local>"
 
     connector_max_attempts: int = Field(default=5, ge=1)
     connector_backoff_base_seconds: float = Field(default=0.5, ge=0)
@@ -94,6 +123,19 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+    @property
+    def password_hash_slots(self) -> int:
+        spare_kib = (self.function_memory_mb - self.memory_reserve_mb) * 1024
+        return max(1, spare_kib // self.password_hash_memory_kib)
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.data_dir / "mailbox"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.listen_port()[0]}"
 
     @property
     def chdb_dir(self) -> Path:

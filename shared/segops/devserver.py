@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from segops import logs
 from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.mailer import DevMailbox
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.tenancy import models as m
@@ -43,7 +44,8 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     password = secrets.token_urlsafe(12)
     tenant = service.tenant_by_slug(runtime, DEMO_SLUG)
     if tenant is None:
-        _, tenant = service.signup(runtime, DEMO_EMAIL, password, DEMO_SLUG, "Demo")
+        password_hash = runtime.passwords.hash(password)
+        _, tenant = service.create_account(runtime, DEMO_EMAIL, password_hash, DEMO_SLUG, "Demo")
     else:
         pointer = runtime.documents.load(keys.user_email_key(DEMO_EMAIL), m.Pointer)
         assert pointer is not None, "demo tenant exists without its owner"
@@ -66,15 +68,16 @@ def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     return credentials
 
 
-def banner(base: str, port_source: str, credentials: dict[str, Any]) -> str:
+def banner(base: str, port_source: str, credentials: dict[str, Any], mailbox: bool) -> str:
     key = credentials["api_key"]
     port_note = "the default port" if port_source == "default" else f"port from {port_source}"
+    mail = f"  mailbox  {base}/dev/mailbox/ (signup and invitation links; JSON: mailbox.json)\n" if mailbox else ""
     return f"""
 SegOps dev stack on {base} ({port_note})
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
-  (saved in the data dir as dev-credentials.json)
+{mail}  (saved in the data dir as dev-credentials.json)
 
 Try it:
   curl -s {base}/api/ingestion/health/
@@ -99,7 +102,7 @@ def main() -> int:
     server = make_server(settings.host, port, stack.wsgi, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
-    print(banner(base, port_source, credentials), flush=True)
+    print(banner(base, port_source, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)
 
     stopping = threading.Event()
 

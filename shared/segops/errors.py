@@ -49,6 +49,12 @@ class Conflict(SegOpsError):
     code = "conflict"
 
 
+class LoginRequired(Conflict):
+    """The address already has an account: sign in with it first."""
+
+    code = "login_required"
+
+
 class PayloadTooLarge(SegOpsError):
     status = 413
     code = "payload_too_large"
@@ -62,6 +68,10 @@ class UnsupportedMediaType(SegOpsError):
 class RateLimited(SegOpsError):
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, {"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 class DependencyDown(SegOpsError):

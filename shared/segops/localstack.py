@@ -3,6 +3,7 @@ Pub/Sub-triggered function fed by the local bus through its real functions-frame
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,6 +19,7 @@ from segops.bus.base import BusMessage
 from segops.bus.cloudevents import to_cloudevent
 from segops.bus.local import LocalBus
 from segops.config import Settings
+from segops.mailer import DevMailbox
 from segops.manifest import Manifest, PubSubTrigger, load_manifest, route_for
 from segops.runtime import Runtime, build_runtime, set_runtime
 from segops.warehouse.migrations import migrate
@@ -66,6 +68,9 @@ class LocalStack:
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = WRequest(environ).path
+        mailbox = self.runtime.mailer
+        if isinstance(mailbox, DevMailbox) and path in ("/dev/mailbox/", "/dev/mailbox.json"):
+            return _mailbox_response(mailbox, path)(environ, start_response)
         spec = route_for(self.manifest, path)
         if spec is None:
             body = orjson.dumps({"error": {"code": "not_found", "message": f"no endpoint {path}", "details": {}}})
@@ -101,3 +106,26 @@ class LocalStack:
         self.bus.stop()
         self.runtime.warehouse.close()
         set_runtime(None)
+
+
+def _mailbox_response(mailbox: DevMailbox, path: str) -> WResponse:
+    """The dev mailbox: what the dev mailer "sent", newest first (only while the dev mailer is active)."""
+    mails = mailbox.mails()
+    if path.endswith(".json"):
+        body = orjson.dumps([mail.model_dump(mode="json") for mail in mails])
+        return WResponse(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    items = []
+    for mail in mails:
+        text = html.escape(mail.text)
+        for link in mail.links:
+            escaped = html.escape(link)
+            text = text.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
+        items.append(
+            f"<article><h2>{html.escape(mail.subject)}</h2>"
+            f"<p>to {html.escape(mail.to)} · {mail.sent_at.isoformat()}</p><pre>{text}</pre></article>"
+        )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>SegOps dev mailbox</title></head>'
+        f"<body><h1>Dev mailbox ({len(mails)})</h1>{''.join(items) or '<p>No mail yet.</p>'}</body></html>"
+    )
+    return WResponse(page, mimetype="text/html", headers={"Cache-Control": "no-store"})

@@ -19,6 +19,7 @@ from segops.cache.base import Cache
 from segops.config import Settings, get_settings
 from segops.connectors.feed import MembershipFeed
 from segops.connectors.warehouse_feed import WarehouseMembershipFeed
+from segops.mailer import DevMailbox, Mailer, NoMailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
@@ -35,6 +36,7 @@ class Runtime:
     objects: ObjectStore
     jwt_secret: str
     membership_feed: MembershipFeed
+    mailer: Mailer
     # Keys a function holds only when its manifest lists the secret (empty otherwise: users fail closed).
     connector_secrets_key: str = ""
     shopify_secrets_key: str = ""
@@ -47,7 +49,13 @@ class Runtime:
     @cached_property
     def passwords(self) -> Passwords:
         # Built on first use: only the functions that log users in pay for the argon2 set-up.
-        return Passwords(self.settings.password_hash_time_cost, self.settings.password_hash_memory_kib)
+        settings = self.settings
+        return Passwords(
+            settings.password_hash_time_cost,
+            settings.password_hash_memory_kib,
+            settings.password_hash_slots,
+            settings.password_hash_wait_seconds,
+        )
 
 
 def _gcs_client(settings: Settings) -> Any:
@@ -119,6 +127,20 @@ def build_objects(settings: Settings) -> ObjectStore:
     return GcsObjectStore(_gcs_client(settings), settings.objects_bucket)
 
 
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.mailer == "dev":
+        return NoMailer() if settings.environment == "production" else DevMailbox(settings.mailbox_dir)
+    return SmtpMailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_from,
+        settings.smtp_username,
+        settings.smtp_password.get_secret_value(),
+        settings.smtp_starttls,
+        settings.smtp_timeout_seconds,
+    )
+
+
 class Undeclared:
     """Stands in for a backend the function's manifest `uses` does not list: any use is a deployment bug."""
 
@@ -163,6 +185,7 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
         parts[backend] = overrides.pop(backend, None) or (build(settings) if declared else Undeclared(backend))
     # Connectors read membership through this feed; tests replace it to drive them without computes.
     feed = overrides.pop("membership_feed", None) or WarehouseMembershipFeed(parts["warehouse"])
+    mailer = overrides.pop("mailer", None) or build_mailer(settings)
     return Runtime(
         settings=settings,
         jwt_secret=_key(settings, settings.jwt_secret, "jwt-secret", lambda: secrets.token_urlsafe(48)),
@@ -172,6 +195,7 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
             settings, settings.cache_signing_key, "cache-signing-key", lambda: secrets.token_urlsafe(48)
         ),
         membership_feed=feed,
+        mailer=mailer,
         **parts,
         **overrides,
     )

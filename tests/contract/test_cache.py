@@ -138,6 +138,31 @@ def test_add_many_is_atomic_per_key_under_concurrency(cache: Cache, key: str) ->
     assert cache.get_many(keys) == [str(won[k][0]).encode() for k in keys]
 
 
+def test_incr_counts_atomically_and_restarts_after_its_ttl(cache: Cache, key: str) -> None:
+    # GIVEN sixteen threads counting one key at the same moment
+    start = threading.Barrier(16)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def hit() -> None:
+        start.wait()
+        count = cache.incr(key, 0.5)
+        with lock:
+            seen.append(count)
+
+    threads = [threading.Thread(target=hit) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN every hit got its own number, the counter reads back, and later hits do not extend its life
+    assert sorted(seen) == list(range(1, 17))
+    assert cache.get(key) == b"16"
+    assert cache.incr(key, 60) == 17
+    assert eventually(lambda: cache.get(key) is None)
+    assert cache.incr(key, 60) == 1
+
+
 def test_delete_many_and_missing(cache: Cache, key: str) -> None:
     cache.set(key + ":a", b"1", 60)
     cache.set(key + ":b", b"2", 60)

@@ -37,14 +37,9 @@ def login(api: Api, email: str, password: str = "correct horse battery") -> dict
 
 
 def member(api: Api, owner: Account, role: str, email: str | None = None) -> tuple[int, dict[str, str]]:
-    """Sign up a second user, add them to the owner's tenant with `role`; returns (user id, bearer)."""
+    """Sign up a second user, who accepts an invitation to the owner's tenant with `role`; (user id, bearer)."""
     other = api.signup(email=email)
-    added = api.post(
-        f"/api/tenants/{owner.tenant_id}/members/", {"email": other.email, "role": role}, headers=owner.bearer
-    )
-    assert added.status_code == 201, added.get_data(as_text=True)
-    headers = {**other.bearer, "X-SegOps-Tenant": str(owner.tenant_id)}
-    return int(added.get_json()["user_id"]), headers
+    return _user_id(other), api.add_member(owner, other, role)
 
 
 # -- credentials -------------------------------------------------------------------------------------
@@ -69,9 +64,10 @@ def test_refresh_flow(api: Api) -> None:
     pair = login(api, api.signup().email)
     # WHEN the refresh token is exchanged
     refreshed = api.post("/api/auth/token/refresh/", {"refresh": pair["refresh"]})
-    # THEN a new access token works and the access token cannot be used to refresh
+    # THEN a new pair comes back, its access token works and an access token cannot be used to refresh
     assert refreshed.status_code == 200
-    assert set(refreshed.get_json()) == {"access", "expires_in"}
+    assert set(refreshed.get_json()) == {"access", "refresh", "expires_in"}
+    assert refreshed.get_json()["refresh"] != pair["refresh"]
     assert api.get("/api/tenants/", headers=bearer(refreshed.get_json()["access"])).status_code == 200
     assert_error(api.post("/api/auth/token/refresh/", {"refresh": pair["access"]}), 401, "unauthorized")
 
@@ -84,7 +80,7 @@ def test_refresh_token_is_not_an_access_token(api: Api) -> None:
 def test_expired_token_is_rejected(api: Api, stack: LocalStack) -> None:
     account = api.signup()
     user_id = _user_id(account)
-    expired = tokens.issue(stack.runtime.jwt_secret, user_id, "access", timedelta(seconds=-5))
+    expired = tokens.issue(stack.runtime.jwt_secret, user_id, "access", timedelta(seconds=-5), tokens.new_id())
     error = assert_error(api.get("/api/tenants/", headers=bearer(expired)), 401, "unauthorized")
     assert "expired" in error["message"]
 
@@ -298,25 +294,6 @@ def test_owner_can_promote_and_last_owner_cannot_leave(api: Api) -> None:
     assert second_id != owner_id
 
 
-def test_invited_email_becomes_member_on_signup(api: Api) -> None:
-    # GIVEN an invitation for an email nobody has registered
-    owner = api.signup()
-    members = f"/api/tenants/{owner.tenant_id}/members/"
-    invited = api.post(members, {"email": "newcomer@example.com", "role": "member"}, headers=owner.bearer)
-    assert invited.status_code == 201 and invited.get_json()["status"] == "invited"
-    listed = api.get(members, headers=owner.bearer).get_json()["results"]
-    assert {"email": "newcomer@example.com", "status": "invited", "role": "member"}.items() <= next(
-        m for m in listed if m["email"] == "newcomer@example.com"
-    ).items()
-    # WHEN that email signs up (with a tenant of their own)
-    newcomer = api.signup(email="newcomer@example.com")
-    # THEN they are a member of the inviting tenant too, and the invitation is consumed
-    tenants = api.get("/api/tenants/", headers=newcomer.bearer).get_json()["results"]
-    assert {(t["id"], t["role"]) for t in tenants} == {(owner.tenant_id, "member"), (newcomer.tenant_id, "owner")}
-    after = api.get(members, headers=owner.bearer).get_json()["results"]
-    assert [m["status"] for m in after if m["email"] == "newcomer@example.com"] == ["active"]
-
-
 def test_user_of_several_tenants_must_pick_one(api: Api) -> None:
     owner = api.signup()
     _, headers = member(api, owner, "admin")
@@ -332,7 +309,7 @@ def test_user_of_several_tenants_must_pick_one(api: Api) -> None:
 def test_concurrent_signups_with_one_slug_exactly_one_wins(stack: LocalStack) -> None:
     # GIVEN eight clients signing up the same slug at the same moment
     start = threading.Barrier(8)
-    statuses: list[int] = []
+    statuses: dict[int, int] = {}
     lock = threading.Lock()
 
     def sign_up(n: int) -> None:
@@ -343,8 +320,8 @@ def test_concurrent_signups_with_one_slug_exactly_one_wins(stack: LocalStack) ->
             {"email": f"racer{n}@example.com", "password": "correct horse battery", "tenant_slug": "contested"},
         )
         with lock:
-            statuses.append(response.status_code)
-        if response.status_code != 201:
+            statuses[n] = response.status_code
+        if response.status_code != 202:
             assert_error(response, 409, "conflict")
 
     threads = [threading.Thread(target=sign_up, args=(n,)) for n in range(8)]
@@ -352,21 +329,16 @@ def test_concurrent_signups_with_one_slug_exactly_one_wins(stack: LocalStack) ->
         thread.start()
     for thread in threads:
         thread.join()
-    # THEN exactly one got the tenant and the others a 409
-    assert sorted(statuses) == [201] + [409] * 7
-    # AND the losers left no half-created user behind: their emails are free for a new signup
+    # THEN exactly one holds the slug and the others got a 409
+    assert sorted(statuses.values()) == [202] + [409] * 7
+    # AND the winner's verification creates the tenant, the losers got no mail and may sign up elsewhere
     api = Api(stack)
-    losers = [
-        n
-        for n in range(8)
-        if api.post(
-            "/api/auth/token/", {"email": f"racer{n}@example.com", "password": "correct horse battery"}
-        ).status_code
-        == 401
-    ]
-    assert len(losers) == 7
-    retry = api.post(
-        "/api/auth/signup/",
-        {"email": f"racer{losers[0]}@example.com", "password": "correct horse battery", "tenant_slug": "elsewhere"},
+    [winner] = [n for n, status in statuses.items() if status == 202]
+    assert {mail["to"] for mail in api.mailbox()} == {f"racer{winner}@example.com"}
+    verified = api.post(
+        "/api/auth/verify-email/", {"token": api.mailed_token(f"racer{winner}@example.com", "/verify-email")}
     )
-    assert retry.status_code == 201
+    assert verified.status_code == 201 and verified.get_json()["tenant"]["slug"] == "contested"
+    loser = next(n for n in statuses if n != winner)
+    retry = api.signup(slug="elsewhere", email=f"racer{loser}@example.com")
+    assert retry.tenant_slug == "elsewhere"

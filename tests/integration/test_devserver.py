@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -84,7 +85,13 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
             "/api/auth/signup/",
             {"email": "you@example.com", "password": "a long password", "tenant_slug": "acme"},
         )
-        assert status == 201, signed_up
+        assert (status, signed_up) == (202, {"status": "verification_sent"})
+        status, mailbox = call(base, "GET", "/dev/mailbox.json")
+        [link] = next(mail["links"] for mail in mailbox if mail["to"] == "you@example.com")
+        assert link.startswith(f"{base}/verify-email?token=")
+        token = parse_qs(urlsplit(link).query)["token"][0]
+        status, verified = call(base, "POST", "/api/auth/verify-email/", {"token": token})
+        assert status == 201 and verified["tenant"]["slug"] == "acme", verified
         status, pair = call(
             base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}
         )
@@ -105,6 +112,7 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
         output = stop(process)
     assert saved["api_key"] in output and saved["password"] in output
     assert f"{base}/api/ingestion/health/" in output
+    assert f"{base}/dev/mailbox/" in output
     assert f"SegOps dev stack on {base} (port from PORT)" in output
     assert "stopped" in output
     assert '"severity":"INFO"' not in output  # SEGOPS_LOG_LEVEL=WARNING holds for every logger

@@ -43,6 +43,9 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Ite
         password_hash_memory_kib=1024,
         bus_retry_base_seconds=0,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
+        # One tenant is signed up per operation, all from the test client's address: the per-address
+        # signup limit is `test_abuse`'s subject, not the fuzzer's.
+        signups_per_address=100_000,
     )
     stack = LocalStack(settings)
     stack.bus.start()  # what the API publishes is delivered, as on a running stack (and health is 200)
@@ -80,10 +83,18 @@ def _existing(api: Api, account: Account, names: set[str]) -> dict[str, int]:
         values["connector_id"] = _created(api.post("/api/connectors/", body, headers=owner))
     if "export_id" in names:
         values["export_id"] = _created(api.post(f"/api/segments/{values['segment_id']}/export/", {}, headers=owner))
+    members = f"/api/tenants/{account.tenant_id}/members/"
     if "user_id" in names:
+        # a member joins by accepting a mailed invitation
         other = api.signup()
-        path = f"/api/tenants/{account.tenant_id}/members/"
-        values["user_id"] = _created(api.post(path, {"email": other.email, "role": "viewer"}, headers=owner), "user_id")
+        api.add_member(account, other, "viewer")
+        listed = api.get(members, headers=owner).get_json()["results"]
+        values["user_id"] = next(m["user_id"] for m in listed if m["email"] == other.email)
+    if "invitation_id" in names:
+        invited = api.post(
+            members, {"email": f"invitee-{account.tenant_slug}@example.com", "role": "viewer"}, headers=owner
+        )
+        values["invitation_id"] = _created(invited)
     if "key_id" in names:
         # another key than the caller's, which the fuzzer may revoke
         values["key_id"] = _created(api.post("/api/keys/", {"name": "spare", "role": "viewer"}, headers=owner))

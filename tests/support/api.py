@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from segops.localstack import LocalStack
@@ -36,12 +37,12 @@ class Account:
         return {"Authorization": f"ApiKey {self.api_key}"}
 
 
-_SECRET_FIELDS = {"password", "secret", "api_key"}
+_SECRET_FIELDS = {"password", "secret", "api_key", "token", "refresh"}
 
 
 def _secret_fields(body: Any) -> list[str]:
-    """Secrets a request body carries (passwords, Shopify secrets, connector credentials): the log scan
-    fails any test whose logs then hold one."""
+    """Secrets a request body carries (passwords, Shopify secrets, connector credentials, mailed and
+    refresh tokens): the log scan fails any test whose logs then hold one."""
     if isinstance(body, dict):
         found = [v for k, v in body.items() if k in _SECRET_FIELDS and isinstance(v, str)]
         return found + [s for v in body.values() for s in _secret_fields(v)]
@@ -90,16 +91,44 @@ class Api:
         slug = slug or f"tenant-{n}"
         email = email or f"owner{n}@{slug}.example.com"
         response = self.post("/api/auth/signup/", {"email": email, "password": password, "tenant_slug": slug})
-        assert response.status_code == 201, response.get_data(as_text=True)
-        body = response.get_json()
-        tokens = body["tokens"]
-        account = Account(email, password, body["tenant"]["id"], slug, tokens["access"], tokens["refresh"], "")
+        assert response.status_code == 202, response.get_data(as_text=True)
+        verified = self.post("/api/auth/verify-email/", {"token": self.mailed_token(email, "/verify-email")})
+        assert verified.status_code == 201, verified.get_data(as_text=True)
+        body = verified.get_json()
+        account = Account(email, password, body["tenant"]["id"], slug, body["access"], body["refresh"], "")
         # The tenant is explicit: an invited email that signs up belongs to several tenants at once.
         chosen = {**account.bearer, "X-SegOps-Tenant": str(account.tenant_id)}
         created = self.post("/api/keys/", {"name": "test", "role": key_role}, headers=chosen)
         assert created.status_code == 201, created.get_data(as_text=True)
         account.api_key = created.get_json()["key"]
         return account
+
+    def mailbox(self) -> list[dict[str, Any]]:
+        """The dev mailbox of the stack, newest first, as `make dev` lists it."""
+        response = self.get("/dev/mailbox.json")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return list(response.get_json())
+
+    def mailed_token(self, email: str, path: str) -> str:
+        """The token of the newest link to `path` mailed to `email`."""
+        for mail in self.mailbox():
+            if mail["to"].lower() == email.lower():
+                for link in mail["links"]:
+                    parts = urlsplit(link)
+                    if parts.path == path:
+                        return parse_qs(parts.query)["token"][0]
+        raise AssertionError(f"no mail to {email} with a {path} link")
+
+    def add_member(self, owner: Account, other: Account, role: str) -> dict[str, str]:
+        """Invite `other` into the owner's tenant and accept as them; their headers for that tenant."""
+        invited = self.post(
+            f"/api/tenants/{owner.tenant_id}/members/", {"email": other.email, "role": role}, headers=owner.bearer
+        )
+        assert invited.status_code == 201, invited.get_data(as_text=True)
+        token = self.mailed_token(other.email, "/invitations/accept")
+        accepted = self.post("/api/invitations/accept/", {"token": token}, headers=other.bearer)
+        assert accepted.status_code == 200, accepted.get_data(as_text=True)
+        return {**other.bearer, "X-SegOps-Tenant": str(owner.tenant_id)}
 
 
 def assert_error(response: TestResponse, status: int, code: str | None = None) -> dict[str, Any]:

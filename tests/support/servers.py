@@ -4,7 +4,8 @@ Registered as a pytest plugin by `tests/conftest.py`, so every test directory ca
 `gcs_endpoint` (fake-gcs-server, the real GCS JSON API binary), `valkey_url` (a real valkey-server),
 `clickhouse_http` (ClickHouse's HTTP protocol executed on chDB) and `pubsub_server` (an in-test
 gRPC Pub/Sub Publisher; set `PUBSUB_EMULATOR_HOST` to its `host`). `gcs_client` is a
-`google.cloud.storage.Client` on the GCS server; `gcs_bucket` creates a fresh bucket per test.
+`google.cloud.storage.Client` on the GCS server; `gcs_bucket` creates a fresh bucket per test;
+`smtp_server` is a real SMTP server (aiosmtpd) that keeps what it receives, one per test.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uuid
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +204,26 @@ def pubsub_server() -> Iterator[PubSubServer]:
         yield state
     finally:
         server.stop(grace=None)
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    received: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    from aiosmtpd.controller import Controller
+
+    state = SmtpServer(free_port())
+    controller = Controller(state, hostname="127.0.0.1", port=state.port)
+    controller.start()
+    try:
+        yield state
+    finally:
+        controller.stop()

@@ -64,10 +64,10 @@ def test_token_expiry_follows_the_clock() -> None:
     # GIVEN an access token issued at AT for 15 minutes
     secret = "s" * 32
     with clock.frozen(AT):
-        token = tokens.issue(secret, 7, "access", timedelta(minutes=15))
+        token = tokens.issue(secret, 7, "access", timedelta(minutes=15), tokens.new_id())
     # THEN it is valid until its expiry and expired from then on, without sleeping
     with clock.frozen(AT + timedelta(minutes=14, seconds=59)):
-        assert tokens.verify(secret, token, "access") == 7
+        assert tokens.verify(secret, token, "access").user_id == 7
     with clock.frozen(AT + timedelta(minutes=15)), pytest.raises(Unauthorized, match="expired"):
         tokens.verify(secret, token, "access")
     # AND a token issued after "now" is not accepted

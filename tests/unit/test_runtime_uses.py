@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from segops.auth import tokens
 from segops.config import Settings
+from segops.mailer import Mail
 from segops.runtime import Undeclared, build_runtime
 
 
@@ -44,7 +45,11 @@ def test_a_function_without_the_jwt_secret_starts_but_never_signs(tmp_path: Path
     # THEN it starts, and any token operation fails closed instead of using an empty key
     assert runtime.jwt_secret == ""
     with pytest.raises(RuntimeError, match="SEGOPS_JWT_SECRET"):
-        tokens.issue(runtime.jwt_secret, 1, "access", timedelta(minutes=1))
-    forged = tokens.issue("x" * 32, 1, "access", timedelta(minutes=1))
+        tokens.issue(runtime.jwt_secret, 1, "access", timedelta(minutes=1), tokens.new_id())
+    forged = tokens.issue("x" * 32, 1, "access", timedelta(minutes=1), tokens.new_id())
     with pytest.raises(RuntimeError, match="SEGOPS_JWT_SECRET"):
         tokens.verify(runtime.jwt_secret, forged, "access")
+    # AND mail, without SMTP settings, fails closed too instead of landing on the instance's disk
+    with pytest.raises(RuntimeError, match="SEGOPS_MAILER=smtp"):
+        runtime.mailer.send(Mail(to="a@example.com", subject="subject", text="text"))
+    assert not (tmp_path / "mailbox").exists()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
@@ -13,12 +14,24 @@ TokenType = Literal["access", "refresh"]
 _ALGORITHM = "HS256"
 
 
+@dataclass(frozen=True)
+class Claims:
+    user_id: int
+    jti: str
+    # The refresh-token family (one sign-in); its access tokens die with it (`segops.auth.sessions`).
+    family: str
+
+
 def _require_key(secret: str) -> None:
     if not secret:
         raise RuntimeError("no JWT signing key configured (SEGOPS_JWT_SECRET)")
 
 
-def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta) -> str:
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta, family: str, jti: str = "") -> str:
     _require_key(secret)
     now = clock.now()
     claims = {
@@ -26,14 +39,15 @@ def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta)
         "typ": token_type,
         "iat": now,
         "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or new_id(),
+        "fam": family,
         "iss": "segops",
     }
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def verify(secret: str, token: str, token_type: TokenType) -> int:
-    """The user id of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
+def verify(secret: str, token: str, token_type: TokenType) -> Claims:
+    """The claims of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
     _require_key(secret)
     try:
         claims = jwt.decode(
@@ -42,11 +56,16 @@ def verify(secret: str, token: str, token_type: TokenType) -> int:
             algorithms=[_ALGORITHM],
             issuer="segops",
             # Times are checked below against `clock.now()`, the instant every other check uses.
-            options={"require": ["exp", "iat", "sub", "typ"], "verify_exp": False, "verify_iat": False},
+            options={
+                "require": ["exp", "iat", "sub", "typ", "jti", "fam"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
-    if claims.get("typ") != token_type:
+    jti, family = claims.get("jti"), claims.get("fam")
+    if claims.get("typ") != token_type or not isinstance(jti, str) or not isinstance(family, str) or not jti:
         raise Unauthorized("invalid token")
     try:
         issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
@@ -58,6 +77,6 @@ def verify(secret: str, token: str, token_type: TokenType) -> int:
     if expires_at <= now:
         raise Unauthorized("token expired")
     try:
-        return int(claims["sub"])
+        return Claims(int(claims["sub"]), jti, family)
     except (TypeError, ValueError):
         raise Unauthorized("invalid token") from None

@@ -53,6 +53,18 @@ class MemoryCache:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
+    def incr(self, key: str, ttl_seconds: float) -> int:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None or entry[0] <= now:
+                if len(self._data) >= self._max_entries:
+                    self._evict(now)
+                entry = (now + ttl_seconds, b"0")
+            count = int(entry[1]) + 1
+            self._data[key] = (entry[0], str(count).encode())
+            return count
+
     def delete(self, *keys: str) -> None:
         with self._lock:
             for key in keys:

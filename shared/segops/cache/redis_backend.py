@@ -36,6 +36,13 @@ class RedisCache:
         values = self._client.mget(list(keys))
         return [value if isinstance(value, bytes) else None for value in values]
 
+    def incr(self, key: str, ttl_seconds: float) -> int:
+        # SET NX starts the counter with its expiry; INCR keeps the expiry. One round trip.
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(key, b"0", px=max(1, int(ttl_seconds * 1000)), nx=True)
+        pipe.incr(key)
+        return int(pipe.execute()[1])
+
     def delete(self, *keys: str) -> None:
         if keys:
             self._client.delete(*keys)

@@ -15,8 +15,11 @@ from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ids import Id
+from segops.store import keys
 
 router = Router("/api/connectors", auth=("jwt",), role="admin")
+# Routes on one object: a user of several tenants needs not name the tenant (segops.http.authentication).
+CONNECTOR = ("connector_id", keys.connector_key)
 
 
 class ConnectorCreate(StrictTrimmedModel):
@@ -72,13 +75,13 @@ class ConnectorOut(BaseModel):
 
 class ConnectorsCursor(Cursor):
     list_name = "connectors"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class SyncsCursor(Cursor):
     list_name = "connector-syncs"
-    connector_id: int = Field(ge=1)
-    before: int = Field(ge=1)
+    connector_id: Id
+    before: Id
 
 
 class ConnectorList(BaseModel):
@@ -136,13 +139,13 @@ def create_connector(ctx: RequestContext) -> Result:
     return Result(_out(ctx, connector), status=201)
 
 
-@router.get("/<int:connector_id>/", response=ConnectorOut)
+@router.get("/<int:connector_id>/", tenant_from_object=CONNECTOR, response=ConnectorOut)
 def get_connector(ctx: RequestContext) -> ConnectorOut:
     """One connector with its latest sync."""
     return _out(ctx, service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"]))
 
 
-@router.patch("/<int:connector_id>/", body=ConnectorPatch, response=ConnectorOut)
+@router.patch("/<int:connector_id>/", tenant_from_object=CONNECTOR, body=ConnectorPatch, response=ConnectorOut)
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
     body: ConnectorPatch = ctx.body
@@ -150,13 +153,13 @@ def patch_connector(ctx: RequestContext) -> ConnectorOut:
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 
-@router.delete("/<int:connector_id>/", status=204)
+@router.delete("/<int:connector_id>/", tenant_from_object=CONNECTOR, status=204)
 def delete_connector(ctx: RequestContext) -> None:
     """Delete a connector and its stored credentials (the remote audience is left as it is)."""
     service.delete(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
 
 
-@router.get("/<int:connector_id>/syncs/", query=PageQuery, response=SyncList)
+@router.get("/<int:connector_id>/syncs/", tenant_from_object=CONNECTOR, query=PageQuery, response=SyncList)
 def list_syncs(ctx: RequestContext) -> SyncList:
     """Sync history, newest first: counts, status, error summary and dead-letter location."""
     query: PageQuery = ctx.query
@@ -172,7 +175,7 @@ def list_syncs(ctx: RequestContext) -> SyncList:
     return SyncList(results=[_sync_out(r) for r in records], next_cursor=cursor)
 
 
-@router.post("/<int:connector_id>/sync/", response=SyncOut, status=202)
+@router.post("/<int:connector_id>/sync/", tenant_from_object=CONNECTOR, response=SyncOut, status=202)
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])

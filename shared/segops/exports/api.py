@@ -14,9 +14,12 @@ from segops.exports import service
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ids import Id
-from segops.segments.api import actor
+from segops.segments.api import SEGMENT, actor
+from segops.store import keys
 
 router = Router("/api/segments", role="member")
+# Routes on one object: a user of several tenants needs not name the tenant (segops.http.authentication).
+EXPORT = ("export_id", keys.export_key)
 
 
 class ExportCreate(StrictModel):
@@ -48,7 +51,7 @@ def export_out(export: m.Export) -> ExportOut:
     return ExportOut(**fields, export_id=export.id, download_url=url)
 
 
-@router.post("/<int:segment_id>/export/", body=ExportCreate, response=ExportOut, status=202)
+@router.post("/<int:segment_id>/export/", tenant_from_object=SEGMENT, body=ExportCreate, response=ExportOut, status=202)
 def start_export(ctx: RequestContext) -> Result:
     """Queue an export of the segment's members (`csv` or `parquet`); poll with `?export_id=`."""
     body: ExportCreate = ctx.body
@@ -56,14 +59,14 @@ def start_export(ctx: RequestContext) -> Result:
     return Result(export_out(export), status=202)
 
 
-@router.get("/<int:segment_id>/export/", query=ExportQuery, response=ExportOut)
+@router.get("/<int:segment_id>/export/", tenant_from_object=SEGMENT, query=ExportQuery, response=ExportOut)
 def poll_export(ctx: RequestContext) -> ExportOut:
     """Status, format, row count and timestamps of one export of this segment."""
     query: ExportQuery = ctx.query
     return export_out(service.get_export(ctx.runtime, ctx.tenant_id, query.export_id, ctx.path_params["segment_id"]))
 
 
-@router.get("/exports/<int:export_id>/download/")
+@router.get("/exports/<int:export_id>/download/", tenant_from_object=EXPORT)
 def download_export(ctx: RequestContext) -> Response:
     """302 to a short-lived signed URL (GCS), or the file streamed (local object store)."""
     export = service.finished_export(ctx.runtime, ctx.tenant_id, ctx.path_params["export_id"])

@@ -17,6 +17,8 @@ def log_request(
 ) -> None:
     """`started` is the `time.perf_counter()` at arrival; the tenant is known once the caller was authenticated."""
     principal = ctx.principal if ctx is not None else None
+    # A `<token>` in the path is a bearer secret (an invitation link): log the route, not the value.
+    path = ctx.route.path if ctx is not None and "<token>" in ctx.route.path else request.path
     log.info(
         "request",
         extra={
@@ -24,7 +26,7 @@ def log_request(
             "request_id": request_id,
             "tenant_id": principal.tenant_id if principal is not None else None,
             "method": request.method,
-            "path": request.path,
+            "path": path,
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         },

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from segops.auth import tokens
+from segops.auth import sessions
 from segops.auth.principal import Principal
 from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
-from segops.http.routes import AuthKind, RequestContext
+from segops.http.credentials import credentials
+from segops.http.routes import RequestContext
 from segops.ids import parse_id
 from segops.tenancy import service
-
-
-def _credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
-    header = ctx.request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if not scheme or not value:
-        raise Unauthorized("missing Authorization header (Bearer <token> or ApiKey <key>)")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        return "jwt", value
-    if scheme == "apikey":
-        return "api_key", value
-    raise Unauthorized("unsupported Authorization scheme")
+from segops.tenancy.models import Tenant
 
 
 def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
@@ -50,10 +39,19 @@ def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     return found.id if found else None
 
 
+def _holding_object(
+    ctx: RequestContext, locate: tuple[str, Callable[[int, int], str]], memberships: list[tuple[Tenant, Role]]
+) -> list[tuple[Tenant, Role]]:
+    """The caller's tenants that hold the object named in the path (none or one: ids are global)."""
+    param, key = locate
+    object_id = int(ctx.path_params[param])
+    return [(t, role) for t, role in memberships if ctx.runtime.store.get(key(t.id, object_id)) is not None]
+
+
 def authenticate(ctx: RequestContext, body: Any) -> Principal:
     """`body` is the decoded JSON body, which may name the tenant (`tenant`)."""
     route = ctx.route
-    kind, secret = _credentials(ctx)
+    kind, secret = credentials(ctx)
     if kind not in route.auth:
         raise Unauthorized(f"this endpoint does not accept {'API keys' if kind == 'api_key' else 'bearer tokens'}")
     reference = _tenant_reference(ctx, body)
@@ -67,12 +65,14 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
             raise NotFound("tenant not found")
         principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
     else:
-        user_id = tokens.verify(ctx.runtime.jwt_secret, secret, "access")
+        user_id = sessions.verify_access(ctx.runtime, secret).user_id
         if tenant_id is None and route.role is not None:
             memberships = service.user_tenants(ctx.runtime, user_id)
+            if len(memberships) > 1 and route.tenant_from_object is not None:
+                memberships = _holding_object(ctx, route.tenant_from_object, memberships)
             if len(memberships) != 1:
                 if not memberships:
-                    raise NotFound("you belong to no tenant")
+                    raise NotFound("not found" if route.tenant_from_object else "you belong to no tenant")
                 raise ValidationFailed(
                     "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
                     {"errors": [{"pointer": "/tenant", "message": "required"}]},

@@ -40,6 +40,9 @@ class Route:
     stream_body: bool = False
     doc_body: type[BaseModel] | None = None
     also_status: tuple[int, ...] = ()
+    # (path parameter, store key of that object in a tenant): a JWT user of several tenants who
+    # names no tenant gets the one holding the object (ids are global, so at most one does).
+    tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None
 
 
 @dataclass
@@ -96,13 +99,16 @@ class Router:
         stream_body: bool = False,
         doc_body: type[BaseModel] | None = None,
         also_status: tuple[int, ...] = (),
+        tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """`path` is relative to the router's prefix; `auth`/`role` override the router's defaults
         (`role=None`: any authenticated caller, no tenant role needed).
         `stream_body`: the framework authenticates first and leaves the body unread; the handler reads
         it with `read_body` (its own size limit, and request-level errors it can attribute to the tenant).
         `doc_body` documents such a body in OpenAPI. `also_status`: other statuses whose body is the
-        `response` model too, not the error shape (health's 503)."""
+        `response` model too, not the error shape (health's 503). `tenant_from_object`: (path parameter,
+        store key of that object in a tenant) resolves the tenant of a JWT user of several tenants
+        who names none to the one holding the object."""
 
         full_path = self.prefix + path
         if self.tenant_from_path and f"{self.tenant_from_path}>" not in full_path:
@@ -126,6 +132,7 @@ class Router:
                     stream_body,
                     doc_body,
                     also_status,
+                    tenant_from_object,
                 )
             )
             return handler

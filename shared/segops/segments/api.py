@@ -12,6 +12,7 @@ from segops.dsl import parse_definition
 from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
+from segops.ids import Id
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
@@ -20,6 +21,8 @@ from segops.store import keys
 from segops.tenancy.models import User
 
 router = Router("/api/segments")
+# Routes on one object: a user of several tenants needs not name the tenant (segops.http.authentication).
+SEGMENT = ("segment_id", keys.segment_key)
 
 
 class SegmentOut(BaseModel):
@@ -40,15 +43,15 @@ class SegmentOut(BaseModel):
 
 class SegmentsCursor(Cursor):
     list_name = "segments"
-    after: int = Field(ge=0)
+    after: Id
 
 
 class MembersCursor(Cursor):
     """Pins the compute (membership snapshot) of the first page; bound to its segment."""
 
     list_name = "segment-members"
-    segment_id: int = Field(ge=1)
-    snapshot: int = Field(ge=1)
+    segment_id: Id
+    snapshot: Id
     after: str
 
 
@@ -190,13 +193,13 @@ def create_segment(ctx: RequestContext) -> Result:
     return Result(segment_out(ctx, segment), status=201)
 
 
-@router.get("/<int:segment_id>/", response=SegmentOut)
+@router.get("/<int:segment_id>/", tenant_from_object=SEGMENT, response=SegmentOut)
 def get_segment(ctx: RequestContext) -> SegmentOut:
     """One segment with its latest compute's status and member count."""
     return segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"]))
 
 
-@router.patch("/<int:segment_id>/", role="member", body=SegmentPatch, response=SegmentOut)
+@router.patch("/<int:segment_id>/", tenant_from_object=SEGMENT, role="member", body=SegmentPatch, response=SegmentOut)
 def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
@@ -208,20 +211,20 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
     return segment_out(ctx, segment)
 
 
-@router.delete("/<int:segment_id>/", role="member", status=204)
+@router.delete("/<int:segment_id>/", tenant_from_object=SEGMENT, role="member", status=204)
 def delete_segment(ctx: RequestContext) -> None:
     """Delete a segment; membership lookups stop returning it immediately."""
     service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
 
 
-@router.get("/<int:segment_id>/versions/", response=VersionList)
+@router.get("/<int:segment_id>/versions/", tenant_from_object=SEGMENT, response=VersionList)
 def list_versions(ctx: RequestContext) -> VersionList:
     """Definition history, newest first."""
     versions = service.list_versions(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
     return VersionList(results=[VersionOut.model_validate(v.model_dump()) for v in versions])
 
 
-@router.get("/<int:segment_id>/members/", query=MembersQuery, response=MembersOut)
+@router.get("/<int:segment_id>/members/", tenant_from_object=SEGMENT, query=MembersQuery, response=MembersOut)
 def list_segment_members(ctx: RequestContext) -> MembersOut:
     """Members of the latest completed compute by user id; the cursor pins that compute, so a compute
     landing mid-pagination neither repeats nor skips anyone."""

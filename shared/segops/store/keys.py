@@ -2,8 +2,11 @@
 
 - `tenants/<t>/tenant`: `Tenant`; `tenant-slugs/<slug>`: `Pointer` to it (unique claim)
 - `users/<u>`: `User`; `user-emails/<sha256(email)>`: `Pointer` to it (unique claim)
-- `tenants/<t>/members/<u>`: `Membership`; `tenants/<t>/invitations/<sha256(email)>`: `Invitation`,
-  indexed by `invitations-by-email/<sha256(email)>/<t>`
+- `tenants/<t>/members/<u>`: `Membership`; `tenants/<t>/invitations/<i>`: `Invitation`, found from its
+  mailed link by `invitation-tokens/<sha256(token)>`: `Pointer` to it (single use)
+- `signups/<sha256(token)>`: `PendingSignup` awaiting its email's verification;
+  `tenant-slug-reservations/<slug>`: `SlugReservation` holding the slug for it
+- `refresh-families/<family>`: `RefreshFamily`, one sign-in's rotating refresh tokens
 - `tenants/<t>/api-keys/<k>`: `ApiKey`; `api-keys/<fingerprint>`: `Pointer` to it
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`
@@ -34,7 +37,8 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _email_digest(email: str) -> str:
+def email_digest(email: str) -> str:
+    """An address as keys and documents hold it: the digest of its normalised form."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
@@ -51,7 +55,7 @@ def user_key(user_id: int) -> str:
 
 
 def user_email_key(email: str) -> str:
-    return f"user-emails/{_email_digest(email)}"
+    return f"user-emails/{email_digest(email)}"
 
 
 def tenant_member_key(tenant_id: int, user_id: int) -> str:
@@ -62,20 +66,28 @@ def tenant_members_prefix(tenant_id: int) -> str:
     return f"tenants/{tenant_id}/members/"
 
 
-def invitation_key(tenant_id: int, email: str) -> str:
-    return f"{invitations_prefix(tenant_id)}{_email_digest(email)}"
+def invitation_key(tenant_id: int, invitation_id: int) -> str:
+    return f"{invitations_prefix(tenant_id)}{invitation_id}"
 
 
 def invitations_prefix(tenant_id: int) -> str:
     return f"tenants/{tenant_id}/invitations/"
 
 
-def invitation_index_key(email: str, tenant_id: int) -> str:
-    return f"{invitation_index_prefix(email)}{tenant_id}"
+def invitation_token_key(token_digest: str) -> str:
+    return f"invitation-tokens/{token_digest}"
 
 
-def invitation_index_prefix(email: str) -> str:
-    return f"invitations-by-email/{_email_digest(email)}/"
+def signup_key(token_digest: str) -> str:
+    return f"signups/{token_digest}"
+
+
+def slug_reservation_key(slug: str) -> str:
+    return f"tenant-slug-reservations/{slug}"
+
+
+def refresh_family_key(family: str) -> str:
+    return f"refresh-families/{family}"
 
 
 def api_key_key(tenant_id: int, key_id: int) -> str:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
+from segops.auth import sessions, throttle
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
 from segops.boundary import StrictTrimmedModel
-from segops.errors import NotFound
+from segops.errors import NotFound, Unauthorized
+from segops.http.credentials import signed_in_user
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.store import keys
 from segops.tenancy import service
-from segops.tenancy.models import ApiKey, Tenant, User
+from segops.tenancy.models import ApiKey, Invitation, Tenant, User
 
 auth_router = Router("/api/auth", auth=(), role=None)
 tenants_router = Router("/api/tenants", auth=("jwt",), role=None)
+# Invitation links: the token is the credential (a signed-in invitee may also send a bearer token).
+invitations_router = Router("/api/invitations", auth=(), role=None)
 tenant_router = Router("/api/tenants/<int:tenant_id>", auth=("jwt",), role="admin", tenant_from_path="tenant_id")
 keys_router = Router("/api/keys", auth=("jwt",), role="admin")
 
@@ -39,15 +43,23 @@ class RefreshRequest(StrictTrimmedModel):
     refresh: str = Field(max_length=4096)
 
 
+class VerifyEmailRequest(StrictTrimmedModel):
+    token: str = Field(min_length=1, max_length=128)
+
+
+class AcceptRequest(StrictTrimmedModel):
+    token: str = Field(min_length=1, max_length=128)
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+
+
 class TokenPair(BaseModel):
     access: str
     refresh: str
     expires_in: int
 
 
-class AccessToken(BaseModel):
-    access: str
-    expires_in: int
+class SignupAccepted(BaseModel):
+    status: Literal["verification_sent"] = "verification_sent"
 
 
 class UserOut(BaseModel):
@@ -64,10 +76,18 @@ class TenantOut(BaseModel):
     created_at: datetime
 
 
-class SignupResponse(BaseModel):
+class SignedIn(TokenPair):
     user: UserOut
     tenant: TenantOut
-    tokens: TokenPair
+
+
+class Joined(SignedIn):
+    role: Role
+
+
+class TenantCreate(StrictTrimmedModel):
+    slug: str = Field(max_length=63)
+    name: str | None = Field(default=None, max_length=200)
 
 
 class TenantList(BaseModel):
@@ -93,6 +113,26 @@ class MemberList(BaseModel):
 class InviteRequest(StrictTrimmedModel):
     email: EmailStr
     role: Role = "member"
+
+
+class InvitationOut(BaseModel):
+    id: int
+    email: str
+    role: Role
+    status: Literal["pending"] = "pending"
+    expires_at: datetime
+
+
+class InvitationList(BaseModel):
+    results: list[InvitationOut]
+
+
+class InvitationPreview(BaseModel):
+    tenant_name: str
+    tenant_slug: str
+    email: str
+    role: Role
+    expires_at: datetime
 
 
 class RolePatch(StrictTrimmedModel):
@@ -139,31 +179,97 @@ def _principal(ctx: RequestContext) -> Principal:
     return ctx.principal
 
 
-@auth_router.post("/signup/", body=SignupRequest, response=SignupResponse, status=201)
-def signup(ctx: RequestContext) -> SignupResponse:
-    """Create a user and a tenant owned by them; returns tokens."""
-    body: SignupRequest = ctx.body
-    user, tenant = service.signup(ctx.runtime, body.email, body.password, body.tenant_slug, body.tenant_name)
-    return SignupResponse(
-        user=_user_out(user),
-        tenant=_tenant_out(tenant, "owner"),
-        tokens=TokenPair.model_validate(service.token_pair(ctx.runtime, user.id)),
+def _invitation_out(invitation: Invitation) -> InvitationOut:
+    return InvitationOut(
+        id=invitation.id, email=invitation.email, role=invitation.role, expires_at=invitation.expires_at
     )
+
+
+def _pair(ctx: RequestContext, user_id: int) -> dict[str, Any]:
+    return TokenPair.model_validate(sessions.start(ctx.runtime, user_id)).model_dump()
+
+
+def _address(ctx: RequestContext) -> str:
+    return throttle.client_address(ctx.request, ctx.runtime.settings.trusted_proxy_hops)
+
+
+@auth_router.post("/signup/", body=SignupRequest, response=SignupAccepted, status=202)
+def signup(ctx: RequestContext) -> SignupAccepted:
+    """Reserve the tenant slug and mail a verification link; the same answer whether or not the email is registered."""
+    body: SignupRequest = ctx.body
+    limits = throttle.Limits.of(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits.signup_address, _address(ctx))
+    throttle.hit(ctx.runtime, limits.signup_email, body.email)
+    service.signup(ctx.runtime, body.email, body.password, body.tenant_slug, body.tenant_name)
+    return SignupAccepted()
+
+
+@auth_router.post("/verify-email/", body=VerifyEmailRequest, response=SignedIn, status=201)
+def verify_email(ctx: RequestContext) -> SignedIn:
+    """Finish a signup with the mailed token: creates the user and the tenant they own; signs in."""
+    body: VerifyEmailRequest = ctx.body
+    user, tenant = service.verify_email(ctx.runtime, body.token)
+    return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 
 
 @auth_router.post("/token/", body=TokenRequest, response=TokenPair)
 def token(ctx: RequestContext) -> TokenPair:
     """Exchange email and password for an access (60 min) and a refresh token."""
     body: TokenRequest = ctx.body
-    user = service.login(ctx.runtime, body.email, body.password)
-    return TokenPair.model_validate(service.token_pair(ctx.runtime, user.id))
+    limits = throttle.Limits.of(ctx.runtime.settings)
+    throttle.hit(ctx.runtime, limits.login_address, _address(ctx))
+    # Per account only failures count (checked before hashing), so the owner's own logins never lock it.
+    throttle.check(ctx.runtime, limits.login_account, body.email)
+    try:
+        user = service.login(ctx.runtime, body.email, body.password)
+    except Unauthorized:
+        throttle.hit(ctx.runtime, limits.login_account, body.email)
+        raise
+    return TokenPair.model_validate(_pair(ctx, user.id))
 
 
-@auth_router.post("/token/refresh/", body=RefreshRequest, response=AccessToken)
-def refresh(ctx: RequestContext) -> AccessToken:
-    """Exchange a refresh token for a new access token."""
+@auth_router.post("/token/refresh/", body=RefreshRequest, response=TokenPair)
+def refresh(ctx: RequestContext) -> TokenPair:
+    """Exchange a refresh token for a new pair; the presented one is retired, and reusing it ends the session."""
     body: RefreshRequest = ctx.body
-    return AccessToken.model_validate(service.refresh_access(ctx.runtime, body.refresh))
+    return TokenPair.model_validate(sessions.rotate(ctx.runtime, body.refresh))
+
+
+@auth_router.post("/logout/", body=RefreshRequest, status=204)
+def logout(ctx: RequestContext) -> None:
+    """End the session of a refresh token: it and every token of its sign-in stop working."""
+    body: RefreshRequest = ctx.body
+    sessions.revoke(ctx.runtime, body.refresh)
+
+
+@tenants_router.post("/", body=TenantCreate, response=TenantOut, status=201)
+def create_tenant(ctx: RequestContext) -> TenantOut:
+    """Create another tenant; the caller owns it."""
+    body: TenantCreate = ctx.body
+    user_id = _principal(ctx).user_id
+    assert user_id is not None
+    return _tenant_out(service.create_tenant(ctx.runtime, body.slug, body.name, user_id), "owner")
+
+
+@invitations_router.get("/<token>/", response=InvitationPreview)
+def preview_invitation(ctx: RequestContext) -> InvitationPreview:
+    """What an invitation link offers (no sign-in needed; the token is the secret)."""
+    invitation, tenant = service.invitation_by_token(ctx.runtime, ctx.path_params["token"])
+    return InvitationPreview(
+        tenant_name=tenant.name,
+        tenant_slug=tenant.slug,
+        email=invitation.email,
+        role=invitation.role,
+        expires_at=invitation.expires_at,
+    )
+
+
+@invitations_router.post("/accept/", body=AcceptRequest, response=Joined)
+def accept_invitation(ctx: RequestContext) -> Joined:
+    """Join with a signed-in account of the invited address, or create that account with `password`."""
+    body: AcceptRequest = ctx.body
+    user, tenant, role = service.accept_invitation(ctx.runtime, body.token, signed_in_user(ctx), body.password)
+    return Joined(user=_user_out(user), tenant=_tenant_out(tenant, role), role=role, **_pair(ctx, user.id))
 
 
 @tenants_router.get("/", response=TenantList)
@@ -196,15 +302,27 @@ def list_members(ctx: RequestContext) -> MemberList:
     return MemberList.model_validate({"results": service.list_members(ctx.runtime, ctx.tenant_id)})
 
 
-@tenant_router.post("/members/", body=InviteRequest, response=MemberOut, status=201)
-def invite_member(ctx: RequestContext) -> MemberOut:
-    """Add an existing user or invite an email; owners alone grant owner or admin."""
+@tenant_router.post("/members/", body=InviteRequest, response=InvitationOut, status=201)
+def invite_member(ctx: RequestContext) -> InvitationOut:
+    """Mail an invitation link (accepted by the invitee); owners alone grant owner or admin."""
     body: InviteRequest = ctx.body
     principal = _principal(ctx)
     assert principal.role is not None and principal.user_id is not None
-    return MemberOut.model_validate(
+    return _invitation_out(
         service.invite(ctx.runtime, ctx.tenant_id, principal.role, principal.user_id, body.email, body.role)
     )
+
+
+@tenant_router.get("/invitations/", response=InvitationList)
+def list_invitations(ctx: RequestContext) -> InvitationList:
+    """Pending invitations of the tenant."""
+    return InvitationList(results=[_invitation_out(i) for i in service.list_invitations(ctx.runtime, ctx.tenant_id)])
+
+
+@tenant_router.delete("/invitations/<int:invitation_id>/", status=204)
+def revoke_invitation(ctx: RequestContext) -> None:
+    """Revoke a pending invitation; its link stops working."""
+    service.revoke_invitation(ctx.runtime, ctx.tenant_id, ctx.path_params["invitation_id"])
 
 
 @tenant_router.patch("/members/<int:user_id>/", body=RolePatch, response=MemberOut)

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from segops import clock
 from segops.auth.roles import Role
+
+
+def token_digest(token: str) -> str:
+    """Mailed tokens carry 256 random bits: a fast hash is safe, and only the hash is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Tenant(BaseModel):
@@ -31,11 +37,32 @@ class Membership(BaseModel):
 
 
 class Invitation(BaseModel):
+    id: int
     tenant_id: int
     email: str
     role: Role
     invited_by: int
+    token_digest: str
+    expires_at: datetime
     created_at: datetime = Field(default_factory=clock.now)
+
+
+class PendingSignup(BaseModel):
+    """A signup waiting for its email to be verified; nothing else exists until then."""
+
+    email: str
+    password_hash: str
+    tenant_slug: str
+    tenant_name: str | None
+    expires_at: datetime
+
+
+class SlugReservation(BaseModel):
+    """Holds a slug for a pending signup, so the verified signup cannot lose it."""
+
+    signup: str
+    email_key: str
+    expires_at: datetime
 
 
 class ApiKey(BaseModel):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import timedelta
+import secrets
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import orjson
 
 from segops import clock
-from segops.auth import api_keys, tokens
+from segops.auth import api_keys
 from segops.auth.roles import Role, can_grant
 from segops.cache.signed import SignedEntries
-from segops.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
+from segops.mailer import Mail
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.store.base import GenerationMismatch
@@ -20,26 +23,6 @@ from segops.tenancy import models as m
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
-
-
-def token_pair(runtime: Runtime, user_id: int) -> dict[str, object]:
-    settings = runtime.settings
-    return {
-        "access": tokens.issue(runtime.jwt_secret, user_id, "access", timedelta(minutes=settings.access_token_minutes)),
-        "refresh": tokens.issue(runtime.jwt_secret, user_id, "refresh", timedelta(days=settings.refresh_token_days)),
-        "expires_in": settings.access_token_minutes * 60,
-    }
-
-
-def refresh_access(runtime: Runtime, refresh_token: str) -> dict[str, object]:
-    user_id = tokens.verify(runtime.jwt_secret, refresh_token, "refresh")
-    if runtime.documents.load(keys.user_key(user_id), m.User) is None:
-        raise Unauthorized("invalid token")
-    minutes = runtime.settings.access_token_minutes
-    return {
-        "access": tokens.issue(runtime.jwt_secret, user_id, "access", timedelta(minutes=minutes)),
-        "expires_in": minutes * 60,
-    }
 
 
 def login(runtime: Runtime, email: str, password: str) -> m.User:
@@ -51,63 +34,153 @@ def login(runtime: Runtime, email: str, password: str) -> m.User:
     return user
 
 
-def create_tenant(runtime: Runtime, slug: str, name: str, owner_id: int) -> m.Tenant:
+def _check_slug(slug: str, pointer: str) -> None:
     if not SLUG.match(slug):
         raise ValidationFailed(
-            "tenant_slug must match ^[a-z][a-z0-9-]{1,62}$",
-            {"errors": [{"pointer": "/tenant_slug", "message": "invalid slug"}]},
+            f"{pointer.lstrip('/')} must match ^[a-z][a-z0-9-]{{1,62}}$",
+            {"errors": [{"pointer": pointer, "message": "invalid slug"}]},
         )
+
+
+def _slug_taken(slug: str) -> Conflict:
+    return Conflict("tenant slug is taken", {"tenant_slug": slug})
+
+
+def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_at: datetime) -> None:
+    """Hold `slug` for a pending signup. A live reservation for another address is a 409; the same
+    address signing up again (a lost mail) takes it over, and only its newest link will work."""
+    reservation = m.SlugReservation(signup=signup, email_key=keys.email_digest(email), expires_at=expires_at)
+    key = keys.slug_reservation_key(slug)
+    current = runtime.store.get(key)
+    if current is not None:
+        held = m.SlugReservation.model_validate(current.body)
+        if held.expires_at > clock.now() and held.email_key != reservation.email_key:
+            raise _slug_taken(slug)
+    try:
+        runtime.store.put(key, reservation.model_dump(mode="json"), if_generation=current.generation if current else 0)
+    except GenerationMismatch:
+        raise _slug_taken(slug) from None
+
+
+def create_tenant(
+    runtime: Runtime, slug: str, name: str | None, owner_id: int, *, pointer: str = "/slug", signup: str = ""
+) -> m.Tenant:
+    """A tenant owned by `owner_id`; `signup` is the pending signup whose reservation may hold the slug."""
+    _check_slug(slug, pointer)
     docs = runtime.documents
+    reservation = docs.load(keys.slug_reservation_key(slug), m.SlugReservation)
+    if reservation is not None and reservation.signup != signup and reservation.expires_at > clock.now():
+        raise _slug_taken(slug)
     tenant_id = docs.next_id("tenants")
     try:
         runtime.store.put(keys.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
     except GenerationMismatch:
-        raise Conflict("tenant slug is taken", {"tenant_slug": slug}) from None
+        raise _slug_taken(slug) from None
     tenant = m.Tenant(id=tenant_id, slug=slug, name=name or slug)
     docs.save(keys.tenant_key(tenant_id), tenant)
     add_member(runtime, tenant_id, owner_id, "owner")
+    if reservation is not None:
+        runtime.store.delete(keys.slug_reservation_key(slug))
     return tenant
 
 
-def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | None) -> tuple[m.User, m.Tenant]:
-    docs = runtime.documents
+def _link(runtime: Runtime, path: str, token: str) -> str:
+    return f"{runtime.settings.base_url}{path}?{urlencode({'token': token})}"
+
+
+def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | None) -> None:
+    """Start a signup: reserve the slug and mail a verification link. Whether the email is already
+    registered changes only the mail's text (the caller sees the same answer), so it stays secret."""
     email = email.strip()
-    if not SLUG.match(slug):
-        raise ValidationFailed(
-            "tenant_slug must match ^[a-z][a-z0-9-]{1,62}$",
-            {"errors": [{"pointer": "/tenant_slug", "message": "invalid slug"}]},
-        )
+    _check_slug(slug, "/tenant_slug")
     if runtime.store.get(keys.slug_key(slug)) is not None:
-        raise Conflict("tenant slug is taken", {"tenant_slug": slug})
+        raise _slug_taken(slug)
+    token = secrets.token_urlsafe(32)
+    digest = m.token_digest(token)
+    expires_at = clock.now() + timedelta(hours=runtime.settings.email_token_hours)
+    # Reserved either way: a reservation that only unregistered emails made would reveal them.
+    _reserve_slug(runtime, slug, digest, email, expires_at)
+    # Hashed either way too, so both paths take the same time.
     password_hash = runtime.passwords.hash(password)
-    user_id = docs.next_id("users")
+    if runtime.store.get(keys.user_email_key(email)) is not None:
+        login = f"{runtime.settings.base_url}/login"
+        runtime.mailer.send(
+            Mail(
+                to=email,
+                subject="Someone tried to sign up to SegOps with your address",
+                text="Someone (maybe you) tried to sign up to SegOps with this email address, which already has "
+                f"an account. Log in instead: {login}\n\n"
+                "If it was not you, you can ignore this message; nothing was changed.",
+                links=[login],
+            )
+        )
+        return
+    pending = m.PendingSignup(
+        email=email, password_hash=password_hash, tenant_slug=slug, tenant_name=name, expires_at=expires_at
+    )
+    runtime.documents.create(keys.signup_key(digest), pending)
+    hours = runtime.settings.email_token_hours
+    verify = _link(runtime, "/verify-email", token)
+    runtime.mailer.send(
+        Mail(
+            to=email,
+            subject="Verify your email to finish signing up to SegOps",
+            text=f"Open this link to verify your address and create the tenant {slug}:\n\n{verify}\n\n"
+            f"The link works once, for {hours} hours. If you did not sign up, ignore this message.",
+            links=[verify],
+        )
+    )
+
+
+def _consume(runtime: Runtime, key: str) -> dict[str, object]:
+    """Read and delete a single-use token document; of two concurrent consumers only one gets it."""
+    found = runtime.store.get(key)
+    if found is None:
+        raise NotFound("this link is invalid, used or expired")
+    try:
+        runtime.store.delete(key, if_generation=found.generation)
+    except GenerationMismatch:
+        raise NotFound("this link is invalid, used or expired") from None
+    return found.body
+
+
+def _create_user(runtime: Runtime, email: str, password_hash: str) -> m.User:
+    """A verified account; `LoginRequired` if the address already has one."""
+    user_id = runtime.documents.next_id("users")
     try:
         runtime.store.put(keys.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
     except GenerationMismatch:
-        raise Conflict("email is already registered", {"email": email}) from None
-    user = m.User(id=user_id, email=email, password_hash=password_hash)
-    docs.save(keys.user_key(user_id), user)
+        raise LoginRequired("this email address already has an account: log in with it") from None
+    user = m.User(id=user_id, email=email.strip(), password_hash=password_hash)
+    runtime.documents.save(keys.user_key(user_id), user)
+    return user
+
+
+def create_account(
+    runtime: Runtime, email: str, password_hash: str, slug: str, name: str | None, signup: str = ""
+) -> tuple[m.User, m.Tenant]:
+    """A verified user and the tenant they own; nothing is left behind when the slug is lost."""
+    user = _create_user(runtime, email, password_hash)
     try:
-        tenant = create_tenant(runtime, slug, name or slug, user_id)
+        tenant = create_tenant(runtime, slug, name, user.id, pointer="/tenant_slug", signup=signup)
     except Conflict:
-        runtime.store.delete(keys.user_key(user_id))
+        runtime.store.delete(keys.user_key(user.id))
         runtime.store.delete(keys.user_email_key(email))
         raise
-    _accept_invitations(runtime, user)
-    refreshed = docs.load(keys.user_key(user_id), m.User)
+    refreshed = runtime.documents.load(keys.user_key(user.id), m.User)
     assert refreshed is not None
     return refreshed, tenant
 
 
-def _accept_invitations(runtime: Runtime, user: m.User) -> None:
-    docs = runtime.documents
-    for key in runtime.store.list(keys.invitation_index_prefix(user.email)):
-        tenant_id = int(key.rsplit("/", 1)[1])
-        invitation = docs.load(keys.invitation_key(tenant_id, user.email), m.Invitation)
-        if invitation is not None:
-            add_member(runtime, tenant_id, user.id, invitation.role)
-            runtime.store.delete(keys.invitation_key(tenant_id, user.email))
-        runtime.store.delete(key)
+def verify_email(runtime: Runtime, token: str) -> tuple[m.User, m.Tenant]:
+    """Finish a signup: the mailed token proves the address; single-use, expires."""
+    digest = m.token_digest(token)
+    pending = m.PendingSignup.model_validate(_consume(runtime, keys.signup_key(digest)))
+    if pending.expires_at <= clock.now():
+        raise NotFound("this link is invalid, used or expired")
+    return create_account(
+        runtime, pending.email, pending.password_hash, pending.tenant_slug, pending.tenant_name, digest
+    )
 
 
 def add_member(runtime: Runtime, tenant_id: int, user_id: int, role: Role) -> m.Membership:
@@ -169,7 +242,7 @@ def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
                     "created_at": link.created_at,
                 }
             )
-    for invitation in docs.list(keys.invitations_prefix(tenant_id), m.Invitation):
+    for invitation in list_invitations(runtime, tenant_id):
         members.append(
             {
                 "user_id": None,
@@ -182,22 +255,108 @@ def list_members(runtime: Runtime, tenant_id: int) -> list[dict[str, object]]:
     return members
 
 
+def list_invitations(runtime: Runtime, tenant_id: int) -> list[m.Invitation]:
+    """Pending invitations (expired ones are not listed)."""
+    now = clock.now()
+    found = runtime.documents.list(keys.invitations_prefix(tenant_id), m.Invitation)
+    return sorted((i for i in found if i.expires_at > now), key=lambda i: i.id)
+
+
+def _drop_invitation(runtime: Runtime, invitation: m.Invitation) -> None:
+    runtime.store.delete(keys.invitation_token_key(invitation.token_digest))
+    runtime.store.delete(keys.invitation_key(invitation.tenant_id, invitation.id))
+
+
 def invite(
     runtime: Runtime, tenant_id: int, granter_role: Role, granter_id: int, email: str, role: Role
-) -> dict[str, object]:
+) -> m.Invitation:
+    """Mail a single-use invitation link. Never adds an account directly and answers the same whether
+    or not the address is registered; inviting an address again replaces its pending invitation."""
     if not can_grant(granter_role, role):
         raise Forbidden(f"a {granter_role} cannot grant {role}")
+    email = email.strip()
     docs = runtime.documents
-    pointer = docs.load(keys.user_email_key(email), m.Pointer)
-    if pointer is not None:
-        if membership(runtime, tenant_id, pointer.id) is not None:
-            raise Conflict("already a member", {"email": email})
-        add_member(runtime, tenant_id, pointer.id, role)
-        return {"user_id": pointer.id, "email": email, "role": role, "status": "active"}
-    invitation = m.Invitation(tenant_id=tenant_id, email=email.strip(), role=role, invited_by=granter_id)
-    docs.save(keys.invitation_key(tenant_id, email), invitation)
-    docs.save(keys.invitation_index_key(email, tenant_id), m.Pointer(id=granter_id, tenant_id=tenant_id))
-    return {"user_id": None, "email": email, "role": role, "status": "invited"}
+    for previous in docs.list(keys.invitations_prefix(tenant_id), m.Invitation):
+        if keys.email_digest(previous.email) == keys.email_digest(email):
+            _drop_invitation(runtime, previous)
+    token = secrets.token_urlsafe(32)
+    invitation = m.Invitation(
+        id=docs.next_id("invitations"),
+        tenant_id=tenant_id,
+        email=email,
+        role=role,
+        invited_by=granter_id,
+        token_digest=m.token_digest(token),
+        expires_at=clock.now() + timedelta(days=runtime.settings.invitation_days),
+    )
+    docs.save(keys.invitation_key(tenant_id, invitation.id), invitation)
+    docs.create(keys.invitation_token_key(invitation.token_digest), m.Pointer(id=invitation.id, tenant_id=tenant_id))
+    team = tenant(runtime, tenant_id)
+    accept = _link(runtime, "/invitations/accept", token)
+    runtime.mailer.send(
+        Mail(
+            to=email,
+            subject=f"You are invited to {team.name} on SegOps",
+            text=f"You are invited to join {team.name} ({team.slug}) on SegOps as {role}. Accept here:\n\n"
+            f"{accept}\n\nThe link works once, for {runtime.settings.invitation_days} days. "
+            "If you do not want to join, ignore this message.",
+            links=[accept],
+        )
+    )
+    return invitation
+
+
+def revoke_invitation(runtime: Runtime, tenant_id: int, invitation_id: int) -> None:
+    invitation = runtime.documents.load(keys.invitation_key(tenant_id, invitation_id), m.Invitation)
+    if invitation is None:
+        raise NotFound("invitation not found")
+    _drop_invitation(runtime, invitation)
+
+
+def invitation_by_token(runtime: Runtime, token: str) -> tuple[m.Invitation, m.Tenant]:
+    """The pending invitation a token opens; `NotFound` for unknown, used or expired tokens."""
+    gone = NotFound("this invitation is invalid, used or expired")
+    digest = m.token_digest(token)
+    pointer = runtime.documents.load(keys.invitation_token_key(digest), m.Pointer)
+    if pointer is None or pointer.tenant_id is None:
+        raise gone
+    invitation = runtime.documents.load(keys.invitation_key(pointer.tenant_id, pointer.id), m.Invitation)
+    if invitation is None or invitation.expires_at <= clock.now():
+        raise gone
+    if not hmac.compare_digest(invitation.token_digest, digest):
+        raise gone
+    return invitation, tenant(runtime, invitation.tenant_id)
+
+
+def accept_invitation(
+    runtime: Runtime, token: str, user_id: int | None, password: str | None
+) -> tuple[m.User, m.Tenant, Role]:
+    """Join the inviting tenant: as the signed-in account of the invited address, or, without one,
+    as a new account for that address (holding the mailed token proves it). Single-use."""
+    invitation, team = invitation_by_token(runtime, token)
+    user: m.User | None = None
+    password_hash = ""
+    if user_id is not None:
+        user = runtime.documents.load(keys.user_key(user_id), m.User)
+        if user is None or keys.email_digest(user.email) != keys.email_digest(invitation.email):
+            raise Forbidden("this invitation is for another email address")
+        if membership(runtime, team.id, user.id) is not None:
+            raise Conflict("you are already a member of this tenant")
+    else:
+        if runtime.store.get(keys.user_email_key(invitation.email)) is not None:
+            raise LoginRequired("this email address already has an account: log in, then accept")
+        if password is None:
+            raise ValidationFailed(
+                "password is required to create your account",
+                {"errors": [{"pointer": "/password", "message": "required"}]},
+            )
+        password_hash = runtime.passwords.hash(password)
+    _consume(runtime, keys.invitation_token_key(invitation.token_digest))
+    runtime.store.delete(keys.invitation_key(team.id, invitation.id))
+    if user is None:
+        user = _create_user(runtime, invitation.email, password_hash)
+    add_member(runtime, team.id, user.id, invitation.role)
+    return user, team, invitation.role
 
 
 def _owners(runtime: Runtime, tenant_id: int) -> int:

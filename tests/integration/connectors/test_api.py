@@ -102,11 +102,7 @@ def test_roles_auth_and_tenant_isolation(
     assert_error(api.get(f"/api/connectors/{connector}/syncs/", headers=other.bearer), 404)
     assert api.get("/api/connectors/", headers=other.bearer).get_json()["results"] == []
     assert_error(api.get("/api/connectors/", headers=account.key), 401)
-    invited = api.post(
-        f"/api/tenants/{account.tenant_id}/members/", {"email": other.email, "role": "member"}, headers=account.bearer
-    )
-    assert invited.status_code == 201
-    as_member = {**other.bearer, "X-SegOps-Tenant": str(account.tenant_id)}
+    as_member = api.add_member(account, other, "member")
     assert_error(api.get("/api/connectors/", headers=as_member), 403, "forbidden")
 
 

@@ -242,11 +242,7 @@ def test_secret_is_write_only_and_admin_only(stack: LocalStack, api: Api, shop: 
     stranger = api.signup()
     assert_error(api.put(path, {"secret": "hijacked-secret"}, headers=stranger.bearer), 404)
     # a member cannot set it
-    invited = api.post(
-        f"/api/tenants/{shop.tenant_id}/members/", {"email": stranger.email, "role": "member"}, headers=shop.bearer
-    )
-    assert invited.status_code == 201, invited.get_data(as_text=True)
-    as_member = {**stranger.bearer, "X-SegOps-Tenant": str(shop.tenant_id)}
+    as_member = api.add_member(shop, stranger, "member")
     assert_error(api.put(path, {"secret": "member-secret"}, headers=as_member), 403)
     # deleting it makes every webhook a 401
     assert api.delete(path, headers=shop.bearer).status_code == 204

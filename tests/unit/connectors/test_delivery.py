@@ -37,8 +37,10 @@ def server() -> Iterator[Scripted]:
     scripted.stop()
 
 
-def _client(waits: list[float], attempts: int = 4) -> HttpSync:
-    policy = RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.01, timeout_seconds=0.3, max_wait_seconds=60)
+def _client(waits: list[float], attempts: int = 4, timeout: float = 10.0) -> HttpSync:
+    # A generous timeout unless the test is about timeouts: a loaded CI machine must not turn an
+    # answered request into a timed-out one (and so a retry).
+    policy = RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.01, timeout_seconds=timeout, max_wait_seconds=60)
     return HttpSync(policy, CONTRACT_EGRESS, sleep=waits.append)
 
 
@@ -58,10 +60,10 @@ def test_429_waits_for_retry_after_seconds_or_date_or_reset_header(server: Scrip
 
 def test_5xx_and_timeouts_back_off_then_give_up_as_retryable(server: Scripted) -> None:
     waits: list[float] = []
-    server.inject("timeout", "/x", delay=0.5)  # the server still answers the first request, too late
+    server.inject("timeout", "/x", delay=1.5)  # the server still answers the first request, too late
     server.script = [(200, {}, None), (503, {}, None), (500, {}, None), (502, {}, None)]
     with pytest.raises(PlatformError) as raised:
-        _client(waits).call("GET", f"{server.url}/x", {})
+        _client(waits, timeout=0.3).call("GET", f"{server.url}/x", {})
     assert raised.value.retryable and "502" in raised.value.summary and "gave up after 4" in raised.value.summary
     assert len(waits) == 3 and all(0 < w <= 0.04 for w in waits)
 

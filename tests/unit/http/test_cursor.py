@@ -12,7 +12,7 @@ from segops.http.cursor import Cursor
 from segops.segments.api import MembersCursor, SegmentsCursor
 
 POSITIONS: list[Cursor] = [
-    SegmentsCursor(after=0),
+    SegmentsCursor(after=1),
     SegmentsCursor(after=2**63 - 1),
     MembersCursor(segment_id=3, snapshot=40_000_017, after="user-00042"),
     MembersCursor(segment_id=3, snapshot=1, after='ü ✓ 🙂 "quoted" \\ \'; DROP TABLE members; --'),
@@ -54,6 +54,8 @@ def test_round_trip_is_url_safe_and_opaque(position: Cursor) -> None:
         _raw({"after": 5}),  # no list
         _raw({"list": "connectors", "after": 5}),  # foreign: another list's cursor
         _raw({"list": "segments", "after": -1}),
+        _raw({"list": "segments", "after": 0}),
+        _raw({"list": "segments", "after": 2**63}),  # past the 64-bit ids
         _raw({"list": "segments", "after": "5"}),
         _raw({"list": "segments", "after": True}),
         _raw({"list": "segments", "after": 5.0}),

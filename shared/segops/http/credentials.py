@@ -1,0 +1,32 @@
+"""The credentials a request carries in its Authorization header."""
+
+from __future__ import annotations
+
+from segops.auth import sessions
+from segops.errors import Unauthorized
+from segops.http.routes import AuthKind, RequestContext
+
+
+def credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
+    header = ctx.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if not scheme or not value:
+        raise Unauthorized("missing Authorization header (Bearer <token> or ApiKey <key>)")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return "jwt", value
+    if scheme == "apikey":
+        return "api_key", value
+    raise Unauthorized("unsupported Authorization scheme")
+
+
+def signed_in_user(ctx: RequestContext) -> int | None:
+    """For routes open to everyone that act differently for a signed-in person: the user of a valid
+    Bearer token, None without an Authorization header, `Unauthorized` for anything else."""
+    if not ctx.request.headers.get("Authorization"):
+        return None
+    kind, secret = credentials(ctx)
+    if kind != "jwt":
+        raise Unauthorized("this endpoint accepts bearer tokens only")
+    return sessions.verify_access(ctx.runtime, secret).user_id
