@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev test lint format bench package checkov chromium clean test-typescript-sdk
+.PHONY: install dev test lint format bench package checkov chromium clean test-typescript-sdk typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ package: install
 dev: install
 	$(BIN)/python -m segops.devserver
 
-test: install checkov chromium
+test: install checkov chromium typescript-sdk
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -66,13 +66,17 @@ test: install checkov chromium
 	$(MAKE) --no-print-directory test-typescript-sdk
 	$(MAKE) --no-print-directory audit
 
-# The TypeScript SDK: unit tests, then end-to-end against the real stack (needs the .venv above).
-test-typescript-sdk: install
+# The TypeScript SDK built (sdk/typescript/dist): the browser-ingestion test serves it to Chromium.
+typescript-sdk:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 	  echo "make test: Node.js >= 20 and npm are required to test the TypeScript SDK (sdk/typescript)" >&2; exit 1; }
 	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
 	  echo "make test: the TypeScript SDK needs Node.js >= 20, found $$(node --version)" >&2; exit 1; }
-	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
+# The TypeScript SDK: unit tests, then end-to-end against the real stack (needs the .venv above).
+test-typescript-sdk: install typescript-sdk
+	cd sdk/typescript && npm test
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,9 @@
 #   uses bus      → read topic metadata (health check); `publishes` → publish on those topics only
 #   secrets (and the ClickHouse password for `warehouse`) → access to those secrets only
 #   uses cache    → nothing in IAM: Valkey is reached over the VPC connector
-# Nothing is granted at project level except to the build account.
+#   `ai` and a Gemini model is configured → roles/aiplatform.user (Vertex AI has no narrower
+#   resource to grant on: the only project-level grant besides the build account's)
+# Nothing else is granted at project level except to the build account.
 locals {
   account_ids = { for name, id in local.ids : name => trimsuffix(substr(id, 0, 30), "-") }
 
@@ -120,4 +122,12 @@ resource "google_storage_bucket_iam_member" "build_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.build.member
+}
+
+# The AI segment builder's Gemini calls (only when var.gemini_model is set).
+resource "google_project_iam_member" "vertex_ai" {
+  for_each = local.ai_enabled ? local.ai_functions : toset([])
+  project  = var.project_id
+  role     = "roles/aiplatform.user"
+  member   = google_service_account.function[each.key].member
 }

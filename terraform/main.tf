@@ -49,6 +49,17 @@ locals {
     }
   }
 
+  # The AI segment builder drafts with Gemini only when a model is configured, in the functions
+  # whose manifest entry says `ai`.
+  ai_enabled   = var.gemini_model != ""
+  ai_functions = toset([for name, f in local.functions : name if try(f.ai, false)])
+  ai_env = local.ai_enabled ? {
+    SEGOPS_AI_PROVIDER     = "gemini"
+    SEGOPS_GEMINI_PROJECT  = var.project_id
+    SEGOPS_GEMINI_LOCATION = var.gemini_location
+    SEGOPS_GEMINI_MODEL    = var.gemini_model
+  } : {}
+
   common_env = {
     SEGOPS_ENVIRONMENT = "production"
     SEGOPS_GCP_PROJECT = var.project_id
@@ -75,9 +86,13 @@ locals {
       # Sizes the password-hashing cap (segops.config.Settings.password_hash_slots) to the function.
       { SEGOPS_FUNCTION_MEMORY_MB = tostring(f.memory_mb) },
       contains(try(f.secrets, []), "smtp-password") ? local.mail_env : {},
+      # functions-framework serves THREADS requests at once (default 4 per CPU): match the
+      # instance's request concurrency, or the event writer's deliveries could never share a flush.
+      { THREADS = tostring(try(f.concurrency, 1)) },
       merge([for backend in f.uses : local.backend_env[backend]]...),
       # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
       f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},
+      contains(local.ai_functions, name) ? local.ai_env : {},
       try(f.env, {}),
     )
   }
@@ -104,5 +119,12 @@ resource "google_project_service" "apis" {
     "iamcredentials.googleapis.com",
   ])
   service            = each.value
+  disable_on_destroy = false
+}
+
+# Vertex AI, for the AI segment builder's Gemini provider (only when a model is configured).
+resource "google_project_service" "vertex_ai" {
+  count              = local.ai_enabled ? 1 : 0
+  service            = "aiplatform.googleapis.com"
   disable_on_destroy = false
 }

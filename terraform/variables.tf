@@ -122,3 +122,15 @@ variable "mail_from" {
   description = "From address of account mail, e.g. \"SegOps <no-reply@example.com>\"."
   type        = string
 }
+
+variable "gemini_model" {
+  description = "Vertex AI Gemini model the AI segment builder drafts with (e.g. gemini-2.5-flash). Empty: the offline provider, and no Vertex AI API or IAM grant at all."
+  type        = string
+  default     = ""
+}
+
+variable "gemini_location" {
+  description = "Vertex AI location of the Gemini model."
+  type        = string
+  default     = "us-central1"
+}

@@ -13,9 +13,9 @@ import pytest
 from segops.config import Settings
 from segops.localstack import LocalStack
 
-# Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub) as session fixtures for every test directory,
-# and the secret scan of every test's log output.
-pytest_plugins = ["tests.support.servers", "tests.support.browser", "tests.support.log_secrets"]
+# Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub, Chromium) and the stack served over HTTP
+# (`served`) as fixtures for every test directory, and the secret scan of every test's log output.
+pytest_plugins = ["tests.support.servers", "tests.support.browser", "tests.support.served", "tests.support.log_secrets"]
 
 _EXIT_STATUS = pytest.StashKey[int]()
 
@@ -35,6 +35,8 @@ def settings(tmp_path: Path, chdb_path: Path) -> Settings:
         password_hash_time_cost=1,
         password_hash_memory_kib=1024,
         bus_retry_base_seconds=0,
+        # The bus is drained one delivery at a time here: a flush never has company to wait for.
+        writer_flush_seconds=0,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
     )
 

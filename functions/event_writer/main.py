@@ -4,7 +4,9 @@ from typing import Any
 
 import functions_framework
 from segops.bus.consumer import consume
-from segops.ingestion.writer import handle_event_batch
+from segops.ingestion.writer import configure_writer_process, handle_event_batch
+
+configure_writer_process()
 
 
 @functions_framework.cloud_event

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     gcp_project: str = "segops-local"
     bus_max_attempts: int = Field(default=5, ge=1)
     bus_retry_base_seconds: float = Field(default=0.5, ge=0)
+    # Deliveries the local bus runs at once (Pub/Sub push runs up to the manifest's `concurrency`).
+    bus_concurrency: int = Field(default=64, ge=1)
+
+    # Event writer micro-batching (docs/ingestion.md): concurrent deliveries share one INSERT, flushed
+    # at this many rows or bytes, or this long after its first delivery arrived.
+    writer_flush_rows: int = Field(default=50_000, ge=1)
+    writer_flush_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    writer_flush_seconds: float = Field(default=0.2, ge=0, le=10)
+    # ClickHouse refuses an INSERT spanning more than `max_partitions_per_insert_block` (100) partitions.
+    writer_partitions_per_insert: int = Field(default=50, ge=1, le=100)
 
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -101,14 +111,31 @@ class Settings(BaseSettings):
     # over http too, for the test suite's loopback contract servers. See `segops.connectors.egress`.
     connector_test_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
 
+    # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network;
+    # "gemini" calls Vertex AI as the function's service account (Terraform grants it only then).
+    ai_provider: Literal["offline", "gemini"] = "offline"
+    ai_timeout_seconds: float = Field(default=20.0, gt=0, le=55)
+    gemini_project: str = ""
+    gemini_location: str = "us-central1"
+    gemini_model: str = ""
+    gemini_base_url: str = ""  # another endpoint than {location}-aiplatform.googleapis.com (tests, proxies)
+
     max_body_bytes: int = 1_048_576
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
+    lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"
     # A deployed function's manifest `uses` (JSON list): other backends are never built, so a
     # function ships and connects to only what it declares. None (local stacks): all of them.
     uses: list[Backend] | None = None
+
+    @model_validator(mode="after")
+    def _gemini_configured(self) -> Settings:
+        if self.ai_provider == "gemini" and not (self.gemini_project and self.gemini_model):
+            raise ValueError("SEGOPS_AI_PROVIDER=gemini needs SEGOPS_GEMINI_PROJECT and SEGOPS_GEMINI_MODEL")
+        return self
 
     @model_validator(mode="after")
     def _no_test_allowances_in_production(self) -> Settings:

@@ -36,7 +36,9 @@ class LocalStack:
         self.settings = settings
         self.manifest = manifest or load_manifest()
         if "bus" not in overrides and settings.bus == "local":
-            overrides["bus"] = LocalBus(settings.bus_max_attempts, settings.bus_retry_base_seconds)
+            overrides["bus"] = LocalBus(
+                settings.bus_max_attempts, settings.bus_retry_base_seconds, concurrency=settings.bus_concurrency
+            )
         self.runtime: Runtime = build_runtime(settings, **overrides)
         migrate(self.runtime.warehouse)
         set_runtime(self.runtime)
@@ -47,7 +49,9 @@ class LocalStack:
         if isinstance(self.runtime.bus, LocalBus):
             for spec in self.manifest.pubsub_functions():
                 assert isinstance(spec.trigger, PubSubTrigger)
-                self.runtime.bus.subscribe(spec.trigger.topic, spec.name, self._deliverer(spec.name))
+                self.runtime.bus.subscribe(
+                    spec.trigger.topic, spec.name, self._deliverer(spec.name), concurrency=spec.concurrency
+                )
         self._timer: threading.Timer | None = None
 
     @property

@@ -48,6 +48,9 @@ class FunctionSpec(StrictModel):
     # Extra non-secret SEGOPS_* settings for this function only (Terraform adds them to its env).
     env: dict[str, str] = Field(default_factory=dict)
     public: bool = False
+    # Drafts segments with the configured LLM (segops.ai): Terraform gives it the Gemini settings and
+    # roles/aiplatform.user, only when a model is configured.
+    ai: bool = False
 
     @property
     def source(self) -> Path:

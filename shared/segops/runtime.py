@@ -91,7 +91,9 @@ def build_bus(settings: Settings) -> Bus:
     if settings.bus == "local":
         from segops.bus.local import LocalBus
 
-        return LocalBus(settings.bus_max_attempts, settings.bus_retry_base_seconds)
+        return LocalBus(
+            settings.bus_max_attempts, settings.bus_retry_base_seconds, concurrency=settings.bus_concurrency
+        )
     from segops.bus.pubsub import PubSubBus
 
     return PubSubBus(settings.gcp_project)

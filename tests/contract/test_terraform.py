@@ -282,6 +282,12 @@ def test_project_level_grants_only_to_the_build_account(config: tf.TerraformConf
     project_grants = config.of_type("google_project_iam_member")
     assert project_grants, "expected the build account's grants"
     for grant in project_grants:
+        if grant.address == "google_project_iam_member.vertex_ai":
+            # the one exception: Vertex AI for `ai` functions, only when a Gemini model is configured
+            assert grant.body["role"] == "roles/aiplatform.user"
+            assert grant.body["for_each"] == "${local.ai_enabled ? local.ai_functions : toset([])}"
+            assert grant.body["member"] == "${google_service_account.function[each.key].member}"
+            continue
         assert grant.body["member"] == "${google_service_account.build.member}"
         roles = grant.body["for_each"]
         assert "admin" not in roles.lower()

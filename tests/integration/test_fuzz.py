@@ -1,13 +1,15 @@
 """Property-based fuzzing of every operation in `/api/openapi.json` (schemathesis), in-process
 against the whole local stack with its bus worker running: authenticated with a JWT, with an API
-key, and without credentials for the public operations. The checks `not_a_server_error`,
-`response_schema_conformance`, `status_code_conformance` and `ignored_auth` find nothing.
+key, with an API key as Segment's HTTP Basic write key, and without credentials for the public
+operations. The checks `not_a_server_error`, `response_schema_conformance`,
+`status_code_conformance` and `ignored_auth` find nothing.
 
 Deterministic (Hypothesis `derandomize`) so a failure reproduces; `SEGOPS_FUZZ_EXAMPLES` raises the
 examples per operation for a deeper local hunt (the default keeps the whole file near a minute)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import traceback
 import uuid
@@ -29,7 +31,7 @@ from tests.support.segment_api import computed_segment
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, ignored_auth]
 EXAMPLES = int(os.environ.get("SEGOPS_FUZZ_EXAMPLES", "25"))
-SECURITY_SCHEMES = {"jwt": "bearerAuth", "api_key": "apiKeyAuth"}
+SECURITY_SCHEMES = {"jwt": "bearerAuth", "api_key": "apiKeyAuth", "write_key": "writeKeyAuth"}
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +124,19 @@ def _fuzz(operation: Any, path_parameters: dict[str, int], headers: dict[str, st
     run()
 
 
+def _credential(account: Account, scheme: str) -> dict[str, str]:
+    if scheme == "jwt":
+        return account.bearer
+    if scheme == "write_key":
+        return {"Authorization": "Basic " + base64.b64encode(f"{account.api_key}:".encode()).decode()}
+    return account.key
+
+
 # The bus worker thread delivers to functions-framework, which draws each request's execution id
 # from `random`, while Hypothesis generates a case on the test thread: Hypothesis sees the global
 # state move and warns, though generation never used it.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
-@pytest.mark.parametrize("scheme", ["jwt", "api_key", None])
+@pytest.mark.parametrize("scheme", ["jwt", "api_key", "write_key", None])
 def test_fuzz_every_operation(fuzz_stack: LocalStack, schema: Any, scheme: str | None) -> None:
     api = Api(fuzz_stack)
     operations = _operations(schema, scheme)
@@ -138,8 +148,7 @@ def test_fuzz_every_operation(fuzz_stack: LocalStack, schema: Any, scheme: str |
         if scheme is not None:
             # A fresh tenant per operation: what one operation deletes cannot starve the next.
             account = api.signup()
-            credential = account.bearer if scheme == "jwt" else account.key
-            headers = {**credential, "X-SegOps-Tenant": str(account.tenant_id)}
+            headers = {**_credential(account, scheme), "X-SegOps-Tenant": str(account.tenant_id)}
             path_parameters = _existing(api, account, {p.name for p in operation.path_parameters})
         try:
             _fuzz(operation, path_parameters, headers)

@@ -9,7 +9,14 @@ from pathlib import Path
 API_MD = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 COLUMNS = ["method", "path", "function", "auth", "role", "status", "request → response"]
 # `HMAC` is checked by the Shopify handler itself, so its route, like `-`, takes no platform credential.
-AUTH = {"-": (), "HMAC": (), "JWT": ("jwt",), "key": ("api_key",), "JWT/key": ("jwt", "api_key")}
+AUTH = {
+    "-": (),
+    "HMAC": (),
+    "JWT": ("jwt",),
+    "key": ("api_key",),
+    "JWT/key": ("jwt", "api_key"),
+    "Basic": ("write_key",),
+}
 
 
 @dataclass(frozen=True)

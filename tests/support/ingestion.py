@@ -42,10 +42,15 @@ def deliver(stack: LocalStack, function: str, message: BusMessage) -> int:
 
 
 class FlakyWarehouse:
-    """The real warehouse, except that chosen inserts into `table` fail (a crash between two blocks)."""
+    """The real warehouse, except that chosen inserts into `table` fail (`failure`: a `BaseException`
+    subclass stands for the process dying there: no `except Exception` cleanup runs). `fail_on` empty:
+    it only counts the inserts."""
 
-    def __init__(self, inner: Warehouse, table: str, fail_on: set[int]) -> None:
+    def __init__(
+        self, inner: Warehouse, table: str, fail_on: set[int], failure: type[BaseException] = ConnectionError
+    ) -> None:
         self.inner = inner
+        self.failure = failure
         self.database = inner.database
         self.table = table
         self.fail_on = fail_on
@@ -61,7 +66,7 @@ class FlakyWarehouse:
         if table == self.table:
             self.calls += 1
             if self.calls in self.fail_on or -1 in self.fail_on:
-                raise ConnectionError(f"injected failure on insert #{self.calls}")
+                raise self.failure(f"injected failure on insert #{self.calls}")
         self.inner.insert(table, columns, rows, settings)
 
     def __getattr__(self, name: str) -> Any:

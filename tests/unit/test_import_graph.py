@@ -31,6 +31,8 @@ LAYERS: list[tuple[str, ...]] = [
         "segops.sandbox",
         "segops.health",
         "segops.dsl",
+        "segops.ai",
+        "segops.lookalike",
     ),
     ("segops.runtime", "segops.http", "segops.auth"),
     ("segops.warehouse", "segops.cache", "segops.store", "segops.objects", "segops.bus"),

@@ -19,7 +19,7 @@ EXPECTED = {
     "connector-secrets-key": {"api", "connector_sync", "connector_full_sync"},
     "shopify-secrets-key": {"api", "shopify_webhook"},
     # every function with a route that accepts `ApiKey` authentication
-    "cache-signing-key": {"api", "sandbox", "membership", "track", "track_batch"},
+    "cache-signing-key": {"api", "sandbox", "membership", "track", "track_batch", "segment_compat"},
 }
 
 

@@ -15,7 +15,10 @@ export const KEEPALIVE_BODY_BUDGET_BYTES = 60_000;
 export interface SegOpsClientOptions {
   /** Base URL of the SegOps API, e.g. `https://api.segops.ai`. */
   apiUrl: string;
-  /** An API key (`sk_...`) with the member role. */
+  /**
+   * An API key with the member role: a secret key (`sk_live_...`) on servers, a publishable key
+   * (`pk_live_...`, ingestion only, from the origins it lists) in web pages.
+   */
   apiKey: string;
   /** Longest time an event waits in the buffer before it is sent. Default 5000. */
   flushIntervalMs?: number;

@@ -30,6 +30,9 @@ export async function postBatch(options: PostOptions): Promise<DeliveryOutcome> 
       headers: { Authorization: `ApiKey ${options.apiKey}`, 'Content-Type': 'application/json' },
       body: options.body,
       keepalive: options.keepalive,
+      // The key is the credential: cookies never ride along, so a page on another origin needs no
+      // credentialed CORS (the API never answers `Access-Control-Allow-Credentials`).
+      credentials: 'omit',
       signal: abort.signal,
     });
     const text = await response.text();

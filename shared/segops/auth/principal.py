@@ -15,3 +15,5 @@ class Principal:
     key_id: int | None
     tenant_id: int | None
     role: Role | None
+    # A publishable key's allowed page origins; None for every other principal.
+    allowed_origins: tuple[str, ...] | None = None

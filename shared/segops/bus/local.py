@@ -22,15 +22,26 @@ class Subscription:
     name: str
     topic: str
     handler: Handler
+    # Deliveries of this subscription at once (a function's manifest `concurrency`).
+    concurrency: int = 1
 
 
 class LocalBus:
     """In-process bus with Pub/Sub semantics: every subscription gets every message at least once;
     a handler that raises is retried with exponential backoff; after `max_attempts` the message goes
-    to `<topic>-dead-letter`."""
+    to `<topic>-dead-letter`. Once started, `concurrency` workers deliver at the same time, each
+    subscription up to its own `concurrency`, as Pub/Sub push to a function instance does (`drain`
+    delivers one at a time)."""
 
-    def __init__(self, max_attempts: int = 5, retry_base_seconds: float = 0.5, retry_max_seconds: float = 60) -> None:
+    def __init__(
+        self,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 0.5,
+        retry_max_seconds: float = 60,
+        concurrency: int = 1,
+    ) -> None:
         self.max_attempts = max_attempts
+        self.concurrency = concurrency
         self.retry_base_seconds = retry_base_seconds
         self.retry_max_seconds = retry_max_seconds
         self._subscriptions: dict[str, list[Subscription]] = {}
@@ -38,14 +49,15 @@ class LocalBus:
         self._sequence = itertools.count()
         self._cond = threading.Condition()
         self._in_flight = 0
-        self._worker: threading.Thread | None = None
+        self._active: dict[str, int] = {}
+        self._workers: list[threading.Thread] = []
         self._stopping = False
         self.dead_letters: deque[BusMessage] = deque(maxlen=1000)
         self.published_count = 0
 
-    def subscribe(self, topic: str, name: str, handler: Handler) -> None:
+    def subscribe(self, topic: str, name: str, handler: Handler, concurrency: int = 1) -> None:
         with self._cond:
-            self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler))
+            self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler, concurrency))
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         message = BusMessage(topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex)
@@ -110,45 +122,70 @@ class LocalBus:
             return len(self._pending) + self._in_flight
 
     def start(self) -> None:
-        if self._worker is None:
+        if not self._workers:
             self._stopping = False
-            self._worker = threading.Thread(target=self._run, name="segops-bus", daemon=True)
-            self._worker.start()
+            self._workers = [
+                threading.Thread(target=self._run, name=f"segops-bus-{i}", daemon=True) for i in range(self.concurrency)
+            ]
+            for worker in self._workers:
+                worker.start()
 
     def stop(self, drain_timeout: float = 10.0) -> None:
-        """Stop after delivering what is due (nothing accepted is dropped while time allows)."""
+        """Stop after delivering what is due (nothing accepted is dropped while time allows). Never
+        started (tests that `drain` by hand): nothing would deliver, so there is nothing to wait for."""
         deadline = time.monotonic() + drain_timeout
-        while self.pending() and time.monotonic() < deadline:
+        while self._workers and self.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=drain_timeout)
-            self._worker = None
+        for worker in self._workers:
+            worker.join(timeout=drain_timeout)
+        self._workers = []
+
+    def _next_due(self) -> tuple[Subscription, BusMessage] | None:
+        """The earliest due delivery whose subscription is below its concurrency (lock held)."""
+        now = time.monotonic()
+        skipped = []
+        found = None
+        while self._pending and self._pending[0][0] <= now:
+            entry = heapq.heappop(self._pending)
+            if self._active.get(entry[2].name, 0) < entry[2].concurrency:
+                found = (entry[2], entry[3])
+                break
+            skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(self._pending, entry)
+        return found
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and (not self._pending or self._pending[0][0] > time.monotonic()):
-                    timeout = self._pending[0][0] - time.monotonic() if self._pending else None
-                    self._cond.wait(timeout)
-                if self._stopping:
+                due = None
+                while not self._stopping and (due := self._next_due()) is None:
+                    # Nothing pending, or the earliest due delivery waits for its subscription's
+                    # in-flight ones, whose completion notifies: sleep until notified.
+                    timeout = self._pending[0][0] - time.monotonic() if self._pending else 0
+                    self._cond.wait(timeout if timeout > 0 else None)
+                if due is None:
                     return
-                _, _, subscription, message = heapq.heappop(self._pending)
+                subscription, message = due
                 self._in_flight += 1
+                self._active[subscription.name] = self._active.get(subscription.name, 0) + 1
             try:
                 self._deliver(subscription, message)
             finally:
                 with self._cond:
                     self._in_flight -= 1
+                    self._active[subscription.name] -= 1
+                    self._cond.notify_all()
 
     def check(self) -> None:
         """The in-process bus is reachable whenever the process is up."""
 
     def worker_status(self) -> str:
-        if self._worker is None or not self._worker.is_alive():
-            return "ok" if self._worker is None and not self._pending else "bus worker is not running"
+        if not self._workers or not all(worker.is_alive() for worker in self._workers):
+            return "ok" if not self._workers and not self._pending else "bus worker is not running"
         with self._cond:
             if self._pending and time.monotonic() - self._pending[0][0] > 60:
                 return "bus worker is more than 60 s behind"

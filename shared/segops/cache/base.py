@@ -14,7 +14,8 @@ class Cache(Protocol):
         ...
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
-        """`add` for each key in one round trip; each key is claimed atomically on its own (not all or none)."""
+        """`add` for each key in one round trip, applied as one step: no other caller's `add` interleaves
+        (each key is still set only if absent: not all or none)."""
         ...
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:

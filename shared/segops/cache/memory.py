@@ -10,7 +10,7 @@ class MemoryCache:
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._data: dict[str, tuple[float, bytes]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._max_entries = max_entries
 
     def get(self, key: str) -> bytes | None:
@@ -48,7 +48,8 @@ class MemoryCache:
             return True
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
-        return [self.add(key, value, ttl_seconds) for key in keys]
+        with self._lock:
+            return [self.add(key, value, ttl_seconds) for key in keys]
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]

@@ -24,8 +24,9 @@ class RedisCache:
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
         if not keys:
             return []
-        # One round trip, no MULTI: each SET NX is atomic on its own, which is all a claim needs.
-        pipe = self._client.pipeline(transaction=False)
+        # One round trip in MULTI/EXEC: no other client's claims interleave, so two callers claiming
+        # overlapping keys never each get a part of them (neither could then go on).
+        pipe = self._client.pipeline(transaction=True)
         for key in keys:
             pipe.set(key, value, px=max(1, int(ttl_seconds * 1000)), nx=True)
         return [bool(done) for done in pipe.execute()]

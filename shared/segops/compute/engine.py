@@ -32,10 +32,12 @@ from segops.dsl import (
     parse_definition,
     window_milliseconds,
 )
-from segops.errors import tenant_message
+from segops.errors import SegOpsError, tenant_message
+from segops.lookalike import service as lookalike_service
+from segops.lookalike.models import LookalikeDefinition, checked_seed, parse_lookalike
 from segops.membership import writer
-from segops.membership.lookup import invalidate_users
-from segops.messages import MembershipChanged
+from segops.membership.lookup import active_segments, invalidate_users
+from segops.messages import ComputeRequested, MembershipChanged, SegmentComputeEnvelope
 from segops.runtime import Runtime
 from segops.segments.models import ComputeState, Segment
 from segops.store import keys
@@ -68,7 +70,7 @@ class Outcome:
 @dataclass
 class _Target:
     segment: Segment
-    definition: SegmentDefinition
+    definition: SegmentDefinition | LookalikeDefinition
     state: ComputeState
     compute_id: str
     mode: Mode
@@ -111,6 +113,17 @@ def compute(
             continue
         state = runtime.documents.load(keys.compute_state_key(tenant_id, segment.id), ComputeState)
         state = state or ComputeState(segment_id=segment.id)
+        if segment.segment_type == "lookalike":
+            # Always full: every score moves when the model is retrained. A seed that became
+            # unusable (deleted, emptied) fails this compute for good instead of being retried.
+            try:
+                lookalike = parse_lookalike(segment.definition)
+                checked_seed(runtime, tenant_id, lookalike)
+            except SegOpsError as exc:
+                outcomes.append(_fail_early(runtime, tenant_id, segment.id, compute_id, "full", now, exc.message))
+                continue
+            targets.append(_Target(segment, lookalike, state, compute_id, "full"))
+            continue
         mode = _effective_mode(request.mode, segment, state, now)
         targets.append(_Target(segment, parse_definition(segment.definition), state, compute_id, mode))
     if not targets:
@@ -120,9 +133,12 @@ def compute(
     _assign_versions(runtime, tenant_id, targets)
     watermark = _warehouse_clock(runtime)
     for mode in ("full", "delta"):
-        group = [t for t in targets if t.mode == mode]
+        group = [t for t in targets if t.mode == mode and isinstance(t.definition, SegmentDefinition)]
         if group:
             outcomes.extend(_run_group(runtime, tenant_id, group, now, watermark))
+    for target in targets:
+        if isinstance(target.definition, LookalikeDefinition):
+            outcomes.extend(_run_group(runtime, tenant_id, [target], now, watermark))
     return outcomes
 
 
@@ -159,22 +175,30 @@ def _evaluate_and_publish(
     runtime: Runtime, tenant_id: int, group: list[_Target], now: datetime, stage_id: str
 ) -> list[writer.Publication]:
     mode: Mode = group[0].mode
+    targets = [writer.Target(t.segment.id, t.version, t.compute_id) for t in group]
+    lookalike = group[0].definition
+    if isinstance(lookalike, LookalikeDefinition):  # a lookalike is computed on its own
+        lookalike_service.stage_members(runtime, tenant_id, stage_id, group[0].segment.id, lookalike, now)
+        return writer.publish(runtime, tenant_id, targets, stage_id=stage_id, mode=mode, computed_at=now)
     source = None
     if mode == "delta":
         select, params = _candidates_query(group, now)
         if writer.stage_candidates(runtime, tenant_id, stage_id, select, params) == 0:
             return [writer.Publication(t.segment.id, None, 0, 0, t.state.member_count or 0) for t in group]
         source = writer.candidate_source(stage_id)
-    compiled = compile_segments([(t.segment.id, t.definition) for t in group], source)
+    compiled = compile_segments(
+        [(t.segment.id, t.definition) for t in group if isinstance(t.definition, SegmentDefinition)], source
+    )
     writer.stage_results(runtime, tenant_id, stage_id, compiled, now)
-    targets = [writer.Target(t.segment.id, t.version, t.compute_id) for t in group]
     return writer.publish(runtime, tenant_id, targets, stage_id=stage_id, mode=mode, computed_at=now)
 
 
-def _windows(definitions: Iterable[SegmentDefinition]) -> dict[int, set[str]]:
+def _windows(definitions: Iterable[SegmentDefinition | LookalikeDefinition]) -> dict[int, set[str]]:
     """Window length (ms) → event types whose events can cross it with the passage of time."""
     found: dict[int, set[str]] = {}
     for definition in definitions:
+        if isinstance(definition, LookalikeDefinition):
+            continue
         for c in conditions(definition):
             if isinstance(c, (EventCount, Monetary, Recency)) and c.window_days is not None:
                 found.setdefault(window_milliseconds(c.window_days), set()).add(c.event_type)
@@ -322,4 +346,24 @@ def _after_publication(runtime: Runtime, tenant_id: int, outcomes: list[Outcome]
             Topic.MEMBERSHIP_CHANGES,
             message.model_dump_json().encode(),
             {"tenant_id": str(tenant_id), "segment_id": str(outcome.segment_id)},
+        )
+    seeds = {o.segment_id for o in outcomes if o.publication is not None and o.publication.version is not None}
+    if seeds:
+        _request_lookalikes(runtime, tenant_id, seeds, now)
+
+
+def _request_lookalikes(runtime: Runtime, tenant_id: int, seeds: set[int], now: datetime) -> None:
+    """Lookalikes follow their seed: each active one whose seed just changed is queued for a compute."""
+    for segment in active_segments(runtime, tenant_id):
+        if segment.segment_type != "lookalike" or not segment.definition:
+            continue
+        if segment.definition.get("seed_segment_id") not in seeds:
+            continue
+        request = ComputeRequested(
+            tenant_id=tenant_id, segment_id=segment.id, compute_id=uuid.uuid4().hex, mode="full", requested_at=now
+        )
+        runtime.bus.publish(
+            Topic.SEGMENT_COMPUTE,
+            SegmentComputeEnvelope(message=request).model_dump_json().encode(),
+            {"tenant_id": str(tenant_id), "kind": "compute"},
         )

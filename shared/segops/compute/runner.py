@@ -35,6 +35,7 @@ from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
 from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
+from segops.segments.models import ComputeState
 from segops.store import keys
 
 log = logging.getLogger("segops.compute")
@@ -194,9 +195,22 @@ def _requests(runtime: Runtime, tenant_id: int, work: TenantQueue) -> list[Reque
         for segment in active_segments(runtime, tenant_id):
             if segment.id in explicit or segment.definition is None:
                 continue
+            if segment.segment_type == "lookalike":
+                # Retrained on the scheduler at most every `lookalike_refresh_minutes` (and after its
+                # seed publishes, see `engine`), not on every arrival of events.
+                if work.time_delta and _lookalike_due(runtime, tenant_id, segment.id):
+                    requests.append(Request(segment.id, "full"))
+                continue
             if work.active_delta_due is not None or is_time_dependent(parse_definition(segment.definition)):
                 requests.append(Request(segment.id, "delta"))
     return requests
+
+
+def _lookalike_due(runtime: Runtime, tenant_id: int, segment_id: int) -> bool:
+    state = runtime.documents.load(keys.compute_state_key(tenant_id, segment_id), ComputeState)
+    if state is None or state.last_computed_at is None:
+        return True
+    return clock.now() - state.last_computed_at >= timedelta(minutes=runtime.settings.lookalike_refresh_minutes)
 
 
 def _run(runtime: Runtime, tenant_id: int, work: TenantQueue) -> None:

@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
-from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 
 from segops.errors import MethodNotAllowed, NotFound, SegOpsError
+from segops.http import cors
 from segops.http.access_log import log_request
 from segops.http.authentication import authenticate
 from segops.http.converters import CONVERTERS
@@ -44,6 +45,8 @@ class HttpApp:
         started = time.perf_counter()
         ctx: RequestContext | None = None
         try:
+            if request.method == "OPTIONS":
+                return self._preflight(request, request_id)
             route, path_params = self._match(request)
             ctx = RequestContext(request, get_runtime(), route, path_params, request_id)
             response = render(self._dispatch(ctx), route.status)
@@ -53,7 +56,22 @@ class HttpApp:
             log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
             response = error_response(SegOpsError("internal error"), request_id)
         response.headers["X-Request-Id"] = request_id
+        if ctx is not None and ctx.route.browser:
+            cors.allow_response(request, response, ctx.principal)
         log_request(self.function_name, request, response, ctx, started, request_id)
+        return response
+
+    def _preflight(self, request: Request, request_id: str) -> Response:
+        """CORS preflight: answered for browser routes only (others: 405, no CORS at all)."""
+        adapter: MapAdapter = self._map.bind("localhost", path_info=request.path)
+        try:
+            index, _ = adapter.match(method="POST")
+        except (WerkzeugMethodNotAllowed, WerkzeugNotFound, RequestRedirect):
+            index = None
+        if index is None or not self.routes[index].browser:
+            return error_response(MethodNotAllowed("OPTIONS is not allowed here", {"allowed": []}), request_id)
+        response = cors.preflight(request)
+        response.headers["X-Request-Id"] = request_id
         return response
 
     def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:

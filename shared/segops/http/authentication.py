@@ -10,10 +10,16 @@ from segops.auth.principal import Principal
 from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from segops.http.credentials import credentials
-from segops.http.routes import RequestContext
+from segops.http.routes import AuthKind, RequestContext
 from segops.ids import parse_id
 from segops.tenancy import service
 from segops.tenancy.models import Tenant
+
+_AUTH_NAMES: dict[AuthKind, str] = {
+    "jwt": "bearer tokens",
+    "api_key": "API keys",
+    "write_key": "HTTP Basic write keys",
+}
 
 
 def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
@@ -48,22 +54,39 @@ def _holding_object(
     return [(t, role) for t, role in memberships if ctx.runtime.store.get(key(t.id, object_id)) is not None]
 
 
+def _check_publishable(ctx: RequestContext, allowed_origins: list[str]) -> None:
+    """A publishable key is public (it sits in page source): it may only send events, and only from
+    a page on one of its origins (browsers set `Origin` themselves; scripts cannot forge it)."""
+    if not ctx.route.browser:
+        raise Forbidden("a publishable key (pk_live_) can only send events; use a secret key (sk_live_) here")
+    origin = ctx.request.headers.get("Origin", "")
+    if origin not in allowed_origins:
+        raise Forbidden(
+            "this publishable key does not allow this origin",
+            {"origin": origin or None, "hint": "add the page's origin to the key's allowed_origins"},
+        )
+
+
 def authenticate(ctx: RequestContext, body: Any) -> Principal:
     """`body` is the decoded JSON body, which may name the tenant (`tenant`)."""
     route = ctx.route
     kind, secret = credentials(ctx)
     if kind not in route.auth:
-        raise Unauthorized(f"this endpoint does not accept {'API keys' if kind == 'api_key' else 'bearer tokens'}")
+        raise Unauthorized(f"this endpoint does not accept {_AUTH_NAMES[kind]}")
     reference = _tenant_reference(ctx, body)
     tenant_id = _resolve_tenant_id(ctx, reference) if reference is not None else None
     if reference is not None and tenant_id is None:
         raise NotFound("tenant not found")
 
-    if kind == "api_key":
+    if kind in ("api_key", "write_key"):
         key = service.resolve_api_key(ctx.runtime, secret)
         if tenant_id is not None and tenant_id != key.tenant_id:
             raise NotFound("tenant not found")
-        principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
+        if key.kind == "publishable":
+            _check_publishable(ctx, key.allowed_origins)
+            principal = Principal("api_key", None, key.id, key.tenant_id, key.role, tuple(key.allowed_origins))
+        else:
+            principal = Principal("api_key", None, key.id, key.tenant_id, key.role)
     else:
         user_id = sessions.verify_access(ctx.runtime, secret).user_id
         if tenant_id is None and route.role is not None:

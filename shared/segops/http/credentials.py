@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from segops.auth import sessions
 from segops.errors import Unauthorized
 from segops.http.routes import AuthKind, RequestContext
@@ -18,6 +21,13 @@ def credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
         return "jwt", value
     if scheme == "apikey":
         return "api_key", value
+    if scheme == "basic":
+        # Segment-compatible clients send the write key as the Basic user name (empty password).
+        try:
+            user, _, _password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        return "write_key", user
     raise Unauthorized("unsupported Authorization scheme")
 
 

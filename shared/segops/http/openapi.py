@@ -12,7 +12,11 @@ from segops.http.routes import Route, Router
 from segops.ids import ID_MAX, ID_MIN
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
-_SECURITY: dict[str, dict[str, list[str]]] = {"jwt": {"bearerAuth": []}, "api_key": {"apiKeyAuth": []}}
+_SECURITY: dict[str, dict[str, list[str]]] = {
+    "jwt": {"bearerAuth": []},
+    "api_key": {"apiKeyAuth": []},
+    "write_key": {"writeKeyAuth": []},
+}
 
 
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -100,6 +104,9 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
         operation["security"] = [_SECURITY[a] for a in route.auth] if route.auth else []
         if route.role:
             operation["x-segops-min-role"] = route.role
+        if route.browser:
+            # Publishable keys (pk_live_) are accepted here, and CORS is answered (docs/ingestion.md).
+            operation["x-segops-browser"] = True
         paths.setdefault(path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -117,7 +124,12 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "header",
                     "name": "Authorization",
-                    "description": "`ApiKey sk_live_...`",
+                    "description": "`ApiKey sk_live_...`; publishable `ApiKey pk_live_...` on x-segops-browser ones",
+                },
+                "writeKeyAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Segment-compatible endpoints: the API key as the user name, empty password",
                 },
             },
         },

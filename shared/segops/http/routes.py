@@ -14,7 +14,8 @@ from segops.auth.principal import Principal
 from segops.auth.roles import Role
 from segops.runtime import Runtime
 
-AuthKind = Literal["jwt", "api_key"]
+# `write_key`: an API key sent as the HTTP Basic user name, as Segment's clients send their write key.
+AuthKind = Literal["jwt", "api_key", "write_key"]
 Handler = Callable[["RequestContext"], Any]
 
 
@@ -43,6 +44,8 @@ class Route:
     # (path parameter, store key of that object in a tenant): a JWT user of several tenants who
     # names no tenant gets the one holding the object (ids are global, so at most one does).
     tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None
+    # Event ingestion from web pages: publishable keys are accepted (only here), CORS is answered.
+    browser: bool = False
 
 
 @dataclass
@@ -67,7 +70,8 @@ class Router:
     """A group of routes sharing a path prefix and defaults (who may call them, from which tenant).
 
     `auth=()` with `role=None` makes the routes public; `tenant_from_path` names the path parameter
-    that selects the tenant (its routes are then scoped to that tenant, whatever the credential)."""
+    that selects the tenant (its routes are then scoped to that tenant, whatever the credential).
+    `browser`: event-ingestion routes web pages may call (publishable keys, CORS; `segops.http.cors`)."""
 
     def __init__(
         self,
@@ -76,11 +80,13 @@ class Router:
         auth: tuple[AuthKind, ...] = ("jwt", "api_key"),
         role: Role | None = "viewer",
         tenant_from_path: str | None = None,
+        browser: bool = False,
     ) -> None:
         self.prefix = prefix
         self.auth = auth
         self.role = role
         self.tenant_from_path = tenant_from_path
+        self.browser = browser
         self.routes: list[Route] = []
 
     def route(
@@ -100,6 +106,7 @@ class Router:
         doc_body: type[BaseModel] | None = None,
         also_status: tuple[int, ...] = (),
         tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None,
+        browser: bool | None = None,
     ) -> Callable[[Handler], Handler]:
         """`path` is relative to the router's prefix; `auth`/`role` override the router's defaults
         (`role=None`: any authenticated caller, no tenant role needed).
@@ -108,7 +115,8 @@ class Router:
         `doc_body` documents such a body in OpenAPI. `also_status`: other statuses whose body is the
         `response` model too, not the error shape (health's 503). `tenant_from_object`: (path parameter,
         store key of that object in a tenant) resolves the tenant of a JWT user of several tenants
-        who names none to the one holding the object."""
+        who names none to the one holding the object. `browser`: overrides the router's
+        (an ingestion route web pages may call: publishable keys, CORS; `segops.http.cors`)."""
 
         full_path = self.prefix + path
         if self.tenant_from_path and f"{self.tenant_from_path}>" not in full_path:
@@ -133,6 +141,7 @@ class Router:
                     doc_body,
                     also_status,
                     tenant_from_object,
+                    self.browser if browser is None else browser,
                 )
             )
             return handler

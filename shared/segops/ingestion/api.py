@@ -14,11 +14,14 @@ from segops.http.routes import RequestContext, Router
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
+from segops.ingestion.segment import MESSAGE_TYPES, MessageType
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
 track_router = Router("/api/ingestion/track", auth=("api_key",), role="member")
 batch_router = Router("/api/ingestion/track/batch", auth=("api_key",), role="member")
 stats_router = Router("/api/ingestion")
+# Segment's tracking API (`segment_compat` function): the write key is the HTTP Basic user name.
+segment_router = Router("/v1", auth=("write_key",), role="member", browser=True)
 
 
 class Queued(BaseModel):
@@ -70,6 +73,7 @@ def _read(ctx: RequestContext, limit: int) -> bytes:
     response=Queued,
     stream_body=True,
     doc_body=IncomingEvent,
+    browser=True,
 )
 def track(ctx: RequestContext) -> Result:
     """Queue one event (202); an invalid event is refused with 400 and recorded."""
@@ -83,6 +87,7 @@ def track(ctx: RequestContext) -> Result:
     response=BatchQueued,
     stream_body=True,
     doc_body=EventBatchRequest,
+    browser=True,
 )
 def track_batch(ctx: RequestContext) -> Result:
     """Queue up to 500 events; invalid ones are skipped, counted and recorded."""
@@ -102,3 +107,40 @@ def errors(ctx: RequestContext) -> IngestionErrorList:
     """The most recent ingestion error records (default 50, at most 100), newest first."""
     query: ErrorsQuery = ctx.query
     return IngestionErrorList.model_validate({"results": recent_errors(ctx.runtime, ctx.tenant_id, query.limit)})
+
+
+class SegmentAccepted(BaseModel):
+    """What Segment's clients expect from the tracking API."""
+
+    success: bool
+
+
+def _segment_call(kind: MessageType) -> None:
+    def handler(ctx: RequestContext) -> Result:
+        intake.accept_segment_call(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_TRACK_BODY_BYTES), kind)
+        return Result({"success": True})
+
+    handler.__name__ = f"segment_{kind}"
+    handler.__doc__ = f"Segment `{kind}` call, mapped to one event (docs/ingestion.md); 400 when refused."
+    segment_router.post(f"/{kind}", response=SegmentAccepted, stream_body=True)(handler)
+
+
+for _kind in MESSAGE_TYPES:
+    _segment_call(_kind)
+
+
+def _segment_batch(ctx: RequestContext) -> Result:
+    intake.accept_segment_batch(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_BATCH_BODY_BYTES))
+    return Result({"success": True})
+
+
+@segment_router.post("/batch", response=SegmentAccepted, stream_body=True)
+def segment_batch(ctx: RequestContext) -> Result:
+    """Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively."""
+    return _segment_batch(ctx)
+
+
+@segment_router.post("/import", response=SegmentAccepted, stream_body=True)
+def segment_import(ctx: RequestContext) -> Result:
+    """Segment's historical import: the same as `/v1/batch`."""
+    return _segment_batch(ctx)

@@ -10,6 +10,7 @@ import orjson
 from segops import clock
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
+from segops.ingestion import segment
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import (
     Rejection,
@@ -26,6 +27,8 @@ MAX_BATCH_EVENTS = 500
 # once stamped (ids and timestamps add ~200 bytes per event, re-serialised JSON is never longer).
 MAX_TRACK_BODY_BYTES = 256 * 1024
 MAX_BATCH_BODY_BYTES = 5 * 1024 * 1024
+# Errors and stats of the Segment-compatible endpoints carry this source.
+SEGMENT_SOURCE = "segment"
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,61 @@ def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "ap
     except RequestRefused as refused:
         record_errors(runtime, tenant_id, source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at)
         raise
+    return _queue_valid(runtime, stamp, validate_events(items, stamp))
+
+
+def _queue_valid(runtime: Runtime, stamp: Stamp, checked: list[dict[str, Any] | Rejection]) -> BatchOutcome:
+    """Record the refused events of a batch, publish the valid ones (one message)."""
     accepted: list[dict[str, Any]] = []
     refused_events: list[ErrorRecord] = []
-    for index, checked in enumerate(validate_events(items, stamp)):
-        if isinstance(checked, Rejection):
-            refused_events.append(ErrorRecord(checked.error_type, f"events[{index}] {checked.detail}"))
+    for index, item in enumerate(checked):
+        if isinstance(item, Rejection):
+            refused_events.append(ErrorRecord(item.error_type, f"events[{index}] {item.detail}"))
         else:
-            accepted.append(checked)
-    record_errors(runtime, tenant_id, source, refused_events, stamp.received_at)
+            accepted.append(item)
+    record_errors(runtime, stamp.tenant_id, stamp.source, refused_events, stamp.received_at)
     if accepted:
-        publish_events(runtime, tenant_id, accepted, source)
+        publish_events(runtime, stamp.tenant_id, accepted, stamp.source)
     return BatchOutcome(queued=len(accepted), skipped=len(refused_events))
+
+
+def accept_segment_call(runtime: Runtime, tenant_id: int, raw: bytes, kind: segment.MessageType) -> None:
+    """`POST /v1/<kind>`: one Segment message, queued or refused (400 with the field error)."""
+    stamp = Stamp(tenant_id, clock.now(), SEGMENT_SOURCE)
+    try:
+        body = parse_body(raw)
+        checked = segment.validate_message(body, kind, None, stamp)
+        if isinstance(checked, Rejection):
+            raise RequestRefused(checked.error_type, checked.detail, checked.pointer)
+    except RequestRefused as refused:
+        record_errors(
+            runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
+        )
+        raise
+    publish_events(runtime, tenant_id, [checked], stamp.source)
+
+
+def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchOutcome:
+    """`POST /v1/batch` and `/v1/import`: like the native batch; the messages name their own `type`."""
+    stamp = Stamp(tenant_id, clock.now(), SEGMENT_SOURCE)
+    try:
+        body = parse_body(raw)
+        if not isinstance(body, dict):
+            raise RequestRefused("invalid_body", "request body must be a JSON object with a `batch` array")
+        items = body.get("batch")
+        if not isinstance(items, list):
+            raise RequestRefused("invalid_body", "`batch` is required and must be an array", "/batch")
+        if len(items) > MAX_BATCH_EVENTS:
+            raise RequestRefused(
+                "batch_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}", "/batch"
+            )
+    except RequestRefused as refused:
+        record_errors(
+            runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
+        )
+        raise
+    sent_at = body.get("sentAt")
+    natives = [segment.to_native(item, None, sent_at, stamp.received_at) for item in items]
+    # The mapped events take the native batch path (and its `_vouched` fast path) together.
+    validated = iter(validate_events([n for n in natives if not isinstance(n, Rejection)], stamp))
+    return _queue_valid(runtime, stamp, [n if isinstance(n, Rejection) else next(validated) for n in natives])

@@ -1,34 +1,44 @@
 """The `event_writer` function: `EventBatch` messages → `events`, exactly once under at-least-once delivery.
 
-A message is written with at most two INSERTs (docs/ingestion.md explains the design):
-1. Events without a client `message_id` have random ids fixed at the edge, so the only way to see them
-   twice is another delivery of the same message content (Pub/Sub redelivery, a publisher retry, a
-   concurrent duplicate delivery, a retry after a crash). They go in ONE insert whose
-   `insert_deduplication_token` is derived from their ids: every delivery sends identical rows with an
-   identical token, and ClickHouse drops what it already holds, part by part (a block spanning several
-   month partitions is several parts; each gets `token_N`, so a crash between parts is also retried safely).
-2. Events with a `message_id` have ids derived from (tenant, message_id); a client retry arrives in a
-   *different* message, so tokens cannot catch it. They are claimed in the cache (SET NX, a lease longer
-   than the function timeout) so two messages never write one id at the same time, looked up through the
-   `by_event_id` projection, and only the absent ones are inserted.
-3. `UsersChanged` then goes to `segment-compute`, also when everything was a duplicate: an earlier
-   delivery may have died between its insert and its publish.
+Concurrent deliveries to one writer instance are gathered into one flush (`batching.GroupCommit`,
+bounded by the `writer_flush_*` settings); a delivery is acknowledged only after the flush holding
+its events returned. Every event carries an id fixed before it reached the bus (uuid5 of the client
+`message_id`, else a random id stamped at the edge), so every delivery of it (Pub/Sub redelivery, a
+publisher retry, a client retry in another message, a flush regrouped after a failure) has the same
+id. A flush (docs/ingestion.md gives the whole argument):
+1. claims every id in the cache (SET NX, one MULTI/EXEC round trip, owner = this flush, lease longer
+   than the function timeout): an id claimed by another flush is being written right now, so the
+   messages carrying it are nacked and come back later; the rest go on;
+2. looks the ids up through the `by_event_id` projection of `events` (written atomically with each
+   part, so "stored" never disagrees with the table) and inserts only the absent ones, one INSERT per
+   group of at most `writer_partitions_per_insert` month partitions;
+3. publishes one `UsersChanged` per tenant, also when everything was a duplicate (an earlier delivery
+   may have died between its insert and its publish), then releases its claims.
+A crash mid-flush leaves some parts written and the claims held until their lease expires; the
+redelivery finds the written ids and inserts the rest. Each INSERT also carries a deduplication token
+(a hash of its ids), which ClickHouse checks in `events` and, through
+`deduplicate_blocks_in_dependent_materialized_views`, in the view tables.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import orjson
 
 from segops.bus.base import BusMessage, Topic
 from segops.bus.cloudevents import parse_message
 from segops.errors import PermanentError, RetryableError
+from segops.ingestion.batching import FlushBounds, GroupCommit
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
 from segops.runtime import Runtime
@@ -38,66 +48,89 @@ log = logging.getLogger("segops.ingestion.writer")
 
 COLUMNS = ("tenant_id", "event_id", "message_id", "user_id", "event_type", "occurred_at", "received_at", "payload")
 CLAIM_PREFIX = "ingest-claim:"
-# Longer than the event_writer timeout (manifest): a live writer never loses its claim mid-write.
-CLAIM_LEASE_SECONDS = 180.0
+# Longer than the event_writer timeout (manifest, 60 s), shorter than the sum of Pub/Sub's first
+# backoffs (10+20+40+80 s): a live writer never loses its claims mid-flush, and the claims of a writer
+# that crashed have expired before a message runs out of delivery attempts.
+CLAIM_LEASE_SECONDS = 90.0
+# A flush that reaches its INSERT later than this after claiming gives up (nack): its claims may be
+# about to expire, and a write after expiry could race a retry of the same ids.
+CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
+LOOKUP_CHUNK = 5000
+# Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
+SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
+    "async_insert": 1,
+    "wait_for_async_insert": 1,
+    "async_insert_deduplicate": 1,
+}
+
+
+# CPython's default collector thresholds (700, 10, 10) run a full collection every few thousand new
+# objects; a writer instance holds hundreds of parsed messages (hundreds of thousands of objects)
+# while a flush runs, and those collections were measured to make parsing them 3x slower. The
+# writer's process raises them (`configure_writer_process`, called by functions/event_writer).
+WRITER_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def configure_writer_process() -> None:
+    """Process settings of an event_writer instance (see WRITER_GC_THRESHOLDS)."""
+    gc.set_threshold(*WRITER_GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
 class WriteReport:
-    """`sent`: rows handed to ClickHouse (it drops blocks it already holds); `skipped`: client-keyed
-    events found already stored."""
+    """`sent`: rows inserted; `skipped`: events found already stored (or repeated within the flush)."""
 
     sent: int
     skipped: int
 
 
-def block_token(kind: str, events: Sequence[TrackedEvent]) -> str:
+@dataclass(frozen=True)
+class FlushOutcome:
+    report: WriteReport
+    # Per message of the flush: None when its events are durable, else why it must be retried.
+    refusals: list[RetryableError | None]
+
+
+def block_token(events: Sequence[TrackedEvent]) -> str:
     """A token that only the same events (in the same order) produce."""
     digest = hashlib.blake2b(digest_size=16)
     for event in events:
         digest.update(event.event_id.bytes)
-    return f"ev-{kind}-{len(events)}-{digest.hexdigest()}"
+    return f"ev-{len(events)}-{digest.hexdigest()}"
 
 
-def _batch_key(events: Sequence[TrackedEvent]) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    for event in events:
-        digest.update(event.event_id.bytes)
-    return digest.hexdigest().encode()
-
-
-def _claim_key(event: TrackedEvent) -> str:
+def claim_key(event: TrackedEvent) -> str:
     return f"{CLAIM_PREFIX}{event.tenant_id}:{event.event_id}"
 
 
+def _id_of(key: str) -> str:
+    """The event id (canonical text) of a claim key."""
+    return key.rpartition(":")[2]
+
+
 class Claims:
-    """Cache claims on client-keyed event ids: at most one message writes a given id at a time."""
+    """Cache claims on event ids: at most one flush writes a given id at a time."""
 
-    def __init__(self, runtime: Runtime, owner: bytes) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.owner = owner
+        self.owner = uuid.uuid4().bytes
         self.held: list[str] = []
+        self.acquired_at = 0.0
 
-    def acquire(self, events: Sequence[TrackedEvent]) -> None:
-        """Claim every id in one cache round trip (plus one more for ids this message already holds)."""
-        cache = self.runtime.cache
-        keys = [_claim_key(event) for event in events]
-        added = cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
+    def acquire(self, keys: Sequence[str]) -> set[str]:
+        """Claim every key (`claim_key`) in one cache round trip; returns those another flush holds."""
+        self.acquired_at = time.monotonic()
+        added = self.runtime.cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
         self.held = [key for key, ok in zip(keys, added, strict=True) if ok]
-        taken = [(key, event) for key, event, ok in zip(keys, events, added, strict=True) if not ok]
-        if not taken:
-            return
-        # An earlier delivery of this same message may hold them: the owner is the message's content.
-        owners = cache.get_many([key for key, _ in taken])
-        for (key, event), owner in zip(taken, owners, strict=True):
-            if owner != self.owner:
-                # Another message is writing this id right now (or died holding it: the lease expires).
-                # Nack: on redelivery the id is either stored (and dropped here) or free to claim.
-                self.release()
-                raise RetryableError("event id is being written by another message", {"event_id": str(event.event_id)})
-            self.held.append(key)
+        return {key for key, ok in zip(keys, added, strict=True) if not ok}
+
+    def check_fresh(self) -> None:
+        if time.monotonic() - self.acquired_at > CLAIM_SAFE_SECONDS:
+            raise RetryableError("the flush took too long after claiming its event ids; retrying")
 
     def release(self) -> None:
+        if not self.held:
+            return
         cache = self.runtime.cache
         owners = cache.get_many(self.held)
         mine = [key for key, owner in zip(self.held, owners, strict=True) if owner == self.owner]
@@ -106,18 +139,17 @@ class Claims:
         self.held = []
 
 
-def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[UUID]) -> set[UUID]:
-    """Which of `ids` are already in `events` (an index lookup through the `by_event_id` projection)."""
-    if not ids:
-        return set()
-    found: set[UUID] = set()
+def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` (canonical UUID text) are already in `events` (an index lookup through the
+    `by_event_id` projection)."""
+    found: set[str] = set()
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
-    for start in range(0, len(ids), 1000):
+    for start in range(0, len(ids), LOOKUP_CHUNK):
         rows = scoped.query(
             "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} AND event_id IN {ids:Array(UUID)}",
-            {"ids": list(ids[start : start + 1000])},
+            {"ids": list(ids[start : start + LOOKUP_CHUNK])},
         ).rows
-        found.update(row[0] if isinstance(row[0], UUID) else UUID(str(row[0])) for row in rows)
+        found.update(str(row[0]) for row in rows)
     return found
 
 
@@ -142,55 +174,98 @@ def _by_tenant(events: Sequence[TrackedEvent]) -> Iterator[tuple[int, list[Track
     yield from sorted(grouped.items())
 
 
-def _first_of_each_id(events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
-    """A batch may repeat a client message id; its first occurrence wins, as a retry would."""
-    seen: set[tuple[int, UUID]] = set()
-    unique = []
+def _unique_by_key(messages: Sequence[Sequence[TrackedEvent]]) -> tuple[list[list[str]], dict[str, TrackedEvent]]:
+    """Each message's claim keys, and the flush's events by claim key. A flush may repeat an id (a
+    client retry, a duplicate delivery): its first occurrence wins."""
+    message_keys: list[list[str]] = []
+    unique: dict[str, TrackedEvent] = {}
+    for events in messages:
+        keys = [claim_key(event) for event in events]
+        for key, event in zip(keys, events, strict=True):
+            unique.setdefault(key, event)
+        message_keys.append(keys)
+    return message_keys, unique
+
+
+def partition_groups(events: Sequence[TrackedEvent], max_partitions: int) -> list[list[TrackedEvent]]:
+    """`events` split so that no group spans more than `max_partitions` months (`events` is partitioned
+    by `toYYYYMM(occurred_at)`): ClickHouse refuses an INSERT touching more than
+    `max_partitions_per_insert_block` partitions, which would dead-letter a backfill."""
+    months: dict[tuple[int, int], list[TrackedEvent]] = {}
     for event in events:
-        key = (event.tenant_id, event.event_id)
-        if key not in seen:
-            seen.add(key)
-            unique.append(event)
-    return unique
+        months.setdefault((event.occurred_at.year, event.occurred_at.month), []).append(event)
+    if len(months) <= max_partitions:
+        return [list(events)]
+    ordered = [months[key] for key in sorted(months)]
+    return [
+        [event for month in ordered[start : start + max_partitions] for event in month]
+        for start in range(0, len(ordered), max_partitions)
+    ]
+
+
+def _insert_settings(runtime: Runtime, rows: Sequence[TrackedEvent]) -> dict[str, str | int]:
+    settings: dict[str, str | int] = {
+        "insert_deduplication_token": block_token(rows),
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+    if runtime.settings.warehouse == "clickhouse":
+        settings.update(SERVER_INSERT_SETTINGS)
+    return settings
+
+
+def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) -> FlushOutcome:
+    """Store the events of `messages` so that any number of (possibly concurrent, regrouped) deliveries
+    store each event once. Raises when nothing can be acknowledged."""
+    message_keys, unique = _unique_by_key(messages)
+    claims = Claims(runtime)
+    taken = claims.acquire(list(unique))
+    try:
+        refusals: list[RetryableError | None] = []
+        for keys in message_keys:
+            busy = next((key for key in keys if key in taken), None)
+            refusals.append(
+                None
+                if busy is None
+                else RetryableError("event id is being written by another flush", {"event_id": _id_of(busy)})
+            )
+        writable = unique
+        if taken:
+            allowed = {
+                key for keys, refused in zip(message_keys, refusals, strict=True) if refused is None for key in keys
+            }
+            writable = {key: event for key, event in unique.items() if key in allowed}
+        by_tenant: dict[int, list[str]] = {}
+        for key, event in writable.items():
+            by_tenant.setdefault(event.tenant_id, []).append(_id_of(key))
+        stored: set[str] = set()
+        for tenant_id, ids in sorted(by_tenant.items()):
+            stored |= stored_event_ids(runtime, tenant_id, ids)
+        fresh = [event for key, event in writable.items() if _id_of(key) not in stored]
+        if fresh:
+            claims.check_fresh()
+            for rows in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
+                runtime.warehouse.insert(
+                    "events", COLUMNS, [event_row(e) for e in rows], _insert_settings(runtime, rows)
+                )
+        notify_users_changed(runtime, list(writable.values()))
+    except Exception:
+        claims.release()
+        raise
+    claims.release()
+    total = sum(len(keys) for keys, refused in zip(message_keys, refusals, strict=True) if refused is None)
+    return FlushOutcome(WriteReport(sent=len(fresh), skipped=total - len(fresh)), refusals)
 
 
 def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteReport:
-    """Insert `events` so that any number of (possibly concurrent) deliveries store each event once."""
-    events = _first_of_each_id(events)
-    unkeyed = [e for e in events if not e.message_id]
-    keyed = [e for e in events if e.message_id]
-    sent = 0
-    if unkeyed:
-        runtime.warehouse.insert(
-            "events",
-            COLUMNS,
-            [event_row(e) for e in unkeyed],
-            {"insert_deduplication_token": block_token("m", unkeyed)},
-        )
-        sent += len(unkeyed)
-    if keyed:
-        claims = Claims(runtime, _batch_key(events))
-        claims.acquire(keyed)
-        try:
-            stored: set[UUID] = set()
-            for tenant_id, group in _by_tenant(keyed):
-                stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in group])
-            fresh = [e for e in keyed if e.event_id not in stored]
-            if fresh:
-                runtime.warehouse.insert(
-                    "events",
-                    COLUMNS,
-                    [event_row(e) for e in fresh],
-                    {"insert_deduplication_token": block_token("k", fresh)},
-                )
-                sent += len(fresh)
-        finally:
-            claims.release()
-    return WriteReport(sent=sent, skipped=len(events) - sent)
+    """One message's events as a flush of its own; raises `RetryableError` when another flush holds an id."""
+    outcome = write_flush(runtime, [events])
+    if outcome.refusals[0] is not None:
+        raise outcome.refusals[0]
+    return outcome.report
 
 
 def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> None:
-    """One `UsersChanged` per tenant of the message, watermarked with the newest receive time."""
+    """One `UsersChanged` per tenant of the flush, watermarked with the newest receive time."""
     for tenant_id, group in _by_tenant(events):
         watermark: datetime = max(e.received_at for e in group)
         notice = SegmentComputeEnvelope(
@@ -201,6 +276,63 @@ def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> No
             notice.model_dump_json().encode(),
             {"tenant_id": str(tenant_id), "kind": "users_changed"},
         )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message: BusMessage
+    events: list[TrackedEvent]
+
+
+class EventWriter:
+    """One writer instance: the group commit its concurrent deliveries share."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        # Weak: the registry below forgets the writer with its runtime (tests build many runtimes).
+        self._runtime = weakref.ref(runtime)
+        settings = runtime.settings
+        self.commit: GroupCommit[Delivery] = GroupCommit(
+            self._flush,
+            FlushBounds(settings.writer_flush_rows, settings.writer_flush_bytes, settings.writer_flush_seconds),
+        )
+
+    def write(self, delivery: Delivery) -> None:
+        """Block until the delivery's events are durable; raise to nack it."""
+        self.commit.submit(delivery, len(delivery.events), len(delivery.message.data))
+
+    def _flush(self, deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        started = time.perf_counter()
+        runtime = self._runtime()
+        # Every delivery of the flush is being written by a caller that holds the runtime.
+        assert runtime is not None, "the writer's runtime is gone"
+        outcome = write_flush(runtime, [d.events for d in deliveries])
+        log.info(
+            "events written",
+            extra={
+                "function": "event_writer",
+                "messages": len(deliveries),
+                "refused": sum(r is not None for r in outcome.refusals),
+                "sent": outcome.report.sent,
+                "skipped": outcome.report.skipped,
+                "seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+        return list(outcome.refusals)
+
+
+# One writer per live runtime, by identity (a `Runtime` is not hashable); an entry leaves with its runtime.
+_writers: dict[int, EventWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def event_writer_for(runtime: Runtime) -> EventWriter:
+    """The runtime's writer instance (one group commit per process and runtime)."""
+    with _writers_lock:
+        writer = _writers.get(id(runtime))
+        if writer is None:
+            writer = _writers[id(runtime)] = EventWriter(runtime)
+            weakref.finalize(runtime, _writers.pop, id(runtime), None)
+        return writer
 
 
 def _tenant_attribute(message: BusMessage) -> int | None:
@@ -223,8 +355,7 @@ def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
             )
         raise
     try:
-        report = write_events(runtime, batch.events)
-        notify_users_changed(runtime, batch.events)
+        event_writer_for(runtime).write(Delivery(message, batch.events))
     except Exception as exc:
         if message.delivery_attempt >= runtime.settings.bus_max_attempts:
             for tenant_id, group in _by_tenant(batch.events):
@@ -241,13 +372,3 @@ def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
                     ],
                 )
         raise
-    log.info(
-        "events written",
-        extra={
-            "function": "event_writer",
-            "message_id": message.message_id,
-            "sent": report.sent,
-            "skipped": report.skipped,
-            "attempt": message.delivery_attempt,
-        },
-    )

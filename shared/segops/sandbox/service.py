@@ -82,7 +82,13 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     occurred_at = event.occurred_at or received_at
     at = max(received_at, occurred_at)
     active = active_segments(runtime, tenant_id)
-    parsed = [(s, parse_definition(s.definition)) for s in active if s.definition is not None]
+    # A lookalike's membership comes from a trained model, not from the user's own events: the
+    # sandbox cannot move it, so it counts as unchanged.
+    parsed = [
+        (s, parse_definition(s.definition))
+        for s in active
+        if s.definition is not None and s.segment_type != "lookalike"
+    ]
     defined = [s for s, _ in parsed]
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     # Most of an evaluation is ClickHouse analysing the SQL, in proportion to the segments in it, so

@@ -7,12 +7,16 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field
 
+from segops.ai.api import MAX_PROMPT
+from segops.ai.draft import draft_segment
 from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
+from segops.errors import ValidationFailed
 from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ids import Id
+from segops.lookalike.models import checked_seed, parse_lookalike
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
@@ -74,6 +78,12 @@ class SegmentCreate(StrictTrimmedModel):
     description: str = Field(default="", max_length=2000)
     active: bool = True
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
+    prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PROMPT,
+        description="`ai` segments only: the prompt the definition was drafted from (drafted now if no definition).",
+    )
 
 
 class SegmentPatch(StrictTrimmedModel):
@@ -81,6 +91,7 @@ class SegmentPatch(StrictTrimmedModel):
     description: str | None = Field(default=None, max_length=2000)
     active: bool | None = None
     definition: dict[str, Any] | None = None
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT)
 
 
 class VersionOut(BaseModel):
@@ -88,6 +99,7 @@ class VersionOut(BaseModel):
     definition: dict[str, Any]
     created_at: datetime
     created_by: str | None
+    prompt: str | None = Field(default=None, description="`ai` segments: the prompt of this definition.")
 
 
 class VersionList(BaseModel):
@@ -142,10 +154,22 @@ def segment_out(ctx: RequestContext, segment: m.Segment) -> SegmentOut:
     )
 
 
-def validated_definition(raw: dict[str, Any]) -> dict[str, Any]:
-    """The definition exactly as written, once the DSL accepts it; invalid → 400 pointing under `/definition`."""
-    parse_definition(raw, ("definition",))
+def validated_definition(ctx: RequestContext, raw: dict[str, Any], segment_type: m.SegmentType) -> dict[str, Any]:
+    """The definition exactly as written, once valid for the segment type; invalid → 400 pointing under
+    `/definition` (a lookalike's seed must exist, not be a lookalike, and have computed members: 400/409)."""
+    if segment_type == "lookalike":
+        checked_seed(ctx.runtime, ctx.tenant_id, parse_lookalike(raw, ("definition",)))
+    else:
+        parse_definition(raw, ("definition",))
     return raw
+
+
+def check_prompt(prompt: str | None, segment_type: m.SegmentType) -> None:
+    if prompt is not None and segment_type != "ai":
+        raise ValidationFailed(
+            "prompt: only ai segments have a prompt",
+            {"errors": [{"pointer": "/prompt", "message": "only segments with segment_type 'ai' have a prompt"}]},
+        )
 
 
 @router.post("/preview/", role="member", body=PreviewRequest, response=PreviewOut)
@@ -176,7 +200,12 @@ def list_segments(ctx: RequestContext) -> SegmentList:
 def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
-    definition = validated_definition(body.definition) if body.definition is not None else None
+    check_prompt(body.prompt, body.segment_type)
+    definition = None
+    if body.definition is not None:
+        definition = validated_definition(ctx, body.definition, body.segment_type)
+    if definition is None and body.prompt is not None:
+        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     segment = service.create_segment(
         ctx.runtime,
         ctx.tenant_id,
@@ -188,7 +217,7 @@ def create_segment(ctx: RequestContext) -> Result:
     )
     if definition is not None:
         segment = service.update_segment(
-            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, actor=actor(ctx)
+            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, prompt=body.prompt, actor=actor(ctx)
         )
     return Result(segment_out(ctx, segment), status=201)
 
@@ -203,10 +232,17 @@ def get_segment(ctx: RequestContext) -> SegmentOut:
 def patch_segment(ctx: RequestContext) -> SegmentOut:
     """Change name, description, active or definition; a new definition becomes a new version."""
     body: SegmentPatch = ctx.body
-    definition = validated_definition(body.definition) if body.definition is not None else None
+    segment_id = ctx.path_params["segment_id"]
+    segment_type = service.get_segment(ctx.runtime, ctx.tenant_id, segment_id).segment_type
+    check_prompt(body.prompt, segment_type)
+    definition = None
+    if body.definition is not None:
+        definition = validated_definition(ctx, body.definition, segment_type)
+    if definition is None and body.prompt is not None:
+        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
     segment = service.update_segment(
-        ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], changes, definition=definition, actor=actor(ctx)
+        ctx.runtime, ctx.tenant_id, segment_id, changes, definition=definition, prompt=body.prompt, actor=actor(ctx)
     )
     return segment_out(ctx, segment)
 

@@ -34,6 +34,7 @@ class SegmentVersion(BaseModel):
     definition: dict[str, Any]
     created_at: datetime = Field(default_factory=clock.now)
     created_by: str | None = None
+    prompt: str | None = None  # the natural-language prompt an `ai` segment's definition was drafted from
 
 
 class ComputeState(BaseModel):

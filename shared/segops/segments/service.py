@@ -108,9 +108,11 @@ def update_segment(
     changes: dict[str, Any],
     *,
     definition: dict[str, Any] | None = None,
+    prompt: str | None = None,
     actor: str | None,
 ) -> m.Segment:
-    """Apply plain field `changes`; a `definition` that differs from the current one becomes a new version.
+    """Apply plain field `changes`; a `definition` that differs from the current one becomes a new version
+    (with the `prompt` it was drafted from, for `ai` segments).
 
     The version document is created first (create-only, so two writers can never share a
     number); the segment then points at it with a CAS update that never moves backwards.
@@ -118,7 +120,7 @@ def update_segment(
     current = get_segment(runtime, tenant_id, segment_id)
     version: m.SegmentVersion | None = None
     if definition is not None and definition != current.definition:
-        version = _new_version(runtime, tenant_id, segment_id, definition, actor)
+        version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)
 
     def change(segment: m.Segment) -> m.Segment:
         update = {**changes, "updated_at": clock.now()}
@@ -135,13 +137,20 @@ def update_segment(
 
 
 def _new_version(
-    runtime: Runtime, tenant_id: int, segment_id: int, definition: dict[str, Any], actor: str | None
+    runtime: Runtime,
+    tenant_id: int,
+    segment_id: int,
+    definition: dict[str, Any],
+    prompt: str | None,
+    actor: str | None,
 ) -> m.SegmentVersion:
     for _ in range(50):
         latest = get_segment(runtime, tenant_id, segment_id).version
         taken = _version_numbers(runtime, tenant_id, segment_id)
         number = max([latest, *taken]) + 1
-        version = m.SegmentVersion(segment_id=segment_id, version=number, definition=definition, created_by=actor)
+        version = m.SegmentVersion(
+            segment_id=segment_id, version=number, definition=definition, created_by=actor, prompt=prompt
+        )
         try:
             runtime.documents.create(keys.segment_version_key(tenant_id, segment_id, number), version)
         except Conflict:

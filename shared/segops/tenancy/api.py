@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field, StringConstraints, model_validator
 
 from segops.auth import sessions, throttle
+from segops.auth.api_keys import KeyKind
 from segops.auth.principal import Principal
 from segops.auth.roles import Role
 from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound, Unauthorized
+from segops.http.cors import ORIGIN_PATTERN
 from segops.http.credentials import signed_in_user
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
@@ -139,9 +141,34 @@ class RolePatch(StrictTrimmedModel):
     role: Role
 
 
+Origin = Annotated[
+    str,
+    BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    StringConstraints(pattern=ORIGIN_PATTERN),
+    Field(description="A page origin: `scheme://host[:port]`, no path (e.g. `https://www.example.com`)."),
+]
+
+
 class ApiKeyCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=100)
     role: Role = "member"
+    kind: KeyKind = Field(
+        default="secret",
+        description="`secret` (`sk_live_`, server side) or `publishable` (`pk_live_`: only sends events, "
+        "from `allowed_origins`; safe to embed in web pages)",
+    )
+    allowed_origins: list[Origin] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _publishable_rules(self) -> ApiKeyCreate:
+        if self.kind == "publishable":
+            if self.role != "member":
+                raise ValueError("a publishable key only sends events: its role is member")
+            if not self.allowed_origins:
+                raise ValueError("a publishable key needs at least one allowed origin")
+        elif self.allowed_origins:
+            raise ValueError("allowed_origins is for publishable keys only")
+        return self
 
 
 class ApiKeyOut(BaseModel):
@@ -149,6 +176,8 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     role: Role
+    kind: KeyKind
+    allowed_origins: list[str]
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -361,7 +390,14 @@ def create_key(ctx: RequestContext) -> Result:
     principal = _principal(ctx)
     assert principal.role is not None
     record, secret = service.create_api_key(
-        ctx.runtime, ctx.tenant_id, body.name, body.role, principal.role, principal.user_id
+        ctx.runtime,
+        ctx.tenant_id,
+        body.name,
+        body.role,
+        principal.role,
+        principal.user_id,
+        body.kind,
+        sorted(set(body.allowed_origins)),
     )
     return Result({**_key_out(record), "key": secret}, status=201, headers={"Cache-Control": "no-store"})
 

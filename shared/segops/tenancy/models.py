@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from segops import clock
+from segops.auth.api_keys import KeyKind
 from segops.auth.roles import Role
 
 
@@ -72,6 +73,9 @@ class ApiKey(BaseModel):
     prefix: str
     fingerprint: str
     role: Role
+    kind: KeyKind = "secret"
+    # Publishable keys: the page origins (`scheme://host[:port]`) allowed to send with it.
+    allowed_origins: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=clock.now)
     created_by: int | None = None
     last_used_at: datetime | None = None

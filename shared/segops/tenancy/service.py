@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -398,11 +399,18 @@ def remove_member(runtime: Runtime, tenant_id: int, granter_role: Role, user_id:
 
 
 def create_api_key(
-    runtime: Runtime, tenant_id: int, name: str, role: Role, granter_role: Role, created_by: int | None
+    runtime: Runtime,
+    tenant_id: int,
+    name: str,
+    role: Role,
+    granter_role: Role,
+    created_by: int | None,
+    kind: api_keys.KeyKind = "secret",
+    allowed_origins: Sequence[str] = (),
 ) -> tuple[m.ApiKey, str]:
     if role == "owner" or (role == "admin" and granter_role != "owner"):
         raise Forbidden(f"a {granter_role} cannot create a key with role {role}")
-    secret = api_keys.generate()
+    secret = api_keys.generate(kind)
     key_id = runtime.documents.next_id("api-keys")
     record = m.ApiKey(
         id=key_id,
@@ -411,6 +419,8 @@ def create_api_key(
         prefix=api_keys.display_prefix(secret),
         fingerprint=api_keys.fingerprint(secret),
         role=role,
+        kind=kind,
+        allowed_origins=list(allowed_origins),
         created_by=created_by,
     )
     runtime.documents.save(keys.api_key_key(tenant_id, key_id), record)

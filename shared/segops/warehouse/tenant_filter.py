@@ -26,6 +26,7 @@ TENANT_TABLES = frozenset(
         "event_timeline",
         "events",
         "ingestion_errors",
+        "lookalike_features",
         "membership_changes",
         "membership_commits",
         "segment_memberships",

@@ -12,7 +12,7 @@ import pytest
 from segops.bus.base import Topic
 from segops.errors import RetryableError
 from segops.ingestion.events import event_id_for
-from segops.ingestion.writer import Claims, _batch_key, write_events
+from segops.ingestion.writer import Claims, claim_key, write_events
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
 
@@ -87,8 +87,11 @@ def test_message_ids_are_per_tenant(stack: LocalStack, api: Api) -> None:
     assert len(stored_events(stack, second.tenant_id)) == 1
 
 
-def test_crash_between_blocks_then_redelivery_stores_each_event_once(stack: LocalStack, account: Account) -> None:
-    # GIVEN a message whose events span two months, some with client message ids (two inserts)
+def test_failure_between_partition_inserts_then_redelivery_stores_each_event_once(
+    stack: LocalStack, account: Account
+) -> None:
+    # GIVEN a message whose events span two months, written one month per INSERT
+    stack.runtime.settings.writer_partitions_per_insert = 1
     tenant = account.tenant_id
     october = datetime(2026, 10, 15, tzinfo=UTC)
     november = datetime(2026, 11, 2, tzinfo=UTC)
@@ -98,11 +101,11 @@ def test_crash_between_blocks_then_redelivery_stores_each_event_once(stack: Loca
     ]
     flaky = FlakyWarehouse(stack.runtime.warehouse, "events", fail_on={2})
     stack.runtime.warehouse = flaky
-    # WHEN the writer dies after the first insert and the bus redelivers
+    # WHEN the second INSERT fails and the bus redelivers
     stack.bus.publish(Topic.EVENTS, EventBatch(events=events).model_dump_json().encode(), {"tenant_id": str(tenant)})
     stack.bus.drain()
-    # THEN the first attempt wrote the first insert, the retry the rest, and every event is there once
-    assert flaky.calls == 4
+    # THEN the first attempt wrote October, the retry only November, and every event is there once
+    assert flaky.calls == 3
     rows = stored_events(stack, tenant)
     assert sorted(r["user_id"] for r in rows) == sorted(e.user_id for e in events)
     assert not stack.bus.dead_letters
@@ -133,13 +136,13 @@ def test_an_id_claimed_by_a_message_in_flight_makes_the_other_message_retry(
     shared = _event(tenant, "u-shared", "retry-me")
     a = [shared, _event(tenant, "a-only")]
     b = [_event(tenant, "u-shared", "retry-me", payload={"n": 2}), _event(tenant, "b-only")]
-    in_flight = Claims(stack.runtime, _batch_key(a))
-    in_flight.acquire([shared])
+    in_flight = Claims(stack.runtime)
+    in_flight.acquire([claim_key(shared)])
     # WHEN B is written while A holds the claim
     with pytest.raises(RetryableError):
         write_events(stack.runtime, b)
-    # THEN B wrote none of the claimed event; once A is done, B's retry stores only its own event, once
-    assert [r["user_id"] for r in stored_events(stack, tenant)] == ["b-only"]
+    # THEN B wrote nothing (it is nacked whole); once A is done, B's retry stores only its own event
+    assert stored_events(stack, tenant) == []
     in_flight.release()
     write_events(stack.runtime, a)
     report = write_events(stack.runtime, b)
@@ -149,15 +152,13 @@ def test_an_id_claimed_by_a_message_in_flight_makes_the_other_message_retry(
     assert orjson.loads(next(r["payload"] for r in rows if r["user_id"] == "u-shared")) == {"n": 1}
 
 
-def test_concurrent_writers_of_one_client_event_store_it_once(stack: LocalStack, account: Account) -> None:
-    # GIVEN eight different messages all carrying a retry of the same client event, written concurrently
-    tenant = account.tenant_id
-    messages = [[_event(tenant, "u", "dup"), _event(tenant, f"own-{i}")] for i in range(8)]
+def _write_concurrently(stack: LocalStack, messages: list[list[TrackedEvent]]) -> list[BaseException]:
+    """Each message written on its own thread; a nacked one comes back (retried) until written."""
     errors: list[BaseException] = []
 
     def writer(events: list[TrackedEvent]) -> None:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # a nacked message comes back: retry until written
+        while time.monotonic() < deadline:
             try:
                 write_events(stack.runtime, events)
                 return
@@ -173,8 +174,15 @@ def test_concurrent_writers_of_one_client_event_store_it_once(stack: LocalStack,
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    return errors
+
+
+def test_concurrent_writers_of_one_client_event_store_it_once(stack: LocalStack, account: Account) -> None:
+    # GIVEN eight different messages all carrying a retry of the same client event, written concurrently
+    tenant = account.tenant_id
+    messages = [[_event(tenant, "u", "dup"), _event(tenant, f"own-{i}")] for i in range(8)]
+    assert _write_concurrently(stack, messages) == []
     # THEN the shared event exists once, every message's own event once
-    assert errors == []
     users = sorted(r["user_id"] for r in stored_events(stack, tenant))
     assert users == sorted(["u", *[f"own-{i}" for i in range(8)]])
 
@@ -182,11 +190,7 @@ def test_concurrent_writers_of_one_client_event_store_it_once(stack: LocalStack,
 def test_concurrent_duplicate_deliveries_of_one_message_store_once(stack: LocalStack, account: Account) -> None:
     tenant = account.tenant_id
     events = [_event(tenant, f"u{i}", f"m{i}" if i % 3 == 0 else None) for i in range(50)]
-    threads = [threading.Thread(target=write_events, args=(stack.runtime, events)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    assert _write_concurrently(stack, [events] * 4) == []
     assert len(stored_events(stack, tenant)) == 50
 
 

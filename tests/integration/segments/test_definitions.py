@@ -29,7 +29,8 @@ def test_every_definition_change_is_a_new_immutable_version(stack: LocalStack) -
     versions = api.get(f"{path}versions/", headers=account.bearer).get_json()["results"]
     assert [v["version"] for v in versions] == [2, 1]
     assert [v["definition"] for v in versions] == [SPENDERS, VISITED]
-    assert set(versions[0]) == {"version", "definition", "created_at", "created_by"}
+    assert set(versions[0]) == {"version", "definition", "created_at", "created_by", "prompt"}
+    assert versions[0]["prompt"] is None  # only ai segments keep the prompt of a definition
     assert versions[1]["created_by"] == account.email
     assert versions[0]["created_by"].startswith("api_key:")
     assert versions[0]["created_at"] >= versions[1]["created_at"]

@@ -1,0 +1,1 @@
+"""The AI segment builder: natural language → segment DSL, grounded in the tenant's vocabulary."""

@@ -1,0 +1,49 @@
+"""CORS for the routes web pages call (event ingestion with a publishable key, `Route.browser`).
+
+A preflight carries no credentials, so it cannot tell which key (and so which allowed origins) the
+real request will bring: it is answered for any well-formed origin, and only permits the request to
+be sent. The real request then decides: its publishable key must list the page's `Origin`
+(`segops.http.authentication`), and only then does the answer carry `Access-Control-Allow-Origin`, echoing
+that origin (never `*`, and never `Access-Control-Allow-Credentials`: no cookies are involved, the
+key is in the `Authorization` header). Every other route answers no CORS at all, so browsers keep
+other sites' pages from reading them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Request, Response
+
+# `scheme://host[:port]` as browsers send it in `Origin`: lower case, no path, no default port.
+ORIGIN_PATTERN = r"^https?://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$"
+_ORIGIN = re.compile(ORIGIN_PATTERN)
+ALLOWED_HEADERS = "Authorization, Content-Type"
+# Browsers cache a preflight this long (Chromium caps it at 7200 s).
+PREFLIGHT_MAX_AGE_SECONDS = 600
+
+
+def is_origin(value: str) -> bool:
+    return _ORIGIN.match(value) is not None
+
+
+def preflight(request: Request) -> Response:
+    response = Response(status=204)
+    response.headers["Vary"] = "Origin"
+    origin = request.headers.get("Origin", "")
+    if is_origin(origin) and request.headers.get("Access-Control-Request-Method", "POST") == "POST":
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "POST"
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_SECONDS)
+    return response
+
+
+def allow_response(request: Request, response: Response, principal: Any) -> None:
+    """Let the page read the answer when its origin is one the request's publishable key allows."""
+    response.headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin", "")
+    allowed = getattr(principal, "allowed_origins", None)
+    if origin and allowed is not None and origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin

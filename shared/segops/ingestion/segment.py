@@ -1,0 +1,168 @@
+"""Segment's HTTP tracking API (`/v1/track|identify|page|screen|group|alias|batch|import`) mapped onto
+native events, so Segment and RudderStack clients can send to SegOps unchanged.
+
+Each Segment message becomes one native event dict (the shape `IncomingEvent` describes) and then goes
+through the native validation (`validate_event`), so the rules, `error_type`s, error records and stats
+are exactly those of `/api/ingestion/track/`. The mapping table is in docs/ingestion.md.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from segops.event_type import is_event_type
+from segops.ingestion.events import (
+    Rejection,
+    Stamp,
+    iso_millis,
+    parse_occurred_at,
+    validate_event,
+)
+
+MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
+MESSAGE_TYPES: tuple[MessageType, ...] = ("track", "identify", "page", "screen", "group", "alias")
+# Native event types of the calls that carry no event name of their own.
+EVENT_TYPES: dict[str, str] = {
+    "identify": "context_identified",
+    "page": "page_viewed",
+    "screen": "screen_viewed",
+    "group": "group_identified",
+    "alias": "user_aliased",
+}
+# What a page call records even when the client put it in `context.page` rather than `properties`.
+PAGE_FIELDS = ("path", "url", "title", "referrer", "search")
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake_case(name: str) -> str:
+    """`Order Completed`, `orderCompleted`, `order-completed` → `order_completed`; '' when nothing is left.
+    Accents are dropped (`Événement` → `evenement`); a name starting with a digit gets `event_` in front
+    (event types start with a letter)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", ascii_name).lower()).strip("_")
+    if words and not words[0].isalpha():
+        words = f"event_{words}"
+    return words[:128].rstrip("_")
+
+
+@lru_cache(maxsize=4096)  # a source sends few distinct event names, over and over
+def _event_type_of(name: str) -> str:
+    """`snake_case(name)` when it is a valid event type, else ''."""
+    event_type = snake_case(name)
+    return event_type if is_event_type(event_type) else ""
+
+
+def _text(value: Any) -> str | None:
+    """Segment ids may be numbers; anything else that is not a non-empty string counts as absent."""
+    if type(value) is str:
+        return value or None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@lru_cache(maxsize=256)  # one `sentAt` per batch, shared by its messages
+def _parse_sent_at(text: str) -> datetime | None:
+    return parse_occurred_at(text)
+
+
+def corrected_timestamp(original: str, sent_at: Any, received_at: datetime) -> str:
+    """When the event happened, per Segment's clock-skew correction: with a client `sentAt`,
+    `timestamp = receivedAt - (sentAt - originalTimestamp)`; without one, the client's timestamp as
+    sent. Unparsable values are returned as sent, for the native validation to refuse."""
+    occurred = parse_occurred_at(original)
+    sent = _parse_sent_at(sent_at) if isinstance(sent_at, str) else None
+    if occurred is None or sent is None:
+        return original
+    return iso_millis(received_at - (sent - occurred))
+
+
+def to_native(
+    message: Any, kind: MessageType | None, batch_sent_at: Any, received_at: datetime
+) -> dict[str, Any] | Rejection:
+    """One Segment message → a native event dict, or why it is refused (`kind`: the endpoint's call
+    type; None for `/v1/batch`, where each message names its own `type`)."""
+    if not isinstance(message, dict):
+        return Rejection("invalid_event", "event: must be a JSON object", "")
+    call = message.get("type", kind) if kind is None else kind
+    if call not in MESSAGE_TYPES:
+        return Rejection("invalid_event", f"type: must be one of {', '.join(MESSAGE_TYPES)}", "/type")
+    user_id = _text(message.get("userId"))
+    anonymous_id = _text(message.get("anonymousId"))
+    if user_id is None and anonymous_id is None:
+        return Rejection("invalid_user_id", "user_id: userId or anonymousId is required", "/userId")
+    payload: dict[str, Any]
+    if call == "track":
+        name = message.get("event")
+        if not isinstance(name, str) or not name:
+            return Rejection("invalid_event_type", "event_type: `event` is required and must be a string", "/event")
+        event_type = _event_type_of(name)
+        if not event_type:
+            return Rejection(
+                "invalid_event_type", f"event_type: {name!r} has no letters or digits to name it by", "/event"
+            )
+        payload = {**_object(message.get("properties")), "event_name": name}
+    elif call in ("identify", "group"):
+        payload = dict(_object(message.get("traits")))
+        if call == "group":
+            group_id = _text(message.get("groupId"))
+            if group_id is None:
+                return Rejection("invalid_event", "groupId: is required", "/groupId")
+            payload["group_id"] = group_id
+        event_type = EVENT_TYPES[call]
+    elif call in ("page", "screen"):
+        payload = dict(_object(message.get("properties")))
+        page = _object(_object(message.get("context")).get("page"))
+        for field in PAGE_FIELDS:
+            if field not in payload and field in page:
+                payload[field] = page[field]
+        for field in ("name", "category"):
+            value = message.get(field)
+            if isinstance(value, str) and value:
+                payload[field] = value
+        event_type = EVENT_TYPES[call]
+    else:  # alias: the new id is the user; the earlier one is kept for identity resolution
+        previous = _text(message.get("previousId"))
+        if previous is None or user_id is None:
+            return Rejection("invalid_user_id", "user_id: alias needs userId and previousId", "/previousId")
+        payload = {"previous_id": previous}
+        event_type = EVENT_TYPES[call]
+    if anonymous_id is not None:
+        payload["anonymous_id"] = anonymous_id
+    native: dict[str, Any] = {
+        "user_id": user_id if user_id is not None else anonymous_id,
+        "event_type": event_type,
+        "payload": payload,
+    }
+    # Segment's libraries send the device time as `timestamp` (RudderStack's as `originalTimestamp`).
+    original = message.get("originalTimestamp", message.get("timestamp"))
+    if isinstance(original, str):
+        native["occurred_at"] = corrected_timestamp(original, message.get("sentAt", batch_sent_at), received_at)
+    elif original is not None:
+        native["occurred_at"] = original  # refused by validation: not a string
+    message_id = message.get("messageId")
+    if message_id is not None:
+        native["message_id"] = _text(message_id) or message_id
+    return native
+
+
+def validate_message(
+    message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp, pointer: str = ""
+) -> dict[str, Any] | Rejection:
+    """`to_native`, then exactly the native rules (user id length, payload size, timestamps, ...)."""
+    native = to_native(message, kind, batch_sent_at, stamp.received_at)
+    if isinstance(native, Rejection):
+        return Rejection(native.error_type, native.detail, pointer + native.pointer)
+    return validate_event(native, stamp, pointer)

@@ -1,0 +1,1 @@
+"""Lookalike segments: audience expansion from a seed segment, scored inside ClickHouse."""

@@ -1,0 +1,188 @@
+"""Lookalike scoring inside ClickHouse, in three statements.
+
+1. `stage_features`: ONE aggregate pass over the tenant's events writes a feature vector per user
+   into `lookalike_features` (with whether the user is in the seed): per event type (the 20 most
+   frequent) the log count and the recency within the lookback window, for the two most frequent
+   purchase-like event types the log sum and average of their amount, and one-hot indicators of
+   low-cardinality user properties (latest `context_identified`, as in the DSL).
+2. `scores_sql`: features are standardised (mean/stddev over all users); a logistic regression
+   (`stochasticLogisticRegression`, Adam) is trained on the seed (+1) against an equally large hash
+   sample of the other users (-1), repeated in a fresh random order until it has seen about 20,000
+   rows; `evalMLMethod` then scores every user in one pass. A score is the model's probability that
+   a user belongs with the seed, under equal priors.
+3. The caller keeps the `size` best-scoring users (ties by user id) or those scoring at least
+   `min_score`, plus the seed itself when `exclude_seed` is false.
+
+Every value (event types, keys, property values, windows) is a bound parameter; the only numbers
+formatted into the SQL are feature indexes `1..n` (and n itself, the -Resample bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from segops.ai.offline import purchase_events
+from segops.ai.vocabulary import Vocabulary
+from segops.dsl import PROPERTIES_EVENT_TYPE
+from segops.lookalike.models import LookalikeDefinition
+from segops.membership.store import Snapshot, members_query
+from segops.warehouse import TenantWarehouse, Warehouse
+
+FEATURE_EVENT_TYPES = 20
+# Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
+AMOUNT_EVENT_TYPES = 2
+ONE_HOT_VALUES = 5
+MAX_ONE_HOTS = 30
+TRAINING_ROWS = 20_000
+MAX_EPOCHS = 50
+HASH_RANGE = 1_000_000
+_NOW = "{now:DateTime64(3, 'UTC')}"
+_NUMERIC = "('Int64', 'UInt64', 'Double')"
+# The tenant's events at `now`, each with what the aggregates test: the index of its event type
+# among the featured ones when it is within the lookback window (else 0).
+_ROWS = (
+    "SELECT user_id, occurred_at, received_at, payload, "
+    f"if(occurred_at > {_NOW} - toIntervalDay({{lookback_days:UInt32}}), "
+    "indexOf({event_types:Array(String)}, event_type), 0) AS k, "
+    "event_type = {identify:String} AS identified "
+    f"FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {_NOW}"
+)
+
+
+@dataclass
+class FeaturePlan:
+    """Per-user aggregates and the feature expressions over them, with their bound parameters."""
+
+    aggregates: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def bind(self, value: Any, ch_type: str) -> str:
+        name = f"lk{len(self.params)}"
+        self.params[name] = value
+        return f"{{{name}:{ch_type}}}"
+
+    def aggregate(self, sql: str) -> str:
+        alias = f"agg{len(self.aggregates)}"
+        self.aggregates.append(f"{sql} AS {alias}")
+        return alias
+
+
+def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
+    """Aggregates over `_ROWS` (each row's windowed event-type index `k`, `identified`) and features."""
+    plan = FeaturePlan()
+    with_amounts = {event.name for event in purchase_events(vocabulary)[:AMOUNT_EVENT_TYPES]}
+    event_types = list(vocabulary.event_types.values())[:FEATURE_EVENT_TYPES]
+    plan.params["event_types"] = [event.name for event in event_types]
+    # One -Resample aggregate per measure, bucketed by `k` (the row's position in the event-type
+    # list, 0 outside the window): per row one update, however many event types there are.
+    buckets = f"1, {len(event_types) + 1}, 1"
+    counts = plan.aggregate(f"countResample({buckets})(k)")
+    lasts = plan.aggregate(f"maxResample({buckets})(occurred_at, k)")
+    for index, event in enumerate(event_types, start=1):
+        count, last = f"{counts}[{index}]", f"{lasts}[{index}]"
+        plan.features.append(f"log1p({count})")
+        plan.features.append(
+            f"if({count} = 0, 0., greatest(0., 1 - dateDiff('second', {last}, {_NOW}) / "
+            f"({{lookback_days:UInt32}} * 86400)))"
+        )
+        match = f"k = {index}"
+        amount = event.amount_key()
+        if amount is not None and event.name in with_amounts:
+            amount_key = plan.bind(amount.name, "String")
+            valued = f"{match} AND JSONType(payload, {amount_key}) IN {_NUMERIC}"
+            total = plan.aggregate(f"sumIf(if({valued}, JSONExtractFloat(payload, {amount_key}), 0), {valued})")
+            seen = plan.aggregate(f"countIf({valued})")
+            plan.features.append(f"log1p(greatest({total}, 0))")
+            plan.features.append(f"if({seen} = 0, 0., log1p(greatest({total} / {seen}, 0)))")
+    properties = plan.aggregate("argMaxIf(payload, (occurred_at, received_at), identified)")
+    one_hots = 0
+    for key in vocabulary.properties.values():
+        bound_key = plan.bind(key.name, "String")
+        if key.boolean:
+            cases = [f"JSONType({properties}, {bound_key}) = 'Bool' AND JSONExtractBool({properties}, {bound_key})"]
+        else:
+            cases = [
+                f"JSONType({properties}, {bound_key}) = 'String' AND "
+                f"JSONExtractString({properties}, {bound_key}) = {plan.bind(value, 'String')}"
+                for value in key.values[:ONE_HOT_VALUES]
+            ]
+        for expression in cases:
+            if one_hots == MAX_ONE_HOTS:
+                break
+            plan.features.append(f"toFloat64({expression})")
+            one_hots += 1
+    return plan
+
+
+def stage_features(
+    warehouse: Warehouse,
+    tenant_id: int,
+    stage_id: str,
+    plan: FeaturePlan,
+    definition: LookalikeDefinition,
+    seed: Snapshot,
+    now: datetime,
+) -> tuple[int, int]:
+    """Write every user's feature vector; returns (seed users with events, other users)."""
+    members, member_params = members_query(definition.seed_segment_id, seed.version)
+    wh = TenantWarehouse(warehouse, tenant_id)
+    wh.command(
+        "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
+        "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
+        f"user_id IN (SELECT user_id FROM ({members})), [{', '.join(plan.features)}] FROM ("
+        f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({_ROWS}) GROUP BY user_id"
+        ") SETTINGS short_circuit_function_evaluation = 'force_enable'",
+        {
+            **plan.params,
+            **member_params,
+            "stage_id": stage_id,
+            "now": now,
+            "lookback_days": definition.lookback_days,
+            "identify": PROPERTIES_EVENT_TYPE,
+        },
+    )
+    seeds, others = wh.query(
+        "SELECT countIf(seed = 1), countIf(seed = 0) FROM lookalike_features "
+        "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}",
+        {"stage_id": stage_id},
+    ).rows[0]
+    return int(seeds), int(others)
+
+
+def scores_sql(features: int, seeds: int, others: int) -> tuple[str, dict[str, Any]]:
+    """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller)."""
+    staged = "FROM lookalike_features WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}"
+    standardised = "arrayMap((x, m, s) -> if(s > 0, (x - m) / s, 0.), features, stats.1, stats.2)"
+    columns = ", ".join(f"z[{i}]" for i in range(1, features + 1))
+    negatives = min(others, seeds)
+    keep = HASH_RANGE if others == 0 else max(1, round(HASH_RANGE * negatives / others))
+    epochs = max(1, min(MAX_EPOCHS, TRAINING_ROWS // max(1, seeds + negatives)))
+    sql = (
+        f"WITH (SELECT (avgForEach(features), stddevPopForEach(features)) {staged}) AS stats, "
+        "(SELECT stochasticLogisticRegressionState(0.05, 0.01, 8, 'Adam')"
+        f"(label, {columns}) FROM ("
+        f"SELECT label, z FROM (SELECT user_id, if(seed = 1, 1, -1) AS label, {standardised} AS z {staged} "
+        "AND (seed = 1 OR cityHash64(user_id) % {hash_range:UInt64} < {keep:UInt64})) "
+        "ARRAY JOIN range({epochs:UInt32}) AS epoch ORDER BY cityHash64(user_id, epoch, {stage_id:String})"
+        ")) AS model "
+        f"SELECT user_id, seed, evalMLMethod(model, {columns}) AS score FROM ("
+        f"SELECT user_id, seed, {standardised} AS z {staged})"
+    )
+    return sql, {"hash_range": HASH_RANGE, "keep": keep, "epochs": epochs}
+
+
+def members_sql(definition: LookalikeDefinition, scores: str) -> tuple[str, dict[str, Any]]:
+    """`SELECT user_id` of the lookalike's members among the scored users."""
+    if definition.size is not None:
+        chosen = f"SELECT user_id FROM ({scores}) WHERE seed = 0 ORDER BY score DESC, user_id LIMIT {{size:UInt64}}"
+        params: dict[str, Any] = {"size": definition.size}
+    else:
+        chosen = f"SELECT user_id FROM ({scores}) WHERE seed = 0 AND score >= {{min_score:Float64}}"
+        params = {"min_score": definition.min_score}
+    if not definition.exclude_seed:
+        staged = "lookalike_features WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}"
+        chosen = f"SELECT user_id FROM ({chosen}) UNION ALL SELECT user_id FROM {staged} AND seed = 1"
+    return chosen, params
