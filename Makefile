@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev test lint format bench package checkov chromium clean test-typescript-sdk typescript-sdk
+.PHONY: install dev console test lint format bench package checkov chromium clean test-typescript-sdk typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,10 +55,29 @@ chromium:
 package: install
 	$(BIN)/python -m infra.package
 
-dev: install
+# The web console (console/): npm ci when the lockfile changes, a build when the lockfile or any source
+# changes; the stamps are named by content hashes, so a checkout that only touches mtimes rebuilds nothing.
+CONSOLE_SOURCES := $(shell find console/src console/public -type f 2>/dev/null | sort) \
+  console/index.html console/package.json console/package-lock.json console/tsconfig.json console/vite.config.ts \
+  console/.prettierrc.json console/.prettierignore
+CONSOLE_DEPS_STAMP := console/node_modules/.installed-$(shell cat console/package-lock.json | sha1sum | cut -c1-12)
+CONSOLE_STAMP := console/dist/.built-$(shell cat $(CONSOLE_SOURCES) | sha1sum | cut -c1-12)
+
+$(CONSOLE_DEPS_STAMP): console/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make: Node.js >= 20 and npm are required to build the console (console/)" >&2; exit 1; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f console/node_modules/.installed-* && touch $(CONSOLE_DEPS_STAMP)
+
+$(CONSOLE_STAMP): $(CONSOLE_DEPS_STAMP) $(CONSOLE_SOURCES)
+	cd console && npm run --silent build
+	@rm -f console/dist/.built-* && touch $(CONSOLE_STAMP)
+
+console: $(CONSOLE_STAMP)
+
+dev: install console
 	$(BIN)/python -m segops.devserver
 
-test: install checkov chromium typescript-sdk
+test: install checkov chromium typescript-sdk console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -91,4 +110,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .segops build dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build
+	rm -rf $(VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .segops build dist console/node_modules console/dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build

@@ -1,11 +1,8 @@
 # One external HTTPS load balancer. Its URL map is generated from the manifest's HTTP routes
 # (load-balancer path patterns: exact paths or a trailing /*; the longest match wins, as in
 # segops.manifest.route_for). Each HTTP function is a serverless NEG behind its own backend.
-locals {
-  # Paths no function claims go to the first HTTP function of the manifest, which answers with
-  # the API's JSON 404.
-  default_http_function = [for f in local.manifest.functions : f.name if f.trigger.type == "http"][0]
-}
+# The `api` function claims every other /api/ path (its JSON 404); all remaining paths are the web
+# console's bucket (console.tf), on the same origin.
 
 resource "google_compute_global_address" "lb" {
   name       = "${var.name_prefix}-lb"
@@ -83,7 +80,7 @@ resource "google_compute_backend_service" "function" {
 
 resource "google_compute_url_map" "public" {
   name            = "${var.name_prefix}-api"
-  default_service = google_compute_backend_service.function[local.default_http_function].id
+  default_service = google_compute_backend_bucket.console.id
 
   host_rule {
     hosts        = ["*"]
@@ -92,7 +89,7 @@ resource "google_compute_url_map" "public" {
 
   path_matcher {
     name            = "functions"
-    default_service = google_compute_backend_service.function[local.default_http_function].id
+    default_service = google_compute_backend_bucket.console.id
 
     dynamic "path_rule" {
       for_each = local.http_functions

@@ -24,5 +24,6 @@ output "buckets" {
     control_plane = google_storage_bucket.control_plane.name
     exports       = google_storage_bucket.exports.name
     sources       = google_storage_bucket.sources.name
+    console       = google_storage_bucket.console.name
   }
 }

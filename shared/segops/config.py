@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     # `PORT` is the Cloud Run / functions-framework convention; `SEGOPS_PORT` wins when both are set.
     platform_port: int | None = Field(default=None, ge=0, le=65535, validation_alias="PORT")
+    # The built web console `make dev` serves at `/` (production serves it from a bucket instead).
+    console_dir: Path = Path("console/dist")
     # Base of the links in account mail; empty: the dev server's own http://host:port.
     public_url: str = ""
 

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from segops import logs
 from segops.config import Settings
+from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from segops.mailer import DevMailbox
 from segops.runtime import Runtime
@@ -74,6 +75,7 @@ def banner(base: str, port_source: str, credentials: dict[str, Any], mailbox: bo
     mail = f"  mailbox  {base}/dev/mailbox/ (signup and invitation links; JSON: mailbox.json)\n" if mailbox else ""
     return f"""
 SegOps dev stack on {base} ({port_note})
+  console  {base}/  (log in as the owner below)
   tenant   {credentials["tenant_slug"]} (id {credentials["tenant_id"]})
   owner    {credentials["email"]} / {credentials["password"]}
   api key  {key}
@@ -99,7 +101,8 @@ def main() -> int:
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
     port, port_source = settings.listen_port()
-    server = make_server(settings.host, port, stack.wsgi, threaded=True)
+    site = with_console(stack, ConsoleAssets(settings.console_dir))
+    server = make_server(settings.host, port, site, threaded=True)
     stack.start_background()
     base = f"http://{settings.host}:{server.server_port}"
     print(banner(base, port_source, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)

@@ -150,6 +150,9 @@ def test_the_url_map_routes_every_manifest_route(config: tf.TerraformConfig) -> 
     assert content["paths"] == "${path_rule.value.trigger.routes}"
     assert content["service"] == "${google_compute_backend_service.function[path_rule.key].id}"
     assert url_map.block("host_rule") == {"hosts": ["*"], "path_matcher": matcher["name"]}
+    # AND every path no function claims (the manifest's `api` claims /api/*) is the console's bucket
+    console = "${google_compute_backend_bucket.console.id}"
+    assert url_map.body["default_service"] == matcher["default_service"] == console
     # ONE external load balancer
     assert len(config.of_type("google_compute_url_map")) == 2  # the API map and the HTTP→HTTPS redirect
     assert len(config.of_type("google_compute_target_https_proxy")) == 1
@@ -311,6 +314,16 @@ def test_buckets_are_private_and_configured(config: tf.TerraformConfig) -> None:
         assert not grant.body["member"].startswith(("allUsers", "allAuthenticatedUsers"))
     control = config.resource("google_storage_bucket.control_plane")
     assert control.block("versioning") == {"enabled": True}
+    # the console bucket: SPA fallback, behind a CDN-enabled backend bucket, readable only by CDN fill
+    console = config.resource("google_storage_bucket.console")
+    assert console.block("website") == {"main_page_suffix": "index.html", "not_found_page": "index.html"}
+    backend = config.resource("google_compute_backend_bucket.console")
+    assert backend.body["enable_cdn"] is True and backend.body["bucket_name"] == "${google_storage_bucket.console.name}"
+    fill = config.resource("google_storage_bucket_iam_member.console_cdn_fill")
+    assert (fill.body["role"], fill.body["member"]) == (
+        "roles/storage.objectViewer",
+        "serviceAccount:service-${data.google_project.this.number}@cloud-cdn-fill.iam.gserviceaccount.com",
+    )
     exports = config.resource("google_storage_bucket.exports")
     rules = exports.body["lifecycle_rule"]
     assert any(r["action"][0]["type"] == "Delete" and "age" in r["condition"][0] for r in rules)

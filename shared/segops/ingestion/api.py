@@ -1,4 +1,4 @@
-"""Ingestion HTTP routes: `track` and `track_batch` functions; stats and errors in the `api` function."""
+"""Ingestion HTTP routes: `track` and `track_batch` functions; stats, property keys and errors in `api`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from segops.boundary import StrictModel
 from segops.errors import PayloadTooLarge
+from segops.event_type import EventType
 from segops.http.requests import read_body
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ingestion import intake
 from segops.ingestion.error_log import recent_errors
 from segops.ingestion.events import EventBatchRequest, IncomingEvent
+from segops.ingestion.properties import PropertyKeys, property_keys
 from segops.ingestion.segment import MESSAGE_TYPES, MessageType
 from segops.ingestion.stats import IngestionStats, Window, ingestion_stats
 
@@ -35,6 +37,10 @@ class BatchQueued(BaseModel):
 
 class StatsQuery(StrictModel):
     window: Window = "24h"
+
+
+class PropertiesQuery(StrictModel):
+    event_type: EventType | None = None
 
 
 MAX_ERRORS = 100
@@ -100,6 +106,13 @@ def stats(ctx: RequestContext) -> IngestionStats:
     """Totals, unique users, per-bucket counts and event types over the window (by receive time)."""
     query: StatsQuery = ctx.query
     return ingestion_stats(ctx.runtime, ctx.tenant_id, query.window)
+
+
+@stats_router.get("/properties/", query=PropertiesQuery, response=PropertyKeys)
+def properties(ctx: RequestContext) -> PropertyKeys:
+    """Dotted property paths seen in recent payloads, per event type (suggestions for the rule builder)."""
+    query: PropertiesQuery = ctx.query
+    return property_keys(ctx.runtime, ctx.tenant_id, query.event_type)
 
 
 @stats_router.get("/errors/", query=ErrorsQuery, response=IngestionErrorList)

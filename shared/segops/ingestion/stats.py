@@ -1,4 +1,4 @@
-"""`GET /api/ingestion/stats/`: counts by receive time over the last 24 h (hourly) or 7 d (daily)."""
+"""`GET /api/ingestion/stats/`: counts by receive time over the last 24 h (hourly), 7 d or 30 d (daily)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from segops import clock
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
 
-Window = Literal["24h", "7d"]
+Window = Literal["24h", "7d", "30d"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class WindowShape:
 WINDOWS: dict[str, WindowShape] = {
     "24h": WindowShape("toUnixTimestamp(toStartOfHour(received_at))", timedelta(hours=1), 24),
     "7d": WindowShape("toUnixTimestamp(toStartOfDay(received_at))", timedelta(days=1), 7),
+    "30d": WindowShape("toUnixTimestamp(toStartOfDay(received_at))", timedelta(days=1), 30),
 }
 
 

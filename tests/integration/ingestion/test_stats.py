@@ -80,7 +80,10 @@ def test_stats_match_inserted_events(stack: LocalStack, api: Api) -> None:
     assert sum(b["event_count"] for b in week["timeseries"]) == 5
     # AND the default window is 24h, a bad one is a 400
     assert api.get("/api/ingestion/stats/", headers=account.key).get_json()["window"] == "24h"
-    assert_error(api.get("/api/ingestion/stats/?window=30d", headers=account.key), 400)
+    # AND the 30 d window has 30 daily buckets and includes the 9-day-old event
+    month = api.get("/api/ingestion/stats/?window=30d", headers=account.key).get_json()
+    assert (month["total_events"], month["unique_users"], len(month["timeseries"])) == (6, 4, 30)
+    assert_error(api.get("/api/ingestion/stats/?window=90d", headers=account.key), 400)
 
 
 def test_errors_are_newest_first_limited_and_tenant_scoped(stack: LocalStack, api: Api) -> None:
@@ -151,3 +154,38 @@ def test_viewer_can_read_stats_and_errors(api: Api) -> None:
     headers = {"Authorization": f"ApiKey {viewer}"}
     assert api.get("/api/ingestion/stats/?window=7d", headers=headers).status_code == 200
     assert api.get("/api/ingestion/errors/", headers=headers).status_code == 200
+
+
+def test_property_keys_are_dotted_paths_per_event_type_and_tenant_scoped(stack: LocalStack, api: Api) -> None:
+    # GIVEN payloads with nested objects for two event types (and another tenant's secrets)
+    account, other = api.signup(), api.signup()
+    now = datetime.now(UTC)
+
+    def event(tenant_id: int, event_type: str, payload: dict[str, object]) -> TrackedEvent:
+        return _received(stack, tenant_id, "alice", event_type, now).model_copy(update={"payload": payload})
+
+    write_events(
+        stack.runtime,
+        [
+            event(account.tenant_id, "order_placed", {"total": 520, "shipping": {"address": {"city": "Oslo"}}}),
+            event(account.tenant_id, "order_placed", {"currency": "USD", "items": [1, 2], "odd.key": 1}),
+            event(account.tenant_id, "page_viewed", {"path": "/pricing"}),
+            event(other.tenant_id, "order_placed", {"their_secret_field": 1}),
+        ],
+    )
+    # WHEN the builder asks for property keys
+    listed = api.get("/api/ingestion/properties/", headers=account.bearer)
+    # THEN each event type lists its dotted paths, sorted, and nothing of the other tenant
+    assert listed.status_code == 200
+    assert listed.get_json() == {
+        "results": [
+            {"event_type": "order_placed", "properties": ["currency", "items", "shipping.address.city", "total"]},
+            {"event_type": "page_viewed", "properties": ["path"]},
+        ]
+    }
+    # AND one event type can be asked for; a malformed one is a 400 at its query pointer
+    one = api.get("/api/ingestion/properties/?event_type=page_viewed", headers=account.key).get_json()
+    assert one == {"results": [{"event_type": "page_viewed", "properties": ["path"]}]}
+    bad = assert_error(api.get("/api/ingestion/properties/?event_type=Bad", headers=account.key), 400)
+    assert bad["details"]["errors"][0]["pointer"] == "/query/event_type"
+    assert_error(api.get("/api/ingestion/properties/"), 401)

@@ -1,0 +1,33 @@
+// Every page but the sign-in ones is loaded on first visit, so the first page downloads only itself.
+import { createBrowserRouter, Navigate } from 'react-router';
+import { Shell } from './Shell';
+import { Login } from '../pages/Login';
+
+const page = (load: () => Promise<{ default: React.ComponentType }>) => async () => ({
+  Component: (await load()).default,
+});
+
+export const router = createBrowserRouter([
+  { path: '/login', Component: Login },
+  { path: '/signup', lazy: page(() => import('../pages/Signup')) },
+  { path: '/verify-email', lazy: page(() => import('../pages/VerifyEmail')) },
+  { path: '/invitations/accept', lazy: page(() => import('../pages/AcceptInvitation')) },
+  {
+    path: '/',
+    Component: Shell,
+    children: [
+      { index: true, element: <Navigate to="/segments" replace /> },
+      { path: 'segments', lazy: page(() => import('../pages/SegmentList')) },
+      { path: 'segments/new', lazy: page(() => import('../pages/SegmentNew')) },
+      { path: 'segments/:segmentId', lazy: page(() => import('../pages/SegmentDetail')) },
+      { path: 'sandbox', lazy: page(() => import('../pages/Sandbox')) },
+      { path: 'events', lazy: page(() => import('../pages/Events')) },
+      { path: 'connectors', lazy: page(() => import('../pages/Connectors')) },
+      { path: 'settings', element: <Navigate to="/settings/api-keys" replace /> },
+      { path: 'settings/api-keys', lazy: page(() => import('../pages/settings/ApiKeys')) },
+      { path: 'settings/team', lazy: page(() => import('../pages/settings/Team')) },
+      { path: 'settings/integrations', lazy: page(() => import('../pages/settings/Integrations')) },
+      { path: '*', lazy: page(() => import('../pages/NotFound')) },
+    ],
+  },
+]);

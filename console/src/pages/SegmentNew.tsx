@@ -1,0 +1,78 @@
+// New Segment: name, type and rules in one form; Save creates the segment with its first version.
+import { Button, Group, Select, Stack, Textarea, TextInput } from '@mantine/core';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useNavigate } from 'react-router';
+import { api, ApiError } from '../api/client';
+import type { Segment } from '../api/types';
+import { ErrorNotice, PageHeader } from '../app/feedback';
+import { DefinitionEditor } from '../segments/DefinitionEditor';
+import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
+
+export default function SegmentNew() {
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const [type, setType] = useState('rule');
+  const [definition, setDefinition] = useState<DslGroup>(emptyDefinition);
+  const create = useMutation({
+    mutationFn: () =>
+      api.post<Segment>('/api/segments/', {
+        name,
+        description,
+        segment_type: type,
+        ...(definition.conditions.length > 0 ? { definition } : {}),
+      }),
+    onSuccess: async (segment) => {
+      await client.invalidateQueries({ queryKey: ['segments'] });
+      navigate(`/segments/${segment.id}`);
+    },
+  });
+  const fields = create.error instanceof ApiError ? create.error.fieldErrors : {};
+  return (
+    <>
+      <PageHeader title="New Segment" />
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          create.mutate();
+        }}
+      >
+        <Stack>
+          <Group align="flex-start" grow maw={900}>
+            <TextInput
+              label="Name"
+              required
+              value={name}
+              onChange={(e) => setName(e.currentTarget.value)}
+              error={fields['/name']}
+            />
+            <Select
+              label="Type"
+              data={['rule', 'ai', 'lookalike']}
+              value={type}
+              onChange={(v) => v && setType(v)}
+              allowDeselect={false}
+              error={fields['/segment_type']}
+            />
+          </Group>
+          <Textarea
+            label="Description"
+            maw={900}
+            value={description}
+            onChange={(e) => setDescription(e.currentTarget.value)}
+            error={fields['/description']}
+          />
+          <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
+          {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
+          <Group>
+            <Button type="submit" loading={create.isPending}>
+              Save
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </>
+  );
+}
