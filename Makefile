@@ -26,6 +26,22 @@ $(CHECKOV_STAMP):
 
 checkov: $(CHECKOV_STAMP)
 
+# pip-audit likewise has its own venv; it audits .venv through PIPAPI_PYTHON_LOCATION (infra/audit.py).
+AUDIT_VENV := .venv-audit
+PIP_AUDIT_VERSION := 2.10.1
+AUDIT_STAMP := $(AUDIT_VENV)/.installed-$(PIP_AUDIT_VERSION)
+
+$(AUDIT_STAMP):
+	@test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install -q 'pip-audit==$(PIP_AUDIT_VERSION)'
+	@rm -f $(AUDIT_VENV)/.installed-* && touch $(AUDIT_STAMP)
+
+# Known vulnerabilities in .venv and the TypeScript SDK's npm tree; SEGOPS_AUDIT=require fails when an
+# advisory source is unreachable instead of reporting the scan as not run (infra/audit.py).
+audit: install $(AUDIT_STAMP)
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m infra.audit
+
 # The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is
 # not used). Installed with apt-get when missing, which needs root (CI and these machines run as root).
 CHROMIUM ?= /usr/bin/chromium
@@ -67,6 +83,7 @@ test: install checkov chromium typescript-sdk console
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-typescript-sdk
+	$(MAKE) --no-print-directory audit
 
 # The TypeScript SDK built (sdk/typescript/dist): the browser-ingestion test serves it to Chromium.
 typescript-sdk:
@@ -93,4 +110,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .segops build dist console/node_modules console/dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build
+	rm -rf $(VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .segops build dist console/node_modules console/dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build

@@ -22,7 +22,7 @@ from segops.warehouse import chdb_backend
 from segops.warehouse.migrations import migrate
 
 from benchmarks.harness import Figure, best_of, ratio_figure
-from tests.support.platforms import FakeBraze, FakeKlaviyo
+from tests.support.platforms import CONTRACT_EGRESS, FakeBraze, FakeKlaviyo
 
 KEY = "bench-key"
 POLICY = RetryPolicy(max_attempts=3, backoff_base_seconds=0.001, timeout_seconds=10)
@@ -68,7 +68,7 @@ def run(scale: float) -> list[Figure]:
         braze = FakeBraze(KEY).start()
         try:
             config = BrazeConfig(rest_endpoint=braze.url, subscription_group_id="sg-vip")
-            client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, [KEY]))
+            client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS))
             batched = _users_per_second(runtime, client, users, 1)
             baseline = _users_per_second(runtime, OnePerCall(client), users[: count // 4], 2)
             figures.append(
@@ -81,7 +81,9 @@ def run(scale: float) -> list[Figure]:
             kconfig = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url, identifier="external_id")
 
             def klaviyo_client() -> KlaviyoList:
-                return KlaviyoList(kconfig, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "bench", job_poll_seconds=0)
+                return KlaviyoList(
+                    kconfig, KEY, HttpSync(POLICY, CONTRACT_EGRESS), MemoryCache(), "bench", job_poll_seconds=0
+                )
 
             batched = _users_per_second(runtime, klaviyo_client(), users, 3)
             fresh = [f"other-{i:07d}" for i in range(count // 4)]

@@ -41,6 +41,9 @@ resource "google_network_connectivity_service_connection_policy" "valkey" {
   }
 }
 
+# No AUTH/TLS on Valkey: it is reachable only from inside the VPC, and no cache entry authenticates
+# anyone unless it is HMAC-signed with `cache-signing-key` (segops.cache.signed, docs/security.md).
+# IAM_AUTH and SERVER_AUTHENTICATION would need IAM-token auth and TLS in the client (not built).
 resource "google_memorystore_instance" "cache" {
   instance_id                 = "${var.name_prefix}-cache"
   location                    = var.region

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     gcs_endpoint: str = ""
 
     jwt_secret: SecretStr = SecretStr("")
+    # Fernet keys (comma-separated, newest first) sealing stored tenant secrets (`segops.vault`), and
+    # the HMAC key signing authenticating cache entries (`segops.cache.signed`). Secret Manager in
+    # production; generated under `data_dir` for local stacks when unset.
+    connector_secrets_key: SecretStr = SecretStr("")
+    shopify_secrets_key: SecretStr = SecretStr("")
+    cache_signing_key: SecretStr = SecretStr("")
     access_token_minutes: int = 60
     refresh_token_days: int = 30
     password_hash_time_cost: int = 3
@@ -99,6 +106,12 @@ class Settings(BaseSettings):
     connector_max_wait_seconds: float = Field(default=120.0, ge=0)
     connector_job_poll_seconds: float = Field(default=2.0, ge=0)
     connector_job_timeout_seconds: float = Field(default=300.0, ge=0)
+    # Host patterns connectors may reach besides each platform's documented API hosts (JSON list;
+    # "*" stands for one or more labels), e.g. a Talon.One deployment on its own domain.
+    connector_extra_hosts: list[str] = Field(default_factory=list)
+    # Tests only (refused in production): networks exempt from the connector address check, reachable
+    # over http too, for the test suite's loopback contract servers. See `segops.connectors.egress`.
+    connector_test_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
 
     # Who drafts segment definitions from natural language (segops.ai): "offline" needs no network;
     # "gemini" calls Vertex AI as the function's service account (Terraform grants it only then).
@@ -124,6 +137,12 @@ class Settings(BaseSettings):
     def _gemini_configured(self) -> Settings:
         if self.ai_provider == "gemini" and not (self.gemini_project and self.gemini_model):
             raise ValueError("SEGOPS_AI_PROVIDER=gemini needs SEGOPS_GEMINI_PROJECT and SEGOPS_GEMINI_MODEL")
+        return self
+
+    @model_validator(mode="after")
+    def _no_test_allowances_in_production(self) -> Settings:
+        if self.environment == "production" and self.connector_test_networks:
+            raise ValueError("SEGOPS_CONNECTOR_TEST_NETWORKS is for tests; it is refused in production")
         return self
 
     @property

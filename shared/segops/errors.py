@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 
@@ -84,3 +85,15 @@ class RetryableError(SegOpsError):
 
 class PermanentError(SegOpsError):
     """A bus-side failure that redelivery cannot fix (the message is acked and recorded)."""
+
+
+def tenant_message(error: BaseException) -> tuple[str, str | None]:
+    """What a tenant may read about a failure, and the incident id to log the details under.
+
+    Our own errors carry messages written for tenants; any other exception's text can hold SQL,
+    hostnames or library internals, so it becomes a generic message pointing at the logs.
+    """
+    if isinstance(error, SegOpsError):
+        return error.message, None
+    incident = uuid.uuid4().hex[:16]
+    return f"internal error (incident {incident}; details are in the operator logs)", incident

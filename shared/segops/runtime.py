@@ -10,6 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from segops import vault
 from segops.auth.passwords import Passwords
 from segops.bus.base import Bus
 from segops.cache.base import Cache
@@ -34,6 +37,10 @@ class Runtime:
     jwt_secret: str
     membership_feed: MembershipFeed
     mailer: Mailer
+    # Keys a function holds only when its manifest lists the secret (empty otherwise: users fail closed).
+    connector_secrets_key: str = ""
+    shopify_secrets_key: str = ""
+    cache_signing_key: str = ""
 
     @property
     def documents(self) -> DocumentRepository:
@@ -148,19 +155,19 @@ class Undeclared:
         )
 
 
-def _jwt_secret(settings: Settings) -> str:
-    configured = settings.jwt_secret.get_secret_value()
-    if configured:
-        return configured
+def _key(settings: Settings, configured: SecretStr, name: str, generate: Callable[[], str]) -> str:
+    value = configured.get_secret_value()
+    if value:
+        return value
     if settings.environment == "production":
-        # Functions without the `jwt-secret` secret (bus consumers) never sign or verify tokens;
-        # `segops.auth.tokens` refuses an empty key, so a misconfigured function fails closed.
+        # Functions whose manifest does not list the secret never get it; its users refuse an
+        # empty key (`segops.auth.tokens`, `segops.vault`, `segops.cache.signed`): fail closed.
         return ""
-    # Local stacks keep a generated key next to their data so tokens survive restarts.
-    path = Path(settings.data_dir) / "jwt-secret"
+    # Local stacks keep generated keys next to their data so tokens and sealed secrets survive restarts.
+    path = Path(settings.data_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -183,7 +190,12 @@ def build_runtime(settings: Settings | None = None, **overrides: Any) -> Runtime
     mailer = overrides.pop("mailer", None) or build_mailer(settings)
     return Runtime(
         settings=settings,
-        jwt_secret=_jwt_secret(settings),
+        jwt_secret=_key(settings, settings.jwt_secret, "jwt-secret", lambda: secrets.token_urlsafe(48)),
+        connector_secrets_key=_key(settings, settings.connector_secrets_key, "connector-secrets-key", vault.new_key),
+        shopify_secrets_key=_key(settings, settings.shopify_secrets_key, "shopify-secrets-key", vault.new_key),
+        cache_signing_key=_key(
+            settings, settings.cache_signing_key, "cache-signing-key", lambda: secrets.token_urlsafe(48)
+        ),
         membership_feed=feed,
         mailer=mailer,
         **parts,

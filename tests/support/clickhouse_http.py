@@ -4,6 +4,10 @@ No ClickHouse server binary is obtainable here, so `clickhouse-connect` is teste
 the protocol (query text in `query=` and/or the body, `param_<name>` bound parameters, the
 `database` parameter, settings as URL parameters, compressed chunked `Native` inserts, results
 rendered in the format the client asks for) is real; the SQL engine is ClickHouse's own, in-process.
+
+Custom settings (`SQL_*`, accepted by a server whose `custom_settings_prefixes` is `SQL_`, as in
+ClickHouse's default config) are recorded in `.requests` but not applied: chDB knows no custom
+settings, and has no row policies that would read them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ _INSERT_NATIVE = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+Nat
 _INSERT_PREFIX = re.compile(rb"^\s*INSERT\s", re.IGNORECASE)
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(?P<fmt>[A-Za-z0-9]+)\s*;?\s*$", re.IGNORECASE)
 _SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+CUSTOM_SETTINGS_PREFIX = "SQL_"
 
 
 class ClickHouseError(Exception):
@@ -154,7 +159,10 @@ class ChdbHttpServer:
         settings = {
             k: v
             for k, v in params.items()
-            if k not in _TRANSPORT and not k.startswith("param_") and _SETTING_NAME.match(k)
+            if k not in _TRANSPORT
+            and not k.startswith("param_")
+            and not k.startswith(CUSTOM_SETTINGS_PREFIX)
+            and _SETTING_NAME.match(k)
         }
         query, body = _split_insert(params.get("query", ""), body)
         insert = _INSERT_NATIVE.match(query)

@@ -6,6 +6,7 @@ Bound to 127.0.0.1 on a free port chosen by the OS; started and stopped by the t
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import threading
@@ -17,8 +18,18 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from segops.connectors.egress import EgressPolicy
 
 Reply = tuple[int, dict[str, str], Any]
+
+# The contract servers listen on 127.0.0.1 over http: an operator-added host plus the test-only network
+# exemption, so requests to them still go through every other egress check (`segops.connectors.egress`).
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+CONTRACT_EGRESS_SETTINGS: dict[str, Any] = {
+    "connector_extra_hosts": ["127.0.0.1"],
+    "connector_test_networks": [LOOPBACK],
+}
+CONTRACT_EGRESS = EgressPolicy(("127.0.0.1",), (LOOPBACK,))
 
 
 @dataclass
@@ -220,7 +231,7 @@ class FakeKlaviyo(FakePlatform):
 
     def route(self, request: Recorded) -> Reply:
         presented = request.headers.get("authorization")
-        # Echoes what it was given, as some APIs do: the client must scrub it from what it stores.
+        # Echoes what it was given, as some APIs do: the client must never store response bodies.
         self.require(presented == f"Klaviyo-API-Key {self.api_key}", f"bad credentials {presented!r}", 401)
         self.require(
             re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", request.headers.get("revision", "")) is not None,

@@ -32,7 +32,7 @@ from segops.dsl import (
     parse_definition,
     window_milliseconds,
 )
-from segops.errors import SegOpsError
+from segops.errors import SegOpsError, tenant_message
 from segops.lookalike import service as lookalike_service
 from segops.lookalike.models import LookalikeDefinition, checked_seed, parse_lookalike
 from segops.membership import writer
@@ -158,10 +158,10 @@ def _run_group(
     try:
         publications = _evaluate_and_publish(runtime, tenant_id, group, now, stage_id)
     except Exception as exc:
-        message = exc.message if isinstance(exc, SegOpsError) else f"{type(exc).__name__}: {exc}"
+        message, incident = tenant_message(exc)
         for target in group:
             _mark_failed(runtime, tenant_id, target, message[:500])
-        log.exception("compute failed", extra={"tenant_id": tenant_id, "mode": mode})
+        log.exception("compute failed", extra={"tenant_id": tenant_id, "mode": mode, "incident": incident})
         raise
     outcomes = []
     for target, publication in zip(group, publications, strict=True):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ import orjson
 import requests
 
 from segops import clock
+from segops.connectors.egress import EgressPolicy, EgressRefused
 
 log = logging.getLogger("segops.connectors")
 
@@ -36,7 +38,8 @@ class RetryPolicy:
 
 
 class PlatformError(Exception):
-    """A call that failed for good. `summary` is safe to store: status and a short platform message."""
+    """A call that failed for good. `summary` is safe to store: method, path, status and the standard
+    reason phrase, never the platform's body (it may echo secrets or be whatever a hostile target says)."""
 
     def __init__(self, summary: str, status: int | None = None, retryable: bool = False) -> None:
         super().__init__(summary)
@@ -45,26 +48,18 @@ class PlatformError(Exception):
         self.retryable = retryable
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
 class HttpSync:
-    """One platform's HTTP client: JSON bodies, retries per `RetryPolicy`, secrets never in errors."""
+    """One platform's HTTP client: JSON bodies, retries per `RetryPolicy`, only to targets `egress`
+    allows, no redirects, response bodies never in errors."""
 
     def __init__(
         self,
         policy: RetryPolicy,
-        secrets: Iterable[str] = (),
-        session: requests.Session | None = None,
+        egress: EgressPolicy,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy
-        self.secrets = [s for s in secrets if s]
-        self.session = session or requests.Session()
+        self.session = egress.session()
         self.sleep = sleep
 
     def call(
@@ -81,15 +76,22 @@ class HttpSync:
             wait: float
             try:
                 response = self.session.request(
-                    method, url, headers=dict(headers), data=data, timeout=self.policy.timeout_seconds
+                    method,
+                    url,
+                    headers=dict(headers),
+                    data=data,
+                    timeout=self.policy.timeout_seconds,
+                    allow_redirects=False,
                 )
+            except EgressRefused as exc:
+                raise PlatformError(f"{method} {_path(url)}: target refused: {exc}") from None
             except (requests.Timeout, requests.ConnectionError) as exc:
                 last = f"{method} {_path(url)}: {type(exc).__name__}"
                 wait = self._backoff(attempt)
             else:
                 if response.status_code in ok:
                     return response
-                last = f"{method} {_path(url)} → {response.status_code}: {self._excerpt(response)}"
+                last = f"{method} {_path(url)} → {response.status_code} {_phrase(response.status_code)}"
                 if response.status_code == 429:
                     wait = self._rate_limit_wait(response) or self._backoff(attempt)
                 elif response.status_code >= 500:
@@ -124,9 +126,6 @@ class HttpSync:
                 wait = None
         return None if wait is None else min(max(wait, 0.0), self.policy.max_wait_seconds)
 
-    def _excerpt(self, response: requests.Response) -> str:
-        return redact(response.text[:300].replace("\n", " "), self.secrets)
-
 
 def _seconds_from_retry_after(value: str) -> float | None:
     try:
@@ -141,7 +140,14 @@ def _seconds_from_retry_after(value: str) -> float | None:
 
 
 def _path(url: str) -> str:
-    return urlsplit(url).path
+    return urlsplit(url).path[:120]
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "(non-standard status)"
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

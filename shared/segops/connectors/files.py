@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from segops.connectors.models import FileConfig
+from segops.exports.formulas import neutralize
 from segops.objects.base import ObjectStore
 
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
@@ -20,8 +21,9 @@ _CONTENT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"
 
 
 def folder(config: FileConfig, tenant_id: int, connector_id: int, segment_id: int, run: str) -> str:
+    """The tenant id comes first: a tenant-chosen prefix can only name folders inside its own."""
     safe_run = _UNSAFE.sub("-", run.lower()).strip("-.") or "run"
-    return f"{config.prefix}/{tenant_id}/connector-{connector_id}/segment-{segment_id}/{safe_run}"
+    return f"{tenant_id}/{config.prefix}/connector-{connector_id}/segment-{segment_id}/{safe_run}"
 
 
 def write_changes(
@@ -78,7 +80,7 @@ def _write_csv(sink: IO[bytes], columns: list[str], rows: Iterator[tuple[object,
     writer = csv.writer(text)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([v.isoformat() if isinstance(v, datetime) else v for v in row])
+        writer.writerow([v.isoformat() if isinstance(v, datetime) else neutralize(str(v)) for v in row])
     text.detach()
 
 

@@ -19,6 +19,7 @@ import orjson
 
 from segops.cache.base import Cache
 from segops.connectors.delivery import HttpSync, PlatformError
+from segops.connectors.egress import same_origin
 from segops.connectors.models import KlaviyoConfig
 from segops.connectors.platform import BatchOutcome
 
@@ -178,6 +179,9 @@ class KlaviyoList:
                 if isinstance(value, str) and self._normal(value) in wanted:
                     found[wanted[self._normal(value)]] = str(profile["id"])
             url = (page.get("links") or {}).get("next") or ""
+            if url and not same_origin(url, self.base):
+                # The link comes from the response: following it elsewhere would send the API key there.
+                raise PlatformError("GET /api/profiles/: pagination link leaves the Klaviyo host; not followed")
         return found
 
     def _normal(self, value: str) -> str:

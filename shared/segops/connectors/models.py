@@ -1,6 +1,6 @@
 """Connector documents: `Connector` (no secrets in it, ever), `ConnectorSecrets` (write-only through
-the API), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered batches are objects under
-`connectors/dead-letter/<t>/<connector id>/<sync id>.jsonl`.
+the API, sealed), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered batches are objects
+`<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every object key starts with the tenant id).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class Connector(BaseModel):
 
 
 class ConnectorSecrets(BaseModel):
-    api_key: str
+    """The API key sealed under the connector secrets key (`segops.vault`); never plaintext at rest."""
+
+    sealed_api_key: str
 
 
 class SyncRecord(BaseModel):
@@ -103,4 +105,4 @@ class SyncRecord(BaseModel):
 
 
 def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
-    return f"connectors/dead-letter/{tenant_id}/{connector_id}/{sync_id}.jsonl"
+    return f"{tenant_id}/dead-letter/connector-{connector_id}/{sync_id}.jsonl"

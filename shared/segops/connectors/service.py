@@ -7,9 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from segops import clock
+from segops import clock, vault
 from segops.bus.base import Topic
 from segops.connectors import models as m
+from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.sync import new_sync
 from segops.errors import Conflict, NotFound, ValidationFailed
@@ -19,8 +20,6 @@ from segops.runtime import Runtime
 from segops.store import keys
 
 _URL_FIELDS = ("base_url", "rest_endpoint")
-# Cloud metadata servers answer plain HTTP inside the VPC; a connector must never be pointed there.
-_FORBIDDEN_HOSTS = {"metadata.google.internal", "metadata", "169.254.169.254"}
 
 
 def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -29,15 +28,20 @@ def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any
         parsed = model.model_validate({**config, "type": connector_type})
     except ValidationError as exc:
         raise validation_error(exc, ("config",)) from exc
-    for name in _URL_FIELDS:
-        url = getattr(parsed, name, None)
-        if url is None:
-            continue
-        host = (url.host or "").lower().rstrip(".")
-        if host in _FORBIDDEN_HOSTS or host.startswith("169.254."):
-            _bad_url(name, "this host is not allowed")
-        if runtime.settings.environment == "production" and url.scheme != "https":
-            _bad_url(name, "must be an https URL")
+    settings = runtime.settings
+    if connector_type in PLATFORM_HOSTS:
+        # Checked again, with DNS, on every request (`segops.connectors.egress`); here for a clear 400.
+        egress = EgressPolicy.for_platform(
+            connector_type, settings.connector_extra_hosts, settings.connector_test_networks
+        )
+        for name in _URL_FIELDS:
+            url = getattr(parsed, name, None)
+            if url is None:
+                continue
+            try:
+                egress.check_url(str(url))
+            except EgressRefused as exc:
+                _bad_url(name, str(exc))
     if isinstance(parsed, m.TalonOneConfig) and parsed.audience_id is None and parsed.audience_name is None:
         raise ValidationFailed(
             "config: talonone needs audience_id or audience_name",
@@ -162,8 +166,9 @@ def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
 
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
+    sealed = vault.seal(runtime.connector_secrets_key, credentials.api_key)
     runtime.documents.save(
-        keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(api_key=credentials.api_key)
+        keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(sealed_api_key=sealed)
     )
 
 

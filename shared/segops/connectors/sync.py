@@ -15,15 +15,17 @@ from collections.abc import Iterable
 
 import orjson
 
-from segops import clock
+from segops import clock, vault
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
 from segops.connectors.delivery import HttpSync, RetryPolicy, Tally
+from segops.connectors.egress import EgressPolicy
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
+from segops.errors import tenant_message
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.runtime import Runtime
 from segops.store import keys
@@ -121,14 +123,20 @@ def _run(
         elif secrets is None:
             tally.errors.append("credentials are not set")
         else:
-            platform, resolver = build_platform(runtime, connector, secrets.api_key)
+            api_key = vault.unseal(runtime.connector_secrets_key, secrets.sealed_api_key)
+            platform, resolver = build_platform(runtime, connector, api_key)
             ledger = ConnectorLedger(runtime, connector.tenant, connector.id)
             push(platform, "remove", exited, resolver, tally, ledger)
             push(platform, "add", entered, resolver, tally, ledger)
     except Exception as exc:
+        message, incident = tenant_message(exc)
+        log.exception(
+            "connector sync failed",
+            extra={"tenant_id": connector.tenant, "connector_id": connector.id, "incident": incident},
+        )
         record.status = "failed"
         record.finished_at = clock.now()
-        record.error_summary = [f"internal error: {type(exc).__name__}"]
+        record.error_summary = [message]
         _save(runtime, connector, record)
         raise
     _finish(runtime, connector, record, tally)
@@ -142,11 +150,12 @@ def build_platform(runtime: Runtime, connector: m.Connector, api_key: str) -> tu
     from segops.connectors.klaviyo import KlaviyoList
     from segops.connectors.talonone import TalonOneAudience
 
-    http = HttpSync(retry_policy(runtime), secrets=[api_key])
+    settings = runtime.settings
+    egress = EgressPolicy.for_platform(connector.type, settings.connector_extra_hosts, settings.connector_test_networks)
+    http = HttpSync(retry_policy(runtime), egress)
     tenant = connector.tenant
     config = m.CONFIG_MODELS[connector.type].model_validate(connector.config)
     if isinstance(config, m.KlaviyoConfig):
-        settings = runtime.settings
         klaviyo = KlaviyoList(
             config,
             api_key,

@@ -1,4 +1,5 @@
-"""Export jobs. Key layout: `tenants/<t>/exports/<id>` (`Export`); files under `exports/<t>/<id>/`."""
+"""Export jobs. Key layout: `tenants/<t>/exports/<id>` (`Export`); files under `<t>/exports/<id>/`
+(every object key starts with the tenant id)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,4 @@ class Export(BaseModel):
 
 
 def object_key(tenant_id: int, export_id: int, segment_id: int, fmt: ExportFormat) -> str:
-    return f"exports/{tenant_id}/{export_id}/segment-{segment_id}.{fmt}"
+    return f"{tenant_id}/exports/{export_id}/segment-{segment_id}.{fmt}"

@@ -13,8 +13,9 @@ from typing import IO
 from segops import clock
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
-from segops.errors import NotFound, PermanentError, RetryableError
+from segops.errors import NotFound, PermanentError, RetryableError, tenant_message
 from segops.exports import models as m
+from segops.exports.formulas import neutralized_user_ids
 from segops.exports.pipe import pipe
 from segops.membership import store as membership
 from segops.messages import ExportRequested
@@ -49,7 +50,11 @@ def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
         _finish(runtime, key, status="failed", error="segment was deleted")
         raise PermanentError("segment was deleted", {"export_id": export.id}) from exc
     except Exception as exc:
-        _finish(runtime, key, status="failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        message, incident = tenant_message(exc)
+        log.exception(
+            "export failed", extra={"tenant_id": request.tenant_id, "export_id": export.id, "incident": incident}
+        )
+        _finish(runtime, key, status="failed", error=message)
         raise RetryableError("export failed", {"export_id": export.id}) from exc
     finished = _finish(
         runtime,
@@ -69,6 +74,8 @@ def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
 
 def _render(runtime: Runtime, request: ExportRequested, snapshot: int, object_key: str) -> int:
     sql, params = membership.members_query(request.segment_id, snapshot)
+    if request.format == "csv":
+        sql, params = neutralized_user_ids(sql, params)
     warehouse = TenantWarehouse(runtime.warehouse, request.tenant_id)
 
     def produce(sink: IO[bytes]) -> int:

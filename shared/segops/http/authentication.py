@@ -11,6 +11,7 @@ from segops.auth.roles import Role, at_least
 from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from segops.http.credentials import credentials
 from segops.http.routes import AuthKind, RequestContext
+from segops.ids import parse_id
 from segops.tenancy import service
 from segops.tenancy.models import Tenant
 
@@ -32,8 +33,14 @@ def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
 
 
 def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
-    if reference.isdigit():
-        return int(reference)
+    if not reference.isascii():
+        raise ValidationFailed(
+            "tenant: must be a tenant id or slug",
+            {"errors": [{"pointer": "/tenant", "message": "a tenant id (ASCII digits) or slug"}]},
+        )
+    tenant_id = parse_id(reference)
+    if tenant_id is not None:
+        return tenant_id
     found = service.tenant_by_slug(ctx.runtime, reference.lower())
     return found.id if found else None
 

@@ -13,7 +13,10 @@ class IdConverter(IntegerConverter):
 
     werkzeug converts after it has picked the one rule for the path and method; a converter's own
     `ValidationError` would then report the methods of unrelated rules (a 405 for a GET), so an id out
-    of range is answered here as what it is: nothing by that id."""
+    of range is answered here as what it is: nothing by that id. Only ASCII digits match
+    (`segops.ids`): another script's digits are not a second spelling of an id."""
+
+    regex = r"[0-9]+"
 
     def to_python(self, value: str) -> int:
         number = int(value)

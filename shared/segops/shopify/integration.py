@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from segops import clock
+from segops import clock, vault
 from segops.boundary import StrictTrimmedModel
 from segops.http.routes import RequestContext, Router
 from segops.runtime import Runtime
@@ -19,9 +19,10 @@ router = Router(
 
 
 class ShopifyIntegration(BaseModel):
-    """Stored in the control plane; `secret` is the app's API secret key (HMAC needs the secret itself)."""
+    """Stored in the control plane: the app's API secret key (HMAC needs the secret itself), sealed
+    under the Shopify secrets key (`segops.vault`)."""
 
-    secret: str
+    sealed_secret: str
     updated_at: datetime = Field(default_factory=clock.now)
     updated_by: int | None = None
 
@@ -40,6 +41,10 @@ def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | N
     return runtime.documents.load(keys.shopify_integration_key(tenant_id), ShopifyIntegration)
 
 
+def webhook_secret(runtime: Runtime, integration: ShopifyIntegration) -> str:
+    return vault.unseal(runtime.shopify_secrets_key, integration.sealed_secret)
+
+
 def webhook_path(slug: str) -> str:
     return f"/api/ingestion/shopify/{slug}/"
 
@@ -56,7 +61,8 @@ def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     """Set or rotate the Shopify webhook secret (admin); the secret is never returned."""
     body: ShopifySecretIn = ctx.body
     user_id = ctx.principal.user_id if ctx.principal is not None else None
-    record = ShopifyIntegration(secret=body.secret, updated_by=user_id)
+    sealed = vault.seal(ctx.runtime.shopify_secrets_key, body.secret)
+    record = ShopifyIntegration(sealed_secret=sealed, updated_by=user_id)
     ctx.runtime.documents.save(keys.shopify_integration_key(ctx.tenant_id), record)
     return _out(ctx.runtime, ctx.tenant_id, record)
 

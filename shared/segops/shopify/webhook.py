@@ -2,12 +2,14 @@
 
 Nothing is published unless the HMAC of the exact raw bytes matches the tenant's secret. Every refusal
 is the same 401 so the endpoint does not reveal which tenants exist or have Shopify configured.
-Dedupe: the event's `message_id` is `shopify:<X-Shopify-Event-Id>` (fallback X-Shopify-Webhook-Id),
-so its event id is deterministic and the event writer stores a redelivered webhook once.
+Dedupe: the event's `message_id` is `shopify:<sha256 of topic and raw body>`. Only the body is signed:
+an id taken from a header (X-Shopify-Event-Id) would let anyone holding one signed body store it again
+under fresh ids. The topic is in the digest because one order can fire two topics with one body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -22,7 +24,7 @@ from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import Rejection, Stamp, validate_event
 from segops.ingestion.intake import publish_events
 from segops.runtime import Runtime
-from segops.shopify.integration import load_integration
+from segops.shopify.integration import load_integration, webhook_secret
 from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
 from segops.shopify.signature import verify
 from segops.store import keys
@@ -57,7 +59,8 @@ def _authenticate(ctx: RequestContext, raw: bytes) -> int:
     if tenant is None:
         raise _refuse()
     integration = load_integration(ctx.runtime, tenant.id)
-    if integration is None or not verify(integration.secret, raw, ctx.request.headers.get("X-Shopify-Hmac-SHA256")):
+    signature = ctx.request.headers.get("X-Shopify-Hmac-SHA256")
+    if integration is None or not verify(webhook_secret(ctx.runtime, integration), raw, signature):
         if ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS):
             record_errors(
                 ctx.runtime,
@@ -77,10 +80,8 @@ def _signature_problem(ctx: RequestContext, configured: bool) -> str:
     return "webhook refused: X-Shopify-Hmac-SHA256 does not match the body and the configured secret"
 
 
-def _dedupe_id(ctx: RequestContext) -> str | None:
-    headers = ctx.request.headers
-    value = headers.get("X-Shopify-Event-Id") or headers.get("X-Shopify-Webhook-Id")
-    return f"shopify:{value.strip()[:200]}" if value and value.strip() else None
+def dedupe_id(topic: str, raw: bytes) -> str:
+    return "shopify:" + hashlib.sha256(topic.encode() + b"\n" + raw).hexdigest()
 
 
 def _resolve_user(runtime: Runtime, tenant_id: int, mapped: MappedEvent) -> str | None:
@@ -111,9 +112,7 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     candidate = {"user_id": user_id, "event_type": mapped.event_type, "payload": mapped.payload}
     if mapped.occurred_at is not None:
         candidate["occurred_at"] = mapped.occurred_at
-    dedupe = _dedupe_id(ctx)
-    if dedupe is not None:
-        candidate["message_id"] = dedupe
+    candidate["message_id"] = dedupe_id(topic, raw)
     checked = validate_event(candidate, stamp)
     if isinstance(checked, Rejection):
         record_errors(runtime, tenant_id, SOURCE, [ErrorRecord(checked.error_type, f"topic {topic}: {checked.detail}")])

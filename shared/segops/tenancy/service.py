@@ -14,6 +14,7 @@ import orjson
 from segops import clock
 from segops.auth import api_keys
 from segops.auth.roles import Role, can_grant
+from segops.cache.signed import SignedEntries
 from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
 from segops.mailer import Mail
 from segops.runtime import Runtime
@@ -448,7 +449,9 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
         raise Unauthorized("invalid API key")
     fingerprint = api_keys.fingerprint(secret)
     cache_key = API_KEY_CACHE_PREFIX + fingerprint
-    cached = runtime.cache.get(cache_key)
+    # Signed: a record written into Valkey by anyone without the signing key is a miss, not a login.
+    cache = SignedEntries(runtime.cache, runtime.cache_signing_key)
+    cached = cache.get(cache_key)
     if cached is not None:
         if cached == b"-":
             raise Unauthorized("invalid API key")
@@ -461,9 +464,9 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
         else None
     )
     if record is None or record.revoked_at is not None or not hmac.compare_digest(record.fingerprint, fingerprint):
-        runtime.cache.set(cache_key, b"-", ttl)
+        cache.set(cache_key, b"-", ttl)
         raise Unauthorized("invalid API key")
-    runtime.cache.set(cache_key, record.model_dump_json().encode(), ttl)
+    cache.set(cache_key, record.model_dump_json().encode(), ttl)
     _touch(runtime, record)
     return record
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from segops.warehouse.identifiers import allowed_identifier
+from segops.warehouse.tenant_filter import PLACEHOLDER, unfiltered_tables
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,19 @@ class QueryResult:
 
 
 class Warehouse(Protocol):
-    """ClickHouse SQL with server-side `{name:Type}` parameters only; values are never formatted in."""
+    """ClickHouse SQL with server-side `{name:Type}` parameters only; values are never formatted in.
+
+    `tenant_id` is the tenant a statement is scoped to (set by `TenantWarehouse` only). A ClickHouse
+    server receives it as the `SQL_segops_tenant` setting its row policies key on
+    (`segops.warehouse.row_policies`); chDB has neither custom settings nor row policies, so there the
+    application check in `TenantWarehouse` holds alone.
+    """
 
     database: str
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult: ...
 
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+    def command(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> None: ...
 
     def insert(
         self,
@@ -39,7 +46,9 @@ class Warehouse(Protocol):
         """Insert rows as one block; `settings` are ClickHouse insert settings (e.g. `insert_deduplication_token`)."""
         ...
 
-    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+    def export(
+        self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes], tenant_id: int | None = None
+    ) -> int:
         """Stream the result of `sql` rendered by ClickHouse in `fmt` into `sink`; returns bytes written."""
         ...
 
@@ -62,19 +71,27 @@ def render_settings(settings: Mapping[str, str | int]) -> str:
     return ", ".join(parts)
 
 
-_TENANT_PARAM = re.compile(r"\{tenant_id:UInt64\}")
+TENANT_SETTING = "SQL_segops_tenant"
 
 
 class TenantWarehouse:
-    """The one code path that binds the tenant filter: every query must use `{tenant_id:UInt64}`."""
+    """The one code path that binds the tenant filter: every read of a tenant table must filter on
+    `{tenant_id:UInt64}` in its own query (`segops.warehouse.tenant_filter`), and the backend is told
+    the tenant (`TENANT_SETTING`) for the database's own row policies."""
 
     def __init__(self, warehouse: Warehouse, tenant_id: int) -> None:
         self.warehouse = warehouse
         self.tenant_id = tenant_id
 
     def _bind(self, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        if not _TENANT_PARAM.search(sql):
+        if PLACEHOLDER not in sql:
             raise ValueError("tenant-scoped SQL must filter on {tenant_id:UInt64}")
+        unfiltered = unfiltered_tables(sql)
+        if unfiltered:
+            raise ValueError(
+                f"tenant-scoped SQL reads {', '.join(sorted(set(unfiltered)))} without its own "
+                "`tenant_id = {tenant_id:UInt64}` filter (segops.warehouse.tenant_filter)"
+            )
         bound = dict(params or {})
         if "tenant_id" in bound and bound["tenant_id"] != self.tenant_id:
             raise ValueError("tenant_id parameter is bound by the tenant scope")
@@ -82,10 +99,10 @@ class TenantWarehouse:
         return bound
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        return self.warehouse.query(sql, self._bind(sql, params))
+        return self.warehouse.query(sql, self._bind(sql, params), tenant_id=self.tenant_id)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self.warehouse.command(sql, self._bind(sql, params))
+        self.warehouse.command(sql, self._bind(sql, params), tenant_id=self.tenant_id)
 
     def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
-        return self.warehouse.export(sql, self._bind(sql, params), fmt, sink)
+        return self.warehouse.export(sql, self._bind(sql, params), fmt, sink, tenant_id=self.tenant_id)

@@ -135,7 +135,9 @@ class ChdbWarehouse:
         with self._shared.lock:
             self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    # chDB has no custom settings or row policies: `tenant_id` is accepted for the protocol and unused
+    # (the application check in `TenantWarehouse` is the isolation here; docs/deploy.md).
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult:
         raw = self._shared.run(self.database, sql, "ArrowStream", params).bytes()
         if not raw:
             return QueryResult(columns=[], rows=[])
@@ -162,7 +164,7 @@ class ChdbWarehouse:
                 found[index] = match.group("tz")
         return found
 
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def command(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> None:
         self._shared.run(self.database, sql, "CSV", params)
 
     def insert(
@@ -187,7 +189,9 @@ class ChdbWarehouse:
         sql = f"INSERT INTO {target} SETTINGS {clause} FORMAT JSONCompactEachRow\n"
         self._shared.run(self.database, sql + body.decode(), "CSV", None)
 
-    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+    def export(
+        self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes], tenant_id: int | None = None
+    ) -> int:
         # chDB hands whole results to Python; let the engine write the file, then stream it.
         tmpdir = Path(tempfile.mkdtemp(prefix="segops-export-"))
         try:

@@ -7,7 +7,7 @@ from typing import IO, Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from segops.warehouse.base import QueryResult
+from segops.warehouse.base import TENANT_SETTING, QueryResult
 from segops.warehouse.identifiers import allowed_identifier, quote_identifier
 from segops.warehouse.params import format_param
 
@@ -31,6 +31,12 @@ def _parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {name: _bindable(value) for name, value in (params or {}).items()}
 
 
+def _scope(tenant_id: int | None) -> dict[str, Any] | None:
+    """The per-query custom setting the row policies read; the server must accept `SQL_` custom
+    settings (`custom_settings_prefixes`, which ClickHouse's default config sets to `SQL_`)."""
+    return None if tenant_id is None else {TENANT_SETTING: str(tenant_id)}
+
+
 class ClickHouseWarehouse:
     """A ClickHouse server or ClickHouse Cloud over HTTP(S) via clickhouse-connect."""
 
@@ -52,12 +58,12 @@ class ClickHouseWarehouse:
             tz_mode="schema",
         )
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        result = self._client.query(sql, parameters=_parameters(params))
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult:
+        result = self._client.query(sql, parameters=_parameters(params), settings=_scope(tenant_id))
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
 
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._client.command(sql, parameters=_parameters(params))
+    def command(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> None:
+        self._client.command(sql, parameters=_parameters(params), settings=_scope(tenant_id))
 
     def insert(
         self,
@@ -75,9 +81,13 @@ class ClickHouseWarehouse:
                 settings=dict(settings or {}),
             )
 
-    def export(self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes]) -> int:
+    def export(
+        self, sql: str, params: Mapping[str, Any], fmt: str, sink: IO[bytes], tenant_id: int | None = None
+    ) -> int:
         written = 0
-        with self._client.raw_stream(sql, parameters=_parameters(params), fmt=allowed_identifier(fmt)) as stream:
+        with self._client.raw_stream(
+            sql, parameters=_parameters(params), fmt=allowed_identifier(fmt), settings=_scope(tenant_id)
+        ) as stream:
             for chunk in stream:
                 sink.write(chunk)
                 written += len(chunk)

@@ -13,9 +13,11 @@ from segops.connectors.klaviyo import KlaviyoList
 from segops.connectors.models import BrazeConfig, KlaviyoConfig, TalonOneConfig
 from segops.connectors.talonone import TalonOneAudience
 
-from tests.support.platforms import FakeBraze, FakeKlaviyo, FakePlatform, FakeTalonOne
+from tests.support.log_secrets import watch
+from tests.support.platforms import CONTRACT_EGRESS, FakeBraze, FakeKlaviyo, FakePlatform, FakeTalonOne, Recorded, Reply
 
 KEY = "contract-key"
+watch(KEY)
 POLICY = RetryPolicy(max_attempts=2, backoff_base_seconds=0.001, timeout_seconds=2)
 
 
@@ -36,7 +38,7 @@ def test_klaviyo_requests(servers: list[FakePlatform]) -> None:
     klaviyo = _start(servers, FakeKlaviyo(KEY))
     assert isinstance(klaviyo, FakeKlaviyo)
     config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)
-    client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1")
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), MemoryCache(), "t:1")
     client.add(["a@x.com", "b@x.com"])
     lookup, create_a, create_b, relate = klaviyo.requests
     assert create_b.body["data"]["attributes"] == {"email": "b@x.com"}
@@ -63,7 +65,7 @@ def test_klaviyo_requests(servers: list[FakePlatform]) -> None:
 def test_braze_requests(servers: list[FakePlatform]) -> None:
     braze = _start(servers, FakeBraze(KEY))
     config = BrazeConfig(rest_endpoint=braze.url, subscription_group_id="sg-vip")
-    client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, [KEY]))
+    client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS))
     client.add(["u1", "u2"])
     client.remove(["u2"])
     add, remove = braze.requests
@@ -88,7 +90,9 @@ def test_talonone_requests(servers: list[FakePlatform]) -> None:
     assert isinstance(talonone, FakeTalonOne)
     remembered: list[int] = []
     config = TalonOneConfig(base_url=talonone.url, audience_name="Loyal")
-    client = TalonOneAudience(config, KEY, HttpSync(POLICY, [KEY]), None, "segops-1-connector-2", remembered.append)
+    client = TalonOneAudience(
+        config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), None, "segops-1-connector-2", remembered.append
+    )
     client.add(["p1"])
     client.remove(["p1"])
     create, add, delete = talonone.requests
@@ -103,7 +107,9 @@ def test_talonone_requests(servers: list[FakePlatform]) -> None:
     assert add.body == {"data": [{"action": "add", "profileIntegrationId": "p1", "audienceId": audience}]}
     assert delete.body == {"data": [{"action": "delete", "profileIntegrationId": "p1", "audienceId": audience}]}
     # AND an existing integration id is a 409 explained in the error summary
-    again = TalonOneAudience(config, KEY, HttpSync(POLICY, [KEY]), None, "segops-1-connector-2", remembered.append)
+    again = TalonOneAudience(
+        config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), None, "segops-1-connector-2", remembered.append
+    )
     with pytest.raises(PlatformError) as raised:
         again.add(["p2"])
     assert raised.value.status == 409 and "set config.audience_id" in raised.value.summary
@@ -113,7 +119,7 @@ def test_klaviyo_bulk_import_job_for_many_new_profiles(servers: list[FakePlatfor
     klaviyo = _start(servers, FakeKlaviyo(KEY))
     assert isinstance(klaviyo, FakeKlaviyo)
     config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url, identifier="external_id")
-    client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1", job_poll_seconds=0)
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), MemoryCache(), "t:1", job_poll_seconds=0)
     users = [f"user-{i}" for i in range(60)]
     outcome = client.add([*users, 'we"ird'])
     assert not outcome.failed
@@ -137,10 +143,35 @@ def test_klaviyo_profiles_a_bulk_job_refused_are_failed_individually(servers: li
     klaviyo = _start(servers, FakeKlaviyo(KEY))
     assert isinstance(klaviyo, FakeKlaviyo)
     config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)
-    client = KlaviyoList(config, KEY, HttpSync(POLICY, [KEY]), MemoryCache(), "t:1", job_poll_seconds=0)
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), MemoryCache(), "t:1", job_poll_seconds=0)
     good = [f"u{i}@shop.test" for i in range(55)]
     bad = [f"b{i}@nodomain" for i in range(5)]
     outcome = client.add(good + bad)
     assert set(outcome.failed) == set(bad)
     assert all("did not create the profile" in e.summary for e in outcome.failed.values())
     assert klaviyo.members() == set(good)
+
+
+class KlaviyoPagingElsewhere(FakeKlaviyo):
+    """Answers profile lookups with a `links.next` on another server (reachable, but not Klaviyo's host)."""
+
+    def __init__(self, api_key: str, elsewhere: str) -> None:
+        super().__init__(api_key)
+        self.elsewhere = elsewhere
+
+    def _get_profiles(self, request: Recorded) -> Reply:
+        status, headers, body = super()._get_profiles(request)
+        body["links"]["next"] = f"{self.elsewhere}/api/profiles/?page%5Bcursor%5D=2"
+        return status, headers, body
+
+
+def test_klaviyo_pagination_links_off_the_host_are_not_followed(servers: list[FakePlatform]) -> None:
+    # GIVEN a Klaviyo whose next-page link points at another server the egress policy would allow
+    other = _start(servers, FakeKlaviyo(KEY))
+    klaviyo = _start(servers, KlaviyoPagingElsewhere(KEY, other.url))
+    config = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url)
+    client = KlaviyoList(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS), MemoryCache(), "t:1")
+    # WHEN profiles are looked up THEN the batch fails and the other server never sees the API key
+    with pytest.raises(PlatformError, match="pagination link leaves the Klaviyo host"):
+        client.add(["a@x.com"])
+    assert other.requests == []

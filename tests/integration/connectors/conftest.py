@@ -7,15 +7,18 @@ from segops.config import Settings
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
+from tests.support.log_secrets import watch
 from tests.support.membership import RecordedMembership
-from tests.support.platforms import FakeBraze, FakeKlaviyo, FakeTalonOne
+from tests.support.platforms import CONTRACT_EGRESS_SETTINGS, FakeBraze, FakeKlaviyo, FakeTalonOne
 
 API_KEY = "pk_live_SECRET_do_not_leak_4b1d"
+watch(API_KEY)
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Tiny backoff and timeouts so injected faults cost milliseconds."""
+    """Tiny backoff and timeouts so injected faults cost milliseconds; the loopback contract servers are
+    an operator-added host and a test-only network (every other egress check still runs)."""
     return settings.model_copy(
         update={
             "connector_max_attempts": 4,
@@ -25,6 +28,7 @@ def settings(settings: Settings) -> Settings:
             "connector_max_wait_seconds": 0.05,
             "connector_job_poll_seconds": 0.01,
             "connector_job_timeout_seconds": 2.0,
+            **CONTRACT_EGRESS_SETTINGS,
         }
     )
 

@@ -44,7 +44,7 @@ def test_csv_diff_and_snapshot_per_compute_rewritten_on_redelivery(
     assert (latest["added"], latest["removed"], latest["status"]) == (2, 1, "succeeded")
     changes_key, snapshot_key = latest["files"]
     assert syncs[1]["files"] == latest["files"], "a redelivery rewrites the same objects"
-    assert changes_key.startswith(f"exports/activation/{tenant}/connector-{connector}/segment-{segment}/")
+    assert changes_key.startswith(f"{tenant}/exports/activation/connector-{connector}/segment-{segment}/")
     rows = list(csv.DictReader(io.TextIOWrapper(stack.runtime.objects.open(changes_key), encoding="utf-8")))
     assert sorted((r["user_id"], r["change"]) for r in rows) == [("a", "exited"), ("c", "entered"), ("d", "entered")]
     assert {r["changed_at"] for r in rows} == {change.computed_at.isoformat()}
@@ -67,3 +67,27 @@ def test_parquet_diff(stack: LocalStack, api: Api, account: Account, membership:
     table = pq.read_table(io.BytesIO(stack.runtime.objects.open(latest["files"][0]).read()))
     assert table.column_names == ["user_id", "change", "changed_at"]
     assert table.num_rows == 1000 and set(table.column("change").to_pylist()) == {"entered"}
+
+
+HOSTILE = ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR", "safe-id", "a=b"]
+
+
+def test_csv_cells_never_start_a_formula_and_keys_stay_in_the_tenant_folder(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership
+) -> None:
+    # GIVEN user ids a spreadsheet would run as formulas, and a prefix naming another tenant's id
+    tenant = account.tenant_id
+    other = api.signup(slug="other-tenant").tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, [])
+    connector = _create(api, account, segment, format="csv", prefix=f"{other}/exports", snapshot=True)
+    stack.bus.drain()
+    membership.publish(membership.compute(tenant, segment, HOSTILE))
+    stack.bus.drain()
+    latest = api.get(f"/api/connectors/{connector}/syncs/", headers=account.bearer).get_json()["results"][0]
+    # THEN every key starts with this tenant's id, whatever the prefix says
+    assert latest["files"] and all(key.startswith(f"{tenant}/{other}/exports/connector-") for key in latest["files"])
+    for key in latest["files"]:
+        rows = list(csv.DictReader(io.TextIOWrapper(stack.runtime.objects.open(key), encoding="utf-8", newline="")))
+        # AND formula-leading ids are prefixed with ' (shown as text), others are untouched
+        assert sorted(r["user_id"] for r in rows) == sorted("'" + u if u[0] in "=+-@\t\r" else u for u in HOSTILE)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
+from segops.errors import RetryableError
 from segops.exports import models as m
 from segops.exports.worker import run_export
 from segops.localstack import LocalStack
@@ -71,6 +73,26 @@ def test_export_of_a_segment_never_computed_is_an_empty_file_with_header(stack: 
     assert body.decode().strip() == '"user_id","computed_at"'
 
 
+def test_csv_export_cells_never_start_a_formula(stack: LocalStack) -> None:
+    # GIVEN members whose ids a spreadsheet would run as formulas
+    api = Api(stack)
+    account = api.signup()
+    hostile = ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tTAB", "\rCR", "safe-id", "a=b"]
+    segment_id = computed_segment(stack, api, account, hostile, NOW)
+    # WHEN exported as CSV
+    _, body = export(api, account, segment_id, "csv")
+    # THEN each such cell is prefixed with ' (spreadsheets show it as text), the rest are untouched
+    rows = list(csv.DictReader(io.StringIO(body.decode(), newline="")))
+    assert sorted(r["user_id"] for r in rows) == sorted("'" + u if u[0] in "=+-@\t\r" else u for u in hostile)
+    # AND Parquet (typed, never evaluated) keeps the ids as they are
+    _, parquet = export(api, account, segment_id, "parquet")
+    ids = [
+        u.decode() if isinstance(u, bytes) else u
+        for u in pq.read_table(io.BytesIO(parquet)).column("user_id").to_pylist()
+    ]
+    assert sorted(ids) == sorted(hostile)
+
+
 def test_large_export_streams_under_a_fixed_python_memory_bound(stack: LocalStack) -> None:
     # GIVEN a segment of 1,000,000 members with UUID-sized ids
     api = Api(stack)
@@ -131,3 +153,29 @@ def test_export_roles_and_tenant_isolation(stack: LocalStack) -> None:
     # an unfinished export cannot be downloaded yet
     queued = api.post(start, {"format": "csv"}, headers=owner.bearer).get_json()
     assert_error(api.get(f"/api/segments/exports/{queued['export_id']}/download/", headers=owner.bearer), 409)
+
+
+def test_failed_export_tells_the_tenant_an_incident_id_not_the_exception(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an object store failing with internal details in its message
+    api = Api(stack)
+    account = api.signup()
+    segment_id = computed_segment(stack, api, account, ["u1"], NOW)
+
+    def broken(*_: object) -> int:
+        raise OSError("upload to gs://segops-exports-prod/internal/path refused for sa-export@proj")
+
+    monkeypatch.setattr(stack.runtime.objects, "upload", broken)
+    started = api.post(f"/api/segments/{segment_id}/export/", {"format": "csv"}, headers=account.bearer)
+    export_id = started.get_json()["export_id"]
+    with pytest.raises(RetryableError):
+        run_export(
+            stack.runtime,
+            ExportRequested(tenant_id=account.tenant_id, segment_id=segment_id, export_id=export_id, format="csv"),
+        )
+    # WHEN the tenant polls THEN the export failed with a generic message naming the logged incident
+    poll = api.get(f"/api/segments/{segment_id}/export/?export_id={export_id}", headers=account.bearer).get_json()
+    [logged] = [r for r in caplog.records if r.getMessage() == "export failed"]
+    assert poll["status"] == "failed" and f"incident {logged.__dict__['incident']}" in poll["error"]
+    assert "gs://" not in poll["error"] and "OSError" not in poll["error"]

@@ -115,7 +115,7 @@ def test_parquet_export_streams_to_gcs_and_download_redirects_to_a_signed_url(
     status = api.get(f"/api/segments/{segment_id}/export/?export_id={export_id}", headers=account.bearer).get_json()
     assert status["status"] == "succeeded" and status["row_count"] == 2_500
     # THEN the object in GCS is the members file
-    [blob] = list(bucket.list_blobs(prefix=f"exports/{account.tenant_id}/{export_id}/"))
+    [blob] = list(bucket.list_blobs(prefix=f"{account.tenant_id}/exports/{export_id}/"))
     assert blob.content_type == "application/vnd.apache.parquet"
     table = pq.read_table(io.BytesIO(blob.download_as_bytes()))
     assert table.column("user_id").to_pylist() == [m["user_id"] for m in members(api, account, segment_id)]

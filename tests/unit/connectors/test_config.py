@@ -16,11 +16,16 @@ def _runtime(environment: str) -> Runtime:
     return cast(Runtime, SimpleNamespace(settings=Settings(environment=environment)))
 
 
-def test_production_requires_https_endpoints() -> None:
+@pytest.mark.parametrize("environment", ["dev", "test", "production"])
+def test_endpoints_are_https_on_documented_hosts_in_every_environment(environment: str) -> None:
     config: dict[str, Any] = {"rest_endpoint": "http://rest.iad-01.braze.com", "subscription_group_id": "g"}
     with pytest.raises(ValidationFailed) as raised:
-        validate_config(_runtime("production"), "braze", config)
+        validate_config(_runtime(environment), "braze", config)
     assert raised.value.details["errors"][0]["pointer"] == "/config/rest_endpoint"
-    assert validate_config(_runtime("dev"), "braze", config)["rest_endpoint"] == "http://rest.iad-01.braze.com/"
     secure = {**config, "rest_endpoint": "https://rest.iad-01.braze.com"}
-    assert validate_config(_runtime("production"), "braze", secure)["identifier"] == "external_id"
+    assert validate_config(_runtime(environment), "braze", secure)["identifier"] == "external_id"
+
+
+def test_test_networks_are_refused_in_production() -> None:
+    with pytest.raises(ValueError, match="refused in production"):
+        Settings(environment="production", connector_test_networks=["127.0.0.0/8"])

@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
+from http import HTTPStatus
 
 import pytest
 from segops.connectors.delivery import HttpSync, PlatformError, RetryPolicy, Tally, chunks
 
-from tests.support.platforms import FakePlatform, Recorded, Reply
+from tests.support.log_secrets import watch
+from tests.support.platforms import CONTRACT_EGRESS, FakePlatform, Recorded, Reply
 
 SECRET = "sk_platform_secret_000"
+watch(SECRET)
 
 
 class Scripted(FakePlatform):
@@ -38,7 +41,7 @@ def _client(waits: list[float], attempts: int = 4, timeout: float = 10.0) -> Htt
     # A generous timeout unless the test is about timeouts: a loaded CI machine must not turn an
     # answered request into a timed-out one (and so a retry).
     policy = RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.01, timeout_seconds=timeout, max_wait_seconds=60)
-    return HttpSync(policy, secrets=[SECRET], sleep=waits.append)
+    return HttpSync(policy, CONTRACT_EGRESS, sleep=waits.append)
 
 
 def test_429_waits_for_retry_after_seconds_or_date_or_reset_header(server: Scripted) -> None:
@@ -73,7 +76,19 @@ def test_other_4xx_are_never_retried(server: Scripted, status: int) -> None:
         _client(waits).call("POST", f"{server.url}/x", {"Authorization": f"Bearer {SECRET}"}, {})
     assert waits == [] and len(server.requests) == 1
     assert raised.value.status == status and not raised.value.retryable
-    assert SECRET not in raised.value.summary and "[redacted]" in raised.value.summary
+    # AND the summary is the status and its standard phrase: nothing of the body (which echoed the key)
+    assert raised.value.summary == f"POST /x → {status} {HTTPStatus(status).phrase}"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_never_followed(server: Scripted, status: int) -> None:
+    # GIVEN a platform answering with a redirect to the cloud metadata server
+    waits: list[float] = []
+    server.script = [(status, {"Location": "http://169.254.169.254/computeMetadata/v1/"}, None)]
+    # THEN the call fails for good without a second request
+    with pytest.raises(PlatformError) as raised:
+        _client(waits).call("GET", f"{server.url}/x", {})
+    assert raised.value.status == status and not raised.value.retryable and len(server.requests) == 1
 
 
 def test_chunks_and_tally() -> None:
