@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow
 
 PROMPT = "viewed pricing at least 3 times in the last 7 days"
 REFINEMENT = "viewed docs 2 times"
+REDRAFT = "viewed docs at least 4 times"
 
 
 def test_a_described_audience_fills_the_builder_and_saves_as_an_ai_segment(
@@ -86,5 +87,18 @@ def test_a_described_audience_fills_the_builder_and_saves_as_an_ai_segment(
     assert [c["event_type"] for c in segment["definition"]["conditions"]] == ["page_viewed", "page_viewed"]
     _, versions = console_stack.api(owner.access, "GET", f"/api/segments/{segment['id']}/versions/")
     assert [v["prompt"] for v in versions["results"]] == [f"{PROMPT} and {REFINEMENT}"]
+
+    # WHEN its rules are drafted anew on the segment's page and saved
+    box = page.get_by_role("region", name="Describe your audience")
+    box.get_by_label("Audience description").fill(REDRAFT)
+    box.get_by_role("button", name="Draft").click()
+    # THEN the draft replaced the rules, and the new version keeps the new prompt
+    expect(page.locator('[data-node="condition"]')).to_have_count(1)
+    expect(page.get_by_role("group", name="Condition 1").get_by_label("Count")).to_have_value("4")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved as version 2")).to_be_visible()
+    _, versions = console_stack.api(owner.access, "GET", f"/api/segments/{segment['id']}/versions/")
+    prompts = {v["version"]: v["prompt"] for v in versions["results"]}
+    assert prompts == {1: f"{PROMPT} and {REFINEMENT}", 2: REDRAFT}
     # the refused prompt's 400 is the only error the browser logged
     assert [e for e in browser_page.errors if "status of 400" not in e] == []
