@@ -63,6 +63,7 @@ def test_invited_viewer_gets_a_read_only_console(
         expect(invitee.page.get_by_role("button", name="Recompute")).to_have_count(0)
         expect(invitee.page.get_by_role("button", name="Save")).to_have_count(0)
         expect(invitee.page.get_by_role("button", name="+ Condition")).to_have_count(0)
+        expect(invitee.page.get_by_role("button", name="Draft")).to_have_count(0)
         expect(invitee.page.get_by_role("switch", name="Active")).to_be_disabled()
         expect(invitee.page.get_by_role("tab", name="Export")).to_have_count(0)
         assert_accessible(invitee.page, "viewer-segment")
@@ -73,6 +74,7 @@ def test_invited_viewer_gets_a_read_only_console(
     # AND what the UI hides, the API refuses
     assert console_stack.api(vera, "POST", "/api/segments/", {"name": "Nope"})[0] == 403
     assert console_stack.api(vera, "PATCH", f"/api/segments/{segment['id']}/", {"definition": DEFINITION})[0] == 403
+    assert console_stack.api(vera, "POST", "/api/segments/ai/draft/", {"prompt": "viewed pricing"})[0] == 403
     assert console_stack.api(vera, "POST", f"/api/segments/{segment['id']}/compute/")[0] == 403
     assert console_stack.api(vera, "POST", "/api/keys/", {"name": "x", "role": "viewer"})[0] == 403
     # WHEN the owner promotes her to member THEN the API lets her write

@@ -24,6 +24,7 @@ import { api, ApiError, download } from '../api/client';
 import type { ComputeStatus, Export, Members, Membership, Segment, VersionList } from '../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../app/feedback';
 import { useWorkspace } from '../app/session';
+import { AudienceDraft } from '../segments/AudienceDraft';
 import { ComputeBadge } from '../segments/ComputeBadge';
 import { DefinitionEditor } from '../segments/DefinitionEditor';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
@@ -165,9 +166,18 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
   const [definition, setDefinition] = useState<DslGroup>(
     () => (segment.definition as DslGroup | null) ?? emptyDefinition(),
   );
+  // The prompts drafted into the rules since the last save; an ai segment's new version keeps them
+  // (joined by "and": a refinement's conditions are AND-ed to the rules before it).
+  const [prompts, setPrompts] = useState<string[]>([]);
+  const keepsPrompt = segment.segment_type === 'ai' && prompts.length > 0;
   const save = useMutation({
-    mutationFn: () => api.patch<Segment>(`/api/segments/${segment.id}/`, { definition }),
+    mutationFn: () =>
+      api.patch<Segment>(`/api/segments/${segment.id}/`, {
+        definition,
+        ...(keepsPrompt ? { prompt: prompts.join(' and ') } : {}),
+      }),
     onSuccess: (saved) => {
+      setPrompts([]);
       client.setQueryData(['segment', segment.id], saved);
       void client.invalidateQueries({ queryKey: ['versions', segment.id] });
       notifications.show({ color: 'green', message: `Saved as version ${saved.version}` });
@@ -182,6 +192,16 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
       }}
     >
       <Stack>
+        {!readOnly && (
+          <AudienceDraft
+            definition={definition}
+            error={fields['/prompt']}
+            onDrafted={(drafted, prompt, refined) => {
+              setPrompts((before) => (refined ? [...before, prompt] : [prompt]));
+              setDefinition(drafted);
+            }}
+          />
+        )}
         <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
         {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
         {!readOnly && (

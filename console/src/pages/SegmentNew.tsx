@@ -1,4 +1,5 @@
 // New Segment: name, type and rules in one form; Save creates the segment with its first version.
+// Rules drafted from a description make it an `ai` segment that keeps the prompts with its version.
 import { Button, Group, Select, Stack, Textarea, TextInput } from '@mantine/core';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
@@ -6,6 +7,8 @@ import { useNavigate } from 'react-router';
 import { api, ApiError } from '../api/client';
 import type { Segment } from '../api/types';
 import { ErrorNotice, PageHeader } from '../app/feedback';
+import { useWorkspace } from '../app/session';
+import { AudienceDraft } from '../segments/AudienceDraft';
 import { DefinitionEditor } from '../segments/DefinitionEditor';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
 
@@ -16,6 +19,10 @@ export default function SegmentNew() {
   const [description, setDescription] = useState('');
   const [type, setType] = useState('rule');
   const [definition, setDefinition] = useState<DslGroup>(emptyDefinition);
+  // Every prompt that went into the rules, in order (a refinement adds one). They are stored joined
+  // by "and", which is what a refinement means: its conditions are AND-ed to the rules before it.
+  const [prompts, setPrompts] = useState<string[]>([]);
+  const { can } = useWorkspace();
   const create = useMutation({
     mutationFn: () =>
       api.post<Segment>('/api/segments/', {
@@ -23,6 +30,8 @@ export default function SegmentNew() {
         description,
         segment_type: type,
         ...(definition.conditions.length > 0 ? { definition } : {}),
+        // Only ai segments take a prompt (the API refuses one on any other type).
+        ...(type === 'ai' && prompts.length > 0 ? { prompt: prompts.join(' and ') } : {}),
       }),
     onSuccess: async (segment) => {
       await client.invalidateQueries({ queryKey: ['segments'] });
@@ -64,6 +73,18 @@ export default function SegmentNew() {
             onChange={(e) => setDescription(e.currentTarget.value)}
             error={fields['/description']}
           />
+          {can('member') && (
+            <AudienceDraft
+              definition={definition}
+              error={fields['/prompt']}
+              onDrafted={(drafted, prompt, refined) => {
+                // A fresh draft starts the prompt history over; a refinement (the old rules AND-ed) extends it.
+                setPrompts((before) => (refined ? [...before, prompt] : [prompt]));
+                setDefinition(drafted);
+                setType('ai');
+              }}
+            />
+          )}
           <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
           {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
           <Group>
