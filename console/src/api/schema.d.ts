@@ -1472,7 +1472,7 @@ export interface components {
         SandboxEvent: {
             /**
              * User Id
-             * @description An existing or hypothetical user id.
+             * @description An existing or hypothetical user id (the ingestion rule: 1-256 characters, no control characters).
              */
             user_id: string;
             /** Event Type */

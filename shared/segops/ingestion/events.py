@@ -31,6 +31,9 @@ MAX_FUTURE = timedelta(hours=24)
 MIN_OCCURRED_AT = datetime(1900, 1, 1, tzinfo=UTC)
 # Unicode category Cc: C0 controls, DEL and C1 controls.
 NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# What a user id may be wherever one arrives (ingestion, the sandbox): the same rule everywhere, so a
+# what-if never names a user that ingestion would refuse.
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_ID_CHARS, pattern=NO_CONTROL_CHARS)]
 # Deterministic event ids for client message ids: uuid5(namespace, "<tenant>:<message_id>").
 EVENT_ID_NAMESPACE = uuid.UUID("5d0f7a52-6a3b-4c61-9a0e-4f1c2b7d9e10")
 FIELDS = ("user_id", "event_type", "occurred_at", "payload", "message_id")
@@ -39,9 +42,7 @@ FIELDS = ("user_id", "event_type", "occurred_at", "payload", "message_id")
 class IncomingEvent(StrictModel):
     """One event as a client sends it (`POST /api/ingestion/track/`, one item of a batch)."""
 
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_ID_CHARS, pattern=NO_CONTROL_CHARS)] = (
-        Field(description="Your unique user identifier (1-256 characters, no control characters).")
-    )
+    user_id: UserId = Field(description="Your unique user identifier (1-256 characters, no control characters).")
     event_type: EventType = Field(description="Snake-case event name, e.g. page_viewed.")
     occurred_at: str | None = Field(
         default=None, description="ISO 8601 timestamp (naive = UTC); defaults to receive time; ≤ 24 h ahead."

@@ -12,6 +12,7 @@ from segops import clock
 from segops.boundary import StrictModel
 from segops.event_type import EventType
 from segops.http.routes import RequestContext, Router
+from segops.ingestion.events import UserId
 from segops.sandbox import service
 
 router = Router("/api/explorer/sandbox", role="member")
@@ -21,18 +22,13 @@ MAX_FUTURE = timedelta(hours=24)
 
 
 class SandboxEvent(StrictModel):
-    user_id: str = Field(min_length=1, max_length=256, description="An existing or hypothetical user id.")
+    user_id: UserId = Field(
+        description="An existing or hypothetical user id (the ingestion rule: 1-256 characters, no control characters)."
+    )
     event_type: EventType
     occurred_at: datetime | None = Field(default=None, description="Defaults to now; naive means UTC.")
     payload: dict[str, Any] = Field(default_factory=dict)
     tenant: int | str | None = None
-
-    @field_validator("user_id")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("user_id must not contain control characters")
-        return value
 
     @field_validator("occurred_at")
     @classmethod

@@ -179,6 +179,10 @@ def test_validation_and_roles(stack: LocalStack) -> None:
     future = (NOW + timedelta(days=3)).isoformat()
     late = api.post(PUBLISH, {"user_id": "u", "event_type": "x", "occurred_at": future}, headers=account.bearer)
     assert assert_error(late, 400)["details"]["errors"][0]["pointer"] == "/occurred_at"
+    # The ingestion rule for user ids: C0, DEL and C1 controls (here NEL, U+0085) are refused alike.
+    for control in ("\x07", "\x7f", "\x85"):
+        refused = api.post(PUBLISH, {"user_id": f"u{control}1", "event_type": "x"}, headers=account.bearer)
+        assert assert_error(refused, 400)["details"]["errors"][0]["pointer"] == "/user_id"
     forbidden = api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}, headers=key_with_role(api, account, "viewer"))
     assert_error(forbidden, 403, "forbidden")
     assert_error(api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}), 401, "unauthorized")
