@@ -44,6 +44,8 @@ def test_a_lookalike_is_previewed_and_saved_from_its_seed(
         assert time.monotonic() < deadline, status
         time.sleep(0.3)
     assert status["member_count"] == len(SEED_USERS)
+    # and a seed that was never computed
+    console_stack.api(owner.access, "POST", "/api/segments/", {"name": "Never computed", "definition": invited})
     page = browser_page.page
     log_in(page, console_stack, owner)
     nav(page, "Segments")
@@ -64,6 +66,19 @@ def test_a_lookalike_is_previewed_and_saved_from_its_seed(
     # WHEN it is previewed without a seed THEN the API's message is at the seed field
     form.get_by_role("button", name="Preview").click()
     expect(form.get_by_role("textbox", name="Seed segment")).to_have_attribute("aria-invalid", "true")
+
+    # WHEN the uncomputed seed is previewed THEN the API's 409 says to compute it first
+    form.get_by_role("textbox", name="Seed segment").click()
+    page.get_by_role("option", name="Never computed").click()
+    form.get_by_role("button", name="Preview").click()
+    expect(form.get_by_role("alert")).to_contain_text("compute it first")
+
+    # WHEN a minimum score is chosen instead of a size THEN its box replaces the size box
+    form.get_by_text("Minimum score", exact=True).click()
+    expect(form.get_by_role("radio", name="Minimum score")).to_be_checked()
+    expect(form.get_by_role("textbox", name="Minimum score")).to_have_value("0.5")
+    expect(form.get_by_role("textbox", name="Size", exact=True)).to_have_count(0)
+    form.get_by_text("Size", exact=True).click()
 
     # WHEN the seed and a size of 5 are chosen and previewed
     form.get_by_role("textbox", name="Seed segment").click()
@@ -96,5 +111,5 @@ def test_a_lookalike_is_previewed_and_saved_from_its_seed(
     expect(detail.get_by_role("textbox", name="Seed segment")).to_have_value("Partner invitees")
     expect(detail.get_by_role("textbox", name="Size", exact=True)).to_have_value("5")
     assert_accessible(page, "lookalike-detail")
-    # the seedless preview's 400 is the only error the browser logged
-    assert [e for e in browser_page.errors if "status of 400" not in e] == []
+    # the refused previews' 400 and 409 are the only errors the browser logged
+    assert [e for e in browser_page.errors if "status of 400" not in e and "status of 409" not in e] == []
