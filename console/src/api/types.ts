@@ -8,6 +8,7 @@ export type SegmentList = Schemas['SegmentList'];
 export type ComputeStatus = Schemas['ComputeStatusOut'];
 export type Members = Schemas['MembersOut'];
 export type Preview = Schemas['PreviewOut'];
+export type LookalikePreview = Schemas['LookalikePreviewOut'];
 export type AiDraft = Schemas['DraftOut'];
 export type Export = Schemas['ExportOut'];
 export type VersionList = Schemas['VersionList'];

@@ -28,6 +28,7 @@ import { AudienceDraft } from '../segments/AudienceDraft';
 import { ComputeBadge } from '../segments/ComputeBadge';
 import { DefinitionEditor } from '../segments/DefinitionEditor';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
+import { emptyLookalike, LookalikeForm, type LookalikeDefinition } from '../segments/LookalikeForm';
 import { VersionDiff } from '../segments/VersionDiff';
 
 export default function SegmentDetail() {
@@ -74,7 +75,11 @@ function SegmentPage({ segment }: { segment: Segment }) {
           {editable && <Tabs.Tab value="export">Export</Tabs.Tab>}
         </Tabs.List>
         <Tabs.Panel value="definition" pt="md">
-          <DefinitionTab segment={segment} readOnly={!editable} />
+          {segment.segment_type === 'lookalike' ? (
+            <LookalikeTab segment={segment} readOnly={!editable} />
+          ) : (
+            <DefinitionTab segment={segment} readOnly={!editable} />
+          )}
         </Tabs.Panel>
         <Tabs.Panel value="members" pt="md">
           <MembersTab segment={segment} />
@@ -203,6 +208,42 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
           />
         )}
         <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
+        {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
+        {!readOnly && (
+          <Group>
+            <Button type="submit" loading={save.isPending}>
+              Save
+            </Button>
+          </Group>
+        )}
+      </Stack>
+    </form>
+  );
+}
+
+function LookalikeTab({ segment, readOnly }: { segment: Segment; readOnly: boolean }) {
+  const client = useQueryClient();
+  const [definition, setDefinition] = useState<LookalikeDefinition>(
+    () => (segment.definition as LookalikeDefinition | null) ?? emptyLookalike(),
+  );
+  const save = useMutation({
+    mutationFn: () => api.patch<Segment>(`/api/segments/${segment.id}/`, { definition }),
+    onSuccess: (saved) => {
+      client.setQueryData(['segment', segment.id], saved);
+      void client.invalidateQueries({ queryKey: ['versions', segment.id] });
+      notifications.show({ color: 'green', message: `Saved as version ${saved.version}` });
+    },
+  });
+  const fields = save.error instanceof ApiError ? save.error.fieldErrors : {};
+  return (
+    <form
+      onSubmit={(e) => {
+        e.preventDefault();
+        save.mutate();
+      }}
+    >
+      <Stack>
+        <LookalikeForm definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
         {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
         {!readOnly && (
           <Group>

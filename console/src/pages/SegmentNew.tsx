@@ -1,5 +1,6 @@
 // New Segment: name, type and rules in one form; Save creates the segment with its first version.
 // Rules drafted from a description make it an `ai` segment that keeps the prompts with its version.
+// A lookalike has no rules: its definition is a seed and a size or score (`LookalikeForm`).
 import { Button, Group, Select, Stack, Textarea, TextInput } from '@mantine/core';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
@@ -10,6 +11,7 @@ import { ErrorNotice, PageHeader } from '../app/feedback';
 import { useWorkspace } from '../app/session';
 import { AudienceDraft } from '../segments/AudienceDraft';
 import { DefinitionEditor } from '../segments/DefinitionEditor';
+import { emptyLookalike, LookalikeForm } from '../segments/LookalikeForm';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
 
 export default function SegmentNew() {
@@ -19,6 +21,7 @@ export default function SegmentNew() {
   const [description, setDescription] = useState('');
   const [type, setType] = useState('rule');
   const [definition, setDefinition] = useState<DslGroup>(emptyDefinition);
+  const [lookalike, setLookalike] = useState(emptyLookalike);
   // Every prompt that went into the rules, in order (a refinement adds one). They are stored joined
   // by "and", which is what a refinement means: its conditions are AND-ed to the rules before it.
   const [prompts, setPrompts] = useState<string[]>([]);
@@ -29,7 +32,8 @@ export default function SegmentNew() {
         name,
         description,
         segment_type: type,
-        ...(definition.conditions.length > 0 ? { definition } : {}),
+        ...(type === 'lookalike' ? { definition: lookalike } : {}),
+        ...(type !== 'lookalike' && definition.conditions.length > 0 ? { definition } : {}),
         // Only ai segments take a prompt (the API refuses one on any other type).
         ...(type === 'ai' && prompts.length > 0 ? { prompt: prompts.join(' and ') } : {}),
       }),
@@ -73,7 +77,10 @@ export default function SegmentNew() {
             onChange={(e) => setDescription(e.currentTarget.value)}
             error={fields['/description']}
           />
-          {can('member') && (
+          {type === 'lookalike' && (
+            <LookalikeForm definition={lookalike} onChange={setLookalike} errors={fields} readOnly={false} />
+          )}
+          {type !== 'lookalike' && can('member') && (
             <AudienceDraft
               definition={definition}
               error={fields['/prompt']}
@@ -85,7 +92,9 @@ export default function SegmentNew() {
               }}
             />
           )}
-          <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
+          {type !== 'lookalike' && (
+            <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
+          )}
           {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
           <Group>
             <Button type="submit" loading={create.isPending}>
