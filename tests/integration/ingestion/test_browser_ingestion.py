@@ -83,11 +83,6 @@ def shop() -> Iterator[PageServer]:
     server.close()
 
 
-@pytest.fixture
-def account(stack: LocalStack) -> Account:
-    return Api(stack).signup()
-
-
 def _publishable_key(stack: LocalStack, account: Account, origin: str) -> str:
     body = {"name": "shop", "kind": "publishable", "allowed_origins": [origin]}
     response = Api(stack).post("/api/keys/", body, headers=account.bearer)

@@ -20,16 +20,6 @@ EVENT = {"user_id": "u1", "event_type": "page_viewed"}
 
 
 @pytest.fixture
-def api(stack: LocalStack) -> Api:
-    return Api(stack)
-
-
-@pytest.fixture
-def account(api: Api) -> Account:
-    return api.signup()
-
-
-@pytest.fixture
 def publishable(api: Api, account: Account) -> dict[str, Any]:
     response = api.post(
         "/api/keys/",

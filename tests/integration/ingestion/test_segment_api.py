@@ -8,7 +8,6 @@ import base64
 from typing import Any
 
 import orjson
-import pytest
 from segment.analytics import Client
 from segops.ingestion.events import event_id_for
 from segops.localstack import LocalStack
@@ -16,16 +15,6 @@ from segops.localstack import LocalStack
 from tests.support.api import Account, Api, assert_error
 from tests.support.ingestion import error_rows, stored_events
 from tests.support.served import LossyProxy
-
-
-@pytest.fixture
-def api(stack: LocalStack) -> Api:
-    return Api(stack)
-
-
-@pytest.fixture
-def account(api: Api) -> Account:
-    return api.signup()
 
 
 def _basic(key: str) -> dict[str, str]:

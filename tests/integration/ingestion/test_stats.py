@@ -5,18 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.writer import write_events
 from segops.localstack import LocalStack
 from segops.messages import TrackedEvent
 
 from tests.support.api import Account, Api, assert_error
-
-
-@pytest.fixture
-def api(stack: LocalStack) -> Api:
-    return Api(stack)
 
 
 def _received(stack: LocalStack, tenant_id: int, user: str, event_type: str, at: datetime) -> TrackedEvent:

@@ -86,16 +86,6 @@ BAD_EVENTS: list[tuple[str, Any, str, str]] = [
 ]
 
 
-@pytest.fixture
-def api(stack: LocalStack) -> Api:
-    return Api(stack)
-
-
-@pytest.fixture
-def account(api: Api) -> Account:
-    return api.signup()
-
-
 def _valid(n: int, tag: str) -> list[dict[str, Any]]:
     return [
         {"user_id": f"{tag}-{i}", "event_type": "page_viewed", "payload": {"path": f"/p/{i}", "n": i}} for i in range(n)

@@ -22,16 +22,6 @@ from tests.support.ingestion import FlakyWarehouse, deliver, error_rows, record_
 BATCH = "/api/ingestion/track/batch/"
 
 
-@pytest.fixture
-def api(stack: LocalStack) -> Api:
-    return Api(stack)
-
-
-@pytest.fixture
-def account(api: Api) -> Account:
-    return api.signup()
-
-
 def _event(tenant_id: int, user_id: str, message_id: str | None = None, **kw: object) -> TrackedEvent:
     now = datetime.now(UTC)
     values: dict[str, object] = {

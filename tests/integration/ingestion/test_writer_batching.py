@@ -38,11 +38,6 @@ class Crash(BaseException):
     """The writer process dies here: no cleanup of the flush runs."""
 
 
-@pytest.fixture
-def account(stack: LocalStack) -> Account:
-    return Api(stack).signup()
-
-
 def _message(events: Sequence[TrackedEvent], n: int = 0, attempt: int = 1) -> BusMessage:
     data = EventBatch(events=list(events)).model_dump_json().encode()
     tenant = str(events[0].tenant_id)
