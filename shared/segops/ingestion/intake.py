@@ -94,12 +94,17 @@ def _batch_items(body: Any) -> list[Any]:
         raise RequestRefused(
             "invalid_body", f'unknown field {unknown[0]!r}; a batch is {{"events": [...]}}', "/" + unknown[0]
         )
-    items = body.get("events")
+    return _bounded_list(body, "events")
+
+
+def _bounded_list(body: dict[str, Any], field: str) -> list[Any]:
+    """`body[field]`, which must be an array of at most `MAX_BATCH_EVENTS` items."""
+    items = body.get(field)
     if not isinstance(items, list):
-        raise RequestRefused("invalid_body", "`events` is required and must be an array", "/events")
+        raise RequestRefused("invalid_body", f"`{field}` is required and must be an array", "/" + field)
     if len(items) > MAX_BATCH_EVENTS:
         raise RequestRefused(
-            "batch_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}", "/events"
+            "batch_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}", "/" + field
         )
     return items
 
@@ -153,13 +158,7 @@ def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchO
         body = parse_body(raw)
         if not isinstance(body, dict):
             raise RequestRefused("invalid_body", "request body must be a JSON object with a `batch` array")
-        items = body.get("batch")
-        if not isinstance(items, list):
-            raise RequestRefused("invalid_body", "`batch` is required and must be an array", "/batch")
-        if len(items) > MAX_BATCH_EVENTS:
-            raise RequestRefused(
-                "batch_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events, got {len(items)}", "/batch"
-            )
+        items = _bounded_list(body, "batch")
     except RequestRefused as refused:
         record_errors(
             runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
