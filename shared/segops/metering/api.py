@@ -16,7 +16,10 @@ from segops.metering.usage import Granularity, as_csv, totals, usage_rows
 
 router = Router("/api/usage", role="admin")
 
-# Bounded reads: at most 31 days of hours (744 buckets) or 366 days of days.
+# Bounded reads: at most 31 days of hours (744 buckets) or 366 days of days, within what the
+# warehouse's `DateTime` holds.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2106, 1, 1, tzinfo=UTC)
 MAX_SPAN: dict[Granularity, timedelta] = {"hour": timedelta(days=31), "day": timedelta(days=366)}
 DEFAULT_SPAN: dict[Granularity, timedelta] = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
 
@@ -36,7 +39,8 @@ class UsageQuery(StrictModel):
     end: datetime | None = Field(
         default=None,
         alias="to",
-        description="Exclusive; naive means UTC. Default: the end of the current hour or day.",
+        description="Exclusive, rounded up to its hour or day; naive means UTC. Default: the end of the current "
+        "hour or day.",
     )
     granularity: Granularity = "hour"
     format: Literal["json", "csv"] = Field(
@@ -48,12 +52,17 @@ class UsageQuery(StrictModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if not EARLIEST <= value < LATEST:
+            raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+        return value
 
     @model_validator(mode="after")
     def _period(self) -> UsageQuery:
         step = timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
-        self.end = self.end or _floor(clock.now(), self.granularity) + step
+        end = self.end or clock.now()
+        # Whole buckets: the end rounded up (an instant already on a boundary stays).
+        self.end = end if _floor(end, self.granularity) == end else _floor(end, self.granularity) + step
         self.start = _floor(self.start or self.end - DEFAULT_SPAN[self.granularity], self.granularity)
         if self.start >= self.end:
             raise ValueError("`from` must be before `to`")

@@ -156,6 +156,8 @@ BAD_QUERIES = [
     ("granularity=week", "/query/granularity"),
     ("format=xml", "/query/format"),
     ("from=yesterday", "/query/from"),
+    ("from=0805-11-20T06:03:12Z", "/query/from"),
+    ("to=2106-01-01T00:00:00Z", "/query/to"),
     ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "/query"),
     ("from=2026-01-01&to=2026-03-01&granularity=hour", "/query"),
     ("from=2024-01-01&to=2026-01-01&granularity=day", "/query"),
@@ -167,3 +169,10 @@ def test_bad_parameters_are_400_with_a_pointer(api: Api, account: Account) -> No
     for query, pointer in BAD_QUERIES:
         body = assert_error(api.get(f"{USAGE}?{query}", headers=account.bearer), 400, "validation_failed")
         assert [e["pointer"] for e in body["details"]["errors"]] == [pointer], query
+
+
+def test_the_period_is_whole_buckets(api: Api, account: Account) -> None:
+    report = usage(api, account, "from=2026-01-01T00:20:00.5Z&to=2026-01-01T05:30:00.123456Z")
+    assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-01T06:00:00Z")
+    report = usage(api, account, "from=2026-01-01T12:00:00Z&to=2026-01-03T00:00:00Z&granularity=day")
+    assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z")
