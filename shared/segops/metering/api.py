@@ -95,7 +95,7 @@ class UsageReport(BaseModel):
     breakdown: list[UsageBreakdown] = Field(description="Totals per metric and dimension over the period.")
 
 
-@router.get("/", query=UsageQuery, response=UsageReport)
+@router.get("/", query=UsageQuery, response=UsageReport, also_media=("text/csv",))
 def usage(ctx: RequestContext) -> UsageReport | Response:
     """Billable units of the tenant per hour or day (`docs/operations.md` § Usage metering)."""
     query: UsageQuery = ctx.query

@@ -176,3 +176,11 @@ def test_the_period_is_whole_buckets(api: Api, account: Account) -> None:
     assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-01T06:00:00Z")
     report = usage(api, account, "from=2026-01-01T12:00:00Z&to=2026-01-03T00:00:00Z&granularity=day")
     assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z")
+
+
+def test_the_openapi_document_offers_both_forms(api: Api) -> None:
+    document = api.get("/api/openapi.json").get_json()
+    operation = document["paths"]["/api/usage/"]["get"]
+    assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    assert operation["x-segops-min-role"] == "admin"
+    assert {p["name"] for p in operation["parameters"]} == {"from", "to", "granularity", "format"}
