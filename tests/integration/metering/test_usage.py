@@ -45,6 +45,7 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
     events_topic = record_topic(stack, Topic.EVENTS)
     compute_topic = record_topic(stack, Topic.SEGMENT_COMPUTE)
     exports_topic = record_topic(stack, Topic.SEGMENT_EXPORTS)
+    changes_topic = record_topic(stack, Topic.MEMBERSHIP_CHANGES)
     before = usage(api, account)
     # GIVEN a batch of three page views (each with a message_id) and one invalid event
     views = [{"user_id": f"u{i}", "event_type": "page_viewed", "message_id": f"view-{i}"} for i in range(3)]
@@ -56,12 +57,19 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
     assert deliver(stack, "event_writer", message) == 200
     assert api.post("/api/ingestion/track/", views[0], headers=account.key).status_code == 202
     stack.bus.drain()
-    # AND a segment computed, its compute request delivered twice
+    # AND a segment with a file connector, computed, its compute request and its change delivered twice
     segment_id = defined_segment(api, account, VISITED)
+    connector = {"name": "Files", "type": "file", "segment_id": segment_id, "active": True, "config": {"format": "csv"}}
+    created = api.post("/api/connectors/", connector, headers=account.bearer)
+    assert created.status_code == 201
     assert api.post(f"/api/segments/{segment_id}/compute/", headers=account.bearer).status_code == 202
     stack.bus.drain()
     requested = [m for m in compute_topic if m.attributes.get("kind") != "users_changed"]
     assert requested and deliver(stack, "segment_compute", requested[-1]) == 200
+    [change] = changes_topic
+    assert deliver(stack, "connector_sync", change) == 200
+    syncs = api.get(f"/api/connectors/{created.get_json()['id']}/syncs/", headers=account.bearer).get_json()
+    assert sorted(s["kind"] for s in syncs["results"]) == ["full", "incremental", "incremental"]
     # AND an export of it, its message delivered twice
     started = api.post(f"/api/segments/{segment_id}/export/", {"format": "csv"}, headers=account.bearer)
     assert started.status_code == 202
@@ -95,18 +103,21 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
         exported["row_count"],
         exported["size_bytes"],
     )
-    assert exported["row_count"] == 0 or exported["size_bytes"] > 0
-    # AND one sandbox call, one AI draft, no connector sync
-    assert (totals["sandbox_calls"], totals["ai_drafts"], totals["connector_syncs"]) == (1, 1, 0)
+    assert exported["row_count"] == 3 and exported["size_bytes"] > 0
+    # AND two connector syncs: the full one on activation (nobody to push yet), and the change's (its
+    # redelivery ran the same change again: counted once)
+    assert (totals["connector_syncs"], totals["connector_users_pushed"]) == (2, 3)
+    # AND one sandbox call, one AI draft
+    assert (totals["sandbox_calls"], totals["ai_drafts"]) == (1, 1)
     counted = breakdown(after)
     assert counted[("ai_drafts", "offline")] == 1 and counted[("computes", "full")] == 1
-    assert counted[("export_rows", "csv")] == exported["row_count"]
+    assert counted[("export_rows", "csv")] == 3 and counted[("connector_syncs", "file")] == 2
     # AND API calls per function and status class: the requests above, plus the first usage read
     assert counted[("api_calls", "track_batch:2xx")] == 1 and counted[("api_calls", "track:2xx")] == 1
     assert counted[("api_calls", "sandbox:2xx")] == 1
     earlier = breakdown(before).get(("api_calls", "api:2xx"), 0)
-    # segment create + patch, compute, export, poll, draft, and the usage read `before`
-    assert counted[("api_calls", "api:2xx")] == earlier + 7
+    # segment create + patch, connector, its syncs, compute, export, poll, draft, the usage read `before`
+    assert counted[("api_calls", "api:2xx")] == earlier + 9
     # AND the timeseries adds up to the totals
     assert sum(bucket["values"].get("api_calls", 0) for bucket in after["timeseries"]) == totals["api_calls"]
 
