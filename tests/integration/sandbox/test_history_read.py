@@ -1,0 +1,57 @@
+"""The sandbox's one read: a primary-key range of one user's events, bounded, values bound."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from segops.localstack import LocalStack
+from segops.sandbox.service import HISTORY_QUERY, stored_history
+from segops.warehouse import TenantWarehouse
+
+from tests.support.events import fresh_tenant
+from tests.support.segment_api import event_row, insert_events
+
+AT = datetime(2026, 4, 25, 14, 0, 0, 123_000, tzinfo=UTC)
+HOSTILE = "o'brien\\'; DROP TABLE events --"
+
+
+def test_reads_one_users_events_at_or_before_now_per_event_type(stack: LocalStack) -> None:
+    # GIVEN a hostile user id with events before, at and after `at`, a namesake in another tenant,
+    # and another user of the same tenant
+    tenant, other = fresh_tenant(), fresh_tenant()
+    insert_events(
+        stack,
+        [
+            event_row(tenant, HOSTILE, "order_placed", AT - timedelta(days=2), {"total": 5}),
+            event_row(tenant, HOSTILE, "order_placed", AT, {"total": 7}),
+            event_row(tenant, HOSTILE, "page_viewed", AT - timedelta(milliseconds=1)),
+            event_row(tenant, HOSTILE, "page_viewed", AT + timedelta(milliseconds=1)),
+            event_row(tenant, "someone else", "order_placed", AT - timedelta(days=1)),
+            event_row(other, HOSTILE, "email_opened", AT - timedelta(days=1)),
+        ],
+    )
+    # WHEN the sandbox reads the user's history
+    history = stored_history(TenantWarehouse(stack.runtime.warehouse, tenant), HOSTILE, AT)
+    # THEN it has exactly their events up to `at`, in epoch milliseconds, grouped by type
+    at_ms = int(AT.timestamp() * 1000)
+    assert set(history) == {"order_placed", "page_viewed"}
+    orders = history["order_placed"]
+    assert sorted(zip(orders.occurred_at, orders.payloads, strict=True)) == [
+        (at_ms - 2 * 86_400_000, '{"total":5}'),
+        (at_ms, '{"total":7}'),
+    ]
+    assert list(history["page_viewed"].occurred_at) == [at_ms - 1]
+    assert list(history["page_viewed"].received_at) == [at_ms - 1]
+
+
+def test_the_read_is_a_primary_key_range_with_resource_limits(stack: LocalStack) -> None:
+    tenant = fresh_tenant()
+    insert_events(stack, [event_row(tenant, f"u{i}", "page_viewed", AT) for i in range(3)])
+    plan = TenantWarehouse(stack.runtime.warehouse, tenant).query(
+        "EXPLAIN indexes = 1 " + HISTORY_QUERY, {"user_id": "u1", "at": AT}
+    )
+    text = "\n".join(row[0] for row in plan.rows)
+    # The primary key (tenant_id, user_id, ...) selects the range; both key columns are used.
+    primary = text[text.index("PrimaryKey") :]
+    assert "tenant_id" in primary and "(user_id in [" in primary and "(tenant_id in [" in primary, text
+    assert "max_execution_time" in HISTORY_QUERY and "max_memory_usage" in HISTORY_QUERY
