@@ -81,58 +81,68 @@ def _parse(payload: str) -> Any:
 
 
 def _lookup(doc: Any, keys: Sequence[str]) -> Any:
+    """The value at a dotted path, `_MISSING` when absent or JSON null."""
     for key in keys:
-        if not isinstance(doc, dict):
+        if type(doc) is not dict:
             return _MISSING
-        doc = doc.get(key, _MISSING)
-        if doc is _MISSING:
-            return _MISSING
+        doc = doc.get(key)
     return _MISSING if doc is None else doc
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _kind(value: Any) -> str:
+    """The JSON types the compiler tells apart (payloads come from `orjson`, so types are exact)."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return "number"
+    return "string" if kind is str else "bool" if kind is bool else "other"
 
 
-def _same_kind(actual: Any, expected: Any) -> bool:
-    """JSON types as the compiler tells them apart: boolean, number, string (anything else is none)."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return isinstance(expected, bool) and isinstance(actual, bool)
-    if isinstance(expected, str):
-        return isinstance(actual, str)
-    return _is_number(actual)
+Predicate = Callable[[Any], bool]
 
 
-def _compare(actual: Any, operator: str, expected: Any) -> bool:
-    """A present value against a filter operand of the same JSON type; numbers compare as doubles."""
-    if not _same_kind(actual, expected):
-        return False
-    if isinstance(expected, bool):
-        return operator in ("eq", "neq") and _ORDER[operator](actual, expected)
-    if isinstance(expected, str):
-        # Python orders str by code point, which is UTF-8 byte order: ClickHouse's string order.
-        return _ORDER[operator](actual, expected)
-    return _ORDER[operator](float(actual), float(expected))
+def _compared(operator: str, expected: str | bool | float) -> Predicate:
+    """A value against an operand of the same JSON type; numbers compare as doubles, strings by code
+    point, which is UTF-8 byte order (ClickHouse's)."""
+    compare = _ORDER[operator]
+    kind = _kind(expected)
+    if kind == "number":
+        number = float(expected)
+        return lambda v: _kind(v) == "number" and compare(float(v), number)
+    return lambda v: _kind(v) == kind and compare(v, expected)
 
 
-def _filter_holds(doc: Any, keys: Sequence[str], f: PropertyFilter) -> bool:
-    actual = _lookup(doc, keys)
-    operator = f.operator
+def _one_of(values: Sequence[str | bool | float]) -> Predicate:
+    strings = frozenset(v for v in values if _kind(v) == "string")
+    booleans = frozenset(v for v in values if _kind(v) == "bool")
+    numbers = frozenset(float(v) for v in values if _kind(v) == "number")
+
+    def found(v: Any) -> bool:
+        kind = _kind(v)
+        if kind == "number":
+            return float(v) in numbers
+        return v in strings if kind == "string" else kind == "bool" and v in booleans
+
+    return found
+
+
+def _predicate(f: PropertyFilter) -> Predicate:
+    """The filter as a test of the value at its path (`_MISSING` when absent)."""
+    operator, expected = f.operator, f.value
     if operator == "exists":
-        return actual is not _MISSING
+        return lambda v: v is not _MISSING
     if operator == "not_exists":
-        return actual is _MISSING
+        return lambda v: v is _MISSING
     if operator in ("in", "not_in"):
-        assert isinstance(f.value, list)
-        found = actual is not _MISSING and any(_compare(actual, "eq", v) for v in f.value)
-        return found if operator == "in" else not found
-    if operator == "neq":
-        return actual is _MISSING or not _compare(actual, "eq", f.value)
-    if actual is _MISSING:
-        return False
+        assert isinstance(expected, list)
+        found = _one_of(expected)
+        return found if operator == "in" else lambda v: not found(v)
+    assert expected is not None and not isinstance(expected, list)
     if operator == "contains":
-        return isinstance(actual, str) and isinstance(f.value, str) and f.value in actual
-    return _compare(actual, operator, f.value)
+        return lambda v: type(v) is str and isinstance(expected, str) and expected in v
+    if operator == "neq":
+        equal = _compared("eq", expected)
+        return lambda v: not equal(v)
+    return _compared(operator, expected)
 
 
 def _typed(value: Any) -> Any:
@@ -147,39 +157,62 @@ def _where_key(where: Sequence[PropertyFilter]) -> tuple[Any, ...]:
 
 
 class _Events:
-    """Events of one type at or before `now`, ordered by `occurred_at`; payloads parsed on first use."""
+    """Events of one type at or before `now`, ordered by `occurred_at`; payloads parsed on first use,
+    the value at each payload path extracted once."""
 
     def __init__(self, occurred: list[int], received: list[int], payloads: list[str], docs: list[Any] | None) -> None:
         self.occurred = occurred
         self.received = received
         self.payloads = payloads
         self._docs = docs
+        self._values: dict[str, list[Any]] = {}
         self._selected: dict[tuple[Any, ...], _Events] = {}
         self._amounts: dict[str, tuple[list[int], list[float]]] = {}
 
     @classmethod
     def at(cls, columns: EventColumns, now_ms: int) -> _Events:
-        rows = sorted(
-            (o, r, p)
-            for o, r, p in zip(columns.occurred_at, columns.received_at, columns.payloads, strict=True)
-            if o <= now_ms
-        )
-        return cls([o for o, _, _ in rows], [r for _, r, _ in rows], [p for _, _, p in rows], None)
+        occurred, received, payloads = list(columns.occurred_at), list(columns.received_at), list(columns.payloads)
+        # Rows arrive in primary-key order, usually: then checking is all the sorting there is (in C).
+        if occurred != sorted(occurred):
+            order = sorted(range(len(occurred)), key=occurred.__getitem__)
+            occurred = [occurred[i] for i in order]
+            received = [received[i] for i in order]
+            payloads = [payloads[i] for i in order]
+        end = bisect_right(occurred, now_ms)
+        if end < len(occurred):
+            occurred, received, payloads = occurred[:end], received[:end], payloads[:end]
+        return cls(occurred, received, payloads, None)
 
     def docs(self) -> list[Any]:
         if self._docs is None:
             self._docs = [_parse(p) for p in self.payloads]
         return self._docs
 
+    def values(self, path: str) -> list[Any]:
+        """The value at `path` of every event (`_MISSING` when absent), in event order."""
+        found = self._values.get(path)
+        if found is None:
+            keys = path.split(".")
+            found = self._values[path] = [_lookup(doc, keys) for doc in self.docs()]
+        return found
+
     def inserted(self, occurred: int, received: int, payload: str) -> _Events:
-        """These events plus one; already parsed payloads are kept."""
+        """These events plus one; parsed payloads and extracted values are carried over."""
         index = bisect_right(self.occurred, occurred)
-        docs = None if self._docs is None else [*self._docs[:index], _parse(payload), *self._docs[index:]]
 
         def put(column: list[Any], value: Any) -> list[Any]:
             return [*column[:index], value, *column[index:]]
 
-        return _Events(put(self.occurred, occurred), put(self.received, received), put(self.payloads, payload), docs)
+        doc = _parse(payload)
+        events = _Events(
+            put(self.occurred, occurred),
+            put(self.received, received),
+            put(self.payloads, payload),
+            None if self._docs is None else put(self._docs, doc),
+        )
+        for path, values in self._values.items():
+            events._values[path] = put(values, _lookup(doc, path.split(".")))
+        return events
 
     def matching(self, where: Sequence[PropertyFilter]) -> _Events:
         """The events every filter holds for (the same object for an empty list)."""
@@ -188,9 +221,11 @@ class _Events:
         key = _where_key(where)
         selected = self._selected.get(key)
         if selected is None:
-            filters = [(f.property.split("."), f) for f in where]
+            kept: Sequence[int] = range(len(self.occurred))
+            for f in where:
+                test, values = _predicate(f), self.values(f.property)
+                kept = [i for i in kept if test(values[i])]
             docs = self.docs()
-            kept = [i for i, doc in enumerate(docs) if all(_filter_holds(doc, keys, f) for keys, f in filters)]
             selected = _Events(
                 [self.occurred[i] for i in kept],
                 [self.received[i] for i in kept],
@@ -204,15 +239,8 @@ class _Events:
         """`occurred_at` and value of the events whose `path` is a number, in `occurred_at` order."""
         found = self._amounts.get(path)
         if found is None:
-            keys = path.split(".")
-            occurred: list[int] = []
-            values: list[float] = []
-            for at, doc in zip(self.occurred, self.docs(), strict=True):
-                value = _lookup(doc, keys)
-                if _is_number(value):
-                    occurred.append(at)
-                    values.append(float(value))
-            found = self._amounts[path] = (occurred, values)
+            numbers = [(at, v) for at, v in zip(self.occurred, self.values(path), strict=True) if _kind(v) == "number"]
+            found = self._amounts[path] = ([at for at, _ in numbers], [float(v) for _, v in numbers])
         return found
 
 
@@ -299,7 +327,7 @@ class UserHistory:
     def _user_property(self, c: UserProperty) -> bool:
         if self._properties is _MISSING:
             self._properties = self._latest_properties()
-        return _filter_holds(self._properties, c.property.split("."), c)
+        return _predicate(c)(_lookup(self._properties, c.property.split(".")))
 
     def _latest_properties(self) -> Any:
         """Payload of the latest `context_identified` at `now`, by `occurred_at` then `received_at`."""
