@@ -113,7 +113,7 @@ def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
         segments.update_segment(runtime, tenant_id, made.id, {}, definition=definition(rng), actor=None)
 
     client = stack.client()
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"user_id": SANDBOX_USER, "event_type": "order_placed", "payload": {"total": rng.randrange(1, 900)}}
         for _ in range(SANDBOX_REQUESTS)
     ]
