@@ -1868,7 +1868,7 @@ export interface components {
             /**
              * End
              * Format: date-time
-             * @description The period's end, exclusive (`to`).
+             * @description The period's end, exclusive (`to` rounded up).
              */
             end: string;
             /**

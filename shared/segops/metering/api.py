@@ -60,9 +60,11 @@ class UsageQuery(StrictModel):
     @model_validator(mode="after")
     def _period(self) -> UsageQuery:
         step = timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
-        end = self.end or clock.now()
-        # Whole buckets: the end rounded up (an instant already on a boundary stays).
-        self.end = end if _floor(end, self.granularity) == end else _floor(end, self.granularity) + step
+        if self.end is None:
+            self.end = _floor(clock.now(), self.granularity) + step
+        elif _floor(self.end, self.granularity) != self.end:
+            # Whole buckets: the end rounded up (an instant already on a boundary stays).
+            self.end = _floor(self.end, self.granularity) + step
         self.start = _floor(self.start or self.end - DEFAULT_SPAN[self.granularity], self.granularity)
         if self.start >= self.end:
             raise ValueError("`from` must be before `to`")
@@ -88,7 +90,7 @@ class UsageBreakdown(BaseModel):
 
 class UsageReport(BaseModel):
     start: datetime = Field(description="The period's first bucket (`from` rounded down).")
-    end: datetime = Field(description="The period's end, exclusive (`to`).")
+    end: datetime = Field(description="The period's end, exclusive (`to` rounded up).")
     granularity: Granularity
     totals: dict[Metric, int] = Field(description="Every metric over the period, 0 when unused.")
     timeseries: list[UsageBucket] = Field(description="Buckets with any usage, oldest first.")

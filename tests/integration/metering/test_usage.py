@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from segops import clock
 from segops.bus.base import Topic
 from segops.localstack import LocalStack
 
@@ -187,6 +188,15 @@ def test_the_period_is_whole_buckets(api: Api, account: Account) -> None:
     assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-01T06:00:00Z")
     report = usage(api, account, "from=2026-01-01T12:00:00Z&to=2026-01-03T00:00:00Z&granularity=day")
     assert (report["start"], report["end"]) == ("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z")
+    # AND by default the last 24 hours including the current one, even at its very first instant
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with clock.frozen(hour):  # an API key: a JWT issued later than the frozen instant is not valid yet
+        report = api.get(USAGE, headers=account.key).get_json()
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    assert (report["start"], report["end"]) == (
+        f"{hour - timedelta(hours=23):{stamp}}",
+        f"{hour + timedelta(hours=1):{stamp}}",
+    )
 
 
 def test_the_openapi_document_offers_both_forms(api: Api) -> None:
