@@ -126,11 +126,9 @@ def main() -> int:
 
 def run() -> None:
     """Exit without chDB's static destructors once everything is flushed (see `shutdown_embedded`)."""
-    from segops.metering.meter import flush_all
     from segops.warehouse.chdb_backend import shutdown_embedded
 
     code = main()
-    flush_all()  # `os._exit` below skips the atexit flush of the usage buffers
     shutdown_embedded()
     logging.shutdown()
     sys.stdout.flush()

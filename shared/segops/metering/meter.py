@@ -188,11 +188,3 @@ def _forget(runtime_id: int, stop: threading.Event) -> None:
         meter = _meters.pop(runtime_id, None)
     if meter is not None:
         meter.flush()
-
-
-def flush_all() -> None:
-    """Flush every live meter (a process about to exit without running atexit handlers)."""
-    with _meters_lock:
-        meters = list(_meters.values())
-    for meter in meters:
-        meter.flush()

@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from segops import clock
 from segops.bus.base import Topic
+from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 
 from tests.support.api import Account, Api, assert_error
+from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import deliver, record_topic
 from tests.support.segment_api import VISITED, defined_segment, key_with_role
 
@@ -205,3 +208,29 @@ def test_the_openapi_document_offers_both_forms(api: Api) -> None:
     assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     assert operation["x-segops-min-role"] == "admin"
     assert {p["name"] for p in operation["parameters"]} == {"from", "to", "granularity", "format"}
+
+
+def test_a_stack_on_a_clickhouse_server_meters_from_the_response_summaries(
+    settings: Settings, clickhouse_http: ChdbHttpServer
+) -> None:
+    # GIVEN the stack on clickhouse-connect (ClickHouse's HTTP protocol, executed by chDB)
+    server_stack = LocalStack(
+        settings, warehouse=ClickHouseWarehouse(clickhouse_http.url, "default", "", settings.clickhouse_database)
+    )
+    try:
+        api = Api(server_stack)
+        account = api.signup()
+        # WHEN events are stored and a segment computed
+        views = {"events": [{"user_id": f"u{i}", "event_type": "page_viewed"} for i in range(5)]}
+        assert api.post("/api/ingestion/track/batch/", views, headers=account.key).status_code == 202
+        server_stack.bus.drain()
+        segment_id = defined_segment(api, account, VISITED)
+        assert api.post(f"/api/segments/{segment_id}/compute/", headers=account.bearer).status_code == 202
+        server_stack.bus.drain()
+        totals = usage(api, account)["totals"]
+    finally:
+        server_stack.stop()
+    # THEN the compute's reads come from X-ClickHouse-Summary, and CPU time (query_log only) is 0
+    assert (totals["events_stored"], totals["computes"]) == (5, 1)
+    assert totals["compute_rows_read"] >= 5 and totals["compute_bytes_read"] > 0 and totals["compute_elapsed_us"] > 0
+    assert totals["compute_cpu_us"] == 0
