@@ -14,6 +14,8 @@
   `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`
 - `tenants/<t>/exports/<e>`: `Export`
 - `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
+- `tenants/<t>/dead-letters/<topic>/<message id>`: `DeadLetter`, a bus message its consumer gave up on
+  (`dead-letters/<topic>/<message id>` when the message names no tenant)
 - `counters/<name>`: id counters
 
 Emails appear only as digests: a key may be listed or logged, an address must not be.
@@ -160,3 +162,11 @@ def shopify_order_owner_key(tenant_id: int, order_id: str) -> str:
 
 def counter_key(name: str) -> str:
     return f"counters/{name}"
+
+
+def dead_letters_prefix(tenant_id: int | None, topic: str) -> str:
+    return f"tenants/{tenant_id}/dead-letters/{topic}/" if tenant_id is not None else f"dead-letters/{topic}/"
+
+
+def dead_letter_key(tenant_id: int | None, topic: str, message_id: str) -> str:
+    return f"{dead_letters_prefix(tenant_id, topic)}{message_id}"
