@@ -161,6 +161,7 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
 def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
     get(runtime, tenant_id, connector_id)
     runtime.store.delete(keys.connector_secrets_key(tenant_id, connector_id))
+    runtime.store.delete(keys.connector_retries_key(tenant_id, connector_id))
     runtime.store.delete(keys.connector_key(tenant_id, connector_id))
     ConnectorLedger(runtime, tenant_id, connector_id).forget()
 

@@ -11,7 +11,7 @@
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`
 - `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-secrets/<c>`: `ConnectorSecrets`;
-  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`
+  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`; `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
 - `tenants/<t>/exports/<e>`: `Export`
 - `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
 - `tenants/<t>/dead-letters/<topic>/<message id>`: `DeadLetter`, a bus message its consumer gave up on
@@ -146,6 +146,10 @@ def connector_sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
 
 def connector_syncs_prefix(tenant_id: int, connector_id: int) -> str:
     return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
+
+
+def connector_retries_key(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-retries/{connector_id}"
 
 
 def export_key(tenant_id: int, export_id: int) -> str:
