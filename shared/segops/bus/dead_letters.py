@@ -104,8 +104,7 @@ def _keys(store: Store, topic: str, tenant_id: int | None) -> Iterator[str]:
         return
     yield from store.list(keys.dead_letters_prefix(None, topic))
     # Every tenant's: one listing of the tenants' documents (an operator command, not a hot path).
-    marker = f"/dead-letters/{topic}/"
-    yield from (key for key in store.list("tenants/") if marker in key)
+    yield from (key for key in store.list(keys.TENANTS_PREFIX) if keys.is_tenant_dead_letter_key(key, topic))
 
 
 def letters(store: Store, topic: str, since: datetime, tenant_id: int | None = None) -> list[tuple[str, DeadLetter]]:

@@ -64,9 +64,15 @@ def retry_policy(runtime: Runtime) -> RetryPolicy:
 
 
 def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **fields: object) -> m.SyncRecord:
-    record = m.SyncRecord.model_validate(
-        {"id": runtime.documents.next_id("connector-syncs"), "connector_id": connector.id, "kind": kind, **fields}
-    )
+    """A sync record numbered in its connector's own sequence (listings go newest first by id)."""
+    prefix = keys.connector_syncs_prefix(connector.tenant, connector.id)
+
+    def newest_recorded() -> int:
+        # Syncs numbered by the former global counter: the connector's sequence continues after them.
+        return max((int(key.rsplit("/", 1)[1]) for key in runtime.store.list(prefix)), default=0)
+
+    sync_id = runtime.documents.next_id(keys.connector_sync_sequence(connector.tenant, connector.id), newest_recorded)
+    record = m.SyncRecord.model_validate({"id": sync_id, "connector_id": connector.id, "kind": kind, **fields})
     runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
     return record
 
