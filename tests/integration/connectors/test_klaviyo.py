@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from segops.localstack import LocalStack
+from segops.store import keys
 
 from tests.integration.connectors.conftest import API_KEY
 from tests.support.api import Account, Api
@@ -165,6 +166,13 @@ def test_users_a_partial_sync_failed_are_retried_by_the_next_sync(
     last = api.get(syncs, headers=account.bearer).get_json()["results"][0]
     assert (last["status"], last["removed"], last["added"]) == ("succeeded", 0, 1)
     assert not klaviyo.violations
+    # AND the connector's syncs are numbered in its own sequence, which leaves with it
+    assert [s["id"] for s in api.get(syncs, headers=account.bearer).get_json()["results"]] == [4, 3, 2, 1]
+    backlog = keys.connector_retries_key(tenant, int(str(connector["id"])))
+    sequence = keys.counter_key(keys.connector_sync_sequence(tenant, int(str(connector["id"]))))
+    assert stack.runtime.store.get(backlog) is not None and stack.runtime.store.get(sequence) is not None
+    assert api.delete(f"/api/connectors/{connector['id']}/", headers=account.bearer).status_code == 204
+    assert stack.runtime.store.get(backlog) is None and stack.runtime.store.get(sequence) is None
 
 
 def test_secrets_never_leave_in_responses_logs_or_records(
