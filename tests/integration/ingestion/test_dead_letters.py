@@ -3,13 +3,14 @@ replayed exactly once (`segops.bus.dead_letters`, `python -m segops.ops replay`)
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from segops import clock
 from segops.bus.base import Topic
-from segops.bus.dead_letters import REPLAY_LEASE, DeadLetter, letters, replay
+from segops.bus.dead_letters import REPLAY_ATTRIBUTE, REPLAY_LEASE, DeadLetter, letters, replay
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, TrackedEvent
@@ -18,7 +19,7 @@ from segops.runtime import set_runtime
 from segops.store import keys
 
 from tests.support.api import Account
-from tests.support.ingestion import FlakyWarehouse, stored_events
+from tests.support.ingestion import FlakyWarehouse, record_topic, stored_events
 
 
 def _events(tenant_id: int, count: int) -> list[TrackedEvent]:
@@ -99,6 +100,34 @@ def test_a_replay_that_died_after_publishing_is_taken_over_and_stores_once(stack
         assert replay(stack.runtime.store, stack.bus, "events", started).replayed == 1
     stack.bus.drain()
     # THEN the events are stored once all the same (the writer's dedup by event id)
+    assert len(stored_events(stack, tenant)) == 3
+
+
+def test_two_operators_replaying_at_once_publish_each_message_once(stack: LocalStack, account: Account) -> None:
+    tenant = account.tenant_id
+    started = clock.now()
+    for _ in range(3):
+        _dead_letter_events(stack, tenant, count=1)
+    published = record_topic(stack, Topic.EVENTS)
+    # WHEN four replays run at the same instant
+    barrier = threading.Barrier(4)
+    reports = []
+
+    def run() -> None:
+        barrier.wait()
+        reports.append(replay(stack.runtime.store, stack.bus, "events", started))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN each dead letter was published by exactly one of them
+    assert sum(r.replayed for r in reports) == 3
+    stack.bus.drain()
+    assert sorted(m.attributes[REPLAY_ATTRIBUTE] for m in published) == sorted(
+        letter.message_id for _, letter in letters(stack.runtime.store, "events", started)
+    )
     assert len(stored_events(stack, tenant)) == 3
 
 
