@@ -228,8 +228,10 @@ def test_each_backend_gets_its_production_settings(config: tf.TerraformConfig) -
     assert "SEGOPS_USES = jsonencode(f.uses)" in env
     assert "local.backend_env[backend]" in env
     assert "for backend in f.uses" in env
-    # a consumer reads its last attempt from the manifest (segops.bus.consumer), not from its env
-    assert "SEGOPS_BUS_MAX_ATTEMPTS" not in env
+    # a deployed consumer's idea of "last attempt" is its subscription's max delivery attempts (the
+    # zip holds no manifest: segops.bus.dead_letters.last_attempt reads this setting in production)
+    assert "SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5))" in env
+    assert "bus_max_attempts" in Settings.model_fields
 
 
 @pytest.mark.parametrize("manifest_path", [MANIFEST_PATH, FULL_MANIFEST], ids=["real", "full"])
@@ -392,6 +394,8 @@ def test_real_consumers_ride_out_a_multi_hour_warehouse_outage(manifest: Manifes
         assert isinstance(spec.trigger, PubSubTrigger)
         if "warehouse" in spec.uses:
             assert spec.trigger.retry_horizon_hours >= 6, spec.name
+        # its last attempt archives the message in the control-plane store (segops.bus.dead_letters)
+        assert "store" in spec.uses, spec.name
 
 
 def test_a_horizon_the_attempts_do_not_cover_is_refused() -> None:

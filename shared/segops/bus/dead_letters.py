@@ -58,8 +58,13 @@ class DeadLetter(BaseModel):
 
 
 def last_attempt(function: str, settings: Settings) -> int:
-    """The delivery attempt after which Pub/Sub dead-letters a message of `function`: its manifest
-    trigger's (a function outside the manifest, as in tests, gets the local bus's default)."""
+    """The delivery attempt after which the bus dead-letters a message of `function`: its manifest
+    trigger's `max_delivery_attempts`. A deployed function's process serves that one function and
+    its zip holds no manifest: Terraform passes the number as `SEGOPS_BUS_MAX_ATTEMPTS`. Elsewhere (the
+    local stack serves every function in one process) the manifest is read; a function outside it,
+    as in tests, gets the local bus's default."""
+    if settings.environment == "production":
+        return settings.bus_max_attempts
     try:
         trigger = load_manifest().function(function).trigger
     except KeyError:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from segops import clock
 from segops.bus.base import Topic
-from segops.bus.dead_letters import REPLAY_ATTRIBUTE, REPLAY_LEASE, DeadLetter, letters, replay
+from segops.bus.dead_letters import REPLAY_ATTRIBUTE, REPLAY_LEASE, DeadLetter, last_attempt, letters, replay
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, TrackedEvent
@@ -188,3 +188,12 @@ def test_the_command_refuses_bad_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         ops_main(argv)
     assert exit_.value.code == 2
+
+
+def test_the_last_attempt_comes_from_the_manifest_or_deployed_from_the_setting(settings: Settings) -> None:
+    # locally every function runs in one process: its own manifest entry decides
+    assert last_attempt("event_writer", settings) == 100
+    assert last_attempt("not-a-manifest-function", settings) == settings.bus_max_attempts == 5
+    # deployed, the zip holds no manifest: Terraform sets SEGOPS_BUS_MAX_ATTEMPTS from the entry
+    deployed = settings.model_copy(update={"environment": "production", "bus_max_attempts": 37})
+    assert last_attempt("event_writer", deployed) == 37
