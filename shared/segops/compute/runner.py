@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from segops import clock
 from segops.compute import engine
-from segops.compute.engine import Request
+from segops.compute.plan import Request
 from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
 from segops.membership.lookup import active_segments

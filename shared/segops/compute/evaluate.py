@@ -1,0 +1,78 @@
+"""Step 2 of a compute: evaluate a pass's definitions and stage who is in each segment.
+
+Results go to `compute_results (stage, segment_id, user_id)`, never to membership: publishing them
+is the membership writer's step. A delta first stages its candidates (`compute_candidates`) and
+the pass then reads only their events. The SQL itself is `segops.dsl`'s (`compile_segments`); this
+module only feeds it and stores what it selects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from segops.compute.plan import Pass, delta_candidates
+from segops.dsl import CompiledQuery, EventSource, SegmentDefinition, compile_segments
+from segops.lookalike import service as lookalike_service
+from segops.lookalike.models import LookalikeDefinition
+from segops.membership.writer import CANDIDATES
+from segops.runtime import Runtime
+from segops.warehouse import TenantWarehouse
+from segops.warehouse.identifiers import quote_identifier
+
+
+def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
+    """Stage the pass's results under `stage_id`; False when a delta has no candidate (nothing can change)."""
+    [first, *_] = work.targets
+    if isinstance(first.definition, LookalikeDefinition):  # a lookalike is a pass of its own
+        lookalike_service.stage_members(runtime, tenant_id, stage_id, first.segment.id, first.definition, now)
+        return True
+    source = None
+    if work.mode == "delta":
+        select, params = delta_candidates(work.targets, now)
+        if _stage_candidates(runtime, tenant_id, stage_id, select, params) == 0:
+            return False
+        source = _candidate_source(stage_id)
+    definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
+    _stage_results(runtime, tenant_id, stage_id, compile_segments(definitions, source), now)
+    return True
+
+
+def _stage_candidates(
+    runtime: Runtime, tenant_id: int, stage_id: str, select_user_ids: str, params: Mapping[str, Any]
+) -> int:
+    """Insert the distinct users of `select_user_ids` (a tenant-scoped SELECT) as the stage's candidates."""
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    wh.command(
+        "INSERT INTO compute_candidates (tenant_id, compute_id, user_id) "
+        f"SELECT DISTINCT {{tenant_id:UInt64}}, {{stage_id:String}}, user_id FROM ({select_user_ids})",
+        {**params, "stage_id": stage_id},
+    )
+    return int(wh.query(f"SELECT count() FROM ({CANDIDATES})", {"stage_id": stage_id}).scalar() or 0)
+
+
+def _candidate_source(stage_id: str) -> EventSource:
+    """The tenant's events of the stage's candidates only (index lookups on the events sort key)."""
+    return EventSource(
+        "events",
+        "tenant_id = {tenant_id:UInt64} AND user_id IN (SELECT user_id FROM compute_candidates "
+        "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {src_stage_id:String})",
+        {"src_stage_id": stage_id},
+    )
+
+
+def _stage_results(runtime: Runtime, tenant_id: int, stage_id: str, compiled: CompiledQuery, now: datetime) -> None:
+    """Run the multi-segment pass once and keep, per segment, the users it holds."""
+    hits = ", ".join(
+        f"({{stage_segment_{i}:UInt64}}, {quote_identifier(column)})"
+        for i, column in enumerate(compiled.columns.values())
+    )
+    segment_params = {f"stage_segment_{i}": segment_id for i, segment_id in enumerate(compiled.columns)}
+    TenantWarehouse(runtime.warehouse, tenant_id).command(
+        "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
+        "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
+        f"FROM ({compiled.sql}) "
+        f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit",
+        {**compiled.bind(now), **segment_params, "stage_id": stage_id},
+    )
