@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
+    # A compute holder takes no new work after this long (the function times out at 540 s): a busy
+    # tenant yields and re-queues itself (`DrainRequested`) instead of overrunning.
+    compute_drain_budget_seconds: float = Field(default=300.0, ge=0, le=530)
     # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
     lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"
