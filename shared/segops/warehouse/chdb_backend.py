@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import re
 import shutil
 import tempfile
@@ -52,9 +53,17 @@ class _SharedSession:
             if self.database != database:
                 self.session.query(f"USE {quote_identifier(database)}")
                 self.database = database
-            if params:
-                return self.session.query(sql, fmt, params=format_params(params))
-            return self.session.query(sql, fmt)
+            try:
+                if params:
+                    return self.session.query(sql, fmt, params=format_params(params))
+                return self.session.query(sql, fmt)
+            except Exception:
+                # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
+                # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
+                # throwaway statement takes it instead.
+                with contextlib.suppress(Exception):
+                    self.session.query("SELECT 1", fmt)
+                raise
 
 
 _shared: _SharedSession | None = None
