@@ -20,6 +20,7 @@ from segops.membership.writer import CANDIDATES
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
+from segops.warehouse.limits import limited
 
 
 def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
@@ -45,8 +46,11 @@ def _stage_candidates(
     """Insert the distinct users of `select_user_ids` (a tenant-scoped SELECT) as the stage's candidates."""
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     wh.command(
-        "INSERT INTO compute_candidates (tenant_id, compute_id, user_id) "
-        f"SELECT DISTINCT {{tenant_id:UInt64}}, {{stage_id:String}}, user_id FROM ({select_user_ids})",
+        _bounded(
+            runtime,
+            "INSERT INTO compute_candidates (tenant_id, compute_id, user_id) "
+            f"SELECT DISTINCT {{tenant_id:UInt64}}, {{stage_id:String}}, user_id FROM ({select_user_ids})",
+        ),
         {**params, "stage_id": stage_id},
     )
     return int(wh.query(f"SELECT count() FROM ({CANDIDATES})", {"stage_id": stage_id}).scalar() or 0)
@@ -70,9 +74,16 @@ def _stage_results(runtime: Runtime, tenant_id: int, stage_id: str, compiled: Co
     )
     segment_params = {f"stage_segment_{i}": segment_id for i, segment_id in enumerate(compiled.columns)}
     TenantWarehouse(runtime.warehouse, tenant_id).command(
-        "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
-        "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
-        f"FROM ({compiled.sql}) "
-        f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit",
+        _bounded(
+            runtime,
+            "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
+            "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
+            f"FROM ({compiled.sql}) "
+            f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit",
+        ),
         {**compiled.bind(now), **segment_params, "stage_id": stage_id},
     )
+
+
+def _bounded(runtime: Runtime, sql: str) -> str:
+    return limited(sql, runtime.settings, runtime.settings.compute_max_execution_seconds)

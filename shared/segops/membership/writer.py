@@ -33,6 +33,7 @@ from segops.messages import MembershipChanged
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.limits import limited
 
 Mode = Literal["full", "delta"]
 
@@ -93,7 +94,7 @@ def publish(
         "compute_ids": [t.compute_id for t in targets],
         "computed_at": computed_at,
     }
-    wh.command(
+    diff = (
         "INSERT INTO segment_memberships (tenant_id, segment_id, user_id, version, entered, compute_id, computed_at) "
         "SELECT {tenant_id:UInt64}, segment_id, user_id, "
         "transform(segment_id, {segments:Array(UInt64)}, {versions:Array(UInt64)}, toUInt64(0)), is_new, "
@@ -110,9 +111,9 @@ def publish(
         "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
         "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)}) "
         "GROUP BY segment_id, user_id HAVING argMax(entered, version) = 1"
-        ") GROUP BY segment_id, user_id) WHERE is_new != is_old",
-        params,
+        ") GROUP BY segment_id, user_id) WHERE is_new != is_old"
     )
+    wh.command(limited(diff, runtime.settings, runtime.settings.compute_max_execution_seconds), params)
     counted = {
         int(segment_id): (int(entered), int(exited))
         for segment_id, entered, exited in wh.query(

@@ -17,18 +17,20 @@ from typing import Any
 import orjson
 
 from segops import clock
+from segops.config import Settings
 from segops.dsl import EventSource, SegmentDefinition, UserProperty, compile_segments, conditions, parse_definition
 from segops.dsl.compiler import PROPERTIES_EVENT_TYPE
 from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.limits import limited
 
 REAL = "real"
 SIMULATED = "simulated"
 # ClickHouse's and-compare-chain pass infers extra comparisons from every AND chain; with 100 segments
 # it alone doubles the analysis time of this latency-bound query and cannot change its result.
-_SETTINGS = "\nSETTINGS optimize_and_compare_chain = 0"
+_SETTINGS = {"optimize_and_compare_chain": 0}
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     evaluated = [(sid, d) for sid, d in everything if _affected_by(d, event.event_type)]
     if len(evaluated) < len(everything) and not _in_universe(wh, event.user_id, at):
         evaluated = everything
-    members = _members(wh, evaluated, both_histories(event, occurred_at, received_at), at)
+    members = _members(wh, evaluated, both_histories(event, occurred_at, received_at), at, runtime.settings)
     entered = [s for s in defined if s.id in members[SIMULATED] - members[REAL]]
     exited = [s for s in defined if s.id in members[REAL] - members[SIMULATED]]
     return SegmentDelta(entered, exited, len(active) - len(entered) - len(exited))
@@ -128,14 +130,19 @@ def _in_universe(wh: TenantWarehouse, user_id: str, at: datetime) -> bool:
 
 
 def _members(
-    wh: TenantWarehouse, segments: list[tuple[int, SegmentDefinition]], source: EventSource, at: datetime
+    wh: TenantWarehouse,
+    segments: list[tuple[int, SegmentDefinition]],
+    source: EventSource,
+    at: datetime,
+    settings: Settings,
 ) -> dict[str, set[int]]:
     """Label (`real`/`simulated`) → ids of the segments it is in (empty for a label outside the universe)."""
     members: dict[str, set[int]] = {REAL: set(), SIMULATED: set()}
     if not segments:
         return members
     query = compile_segments(segments, source, members_only=False)
-    result = wh.query(query.sql + _SETTINGS, query.bind(at))
+    bounded = limited(query.sql, settings, settings.request_max_execution_seconds, **_SETTINGS)
+    result = wh.query(bounded, query.bind(at))
     for row in result.dicts():
         members[row["user_id"]] = {sid for sid, column in query.columns.items() if row[column]}
     return members
