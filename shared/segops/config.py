@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     query_max_memory_bytes: int = Field(default=2_000_000_000, ge=10_000_000)
     compute_max_execution_seconds: int = Field(default=300, ge=1, le=530)
     request_max_execution_seconds: int = Field(default=20, ge=1, le=55)
+    # Membership snapshots and diffs stay readable at least this long after a newer compute
+    # supersedes them; the scheduler compacts each tenant's change log this often.
+    membership_history_hours: float = Field(default=24.0, ge=0)
     # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
     lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"

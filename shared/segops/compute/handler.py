@@ -60,6 +60,8 @@ def handle_segment_compute(message: BusMessage, runtime: Runtime) -> None:
         return
     try:
         runner.drain(runtime, tenant_id)
+        if isinstance(body, ScheduledTick):
+            runner.compact_if_due(runtime, tenant_id)
     except Exception as exc:
         raise RetryableError(f"compute of tenant {tenant_id} failed: {type(exc).__name__}") from exc
 

@@ -37,6 +37,7 @@ from segops.compute import engine
 from segops.compute.plan import Request
 from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
+from segops.membership import writer
 from segops.membership.lookup import active_segments
 from segops.messages import DrainRequested, SegmentComputeEnvelope
 from segops.runtime import Runtime
@@ -63,6 +64,7 @@ class TenantQueue(BaseModel):
     active_delta_due: datetime | None = None
     time_delta: bool = False
     covered_until: datetime | None = None  # notices published before this are in an all-active delta
+    compacted_at: datetime | None = None  # the membership change log's last compaction
 
     def has_work(self) -> bool:
         return bool(self.segments) or self.time_delta or self.active_delta_due is not None
@@ -108,6 +110,23 @@ def notice_users_changed(runtime: Runtime, tenant_id: int, published_at: datetim
 
 def request_time_delta(runtime: Runtime, tenant_id: int) -> None:
     _change(runtime, tenant_id, lambda q: q.model_copy(update={"time_delta": True}))
+
+
+def compact_if_due(runtime: Runtime, tenant_id: int) -> bool:
+    """Compact the tenant's membership change log if `membership_history_hours` passed since the last time."""
+    history = timedelta(hours=runtime.settings.membership_history_hours)
+    claimed = False
+
+    def claim(queue: TenantQueue) -> TenantQueue:
+        nonlocal claimed
+        now = clock.now()
+        claimed = queue.compacted_at is None or queue.compacted_at <= now - history
+        return queue.model_copy(update={"compacted_at": now}) if claimed else queue
+
+    _change(runtime, tenant_id, claim)
+    if claimed:
+        writer.compact(runtime, tenant_id, clock.now() - history)
+    return claimed
 
 
 def tenants_with_queues(runtime: Runtime) -> list[int]:

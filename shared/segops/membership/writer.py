@@ -33,6 +33,7 @@ from segops.messages import MembershipChanged
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.identifiers import quote_identifier
 from segops.warehouse.limits import limited
 
 Mode = Literal["full", "delta"]
@@ -237,3 +238,45 @@ def _changed_users(runtime: Runtime, tenant_id: int, entries: Sequence[OutboxEnt
         .rows
     )
     return [str(r[0]) for r in rows]
+
+
+def compact(runtime: Runtime, tenant_id: int, before: datetime) -> None:
+    """Fold the change log of every segment up to its last version committed before `before`.
+
+    Up to that version H, each (segment, user) keeps only its latest committed row, and only if it
+    is an entry; superseded rows, exits (not being a member is the default) and rows of computes
+    that never committed are deleted, and so are the diffs (`membership_changes`) up to H. Every
+    snapshot from H on reads exactly as before; older ones — superseded at least as long ago as
+    `before` — are no longer readable. So the log's size follows the members and the changes since
+    `before`, not the number of computes. Safe beside a running compute: the rows it reads (latest
+    committed per user) are the rows kept.
+    """
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    horizons = wh.query(
+        "SELECT segment_id, max(version) FROM membership_commits "
+        "WHERE tenant_id = {tenant_id:UInt64} AND committed_at < {before:DateTime64(3, 'UTC')} GROUP BY segment_id",
+        {"before": before},
+    ).rows
+    if not horizons:
+        return
+    params = {"segments": [int(s) for s, _ in horizons], "horizons": [int(h) for _, h in horizons]}
+    upto = "version <= transform(segment_id, {segments:Array(UInt64)}, {horizons:Array(UInt64)}, toUInt64(0))"
+    kept = (
+        "SELECT segment_id, user_id, max(version) FROM segment_memberships "
+        f"WHERE tenant_id = {{tenant_id:UInt64}} AND segment_id IN {{segments:Array(UInt64)}} AND {upto} "
+        "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
+        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)}) "
+        "GROUP BY segment_id, user_id HAVING argMax(entered, version) = 1"
+    )
+    for table in ("user_memberships", "segment_memberships"):  # the copy first: `kept` reads the original
+        wh.command(
+            f"DELETE FROM {quote_identifier(table)} WHERE tenant_id = {{tenant_id:UInt64}} "
+            f"AND segment_id IN {{segments:Array(UInt64)}} AND {upto} "
+            f"AND (segment_id, user_id, version) NOT IN ({kept})",
+            params,
+        )
+    wh.command(
+        "DELETE FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
+        f"AND segment_id IN {{segments:Array(UInt64)}} AND {upto}",
+        params,
+    )

@@ -84,10 +84,14 @@ def test_the_scheduler_tick_becomes_one_tick_per_tenant(stack: LocalStack) -> No
     # WHEN Cloud Scheduler's tenant-less tick is handled
     stack.publish_schedules()
     stack.bus.drain()
-    # THEN each tenant got a tick of its own, and each tick ran (and emptied) its tenant's queue
+    # THEN each tenant got a tick of its own, and each tick ran (and emptied) its tenant's queue and
+    # compacted its membership log
     ticks = [m.tenant_id for m in heard if isinstance(m, ScheduledTick) and m.tenant_id in tenants]
     assert sorted(ticks) == sorted(tenants)
-    assert all(not queue(stack, tenant).has_work() and queue(stack, tenant).holder is None for tenant in tenants)
+    done = [queue(stack, tenant) for tenant in tenants]
+    assert all(not q.has_work() and q.holder is None and q.compacted_at is not None for q in done)
+    # AND the next compaction waits for `membership_history_hours`
+    assert not runner.compact_if_due(stack.runtime, tenants[0])
 
 
 def test_a_holder_out_of_budget_hands_the_rest_over(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
