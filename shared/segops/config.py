@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     query_max_memory_bytes: int = Field(default=2_000_000_000, ge=10_000_000)
     compute_max_execution_seconds: int = Field(default=300, ge=1, le=530)
     request_max_execution_seconds: int = Field(default=20, ge=1, le=55)
+    # One compute statement stays under this size: ClickHouse refuses a query text over its
+    # `max_query_size` (256 KiB by default), so a tenant's segments are split into several passes.
+    compute_max_query_bytes: int = Field(default=250_000, ge=10_000)
+    # A tenant's active segments (a create or an activation past it is a 409 `segment_limit_reached`).
+    max_active_segments: int = Field(default=100, ge=1)
     # Membership snapshots and diffs stay readable at least this long after a newer compute
     # supersedes them; the scheduler compacts each tenant's change log this often.
     membership_history_hours: float = Field(default=24.0, ge=0)

@@ -3,7 +3,10 @@
 Results go to `compute_results (stage, segment_id, user_id)`, never to membership: publishing them
 is the membership writer's step. A delta first stages its candidates (`compute_candidates`) and
 the pass then reads only their events. The SQL itself is `segops.dsl`'s (`compile_segments`); this
-module only feeds it and stores what it selects.
+module only feeds it and stores what it selects — in several statements when one would exceed
+`compute_max_query_bytes` (ClickHouse refuses a query text over `max_query_size`): the segments
+are halved until each statement fits, all staged under the same stage, so the publication stays
+one commit.
 """
 
 from __future__ import annotations
@@ -36,8 +39,22 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
             return False
         source = _candidate_source(stage_id)
     definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
-    _stage_results(runtime, tenant_id, stage_id, compile_segments(definitions, source), now)
+    for sql, params in _statements(definitions, source, now, runtime.settings.compute_max_query_bytes):
+        TenantWarehouse(runtime.warehouse, tenant_id).command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
     return True
+
+
+def _statements(
+    definitions: list[tuple[int, SegmentDefinition]], source: EventSource | None, now: datetime, max_bytes: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Statements staging the definitions' results, each under `max_bytes` (a lone segment as it is)."""
+    statement = _stage_results(compile_segments(definitions, source), now)
+    if len(definitions) == 1 or len(statement[0].encode()) <= max_bytes:
+        return [statement]
+    half = len(definitions) // 2
+    return _statements(definitions[:half], source, now, max_bytes) + _statements(
+        definitions[half:], source, now, max_bytes
+    )
 
 
 def _stage_candidates(
@@ -66,23 +83,20 @@ def _candidate_source(stage_id: str) -> EventSource:
     )
 
 
-def _stage_results(runtime: Runtime, tenant_id: int, stage_id: str, compiled: CompiledQuery, now: datetime) -> None:
-    """Run the multi-segment pass once and keep, per segment, the users it holds."""
+def _stage_results(compiled: CompiledQuery, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The multi-segment pass at `now`, keeping per segment the users it holds (param `stage_id` to add)."""
     hits = ", ".join(
         f"({{stage_segment_{i}:UInt64}}, {quote_identifier(column)})"
         for i, column in enumerate(compiled.columns.values())
     )
     segment_params = {f"stage_segment_{i}": segment_id for i, segment_id in enumerate(compiled.columns)}
-    TenantWarehouse(runtime.warehouse, tenant_id).command(
-        _bounded(
-            runtime,
-            "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
-            "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
-            f"FROM ({compiled.sql}) "
-            f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit",
-        ),
-        {**compiled.bind(now), **segment_params, "stage_id": stage_id},
+    sql = (
+        "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
+        "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
+        f"FROM ({compiled.sql}) "
+        f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit"
     )
+    return sql, {**compiled.bind(now), **segment_params}
 
 
 def _bounded(runtime: Runtime, sql: str) -> str:
