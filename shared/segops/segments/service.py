@@ -101,7 +101,7 @@ def create_segment(
     if active:
         _room_for_one_more_active(runtime, tenant_id)
     segment = m.Segment(
-        id=runtime.documents.next_id("segments"),
+        id=runtime.documents.new_id("segments"),
         tenant=tenant_id,
         name=name,
         description=description,
