@@ -132,9 +132,9 @@ class Settings(BaseSettings):
     # A compute holder takes no new work after this long (the function times out at 540 s): a busy
     # tenant yields and re-queues itself (`DrainRequested`) instead of overrunning.
     compute_drain_budget_seconds: float = Field(default=300.0, ge=0, le=530)
-    # Bounds of every statement whose cost follows a tenant's size (computes, previews, sandbox; see
-    # `segops.warehouse.limits`): its memory, past a third of which aggregations and sorts spill to
-    # disk instead of failing, and its run time (a compute's within the 540 s function, a request's
+    # Bounds of every statement whose cost follows a tenant's size (computes, previews; see
+    # `segops.warehouse.limits`): its memory, past a quarter of which aggregations and sorts spill to
+    # disk instead of failing, and its run time (a compute's within the 540 s function, a preview's
     # within the HTTP function's).
     query_max_memory_bytes: int = Field(default=2_000_000_000, ge=10_000_000)
     compute_max_execution_seconds: int = Field(default=300, ge=1, le=530)

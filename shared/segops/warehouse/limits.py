@@ -1,4 +1,4 @@
-"""Resource bounds for statements whose cost follows a tenant's size: computes, previews, sandbox.
+"""Resource bounds for statements whose cost follows a tenant's size: computes and previews.
 
 Each gets a SETTINGS clause: `max_execution_time`, `max_memory_usage`, and external aggregation and
 sorting past a quarter of that memory, so a tenant larger than the memory limit completes (spilling
