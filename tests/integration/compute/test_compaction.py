@@ -3,13 +3,16 @@ and every snapshot from the compaction horizon on reads as before."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from segops import clock
 from segops.compute import engine
 from segops.compute.plan import Request
 from segops.localstack import LocalStack
 from segops.membership import store, writer
+from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 
 from tests.integration.dsl.strategies import NOW
 from tests.support.dsl_reference import Event
@@ -21,6 +24,19 @@ RECENT_A = {
     "conditions": [{"type": "event_count", "event_type": "a", "operator": "gte", "value": 1, "window_days": 1.5}],
 }
 ROUNDS = 8
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def stack(request: pytest.FixtureRequest, stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """The stack on chDB, or talking to a ClickHouse server (the HTTP protocol on the same engine)."""
+    if request.param == "chdb":
+        yield stack
+        return
+    server = request.getfixturevalue("clickhouse_http")
+    served = ClickHouseWarehouse(server.url, "default", "", stack.settings.clickhouse_database)
+    monkeypatch.setattr(stack.runtime, "warehouse", served)
+    yield stack
+    served.close()
 
 
 def log_rows(stack: LocalStack, tenant: int) -> dict[str, int]:
