@@ -12,7 +12,8 @@ from typing import Any
 
 from segops import clock
 from segops.errors import Conflict, NotFound
-from segops.membership.lookup import active_segments_key
+from segops.limits import quotas
+from segops.membership.lookup import active_segment_ids, active_segments_key
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.store import keys
@@ -77,6 +78,12 @@ def _forget_active(runtime: Runtime, tenant_id: int) -> None:
     runtime.cache.delete(active_segments_key(tenant_id))
 
 
+def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
+    """One more active segment must fit the plan (409 `plan_limit_reached`). Checked before the write,
+    so two concurrent activations can both pass: the cap is a plan bound, not an invariant."""
+    quotas.check_room(runtime, tenant_id, "active_segments", len(active_segment_ids(runtime, tenant_id)))
+
+
 def create_segment(
     runtime: Runtime,
     tenant_id: int,
@@ -87,6 +94,8 @@ def create_segment(
     active: bool,
     created_by: str | None,
 ) -> m.Segment:
+    if active:
+        _check_active_room(runtime, tenant_id)
     segment = m.Segment(
         id=runtime.documents.next_id("segments"),
         tenant=tenant_id,
@@ -118,6 +127,8 @@ def update_segment(
     number); the segment then points at it with a CAS update that never moves backwards.
     """
     current = get_segment(runtime, tenant_id, segment_id)
+    if changes.get("active") and not current.active:
+        _check_active_room(runtime, tenant_id)
     version: m.SegmentVersion | None = None
     if definition is not None and definition != current.definition:
         version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)
