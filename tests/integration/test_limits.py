@@ -30,16 +30,20 @@ from tests.support.api import Account, Api, assert_error
 @pytest.fixture(params=["memory", "valkey"])
 def stack(request: pytest.FixtureRequest, settings: Settings) -> Iterator[LocalStack]:
     """The whole stack, its cache in-process (`make dev`) or a real Valkey server (production)."""
+    server = None
     if request.param == "valkey":
         url = request.getfixturevalue("valkey_url")
-        # Every stack numbers its tenants from 1: buckets and plans of earlier tests must not leak in.
-        redis.Redis.from_url(url).flushdb()
+        # Every stack numbers its tenants from 1: no test's buckets and plans may leak into another's.
+        server = redis.Redis.from_url(url)
+        server.flushdb()
         settings = settings.model_copy(update={"cache": "redis", "redis_url": url})
     local = LocalStack(settings)
     try:
         yield local
     finally:
         local.stop()
+        if server is not None:
+            server.flushdb()
 
 
 @pytest.fixture

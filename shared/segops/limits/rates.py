@@ -42,13 +42,9 @@ def buckets(runtime: Runtime, principal: Principal) -> list[TokenBucket]:
     """The buckets a request of `principal` takes from: its tenant's, and its API key's."""
     assert principal.tenant_id is not None
     plan = plan_of(runtime, principal.tenant_id)
-    found = [
-        TokenBucket(
-            f"ratelimit:tenant:{principal.tenant_id}", plan.api_calls_per_minute, plan.api_calls_per_minute / 60
-        )
-    ]
+    per_tenant, per_key = plan.api_calls_per_minute, plan.api_calls_per_minute_per_key
+    found = [TokenBucket(f"ratelimit:tenant:{principal.tenant_id}", per_tenant, per_tenant / 60)]
     if principal.key_id is not None:
-        per_key = plan.api_calls_per_minute_per_key
         found.append(TokenBucket(f"ratelimit:key:{principal.key_id}", per_key, per_key / 60))
     return found
 
