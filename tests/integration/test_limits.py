@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -115,6 +116,29 @@ def test_a_key_over_its_rate_is_429_until_its_bucket_refills(api: Api, account: 
     with clock.frozen(start + timedelta(seconds=20)):
         again = api.get("/api/segments/", headers=account.key)
     assert again.status_code == 200 and again.headers["RateLimit-Remaining"] == "0"
+
+
+def test_concurrent_requests_are_never_over_admitted(api: Api, account: Account) -> None:
+    # GIVEN 10 calls a minute for the key and 8 clients sending 5 requests each at one frozen instant
+    set_plan(api, account, api_calls_per_minute_per_key=10)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        client = Api(api.stack)
+        for _ in range(5):
+            status = client.get("/api/segments/", headers=account.key).status_code
+            with lock:
+                statuses.append(status)
+
+    with clock.frozen(clock.now() + timedelta(seconds=1)):
+        threads = [threading.Thread(target=send) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    # THEN exactly the bucket's 10 were served, the others refused
+    assert sorted(statuses) == [200] * 10 + [429] * 30
 
 
 def test_the_tenant_bucket_is_shared_by_its_keys_and_users(api: Api, account: Account) -> None:
