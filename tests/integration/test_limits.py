@@ -20,10 +20,11 @@ from segops import clock
 from segops.auth.principal import Principal
 from segops.cache.redis_backend import RedisCache
 from segops.config import Settings
-from segops.limits import plans
+from segops.limits import plans, quotas
 from segops.limits.rates import admit
 from segops.localstack import LocalStack
 from segops.runtime import build_runtime
+from segops.store import keys
 
 from tests.support.api import Account, Api, assert_error
 
@@ -223,9 +224,14 @@ def test_connectors_past_the_plan_are_409(api: Api, account: Account) -> None:
 
 
 def test_limits_fail_open_when_the_cache_is_down(settings: Settings) -> None:
-    # A cache nobody listens on: the request is admitted, without rate headers.
+    # GIVEN a tenant's own plan in the store, and a cache nobody listens on
     runtime = build_runtime(settings, cache=RedisCache("redis://127.0.0.1:9/0"))
+    runtime.documents.save(keys.plan_key(1), plans.default_plan(settings).model_copy(update={"connectors": 3}))
+    # THEN a request is admitted without rate headers, events are not counted (nor refused)
     assert admit(runtime, Principal("api_key", None, 1, 1, "member")) is None
+    assert quotas.reserve_events(runtime, 1, 10) is None
+    # AND the plan itself still comes from the store
+    assert plans.plan_of(runtime, 1).connectors == 3
 
 
 def _ops(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ on every request through the cache, so a change reaches every function within `C
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -11,6 +12,8 @@ from segops import clock
 from segops.config import Settings
 from segops.runtime import Runtime
 from segops.store import keys
+
+log = logging.getLogger("segops.limits")
 
 # The plan changes rarely and is read on every request: one cache read, the store on a miss.
 CACHE_SECONDS = 60.0
@@ -43,19 +46,28 @@ def _cache_key(tenant_id: int) -> str:
 
 
 def plan_of(runtime: Runtime, tenant_id: int) -> Plan:
-    """The tenant's plan: its own, else the default one."""
-    cached = runtime.cache.get(_cache_key(tenant_id))
+    """The tenant's plan: its own, else the default one. The cache only saves store reads: with the
+    cache down the plan still comes from the store (creating a segment must not fail for it)."""
+    try:
+        cached = runtime.cache.get(_cache_key(tenant_id))
+    except Exception:
+        log.warning("plan read from the store: the cache failed", exc_info=True)
+        return _stored_plan(runtime, tenant_id)
     if cached is not None:
         return Plan.model_validate_json(cached)
-    plan = runtime.documents.load(keys.plan_key(tenant_id), Plan) or default_plan(runtime.settings)
+    plan = _stored_plan(runtime, tenant_id)
     runtime.cache.set(_cache_key(tenant_id), plan.model_dump_json().encode(), CACHE_SECONDS)
     return plan
+
+
+def _stored_plan(runtime: Runtime, tenant_id: int) -> Plan:
+    return runtime.documents.load(keys.plan_key(tenant_id), Plan) or default_plan(runtime.settings)
 
 
 def set_plan(runtime: Runtime, tenant_id: int, changes: dict[str, object]) -> Plan:
     """Change some of the tenant's limits (the others keep their current values); effective at once
     where the cache is shared, elsewhere within `CACHE_SECONDS`."""
-    current = runtime.documents.load(keys.plan_key(tenant_id), Plan) or default_plan(runtime.settings)
+    current = _stored_plan(runtime, tenant_id)
     plan = Plan.model_validate({**current.model_dump(), **changes, "updated_at": clock.now()})
     runtime.documents.save(keys.plan_key(tenant_id), plan)
     runtime.cache.delete(_cache_key(tenant_id))
