@@ -100,7 +100,7 @@ def create(
     clean = validate_config(runtime, connector_type, config)
     quotas.check_room(runtime, tenant_id, "connectors", len(runtime.store.list(keys.connectors_prefix(tenant_id))))
     connector = m.Connector(
-        id=runtime.documents.next_id("connectors"),
+        id=runtime.documents.new_id("connectors"),
         tenant=tenant_id,
         name=name,
         type=connector_type,
@@ -163,6 +163,8 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
 def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
     get(runtime, tenant_id, connector_id)
     runtime.store.delete(keys.connector_secrets_key(tenant_id, connector_id))
+    runtime.store.delete(keys.connector_retries_key(tenant_id, connector_id))
+    runtime.store.delete(keys.counter_key(keys.connector_sync_sequence(tenant_id, connector_id)))
     runtime.store.delete(keys.connector_key(tenant_id, connector_id))
     ConnectorLedger(runtime, tenant_id, connector_id).forget()
 

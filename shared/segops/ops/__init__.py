@@ -1,1 +1,1 @@
-"""Operator commands, run where the deployment's settings are: `python -m segops.ops <command> ...`."""
+"""Operator commands, run as `python -m segops.ops <command>` against the settings of the environment."""

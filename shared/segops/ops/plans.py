@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 
+from segops.config import Settings
 from segops.ids import parse_id
 from segops.limits import plans
-from segops.runtime import Runtime
+from segops.runtime import Runtime, build_runtime
 from segops.store import keys
 from segops.tenancy import service
 from segops.tenancy.models import Tenant
@@ -51,7 +52,8 @@ def _print(tenant: Tenant, plan: plans.Plan) -> None:
     sys.stdout.write(orjson.dumps(out).decode() + "\n")
 
 
-def run_show(runtime: Runtime, args: argparse.Namespace) -> int:
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = build_runtime(settings)
     tenant = _tenant(runtime, args.tenant)
     if tenant is None:
         sys.stderr.write(f"no tenant {args.tenant!r}\n")
@@ -60,7 +62,8 @@ def run_show(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_set(runtime: Runtime, args: argparse.Namespace) -> int:
+def run_set(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = build_runtime(settings)
     tenant = _tenant(runtime, args.tenant)
     if tenant is None:
         sys.stderr.write(f"no tenant {args.tenant!r}\n")

@@ -97,7 +97,7 @@ def create_segment(
     if active:
         _check_active_room(runtime, tenant_id)
     segment = m.Segment(
-        id=runtime.documents.next_id("segments"),
+        id=runtime.documents.new_id("segments"),
         tenant=tenant_id,
         name=name,
         description=description,
