@@ -58,7 +58,8 @@ class RequestContext:
     body: Any = None
     query: Any = None
     principal: Principal | None = None
-    raw_body: bytes = b""
+    # The decoded body once `segops.http.requests.read_body` has read it (None: not read yet).
+    raw_body: bytes | None = None
 
     @property
     def tenant_id(self) -> int:
