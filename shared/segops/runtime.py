@@ -23,6 +23,9 @@ from segops.mailer import DevMailbox, Mailer, NoMailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
+from segops.tenant_secrets.base import TenantSecrets
+from segops.tenant_secrets.sealed import SealedSecrets
+from segops.tenant_secrets.secret_manager import SecretManagerSecrets
 from segops.warehouse.base import Warehouse
 
 
@@ -45,6 +48,16 @@ class Runtime:
     @property
     def documents(self) -> DocumentRepository:
         return DocumentRepository(self.store)
+
+    @cached_property
+    def tenant_secrets(self) -> TenantSecrets:
+        # Built on first use: only the functions that handle connector or Shopify secrets need it.
+        settings = self.settings
+        if settings.tenant_secrets == "secret_manager":
+            return SecretManagerSecrets(settings.gcp_project, settings.secret_prefix, settings.secret_manager_endpoint)
+        return SealedSecrets(
+            self.documents, {"connector": self.connector_secrets_key, "shopify": self.shopify_secrets_key}
+        )
 
     @cached_property
     def passwords(self) -> Passwords:
