@@ -6,11 +6,15 @@ transit is refused instead of being used as a credential."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 from typing import Any
 
+import google.cloud.secretmanager_v1 as secretmanager_v1
 import google_crc32c
+import grpc
 from google.api_core import exceptions
+from google.cloud.secretmanager_v1.services.secret_manager_service.transports.grpc import (
+    SecretManagerServiceGrpcTransport,
+)
 
 from segops.tenant_secrets.base import SecretName
 
@@ -23,19 +27,11 @@ class CorruptSecret(Exception):
 
 
 def _client(endpoint: str) -> Any:
-    # Imported by name: a static `google.cloud.secretmanager_v1` import makes mypy resolve the
-    # `google.cloud` namespace through this typed package and lose the untyped storage/pubsub_v1
-    # beside it (pyproject's mypy overrides).
-    secretmanager = importlib.import_module("google.cloud.secretmanager_v1")
     if not endpoint:
-        return secretmanager.SecretManagerServiceClient()
+        return secretmanager_v1.SecretManagerServiceClient()
     # A plaintext endpoint (SEGOPS_SECRET_MANAGER_ENDPOINT), as for Pub/Sub's and GCS's local servers.
-    import grpc
-
-    transport = secretmanager.SecretManagerServiceClient.get_transport_class("grpc")(
-        channel=grpc.insecure_channel(endpoint)
-    )
-    return secretmanager.SecretManagerServiceClient(transport=transport)
+    transport = SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(endpoint))
+    return secretmanager_v1.SecretManagerServiceClient(transport=transport)
 
 
 class SecretManagerSecrets:
