@@ -699,6 +699,23 @@ export interface paths {
         patch: operations["api_change_member_role"];
         trace?: never;
     };
+    "/v1/a": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `alias` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_a"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alias": {
         parameters: {
             query?: never;
@@ -710,6 +727,23 @@ export interface paths {
         put?: never;
         /** Segment `alias` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_alias"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/b": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** analytics.js's batch path: the same as `/v1/batch`. */
+        post: operations["segment_compat_segment_browser_batch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -733,6 +767,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/g": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `group` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_g"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/group": {
         parameters: {
             query?: never;
@@ -744,6 +795,23 @@ export interface paths {
         put?: never;
         /** Segment `group` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/i": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `identify` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_i"];
         delete?: never;
         options?: never;
         head?: never;
@@ -784,6 +852,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/p": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `page` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_p"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/page": {
         parameters: {
             query?: never;
@@ -801,6 +886,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/s": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `screen` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_s"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/screen": {
         parameters: {
             query?: never;
@@ -812,6 +914,23 @@ export interface paths {
         put?: never;
         /** Segment `screen` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_screen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/t": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `track` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_t"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3671,7 +3790,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_a: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_alias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_browser_batch: {
         parameters: {
             query?: never;
             header?: never;
@@ -3729,7 +3906,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_g: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_i: {
         parameters: {
             query?: never;
             header?: never;
@@ -3816,6 +4051,35 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_p: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_page: {
         parameters: {
             query?: never;
@@ -3845,7 +4109,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_s: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_screen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_t: {
         parameters: {
             query?: never;
             header?: never;
