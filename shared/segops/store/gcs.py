@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import google.cloud.storage as storage
 import orjson
 from google.api_core import exceptions as gexc
-from google.cloud import storage
 
 from segops.store.base import Document, GenerationMismatch
 from segops.store.keys import validate_key
