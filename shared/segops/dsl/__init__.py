@@ -6,13 +6,15 @@
 - `compile_segment(definition, source=None) -> CompiledQuery(sql, params)`: one segment, rows = members.
 - `compile_segments([(segment_id, definition), ...], source=None) -> CompiledQuery`: one pass, one
   boolean column per segment (`CompiledQuery.columns`).
-- Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default) and
-  `with_hypothetical_events(user_id, [HypotheticalEvent, ...])` for the sandbox.
+- Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default: `StoredEvents`,
+  read through the per-user day states) and `with_hypothetical_events(user_id, [HypotheticalEvent,
+  ...])` for the sandbox (an `EventSource`, aggregated raw).
 
 Run a compiled query with `TenantWarehouse(runtime.warehouse, tenant_id).query(q.sql, q.bind(now))`.
 """
 
 from segops.dsl.compiler import (
+    HOT_PATH,
     NOW,
     PROPERTIES_EVENT_TYPE,
     CompiledQuery,
@@ -35,9 +37,16 @@ from segops.dsl.models import (
     is_time_dependent,
     parse_definition,
 )
-from segops.dsl.sources import EventSource, HypotheticalEvent, tenant_events, with_hypothetical_events
+from segops.dsl.sources import (
+    EventSource,
+    HypotheticalEvent,
+    StoredEvents,
+    tenant_events,
+    with_hypothetical_events,
+)
 
 __all__ = [
+    "HOT_PATH",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "NOW",
@@ -52,6 +61,7 @@ __all__ = [
     "PropertyFilter",
     "Recency",
     "SegmentDefinition",
+    "StoredEvents",
     "UserProperty",
     "compile_segment",
     "compile_segments",

@@ -13,6 +13,13 @@ Contract of the SQL: it references `{tenant_id:UInt64}` (bind it with `TenantWar
 event types and payload keys, is in `CompiledQuery.params`. Nothing from a definition is ever
 formatted into the SQL text; identifiers come from `segops.warehouse.identifiers` only.
 
+Stored events (`StoredEvents`, the default) are read through the per-user day states of migration
+0600 (docs/design.md §6): one `UNION ALL` of state rows (`src = 0`, days before `now`'s day),
+boundary-day rows of `event_days` (`src = 1`, exact `occurred_at`) and, for conditions the states
+cannot answer (a `where` filter, a payload path other than `HOT_PATH`), raw `events` rows of those
+conditions' event types (`src = 2`). Every aggregate picks each event from exactly one of them. An
+`EventSource` (the sandbox) is aggregated raw, with the same semantics.
+
 Semantics, exactly docs/design.md §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window
 is `round(window_days * 86_400_000)` milliseconds (the timestamp resolution), and recency compares
@@ -39,13 +46,18 @@ from segops.dsl.models import (
     SegmentDefinition,
     UserProperty,
 )
-from segops.dsl.sources import EventSource, tenant_events
+from segops.dsl.sources import EventSource, StoredEvents, tenant_events
 from segops.warehouse.identifiers import quote_identifier, segment_column
 
 NOW = "{now:DateTime64(3, 'UTC')}"
 PROPERTIES_EVENT_TYPE = "context_identified"
 MS_PER_DAY = 86_400_000
 _NUMERIC_TYPES = "('Int64', 'UInt64', 'Double')"
+# The one payload path whose numeric values the states aggregate (migration 0600's typed columns).
+HOT_PATH = "total"
+_NOW_DAY = f"toDate32({NOW})"
+# Every stored event up to `now` once: state days before `now`'s day, boundary rows of that day.
+_ALL_DAYS = f"(src = 0 OR (src = 1 AND day = {_NOW_DAY}))"
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -83,11 +95,18 @@ class _Context:
 
 
 class _Compiler:
-    """Conditions become boolean expressions over named per-user aggregates (`a0`, `a1`, ...)."""
+    """Conditions become boolean expressions over named per-user aggregates (`a0`, `a1`, ...).
 
-    def __init__(self, context: _Context) -> None:
+    `stored`: aggregates read the union of states, boundary rows and raw rows (see the module doc);
+    otherwise they read the source's raw rows.
+    """
+
+    def __init__(self, context: _Context, *, stored: bool) -> None:
         self.ctx = context
+        self.stored = stored
         self.aggregates: dict[str, str] = {}
+        self.windows: set[str] = set()  # bound window placeholders: their lower days are boundary days
+        self.raw_types: set[str] = set()  # event types of conditions read from raw events
         self._conditions: dict[type, Callable[[Any], str]] = {
             EventCount: self._event_count,
             Monetary: self._monetary,
@@ -115,55 +134,97 @@ class _Compiler:
     # -- conditions -------------------------------------------------------------------------
 
     def _event_count(self, c: EventCount) -> str:
-        match = self._match(c.event_type, c.window_days, c.where)
-        return f"{self.aggregate(f'countIf({match})')} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
+        if self.stored and not c.where:
+            counted = self.aggregate(f"sumIf(events, {self._stored_match(c.event_type, c.window_days)})")
+        else:
+            counted = self.aggregate(f"countIf({self._match(c.event_type, c.window_days, c.where)})")
+        return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
 
     def _monetary(self, c: Monetary) -> str:
-        doc = "payload"
-        keys = self._keys(c.property)
-        match = f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
-        # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
-        # argument alone would be computed for every row of the tenant).
-        amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
+        if self.stored and not c.where and c.property == HOT_PATH:
+            match = self._stored_match(c.event_type, c.window_days)
+            seen, total, extreme = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})", f"total_{c.metric}"
+            extreme = f"{c.metric}If({extreme}, {match})"
+        else:
+            doc = "payload"
+            keys = self._keys(c.property)
+            match = (
+                f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
+            )
+            # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
+            # argument alone would be computed for every row of the tenant).
+            amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
+            seen, total, extreme = f"countIf({match})", f"sumIf({amount}, {match})", f"{c.metric}If({amount}, {match})"
         value = self.ctx.bind(c.value, "Float64")
         op = _COMPARE[c.operator]
-        seen = self.aggregate(f"countIf({match})")
         if c.metric == "count":
-            return f"{seen} {op} {value}"
-        total = self.aggregate(f"sumIf({amount}, {match})")
+            return f"{self.aggregate(seen)} {op} {value}"
         if c.metric == "sum":
-            return f"{total} {op} {value}"
+            return f"{self.aggregate(total)} {op} {value}"
         # avg/min/max of no values make the condition false (docs/design.md §5).
+        seen = self.aggregate(seen)
         if c.metric == "avg":
-            return f"({seen} > 0 AND {total} / {seen} {op} {value})"
-        return f"({seen} > 0 AND {self.aggregate(f'{c.metric}If({amount}, {match})')} {op} {value})"
+            return f"({seen} > 0 AND {self.aggregate(total)} / {seen} {op} {value})"
+        return f"({seen} > 0 AND {self.aggregate(extreme)} {op} {value})"
 
     def _recency(self, c: Recency) -> str:
-        match = self._match(c.event_type, None, [])
-        since = f"dateDiff('millisecond', {self.aggregate(f'maxIf(occurred_at, {match})')}, {NOW})"
+        if self.stored:
+            match = self._stored_match(c.event_type, None)
+            last, seen = f"maxIf(occurred_at, {match})", f"sumIf(events, {match})"
+        else:
+            match = self._match(c.event_type, None, [])
+            last, seen = f"maxIf(occurred_at, {match})", f"countIf({match})"
+        since = f"dateDiff('millisecond', {self.aggregate(last)}, {NOW})"
         window = self.ctx.bind(window_milliseconds(c.window_days), "Int64")
-        seen = self.aggregate(f"countIf({match})")
+        seen = self.aggregate(seen)
         # Never did it = infinitely long ago: greater-than holds, less-than does not.
         if c.operator in ("gt", "gte"):
             return f"({seen} = 0 OR {since} {_COMPARE[c.operator]} {window})"
         return f"({seen} > 0 AND {since} {_COMPARE[c.operator]} {window})"
 
     def _user_property(self, c: UserProperty) -> str:
-        properties = self.aggregate(
-            f"argMaxIf(payload, (occurred_at, received_at), "
-            f"event_type = {self.ctx.bind(PROPERTIES_EVENT_TYPE, 'String')})"
-        )
+        if self.stored:
+            # The latest (occurred_at, received_at, payload) of the user's context_identified events.
+            latest = f"maxIf(identity, {self._stored_match(PROPERTIES_EVENT_TYPE, None)})"
+            properties = self.aggregate(f"tupleElement({latest}, 3)")
+        else:
+            properties = self.aggregate(
+                f"argMaxIf(payload, (occurred_at, received_at), "
+                f"event_type = {self.ctx.bind(PROPERTIES_EVENT_TYPE, 'String')})"
+            )
         return self._property(properties, c)
 
     # -- shared pieces ------------------------------------------------------------------------
 
     def _match(self, event_type: str, window_days: float | None, where: Sequence[PropertyFilter]) -> str:
+        """Raw rows of a condition: the source's, or in a stored pass the raw `events` branch."""
         parts = [f"event_type = {self.ctx.bind(event_type, 'String')}"]
+        if self.stored:
+            self.raw_types.add(event_type)
+            parts.insert(0, "src = 2")
         if window_days is not None:
             window = self.ctx.bind(window_milliseconds(window_days), "Int64")
             parts.append(f"occurred_at > subtractMilliseconds({NOW}, {window})")
         parts.extend(self._property("payload", f) for f in where)
         return " AND ".join(parts)
+
+    def _stored_match(self, event_type: str, window_days: float | None) -> str:
+        """States and boundary rows of one event type in the window, each event counted once.
+
+        A window (now - W, now] takes the state days strictly between day(now - W) and day(now),
+        which lie wholly inside it, and the boundary rows of those two days with the exact
+        predicate; no window takes every state day (all before day(now)) and day(now)'s rows.
+        """
+        kind = f"event_type = {self.ctx.bind(event_type, 'String')}"
+        if window_days is None:
+            return f"{kind} AND {_ALL_DAYS}"
+        window = self.ctx.bind(window_milliseconds(window_days), "Int64")
+        self.windows.add(window)
+        start = f"subtractMilliseconds({NOW}, {window})"
+        return (
+            f"{kind} AND ((src = 0 AND day > toDate32({start})) "
+            f"OR (src = 1 AND day IN ({_NOW_DAY}, toDate32({start})) AND occurred_at > {start}))"
+        )
 
     def _keys(self, path: str) -> str:
         return ", ".join(self.ctx.bind(key, "String") for key in path.split("."))
@@ -215,32 +276,64 @@ class _Compiler:
         return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 
-def _pass(source: EventSource, compiler: _Compiler) -> str:
+def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
     """The one aggregate pass over the source, grouped by user.
 
     Forced short-circuit evaluation: JSON is parsed only for rows whose event type matches (the
     default mode judges JSON functions too cheap to skip and parses every row of the tenant).
     """
     aggregates = "".join(f",\n    {sql} AS {alias}" for sql, alias in compiler.aggregates.items())
+    if isinstance(source, StoredEvents):  # every branch applies the tenant, users and `now` itself
+        rows = f"(\n{_stored_rows(source, compiler)}\n  )"
+    else:
+        rows = f"{source.relation}\n  WHERE {source.predicate} AND occurred_at <= {NOW}"
     return (
         f"SELECT user_id{aggregates}\n"
-        f"  FROM {source.relation}\n"
-        f"  WHERE {source.predicate} AND occurred_at <= {NOW}\n"
+        f"  FROM {rows}\n"
         f"  GROUP BY user_id\n"
         f"  SETTINGS short_circuit_function_evaluation = 'force_enable'"
     )
 
 
-def _check_source(source: EventSource) -> None:
+def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
+    """The union the stored aggregates read: state rows, boundary-day rows, raw rows if needed.
+
+    Every branch has the columns of the state table plus `src` and `payload`; a boundary or raw row
+    is one event, so its `occurred_at` is exact (a state row's is the day's latest).
+    """
+    users = f" AND {source.users}" if source.users else ""
+    tenant = "tenant_id = {tenant_id:UInt64}"
+    boundary_days = ", ".join(
+        [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
+    )
+    branches = [
+        "    SELECT user_id, event_type, day, toUInt8(0) AS src, last_at AS occurred_at, events, totals, "
+        "total_sum, total_min, total_max, identity, '' AS payload\n"
+        f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY}",
+        "    SELECT user_id, event_type, day, toUInt8(1), occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), "
+        "ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''\n"
+        f"      FROM event_days WHERE {tenant}{users} AND day IN ({boundary_days}) AND occurred_at <= {NOW}",
+    ]
+    if compiler.raw_types:
+        types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
+        branches.append(
+            "    SELECT user_id, event_type, toDate32(occurred_at), toUInt8(2), occurred_at, toUInt64(0), toUInt64(0), "
+            "0, 0, 0, (occurred_at, received_at, ''), payload\n"
+            f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}"
+        )
+    return "\n    UNION ALL\n".join(branches)
+
+
+def _check_source(source: EventSource | StoredEvents) -> None:
     if any(not name.startswith("src_") for name in source.params):
         raise ValueError("event source parameters must be prefixed src_")
 
 
-def compile_segment(definition: SegmentDefinition, source: EventSource | None = None) -> CompiledQuery:
+def compile_segment(definition: SegmentDefinition, source: EventSource | StoredEvents | None = None) -> CompiledQuery:
     """One segment: the rows (`user_id`) are its members at `now`."""
     source = source or tenant_events()
     _check_source(source)
-    compiler = _Compiler(_Context())
+    compiler = _Compiler(_Context(), stored=isinstance(source, StoredEvents))
     condition = compiler.node(definition)
     sql = f"SELECT user_id FROM (\n  {_pass(source, compiler)}\n)\nWHERE {condition}"
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params})
@@ -248,7 +341,7 @@ def compile_segment(definition: SegmentDefinition, source: EventSource | None = 
 
 def compile_segments(
     definitions: Sequence[tuple[int, SegmentDefinition]],
-    source: EventSource | None = None,
+    source: EventSource | StoredEvents | None = None,
     *,
     members_only: bool = True,
 ) -> CompiledQuery:
@@ -262,7 +355,7 @@ def compile_segments(
         raise ValueError("compile_segments needs at least one segment")
     source = source or tenant_events()
     _check_source(source)
-    compiler = _Compiler(_Context())
+    compiler = _Compiler(_Context(), stored=isinstance(source, StoredEvents))
     columns: dict[int, str] = {}
     selected = []
     for segment_id, definition in definitions:

@@ -4,7 +4,7 @@ Used only by `segops.compute`; see `segops.membership.store` for the table desig
 compute (all SQL tenant-scoped, all values bound):
 
 1. `stage_candidates` (delta only): the users to re-evaluate, into `compute_candidates`; the pass
-   then reads only their events (`candidate_source`).
+   then reads only their states and events (`candidate_source`).
 2. `stage_results`: one multi-segment pass → `compute_results (stage, segment_id, user_id)`.
 3. `publish`: diff each segment's staged results against its latest committed membership
    (restricted to the candidates for a delta), insert the diff rows under the segment's fresh
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from segops.dsl import CompiledQuery, EventSource
+from segops.dsl import CompiledQuery, StoredEvents
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
@@ -52,11 +52,10 @@ def stage_candidates(
     return int(wh.query(f"SELECT count() FROM ({CANDIDATES})", {"stage_id": stage_id}).scalar() or 0)
 
 
-def candidate_source(stage_id: str) -> EventSource:
-    """The tenant's events of the stage's candidates only (index lookups on the events sort key)."""
-    return EventSource(
-        "events",
-        "tenant_id = {tenant_id:UInt64} AND user_id IN (SELECT user_id FROM compute_candidates "
+def candidate_source(stage_id: str) -> StoredEvents:
+    """The tenant's stored events of the stage's candidates only (index lookups on each table's user key)."""
+    return StoredEvents(
+        "user_id IN (SELECT user_id FROM compute_candidates "
         "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {src_stage_id:String})",
         {"src_stage_id": stage_id},
     )

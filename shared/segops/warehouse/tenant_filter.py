@@ -23,6 +23,7 @@ TENANT_TABLES = frozenset(
         "compute_results",
         "connector_ledger",
         "event_arrivals",
+        "event_days",
         "event_timeline",
         "events",
         "ingestion_errors",
@@ -30,6 +31,7 @@ TENANT_TABLES = frozenset(
         "membership_changes",
         "membership_commits",
         "segment_memberships",
+        "user_day_states",
         "user_memberships",
         "user_properties",
     }
