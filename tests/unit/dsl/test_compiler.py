@@ -246,3 +246,15 @@ def test_segment_ids_must_be_distinct() -> None:
     definition = parse_definition(one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1}))
     with pytest.raises(ValueError, match="twice"):
         compile_segments([(1, definition), (1, definition)])
+
+
+def test_stored_pass_reads_each_table_once_and_shares_aggregates_across_thresholds() -> None:
+    spend = {"type": "monetary", "event_type": "order", "property": "total", "metric": "sum", "window_days": 30}
+    segments = [
+        (i, parse_definition(one({**spend, "operator": "gte", "value": value})))
+        for i, value in enumerate((10, 100, 1000))
+    ]
+    compiled = compile_segments(segments)
+    assert compiled.sql.count("sumIf(total_sum,") == 1
+    assert compiled.sql.count("FROM user_day_states") == compiled.sql.count("FROM event_days") == 1
+    assert "FROM events" not in compiled.sql
