@@ -14,11 +14,15 @@ event types and payload keys, is in `CompiledQuery.params`. Nothing from a defin
 formatted into the SQL text; identifiers come from `segops.warehouse.identifiers` only.
 
 Stored events (`StoredEvents`, the default) are read through the per-user day states of migration
-0600 (docs/design.md §6): one `UNION ALL` of state rows (`src = 0`, days before `now`'s day),
-boundary-day rows of `event_days` (`src = 1`, exact `occurred_at`) and, for conditions the states
-cannot answer (a `where` filter, a payload path other than `HOT_PATH`), raw `events` rows of those
-conditions' event types (`src = 2`). Every aggregate picks each event from exactly one of them. An
-`EventSource` (the sandbox) is aggregated raw, with the same semantics.
+0600 (docs/design.md §6): one `UNION ALL` of state rows (days before `now`'s day that are not
+boundary days), boundary-day rows of `event_days` (`now`'s day and each window's first day, one row
+per event) and, for conditions the states cannot answer (a `where` filter, a payload path other
+than `HOT_PATH`), raw `events` rows of those conditions' event types (`src = 2`, neutral in every
+stored aggregate: zero counts and sums, infinite extremes, their own `occurred_at`). Each event is
+in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
+`window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
+window's first day, so it lies wholly inside the window or wholly before it, and its `window_at` is
+its first millisecond. An `EventSource` (the sandbox) is aggregated raw, with the same semantics.
 
 Semantics, exactly docs/design.md §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window
@@ -56,8 +60,6 @@ _NUMERIC_TYPES = "('Int64', 'UInt64', 'Double')"
 # The one payload path whose numeric values the states aggregate (migration 0600's typed columns).
 HOT_PATH = "total"
 _NOW_DAY = f"toDate32({NOW})"
-# Every stored event up to `now` once: state days before `now`'s day, boundary rows of that day.
-_ALL_DAYS = f"(src = 0 OR (src = 1 AND day = {_NOW_DAY}))"
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -105,7 +107,7 @@ class _Compiler:
         self.ctx = context
         self.stored = stored
         self.aggregates: dict[str, str] = {}
-        self.windows: set[str] = set()  # bound window placeholders: their lower days are boundary days
+        self.windows: set[str] = set()  # bound window placeholders: their first days are boundary days
         self.raw_types: set[str] = set()  # event types of conditions read from raw events
         self._conditions: dict[type, Callable[[Any], str]] = {
             EventCount: self._event_count,
@@ -209,22 +211,13 @@ class _Compiler:
         return " AND ".join(parts)
 
     def _stored_match(self, event_type: str, window_days: float | None) -> str:
-        """States and boundary rows of one event type in the window, each event counted once.
-
-        A window (now - W, now] takes the state days strictly between day(now - W) and day(now),
-        which lie wholly inside it, and the boundary rows of those two days with the exact
-        predicate; no window takes every state day (all before day(now)) and day(now)'s rows.
-        """
+        """State and boundary rows of one event type in the window (raw rows add nothing to them)."""
         kind = f"event_type = {self.ctx.bind(event_type, 'String')}"
         if window_days is None:
-            return f"{kind} AND {_ALL_DAYS}"
+            return kind
         window = self.ctx.bind(window_milliseconds(window_days), "Int64")
         self.windows.add(window)
-        start = f"subtractMilliseconds({NOW}, {window})"
-        return (
-            f"{kind} AND ((src = 0 AND day > toDate32({start})) "
-            f"OR (src = 1 AND day IN ({_NOW_DAY}, toDate32({start})) AND occurred_at > {start}))"
-        )
+        return f"{kind} AND window_at > subtractMilliseconds({NOW}, {window})"
 
     def _keys(self, path: str) -> str:
         return ", ".join(self.ctx.bind(key, "String") for key in path.split("."))
@@ -298,27 +291,27 @@ def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
 def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
     """The union the stored aggregates read: state rows, boundary-day rows, raw rows if needed.
 
-    Every branch has the columns of the state table plus `src` and `payload`; a boundary or raw row
-    is one event, so its `occurred_at` is exact (a state row's is the day's latest).
+    Every branch has the columns of the state table plus `src`, `window_at` and `payload`; a
+    boundary or raw row is one event, so its `occurred_at` is exact (a state row's is the day's latest).
     """
     users = f" AND {source.users}" if source.users else ""
     tenant = "tenant_id = {tenant_id:UInt64}"
-    boundary_days = ", ".join(
-        [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
-    )
+    boundary = [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
+    days = ", ".join(boundary)
     branches = [
-        "    SELECT user_id, event_type, day, toUInt8(0) AS src, last_at AS occurred_at, events, totals, "
-        "total_sum, total_min, total_max, identity, '' AS payload\n"
-        f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY}",
-        "    SELECT user_id, event_type, day, toUInt8(1), occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), "
-        "ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''\n"
-        f"      FROM event_days WHERE {tenant}{users} AND day IN ({boundary_days}) AND occurred_at <= {NOW}",
+        "    SELECT user_id, event_type, toUInt8(0) AS src, toDateTime64(day, 3, 'UTC') AS window_at, "
+        "last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload\n"
+        f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY} AND day NOT IN ({days})",
+        "    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(1), "
+        "toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), "
+        "(occurred_at, received_at, identity), ''\n"
+        f"      FROM event_days WHERE {tenant}{users} AND day IN ({days}) AND occurred_at <= {NOW}",
     ]
     if compiler.raw_types:
         types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
         branches.append(
-            "    SELECT user_id, event_type, toDate32(occurred_at), toUInt8(2), occurred_at, toUInt64(0), toUInt64(0), "
-            "0, 0, 0, (occurred_at, received_at, ''), payload\n"
+            "    SELECT user_id, event_type, toUInt8(2), occurred_at, occurred_at, toUInt64(0), toUInt64(0), "
+            "0, inf, -inf, (occurred_at, received_at, ''), payload\n"
             f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}"
         )
     return "\n    UNION ALL\n".join(branches)

@@ -197,6 +197,12 @@ def test_state_days_and_boundary_days_count_each_event_once(warehouse: Warehouse
     for days in (0.5, 1, 2.5):
         definitions.append({"type": "recency", "event_type": "a", "operator": "lt", "window_days": days})
     definitions.append({"type": "user_property", "property": "plan", "operator": "eq", "value": "late"})
+    # conditions the states cannot answer put raw rows of both types into the same pass
+    for event_type in ("a", "context_identified"):
+        exists = [{"property": "total", "operator": "exists"}]
+        definitions.append(
+            {"type": "event_count", "event_type": event_type, "operator": "gte", "value": 1, "where": exists}
+        )
     # WHEN all are compiled into one stored pass
     compiled = compile_segments([(i, parse_definition(one(d))) for i, d in enumerate(definitions)], members_only=False)
     rows = TenantWarehouse(warehouse, tenant).query(compiled.sql, compiled.bind(NOW)).dicts()

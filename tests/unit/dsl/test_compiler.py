@@ -19,15 +19,22 @@ FROM = f"""  FROM events
 
 
 RAW = EventSource("events", "tenant_id = {tenant_id:UInt64}")
-STATES = f"""    SELECT user_id, event_type, day, toUInt8(0) AS src, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload
-      FROM user_day_states WHERE tenant_id = {{tenant_id:UInt64}} AND day < toDate32({NOW})
+
+
+def stored_rows(days: str) -> str:
+    """The state and boundary branches of a stored pass whose boundary days are `days`."""
+    return f"""    SELECT user_id, event_type, toUInt8(0) AS src, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload
+      FROM user_day_states WHERE tenant_id = {{tenant_id:UInt64}} AND day < toDate32({NOW}) AND day NOT IN ({days})
     UNION ALL
-    SELECT user_id, event_type, day, toUInt8(1), occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''"""  # noqa: E501
+    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''
+      FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN ({days}) AND occurred_at <= {NOW}"""  # noqa: E501
+
+
 STORED_END = """  )
   GROUP BY user_id
   SETTINGS short_circuit_function_evaluation = 'force_enable'
 )"""
-ALL_DAYS = f"(src = 0 OR (src = 1 AND day = toDate32({NOW})))"
+NOW_DAY = f"toDate32({NOW})"
 
 
 def assert_compiles(definition: dict[str, Any], sql: str, params: dict[str, Any], stored: bool = False) -> None:
@@ -153,10 +160,9 @@ def test_stored_event_count_reads_states_and_now_day_rows() -> None:
         one({"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}),
         f"""SELECT user_id FROM (
   SELECT user_id,
-    sumIf(events, event_type = {{p0:String}} AND {ALL_DAYS}) AS `a0`
+    sumIf(events, event_type = {{p0:String}}) AS `a0`
   FROM (
-{STATES}
-      FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN (toDate32({NOW})) AND occurred_at <= {NOW}
+{stored_rows(NOW_DAY)}
 {STORED_END}
 WHERE (`a0` >= {{p1:Int64}})""",
         {"p0": "page_viewed", "p1": 1},
@@ -166,10 +172,7 @@ WHERE (`a0` >= {{p1:Int64}})""",
 
 def test_stored_windowed_minimum_takes_whole_days_from_states_and_boundary_days_exactly() -> None:
     start = f"subtractMilliseconds({NOW}, {{p1:Int64}})"
-    match = (
-        f"event_type = {{p0:String}} AND ((src = 0 AND day > toDate32({start})) "
-        f"OR (src = 1 AND day IN (toDate32({NOW}), toDate32({start})) AND occurred_at > {start}))"
-    )
+    match = f"event_type = {{p0:String}} AND window_at > {start}"
     assert_compiles(
         one(
             {
@@ -187,10 +190,9 @@ def test_stored_windowed_minimum_takes_whole_days_from_states_and_boundary_days_
     sumIf(totals, {match}) AS `a0`,
     minIf(total_min, {match}) AS `a1`
   FROM (
-{STATES}
-      FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN (toDate32({NOW}), toDate32({start})) AND occurred_at <= {NOW}
+{stored_rows(f"{NOW_DAY}, toDate32({start})")}
 {STORED_END}
-WHERE ((`a0` > 0 AND `a1` >= {{p2:Float64}}))""",  # noqa: E501
+WHERE ((`a0` > 0 AND `a1` >= {{p2:Float64}}))""",
         {"p0": "order_placed", "p1": 604_800_000, "p2": 50.5},
         stored=True,
     )
@@ -211,10 +213,9 @@ def test_stored_where_filter_reads_raw_events_of_its_type_only() -> None:
   SELECT user_id,
     countIf(src = 2 AND event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null') AS `a0`
   FROM (
-{STATES}
-      FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN (toDate32({NOW})) AND occurred_at <= {NOW}
+{stored_rows(NOW_DAY)}
     UNION ALL
-    SELECT user_id, event_type, toDate32(occurred_at), toUInt8(2), occurred_at, toUInt64(0), toUInt64(0), 0, 0, 0, (occurred_at, received_at, ''), payload
+    SELECT user_id, event_type, toUInt8(2), occurred_at, occurred_at, toUInt64(0), toUInt64(0), 0, inf, -inf, (occurred_at, received_at, ''), payload
       FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW} AND event_type IN {{p3:Array(String)}}
 {STORED_END}
 WHERE (`a0` >= {{p2:Int64}})""",  # noqa: E501
@@ -227,7 +228,7 @@ def test_stored_user_property_is_the_latest_identity_tuple() -> None:
     compiled = compile_segment(
         parse_definition(one({"type": "user_property", "property": "plan", "operator": "exists"}))
     )
-    assert f"tupleElement(maxIf(identity, event_type = {{p0:String}} AND {ALL_DAYS}), 3) AS `a0`" in compiled.sql
+    assert "tupleElement(maxIf(identity, event_type = {p0:String}), 3) AS `a0`" in compiled.sql
     assert compiled.params["p0"] == "context_identified"
 
 
