@@ -17,7 +17,7 @@ Stored events (`StoredEvents`, the default) are read through the per-user day st
 0600 (docs/design.md §6): one `UNION ALL` of state rows (days before `now`'s day that are not
 boundary days), boundary-day rows of `event_days` (`now`'s day and each window's first day, one row
 per event) and, for conditions the states cannot answer (a `where` filter, a payload path other
-than `HOT_PATH`), raw `events` rows of those conditions' event types (`src = 2`, neutral in every
+than `HOT_PATH`), raw `events` rows of those conditions' event types (`raw = 1`, neutral in every
 stored aggregate: zero counts and sums, infinite extremes, their own `occurred_at`). Each event is
 in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
 `window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
@@ -145,8 +145,8 @@ class _Compiler:
     def _monetary(self, c: Monetary) -> str:
         if self.stored and not c.where and c.property == HOT_PATH:
             match = self._stored_match(c.event_type, c.window_days)
-            seen, total, extreme = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})", f"total_{c.metric}"
-            extreme = f"{c.metric}If({extreme}, {match})"
+            seen, total = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})"
+            extreme = f"{c.metric}If(total_{c.metric}, {match})"
         else:
             doc = "payload"
             keys = self._keys(c.property)
@@ -203,7 +203,7 @@ class _Compiler:
         parts = [f"event_type = {self.ctx.bind(event_type, 'String')}"]
         if self.stored:
             self.raw_types.add(event_type)
-            parts.insert(0, "src = 2")
+            parts.insert(0, "raw = 1")
         if window_days is not None:
             window = self.ctx.bind(window_milliseconds(window_days), "Int64")
             parts.append(f"occurred_at > subtractMilliseconds({NOW}, {window})")
@@ -291,7 +291,7 @@ def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
 def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
     """The union the stored aggregates read: state rows, boundary-day rows, raw rows if needed.
 
-    Every branch has the columns of the state table plus `src`, `window_at` and `payload`; a
+    Every branch has the columns of the state table plus `raw`, `window_at` and `payload`; a
     boundary or raw row is one event, so its `occurred_at` is exact (a state row's is the day's latest).
     """
     users = f" AND {source.users}" if source.users else ""
@@ -299,10 +299,10 @@ def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
     boundary = [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
     days = ", ".join(boundary)
     branches = [
-        "    SELECT user_id, event_type, toUInt8(0) AS src, toDateTime64(day, 3, 'UTC') AS window_at, "
+        "    SELECT user_id, event_type, toUInt8(0) AS raw, toDateTime64(day, 3, 'UTC') AS window_at, "
         "last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload\n"
         f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY} AND day NOT IN ({days})",
-        "    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(1), "
+        "    SELECT user_id, event_type, toUInt8(0), occurred_at, occurred_at, toUInt64(1), "
         "toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), "
         "(occurred_at, received_at, identity), ''\n"
         f"      FROM event_days WHERE {tenant}{users} AND day IN ({days}) AND occurred_at <= {NOW}",
@@ -310,7 +310,7 @@ def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
     if compiler.raw_types:
         types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
         branches.append(
-            "    SELECT user_id, event_type, toUInt8(2), occurred_at, occurred_at, toUInt64(0), toUInt64(0), "
+            "    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(0), toUInt64(0), "
             "0, inf, -inf, (occurred_at, received_at, ''), payload\n"
             f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}"
         )

@@ -23,10 +23,10 @@ RAW = EventSource("events", "tenant_id = {tenant_id:UInt64}")
 
 def stored_rows(days: str) -> str:
     """The state and boundary branches of a stored pass whose boundary days are `days`."""
-    return f"""    SELECT user_id, event_type, toUInt8(0) AS src, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload
+    return f"""    SELECT user_id, event_type, toUInt8(0) AS raw, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload
       FROM user_day_states WHERE tenant_id = {{tenant_id:UInt64}} AND day < toDate32({NOW}) AND day NOT IN ({days})
     UNION ALL
-    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''
+    SELECT user_id, event_type, toUInt8(0), occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''
       FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN ({days}) AND occurred_at <= {NOW}"""  # noqa: E501
 
 
@@ -211,11 +211,11 @@ def test_stored_where_filter_reads_raw_events_of_its_type_only() -> None:
         ),
         f"""SELECT user_id FROM (
   SELECT user_id,
-    countIf(src = 2 AND event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null') AS `a0`
+    countIf(raw = 1 AND event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null') AS `a0`
   FROM (
 {stored_rows(NOW_DAY)}
     UNION ALL
-    SELECT user_id, event_type, toUInt8(2), occurred_at, occurred_at, toUInt64(0), toUInt64(0), 0, inf, -inf, (occurred_at, received_at, ''), payload
+    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(0), toUInt64(0), 0, inf, -inf, (occurred_at, received_at, ''), payload
       FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW} AND event_type IN {{p3:Array(String)}}
 {STORED_END}
 WHERE (`a0` >= {{p2:Int64}})""",  # noqa: E501
