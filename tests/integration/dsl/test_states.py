@@ -71,6 +71,10 @@ def test_events_written_before_the_migration_are_backfilled_into_the_states(chdb
     ]
     insert_events(warehouse, tenant, before)
     insert_events(warehouse, other, [ev("u1", "order", DAY, {"total": 1000})])
+    # (ten years of monthly events: more months than one INSERT may write by default)
+    monthly = [ev("old", "page", 31 * DAY * month) for month in range(1, 121)]
+    insert_events(warehouse, other, monthly[:60])
+    insert_events(warehouse, other, monthly[60:])
     # WHEN the states migration runs
     assert migrate(warehouse) == ["0600_user_states.sql"]
     # THEN the states hold every existing event once, per tenant

@@ -63,6 +63,7 @@ FROM events;
 
 -- Backfill what `events` held before the views existed. Idempotent (a failed run is re-run whole);
 -- exact only while nothing is inserted into `events`: the event writer is paused for this migration.
+-- One INSERT may span every month of a tenant's history (event_days is partitioned by month).
 TRUNCATE TABLE IF EXISTS user_day_states;
 
 TRUNCATE TABLE IF EXISTS event_days;
@@ -84,4 +85,5 @@ INSERT INTO event_days
 SELECT tenant_id, toDate32(occurred_at) AS day, user_id, event_type, occurred_at, received_at,
     if(JSONType(payload, 'total') IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(payload, 'total'), NULL) AS total,
     if(event_type = 'context_identified', payload, '') AS identity
-FROM events;
+FROM events
+SETTINGS max_partitions_per_insert_block = 0;
