@@ -8,7 +8,9 @@
   boolean column per segment (`CompiledQuery.columns`).
 - Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default: `StoredEvents`,
   read through the per-user day states) and `with_hypothetical_events(user_id, [HypotheticalEvent,
-  ...])` for the sandbox (an `EventSource`, aggregated raw).
+  ...])` ("what if this also happened"; an `EventSource`, aggregated raw).
+- `segops.dsl.evaluator.UserHistory(events, now)`: ONE user's history evaluated in memory with the
+  compiler's semantics (the sandbox); `.members([(segment_id, definition), ...])`, `.with_event(...)`.
 
 Run a compiled query with `TenantWarehouse(runtime.warehouse, tenant_id).query(q.sql, q.bind(now))`.
 """
