@@ -10,7 +10,7 @@ Figures (each a ratio against a baseline measured in the same run on the same da
    GROUP BY user_id`); both run server-side to completion (`SELECT count() FROM (...)`), plus the
    whole published compute (pass + staging + diff + commit) of the engine. The pass reads the
    per-user day states (migration 0600); the same definition aggregated over raw `events` (the
-   pass before the states, still the sandbox's) is measured beside it as the before figure;
+   pass before the states) is measured beside it as the before figure;
 2. 50 segments in one pass vs 1 segment (states, and raw events for comparison);
 3. delta compute after 1,000 users got new events vs a full compute (the arrival margin is set to
    zero: in steady state the bulk load is long older than it);

@@ -22,7 +22,7 @@ stored aggregate: zero counts and sums, infinite extremes, their own `occurred_a
 in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
 `window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
 window's first day, so it lies wholly inside the window or wholly before it, and its `window_at` is
-its first millisecond. An `EventSource` (the sandbox) is aggregated raw, with the same semantics.
+its first millisecond. An `EventSource` (rows of any relation) is aggregated raw, with the same semantics.
 
 Semantics, exactly docs/design.md §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window

@@ -4,8 +4,8 @@
   which the compiler reads through the per-user day states kept at write time (docs/design.md §6),
   optionally only for the users a `user_id` predicate selects.
 - `EventSource`: any relation of rows with the columns `user_id, event_type, occurred_at,
-  received_at, payload` (the `events` table's names and types), aggregated raw — the sandbox's
-  hypothetical histories.
+  received_at, payload` (the `events` table's names and types), aggregated raw — e.g. a
+  hypothetical history (`with_hypothetical_events`).
 
 The compiler adds `occurred_at <= {now:DateTime64(3)}` and the per-user aggregation; a source only
 decides which rows exist. Source parameters are prefixed `src_` so they never collide with the

@@ -1,6 +1,6 @@
 """Golden tests: one `assert_compiles` call per case. Values only ever appear in params.
 
-The raw pass (an `EventSource`, as the sandbox's) and the stored pass (per-user day states,
+The raw pass (an `EventSource`) and the stored pass (per-user day states,
 boundary-day rows and raw rows only for what the states cannot answer)."""
 
 from __future__ import annotations
