@@ -17,8 +17,9 @@ Stored events (`StoredEvents`, the default) are read through the per-user day st
 0600 (docs/design.md §6): one `UNION ALL` of state rows (days before `now`'s day that are not
 boundary days), boundary-day rows of `event_days` (`now`'s day and each window's first day, one row
 per event) and, for conditions the states cannot answer (a `where` filter, a payload path other
-than `HOT_PATH`), raw `events` rows of those conditions' event types (`raw = 1`, neutral in every
-stored aggregate: zero counts and sums, infinite extremes, their own `occurred_at`). Each event is
+than `HOT_PATH`), the raw `events` rows of those conditions' event types, aggregated per user in
+their own branch (one row per user carrying those aggregates, `r0`, `r1`, ..., which are zero in
+the other branches, so a `sum` over the union returns them). Each event is
 in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
 `window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
 window's first day, so it lies wholly inside the window or wholly before it, and its `window_at` is
@@ -109,6 +110,7 @@ class _Compiler:
         self.aggregates: dict[str, str] = {}
         self.windows: set[str] = set()  # bound window placeholders: their first days are boundary days
         self.raw_types: set[str] = set()  # event types of conditions read from raw events
+        self.raw_aggregates: dict[str, str] = {}  # stored pass: aggregates of the raw-events branch
         self._conditions: dict[type, Callable[[Any], str]] = {
             EventCount: self._event_count,
             Monetary: self._monetary,
@@ -139,15 +141,17 @@ class _Compiler:
         if self.stored and not c.where:
             counted = self.aggregate(f"sumIf(events, {self._stored_match(c.event_type, c.window_days)})")
         else:
-            counted = self.aggregate(f"countIf({self._match(c.event_type, c.window_days, c.where)})")
+            counted = self._raw(f"countIf({self._match(c.event_type, c.window_days, c.where)})")
         return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
 
     def _monetary(self, c: Monetary) -> str:
+        aggregate = self.aggregate
         if self.stored and not c.where and c.property == HOT_PATH:
             match = self._stored_match(c.event_type, c.window_days)
             seen, total = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})"
             extreme = f"{c.metric}If(total_{c.metric}, {match})"
         else:
+            aggregate = self._raw
             doc = "payload"
             keys = self._keys(c.property)
             match = (
@@ -160,14 +164,14 @@ class _Compiler:
         value = self.ctx.bind(c.value, "Float64")
         op = _COMPARE[c.operator]
         if c.metric == "count":
-            return f"{self.aggregate(seen)} {op} {value}"
+            return f"{aggregate(seen)} {op} {value}"
         if c.metric == "sum":
-            return f"{self.aggregate(total)} {op} {value}"
+            return f"{aggregate(total)} {op} {value}"
         # avg/min/max of no values make the condition false (docs/design.md §5).
-        seen = self.aggregate(seen)
+        seen = aggregate(seen)
         if c.metric == "avg":
-            return f"({seen} > 0 AND {self.aggregate(total)} / {seen} {op} {value})"
-        return f"({seen} > 0 AND {self.aggregate(extreme)} {op} {value})"
+            return f"({seen} > 0 AND {aggregate(total)} / {seen} {op} {value})"
+        return f"({seen} > 0 AND {aggregate(extreme)} {op} {value})"
 
     def _recency(self, c: Recency) -> str:
         if self.stored:
@@ -198,12 +202,21 @@ class _Compiler:
 
     # -- shared pieces ------------------------------------------------------------------------
 
+    def _raw(self, sql: str) -> str:
+        """An aggregate over raw rows: in a stored pass, computed in the raw-events branch per user."""
+        if not self.stored:
+            return self.aggregate(sql)
+        partial = self.raw_aggregates.get(sql)
+        if partial is None:
+            partial = quote_identifier(f"r{len(self.raw_aggregates)}")
+            self.raw_aggregates[sql] = partial
+        return self.aggregate(f"sum({partial})")
+
     def _match(self, event_type: str, window_days: float | None, where: Sequence[PropertyFilter]) -> str:
         """Raw rows of a condition: the source's, or in a stored pass the raw `events` branch."""
         parts = [f"event_type = {self.ctx.bind(event_type, 'String')}"]
         if self.stored:
             self.raw_types.add(event_type)
-            parts.insert(0, "raw = 1")
         if window_days is not None:
             window = self.ctx.bind(window_milliseconds(window_days), "Int64")
             parts.append(f"occurred_at > subtractMilliseconds({NOW}, {window})")
@@ -211,7 +224,7 @@ class _Compiler:
         return " AND ".join(parts)
 
     def _stored_match(self, event_type: str, window_days: float | None) -> str:
-        """State and boundary rows of one event type in the window (raw rows add nothing to them)."""
+        """State and boundary rows of one event type in the window."""
         kind = f"event_type = {self.ctx.bind(event_type, 'String')}"
         if window_days is None:
             return kind
@@ -289,30 +302,35 @@ def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
 
 
 def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
-    """The union the stored aggregates read: state rows, boundary-day rows, raw rows if needed.
+    """The union the stored aggregates read: state rows, boundary-day rows, raw aggregates if needed.
 
-    Every branch has the columns of the state table plus `raw`, `window_at` and `payload`; a
-    boundary or raw row is one event, so its `occurred_at` is exact (a state row's is the day's latest).
+    Every branch has the columns of the state table plus `window_at` and the raw partials; a
+    boundary row is one event, so its `occurred_at` is exact (a state row's is the day's latest).
+    The raw branch's row per user has an empty event type: no stored aggregate matches it.
     """
     users = f" AND {source.users}" if source.users else ""
     tenant = "tenant_id = {tenant_id:UInt64}"
     boundary = [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
     days = ", ".join(boundary)
+    partials = "".join(f", 0 AS {alias}" for alias in compiler.raw_aggregates.values())
+    zeros = ", 0" * len(compiler.raw_aggregates)
     branches = [
-        "    SELECT user_id, event_type, toUInt8(0) AS raw, toDateTime64(day, 3, 'UTC') AS window_at, "
-        "last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload\n"
+        "    SELECT user_id, event_type, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, "
+        f"events, totals, total_sum, total_min, total_max, identity{partials}\n"
         f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY} AND day NOT IN ({days})",
-        "    SELECT user_id, event_type, toUInt8(0), occurred_at, occurred_at, toUInt64(1), "
-        "toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), "
-        "(occurred_at, received_at, identity), ''\n"
+        "    SELECT user_id, event_type, occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), "
+        f"ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity){zeros}\n"
         f"      FROM event_days WHERE {tenant}{users} AND day IN ({days}) AND occurred_at <= {NOW}",
     ]
     if compiler.raw_types:
         types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
+        nothing = "toDateTime64(0, 3, 'UTC')"
+        aggregates = "".join(f", {sql}" for sql in compiler.raw_aggregates)
         branches.append(
-            "    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(0), toUInt64(0), "
-            "0, inf, -inf, (occurred_at, received_at, ''), payload\n"
-            f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}"
+            f"    SELECT user_id, '', {nothing}, {nothing}, toUInt64(0), toUInt64(0), 0, inf, -inf, "
+            f"({nothing}, {nothing}, ''){aggregates}\n"
+            f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}\n"
+            "      GROUP BY user_id"
         )
     return "\n    UNION ALL\n".join(branches)
 

@@ -21,12 +21,12 @@ FROM = f"""  FROM events
 RAW = EventSource("events", "tenant_id = {tenant_id:UInt64}")
 
 
-def stored_rows(days: str) -> str:
+def stored_rows(days: str, partials: str = "", zeros: str = "") -> str:
     """The state and boundary branches of a stored pass whose boundary days are `days`."""
-    return f"""    SELECT user_id, event_type, toUInt8(0) AS raw, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity, '' AS payload
+    return f"""    SELECT user_id, event_type, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, events, totals, total_sum, total_min, total_max, identity{partials}
       FROM user_day_states WHERE tenant_id = {{tenant_id:UInt64}} AND day < toDate32({NOW}) AND day NOT IN ({days})
     UNION ALL
-    SELECT user_id, event_type, toUInt8(0), occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity), ''
+    SELECT user_id, event_type, occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity){zeros}
       FROM event_days WHERE tenant_id = {{tenant_id:UInt64}} AND day IN ({days}) AND occurred_at <= {NOW}"""  # noqa: E501
 
 
@@ -198,7 +198,8 @@ WHERE ((`a0` > 0 AND `a1` >= {{p2:Float64}}))""",
     )
 
 
-def test_stored_where_filter_reads_raw_events_of_its_type_only() -> None:
+def test_stored_where_filter_reads_raw_events_of_its_type_only_aggregated_per_user() -> None:
+    nothing = "toDateTime64(0, 3, 'UTC')"
     assert_compiles(
         one(
             {
@@ -211,12 +212,13 @@ def test_stored_where_filter_reads_raw_events_of_its_type_only() -> None:
         ),
         f"""SELECT user_id FROM (
   SELECT user_id,
-    countIf(raw = 1 AND event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null') AS `a0`
+    sum(`r0`) AS `a0`
   FROM (
-{stored_rows(NOW_DAY)}
+{stored_rows(NOW_DAY, ", 0 AS `r0`", ", 0")}
     UNION ALL
-    SELECT user_id, event_type, toUInt8(1), occurred_at, occurred_at, toUInt64(0), toUInt64(0), 0, inf, -inf, (occurred_at, received_at, ''), payload
+    SELECT user_id, '', {nothing}, {nothing}, toUInt64(0), toUInt64(0), 0, inf, -inf, ({nothing}, {nothing}, ''), countIf(event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null')
       FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW} AND event_type IN {{p3:Array(String)}}
+      GROUP BY user_id
 {STORED_END}
 WHERE (`a0` >= {{p2:Int64}})""",  # noqa: E501
         {"p0": "order_placed", "p1": "coupon", "p2": 1, "p3": ["order_placed"]},
