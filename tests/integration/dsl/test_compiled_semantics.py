@@ -209,3 +209,18 @@ def test_state_days_and_boundary_days_count_each_event_once(warehouse: Warehouse
     # THEN each segment holds exactly the reference's members
     for i, definition in enumerate(definitions):
         assert {r["user_id"] for r in rows if r[f"s_{i}"]} == members(events, one(definition), NOW), definition
+
+
+def test_raw_branch_aggregates_keep_negative_values(warehouse: Warehouse) -> None:
+    # GIVEN orders with negative totals, and conditions that read them through the raw-events branch
+    tenant = history(
+        warehouse,
+        ev("u", "order", DAY, {"total": -5, "refund": True}),
+        ev("u", "order", 2 * DAY, {"total": -3, "refund": True}),
+        ev("v", "page", DAY),
+    )
+    refunds = [{"property": "refund", "operator": "eq", "value": True}]
+    base = {"type": "monetary", "event_type": "order", "property": "total", "operator": "eq", "where": refunds}
+    # THEN sum, avg, min and max are the negative values themselves
+    for metric, value in (("sum", -8), ("avg", -4), ("min", -5), ("max", -3)):
+        assert evaluate(warehouse, tenant, one({**base, "metric": metric, "value": value})) == {"u"}, metric
