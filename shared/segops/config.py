@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # ClickHouse refuses an INSERT spanning more than `max_partitions_per_insert_block` (100) partitions.
     writer_partitions_per_insert: int = Field(default=50, ge=1, le=100)
 
+    # Usage metering (segops.metering, docs/operations.md): API calls and accepted/refused events are
+    # counted in process and flushed to the warehouse this often (and on shutdown). Off: nothing is
+    # counted in process (stored events are still counted by the warehouse itself).
+    metering: bool = True
+    metering_flush_seconds: float = Field(default=5.0, gt=0, le=300)
+
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
 

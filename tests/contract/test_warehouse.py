@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from segops.warehouse import statistics
 from segops.warehouse.base import TenantWarehouse, Warehouse
 from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
@@ -205,6 +206,28 @@ def test_large_insert_arrives_complete(warehouse: Warehouse) -> None:
         "SELECT count(), uniqExact(event_id), max(length(payload)) FROM events WHERE tenant_id = {t:UInt64}", {"t": 4}
     ).rows[0]
     assert totals == (30_000, 30_000, 2000)
+
+
+def test_statements_report_what_they_read_to_the_active_measurement(warehouse: Warehouse) -> None:
+    # GIVEN 5,000 stored events
+    warehouse.insert("events", EVENT_COLUMNS, [event_row(12, f"user-{n % 50}", n) for n in range(5_000)])
+    # WHEN a query and an INSERT ... SELECT run while measuring (as a compute's statements do)
+    with statistics.measuring() as measured:
+        users = warehouse.query("SELECT uniqExact(user_id) FROM events WHERE tenant_id = {t:UInt64}", {"t": 12})
+        assert users.scalar() == 50
+        warehouse.command(
+            "INSERT INTO ingestion_errors (tenant_id, ts, error_type, detail, source) "
+            "SELECT tenant_id, received_at, 'x', user_id, 'test' FROM events WHERE tenant_id = {t:UInt64}",
+            {"t": 12},
+        )
+    # THEN both statements reported the rows and bytes the storage read, and their time
+    assert measured.statements == 2
+    assert measured.rows_read >= 10_000 and measured.bytes_read > 0 and measured.elapsed_us > 0
+    # AND CPU time is known in process only (a server reports it in system.query_log alone)
+    assert (measured.cpu_us > 0) == isinstance(warehouse, ChdbWarehouse)
+    # AND nothing is collected outside a measurement
+    warehouse.query("SELECT count() FROM events WHERE tenant_id = {t:UInt64}", {"t": 12})
+    assert measured.statements == 2
 
 
 def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: ChdbHttpServer) -> None:

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
         "segops.ai",
         "segops.lookalike",
     ),
-    ("segops.runtime", "segops.http", "segops.auth"),
+    ("segops.runtime", "segops.http", "segops.auth", "segops.metering"),
     ("segops.warehouse", "segops.cache", "segops.store", "segops.objects", "segops.bus"),
     ("segops.errors", "segops.config", "segops.manifest", "segops.logs", "segops.messages", "segops"),
 ]

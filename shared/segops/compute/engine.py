@@ -38,9 +38,11 @@ from segops.lookalike.models import LookalikeDefinition, checked_seed, parse_loo
 from segops.membership import writer
 from segops.membership.lookup import active_segments, invalidate_users
 from segops.messages import ComputeRequested, MembershipChanged, SegmentComputeEnvelope
+from segops.metering import units as metering
 from segops.runtime import Runtime
 from segops.segments.models import ComputeState, Segment
 from segops.store import keys
+from segops.warehouse import statistics
 
 log = logging.getLogger("segops.compute")
 
@@ -156,13 +158,15 @@ def _run_group(
     stage_id = uuid.uuid4().hex
     mode: Mode = group[0].mode
     try:
-        publications = _evaluate_and_publish(runtime, tenant_id, group, now, stage_id)
+        with statistics.measuring() as work:
+            publications = _evaluate_and_publish(runtime, tenant_id, group, now, stage_id)
     except Exception as exc:
         message, incident = tenant_message(exc)
         for target in group:
             _mark_failed(runtime, tenant_id, target, message[:500])
         log.exception("compute failed", extra={"tenant_id": tenant_id, "mode": mode, "incident": incident})
         raise
+    metering.compute_pass(runtime, tenant_id, [t.compute_id for t in group], mode, work)
     outcomes = []
     for target, publication in zip(group, publications, strict=True):
         _mark_succeeded(runtime, tenant_id, target, publication, now, watermark)

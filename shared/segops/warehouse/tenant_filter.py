@@ -31,6 +31,8 @@ TENANT_TABLES = frozenset(
         "membership_changes",
         "membership_commits",
         "segment_memberships",
+        "usage",
+        "usage_units",
         "user_day_states",
         "user_memberships",
         "user_properties",

@@ -76,7 +76,7 @@ def test_events_written_before_the_migration_are_backfilled_into_the_states(chdb
     insert_events(warehouse, other, monthly[:60])
     insert_events(warehouse, other, monthly[60:])
     # WHEN the states migration runs
-    assert migrate(warehouse) == ["0600_user_states.sql"]
+    assert migrate(warehouse, through=600) == ["0600_user_states.sql"]
     # THEN the states hold every existing event once, per tenant
     wh = TenantWarehouse(warehouse, tenant)
     assert wh.query("SELECT sum(events) FROM user_day_states WHERE tenant_id = {tenant_id:UInt64}").scalar() == 8
