@@ -310,6 +310,14 @@ def test_statement_errors_raise(warehouse: Warehouse) -> None:
         warehouse.command("SELEC 1")
 
 
+def test_a_statement_failing_mid_result_leaves_the_next_answer_its_own(warehouse: Warehouse) -> None:
+    # A limit hit while rows are already streaming (memory, time, a throwIf) fails that statement
+    # only: the next one gets its own rows, not the failed one's partial result.
+    with pytest.raises(Exception, match=r"(?i)throwIf"):
+        warehouse.query("SELECT throwIf(number = 300000) AS x FROM numbers(1000000)")
+    assert warehouse.query("SELECT 42 AS answer").rows == [(42,)]
+
+
 def test_check_passes(warehouse: Warehouse) -> None:
     warehouse.check()
 

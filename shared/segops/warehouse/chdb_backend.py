@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import re
 import shutil
 import tempfile
@@ -56,10 +57,18 @@ class _SharedSession:
                 self.database = database
             measured = statistics.active()
             cpu_started = time.process_time() if measured else 0.0
-            if params:
-                result = self.session.query(sql, fmt, params=format_params(params))
-            else:
-                result = self.session.query(sql, fmt)
+            try:
+                if params:
+                    result = self.session.query(sql, fmt, params=format_params(params))
+                else:
+                    result = self.session.query(sql, fmt)
+            except Exception:
+                # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
+                # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
+                # throwaway statement takes it instead.
+                with contextlib.suppress(Exception):
+                    self.session.query("SELECT 1", fmt)
+                raise
             if measured:
                 statistics.record(
                     result.storage_rows_read(),
