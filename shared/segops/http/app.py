@@ -22,6 +22,7 @@ from segops.http.converters import CONVERTERS
 from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
+from segops.limits import rates
 from segops.metering.meter import meter_for
 from segops.runtime import get_runtime
 
@@ -57,6 +58,8 @@ class HttpApp:
             log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
             response = error_response(SegOpsError("internal error"), request_id)
         response.headers["X-Request-Id"] = request_id
+        if ctx is not None:
+            response.headers.update(ctx.response_headers)
         if ctx is not None and ctx.route.browser:
             cors.allow_response(request, response, ctx.principal)
         log_request(self.function_name, request, response, ctx, started, request_id)
@@ -101,6 +104,9 @@ class HttpApp:
         body = read_json(ctx) if reads_body else None
         if route.role is not None or route.auth:
             ctx.principal = authenticate(ctx, body)
+            admission = rates.admit(ctx.runtime, ctx.principal)
+            if admission is not None:
+                ctx.response_headers.update(admission.headers())
         parse_query(ctx)
         parse_body(ctx, body)
         return route.handler(ctx)
