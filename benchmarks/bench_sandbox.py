@@ -20,9 +20,9 @@ import orjson
 from segops.dsl import parse_definition
 from segops.dsl.evaluator import UserHistory
 from segops.localstack import LocalStack
-from segops.membership.lookup import active_segments
 from segops.sandbox.service import SimulatedEvent, simulate, stored_history
 from segops.segments import service as segments
+from segops.segments.active import active_segments
 from segops.warehouse import TenantWarehouse
 
 from benchmarks.bench_segments import bench_stack, signup

@@ -13,6 +13,7 @@ from segops.bus.base import Topic
 from segops.connectors.feed import MembershipSnapshot
 from segops.messages import MembershipChanged
 from segops.runtime import Runtime
+from segops.segments import active
 from segops.segments.models import Segment
 from segops.store import keys
 
@@ -50,6 +51,7 @@ class RecordedMembership:
         self.runtime.documents.save(
             keys.segment_key(tenant_id, segment_id), Segment(id=segment_id, tenant=tenant_id, name=f"s{segment_id}")
         )
+        active.refresh(self.runtime, tenant_id, segment_id)
         return segment_id
 
     def compute(self, tenant_id: int, segment_id: int, members: Iterable[str]) -> MembershipChanged:

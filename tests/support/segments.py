@@ -1,10 +1,12 @@
-"""Segment documents written straight to the control plane (what the segments API stores)."""
+"""Segment documents written straight to the control plane (what the segments API stores, its
+active-segment index entry included)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from segops.runtime import Runtime
+from segops.segments import active as active_index
 from segops.segments.models import Segment
 from segops.store import keys
 
@@ -27,4 +29,5 @@ def put_segment(
         active=active,
     )
     runtime.documents.save(keys.segment_key(tenant_id, segment_id), segment)
+    active_index.refresh(runtime, tenant_id, segment_id)
     return segment

@@ -24,10 +24,10 @@ from segops.compute.evaluate import evaluate
 from segops.compute.plan import Mode, Pass, Request, load_segment, plan
 from segops.errors import tenant_message
 from segops.membership import writer
-from segops.membership.lookup import active_segments
 from segops.messages import ComputeRequested, SegmentComputeEnvelope
 from segops.metering import units as metering
 from segops.runtime import Runtime
+from segops.segments.active import active_segments
 from segops.warehouse import statistics
 
 __all__ = ["Outcome", "Request", "compute", "load_segment"]

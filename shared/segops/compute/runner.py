@@ -38,9 +38,9 @@ from segops.compute.plan import Request
 from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
 from segops.membership import writer
-from segops.membership.lookup import active_segments
 from segops.messages import DrainRequested, SegmentComputeEnvelope
 from segops.runtime import Runtime
+from segops.segments.active import active_segments
 from segops.segments.models import ComputeState
 from segops.store import keys
 

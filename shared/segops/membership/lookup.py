@@ -4,7 +4,8 @@ Cache entries (5-minute TTL):
 - `membership:<tenant_id>:<user_id>` → JSON list of segment ids from the latest published computes;
   dropped by segment_compute for every user whose membership changed.
 - `segments:active:<tenant_id>` → JSON list of the tenant's active segment ids; dropped by the
-  segments API on every create/patch/delete and rebuilt here from the store on a miss.
+  segments API on every create/patch/delete and read here on a miss from the active-segment index
+  (`segops.segments.active`, one store read).
 Ids are always filtered by the active set at read time, so a deleted or deactivated segment
 disappears immediately, even from a cached entry. A cold miss is an index lookup
 (`store.segments_of_user`), never a scan.
@@ -18,8 +19,7 @@ import orjson
 
 from segops.membership.store import segments_of_user
 from segops.runtime import Runtime
-from segops.segments.models import Segment
-from segops.store import keys
+from segops.segments.active import active_segments
 
 MEMBERSHIP_TTL_SECONDS = 300.0
 ACTIVE_TTL_SECONDS = 300.0
@@ -32,16 +32,6 @@ def membership_key(tenant_id: int, user_id: str) -> str:
 
 def active_segments_key(tenant_id: int) -> str:
     return f"segments:active:{tenant_id}"
-
-
-def active_segments(runtime: Runtime, tenant_id: int) -> list[Segment]:
-    """The tenant's active segments, by id (read from the control plane)."""
-    found = [
-        s
-        for s in runtime.documents.list(keys.segments_prefix(tenant_id), Segment)
-        if s.active and s.tenant == tenant_id
-    ]
-    return sorted(found, key=lambda s: s.id)
 
 
 def active_segment_ids(runtime: Runtime, tenant_id: int) -> set[int]:

@@ -19,9 +19,8 @@ import orjson
 from segops import clock
 from segops.dsl import parse_definition
 from segops.dsl.evaluator import EventColumns, UserHistory
-from segops.membership.lookup import active_segments
 from segops.runtime import Runtime
-from segops.segments import models as m
+from segops.segments.active import ActiveSegment, active_segments
 from segops.warehouse import TenantWarehouse
 
 # One user's history is one primary-key range: a read that needs more than this is a runaway user,
@@ -46,8 +45,8 @@ class SimulatedEvent:
 
 @dataclass(frozen=True)
 class SegmentDelta:
-    entered: list[m.Segment]
-    exited: list[m.Segment]
+    entered: list[ActiveSegment]
+    exited: list[ActiveSegment]
     unchanged_count: int
 
 

@@ -1,8 +1,9 @@
-"""Segment documents: CRUD, immutable definition versions, active-segment index for lookups.
+"""Segment documents: CRUD, immutable definition versions, the active-segment index.
 
-Every write that can change which segments are active (create, patch, delete) drops the
-`segments:active:<tenant>` cache key (`segops.membership.lookup`) *after* the store write, so the
-membership lookup never serves a deleted or deactivated segment once the write has returned.
+Every segment write (create, patch, delete) then refreshes the tenant's active-segment index
+(`segops.segments.active`) and only then drops the `segments:active:<tenant>` cache key
+(`segops.membership.lookup`), so neither the membership lookup nor the sandbox or a compute sees a
+deleted or deactivated segment, or an old definition, once the write has returned.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from segops.errors import Conflict, NotFound
 from segops.limits import quotas
 from segops.membership.lookup import active_segment_ids, active_segments_key
 from segops.runtime import Runtime
+from segops.segments import active
 from segops.segments import models as m
 from segops.store import keys
 
@@ -73,8 +75,9 @@ def list_segments(
     return Page(items, None)
 
 
-def _forget_active(runtime: Runtime, tenant_id: int) -> None:
-    """The membership lookup rebuilds its active-segment filter from the store on the next read."""
+def _refresh_active(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
+    """After a write to the segment: its index entry follows it, then the lookup's cached ids are dropped."""
+    active.refresh(runtime, tenant_id, segment_id)
     runtime.cache.delete(active_segments_key(tenant_id))
 
 
@@ -106,7 +109,7 @@ def create_segment(
         created_by=created_by,
     )
     runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
-    _forget_active(runtime, tenant_id)
+    _refresh_active(runtime, tenant_id, segment.id)
     return segment
 
 
@@ -143,7 +146,7 @@ def update_segment(
     updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
-    _forget_active(runtime, tenant_id)
+    _refresh_active(runtime, tenant_id, segment_id)
     return updated
 
 
@@ -190,6 +193,6 @@ def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
     runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
-    _forget_active(runtime, tenant_id)
+    _refresh_active(runtime, tenant_id, segment_id)
     for number in _version_numbers(runtime, tenant_id, segment_id):
         runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

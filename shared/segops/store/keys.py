@@ -10,6 +10,7 @@
 - `tenants/<t>/plan`: the tenant's `Plan` (quotas and rate limits; absent: the default plan)
 - `tenants/<t>/api-keys/<k>`: `ApiKey`; `api-keys/<fingerprint>`: `Pointer` to it
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
+  `tenants/<t>/active-segments`: `ActiveIndex`, the active segments' definitions in one document;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`;
   `tenants/<t>/membership-outbox/<stage>`: a compute's `Outbox` until its changes are delivered
 - `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`;
@@ -119,6 +120,10 @@ def segment_key(tenant_id: int, segment_id: int) -> str:
 
 def segments_prefix(tenant_id: int) -> str:
     return f"tenants/{tenant_id}/segments/"
+
+
+def active_index_key(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/active-segments"
 
 
 def segment_version_key(tenant_id: int, segment_id: int, version: int) -> str:

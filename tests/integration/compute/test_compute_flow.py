@@ -13,6 +13,7 @@ from segops.compute import runner
 from segops.localstack import LocalStack
 from segops.membership.lookup import active_segments_key
 from segops.messages import ComputeRequested, SegmentComputeEnvelope, UsersChanged
+from segops.segments import active
 from segops.segments.models import Segment
 from segops.store import keys
 
@@ -147,10 +148,11 @@ def test_deactivated_segment_disappears_from_cached_lookups(stack: LocalStack) -
     stack.bus.drain()
     assert lookup(api, account, "u1")["segment_ids"] == [1, 2]
     assert lookup(api, account, "u1")["cached"] is True
-    # WHEN the segments API deactivates segment 2 (store write, then drops the active-set key)
+    # WHEN the segments API deactivates segment 2 (store write, index refresh, then drops the active-set key)
     segment = stack.runtime.documents.load(keys.segment_key(tenant, 2), Segment)
     assert segment is not None
     stack.runtime.documents.save(keys.segment_key(tenant, 2), segment.model_copy(update={"active": False}))
+    active.refresh(stack.runtime, tenant, 2)
     stack.runtime.cache.delete(active_segments_key(tenant))
     # THEN the cached entry no longer yields it
     assert lookup(api, account, "u1") == {"user_id": "u1", "segment_ids": [1], "cached": True}

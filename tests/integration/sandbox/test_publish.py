@@ -13,8 +13,8 @@ from segops.dsl import (
     with_hypothetical_events,
 )
 from segops.localstack import LocalStack
-from segops.membership.lookup import active_segments
 from segops.sandbox.service import SegmentDelta, SimulatedEvent, simulate
+from segops.segments.active import active_segments
 from segops.warehouse import TenantWarehouse
 
 from tests.support.api import Account, Api, assert_error

@@ -1,0 +1,149 @@
+"""The active-segment index (`segops.segments.active`): one store read for the active set, kept by
+every segment write, rebuilt once when missing, convergent under concurrent writers on real GCS."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from segops.localstack import LocalStack
+from segops.runtime import Runtime
+from segops.segments import service
+from segops.segments.active import ActiveSegment, active_segments
+from segops.segments.models import Segment
+from segops.store import keys
+from segops.store.gcs import GcsStore
+
+from tests.support.stores import CountingStore
+
+TENANT = 7
+
+
+def definition(value: int) -> dict[str, Any]:
+    return {"conditions": [{"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": value}]}
+
+
+def create(runtime: Runtime, name: str, *, active: bool = True) -> Segment:
+    return service.create_segment(
+        runtime, TENANT, name=name, segment_type="rule", description="", active=active, created_by=None
+    )
+
+
+def from_documents(runtime: Runtime) -> list[ActiveSegment]:
+    """What the index must hold: every active segment document of the tenant, as the evaluators need it."""
+    segments = runtime.documents.list(keys.segments_prefix(TENANT), Segment)
+    return [
+        ActiveSegment(id=s.id, name=s.name, segment_type=s.segment_type, version=s.version, definition=s.definition)
+        for s in sorted(segments, key=lambda s: s.id)
+        if s.active
+    ]
+
+
+def counted(runtime: Runtime) -> tuple[Runtime, CountingStore]:
+    store = CountingStore(runtime.store)
+    return replace(runtime, store=store), store
+
+
+def test_the_index_follows_every_segment_write(stack: LocalStack) -> None:
+    runtime = stack.runtime
+    # GIVEN an active and an inactive segment
+    first = create(runtime, "first")
+    second = create(runtime, "second", active=False)
+    assert active_segments(runtime, TENANT) == [
+        ActiveSegment(id=first.id, name="first", segment_type="rule", version=0, definition=None)
+    ]
+    # WHEN the active one is renamed and given a definition THEN its entry carries both, versioned
+    service.update_segment(runtime, TENANT, first.id, {"name": "renamed"}, definition=definition(1), actor=None)
+    assert active_segments(runtime, TENANT) == [
+        ActiveSegment(id=first.id, name="renamed", segment_type="rule", version=1, definition=definition(1))
+    ]
+    # WHEN the other is activated and the first deactivated THEN only the other is listed
+    service.update_segment(runtime, TENANT, second.id, {"active": True}, actor=None)
+    assert [s.id for s in active_segments(runtime, TENANT)] == [first.id, second.id]
+    service.update_segment(runtime, TENANT, first.id, {"active": False}, actor=None)
+    assert [s.id for s in active_segments(runtime, TENANT)] == [second.id]
+    # WHEN it is deleted THEN the set is empty, and at every step it matched the documents
+    service.delete_segment(runtime, TENANT, second.id)
+    assert active_segments(runtime, TENANT) == from_documents(runtime) == []
+
+
+def test_reading_the_active_set_is_one_store_read(stack: LocalStack) -> None:
+    # GIVEN 20 active segments with definitions
+    for index in range(20):
+        made = create(stack.runtime, f"s{index}")
+        service.update_segment(stack.runtime, TENANT, made.id, {}, definition=definition(index), actor=None)
+    runtime, store = counted(stack.runtime)
+    # WHEN the active set is read THEN that is one GET, nothing listed
+    assert active_segments(runtime, TENANT) == from_documents(stack.runtime)
+    assert store.calls == {"get": 1}
+
+
+def test_a_missing_index_is_rebuilt_once_from_the_segment_documents(stack: LocalStack) -> None:
+    # GIVEN segments written while the index existed, then the index gone (a deployment from before it)
+    made = [create(stack.runtime, f"s{index}", active=index != 1) for index in range(3)]
+    service.update_segment(stack.runtime, TENANT, made[0].id, {}, definition=definition(5), actor=None)
+    stack.runtime.store.delete(keys.active_index_key(TENANT))
+    runtime, store = counted(stack.runtime)
+    # WHEN the active set is read THEN it is rebuilt from the documents: one listing, one create
+    assert [s.id for s in active_segments(runtime, TENANT)] == [made[0].id, made[2].id]
+    assert active_segments(stack.runtime, TENANT) == from_documents(stack.runtime)
+    assert (store.calls["list"], store.calls["put"]) == (1, 1)
+    # AND the next read is one GET again
+    store.calls.clear()
+    active_segments(runtime, TENANT)
+    assert store.calls == {"get": 1}
+
+
+def test_a_write_against_a_missing_index_rebuilds_it_with_that_write(stack: LocalStack) -> None:
+    runtime = stack.runtime
+    made = [create(runtime, f"s{index}", active=False) for index in range(3)]
+    runtime.store.delete(keys.active_index_key(TENANT))
+    service.update_segment(runtime, TENANT, made[1].id, {"active": True}, definition=definition(2), actor=None)
+    assert [(s.id, s.definition) for s in active_segments(runtime, TENANT)] == [(made[1].id, definition(2))]
+
+
+def test_concurrent_activations_and_rebuilds_converge_on_gcs(
+    stack: LocalStack, gcs_client: Any, gcs_bucket: str
+) -> None:
+    # GIVEN the control plane on the GCS JSON API, 12 inactive segments and no index yet
+    runtime = replace(stack.runtime, store=GcsStore(gcs_client, gcs_bucket))
+    made = [create(runtime, f"s{index}", active=False) for index in range(12)]
+    runtime.store.delete(keys.active_index_key(TENANT))
+    # WHEN 8 are activated with a definition at once, while readers race to rebuild the index
+    with ThreadPoolExecutor(8) as pool:
+        writes = [
+            pool.submit(
+                service.update_segment, runtime, TENANT, s.id, {"active": True}, definition=definition(i), actor=None
+            )
+            for i, s in enumerate(made[:8])
+        ]
+        reads = [pool.submit(active_segments, runtime, TENANT) for _ in range(4)]
+        for future in [*writes, *reads]:
+            future.result()
+    # THEN the index holds exactly those 8, each at its new definition, as the documents say
+    expected = from_documents(runtime)
+    assert [s.id for s in expected] == [s.id for s in made[:8]]
+    assert all(s.version == 1 for s in expected)
+    assert active_segments(runtime, TENANT) == expected
+    # WHEN 4 of them are deactivated and 2 others activated at once THEN it still agrees
+    with ThreadPoolExecutor(6) as pool:
+        changes = [(s.id, False) for s in made[:4]] + [(s.id, True) for s in made[8:10]]
+        for future in [
+            pool.submit(service.update_segment, runtime, TENANT, sid, {"active": on}, actor=None) for sid, on in changes
+        ]:
+            future.result()
+    assert [s.id for s in active_segments(runtime, TENANT)] == [s.id for s in made[4:10]]
+    assert active_segments(runtime, TENANT) == from_documents(runtime)
+    # WHEN one segment's definition is changed by 6 writers at once THEN its entry is the version that won
+    target = made[4].id
+    with ThreadPoolExecutor(6) as pool:
+        for future in [
+            pool.submit(service.update_segment, runtime, TENANT, target, {}, definition=definition(100 + i), actor=None)
+            for i in range(6)
+        ]:
+            future.result()
+    final = service.get_segment(runtime, TENANT, target)
+    entry = next(s for s in active_segments(runtime, TENANT) if s.id == target)
+    assert (entry.version, entry.definition) == (final.version, final.definition)
+    assert final.version == 7
