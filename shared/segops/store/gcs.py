@@ -12,8 +12,8 @@ from segops.store.keys import validate_key
 
 # The library retries transient failures for up to 120 s, longer than any HTTP function may take: a
 # GCS outage must become a 503 the caller can retry (docs/operations.md § Outages), not a timeout.
-_RETRY = DEFAULT_RETRY.with_timeout(8.0)
-_TIMEOUT = (3.0, 10.0)  # connect, read (seconds), per HTTP request
+_RETRY = DEFAULT_RETRY.with_timeout(4.0)
+_TIMEOUT = (2.0, 5.0)  # connect, read (seconds), per HTTP request
 
 
 class GcsStore:
