@@ -131,8 +131,12 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         assert looked_up.status_code == 200, looked_up.get_data(as_text=True)
         assert looked_up.get_json() == {"user_id": "user-1", "segment_ids": [segment], "cached": False}
         assert seconds < 2
-        # AND access tokens are checked against their session document
+        # AND access tokens are checked against their session document, and segment writes succeed
         assert api.get(f"/api/segments/{segment}/", headers=account.bearer).status_code == 200
+        created = api.post(
+            "/api/segments/", {"name": "during the outage", "segment_type": "rule"}, headers=account.bearer
+        )
+        assert created.status_code == 201, created.get_data(as_text=True)
         # AND events with message ids are accepted, and stored exactly once even when sent twice
         batch = {
             "events": [

@@ -7,10 +7,12 @@ membership lookup never serves a deleted or deactivated segment once the write h
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.errors import Conflict, NotFound
 from segops.membership.lookup import active_segments_key
 from segops.runtime import Runtime
@@ -73,8 +75,12 @@ def list_segments(
 
 
 def _forget_active(runtime: Runtime, tenant_id: int) -> None:
-    """The membership lookup rebuilds its active-segment filter from the store on the next read."""
-    runtime.cache.delete(active_segments_key(tenant_id))
+    """The membership lookup rebuilds its active-segment filter from the store on the next read.
+
+    With the cache down the segment is already written, so the request succeeds: lookups meanwhile
+    read the store, and an entry that survived the outage expires within its TTL (docs/operations.md)."""
+    with contextlib.suppress(CacheUnavailable):
+        runtime.cache.delete(active_segments_key(tenant_id))
 
 
 def create_segment(
