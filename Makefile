@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev console test lint format bench load soak package checkov chromium clean test-typescript-sdk typescript-sdk
+.PHONY: install dev console test lint format bench load soak package checkov chromium clean replay test-typescript-sdk typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -118,6 +118,10 @@ load: install console
 # 10 minutes at a fixed rate: the server's RSS and open file descriptors at start and end.
 soak: install console
 	$(BIN)/python -m benchmarks.load --soak $(LOAD_ARGS)
+
+# Re-drive dead letters, each exactly once: make replay TOPIC=events SINCE=2026-01-31T22:00 [TENANT=7]
+replay: install
+	$(BIN)/python -m segops.ops replay --topic $(TOPIC) --since $(SINCE) $(if $(TENANT),--tenant $(TENANT))
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .segops build dist console/node_modules console/dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build

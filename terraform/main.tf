@@ -90,7 +90,7 @@ locals {
       # instance's request concurrency, or the event writer's deliveries could never share a flush.
       { THREADS = tostring(try(f.concurrency, 1)) },
       merge([for backend in f.uses : local.backend_env[backend]]...),
-      # Consumers learn when Pub/Sub gives up on a message (the last attempt before dead-lettering).
+      # A consumer archives a message for replay on the last attempt before Pub/Sub dead-letters it.
       f.trigger.type == "pubsub" ? { SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5)) } : {},
       contains(local.ai_functions, name) ? local.ai_env : {},
       try(f.env, {}),

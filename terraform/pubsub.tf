@@ -17,6 +17,10 @@ locals {
       max_delivery_attempts = try(f.trigger.max_delivery_attempts, 5)
       min_backoff_seconds   = try(f.trigger.min_backoff_seconds, 10)
       max_backoff_seconds   = try(f.trigger.max_backoff_seconds, 600)
+      # The manifest's retry horizon (functions/manifest.json, docs/operations.md): the attempts and
+      # backoffs above retry at least this long. Unacknowledged messages are kept a day past it, so a
+      # backlog that outlived the horizon is still there to be replayed by seek.
+      message_retention_seconds = ceil(f.trigger.retry_horizon_hours * 3600) + 86400
       # Pub/Sub waits this long for the ack: the function's own timeout (capped by Pub/Sub at 600 s).
       ack_deadline_seconds = min(max(f.timeout_seconds, 10), 600)
     }
@@ -52,10 +56,11 @@ resource "google_pubsub_subscription" "dead_letter" {
 }
 
 resource "google_pubsub_subscription" "consumer" {
-  for_each             = local.consumers
-  name                 = "${each.value.topic}--${local.ids[each.key]}"
-  topic                = google_pubsub_topic.topic[each.value.topic].id
-  ack_deadline_seconds = each.value.ack_deadline_seconds
+  for_each                   = local.consumers
+  name                       = "${each.value.topic}--${local.ids[each.key]}"
+  topic                      = google_pubsub_topic.topic[each.value.topic].id
+  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  message_retention_duration = "${each.value.message_retention_seconds}s"
 
   push_config {
     # The topic in the path lets functions-framework fill the CloudEvent `source`.

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     bus: Literal["local", "pubsub"] = "local"
     gcp_project: str = "segops-local"
+    # Deployed: the function's manifest `max_delivery_attempts` (set by Terraform), its last attempt
+    # before dead-lettering. Locally: the retry policy of local-bus subscriptions that are not
+    # manifest functions (a function's own is its manifest trigger's, as on Pub/Sub).
     bus_max_attempts: int = Field(default=5, ge=1)
     bus_retry_base_seconds: float = Field(default=0.5, ge=0)
     # Deliveries the local bus runs at once (Pub/Sub push runs up to the manifest's `concurrency`).

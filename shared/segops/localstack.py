@@ -50,7 +50,11 @@ class LocalStack:
             for spec in self.manifest.pubsub_functions():
                 assert isinstance(spec.trigger, PubSubTrigger)
                 self.runtime.bus.subscribe(
-                    spec.trigger.topic, spec.name, self._deliverer(spec.name), concurrency=spec.concurrency
+                    spec.trigger.topic,
+                    spec.name,
+                    self._deliverer(spec.name),
+                    concurrency=spec.concurrency,
+                    retry=spec.trigger.retry,
                 )
         self._timer: threading.Timer | None = None
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from segops.boundary import StrictModel
 
@@ -19,12 +20,50 @@ class HttpTrigger(StrictModel):
     routes: list[str] = Field(min_length=1)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Pub/Sub's redelivery of a nacked message: exponential backoff from `min_backoff_seconds`,
+    doubling per attempt up to `max_backoff_seconds`; after `max_attempts` the message is
+    dead-lettered. Terraform gives Pub/Sub these numbers and the local bus applies the same ones."""
+
+    max_attempts: int
+    min_backoff_seconds: float
+    max_backoff_seconds: float
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """The wait after failed delivery attempt `attempt` (1-based) before the next one."""
+        return float(min(self.max_backoff_seconds, self.min_backoff_seconds * 2 ** min(attempt - 1, 60)))
+
+    def horizon_seconds(self) -> float:
+        """How long after its first failure a message is still being retried (the sum of the waits)."""
+        return sum(self.backoff_seconds(attempt) for attempt in range(1, self.max_attempts))
+
+
 class PubSubTrigger(StrictModel):
     type: Literal["pubsub"]
     topic: str
     max_delivery_attempts: int = Field(default=5, ge=5, le=100)
     min_backoff_seconds: int = Field(default=10, ge=0, le=600)
     max_backoff_seconds: int = Field(default=600, ge=0, le=600)
+    # How long a backend outage (the warehouse, a connector's API) the consumer rides out before
+    # its messages are dead-lettered: the attempts and backoffs must retry at least this long, and
+    # Terraform keeps unacknowledged messages longer than this (docs/operations.md).
+    retry_horizon_hours: float = Field(gt=0, le=24 * 7)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_delivery_attempts, self.min_backoff_seconds, self.max_backoff_seconds)
+
+    @model_validator(mode="after")
+    def _attempts_cover_the_horizon(self) -> Self:
+        covered = self.retry.horizon_seconds()
+        if covered < self.retry_horizon_hours * 3600:
+            raise ValueError(
+                f"{self.topic}: {self.max_delivery_attempts} attempts with backoff {self.min_backoff_seconds}-"
+                f"{self.max_backoff_seconds} s retry for {covered / 3600:.2f} h, less than the "
+                f"declared retry_horizon_hours {self.retry_horizon_hours}"
+            )
+        return self
 
 
 Backend = Literal["warehouse", "bus", "cache", "store", "objects"]

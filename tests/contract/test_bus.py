@@ -18,6 +18,7 @@ from segops.bus.cloudevents import from_cloudevent, to_cloudevent
 from segops.bus.local import LocalBus
 from segops.bus.pubsub import PubSubBus
 from segops.localstack import LocalStack
+from segops.manifest import PubSubTrigger, RetryPolicy
 
 from tests.support.fixtures import load_fixture
 from tests.support.servers import PubSubServer
@@ -137,6 +138,36 @@ def test_retries_back_off_exponentially() -> None:
     assert len(stamps) == 4
     for gap, minimum in zip(gaps, [0.05, 0.1, 0.2], strict=True):
         assert gap >= minimum * 0.95
+
+
+def test_a_subscription_keeps_its_own_retry_policy() -> None:
+    # GIVEN a bus whose default is 9 attempts, and a subscription with a manifest-style policy of its
+    # own: 3 attempts, backoff from 50 ms capped at 60 ms
+    bus = LocalBus(max_attempts=9, retry_base_seconds=0)
+    stamps: list[float] = []
+    done = threading.Event()
+    bus.subscribe(
+        "t", "failing", lambda m: (stamps.append(time.monotonic()), _raise()), retry=RetryPolicy(3, 0.05, 0.06)
+    )
+    bus.subscribe(dead_letter_topic("t"), "dlq", lambda m: done.set())
+    bus.start()
+    try:
+        bus.publish("t", b"x")
+        assert done.wait(10)
+    finally:
+        bus.stop()
+    # THEN it is dead-lettered after its own 3 attempts, spaced by its own backoff
+    assert len(stamps) == 3
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    for gap, minimum in zip(gaps, [0.05, 0.06], strict=True):
+        assert gap >= minimum * 0.95
+
+
+def test_the_stack_applies_each_function_s_manifest_policy(stack: LocalStack) -> None:
+    policies = {s.name: s.retry for subs in stack.bus._subscriptions.values() for s in subs}
+    for spec in stack.manifest.pubsub_functions():
+        assert isinstance(spec.trigger, PubSubTrigger)
+        assert policies[spec.name] == spec.trigger.retry == RetryPolicy(100, 10, 600)
 
 
 def _raise() -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+from segops.store import documents
 from segops.store.base import GenerationMismatch, Store
 from segops.store.documents import DocumentRepository
 from segops.store.gcs import GcsStore
+from segops.store.id_blocks import BLOCK_SIZE
 from segops.store.local import LocalStore
 
 
@@ -155,3 +159,105 @@ def test_concurrent_counter_increments_lose_nothing(store: Store) -> None:
         thread.join()
     # THEN every id is unique and the sequence has no gaps
     assert sorted(allocated) == list(range(1, 21))
+
+
+def _together(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(i)` for every i on its own thread, all released at once."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+class Tally(BaseModel):
+    count: int = 0
+    writers: list[int] = []
+
+
+def test_twenty_concurrent_writers_on_one_document_lose_no_update(store: Store) -> None:
+    # GIVEN one control-plane document and 20 writers updating it at the same instant, each twice
+    repo = DocumentRepository(store)
+    repo.create("tenants/1/tally", Tally())
+
+    def write(writer: int) -> None:
+        for _ in range(2):
+
+            def change(current: Tally, writer: int = writer) -> Tally:
+                return Tally(count=current.count + 1, writers=[*current.writers, writer])
+
+            assert repo.update("tenants/1/tally", Tally, change) is not None
+
+    _together(20, write)
+    # THEN the document holds exactly every update once
+    final = repo.load("tenants/1/tally", Tally)
+    assert final is not None
+    assert final.count == 40
+    assert sorted(final.writers) == sorted([*range(20), *range(20)])
+
+
+@pytest.fixture(params=["local", "gcs"])
+def two_clients(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Store, Store]:
+    """Two instances' clients of one control plane."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "store"), LocalStore(tmp_path / "store")
+    client: Any = request.getfixturevalue("gcs_client")
+    bucket = request.getfixturevalue("gcs_bucket")
+    return GcsStore(client, bucket), GcsStore(client, bucket)
+
+
+def test_global_ids_are_unique_across_instances_and_write_the_counter_once_per_block(
+    two_clients: tuple[Store, Store],
+) -> None:
+    # GIVEN two instances creating objects concurrently, 20 threads in all
+    store = two_clients[0]
+    instances = [DocumentRepository(client) for client in two_clients]
+    allocated: list[int] = []
+    lock = threading.Lock()
+
+    def create(i: int) -> None:
+        repo = instances[i % 2]
+        for _ in range(10):
+            new = repo.new_id("things")
+            with lock:
+                allocated.append(new)
+
+    _together(20, create)
+    # THEN every id is unique, positive and small, and the counter advanced by whole blocks only
+    assert len(set(allocated)) == 200 and min(allocated) >= 1
+    counter = store.get("counters/things")
+    assert counter is not None
+    assert counter.body["value"] % BLOCK_SIZE == 0 and counter.body["value"] <= 6 * BLOCK_SIZE
+    assert max(allocated) <= counter.body["value"]
+
+
+def test_a_sequence_continues_from_its_start_and_stays_strictly_increasing(store: Store) -> None:
+    repo = DocumentRepository(store)
+    assert [repo.next_id("syncs-c1", lambda: 41) for _ in range(3)] == [42, 43, 44]
+    # `start` only seeds a missing counter
+    assert repo.next_id("syncs-c1", lambda: 1000) == 45
+
+
+def test_cas_retries_back_off_exponentially_with_full_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(documents.time, "sleep", waits.append)
+    for attempt in range(1, 13):
+        for _ in range(20):
+            documents.cas_backoff(attempt)
+    ceilings = [min(2.0, 0.01 * 2 ** (attempt - 1)) for attempt in range(1, 13)]
+    rounds = [waits[i * 20 : (i + 1) * 20] for i in range(12)]
+    for ceiling, round_ in zip(ceilings, rounds, strict=True):
+        assert all(0 <= wait <= ceiling for wait in round_)
+        assert len(set(round_)) > 1  # jittered: colliding writers do not retry in lockstep
+    assert max(rounds[-1]) > 0.5  # and the spread grows up to the cap

@@ -10,6 +10,7 @@ on the full planned function set (every trigger kind).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -21,7 +22,15 @@ from typing import Any
 import pytest
 from segops.bus.base import dead_letter_topic
 from segops.config import Settings
-from segops.manifest import MANIFEST_PATH, Backend, FunctionSpec, Manifest, PubSubTrigger, load_manifest
+from segops.manifest import (
+    MANIFEST_PATH,
+    Backend,
+    FunctionSpec,
+    Manifest,
+    PubSubTrigger,
+    RetryPolicy,
+    load_manifest,
+)
 
 from infra import package
 from infra import terraform as tf
@@ -219,7 +228,8 @@ def test_each_backend_gets_its_production_settings(config: tf.TerraformConfig) -
     assert "SEGOPS_USES = jsonencode(f.uses)" in env
     assert "local.backend_env[backend]" in env
     assert "for backend in f.uses" in env
-    # the consumer's idea of "last attempt" is the subscription's max delivery attempts
+    # a deployed consumer's idea of "last attempt" is its subscription's max delivery attempts (the
+    # zip holds no manifest: segops.bus.dead_letters.last_attempt reads this setting in production)
     assert "SEGOPS_BUS_MAX_ATTEMPTS = tostring(try(f.trigger.max_delivery_attempts, 5))" in env
     assert "bus_max_attempts" in Settings.model_fields
 
@@ -363,6 +373,38 @@ def test_every_topic_has_a_dead_letter_topic_and_every_subscription_a_policy(con
     consumers = _expr(config.locals["consumers"])
     for field in ("max_delivery_attempts", "min_backoff_seconds", "max_backoff_seconds", "topic"):
         assert f"f.trigger.{field}" in consumers
+    # unacknowledged messages outlive the manifest's retry horizon
+    assert "message_retention_seconds = ceil(f.trigger.retry_horizon_hours * 3600) + 86400" in consumers
+    consumer = config.resource("google_pubsub_subscription.consumer")
+    assert consumer.body["message_retention_duration"] == "${each.value.message_retention_seconds}s"
+
+
+@pytest.mark.parametrize("manifest_path", [MANIFEST_PATH, FULL_MANIFEST], ids=["real", "full"])
+def test_retry_policies_keep_their_declared_horizon(manifest_path: Path) -> None:
+    for spec in load_manifest(manifest_path).pubsub_functions():
+        assert isinstance(spec.trigger, PubSubTrigger)
+        retry = spec.trigger.retry
+        assert retry.horizon_seconds() >= spec.trigger.retry_horizon_hours * 3600, spec.name
+        # Pub/Sub keeps unacknowledged messages at most 31 days
+        assert math.ceil(spec.trigger.retry_horizon_hours * 3600) + 86400 <= 31 * 86400
+
+
+def test_real_consumers_ride_out_a_multi_hour_warehouse_outage(manifest: Manifest) -> None:
+    for spec in manifest.pubsub_functions():
+        assert isinstance(spec.trigger, PubSubTrigger)
+        if "warehouse" in spec.uses:
+            assert spec.trigger.retry_horizon_hours >= 6, spec.name
+        # its last attempt archives the message in the control-plane store (segops.bus.dead_letters)
+        assert "store" in spec.uses, spec.name
+
+
+def test_a_horizon_the_attempts_do_not_cover_is_refused() -> None:
+    # 5 attempts from 10 s: 10 + 20 + 40 + 80 s of waiting, not an hour
+    with pytest.raises(ValueError, match="retry_horizon_hours"):
+        PubSubTrigger.model_validate({"type": "pubsub", "topic": "t", "retry_horizon_hours": 1})
+    assert PubSubTrigger.model_validate({"type": "pubsub", "topic": "t", "retry_horizon_hours": 0.04}).retry == (
+        RetryPolicy(5, 10, 600)
+    )
 
 
 def test_push_delivery_is_authenticated_to_the_consumer(config: tf.TerraformConfig) -> None:

@@ -130,6 +130,8 @@ class ChdbHttpServer:
         self.requests: list[dict[str, Any]] = []
         # Open client connections (HTTP/1.1 keep-alive): `stop` cuts them too, as a dead server would.
         self._connections: set[socket.socket] = set()
+        self._refusals = 0
+        self._refusals_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="chdb-http", daemon=True)
@@ -156,6 +158,24 @@ class ChdbHttpServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def refuse_inserts(self, count: int) -> None:
+        """Answer the next `count` INSERTs with a server error, as a ClickHouse that cannot write
+        (read-only after losing its Keeper, disk full, restarting) does; reads keep working."""
+        with self._refusals_lock:
+            self._refusals = count
+
+    @property
+    def refusals_left(self) -> int:
+        with self._refusals_lock:
+            return self._refusals
+
+    def _refuses(self, statement: str) -> bool:
+        with self._refusals_lock:
+            if self._refusals and statement.lstrip().upper().startswith("INSERT"):
+                self._refusals -= 1
+                return True
+            return False
 
     # -- statement execution ------------------------------------------------------------------
 
@@ -274,6 +294,10 @@ class ChdbHttpServer:
                 )
                 if split.path == "/ping":
                     self._reply(200, b"Ok.\n", {})
+                    return
+                if server._refuses(server.requests[-1]["statement"]):
+                    message = b"Code: 242. DB::Exception: Table is in readonly mode. (TABLE_IS_READ_ONLY)\n"
+                    self._reply(500, message, {"X-ClickHouse-Exception-Code": "242"})
                     return
                 try:
                     payload, fmt = server.execute(params, body)

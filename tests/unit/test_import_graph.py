@@ -15,7 +15,7 @@ from segops.manifest import load_manifest
 # Highest first. A module belongs to the longest name that prefixes it; it may import its own layer
 # and any layer below, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("segops.devserver", "segops.console", "segops.localstack", "segops.catalog"),
+    ("segops.devserver", "segops.console", "segops.localstack", "segops.catalog", "segops.ops"),
     # What a Cloud Function calls: HTTP dispatch (with authentication, which asks tenancy) and the
     # Pub/Sub consumer loop.
     ("segops.http.app", "segops.http.authentication", "segops.http.openapi", "segops.bus.consumer"),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from segops.bus.base import BusMessage, dead_letter_topic
+from segops.manifest import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,15 @@ class Subscription:
     handler: Handler
     # Deliveries of this subscription at once (a function's manifest `concurrency`).
     concurrency: int = 1
+    # A function's manifest retry policy; else the bus's own.
+    retry: RetryPolicy | None = None
 
 
 class LocalBus:
     """In-process bus with Pub/Sub semantics: every subscription gets every message at least once;
-    a handler that raises is retried with exponential backoff; after `max_attempts` the message goes
-    to `<topic>-dead-letter`. Once started, `concurrency` workers deliver at the same time, each
+    a handler that raises is retried with exponential backoff; after its subscription's last attempt
+    (the manifest's retry policy of its function, else `max_attempts`) the message goes to
+    `<topic>-dead-letter`. Once started, `concurrency` workers deliver at the same time, each
     subscription up to its own `concurrency`, as Pub/Sub push to a function instance does (`drain`
     delivers one at a time)."""
 
@@ -40,10 +44,8 @@ class LocalBus:
         retry_max_seconds: float = 60,
         concurrency: int = 1,
     ) -> None:
-        self.max_attempts = max_attempts
+        self.retry = RetryPolicy(max_attempts, retry_base_seconds, retry_max_seconds)
         self.concurrency = concurrency
-        self.retry_base_seconds = retry_base_seconds
-        self.retry_max_seconds = retry_max_seconds
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._pending: list[tuple[float, int, Subscription, BusMessage]] = []
         self._sequence = itertools.count()
@@ -55,9 +57,11 @@ class LocalBus:
         self.dead_letters: deque[BusMessage] = deque(maxlen=1000)
         self.published_count = 0
 
-    def subscribe(self, topic: str, name: str, handler: Handler, concurrency: int = 1) -> None:
+    def subscribe(
+        self, topic: str, name: str, handler: Handler, concurrency: int = 1, retry: RetryPolicy | None = None
+    ) -> None:
         with self._cond:
-            self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler, concurrency))
+            self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler, concurrency, retry))
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         message = BusMessage(topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex)
@@ -87,7 +91,8 @@ class LocalBus:
                 "error": type(exc).__name__,
             },
         )
-        if message.delivery_attempt >= self.max_attempts:
+        retry = subscription.retry or self.retry
+        if message.delivery_attempt >= retry.max_attempts:
             self.dead_letters.append(message)
             attributes = {
                 **message.attributes,
@@ -98,7 +103,7 @@ class LocalBus:
             }
             self.publish(dead_letter_topic(message.topic), message.data, attributes)
             return
-        delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (message.delivery_attempt - 1))
+        delay = retry.backoff_seconds(message.delivery_attempt)
         with self._cond:
             self._enqueue(
                 time.monotonic() + delay, subscription, replace(message, delivery_attempt=message.delivery_attempt + 1)

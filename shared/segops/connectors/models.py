@@ -104,5 +104,12 @@ class SyncRecord(BaseModel):
     files: list[str] = Field(default_factory=list)
 
 
+class RetryBacklog(BaseModel):
+    """Users whose last push to the connector's platform failed: the next sync pushes their current
+    membership again (`segops.connectors.sync`)."""
+
+    user_ids: list[str] = Field(default_factory=list)
+
+
 def dead_letter_key(tenant_id: int, connector_id: int, sync_id: int) -> str:
     return f"{tenant_id}/dead-letter/connector-{connector_id}/{sync_id}.jsonl"

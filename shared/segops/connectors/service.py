@@ -98,7 +98,7 @@ def create(
     _require_segment(runtime, tenant_id, segment_id)
     clean = validate_config(runtime, connector_type, config)
     connector = m.Connector(
-        id=runtime.documents.next_id("connectors"),
+        id=runtime.documents.new_id("connectors"),
         tenant=tenant_id,
         name=name,
         type=connector_type,
@@ -161,6 +161,8 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
 def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
     get(runtime, tenant_id, connector_id)
     runtime.store.delete(keys.connector_secrets_key(tenant_id, connector_id))
+    runtime.store.delete(keys.connector_retries_key(tenant_id, connector_id))
+    runtime.store.delete(keys.counter_key(keys.connector_sync_sequence(tenant_id, connector_id)))
     runtime.store.delete(keys.connector_key(tenant_id, connector_id))
     ConnectorLedger(runtime, tenant_id, connector_id).forget()
 

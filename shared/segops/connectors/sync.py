@@ -5,6 +5,11 @@ a batch or a whole message converges to the same remote state. Ordering: a conne
 membership version of the newest compute it applied (`applied_version`, segment_compute's publication
 order); an older compute's diff arriving late is recorded as `stale` and not applied, so it cannot undo
 a newer change. The same compute again (a redelivery) is applied again, harmlessly.
+
+Failed users: a sync that could not push some users still advances `applied_version` (its other
+users are applied) and adds the failed ones to the connector's `RetryBacklog`; the next incremental
+sync pushes each of them again according to their current membership (add if a member, else
+remove), and a full sync covers them all. A user leaves the backlog once a push of them succeeded.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from segops.connectors.egress import EgressPolicy
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
-from segops.errors import tenant_message
+from segops.errors import Conflict, tenant_message
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.runtime import Runtime
 from segops.store import keys
@@ -59,9 +64,15 @@ def retry_policy(runtime: Runtime) -> RetryPolicy:
 
 
 def new_sync(runtime: Runtime, connector: m.Connector, kind: m.SyncKind, **fields: object) -> m.SyncRecord:
-    record = m.SyncRecord.model_validate(
-        {"id": runtime.documents.next_id("connector-syncs"), "connector_id": connector.id, "kind": kind, **fields}
-    )
+    """A sync record numbered in its connector's own sequence (listings go newest first by id)."""
+    prefix = keys.connector_syncs_prefix(connector.tenant, connector.id)
+
+    def newest_recorded() -> int:
+        # Syncs numbered by the former global counter: the connector's sequence continues after them.
+        return max((int(key.rsplit("/", 1)[1]) for key in runtime.store.list(prefix)), default=0)
+
+    sync_id = runtime.documents.next_id(keys.connector_sync_sequence(connector.tenant, connector.id), newest_recorded)
+    record = m.SyncRecord.model_validate({"id": sync_id, "connector_id": connector.id, "kind": kind, **fields})
     runtime.documents.save(keys.connector_sync_key(connector.tenant, connector.id, record.id), record)
     return record
 
@@ -126,8 +137,13 @@ def _run(
             api_key = vault.unseal(runtime.connector_secrets_key, secrets.sealed_api_key)
             platform, resolver = build_platform(runtime, connector, api_key)
             ledger = ConnectorLedger(runtime, connector.tenant, connector.id)
+            entered, exited = list(entered), list(exited)
+            if record.kind == "incremental":
+                retry_add, retry_remove = _retries(runtime, connector, set(entered) | set(exited))
+                entered, exited = entered + retry_add, exited + retry_remove
             push(platform, "remove", exited, resolver, tally, ledger)
             push(platform, "add", entered, resolver, tally, ledger)
+            _settle_backlog(runtime, connector, {*entered, *exited}, tally)
     except Exception as exc:
         message, incident = tenant_message(exc)
         log.exception(
@@ -143,6 +159,34 @@ def _run(
     if record.status in ("succeeded", "partial") and version is not None:
         _advance(runtime, connector, version)
     return record
+
+
+def _retries(runtime: Runtime, connector: m.Connector, pushed: set[str]) -> tuple[list[str], list[str]]:
+    """The backlog's users not already in this diff, split by their current membership: (add, remove)."""
+    backlog = runtime.documents.load(keys.connector_retries_key(connector.tenant, connector.id), m.RetryBacklog)
+    pending = set(backlog.user_ids) - pushed if backlog else set()
+    if not pending:
+        return [], []
+    members = runtime.membership_feed.snapshot(connector.tenant, connector.segment_id).members
+    add = sorted(pending.intersection(members))
+    return add, sorted(pending - set(add))
+
+
+def _settle_backlog(runtime: Runtime, connector: m.Connector, pushed: set[str], tally: Tally) -> None:
+    """The backlog becomes its users not pushed now plus the users whose push failed now, by
+    compare-and-swap (a concurrent sync of the same connector keeps its own failures)."""
+    failed = {user for entry in tally.dead_letters for user in entry["user_ids"]}
+    key = keys.connector_retries_key(connector.tenant, connector.id)
+
+    def settle(current: m.RetryBacklog) -> m.RetryBacklog:
+        return m.RetryBacklog(user_ids=sorted((set(current.user_ids) - pushed) | failed))
+
+    if runtime.documents.update(key, m.RetryBacklog, settle) is not None or not failed:
+        return
+    try:
+        runtime.documents.create(key, m.RetryBacklog(user_ids=sorted(failed)))
+    except Conflict:
+        runtime.documents.update(key, m.RetryBacklog, settle)
 
 
 def build_platform(runtime: Runtime, connector: m.Connector, api_key: str) -> tuple[Platform, IdentityResolver]:

@@ -7,7 +7,9 @@
 - `compile_segments([(segment_id, definition), ...], source=None) -> CompiledQuery`: one pass, one
   boolean column per segment (`CompiledQuery.columns`).
 - Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default) and
-  `with_hypothetical_events(user_id, [HypotheticalEvent, ...])` for the sandbox.
+  `with_hypothetical_events(user_id, [HypotheticalEvent, ...])` ("what if this also happened").
+- `segops.dsl.evaluator.UserHistory(events, now)`: ONE user's history evaluated in memory with the
+  compiler's semantics (the sandbox); `.members([(segment_id, definition), ...])`, `.with_event(...)`.
 
 Run a compiled query with `TenantWarehouse(runtime.warehouse, tenant_id).query(q.sql, q.bind(now))`.
 """

@@ -21,7 +21,7 @@ def request_export(
     """Record a queued export of the segment's current members and hand it to `export_worker`."""
     segments.get_segment(runtime, tenant_id, segment_id)
     export = m.Export(
-        id=runtime.documents.next_id("exports"),
+        id=runtime.documents.new_id("exports"),
         tenant=tenant_id,
         segment_id=segment_id,
         format=fmt,

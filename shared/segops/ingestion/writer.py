@@ -36,6 +36,7 @@ from datetime import datetime
 
 import orjson
 
+from segops.bus import dead_letters
 from segops.bus.base import BusMessage, Topic
 from segops.bus.cloudevents import parse_message
 from segops.cache.base import Cache, CacheUnavailable
@@ -375,18 +376,27 @@ def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
     try:
         event_writer_for(runtime).write(Delivery(message, batch.events))
     except Exception as exc:
-        if message.delivery_attempt >= runtime.settings.bus_max_attempts:
-            for tenant_id, group in _by_tenant(batch.events):
-                record_errors(
-                    runtime,
-                    tenant_id,
-                    "writer",
-                    [
-                        ErrorRecord(
-                            "dead_lettered",
-                            f"bus message {message.message_id} with {len(group)} events failed "
-                            f"{message.delivery_attempt} times ({type(exc).__name__}); sent to the dead-letter topic",
-                        )
-                    ],
-                )
+        if message.delivery_attempt >= dead_letters.last_attempt("event_writer", runtime.settings):
+            # For the tenant's error log, when the warehouse takes it: the message itself is archived
+            # for replay by the consumer (segops.bus.dead_letters), outside the warehouse.
+            with contextlib.suppress(Exception):
+                _record_dead_lettered(runtime, message, batch.events, exc)
         raise
+
+
+def _record_dead_lettered(
+    runtime: Runtime, message: BusMessage, events: Sequence[TrackedEvent], exc: Exception
+) -> None:
+    for tenant_id, group in _by_tenant(events):
+        record_errors(
+            runtime,
+            tenant_id,
+            "writer",
+            [
+                ErrorRecord(
+                    "dead_lettered",
+                    f"bus message {message.message_id} with {len(group)} events failed "
+                    f"{message.delivery_attempt} times ({type(exc).__name__}); sent to the dead-letter topic",
+                )
+            ],
+        )

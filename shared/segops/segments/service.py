@@ -94,7 +94,7 @@ def create_segment(
     created_by: str | None,
 ) -> m.Segment:
     segment = m.Segment(
-        id=runtime.documents.next_id("segments"),
+        id=runtime.documents.new_id("segments"),
         tenant=tenant_id,
         name=name,
         description=description,

@@ -11,10 +11,12 @@
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`
 - `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-secrets/<c>`: `ConnectorSecrets`;
-  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`
+  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`; `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
 - `tenants/<t>/exports/<e>`: `Export`
 - `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
-- `counters/<name>`: id counters
+- `tenants/<t>/dead-letters/<topic>/<message id>`: `DeadLetter`, a bus message its consumer gave up on
+  (`dead-letters/<topic>/<message id>` when the message names no tenant)
+- `counters/<name>`: id counters: a kind's global id blocks (`id_blocks`) or one object's sequence
 
 Emails appear only as digests: a key may be listed or logged, an address must not be.
 """
@@ -27,6 +29,7 @@ import re
 _KEY = re.compile(r"[a-z0-9][a-z0-9_.@-]*(/[a-z0-9][a-z0-9_.@-]*)*")
 
 COMPUTE_QUEUES_PREFIX = "compute-tenants/"
+TENANTS_PREFIX = "tenants/"
 
 
 def validate_key(key: str) -> str:
@@ -146,6 +149,15 @@ def connector_syncs_prefix(tenant_id: int, connector_id: int) -> str:
     return f"tenants/{tenant_id}/connector-syncs/{connector_id}/"
 
 
+def connector_sync_sequence(tenant_id: int, connector_id: int) -> str:
+    """The counter (`counter_key`) numbering one connector's syncs."""
+    return f"connector-syncs-t{tenant_id}-c{connector_id}"
+
+
+def connector_retries_key(tenant_id: int, connector_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-retries/{connector_id}"
+
+
 def export_key(tenant_id: int, export_id: int) -> str:
     return f"tenants/{tenant_id}/exports/{export_id}"
 
@@ -160,3 +172,16 @@ def shopify_order_owner_key(tenant_id: int, order_id: str) -> str:
 
 def counter_key(name: str) -> str:
     return f"counters/{name}"
+
+
+def dead_letters_prefix(tenant_id: int | None, topic: str) -> str:
+    return f"tenants/{tenant_id}/dead-letters/{topic}/" if tenant_id is not None else f"dead-letters/{topic}/"
+
+
+def is_tenant_dead_letter_key(key: str, topic: str) -> bool:
+    """Whether `key` (listed under `TENANTS_PREFIX`) is some tenant's dead letter of `topic`."""
+    return re.fullmatch(rf"tenants/[0-9]+/dead-letters/{re.escape(topic)}/[^/]+", key) is not None
+
+
+def dead_letter_key(tenant_id: int | None, topic: str, message_id: str) -> str:
+    return f"{dead_letters_prefix(tenant_id, topic)}{message_id}"

@@ -74,7 +74,7 @@ def create_tenant(
     reservation = docs.load(keys.slug_reservation_key(slug), m.SlugReservation)
     if reservation is not None and reservation.signup != signup and reservation.expires_at > clock.now():
         raise _slug_taken(slug)
-    tenant_id = docs.next_id("tenants")
+    tenant_id = docs.new_id("tenants")
     try:
         runtime.store.put(keys.slug_key(slug), m.Pointer(id=tenant_id).model_dump(), if_generation=0)
     except GenerationMismatch:
@@ -149,7 +149,7 @@ def _consume(runtime: Runtime, key: str) -> dict[str, object]:
 
 def _create_user(runtime: Runtime, email: str, password_hash: str) -> m.User:
     """A verified account; `LoginRequired` if the address already has one."""
-    user_id = runtime.documents.next_id("users")
+    user_id = runtime.documents.new_id("users")
     try:
         runtime.store.put(keys.user_email_key(email), m.Pointer(id=user_id).model_dump(), if_generation=0)
     except GenerationMismatch:
@@ -284,7 +284,7 @@ def invite(
             _drop_invitation(runtime, previous)
     token = secrets.token_urlsafe(32)
     invitation = m.Invitation(
-        id=docs.next_id("invitations"),
+        id=docs.new_id("invitations"),
         tenant_id=tenant_id,
         email=email,
         role=role,
@@ -413,7 +413,7 @@ def create_api_key(
     if role == "owner" or (role == "admin" and granter_role != "owner"):
         raise Forbidden(f"a {granter_role} cannot create a key with role {role}")
     secret = api_keys.generate(kind)
-    key_id = runtime.documents.next_id("api-keys")
+    key_id = runtime.documents.new_id("api-keys")
     record = m.ApiKey(
         id=key_id,
         tenant_id=tenant_id,

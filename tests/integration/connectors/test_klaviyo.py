@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from segops.localstack import LocalStack
+from segops.store import keys
 
 from tests.integration.connectors.conftest import API_KEY
 from tests.support.api import Account, Api
@@ -132,6 +133,46 @@ def test_failure_beyond_retries_is_dead_lettered_then_a_full_resync_repairs(
     assert klaviyo.members(by="external_id") == {f"u{i}" for i in range(3, 8)}
     latest = api.get(f"/api/connectors/{connector['id']}/syncs/", headers=account.bearer).get_json()["results"][0]
     assert (latest["kind"], latest["status"], latest["removed"], latest["added"]) == ("full", "succeeded", 3, 5)
+
+
+def test_users_a_partial_sync_failed_are_retried_by_the_next_sync(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership, klaviyo: FakeKlaviyo
+) -> None:
+    # GIVEN an active, synced connector whose next diff failed for three removals beyond retries
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, [f"u{i}" for i in range(5)])
+    connector = _create(api, account, klaviyo, segment, identifier="external_id")
+    stack.bus.drain()
+    klaviyo.inject("500", "/relationships/", times=4)
+    membership.publish(membership.compute(tenant, segment, [f"u{i}" for i in range(3, 8)]))
+    stack.bus.drain()
+    syncs = f"/api/connectors/{connector['id']}/syncs/"
+    partial = api.get(syncs, headers=account.bearer).get_json()["results"][0]
+    assert (partial["status"], partial["failed"], partial["added"]) == ("partial", 3, 3)
+    assert klaviyo.members(by="external_id") == {f"u{i}" for i in range(8)}
+    # AND meanwhile u1 came back into the segment: its failed removal must not be replayed blindly
+    # WHEN the next compute is pushed (u8 enters, u1 re-enters), with the platform healthy again
+    membership.publish(membership.compute(tenant, segment, ["u1", *[f"u{i}" for i in range(3, 9)]]))
+    stack.bus.drain()
+    # THEN the list equals the membership: u0 and u2 removed now, u1 kept, u8 added
+    assert klaviyo.members(by="external_id") == {"u1", *[f"u{i}" for i in range(3, 9)]}
+    latest = api.get(syncs, headers=account.bearer).get_json()["results"][0]
+    assert (latest["kind"], latest["status"], latest["failed"]) == ("incremental", "succeeded", 0)
+    assert (latest["removed"], latest["added"]) == (2, 2)
+    # AND nothing is left to retry: a further sync pushes only its own diff
+    membership.publish(membership.compute(tenant, segment, ["u1", *[f"u{i}" for i in range(3, 10)]]))
+    stack.bus.drain()
+    last = api.get(syncs, headers=account.bearer).get_json()["results"][0]
+    assert (last["status"], last["removed"], last["added"]) == ("succeeded", 0, 1)
+    assert not klaviyo.violations
+    # AND the connector's syncs are numbered in its own sequence, which leaves with it
+    assert [s["id"] for s in api.get(syncs, headers=account.bearer).get_json()["results"]] == [4, 3, 2, 1]
+    backlog = keys.connector_retries_key(tenant, int(str(connector["id"])))
+    sequence = keys.counter_key(keys.connector_sync_sequence(tenant, int(str(connector["id"]))))
+    assert stack.runtime.store.get(backlog) is not None and stack.runtime.store.get(sequence) is not None
+    assert api.delete(f"/api/connectors/{connector['id']}/", headers=account.bearer).status_code == 204
+    assert stack.runtime.store.get(backlog) is None and stack.runtime.store.get(sequence) is None
 
 
 def test_secrets_never_leave_in_responses_logs_or_records(

@@ -100,7 +100,7 @@ def test_large_export_streams_under_a_fixed_python_memory_bound(stack: LocalStac
     users = [f"{i:08d}-0000-4000-8000-{i:012d}" for i in range(1_000_000)]
     segment_id = computed_segment(stack, api, account, users)
     record = stack.runtime.documents
-    export_id = record.next_id("exports")
+    export_id = record.new_id("exports")
     record.create(
         keys.export_key(account.tenant_id, export_id),
         m.Export(id=export_id, tenant=account.tenant_id, segment_id=segment_id, format="csv"),

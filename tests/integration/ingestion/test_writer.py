@@ -192,9 +192,9 @@ def test_poison_message_is_dead_lettered_after_max_attempts_and_recorded(stack: 
     # WHEN a message is published and the bus keeps retrying
     stack.bus.publish(Topic.EVENTS, EventBatch(events=events).model_dump_json().encode(), {"tenant_id": str(tenant)})
     stack.bus.drain()
-    # THEN it goes to events-dead-letter after the configured attempts, and the tenant can see why
+    # THEN it goes to events-dead-letter after the manifest's attempts, and the tenant can see why
     [dead] = list(stack.bus.dead_letters)
-    assert dead.delivery_attempt == stack.settings.bus_max_attempts
+    assert dead.delivery_attempt == stack.manifest.function("event_writer").trigger.max_delivery_attempts == 100
     rows = error_rows(stack, tenant)
     assert [(r["error_type"], r["source"]) for r in rows] == [("dead_lettered", "writer")]
     assert "2 events" in rows[0]["detail"] and "ConnectionError" in rows[0]["detail"]

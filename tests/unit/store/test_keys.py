@@ -25,6 +25,8 @@ TENANT_KEYS = [
     keys.export_key(7, 4),
     keys.shopify_integration_key(7),
     keys.shopify_order_owner_key(7, "450789469"),
+    keys.connector_retries_key(7, 5),
+    keys.dead_letter_key(7, "events", "c0ffee01"),
 ]
 GLOBAL_KEYS = [
     keys.slug_key("acme"),
@@ -37,6 +39,8 @@ GLOBAL_KEYS = [
     keys.api_key_index_key("0f" * 32),
     keys.compute_queue_key(7),
     keys.counter_key("segments"),
+    keys.counter_key(keys.connector_sync_sequence(7, 5)),
+    keys.dead_letter_key(None, "segment-compute", "12345"),
 ]
 
 
@@ -58,12 +62,21 @@ def test_lists_use_the_prefix_of_their_keys() -> None:
         (keys.connectors_prefix(7), keys.connector_key(7, 5)),
         (keys.connector_syncs_prefix(7, 5), keys.connector_sync_key(7, 5, 13)),
         (keys.COMPUTE_QUEUES_PREFIX, keys.compute_queue_key(7)),
+        (keys.dead_letters_prefix(7, "events"), keys.dead_letter_key(7, "events", "c0ffee01")),
+        (keys.dead_letters_prefix(None, "events"), keys.dead_letter_key(None, "events", "c0ffee01")),
     ]
     for prefix, key in pairs:
         # the id is the whole remainder: a prefix never also matches a nested or a sibling list
         assert prefix.endswith("/") and key.startswith(prefix) and "/" not in key[len(prefix) :]
     assert not keys.segment_key(7, 11).startswith(keys.segments_prefix(71))
     assert not keys.tenant_member_key(71, 3).startswith(keys.tenant_members_prefix(7))
+
+
+def test_tenant_dead_letters_are_told_apart_by_topic() -> None:
+    assert keys.is_tenant_dead_letter_key(keys.dead_letter_key(7, "events", "c0ffee01"), "events")
+    assert not keys.is_tenant_dead_letter_key(keys.dead_letter_key(7, "events", "c0ffee01"), "events-x")
+    assert not keys.is_tenant_dead_letter_key(keys.dead_letter_key(None, "events", "c0ffee01"), "events")
+    assert not keys.is_tenant_dead_letter_key(keys.segment_key(7, 11), "events")
 
 
 def test_emails_appear_only_as_digests_of_their_normalised_form() -> None:

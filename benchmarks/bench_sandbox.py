@@ -1,0 +1,221 @@
+"""Sandbox figures (#13 item 3): publish p50/p99 with 100 active segments and a user with 10k events,
+against the same-run primary-key read of that user's events, and where an evaluation's time goes.
+
+Data is generated deterministically (seeded); the sandbox user has 10k events and the tenant 100
+active segments of every condition type whatever the scale, which sets only how many other users
+share the table (20,000 x scale, 5 events each).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from segops.dsl import parse_definition
+from segops.dsl.evaluator import UserHistory
+from segops.localstack import LocalStack
+from segops.membership.lookup import active_segments
+from segops.sandbox.service import SimulatedEvent, simulate, stored_history
+from segops.segments import service as segments
+from segops.warehouse import TenantWarehouse
+
+from benchmarks.bench_segments import bench_stack, signup
+from benchmarks.harness import Figure, peak_rss_mb, percentile, ratio_figure
+
+SEED = 20260425
+EVENT_TYPES = ["page_viewed", "order_placed", "product_viewed", "cart_updated", "context_identified", "email_opened"]
+COLUMNS = ("tenant_id", "event_id", "message_id", "user_id", "event_type", "occurred_at", "received_at", "payload")
+SANDBOX_USER = "sandbox-user"
+SANDBOX_EVENTS = 10_000
+SANDBOX_SEGMENTS = 100
+SANDBOX_REQUESTS = 200
+
+
+def payload(rng: random.Random, event_type: str) -> dict[str, Any]:
+    if event_type == "context_identified":
+        return {"plan": rng.choice(["free", "starter", "pro"]), "country": rng.choice(["DE", "FR", "US"])}
+    body: dict[str, Any] = {"path": f"/p/{rng.randrange(50)}", "currency": "EUR"}
+    if event_type == "order_placed":
+        body["total"] = round(rng.uniform(5, 400), 2)
+    return body
+
+
+def user_events(rng: random.Random, tenant_id: int, user_id: str, count: int, now: datetime) -> list[tuple[Any, ...]]:
+    rows = []
+    for _ in range(count):
+        event_type = rng.choices(EVENT_TYPES, weights=[40, 8, 25, 15, 2, 10])[0]
+        at = now - timedelta(seconds=rng.randrange(90 * 86_400))
+        rows.append(
+            (tenant_id, str(uuid.UUID(int=rng.getrandbits(128))), "", user_id, event_type, at, at,
+             orjson.dumps(payload(rng, event_type)).decode())
+        )  # fmt: skip
+    return rows
+
+
+def definition(rng: random.Random) -> dict[str, Any]:
+    """A varied definition: every condition type, windows, where-filters and nested groups."""
+    event_type = rng.choice([t for t in EVENT_TYPES if t != "context_identified"])
+    op = rng.choice(["gte", "gt", "lt", "lte"])
+    property_op = rng.choice(["eq", "neq", "in"])
+    kinds: list[dict[str, Any]] = [
+        {"type": "event_count", "event_type": event_type, "operator": op, "value": rng.randrange(1, 3000)},
+        {"type": "event_count", "event_type": event_type, "operator": "gte", "value": rng.randrange(1, 50),
+         "window_days": rng.choice([1, 7, 30]), "where": [{"property": "path", "operator": "eq", "value": "/p/3"}]},
+        {"type": "monetary", "event_type": "order_placed", "property": "total",
+         "metric": rng.choice(["sum", "avg", "max", "min", "count"]), "operator": op,
+         "value": rng.randrange(10, 50_000)},
+        {"type": "recency", "event_type": event_type, "operator": op, "window_days": rng.choice([0.5, 3, 14, 60])},
+        {"type": "user_property", "property": "plan", "operator": property_op,
+         "value": ["pro", "starter"] if property_op == "in" else "pro"},
+    ]  # fmt: skip
+    first, second = rng.sample(kinds, 2)
+    return {"logic": rng.choice(["AND", "OR"]), "conditions": [first, {"logic": "OR", "conditions": [second]}]}
+
+
+def timed(fn: Callable[[], object], times: int) -> list[float]:
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
+    rng = random.Random(SEED)
+    now = datetime.now(UTC)
+    tenant_id, bearer = signup(stack)
+    runtime = stack.runtime
+    warehouse = runtime.warehouse
+    warehouse.insert("events", COLUMNS, user_events(rng, tenant_id, SANDBOX_USER, SANDBOX_EVENTS, now))
+    others = max(1, int(20_000 * scale))
+    for start in range(0, others, 2_000):
+        rows = [
+            r for u in range(start, min(others, start + 2_000)) for r in user_events(rng, tenant_id, f"u{u}", 5, now)
+        ]
+        warehouse.insert("events", COLUMNS, rows)
+    for index in range(SANDBOX_SEGMENTS):
+        made = segments.create_segment(
+            runtime,
+            tenant_id,
+            name=f"segment {index}",
+            segment_type="rule",
+            description="",
+            active=True,
+            created_by=None,
+        )
+        segments.update_segment(runtime, tenant_id, made.id, {}, definition=definition(rng), actor=None)
+
+    client = stack.client()
+    bodies: list[dict[str, Any]] = [
+        {"user_id": SANDBOX_USER, "event_type": "order_placed", "payload": {"total": rng.randrange(1, 900)}}
+        for _ in range(SANDBOX_REQUESTS)
+    ]
+    for body in bodies[:10]:  # warm caches and code paths
+        assert client.post("/api/explorer/sandbox/publish/", json=body, headers=bearer).status_code == 200
+    http: list[float] = []
+    for body in bodies:
+        started = time.perf_counter()
+        response = client.post("/api/explorer/sandbox/publish/", json=body, headers=bearer)
+        http.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.get_data(as_text=True)
+    direct: list[float] = []
+    cpu: list[float] = []  # this process's CPU time, chDB's threads included: what load on the machine cannot inflate
+    for body in bodies[:100]:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        simulate(runtime, tenant_id, SimulatedEvent(body["user_id"], body["event_type"], None, body["payload"]))
+        direct.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+
+    # Where an evaluation goes, step by step (the steps `simulate` takes, each timed alone).
+    wh = TenantWarehouse(warehouse, tenant_id)
+    read = timed(lambda: stored_history(wh, SANDBOX_USER, now), SANDBOX_REQUESTS)
+    # The same rows read plainly (every column decoded by the client): what the grouped read saves.
+    plain = timed(
+        lambda: wh.query(
+            "SELECT event_type, occurred_at, received_at, payload FROM events WHERE tenant_id = {tenant_id:UInt64} "
+            "AND user_id = {u:String} AND occurred_at <= {now:DateTime64(3, 'UTC')}",
+            {"u": SANDBOX_USER, "now": now},
+        ),
+        20,
+    )
+    active = active_segments(runtime, tenant_id)
+    definitions = timed(
+        lambda: [(s.id, parse_definition(s.definition)) for s in active_segments(runtime, tenant_id) if s.definition],
+        100,
+    )
+    parsed = [(s.id, parse_definition(s.definition)) for s in active if s.definition is not None]
+    history = stored_history(wh, SANDBOX_USER, now)
+    payload_text = orjson.dumps({"total": 250}).decode()
+
+    def evaluate() -> None:
+        real = UserHistory(history, now)
+        real.members(parsed)
+        real.with_event("order_placed", now, now, payload_text).members(parsed)
+
+    evaluated = timed(evaluate, 100)
+    read_p99 = percentile(read, 99) * 1000
+    p50 = {name: percentile(samples, 50) * 1000 for name, samples in
+           {"read": read, "plain": plain, "definitions": definitions, "evaluate": evaluated}.items()}  # fmt: skip
+    return [
+        ratio_figure(
+            "sandbox publish p99 (HTTP, 10k events, 100 segments)",
+            percentile(http, 99) * 1000,
+            "ms",
+            "primary-key read of the user's events p99",
+            read_p99,
+            "p99 <= 50 ms",
+            p50_ms=percentile(http, 50) * 1000,
+            requests=len(http),
+        ),
+        ratio_figure(
+            "sandbox evaluation p99 (service)",
+            percentile(direct, 99) * 1000,
+            "ms",
+            "primary-key read of the user's events p99",
+            read_p99,
+            p50_ms=percentile(direct, 50) * 1000,
+            cpu_p50_ms=percentile(cpu, 50) * 1000,
+            cpu_p99_ms=percentile(cpu, 99) * 1000,
+        ),
+        ratio_figure(
+            "sandbox step: primary-key read of 10k events p50 (grouped, ms timestamps)",
+            p50["read"],
+            "ms",
+            "the same rows read plainly (DateTime64 decoded) p50",
+            p50["plain"],
+        ),
+        ratio_figure(
+            "sandbox step: index both histories + evaluate 100 segments p50",
+            p50["evaluate"],
+            "ms",
+            "primary-key read p50",
+            p50["read"],
+        ),
+        ratio_figure(
+            "sandbox step: active segments + parse 100 definitions p50",
+            p50["definitions"],
+            "ms",
+            "primary-key read p50",
+            p50["read"],
+        ),
+        Figure("sandbox peak RSS", peak_rss_mb(), "MB"),
+    ]
+
+
+def run(scale: float) -> list[Figure]:
+    with bench_stack() as stack:
+        # The local stack imports every function, event_writer's raised collector thresholds
+        # included; the sandbox function's own process runs at CPython's defaults, so measure there.
+        raised = gc.get_threshold()
+        gc.set_threshold(700, 10, 10)
+        try:
+            return sandbox_figures(stack, scale)
+        finally:
+            gc.set_threshold(*raised)

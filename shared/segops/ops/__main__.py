@@ -1,0 +1,40 @@
+"""`python -m segops.ops <command> [options]`: one subcommand per operator task, each in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from segops import logs
+from segops.config import Settings
+from segops.ops import replay
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segops.ops", description="SegOps operator commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay.register(commands)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logs.configure(settings.log_level)
+    code: int = args.run(args, settings)
+    return code
+
+
+def run() -> None:
+    """Exit without chDB's static destructors once everything is flushed (see `shutdown_embedded`)."""
+    from segops.warehouse.chdb_backend import shutdown_embedded
+
+    code = main()
+    shutdown_embedded()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    run()
