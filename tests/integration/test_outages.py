@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from segops.bus.base import Topic
 from segops.bus.pubsub import PubSubBus
 from segops.cache.base import CacheUnavailable
@@ -108,6 +109,23 @@ def test_a_stopped_valkey_costs_one_bounded_timeout_then_fails_fast_until_it_is_
     wait_until(lambda: cache.get("k") is None, timeout=5, what="cache recovery")
     cache.set("k", b"again", 60)
     assert cache.get("k") == b"again"
+
+
+def test_an_error_reply_to_the_probe_still_closes_the_breaker(valkey: Valkey) -> None:
+    # GIVEN a breaker opened by a stopped server, and the server back with a key INCR cannot count
+    cache = RedisCache(valkey.url, timeout_seconds=0.25, breaker_seconds=BREAKER_SECONDS)
+    valkey.stop()
+    with pytest.raises(CacheUnavailable):
+        cache.get("k")
+    valkey.start()
+    redis.Redis.from_url(valkey.url).set("text", b"not a number")
+    time.sleep(BREAKER_SECONDS)
+    # WHEN the probe gets an error reply (the server answered: it is reachable)
+    with pytest.raises(redis.ResponseError):
+        cache.incr("text", 60)
+    # THEN the breaker is closed: the next command goes through at once
+    cache.set("k", b"v", 60)
+    assert cache.get("k") == b"v"
 
 
 def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_working(

@@ -81,6 +81,9 @@ class RedisCache:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._breaker.failed()
             raise CacheUnavailable() from exc
+        except redis.RedisError:
+            self._breaker.succeeded()  # an error reply: the server is reachable
+            raise
         self._breaker.succeeded()
         return result
 
