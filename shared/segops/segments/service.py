@@ -7,14 +7,12 @@ membership lookup never serves a deleted or deactivated segment once the write h
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from segops import clock
-from segops.cache.base import CacheUnavailable
 from segops.errors import Conflict, NotFound
-from segops.membership.lookup import active_segments_key
+from segops.membership.lookup import invalidate_active
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.store import keys
@@ -74,15 +72,6 @@ def list_segments(
     return Page(items, None)
 
 
-def _forget_active(runtime: Runtime, tenant_id: int) -> None:
-    """The membership lookup rebuilds its active-segment filter from the store on the next read.
-
-    With the cache down the segment is already written, so the request succeeds: lookups meanwhile
-    read the store, and an entry that survived the outage expires within its TTL (docs/operations.md)."""
-    with contextlib.suppress(CacheUnavailable):
-        runtime.cache.delete(active_segments_key(tenant_id))
-
-
 def create_segment(
     runtime: Runtime,
     tenant_id: int,
@@ -103,7 +92,7 @@ def create_segment(
         created_by=created_by,
     )
     runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     return segment
 
 
@@ -138,7 +127,7 @@ def update_segment(
     updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     return updated
 
 
@@ -185,6 +174,6 @@ def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
     runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     for number in _version_numbers(runtime, tenant_id, segment_id):
         runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

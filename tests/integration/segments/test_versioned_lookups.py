@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from segops.compute import engine
 from segops.config import Settings
@@ -77,6 +78,42 @@ def test_a_miss_read_before_a_compute_is_not_cached_after_its_invalidation(stack
     assert lookup.user_segments(stack.runtime, tenant, "user-1") == ([segment], False)
     # AND that one, read after the invalidation, is cached
     assert lookup.user_segments(stack.runtime, tenant, "user-1") == ([segment], True)
+
+
+class ListBetweenReadAndFill:
+    """The stack's store, running `interleave` once, right after the first listing of segments."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.interleave: Callable[[], None] | None = None
+
+    def list(self, prefix: str) -> list[str]:
+        found: list[str] = self.inner.list(prefix)
+        if self.interleave is not None and "/segments/" in prefix:
+            interleave, self.interleave = self.interleave, None
+            interleave()
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_an_active_set_read_before_a_segment_write_is_not_cached_after_it(stack: LocalStack) -> None:
+    # GIVEN one active segment, and no cached active set
+    api = Api(stack)
+    account = api.signup()
+    tenant = account.tenant_id
+    first = defined_segment(api, account, VISITED, "first")
+    racing = ListBetweenReadAndFill(stack.runtime.store)
+    stack.runtime.store = racing  # type: ignore[assignment]
+    second: list[int] = []
+    racing.interleave = lambda: second.append(defined_segment(api, account, VISITED, "second"))
+    # WHEN a miss lists the segments, and a second segment is created before it fills the cache
+    assert lookup.active_segment_ids(stack.runtime, tenant) == {first}
+    assert second, "the segment was created between the read and the fill"
+    # THEN the stale set was not cached: the next read sees both, and caches them
+    assert lookup.active_segment_ids(stack.runtime, tenant) == {first, second[0]}
+    assert stack.runtime.cache.get(lookup.active_segments_key(tenant)) == orjson.dumps(sorted([first, second[0]]))
 
 
 def test_an_invalidation_tombstone_is_a_miss_and_is_replaced_by_the_next_fill(stack: LocalStack) -> None:
