@@ -112,11 +112,11 @@ bench: install
 # Mixed traffic against the dev stack (started on port 18250, or LOAD_ARGS="--url ..."; loopback only):
 # steps the rate up to the highest with p99 < 500 ms, then 60 s at it; checks sent == stored. Bounded
 # in time and requests, stops by itself (benchmarks/load.py, docs/operations.md § Load and soak).
-load: install console
+load: install
 	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 
 # 10 minutes at a fixed rate: the server's RSS and open file descriptors at start and end.
-soak: install console
+soak: install
 	$(BIN)/python -m benchmarks.load --soak $(LOAD_ARGS)
 
 # Re-drive dead letters, each exactly once: make replay TOPIC=events SINCE=2026-01-31T22:00 [TENANT=7]
