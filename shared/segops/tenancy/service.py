@@ -16,6 +16,7 @@ from segops import clock
 from segops.auth import api_keys
 from segops.auth.roles import Role, can_grant
 from segops.cache.base import CacheUnavailable
+from segops.cache.memory import MemoryCache
 from segops.cache.signed import SignedEntries
 from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
 from segops.mailer import Mail
@@ -26,6 +27,9 @@ from segops.tenancy import models as m
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
+# API-key lookups of this process while the cache is down: one store read per key and
+# `api_key_cache_seconds`, not two per request.
+_keys_while_cache_down = MemoryCache(max_entries=10_000)
 
 
 def login(runtime: Runtime, email: str, password: str) -> m.User:
@@ -442,15 +446,17 @@ def revoke_api_key(runtime: Runtime, tenant_id: int, key_id: int) -> None:
     record.revoked_at = clock.now()
     docs.save(keys.api_key_key(tenant_id, key_id), record)
     runtime.store.delete(keys.api_key_index_key(record.fingerprint))
-    # An entry still there expires within `api_key_cache_seconds`, the bound revocation promises.
+    _keys_while_cache_down.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
+    # An entry still there (or in another process's stand-in) expires within `api_key_cache_seconds`,
+    # the bound revocation promises.
     with contextlib.suppress(CacheUnavailable):
         runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
 
 
 def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
     """The active key for a presented secret. Cached briefly; revocation also evicts the entry. With the
-    cache down the store answers every request (the store is the source of truth; the cache only saves
-    its reads)."""
+    cache down, this process's own cache stands in for it, with the same lifetime (so revocation still
+    takes effect within `api_key_cache_seconds`), and the store answers its misses."""
     if not api_keys.looks_like_key(secret):
         raise Unauthorized("invalid API key")
     fingerprint = api_keys.fingerprint(secret)
@@ -460,7 +466,8 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
     try:
         cached = cache.get(cache_key)
     except CacheUnavailable:
-        cached = None
+        cache = SignedEntries(_keys_while_cache_down, runtime.cache_signing_key)
+        cached = cache.get(cache_key)
     if cached is not None:
         if cached == b"-":
             raise Unauthorized("invalid API key")
