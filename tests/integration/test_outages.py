@@ -34,7 +34,7 @@ from tests.support.api import Api, assert_error
 from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import stored_events
 from tests.support.segment_api import VISITED, defined_segment, page_views
-from tests.support.servers import fake_gcs_binary, free_port, wait_until
+from tests.support.servers import free_port, start_fake_gcs, wait_until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MEMBERSHIP = "/api/segments/membership/"
@@ -278,22 +278,8 @@ def test_with_the_warehouse_down_reads_are_503_with_retry_after_and_ingestion_st
 @pytest.fixture
 def gcs_process() -> Iterator[tuple[str, Any]]:
     """A fake-gcs-server of this test alone (it is stopped mid-test)."""
-    import subprocess
-    import urllib.request
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            str(fake_gcs_binary()),
-            *("-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory"),
-            *("-external-url", url, "-public-host", f"127.0.0.1:{port}", "-log-level", "error"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    url, process = start_fake_gcs()
     try:
-        wait_until(lambda: urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1).status == 200, what="GCS")
         yield url, process
     finally:
         process.terminate()
