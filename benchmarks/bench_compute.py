@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from segops.compute import engine
+from segops.compute import engine, plan
 from segops.compute.engine import Request
 from segops.config import Settings
 from segops.dsl import compile_segment, compile_segments, parse_definition
@@ -221,7 +221,7 @@ def _compute_figures(runtime: Runtime, tenant_id: int, users: int, events: int) 
     )
 
     # 1,000 existing users get one new order each; then a delta vs a full compute at the same step.
-    engine.ARRIVAL_MARGIN = timedelta(0)
+    plan.ARRIVAL_MARGIN = timedelta(0)
     deltas: list[float] = []
     for round_ in range(3):
         now = next(at)

@@ -1,7 +1,7 @@
 """Layout of `events` vs delta compute: does the primary key skip anything for 1,000 changed users?
 
 The delta compute re-evaluates its candidates with the same pass as a full compute, restricted by
-`user_id IN (SELECT user_id FROM <candidates>)` (the shape of `segops.membership.writer.candidate_source`).
+`user_id IN (SELECT user_id FROM <candidates>)` (the shape of `segops.compute.evaluate._candidate_source`).
 How much of `events` that reads depends only on the table's layout, so this benchmark loads the
 `bench_compute` data set into one `events` table per layout (migration 0001 verbatim, then variants of
 it) and measures, per layout, the GROUP BY floor, the full one-segment pass, the 1,000-user pass, and

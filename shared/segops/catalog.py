@@ -26,6 +26,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.lookalike.api:router",
         "segops.segments.api:router",
         "segops.exports.api:router",
+        "segops.metering.api:router",
     ],
     "track": ["segops.ingestion.api:track_router"],
     "track_batch": ["segops.ingestion.api:batch_router"],

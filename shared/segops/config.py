@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # ClickHouse refuses an INSERT spanning more than `max_partitions_per_insert_block` (100) partitions.
     writer_partitions_per_insert: int = Field(default=50, ge=1, le=100)
 
+    # Usage metering (segops.metering, docs/operations.md): API calls and accepted/refused events are
+    # counted in process and flushed to the warehouse this often (and on shutdown). Off: nothing is
+    # counted in process (stored events are still counted by the warehouse itself).
+    metering: bool = True
+    metering_flush_seconds: float = Field(default=5.0, gt=0, le=300)
+
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     # A dead Valkey must not stall requests (docs/operations.md § Outages): each command waits at most
@@ -134,6 +140,24 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = 60.0
     # "Users changed" notices of one tenant within this window become one delta compute.
     compute_debounce_seconds: float = Field(default=2.0, ge=0, le=60)
+    # A compute holder takes no new work after this long (the function times out at 540 s): a busy
+    # tenant yields and re-queues itself (`DrainRequested`) instead of overrunning.
+    compute_drain_budget_seconds: float = Field(default=300.0, ge=0, le=530)
+    # Bounds of every statement whose cost follows a tenant's size (computes, previews; see
+    # `segops.warehouse.limits`): its memory, past a quarter of which aggregations and sorts spill to
+    # disk instead of failing, and its run time (a compute's within the 540 s function, a preview's
+    # within the HTTP function's).
+    query_max_memory_bytes: int = Field(default=2_000_000_000, ge=10_000_000)
+    compute_max_execution_seconds: int = Field(default=300, ge=1, le=530)
+    request_max_execution_seconds: int = Field(default=20, ge=1, le=55)
+    # One compute statement stays under this size: ClickHouse refuses a query text over its
+    # `max_query_size` (256 KiB by default), so a tenant's segments are split into several passes.
+    compute_max_query_bytes: int = Field(default=250_000, ge=10_000)
+    # A tenant's active segments (a create or an activation past it is a 409 `segment_limit_reached`).
+    max_active_segments: int = Field(default=100, ge=1)
+    # Membership snapshots and diffs stay readable at least this long after a newer compute
+    # supersedes them; the scheduler compacts each tenant's change log this often.
+    membership_history_hours: float = Field(default=24.0, ge=0)
     # Lookalike segments are retrained by the scheduler at most this often (and after their seed changes).
     lookalike_refresh_minutes: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"

@@ -49,6 +49,12 @@ class Conflict(SegOpsError):
     code = "conflict"
 
 
+class SegmentLimitReached(Conflict):
+    """The tenant already has as many active segments as it may (`details.limit`)."""
+
+    code = "segment_limit_reached"
+
+
 class LoginRequired(Conflict):
     """The address already has an account: sign in with it first."""
 

@@ -52,12 +52,25 @@ class ComputeRequested(StrictModel):
 
 
 class ScheduledTick(StrictModel):
-    """Cloud Scheduler (a timer in `make dev`) → `segment-compute`: catch time-window flips."""
+    """Cloud Scheduler (a timer in `make dev`) → `segment-compute`: catch time-window flips.
+
+    The scheduler's own tick has no tenant; its handler publishes one tick per tenant, so each
+    tenant's computes run in their own function invocation."""
 
     kind: Literal["scheduled"] = "scheduled"
+    tenant_id: int | None = None
 
 
-SegmentComputeMessage = Annotated[UsersChanged | ComputeRequested | ScheduledTick, Field(discriminator="kind")]
+class DrainRequested(StrictModel):
+    """A compute holder that ran out of its time budget with work left → `segment-compute`: carry on."""
+
+    kind: Literal["drain"] = "drain"
+    tenant_id: int
+
+
+SegmentComputeMessage = Annotated[
+    UsersChanged | ComputeRequested | ScheduledTick | DrainRequested, Field(discriminator="kind")
+]
 
 
 class SegmentComputeEnvelope(StrictModel):

@@ -22,6 +22,7 @@ PAGES = {
     "api-keys": ("/settings/api-keys", "API Keys"),
     "team": ("/settings/team", "Team"),
     "integrations": ("/settings/integrations", "Integrations"),
+    "usage": ("/settings/usage", "Usage"),
     "not-found": ("/no/such/page", "Page not found"),
 }
 

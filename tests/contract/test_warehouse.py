@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from segops.warehouse import statistics
 from segops.warehouse.base import TenantWarehouse, Warehouse
 from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
@@ -207,6 +208,28 @@ def test_large_insert_arrives_complete(warehouse: Warehouse) -> None:
     assert totals == (30_000, 30_000, 2000)
 
 
+def test_statements_report_what_they_read_to_the_active_measurement(warehouse: Warehouse) -> None:
+    # GIVEN 5,000 stored events
+    warehouse.insert("events", EVENT_COLUMNS, [event_row(12, f"user-{n % 50}", n) for n in range(5_000)])
+    # WHEN a query and an INSERT ... SELECT run while measuring (as a compute's statements do)
+    with statistics.measuring() as measured:
+        users = warehouse.query("SELECT uniqExact(user_id) FROM events WHERE tenant_id = {t:UInt64}", {"t": 12})
+        assert users.scalar() == 50
+        warehouse.command(
+            "INSERT INTO ingestion_errors (tenant_id, ts, error_type, detail, source) "
+            "SELECT tenant_id, received_at, 'x', user_id, 'test' FROM events WHERE tenant_id = {t:UInt64}",
+            {"t": 12},
+        )
+    # THEN both statements reported the rows and bytes the storage read, and their time
+    assert measured.statements == 2
+    assert measured.rows_read >= 10_000 and measured.bytes_read > 0 and measured.elapsed_us > 0
+    # AND CPU time is known in process only (a server reports it in system.query_log alone)
+    assert (measured.cpu_us > 0) == isinstance(warehouse, ChdbWarehouse)
+    # AND nothing is collected outside a measurement
+    warehouse.query("SELECT count() FROM events WHERE tenant_id = {t:UInt64}", {"t": 12})
+    assert measured.statements == 2
+
+
 def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: ChdbHttpServer) -> None:
     warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", "default")
     ids = [f"user-{n}" for n in range(2000)]
@@ -285,6 +308,14 @@ def test_statement_errors_raise(warehouse: Warehouse) -> None:
         warehouse.query("SELECT * FROM no_such_table")
     with pytest.raises(Exception, match=r"(?i)syntax"):
         warehouse.command("SELEC 1")
+
+
+def test_a_statement_failing_mid_result_leaves_the_next_answer_its_own(warehouse: Warehouse) -> None:
+    # A limit hit while rows are already streaming (memory, time, a throwIf) fails that statement
+    # only: the next one gets its own rows, not the failed one's partial result.
+    with pytest.raises(Exception, match=r"(?i)throwIf"):
+        warehouse.query("SELECT throwIf(number = 300000) AS x FROM numbers(1000000)")
+    assert warehouse.query("SELECT 42 AS answer").rows == [(42,)]
 
 
 def test_check_passes(warehouse: Warehouse) -> None:

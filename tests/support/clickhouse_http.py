@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
+import orjson
 from segops.warehouse.chdb_backend import _session  # the process's one chDB session (chDB's rule)
 
 # URL parameters that steer the HTTP layer rather than being ClickHouse settings for the statement.
@@ -58,6 +59,7 @@ _TRANSPORT = {
 _INSERT_NATIVE = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+Native\s*$", re.IGNORECASE | re.DOTALL)
 _INSERT_PREFIX = re.compile(rb"^\s*INSERT\s", re.IGNORECASE)
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(?P<fmt>[A-Za-z0-9]+)\s*;?\s*$", re.IGNORECASE)
+_NO_RESULT = re.compile(r"^\s*(INSERT|CREATE|ALTER|DROP|TRUNCATE|OPTIMIZE|SYSTEM|RENAME|SET|USE)\b", re.IGNORECASE)
 _SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 CUSTOM_SETTINGS_PREFIX = "SQL_"
 
@@ -130,6 +132,8 @@ class ChdbHttpServer:
         self.requests: list[dict[str, Any]] = []
         # Open client connections (HTTP/1.1 keep-alive): `stop` cuts them too, as a dead server would.
         self._connections: set[socket.socket] = set()
+        # The summary of the statement the current handler thread ran last.
+        self._summary = threading.local()
         self._refusals = 0
         self._refusals_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -179,8 +183,10 @@ class ChdbHttpServer:
 
     # -- statement execution ------------------------------------------------------------------
 
-    def execute(self, params: dict[str, str], body: bytes) -> tuple[bytes, str]:
-        """Run one request; returns the rendered result and its format."""
+    def execute(self, params: dict[str, str], body: bytes) -> tuple[bytes, str | None]:
+        """Run one request; returns the rendered result and its format (None: a statement without a
+        result, for which a server sends no `X-ClickHouse-Format`, so clients read its summary)."""
+        self._summary.value = {"read_rows": "0", "written_rows": "0"}
         database = params.get("database") or "default"
         bound = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         settings = {
@@ -194,7 +200,7 @@ class ChdbHttpServer:
         query, body = _split_insert(params.get("query", ""), body)
         insert = _INSERT_NATIVE.match(query)
         if insert:
-            return self._insert_native(database, insert.group("target"), body, settings), "TabSeparated"
+            return self._insert_native(database, insert.group("target"), body, settings), None
         sql = "\n".join(part for part in (query, body.decode()) if part.strip())
         if not sql.strip():
             raise ClickHouseError(62, "Empty query")
@@ -202,7 +208,8 @@ class ChdbHttpServer:
         fmt = fmt_match.group("fmt") if fmt_match else params.get("default_format", "TabSeparated")
         if fmt_match:
             sql = sql[: fmt_match.start()]
-        return self._run(database, sql, fmt, bound, settings), fmt
+        payload = self._run(database, sql, fmt, bound, settings)
+        return payload, None if _NO_RESULT.match(sql) else fmt
 
     def _insert_native(self, database: str, target: str, data: bytes, settings: dict[str, str]) -> bytes:
         # The client streams Native blocks; ClickHouse's own reader parses them from a file.
@@ -234,6 +241,14 @@ class ChdbHttpServer:
             finally:
                 for name in settings:
                     self._chdb.session.query(f"SET {name} = DEFAULT")
+            # What a server puts in `X-ClickHouse-Summary`, from chDB's own statistics of the statement.
+            self._summary.value = {
+                "read_rows": str(result.storage_rows_read()),
+                "read_bytes": str(result.storage_bytes_read()),
+                "written_rows": str(result.rows_written()),
+                "written_bytes": str(result.bytes_written()),
+                "elapsed_ns": str(round(result.elapsed() * 1e9)),
+            }
             return bytes(result.bytes())
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -305,7 +320,9 @@ class ChdbHttpServer:
                     message = f"Code: {exc.code}. DB::Exception: {exc}\n".encode()
                     self._reply(500, message, {"X-ClickHouse-Exception-Code": str(exc.code)})
                     return
-                self._reply(200, payload, {"X-ClickHouse-Format": fmt})
+                summary = orjson.dumps(server._summary.value).decode()
+                headers = {"X-ClickHouse-Summary": summary} | ({} if fmt is None else {"X-ClickHouse-Format": fmt})
+                self._reply(200, payload, headers)
 
             def _reply(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -314,7 +331,6 @@ class ChdbHttpServer:
                 self.send_header("X-ClickHouse-Server-Display-Name", "chdb-http-test")
                 self.send_header("X-ClickHouse-Query-Id", uuid.uuid4().hex)
                 self.send_header("X-ClickHouse-Timezone", "UTC")
-                self.send_header("X-ClickHouse-Summary", '{"read_rows":"0","written_rows":"0"}')
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()

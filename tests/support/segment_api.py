@@ -84,9 +84,11 @@ def key_with_role(api: Api, account: Account, role: str) -> dict[str, str]:
 
 
 def warehouse_rows(stack: LocalStack) -> dict[str, int]:
-    """Row count of every table in the stack's database (to prove a read-only path wrote nothing)."""
+    """Row count of every table in the stack's database (to prove a read-only path wrote nothing);
+    usage metering's own tables aside (a call is billable even when it writes nothing)."""
     rows = stack.runtime.warehouse.query(
-        "SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AND total_rows IS NOT NULL"
+        "SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AND total_rows IS NOT NULL "
+        "AND name NOT IN ('usage', 'usage_units')"
     ).rows
     return {str(name): int(count) for name, count in rows}
 

@@ -699,6 +699,23 @@ export interface paths {
         patch: operations["api_change_member_role"];
         trace?: never;
     };
+    "/api/usage/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Billable units of the tenant per hour or day (`docs/operations.md` § Usage metering). */
+        get: operations["api_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alias": {
         parameters: {
             query?: never;
@@ -1809,6 +1826,73 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /** UsageBreakdown */
+        UsageBreakdown: {
+            /**
+             * Metric
+             * @enum {string}
+             */
+            metric: "api_calls" | "events_accepted" | "events_refused" | "events_stored" | "computes" | "compute_rows_read" | "compute_bytes_read" | "compute_cpu_us" | "compute_elapsed_us" | "exports" | "export_rows" | "export_bytes" | "connector_syncs" | "connector_users_pushed" | "sandbox_calls" | "ai_drafts";
+            /**
+             * Dimension
+             * @description API calls: `<function>:<status class>`; events: the source; computes: the mode; exports: the format; connector syncs: the connector type; AI drafts: the provider; else empty.
+             */
+            dimension: string;
+            /** Value */
+            value: number;
+        };
+        /** UsageBucket */
+        UsageBucket: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * Values
+             * @description The metrics used in this bucket (others are 0).
+             */
+            values: {
+                [key: string]: number;
+            };
+        };
+        /** UsageReport */
+        UsageReport: {
+            /**
+             * Start
+             * Format: date-time
+             * @description The period's first bucket (`from` rounded down).
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             * @description The period's end, exclusive (`to` rounded up).
+             */
+            end: string;
+            /**
+             * Granularity
+             * @enum {string}
+             */
+            granularity: "hour" | "day";
+            /**
+             * Totals
+             * @description Every metric over the period, 0 when unused.
+             */
+            totals: {
+                [key: string]: number;
+            };
+            /**
+             * Timeseries
+             * @description Buckets with any usage, oldest first.
+             */
+            timeseries: components["schemas"]["UsageBucket"][];
+            /**
+             * Breakdown
+             * @description Totals per metric and dimension over the period.
+             */
+            breakdown: components["schemas"]["UsageBreakdown"][];
         };
         /** UserOut */
         UserOut: {
@@ -3658,6 +3742,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["segops__tenancy__api__MemberOut"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_usage: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                granularity?: "hour" | "day";
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                    "text/csv": string;
                 };
             };
             /** @description error */

@@ -24,6 +24,7 @@ export type SyncList = Schemas['SyncList'];
 export type ShopifyIntegration = Schemas['ShopifyIntegrationOut'];
 export type Membership = Schemas['MembershipOut'];
 export type PropertyKeys = Schemas['PropertyKeys'];
+export type Usage = Schemas['UsageReport'];
 
 export const ROLE_RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2, owner: 3 };
 

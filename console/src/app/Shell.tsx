@@ -18,6 +18,7 @@ const SETTINGS = [
   { to: '/settings/api-keys', label: 'API Keys' },
   { to: '/settings/team', label: 'Team' },
   { to: '/settings/integrations', label: 'Integrations' },
+  { to: '/settings/usage', label: 'Usage' },
 ];
 
 export function Shell() {

@@ -27,6 +27,7 @@ export const router = createBrowserRouter([
       { path: 'settings/api-keys', lazy: page(() => import('../pages/settings/ApiKeys')) },
       { path: 'settings/team', lazy: page(() => import('../pages/settings/Team')) },
       { path: 'settings/integrations', lazy: page(() => import('../pages/settings/Integrations')) },
+      { path: 'settings/usage', lazy: page(() => import('../pages/settings/Usage')) },
       { path: '*', lazy: page(() => import('../pages/NotFound')) },
     ],
   },

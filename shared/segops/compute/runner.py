@@ -7,7 +7,10 @@ State lives in one control-plane document per tenant, `compute-tenants/<tenant_i
 - whoever finds no live lease takes it and drains the queue until it is empty, releasing the lease
   in the same CAS that finds it empty, so a request merged meanwhile is always seen by someone;
 - a holder that dies leaves its lease to expire; the next message or scheduled tick for the tenant
-  takes over, queue intact. Failed work goes back on the queue before the error is re-raised.
+  takes over, queue intact. Failed work goes back on the queue before the error is re-raised;
+- a holder takes no new work once its time budget (`compute_drain_budget_seconds`) is spent: it
+  releases the lease and, if work is left, publishes a `DrainRequested` for the tenant, so a busy
+  tenant continues in a fresh invocation instead of overrunning the function's timeout.
 
 Debounce: a "users changed" notice published at P asks for an all-active delta due at
 `P + compute_debounce_seconds` (the first pending notice fixes the due time); the holder waits
@@ -29,11 +32,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from segops import clock
+from segops.bus.base import Topic
 from segops.compute import engine
-from segops.compute.engine import Request
+from segops.compute.plan import Request
 from segops.dsl import is_time_dependent, parse_definition
 from segops.errors import Conflict
+from segops.membership import writer
 from segops.membership.lookup import active_segments
+from segops.messages import DrainRequested, SegmentComputeEnvelope
 from segops.runtime import Runtime
 from segops.segments.models import ComputeState
 from segops.store import keys
@@ -58,6 +64,7 @@ class TenantQueue(BaseModel):
     active_delta_due: datetime | None = None
     time_delta: bool = False
     covered_until: datetime | None = None  # notices published before this are in an all-active delta
+    compacted_at: datetime | None = None  # the membership change log's last compaction
 
     def has_work(self) -> bool:
         return bool(self.segments) or self.time_delta or self.active_delta_due is not None
@@ -105,27 +112,64 @@ def request_time_delta(runtime: Runtime, tenant_id: int) -> None:
     _change(runtime, tenant_id, lambda q: q.model_copy(update={"time_delta": True}))
 
 
+def compact_if_due(runtime: Runtime, tenant_id: int) -> bool:
+    """Compact the tenant's membership change log if `membership_history_hours` passed since the last time."""
+    history = timedelta(hours=runtime.settings.membership_history_hours)
+    claimed = False
+
+    def claim(queue: TenantQueue) -> TenantQueue:
+        nonlocal claimed
+        now = clock.now()
+        claimed = queue.compacted_at is None or queue.compacted_at <= now - history
+        return queue.model_copy(update={"compacted_at": now}) if claimed else queue
+
+    _change(runtime, tenant_id, claim)
+    if claimed:
+        writer.compact(runtime, tenant_id, clock.now() - history)
+    return claimed
+
+
 def tenants_with_queues(runtime: Runtime) -> list[int]:
     return sorted(int(key[len(keys.COMPUTE_QUEUES_PREFIX) :]) for key in runtime.store.list(keys.COMPUTE_QUEUES_PREFIX))
 
 
 def drain(runtime: Runtime, tenant_id: int) -> None:
-    """Run the tenant's queued computes if nobody else is; return when the queue is empty."""
+    """Run the tenant's queued computes if nobody else is; return when the queue is empty, or when the
+    time budget is spent (after at least one compute, so every invocation makes progress)."""
     holder = uuid.uuid4().hex
     if not _acquire(runtime, tenant_id, holder):
         return
+    deadline = time.monotonic() + runtime.settings.compute_drain_budget_seconds
     try:
         while True:
             taken = _take(runtime, tenant_id, holder)
             if taken is None:
                 return
             if isinstance(taken, float):
+                if time.monotonic() + taken > deadline:
+                    _hand_over(runtime, tenant_id, holder)
+                    return
                 time.sleep(taken)
                 continue
             _run(runtime, tenant_id, taken)
+            if time.monotonic() >= deadline:
+                _hand_over(runtime, tenant_id, holder)
+                return
     except BaseException:
         _release(runtime, tenant_id, holder)
         raise
+
+
+def _hand_over(runtime: Runtime, tenant_id: int, holder: str) -> None:
+    """Out of budget: release the lease and, if work is left, ask for a fresh invocation to continue."""
+    if not _release(runtime, tenant_id, holder).has_work():
+        return
+    request = DrainRequested(tenant_id=tenant_id)
+    runtime.bus.publish(
+        Topic.SEGMENT_COMPUTE,
+        SegmentComputeEnvelope(message=request).model_dump_json().encode(),
+        {"tenant_id": str(tenant_id), "kind": "drain"},
+    )
 
 
 def _acquire(runtime: Runtime, tenant_id: int, holder: str) -> bool:
@@ -143,13 +187,13 @@ def _acquire(runtime: Runtime, tenant_id: int, holder: str) -> bool:
     return acquired
 
 
-def _release(runtime: Runtime, tenant_id: int, holder: str) -> None:
+def _release(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue:
     def release(queue: TenantQueue) -> TenantQueue:
         if queue.holder != holder:
             return queue
         return queue.model_copy(update={"holder": None, "lease_until": None})
 
-    _change(runtime, tenant_id, release)
+    return _change(runtime, tenant_id, release)
 
 
 def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float | None:

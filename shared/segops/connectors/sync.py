@@ -32,6 +32,7 @@ from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
 from segops.errors import Conflict, tenant_message
 from segops.messages import ConnectorSyncRequested, MembershipChanged
+from segops.metering import units as metering
 from segops.runtime import Runtime
 from segops.store import keys
 
@@ -271,6 +272,11 @@ def _finish(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, tall
         record.status = "succeeded"
     record.finished_at = clock.now()
     _save(runtime, connector, record)
+    if record.status != "failed":
+        change = record.compute_id if record.kind == "incremental" and record.compute_id else f"full-{record.id}"
+        metering.connector_sync(
+            runtime, connector.tenant, connector.id, connector.type, change, record.added + record.removed
+        )
     log.info(
         "connector sync finished",
         extra={

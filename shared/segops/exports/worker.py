@@ -19,6 +19,7 @@ from segops.exports.formulas import neutralized_user_ids
 from segops.exports.pipe import pipe
 from segops.membership import store as membership
 from segops.messages import ExportRequested
+from segops.metering import units as metering
 from segops.runtime import Runtime
 from segops.segments import service as segments
 from segops.store import keys
@@ -65,6 +66,7 @@ def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
         object_key=object_key,
         error=None,
     )
+    metering.export_file(runtime, request.tenant_id, export.id, export.format, finished.row_count or 0, size)
     log.info(
         "export finished",
         extra={"tenant_id": request.tenant_id, "export_id": export.id, "rows": finished.row_count, "bytes": size},

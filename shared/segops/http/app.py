@@ -23,6 +23,7 @@ from segops.http.outages import as_outage
 from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
+from segops.metering.meter import meter_for
 from segops.runtime import get_runtime
 
 log = logging.getLogger("segops.http")
@@ -69,6 +70,9 @@ class HttpApp:
         if ctx is not None and ctx.route.browser:
             cors.allow_response(request, response, ctx.principal)
         log_request(self.function_name, request, response, ctx, started, request_id)
+        if ctx is not None and ctx.principal is not None and ctx.principal.tenant_id is not None:
+            call = f"{self.function_name}:{response.status_code // 100}xx"
+            meter_for(ctx.runtime).count(ctx.principal.tenant_id, "api_calls", 1, call)
         return response
 
     def _preflight(self, request: Request, request_id: str) -> Response:

@@ -91,6 +91,9 @@ def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
             operation["responses"][str(route.status)]["content"] = content
             for status in route.also_status:
                 operation["responses"][str(status)] = {"description": "the same body", "content": content}
+        for media in route.also_media:
+            success = operation["responses"][str(route.status)]
+            success.setdefault("content", {})[media] = {"schema": {"type": "string"}}
         if route.query is not None:
             params = params + _query_params(route.query, schemas)
         if params:

@@ -46,6 +46,8 @@ class Route:
     tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None
     # Event ingestion from web pages: publishable keys are accepted (only here), CORS is answered.
     browser: bool = False
+    # Other media types the success response may have (a CSV form), documented as text.
+    also_media: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Router:
         also_status: tuple[int, ...] = (),
         tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None,
         browser: bool | None = None,
+        also_media: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """`path` is relative to the router's prefix; `auth`/`role` override the router's defaults
         (`role=None`: any authenticated caller, no tenant role needed).
@@ -116,7 +119,8 @@ class Router:
         `response` model too, not the error shape (health's 503). `tenant_from_object`: (path parameter,
         store key of that object in a tenant) resolves the tenant of a JWT user of several tenants
         who names none to the one holding the object. `browser`: overrides the router's
-        (an ingestion route web pages may call: publishable keys, CORS; `segops.http.cors`)."""
+        (an ingestion route web pages may call: publishable keys, CORS; `segops.http.cors`).
+        `also_media`: media types the success response may have besides JSON (`text/csv`)."""
 
         full_path = self.prefix + path
         if self.tenant_from_path and f"{self.tenant_from_path}>" not in full_path:
@@ -142,6 +146,7 @@ class Router:
                     also_status,
                     tenant_from_object,
                     self.browser if browser is None else browser,
+                    also_media,
                 )
             )
             return handler

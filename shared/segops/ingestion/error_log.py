@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from segops import clock
+from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
 
@@ -15,6 +16,9 @@ log = logging.getLogger("segops.ingestion")
 
 MAX_DETAIL_CHARS = 1000
 COLUMNS = ("tenant_id", "ts", "error_type", "detail", "source")
+# The source of what the event writer records (`segops.ingestion.writer`): dead letters and malformed
+# bus messages, about events the edge had accepted; every other source records refusals.
+WRITER_SOURCE = "writer"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ def record_errors(
     """Insert one row per error (one block per call). Never raises: recording must not fail ingestion."""
     if not errors:
         return
+    if source != WRITER_SOURCE:  # the writer records trouble with events already accepted, not refusals
+        meter_for(runtime).count(tenant_id, "events_refused", len(errors), source)
     ts = (at or clock.now()).astimezone(UTC)
     rows = [(tenant_id, ts, e.error_type, e.detail[:MAX_DETAIL_CHARS], source) for e in errors]
     try:

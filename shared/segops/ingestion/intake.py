@@ -20,6 +20,7 @@ from segops.ingestion.events import (
     validate_event,
     validate_events,
 )
+from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 
 MAX_BATCH_EVENTS = 500
@@ -70,6 +71,7 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
         )
     except Exception as exc:
         raise DependencyDown("event bus unavailable, retry later", {"dependency": "pubsub"}) from exc
+    meter_for(runtime).count(tenant_id, "events_accepted", len(events), source)
 
 
 def accept_track(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> None:

@@ -25,10 +25,12 @@ from typing import Any
 
 from segops.ai.offline import purchase_events
 from segops.ai.vocabulary import Vocabulary
+from segops.config import Settings
 from segops.dsl import PROPERTIES_EVENT_TYPE
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.store import Snapshot, members_query
 from segops.warehouse import TenantWarehouse, Warehouse
+from segops.warehouse.limits import limited
 
 FEATURE_EVENT_TYPES = 20
 # Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
@@ -125,16 +127,25 @@ def stage_features(
     definition: LookalikeDefinition,
     seed: Snapshot,
     now: datetime,
+    settings: Settings,
 ) -> tuple[int, int]:
-    """Write every user's feature vector; returns (seed users with events, other users)."""
+    """Write every user's feature vector (one aggregation over the tenant's events, bounded like a
+    compute); returns (seed users with events, other users)."""
     members, member_params = members_query(definition.seed_segment_id, seed.version)
     wh = TenantWarehouse(warehouse, tenant_id)
-    wh.command(
+    features = (
         "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
         "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
         f"user_id IN (SELECT user_id FROM ({members})), [{', '.join(plan.features)}] FROM ("
-        f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({_ROWS}) GROUP BY user_id"
-        ") SETTINGS short_circuit_function_evaluation = 'force_enable'",
+        f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({_ROWS}) GROUP BY user_id)"
+    )
+    wh.command(
+        limited(
+            features,
+            settings,
+            settings.compute_max_execution_seconds,
+            short_circuit_function_evaluation="force_enable",
+        ),
         {
             **plan.params,
             **member_params,

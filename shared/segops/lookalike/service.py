@@ -16,6 +16,7 @@ from segops.lookalike.models import LookalikeDefinition, checked_seed
 from segops.lookalike.scoring import feature_plan, members_sql, scores_sql, stage_features
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.limits import limited
 
 HISTOGRAM_BUCKETS = 10
 
@@ -26,7 +27,9 @@ def _scores(
     """The scoring query over freshly staged features; also the number of seed users."""
     seed = checked_seed(runtime, tenant_id, definition)
     plan = feature_plan(tenant_vocabulary(runtime.warehouse, tenant_id))
-    seeds, others = stage_features(runtime.warehouse, tenant_id, stage_id, plan, definition, seed, now)
+    seeds, others = stage_features(
+        runtime.warehouse, tenant_id, stage_id, plan, definition, seed, now, runtime.settings
+    )
     if seeds == 0:
         raise Conflict(
             f"no member of seed segment {definition.seed_segment_id} has events to learn from",
@@ -42,9 +45,12 @@ def stage_members(
     """Score everyone and stage the lookalike's members as the compute's results (`compute_results`)."""
     scores, params, _ = _scores(runtime, tenant_id, definition, stage_id, now)
     chosen, chosen_params = members_sql(definition, scores)
-    TenantWarehouse(runtime.warehouse, tenant_id).command(
+    staged = (
         "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
-        f"SELECT {{tenant_id:UInt64}}, {{stage_id:String}}, {{lookalike_segment:UInt64}}, user_id FROM ({chosen})",
+        f"SELECT {{tenant_id:UInt64}}, {{stage_id:String}}, {{lookalike_segment:UInt64}}, user_id FROM ({chosen})"
+    )
+    TenantWarehouse(runtime.warehouse, tenant_id).command(
+        limited(staged, runtime.settings, runtime.settings.compute_max_execution_seconds),
         {**params, **chosen_params, "lookalike_segment": segment_id},
     )
 

@@ -1,27 +1,40 @@
-"""Writing membership: stage a compute's results, write each segment's diff, publish with one commit row.
+"""Publishing a compute (its last step): commit each segment's diff, invalidate, notify.
 
-Used only by `segops.compute`; see `segops.membership.store` for the table design. Steps of one
-compute (all SQL tenant-scoped, all values bound):
+Used only by `segops.compute`, which stages a pass's results in `compute_results` (and a delta's
+candidates in `compute_candidates`) first; see `segops.membership.store` for the table design. All
+SQL tenant-scoped, all values bound.
 
-1. `stage_candidates` (delta only): the users to re-evaluate, into `compute_candidates`; the pass
-   then reads only their events (`candidate_source`).
-2. `stage_results`: one multi-segment pass → `compute_results (stage, segment_id, user_id)`.
-3. `publish`: diff each segment's staged results against its latest committed membership
+1. `publish`: diff each segment's staged results against its latest committed membership
    (restricted to the candidates for a delta), insert the diff rows under the segment's fresh
-   version, then the commit rows.
+   version, record the changes in the outbox, then insert the commit rows.
+2. `deliver`: drop the cached lookups of every user who entered or exited, publish one
+   `MembershipChanged` per changed segment, then clear the outbox.
+
+The outbox (`tenants/<t>/membership-outbox/<stage>`: the pass's changes keyed by compute id) is what
+makes a committed change always reach the cache and the connectors: written before the commit, it
+outlives a crash between the commit and `deliver`, and `deliver_pending` (run before every compute of
+the tenant) delivers the entries whose versions were committed and drops the others. Delivery is
+at least once (a crash after a publish and before the outbox is cleared repeats it); consumers
+key on the compute id and membership version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from segops.dsl import CompiledQuery, EventSource
+from pydantic import BaseModel
+
+from segops.bus.base import Topic
+from segops.membership.lookup import invalidate_users
+from segops.messages import MembershipChanged
 from segops.runtime import Runtime
+from segops.store import keys
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
+from segops.warehouse.limits import limited
 
 Mode = Literal["full", "delta"]
 
@@ -39,45 +52,6 @@ class Publication:
     member_count: int
 
 
-def stage_candidates(
-    runtime: Runtime, tenant_id: int, stage_id: str, select_user_ids: str, params: Mapping[str, Any]
-) -> int:
-    """Insert the distinct users of `select_user_ids` (a tenant-scoped SELECT) as the stage's candidates."""
-    wh = TenantWarehouse(runtime.warehouse, tenant_id)
-    wh.command(
-        "INSERT INTO compute_candidates (tenant_id, compute_id, user_id) "
-        f"SELECT DISTINCT {{tenant_id:UInt64}}, {{stage_id:String}}, user_id FROM ({select_user_ids})",
-        {**params, "stage_id": stage_id},
-    )
-    return int(wh.query(f"SELECT count() FROM ({CANDIDATES})", {"stage_id": stage_id}).scalar() or 0)
-
-
-def candidate_source(stage_id: str) -> EventSource:
-    """The tenant's events of the stage's candidates only (index lookups on the events sort key)."""
-    return EventSource(
-        "events",
-        "tenant_id = {tenant_id:UInt64} AND user_id IN (SELECT user_id FROM compute_candidates "
-        "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {src_stage_id:String})",
-        {"src_stage_id": stage_id},
-    )
-
-
-def stage_results(runtime: Runtime, tenant_id: int, stage_id: str, compiled: CompiledQuery, now: datetime) -> None:
-    """Run the multi-segment pass once and keep, per segment, the users it holds."""
-    hits = ", ".join(
-        f"({{stage_segment_{i}:UInt64}}, {quote_identifier(column)})"
-        for i, column in enumerate(compiled.columns.values())
-    )
-    segment_params = {f"stage_segment_{i}": segment_id for i, segment_id in enumerate(compiled.columns)}
-    TenantWarehouse(runtime.warehouse, tenant_id).command(
-        "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
-        "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
-        f"FROM ({compiled.sql}) "
-        f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit",
-        {**compiled.bind(now), **segment_params, "stage_id": stage_id},
-    )
-
-
 @dataclass(frozen=True)
 class Target:
     segment_id: int
@@ -85,15 +59,32 @@ class Target:
     compute_id: str
 
 
+class OutboxEntry(BaseModel):
+    segment_id: int
+    version: int
+    entered_count: int
+    exited_count: int
+
+
+class Outbox(BaseModel):
+    """One pass's committed (or about to be committed) changes, keyed by compute id, until delivered."""
+
+    tenant_id: int
+    stage_id: str
+    computed_at: datetime
+    changes: dict[str, OutboxEntry]
+
+
 def publish(
     runtime: Runtime, tenant_id: int, targets: Sequence[Target], *, stage_id: str, mode: Mode, computed_at: datetime
-) -> list[Publication]:
+) -> tuple[list[Publication], Outbox | None]:
     """Diff the staged results of each target segment against its published membership; publish the diffs.
 
     One statement writes the diff rows of every segment (a delta compares only its candidates:
     everyone else cannot have changed), one reads their counts, one multi-row insert commits them.
     Nothing becomes visible before that last insert; if anything fails earlier, rows written under
     these versions are never read. Versions are unique per tenant, so a version names its segment.
+    Returns the publications and, when anything changed, the outbox to `deliver`.
     """
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     scope = f"AND user_id IN ({CANDIDATES}) " if mode == "delta" else ""
@@ -104,7 +95,7 @@ def publish(
         "compute_ids": [t.compute_id for t in targets],
         "computed_at": computed_at,
     }
-    wh.command(
+    diff = (
         "INSERT INTO segment_memberships (tenant_id, segment_id, user_id, version, entered, compute_id, computed_at) "
         "SELECT {tenant_id:UInt64}, segment_id, user_id, "
         "transform(segment_id, {segments:Array(UInt64)}, {versions:Array(UInt64)}, toUInt64(0)), is_new, "
@@ -121,9 +112,9 @@ def publish(
         "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
         "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)}) "
         "GROUP BY segment_id, user_id HAVING argMax(entered, version) = 1"
-        ") GROUP BY segment_id, user_id) WHERE is_new != is_old",
-        params,
+        ") GROUP BY segment_id, user_id) WHERE is_new != is_old"
     )
+    wh.command(limited(diff, runtime.settings, runtime.settings.compute_max_execution_seconds), params)
     counted = {
         int(segment_id): (int(entered), int(exited))
         for segment_id, entered, exited in wh.query(
@@ -151,8 +142,23 @@ def publish(
             commits.append(
                 (tenant_id, t.segment_id, t.version, t.compute_id, mode, computed_at, members, entered, exited)
             )
+    if not commits:
+        return publications, None
+    outbox = Outbox(
+        tenant_id=tenant_id,
+        stage_id=stage_id,
+        computed_at=computed_at,
+        changes={
+            t.compute_id: OutboxEntry(
+                segment_id=p.segment_id, version=p.version, entered_count=p.entered_count, exited_count=p.exited_count
+            )
+            for t, p in zip(targets, publications, strict=True)
+            if p.version is not None
+        },
+    )
+    runtime.documents.create(keys.membership_outbox_key(tenant_id, stage_id), outbox)
     runtime.warehouse.insert("membership_commits", COMMIT_COLUMNS, commits)
-    return publications
+    return publications, outbox
 
 
 COMMIT_COLUMNS = (
@@ -168,18 +174,109 @@ COMMIT_COLUMNS = (
 )
 
 
-def changed_users(runtime: Runtime, tenant_id: int, publications: Sequence[Publication]) -> list[str]:
-    """Users who entered or exited any segment in these publications (for cache invalidation)."""
-    versions = [p.version for p in publications if p.version is not None]
-    if not versions:
+def deliver(runtime: Runtime, outbox: Outbox) -> set[int]:
+    """Invalidate the changed users' cached lookups, tell the connectors, clear the outbox; the segments delivered."""
+    tenant_id = outbox.tenant_id
+    entries = list(outbox.changes.items())
+    invalidate_users(runtime, tenant_id, _changed_users(runtime, tenant_id, [e for _, e in entries]))
+    for compute_id, entry in entries:
+        message = MembershipChanged(
+            tenant_id=tenant_id,
+            segment_id=entry.segment_id,
+            compute_id=compute_id,
+            computed_at=outbox.computed_at,
+            entered_count=entry.entered_count,
+            exited_count=entry.exited_count,
+        )
+        runtime.bus.publish(
+            Topic.MEMBERSHIP_CHANGES,
+            message.model_dump_json().encode(),
+            {"tenant_id": str(tenant_id), "segment_id": str(entry.segment_id)},
+        )
+    runtime.documents.delete(keys.membership_outbox_key(tenant_id, outbox.stage_id))
+    return {e.segment_id for _, e in entries}
+
+
+def deliver_pending(runtime: Runtime, tenant_id: int) -> set[int]:
+    """Deliver what an interrupted compute committed and never delivered; the segments delivered.
+
+    An outbox whose commit never landed (the compute failed before it) is dropped: nothing of it
+    was ever visible.
+    """
+    delivered: set[int] = set()
+    for outbox in runtime.documents.list(keys.membership_outbox_prefix(tenant_id), Outbox):
+        versions = [e.version for e in outbox.changes.values()]
+        committed = {
+            int(row[0])
+            for row in TenantWarehouse(runtime.warehouse, tenant_id)
+            .query(
+                "SELECT version FROM membership_commits WHERE tenant_id = {tenant_id:UInt64} "
+                "AND version IN {versions:Array(UInt64)}",
+                {"versions": versions},
+            )
+            .rows
+        }
+        changes = {c: e for c, e in outbox.changes.items() if e.version in committed}
+        if changes:
+            delivered |= deliver(runtime, outbox.model_copy(update={"changes": changes}))
+        else:
+            runtime.documents.delete(keys.membership_outbox_key(tenant_id, outbox.stage_id))
+    return delivered
+
+
+def _changed_users(runtime: Runtime, tenant_id: int, entries: Sequence[OutboxEntry]) -> list[str]:
+    """Users who entered or exited any segment in these changes (for cache invalidation)."""
+    if not entries:
         return []
     rows = (
         TenantWarehouse(runtime.warehouse, tenant_id)
         .query(
             "SELECT DISTINCT user_id FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
             "AND segment_id IN {segments:Array(UInt64)} AND version IN {versions:Array(UInt64)}",
-            {"segments": [p.segment_id for p in publications if p.version is not None], "versions": versions},
+            {"segments": [e.segment_id for e in entries], "versions": [e.version for e in entries]},
         )
         .rows
     )
     return [str(r[0]) for r in rows]
+
+
+def compact(runtime: Runtime, tenant_id: int, before: datetime) -> None:
+    """Fold the change log of every segment up to its last version committed before `before`.
+
+    Up to that version H, each (segment, user) keeps only its latest committed row, and only if it
+    is an entry; superseded rows, exits (not being a member is the default) and rows of computes
+    that never committed are deleted, and so are the diffs (`membership_changes`) up to H. Every
+    snapshot from H on reads exactly as before; older ones — superseded at least as long ago as
+    `before` — are no longer readable. So the log's size follows the members and the changes since
+    `before`, not the number of computes. Safe beside a running compute: the rows it reads (latest
+    committed per user) are the rows kept.
+    """
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    horizons = wh.query(
+        "SELECT segment_id, max(version) FROM membership_commits "
+        "WHERE tenant_id = {tenant_id:UInt64} AND committed_at < {before:DateTime64(3, 'UTC')} GROUP BY segment_id",
+        {"before": before},
+    ).rows
+    if not horizons:
+        return
+    params = {"segments": [int(s) for s, _ in horizons], "horizons": [int(h) for _, h in horizons]}
+    upto = "version <= transform(segment_id, {segments:Array(UInt64)}, {horizons:Array(UInt64)}, toUInt64(0))"
+    kept = (
+        "SELECT segment_id, user_id, max(version) FROM segment_memberships "
+        f"WHERE tenant_id = {{tenant_id:UInt64}} AND segment_id IN {{segments:Array(UInt64)}} AND {upto} "
+        "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
+        "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)}) "
+        "GROUP BY segment_id, user_id HAVING argMax(entered, version) = 1"
+    )
+    for table in ("user_memberships", "segment_memberships"):  # the copy first: `kept` reads the original
+        wh.command(
+            f"DELETE FROM {quote_identifier(table)} WHERE tenant_id = {{tenant_id:UInt64}} "
+            f"AND segment_id IN {{segments:Array(UInt64)}} AND {upto} "
+            f"AND (segment_id, user_id, version) NOT IN ({kept})",
+            params,
+        )
+    wh.command(
+        "DELETE FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
+        f"AND segment_id IN {{segments:Array(UInt64)}} AND {upto}",
+        params,
+    )

@@ -13,6 +13,7 @@ from segops.boundary import StrictModel
 from segops.event_type import EventType
 from segops.http.routes import RequestContext, Router
 from segops.ingestion.events import UserId
+from segops.metering.meter import meter_for
 from segops.sandbox import service
 
 router = Router("/api/explorer/sandbox", role="member")
@@ -74,6 +75,7 @@ def publish(ctx: RequestContext) -> SandboxResult:
             payload=body.payload,
         ),
     )
+    meter_for(ctx.runtime).count(ctx.tenant_id, "sandbox_calls")
     return SandboxResult(
         published=True,
         entered=[SegmentRef(id=s.id, name=s.name) for s in delta.entered],

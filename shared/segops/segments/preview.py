@@ -9,6 +9,7 @@ from segops import clock
 from segops.dsl import SegmentDefinition, compile_segment
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.limits import limited
 
 MAX_SAMPLE = 1000
 
@@ -33,5 +34,6 @@ def preview(
         f"arraySlice(groupArraySorted({MAX_SAMPLE})(user_id), 1, {{sample:UInt32}}) AS sample\nFROM (\n{query.sql}\n)"
     )
     params = {**query.bind(now or clock.now()), "sample": limit}
-    row = TenantWarehouse(runtime.warehouse, tenant_id).query(sql, params).dicts()[0]
+    bounded = limited(sql, runtime.settings, runtime.settings.request_max_execution_seconds)
+    row = TenantWarehouse(runtime.warehouse, tenant_id).query(bounded, params).dicts()[0]
     return Preview(matched_users=int(row["matched"]), sample_user_ids=list(row["sample"]), sql=query.sql)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from segops import clock
-from segops.errors import Conflict, NotFound
-from segops.membership.lookup import invalidate_active
+from segops.errors import Conflict, NotFound, SegmentLimitReached
+from segops.membership.lookup import active_segments, invalidate_active
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.store import keys
@@ -72,6 +72,17 @@ def list_segments(
     return Page(items, None)
 
 
+def _room_for_one_more_active(runtime: Runtime, tenant_id: int) -> None:
+    """Refuse a create or activation past `max_active_segments` (each compute pass, and every
+    lookup's active filter, grows with them). Concurrent activations may pass the check together."""
+    limit = runtime.settings.max_active_segments
+    if len(active_segments(runtime, tenant_id)) >= limit:
+        raise SegmentLimitReached(
+            f"the tenant already has {limit} active segments, the most it may have: deactivate one first",
+            {"limit": limit},
+        )
+
+
 def create_segment(
     runtime: Runtime,
     tenant_id: int,
@@ -82,6 +93,8 @@ def create_segment(
     active: bool,
     created_by: str | None,
 ) -> m.Segment:
+    if active:
+        _room_for_one_more_active(runtime, tenant_id)
     segment = m.Segment(
         id=runtime.documents.new_id("segments"),
         tenant=tenant_id,
@@ -113,6 +126,8 @@ def update_segment(
     number); the segment then points at it with a CAS update that never moves backwards.
     """
     current = get_segment(runtime, tenant_id, segment_id)
+    if changes.get("active") and not current.active:
+        _room_for_one_more_active(runtime, tenant_id)
     version: m.SegmentVersion | None = None
     if definition is not None and definition != current.definition:
         version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)

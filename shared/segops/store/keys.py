@@ -9,7 +9,8 @@
 - `refresh-families/<family>`: `RefreshFamily`, one sign-in's rotating refresh tokens
 - `tenants/<t>/api-keys/<k>`: `ApiKey`; `api-keys/<fingerprint>`: `Pointer` to it
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
-  `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`
+  `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`;
+  `tenants/<t>/membership-outbox/<stage>`: a compute's `Outbox` until its changes are delivered
 - `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-secrets/<c>`: `ConnectorSecrets`;
   `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`; `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
 - `tenants/<t>/exports/<e>`: `Export`
@@ -127,6 +128,14 @@ def compute_state_key(tenant_id: int, segment_id: int) -> str:
 
 def compute_queue_key(tenant_id: int) -> str:
     return f"{COMPUTE_QUEUES_PREFIX}{tenant_id}"
+
+
+def membership_outbox_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/membership-outbox/"
+
+
+def membership_outbox_key(tenant_id: int, stage_id: str) -> str:
+    return f"{membership_outbox_prefix(tenant_id)}{stage_id}"
 
 
 def connector_key(tenant_id: int, connector_id: int) -> str:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pyarrow as pa
 
+from segops.warehouse import statistics
 from segops.warehouse.base import QueryResult, render_settings
 from segops.warehouse.identifiers import allowed_identifier, quote_identifier, quote_identifiers
 from segops.warehouse.params import format_params
@@ -52,9 +55,28 @@ class _SharedSession:
             if self.database != database:
                 self.session.query(f"USE {quote_identifier(database)}")
                 self.database = database
-            if params:
-                return self.session.query(sql, fmt, params=format_params(params))
-            return self.session.query(sql, fmt)
+            measured = statistics.active()
+            cpu_started = time.process_time() if measured else 0.0
+            try:
+                if params:
+                    result = self.session.query(sql, fmt, params=format_params(params))
+                else:
+                    result = self.session.query(sql, fmt)
+            except Exception:
+                # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
+                # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
+                # throwaway statement takes it instead.
+                with contextlib.suppress(Exception):
+                    self.session.query("SELECT 1", fmt)
+                raise
+            if measured:
+                statistics.record(
+                    result.storage_rows_read(),
+                    result.storage_bytes_read(),
+                    round(result.elapsed() * 1_000_000),
+                    round((time.process_time() - cpu_started) * 1_000_000),
+                )
+            return result
 
 
 _shared: _SharedSession | None = None

@@ -6,7 +6,9 @@ from typing import IO, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.summary import QuerySummary
 
+from segops.warehouse import statistics
 from segops.warehouse.base import TENANT_SETTING, QueryResult
 from segops.warehouse.identifiers import allowed_identifier, quote_identifier
 from segops.warehouse.params import format_param
@@ -60,10 +62,13 @@ class ClickHouseWarehouse:
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult:
         result = self._client.query(sql, parameters=_parameters(params), settings=_scope(tenant_id))
+        statistics.record_summary(result.summary)
         return QueryResult(columns=list(result.column_names), rows=[tuple(r) for r in result.result_rows])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> None:
-        self._client.command(sql, parameters=_parameters(params), settings=_scope(tenant_id))
+        answer = self._client.command(sql, parameters=_parameters(params), settings=_scope(tenant_id))
+        if isinstance(answer, QuerySummary):
+            statistics.record_summary(answer.summary)
 
     def insert(
         self,

@@ -30,6 +30,8 @@ TENANT_TABLES = frozenset(
         "membership_changes",
         "membership_commits",
         "segment_memberships",
+        "usage",
+        "usage_units",
         "user_memberships",
         "user_properties",
     }

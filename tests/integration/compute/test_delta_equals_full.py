@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segops.compute import engine
+from segops.compute import engine, plan
 from segops.compute.engine import Request
 from segops.localstack import LocalStack
 from segops.membership import store
@@ -40,7 +40,7 @@ steps = st.lists(st.tuples(st.one_of(st.just([]), batches(2)), advances), min_si
 def no_arrival_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     # In production a margin re-checks recent arrivals (inserts in flight); here every insert is
     # complete before the next compute, so without it the time-crossing logic alone must be right.
-    monkeypatch.setattr(engine, "ARRIVAL_MARGIN", timedelta(0))
+    monkeypatch.setattr(plan, "ARRIVAL_MARGIN", timedelta(0))
 
 
 @settings(

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from segops.bus.base import Topic
 from segops.compute import engine, runner
+from segops.compute.plan import Request
 from segops.localstack import LocalStack
+from segops.messages import DrainRequested, ScheduledTick, SegmentComputeEnvelope, SegmentComputeMessage
+from segops.runtime import Runtime
 from segops.store import keys
 
 from tests.support.events import fresh_tenant
@@ -59,3 +63,62 @@ def test_failed_work_goes_back_on_the_queue_and_the_lease_is_released(
         runner.drain(stack.runtime, tenant)
     left = queue(stack, tenant)
     assert left.holder is None and left.segments[5].mode == "full"
+
+
+def _segment_compute_messages(stack: LocalStack) -> list[SegmentComputeMessage]:
+    heard: list[SegmentComputeMessage] = []
+    stack.bus.subscribe(
+        Topic.SEGMENT_COMPUTE,
+        "recorder",
+        lambda m: heard.append(SegmentComputeEnvelope.model_validate_json(m.data).message),
+    )
+    return heard
+
+
+def test_the_scheduler_tick_becomes_one_tick_per_tenant(stack: LocalStack) -> None:
+    # GIVEN two tenants with compute queues
+    tenants = [fresh_tenant(), fresh_tenant()]
+    for tenant in tenants:
+        runner.request_time_delta(stack.runtime, tenant)
+    heard = _segment_compute_messages(stack)
+    # WHEN Cloud Scheduler's tenant-less tick is handled
+    stack.publish_schedules()
+    stack.bus.drain()
+    # THEN each tenant got a tick of its own, and each tick ran (and emptied) its tenant's queue and
+    # compacted its membership log
+    ticks = [m.tenant_id for m in heard if isinstance(m, ScheduledTick) and m.tenant_id in tenants]
+    assert sorted(ticks) == sorted(tenants)
+    done = [queue(stack, tenant) for tenant in tenants]
+    assert all(not q.has_work() and q.holder is None and q.compacted_at is not None for q in done)
+    # AND the next compaction waits for `membership_history_hours`
+    assert not runner.compact_if_due(stack.runtime, tenants[0])
+
+
+def test_a_holder_out_of_budget_hands_the_rest_over(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a queued compute and a debounced delta due later, and no time budget left after one compute
+    tenant = fresh_tenant()
+    runner.request_segment(stack.runtime, tenant, 5, "full", "c")
+    runner.notice_users_changed(stack.runtime, tenant, datetime.now(UTC))
+    monkeypatch.setattr(
+        stack.runtime, "settings", stack.settings.model_copy(update={"compute_drain_budget_seconds": 0.0})
+    )
+    heard = _segment_compute_messages(stack)
+    computed: list[list[int]] = []
+    compute = engine.compute
+
+    def recorded(runtime: Runtime, tenant_id: int, requests: list[Request]) -> list[engine.Outcome]:
+        computed.append([r.segment_id for r in requests])
+        return compute(runtime, tenant_id, requests)
+
+    monkeypatch.setattr(engine, "compute", recorded)
+    # WHEN the holder drains
+    runner.drain(stack.runtime, tenant)
+    # THEN it ran the one compute, then released the lease and asked for a fresh invocation
+    assert computed == [[5]]
+    left = queue(stack, tenant)
+    assert left.holder is None and left.active_delta_due is not None and not left.segments
+    # AND that invocation (with a budget again) picks up the rest
+    monkeypatch.setattr(stack.runtime, "settings", stack.settings)
+    stack.bus.drain()
+    assert heard == [DrainRequested(tenant_id=tenant)]
+    assert computed == [[5], []] and not queue(stack, tenant).has_work()

@@ -1,0 +1,190 @@
+"""The per-process usage buffer: billable units counted in memory, flushed to the warehouse in batches.
+
+Two kinds of unit (docs/operations.md § Usage metering):
+- `count`: additive units of the hot path (API calls, accepted and refused events). A request is
+  answered once, so counting it where it is answered counts it once. Counts are summed per tenant,
+  hour, metric and dimension in memory; a flush is one INSERT into `usage` with a deduplication token
+  of its own, and a flush that failed is retried later with the same rows and token, so ClickHouse
+  drops the copy of a retry whose first attempt did land.
+- `unit`: units with an idempotency key of their own (a compute's ids, an export id, a connector
+  sync's change), written to `usage_units` (ReplacingMergeTree on the key, largest value kept):
+  recording a unit again after a redelivery or a retry replaces it.
+Events stored are not counted here: the warehouse counts them itself (`usage_events_stored_mv`).
+
+A crash loses at most the counts of the last `metering_flush_seconds` (never counts one twice).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from segops import clock
+from segops.runtime import Runtime
+from segops.warehouse.base import Warehouse
+
+log = logging.getLogger("segops.metering")
+
+Metric = Literal[
+    "api_calls",
+    "events_accepted",
+    "events_refused",
+    "events_stored",
+    "computes",
+    "compute_rows_read",
+    "compute_bytes_read",
+    "compute_cpu_us",
+    "compute_elapsed_us",
+    "exports",
+    "export_rows",
+    "export_bytes",
+    "connector_syncs",
+    "connector_users_pushed",
+    "sandbox_calls",
+    "ai_drafts",
+]
+METRICS: tuple[Metric, ...] = Metric.__args__  # type: ignore[attr-defined]
+
+USAGE_COLUMNS = ("tenant_id", "hour", "metric", "dimension", "value")
+UNIT_COLUMNS = ("tenant_id", "metric", "dimension", "unit_id", "hour", "value")
+# Failed flushes kept for retry (each at most one flush interval of counts); beyond, the oldest is
+# dropped with an error log rather than letting memory grow through a long warehouse outage.
+MAX_PENDING_FLUSHES = 720
+
+
+def hour_of(instant: datetime) -> datetime:
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class _Flush:
+    token: str
+    counts: list[tuple[int, datetime, str, str, int]]
+    units: list[tuple[int, str, str, str, datetime, int]]
+
+
+class Meter:
+    """One process's buffer for one warehouse."""
+
+    def __init__(self, warehouse: Warehouse, enabled: bool = True) -> None:
+        self.warehouse = warehouse
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[int, datetime, str, str], int] = {}
+        self._units: dict[tuple[int, str, str, str], tuple[datetime, int]] = {}
+        self._flush_lock = threading.Lock()
+        self._pending: list[_Flush] = []
+
+    def count(self, tenant_id: int, metric: Metric, value: int = 1, dimension: str = "") -> None:
+        """Add `value` units to the current hour (a dict update under a lock: the hot path's whole cost)."""
+        if not self.enabled or value <= 0:
+            return
+        key = (tenant_id, hour_of(clock.now()), metric, dimension)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + value
+
+    def unit(self, tenant_id: int, unit_id: str, measures: Mapping[Metric, int], dimension: str = "") -> None:
+        """Record the unit `unit_id`: its measures replace any earlier recording of the same id where
+        they are larger (as `usage_units` does across processes)."""
+        if not self.enabled:
+            return
+        hour = hour_of(clock.now())
+        with self._lock:
+            for metric, value in measures.items():
+                key = (tenant_id, metric, dimension, unit_id)
+                earlier = self._units.get(key)
+                if earlier is None or value > earlier[1]:
+                    self._units[key] = (hour, max(0, value))
+
+    def flush(self) -> bool:
+        """Write what was counted; False when the warehouse refused (kept and retried next time)."""
+        with self._flush_lock:
+            with self._lock:
+                counts, self._counts = self._counts, {}
+                units, self._units = self._units, {}
+            if counts or units:
+                self._pending.append(
+                    _Flush(
+                        uuid.uuid4().hex,
+                        [(*key, value) for key, value in counts.items()],
+                        [(*key, hour, value) for key, (hour, value) in units.items()],
+                    )
+                )
+            while self._pending:
+                batch = self._pending[0]
+                try:
+                    self._write(batch)
+                except Exception as exc:
+                    log.warning(
+                        "usage flush failed; retried later",
+                        extra={"pending": len(self._pending), "error": type(exc).__name__},
+                    )
+                    if len(self._pending) > MAX_PENDING_FLUSHES:
+                        lost = self._pending.pop(0)
+                        log.error("usage flush dropped after repeated failures", extra={"rows": len(lost.counts)})
+                    return False
+                self._pending.pop(0)
+            return True
+
+    def _write(self, batch: _Flush) -> None:
+        if batch.counts:
+            self.warehouse.insert(
+                "usage", USAGE_COLUMNS, batch.counts, {"insert_deduplication_token": f"usage-{batch.token}"}
+            )
+        if batch.units:
+            # A repeated unit row is harmless (ReplacingMergeTree), so no token is needed here.
+            self.warehouse.insert("usage_units", UNIT_COLUMNS, batch.units)
+
+
+def _flush_periodically(meter: weakref.ref[Meter], stop: threading.Event, seconds: float) -> None:
+    while not stop.wait(seconds):
+        current = meter()
+        if current is None:
+            return
+        current.flush()
+        del current
+
+
+def _flush_at_exit(meter: weakref.ref[Meter]) -> None:
+    current = meter()
+    if current is not None:
+        current.flush()
+
+
+# One meter per live runtime, by identity (a `Runtime` is not hashable); an entry leaves with its runtime.
+_meters: dict[int, Meter] = {}
+_meters_lock = threading.Lock()
+
+
+def meter_for(runtime: Runtime) -> Meter:
+    """The runtime's meter: built on first use, with a daemon thread flushing it every
+    `metering_flush_seconds`, and flushed at interpreter exit and when the runtime goes."""
+    with _meters_lock:
+        meter = _meters.get(id(runtime))
+        if meter is None:
+            meter = _meters[id(runtime)] = Meter(runtime.warehouse, runtime.settings.metering)
+            stop = threading.Event()
+            threading.Thread(
+                target=_flush_periodically,
+                args=(weakref.ref(meter), stop, runtime.settings.metering_flush_seconds),
+                name="segops-metering",
+                daemon=True,
+            ).start()
+            atexit.register(_flush_at_exit, weakref.ref(meter))
+            weakref.finalize(runtime, _forget, id(runtime), stop)
+        return meter
+
+
+def _forget(runtime_id: int, stop: threading.Event) -> None:
+    stop.set()
+    with _meters_lock:
+        meter = _meters.pop(runtime_id, None)
+    if meter is not None:
+        meter.flush()

@@ -1,0 +1,50 @@
+"""The billable units of the domains that have an idempotency key, and what each unit measures."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from segops.metering.meter import meter_for
+from segops.runtime import Runtime
+from segops.warehouse.statistics import QueryStatistics
+
+
+def compute_pass(
+    runtime: Runtime, tenant_id: int, compute_ids: Sequence[str], mode: str, statistics: QueryStatistics
+) -> None:
+    """One evaluation pass of a tenant's segments, keyed by its computes' ids (a redelivered or
+    retried compute keeps its id): the segments it computed and the warehouse work it cost."""
+    digest = hashlib.blake2b("\n".join(sorted(compute_ids)).encode(), digest_size=16).hexdigest()
+    meter_for(runtime).unit(
+        tenant_id,
+        f"compute:{digest}",
+        {
+            "computes": len(compute_ids),
+            "compute_rows_read": statistics.rows_read,
+            "compute_bytes_read": statistics.bytes_read,
+            "compute_cpu_us": statistics.cpu_us,
+            "compute_elapsed_us": statistics.elapsed_us,
+        },
+        mode,
+    )
+
+
+def export_file(runtime: Runtime, tenant_id: int, export_id: int, fmt: str, rows: int, size_bytes: int) -> None:
+    """A finished export (a redelivered export message finds it finished and writes nothing)."""
+    meter_for(runtime).unit(
+        tenant_id, f"export:{export_id}", {"exports": 1, "export_rows": rows, "export_bytes": size_bytes}, fmt
+    )
+
+
+def connector_sync(
+    runtime: Runtime, tenant_id: int, connector_id: int, connector_type: str, change: str, users_pushed: int
+) -> None:
+    """A connector sync that pushed: `change` is the compute id it applied (a redelivered change runs a
+    new sync of the same change) or `full-<sync id>` for a full resync."""
+    meter_for(runtime).unit(
+        tenant_id,
+        f"sync:{connector_id}:{change}",
+        {"connector_syncs": 1, "connector_users_pushed": users_pushed},
+        connector_type,
+    )
