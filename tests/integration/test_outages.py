@@ -201,6 +201,13 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
             stack.bus.drain()
         stored = [e for e in stored_events(stack, tenant) if e["message_id"]]
         assert sorted(e["message_id"] for e in stored) == [f"m-{i}" for i in range(2, 7)]
+        # AND a Shopify webhook with a bad signature is still refused as such (401, not 503)
+        forged = api.post(
+            f"/api/ingestion/shopify/{account.tenant_slug}/",
+            {"id": 1},
+            headers={"X-Shopify-Hmac-SHA256": "bm90IGEgc2lnbmF0dXJl", "X-Shopify-Topic": "orders/create"},
+        )
+        assert_error(forged, 401, "unauthorized")
         # AND a revoked key is refused at once, from the store
         other = api.post(
             "/api/keys/", {"name": "other"}, headers={**account.bearer, "X-SegOps-Tenant": str(tenant)}

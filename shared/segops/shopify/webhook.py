@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.errors import Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import RequestContext, Router
@@ -61,7 +62,11 @@ def _authenticate(ctx: RequestContext, raw: bytes) -> int:
     integration = load_integration(ctx.runtime, tenant.id)
     signature = ctx.request.headers.get("X-Shopify-Hmac-SHA256")
     if integration is None or not verify(webhook_secret(ctx.runtime, integration), raw, signature):
-        if ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS):
+        try:
+            first = ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS)
+        except CacheUnavailable:
+            first = False  # the record is rate-limited through the cache: none while it is down, still a 401
+        if first:
             record_errors(
                 ctx.runtime,
                 tenant.id,
