@@ -16,6 +16,7 @@ HTTP_FUNCTIONS: dict[str, list[str]] = {
         "segops.tenancy.api:tenant_router",
         "segops.tenancy.api:invitations_router",
         "segops.tenancy.api:keys_router",
+        "segops.limits.api:router",
         "segops.health:router",
         "segops.catalog:openapi_router",
         "segops.connectors.api:router",

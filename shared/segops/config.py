@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     # Proxies in front of the function that append the client to X-Forwarded-For (0: the socket peer).
     trusted_proxy_hops: int = Field(default=0, ge=0)
     api_key_cache_seconds: float = 5.0
+    # The plan of a tenant the operator gave none (`python -m segops.ops plan set`, docs/operations.md).
+    plan_events_per_month: int = Field(default=50_000_000, ge=0)
+    plan_api_calls_per_minute: int = Field(default=60_000, ge=1)
+    plan_api_calls_per_minute_per_key: int = Field(default=30_000, ge=1)
+    plan_active_segments: int = Field(default=1_000, ge=0)
+    plan_connectors: int = Field(default=100, ge=0)
     email_token_hours: int = Field(default=24, ge=1)
     invitation_days: int = Field(default=7, ge=1)
 
@@ -153,8 +159,6 @@ class Settings(BaseSettings):
     # One compute statement stays under this size: ClickHouse refuses a query text over its
     # `max_query_size` (256 KiB by default), so a tenant's segments are split into several passes.
     compute_max_query_bytes: int = Field(default=250_000, ge=10_000)
-    # A tenant's active segments (a create or an activation past it is a 409 `segment_limit_reached`).
-    max_active_segments: int = Field(default=100, ge=1)
     # Membership snapshots and diffs stay readable at least this long after a newer compute
     # supersedes them; the scheduler compacts each tenant's change log this often.
     membership_history_hours: float = Field(default=24.0, ge=0)

@@ -49,16 +49,16 @@ class Conflict(SegOpsError):
     code = "conflict"
 
 
-class SegmentLimitReached(Conflict):
-    """The tenant already has as many active segments as it may (`details.limit`)."""
-
-    code = "segment_limit_reached"
-
-
 class LoginRequired(Conflict):
     """The address already has an account: sign in with it first."""
 
     code = "login_required"
+
+
+class PlanLimitReached(Conflict):
+    """Creating or activating one more would exceed the tenant's plan (`details.limit`)."""
+
+    code = "plan_limit_reached"
 
 
 class PayloadTooLarge(SegOpsError):
@@ -75,9 +75,23 @@ class RateLimited(SegOpsError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, {"retry_after": retry_after})
+    def __init__(
+        self,
+        message: str,
+        retry_after: int,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, {**(details or {}), "retry_after": retry_after})
         self.retry_after = retry_after
+        # Sent with the 429 besides `Retry-After` (the `RateLimit-*` fields of the refusing limit).
+        self.headers = headers or {}
+
+
+class QuotaExceeded(RateLimited):
+    """The tenant's plan allows no more of this until its period ends (`details.limit`)."""
+
+    code = "quota_exceeded"
 
 
 class DependencyDown(SegOpsError):

@@ -23,6 +23,7 @@ PAGES = {
     "team": ("/settings/team", "Team"),
     "integrations": ("/settings/integrations", "Integrations"),
     "usage": ("/settings/usage", "Usage"),
+    "plan": ("/settings/plan", "Plan"),
     "not-found": ("/no/such/page", "Page not found"),
 }
 

@@ -167,6 +167,8 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         assert outcome.status == "succeeded", outcome.error
         assert cached_flag(api, account.key) is False
         assert cached_flag(api, account.key) is True
+        limited = api.get(MEMBERSHIP, headers=account.key, query_string={"user_id": "user-1"})
+        assert "RateLimit-Remaining" in limited.headers
 
         # WHEN the Valkey server process stops
         changes = record_topic(stack, Topic.MEMBERSHIP_CHANGES)
@@ -184,6 +186,8 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         assert looked_up.status_code == 200, looked_up.get_data(as_text=True)
         assert looked_up.get_json() == {"user_id": "user-1", "segment_ids": [segment], "cached": False}
         assert seconds < 2
+        # AND rate limits, which live in the cache, fail open: served, without RateLimit headers
+        assert "RateLimit-Remaining" not in looked_up.headers
         # AND access tokens are checked against their session document, and segment writes succeed
         assert api.get(f"/api/segments/{segment}/", headers=account.bearer).status_code == 200
         created = api.post(
@@ -229,6 +233,8 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         # THEN the cache serves again: the next lookup fills it, the one after is served from it
         assert cached_flag(api, account.key) is False
         assert cached_flag(api, account.key) is True
+        limited = api.get(MEMBERSHIP, headers=account.key, query_string={"user_id": "user-1"})
+        assert "RateLimit-Remaining" in limited.headers
     finally:
         stack.stop()
 

@@ -210,6 +210,25 @@ def test_honours_retry_after_on_429(clients: Clients, ingestion: IngestionServer
     assert ingestion.requests[1].events[0]["message_id"] == ingestion.requests[0].events[0]["message_id"]
 
 
+def test_honours_retry_after_on_503_and_reports_the_last_answers_code(
+    clients: Clients, ingestion: IngestionServer, waits: list[float]
+) -> None:
+    down = {"error": {"code": "dependency_down", "message": "event bus unavailable", "details": {"d": 1}}}
+    ingestion.responder = lambda r, i: Reply(503, headers={"Retry-After": "3"}, body=down)
+    client = clients(max_retries=2)
+    track_n(client, 2)
+    client.flush()
+    assert waits == [3.0, 3.0]
+    [error] = clients.errors
+    assert (error.kind, error.status, error.code, error.details, error.event_count) == (
+        "retries_exhausted",
+        503,
+        "dependency_down",
+        {"d": 1},
+        2,
+    )
+
+
 def test_retries_a_dropped_connection(clients: Clients, ingestion: IngestionServer, waits: list[float]) -> None:
     ingestion.responder = lambda r, i: Reply(drop_connection=True) if i == 0 else ok(r)
     client = clients()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+
 import pytest
+from segops import clock
+from segops.limits import plans
 from segops.localstack import LocalStack
-from segops_sdk import SegOpsClient, SegOpsError
+from segops_sdk import SegOpsClient, SegOpsError, retry
 
 from tests.support.api import Account, Api
 from tests.support.served import LossyProxy
@@ -61,3 +67,67 @@ def test_a_wrong_api_key_is_reported_not_retried(served: str) -> None:
     client.track(user_id="user-1", event_type="page_viewed")
     assert client.shutdown(timeout=60)
     assert [(e.kind, e.status) for e in errors] == [("rejected", 401)]
+
+
+class AdvancingClock:
+    """The SDK's backoff waits advance the (frozen) clock of the whole process instead of sleeping,
+    so the stack's token buckets refill exactly as much as the client waited. Started in the recent
+    past and stopped (`close`) before the bus is drained: the writer's debounce needs time to pass."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.waits: list[float] = []
+        self._stack = ExitStack()
+        self._stack.enter_context(clock.frozen(clock.now() - timedelta(minutes=10)))
+        monkeypatch.setattr(retry, "wait", self.wait)
+
+    def wait(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self._stack.enter_context(clock.frozen(clock.now() + timedelta(seconds=seconds)))
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture
+def advancing(monkeypatch: pytest.MonkeyPatch) -> Iterator[AdvancingClock]:
+    moving = AdvancingClock(monkeypatch)
+    yield moving
+    moving.close()
+
+
+def test_the_sdk_waits_out_the_stacks_rate_limit(
+    stack: LocalStack, served: str, account: Account, advancing: AdvancingClock
+) -> None:
+    # GIVEN a key allowed one call a minute, already spent
+    plans.set_plan(stack.runtime, account.tenant_id, {"api_calls_per_minute_per_key": 1})
+    assert Api(stack).get("/api/segments/", headers=account.key).status_code == 200
+    errors: list[SegOpsError] = []
+    client = SegOpsClient(served, account.api_key, on_error=errors.append)
+    # WHEN the SDK sends a batch
+    client.track(user_id="user-1", event_type="e2e_limited")
+    assert client.shutdown(timeout=60)
+    # THEN it was refused with Retry-After 60, waited exactly that, and the retry was accepted
+    assert advancing.waits == [60.0]
+    assert errors == []
+    advancing.close()
+    stack.bus.drain()
+    assert event_type_counts(stack, account) == {"e2e_limited": 1}
+
+
+def test_the_sdk_reports_a_used_up_quota_after_bounded_retries(
+    stack: LocalStack, served: str, account: Account, advancing: AdvancingClock
+) -> None:
+    plans.set_plan(stack.runtime, account.tenant_id, {"events_per_month": 1})
+    errors: list[SegOpsError] = []
+    client = SegOpsClient(served, account.api_key, on_error=errors.append, max_retries=2)
+    client.track(user_id="user-1", event_type="e2e_quota")
+    client.track(user_id="user-2", event_type="e2e_quota")
+    assert client.shutdown(timeout=60)
+    # the month's end is far: each wait is the SDK's cap, and the batch is reported lost, whole
+    assert advancing.waits == [retry.RETRY_AFTER_MAX] * 2
+    assert [(e.kind, e.status, e.code, e.event_count) for e in errors] == [
+        ("retries_exhausted", 429, "quota_exceeded", 2)
+    ]
+    advancing.close()
+    stack.bus.drain()
+    assert event_type_counts(stack, account) == {}

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "segops.ai",
         "segops.lookalike",
     ),
-    ("segops.runtime", "segops.http", "segops.auth", "segops.metering"),
+    ("segops.runtime", "segops.http", "segops.auth", "segops.metering", "segops.limits"),
     ("segops.warehouse", "segops.cache", "segops.store", "segops.objects", "segops.bus"),
     ("segops.errors", "segops.config", "segops.manifest", "segops.logs", "segops.messages", "segops"),
 ]

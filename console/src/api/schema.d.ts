@@ -699,6 +699,23 @@ export interface paths {
         patch: operations["api_change_member_role"];
         trace?: never;
     };
+    "/api/tenants/{tenant_id}/plan/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's plan: quotas, rate limits and this month's events. */
+        get: operations["api_get_plan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage/": {
         parameters: {
             query?: never;
@@ -1432,6 +1449,46 @@ export interface components {
             segment_ids: number[];
             /** Cached */
             cached: boolean;
+        };
+        /** PlanOut */
+        PlanOut: {
+            /** Name */
+            name: string;
+            /**
+             * Events Per Month
+             * @description Events accepted per calendar month (UTC); over it, 429.
+             */
+            events_per_month: number;
+            /**
+             * Api Calls Per Minute
+             * @description Requests per minute for the whole tenant.
+             */
+            api_calls_per_minute: number;
+            /**
+             * Api Calls Per Minute Per Key
+             * @description Requests per minute for one API key.
+             */
+            api_calls_per_minute_per_key: number;
+            /**
+             * Active Segments
+             * @description Active segments at once; one more is 409.
+             */
+            active_segments: number;
+            /**
+             * Connectors
+             * @description Connectors; one more is 409.
+             */
+            connectors: number;
+            /**
+             * Updated At
+             * @default null
+             */
+            updated_at: string | null;
+            /**
+             * Events This Month
+             * @description Events counted against this month's quota so far.
+             */
+            events_this_month: number;
         };
         /** PreviewOut */
         PreviewOut: {
@@ -3742,6 +3799,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["segops__tenancy__api__MemberOut"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    api_get_plan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanOut"];
                 };
             };
             /** @description error */

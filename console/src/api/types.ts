@@ -22,6 +22,7 @@ export type TeamMember = Schemas['segops__tenancy__api__MemberOut'];
 export type Connector = Schemas['ConnectorOut'];
 export type SyncList = Schemas['SyncList'];
 export type ShopifyIntegration = Schemas['ShopifyIntegrationOut'];
+export type Plan = Schemas['PlanOut'];
 export type Membership = Schemas['MembershipOut'];
 export type PropertyKeys = Schemas['PropertyKeys'];
 export type Usage = Schemas['UsageReport'];

@@ -19,6 +19,7 @@ const SETTINGS = [
   { to: '/settings/team', label: 'Team' },
   { to: '/settings/integrations', label: 'Integrations' },
   { to: '/settings/usage', label: 'Usage' },
+  { to: '/settings/plan', label: 'Plan' },
 ];
 
 export function Shell() {

@@ -28,6 +28,7 @@ export const router = createBrowserRouter([
       { path: 'settings/team', lazy: page(() => import('../pages/settings/Team')) },
       { path: 'settings/integrations', lazy: page(() => import('../pages/settings/Integrations')) },
       { path: 'settings/usage', lazy: page(() => import('../pages/settings/Usage')) },
+      { path: 'settings/plan', lazy: page(() => import('../pages/settings/Plan')) },
       { path: '*', lazy: page(() => import('../pages/NotFound')) },
     ],
   },

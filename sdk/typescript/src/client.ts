@@ -318,7 +318,9 @@ export class SegOpsClient {
             this.#report(
               new SegOpsError('retries_exhausted', message, {
                 eventCount: batch.length,
+                details: outcome.details,
                 ...(outcome.status === undefined ? {} : { status: outcome.status }),
+                ...(outcome.code === undefined ? {} : { code: outcome.code }),
               }),
             );
             return;

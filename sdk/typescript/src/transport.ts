@@ -5,7 +5,7 @@ export const BATCH_PATH = '/api/ingestion/track/batch/';
 
 export type DeliveryOutcome =
   | { type: 'accepted'; queued: number; skipped: number }
-  | { type: 'retry'; reason: string; status?: number; retryAfterMs?: number }
+  | { type: 'retry'; reason: string; status?: number; retryAfterMs?: number; code?: string; details?: unknown }
   | { type: 'too_large'; status: number; code?: string; message: string; details?: unknown }
   | { type: 'rejected'; status: number; code?: string; message: string; details?: unknown };
 
@@ -55,14 +55,23 @@ function classify(status: number, retryAfter: string | null, text: string): Deli
       skipped: typeof body.skipped === 'number' ? body.skipped : 0,
     };
   }
-  if (isRetryableStatus(status)) {
-    const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
-    return { type: 'retry', reason: `HTTP ${status}`, status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
-  }
   const error = (json as ApiErrorBody | undefined)?.error;
   const code = typeof error?.code === 'string' ? error.code : undefined;
   const message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
   const detail = { status, message, details: error?.details, ...(code === undefined ? {} : { code }) };
+  if (isRetryableStatus(status)) {
+    // A retried failure keeps the API's code too: when retries run out, `rate_limited` and
+    // `quota_exceeded` (the month's events are used up) call for different actions.
+    const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
+    return {
+      type: 'retry',
+      reason: message,
+      status,
+      details: error?.details,
+      ...(code === undefined ? {} : { code }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
+  }
   return status === 413 ? { type: 'too_large', ...detail } : { type: 'rejected', ...detail };
 }
 

@@ -334,6 +334,29 @@ describe('retries', () => {
     assert.equal(errors[0]!.status, 500);
   });
 
+  test('honours Retry-After on 503 and reports the last answer\'s code when retries run out', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const delays = recordTimerDelays();
+    const quota = { code: 'quota_exceeded', message: 'the monthly quota of 5 events is used up', details: { limit: 5 } };
+    server.responder = (_request, index) =>
+      index === 0
+        ? { status: 503, headers: { 'Retry-After': '2' }, body: { error: { code: 'dependency_down' } } }
+        : { status: 429, headers: { 'Retry-After': '0' }, body: { error: quota } };
+    const segops = client({ flushAt: 1, maxRetries: 1 });
+    trackN(segops, 1);
+    await waitFor(() => delays.includes(2000), 'the Retry-After wait of the 503');
+    mock.timers.tick(1999);
+    await ioTurns();
+    assert.equal(server.requests.length, 1);
+    mock.timers.tick(1);
+    await waitFor(() => errors.length === 1, 'the loss report');
+    assert.equal(server.requests.length, 2);
+    assert.equal(errors[0]!.kind, 'retries_exhausted');
+    assert.equal(errors[0]!.status, 429);
+    assert.equal(errors[0]!.code, 'quota_exceeded');
+    assert.deepEqual(errors[0]!.details, { limit: 5 });
+  });
+
   test('reports events the API skipped as invalid', async () => {
     server.responder = (request) => ({ status: 202, body: { queued: request.events.length - 1, skipped: 1 } });
     const segops = client();

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from segops.errors import DependencyDown
@@ -12,6 +13,25 @@ class CacheUnavailable(DependencyDown):
 
     def __init__(self) -> None:
         super().__init__("the cache is unavailable, retry later", {"dependency": "cache"})
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """A token bucket: holds at most `capacity` tokens, refilled at `per_second`; a new one is full."""
+
+    key: str
+    capacity: int
+    per_second: float
+
+    def refilled(self, tokens: float, stamp_ms: int, now_ms: int) -> tuple[float, int]:
+        """Tokens and stamp after refilling from `stamp_ms` to `now_ms` (never backwards)."""
+        if now_ms <= stamp_ms:
+            return tokens, stamp_ms
+        return min(float(self.capacity), tokens + (now_ms - stamp_ms) * self.per_second / 1000), now_ms
+
+    def seconds_to_full(self, tokens: float) -> float:
+        """After this long untouched the bucket is full again, as good as absent."""
+        return max(0.0, self.capacity - tokens) / self.per_second
 
 
 class Cache(Protocol):
@@ -44,6 +64,20 @@ class Cache(Protocol):
 
     def incr(self, key: str, ttl_seconds: float) -> int:
         """Add one to a counter and return it (atomic); a new counter lives `ttl_seconds` from its first hit."""
+        ...
+
+    def take_tokens(self, buckets: Sequence[TokenBucket], cost: int, now_ms: int) -> tuple[bool, list[float]]:
+        """Take `cost` tokens from every bucket, or from none if one holds fewer (atomic, one round trip).
+
+        Buckets refill from the time of their last take up to `now_ms` (a caller's clock behind the stored
+        one refills nothing). Returns whether the tokens were taken and each bucket's tokens afterwards.
+        """
+        ...
+
+    def add_within(self, key: str, amount: int, ceiling: int, ttl_seconds: float) -> tuple[bool, int]:
+        """Add `amount` to a counter unless that takes it past `ceiling` (atomic, one round trip); a negative
+        `amount` always applies. Returns whether it was added and the counter afterwards; a new counter
+        lives `ttl_seconds`."""
         ...
 
     def delete(self, *keys: str) -> None: ...

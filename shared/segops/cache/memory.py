@@ -4,6 +4,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
+from segops.cache.base import TokenBucket
+
 
 class MemoryCache:
     """In-process TTL cache (one process in `make dev`)."""
@@ -77,6 +79,46 @@ class MemoryCache:
             count = int(entry[1]) + 1
             self._data[key] = (entry[0], str(count).encode())
             return count
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        entry = self._data.get(key)
+        return entry[1] if entry is not None and entry[0] > now else None
+
+    def _put(self, key: str, value: bytes, expiry: float, now: float) -> None:
+        if key not in self._data and len(self._data) >= self._max_entries:
+            self._evict(now)
+        self._data[key] = (expiry, value)
+
+    def take_tokens(self, buckets: Sequence[TokenBucket], cost: int, now_ms: int) -> tuple[bool, list[float]]:
+        now = time.monotonic()
+        with self._lock:
+            levels = []
+            for bucket in buckets:
+                # A bucket is stored as "<tokens> <stamp ms>"; an absent one is full.
+                stored = self._live(bucket.key, now)
+                tokens, stamp = (float(bucket.capacity), now_ms)
+                if stored is not None:
+                    text_tokens, _, text_stamp = stored.decode().partition(" ")
+                    tokens, stamp = bucket.refilled(float(text_tokens), int(text_stamp), now_ms)
+                levels.append((tokens, stamp))
+            if any(tokens < cost for tokens, _ in levels):
+                return False, [tokens for tokens, _ in levels]
+            for bucket, (tokens, stamp) in zip(buckets, levels, strict=True):
+                left = tokens - cost
+                self._put(bucket.key, f"{left!r} {stamp}".encode(), now + bucket.seconds_to_full(left) + 1, now)
+            return True, [tokens - cost for tokens, _ in levels]
+
+    def add_within(self, key: str, amount: int, ceiling: int, ttl_seconds: float) -> tuple[bool, int]:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._data.get(key)
+            live = entry is not None and entry[0] > now
+            current = int(entry[1]) if entry is not None and live else 0
+            if amount > 0 and current + amount > ceiling:
+                return False, current
+            expiry = entry[0] if entry is not None and live else now + ttl_seconds
+            self._put(key, str(current + amount).encode(), expiry, now)
+            return True, current + amount
 
     def delete(self, *keys: str) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from segops.cache.base import CacheUnavailable
+from segops.cache.base import CacheUnavailable, TokenBucket
 
 T = TypeVar("T")
 
@@ -24,6 +24,52 @@ elseif current ~= ARGV[1] then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
 return 1
+"""
+
+
+# KEYS: the buckets. ARGV: cost, now (ms), then capacity and tokens per ms of each bucket. A bucket is a
+# hash {t: tokens, s: stamp ms}; an absent one is full. Tokens go back as strings: Redis would truncate
+# Lua numbers to integers. Every bucket is read before any is written, so a refusal takes nothing.
+_TAKE_TOKENS = """
+local cost = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local levels, stamps, taken = {}, {}, 1
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[1 + 2 * i])
+  local rate = tonumber(ARGV[2 + 2 * i])
+  local state = redis.call('HMGET', key, 't', 's')
+  local tokens, stamp = tonumber(state[1]), tonumber(state[2])
+  if tokens == nil or stamp == nil then
+    tokens, stamp = capacity, now
+  elseif now > stamp then
+    tokens, stamp = math.min(capacity, tokens + (now - stamp) * rate), now
+  end
+  levels[i], stamps[i] = tokens, stamp
+  if tokens < cost then taken = 0 end
+end
+local out = {taken}
+for i, key in ipairs(KEYS) do
+  local tokens = levels[i]
+  if taken == 1 then
+    tokens = tokens - cost
+    local capacity = tonumber(ARGV[1 + 2 * i])
+    local rate = tonumber(ARGV[2 + 2 * i])
+    redis.call('HSET', key, 't', string.format('%.6f', tokens), 's', stamps[i])
+    redis.call('PEXPIRE', key, math.ceil((capacity - tokens) / rate) + 1000)
+  end
+  out[i + 1] = string.format('%.6f', tokens)
+end
+return out
+"""
+
+# KEYS[1]: the counter. ARGV: amount, ceiling, ttl (ms).
+_ADD_WITHIN = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount = tonumber(ARGV[1])
+if amount > 0 and current + amount > tonumber(ARGV[2]) then return {0, current} end
+local total = redis.call('INCRBY', KEYS[1], amount)
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {1, total}
 """
 
 
@@ -71,7 +117,10 @@ class RedisCache:
             socket_connect_timeout=timeout_seconds,
             retry=Retry(NoBackoff(), 1),
         )
+        # Sent by EVALSHA (the script body only once per server, on NOSCRIPT).
         self._swap = self._client.register_script(_SWAP)
+        self._take_tokens = self._client.register_script(_TAKE_TOKENS)
+        self._add_within = self._client.register_script(_ADD_WITHIN)
         self._breaker = Breaker(breaker_seconds)
 
     def _call(self, command: Callable[[], T]) -> T:
@@ -132,6 +181,17 @@ class RedisCache:
         pipe.set(key, b"0", px=_ms(ttl_seconds), nx=True)
         pipe.incr(key)
         return int(self._call(pipe.execute)[1])
+
+    def take_tokens(self, buckets: Sequence[TokenBucket], cost: int, now_ms: int) -> tuple[bool, list[float]]:
+        args: list[float] = [cost, now_ms]
+        for bucket in buckets:
+            args += [bucket.capacity, bucket.per_second / 1000]
+        reply = self._call(lambda: self._take_tokens(keys=[b.key for b in buckets], args=args))
+        return reply[0] == 1, [float(level) for level in reply[1:]]
+
+    def add_within(self, key: str, amount: int, ceiling: int, ttl_seconds: float) -> tuple[bool, int]:
+        reply = self._call(lambda: self._add_within(keys=[key], args=[amount, ceiling, _ms(ttl_seconds)]))
+        return reply[0] == 1, int(reply[1])
 
     def delete(self, *keys: str) -> None:
         if keys:

@@ -15,6 +15,7 @@ from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.sync import new_sync
 from segops.errors import Conflict, NotFound, ValidationFailed
 from segops.http.pointers import validation_error
+from segops.limits import quotas
 from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
 from segops.store import keys
@@ -97,6 +98,7 @@ def create(
 ) -> m.Connector:
     _require_segment(runtime, tenant_id, segment_id)
     clean = validate_config(runtime, connector_type, config)
+    quotas.check_room(runtime, tenant_id, "connectors", len(runtime.store.list(keys.connectors_prefix(tenant_id))))
     connector = m.Connector(
         id=runtime.documents.new_id("connectors"),
         tenant=tenant_id,

@@ -23,6 +23,7 @@ from segops.http.outages import as_outage
 from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
+from segops.limits import rates
 from segops.metering.meter import meter_for
 from segops.runtime import get_runtime
 
@@ -67,6 +68,8 @@ class HttpApp:
                 )
                 response = error_response(outage, request_id)
         response.headers["X-Request-Id"] = request_id
+        if ctx is not None:
+            response.headers.update(ctx.response_headers)
         if ctx is not None and ctx.route.browser:
             cors.allow_response(request, response, ctx.principal)
         log_request(self.function_name, request, response, ctx, started, request_id)
@@ -111,6 +114,9 @@ class HttpApp:
         body = read_json(ctx) if reads_body else None
         if route.role is not None or route.auth:
             ctx.principal = authenticate(ctx, body)
+            admission = rates.admit(ctx.runtime, ctx.principal)
+            if admission is not None:
+                ctx.response_headers.update(admission.headers())
         parse_query(ctx)
         parse_body(ctx, body)
         return route.handler(ctx)

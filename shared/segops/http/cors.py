@@ -47,3 +47,7 @@ def allow_response(request: Request, response: Response, principal: Any) -> None
     allowed = getattr(principal, "allowed_origins", None)
     if origin and allowed is not None and origin in allowed:
         response.headers["Access-Control-Allow-Origin"] = origin
+        # So a page's SDK can honour the rate limits (none of these is CORS-safelisted).
+        response.headers["Access-Control-Expose-Headers"] = (
+            "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Request-Id"
+        )

@@ -51,6 +51,8 @@ def error_response(error: SegOpsError, request_id: str) -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
     if isinstance(error, RateLimited | DependencyDown):
         response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RateLimited):
+        response.headers.update(error.headers)
     return response
 
 

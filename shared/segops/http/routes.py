@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
@@ -61,6 +61,8 @@ class RequestContext:
     query: Any = None
     principal: Principal | None = None
     raw_body: bytes = b""
+    # Sent with whatever the request gets, error or not (the rate limit's `RateLimit-*` fields).
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def tenant_id(self) -> int:

@@ -20,6 +20,7 @@ from segops.ingestion.events import (
     validate_event,
     validate_events,
 )
+from segops.limits import quotas
 from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 
@@ -61,8 +62,10 @@ def parse_body(raw: bytes) -> Any:
 
 
 def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]], source: str) -> None:
-    """One message on `events` for the whole request; 503 if the bus does not take it (client retries)."""
+    """One message on `events` for the whole request; 503 if the bus does not take it (client retries).
+    Counted against the monthly quota first: 429 `quota_exceeded` publishes none of them."""
     assign_random_ids(events)
+    counter = quotas.reserve_events(runtime, tenant_id, len(events))
     try:
         runtime.bus.publish(
             Topic.EVENTS,
@@ -70,6 +73,7 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
             {"tenant_id": str(tenant_id), "source": source, "event_count": str(len(events))},
         )
     except Exception as exc:
+        quotas.release_events(runtime, counter, len(events))
         raise DependencyDown("event bus unavailable, retry later", {"dependency": "pubsub"}) from exc
     meter_for(runtime).count(tenant_id, "events_accepted", len(events), source)
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 
 from segops import logs
 from segops.config import Settings
-from segops.ops import replay
+from segops.ops import plans, replay
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m segops.ops", description="SegOps operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
     replay.register(commands)
+    plans.register(commands)
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from segops import clock
-from segops.errors import Conflict, NotFound, SegmentLimitReached
-from segops.membership.lookup import active_segments, invalidate_active
+from segops.errors import Conflict, NotFound
+from segops.limits import quotas
+from segops.membership.lookup import active_segment_ids, invalidate_active
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.store import keys
@@ -72,15 +73,10 @@ def list_segments(
     return Page(items, None)
 
 
-def _room_for_one_more_active(runtime: Runtime, tenant_id: int) -> None:
-    """Refuse a create or activation past `max_active_segments` (each compute pass, and every
-    lookup's active filter, grows with them). Concurrent activations may pass the check together."""
-    limit = runtime.settings.max_active_segments
-    if len(active_segments(runtime, tenant_id)) >= limit:
-        raise SegmentLimitReached(
-            f"the tenant already has {limit} active segments, the most it may have: deactivate one first",
-            {"limit": limit},
-        )
+def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
+    """One more active segment must fit the plan (409 `plan_limit_reached`). Checked before the write,
+    so two concurrent activations can both pass: the cap is a plan bound, not an invariant."""
+    quotas.check_room(runtime, tenant_id, "active_segments", len(active_segment_ids(runtime, tenant_id)))
 
 
 def create_segment(
@@ -94,7 +90,7 @@ def create_segment(
     created_by: str | None,
 ) -> m.Segment:
     if active:
-        _room_for_one_more_active(runtime, tenant_id)
+        _check_active_room(runtime, tenant_id)
     segment = m.Segment(
         id=runtime.documents.new_id("segments"),
         tenant=tenant_id,
@@ -127,7 +123,7 @@ def update_segment(
     """
     current = get_segment(runtime, tenant_id, segment_id)
     if changes.get("active") and not current.active:
-        _room_for_one_more_active(runtime, tenant_id)
+        _check_active_room(runtime, tenant_id)
     version: m.SegmentVersion | None = None
     if definition is not None and definition != current.definition:
         version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)

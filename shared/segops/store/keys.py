@@ -7,6 +7,7 @@
 - `signups/<sha256(token)>`: `PendingSignup` awaiting its email's verification;
   `tenant-slug-reservations/<slug>`: `SlugReservation` holding the slug for it
 - `refresh-families/<family>`: `RefreshFamily`, one sign-in's rotating refresh tokens
+- `tenants/<t>/plan`: the tenant's `Plan` (quotas and rate limits; absent: the default plan)
 - `tenants/<t>/api-keys/<k>`: `ApiKey`; `api-keys/<fingerprint>`: `Pointer` to it
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`;
@@ -104,6 +105,10 @@ def api_keys_prefix(tenant_id: int) -> str:
 
 def api_key_index_key(fingerprint: str) -> str:
     return f"api-keys/{fingerprint}"
+
+
+def plan_key(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/plan"
 
 
 def segment_key(tenant_id: int, segment_id: int) -> str:

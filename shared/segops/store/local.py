@@ -62,8 +62,11 @@ class LocalStore:
 
     def list(self, prefix: str) -> list[str]:
         base = self._root
+        # Walk only the folder the prefix names in full (`tenants/7/outbox/x` → `tenants/7/outbox`):
+        # listing one tenant's documents must not cost a walk of every tenant's.
+        folder = base / prefix.rpartition("/")[0]
         keys = []
-        for path in base.rglob("*.json"):
+        for path in folder.rglob("*.json"):
             key = path.relative_to(base).as_posix()[: -len(".json")]
             if key.startswith(prefix):
                 keys.append(key)

@@ -255,7 +255,16 @@ class SegOpsClient:
                 return
             if attempt >= self._max_retries:
                 message = f"SegOps gave up on {len(batch)} event(s) after {attempt + 1} attempt(s): {outcome.reason}"
-                self._report(SegOpsError("retries_exhausted", message, event_count=len(batch), status=outcome.status))
+                self._report(
+                    SegOpsError(
+                        "retries_exhausted",
+                        message,
+                        event_count=len(batch),
+                        status=outcome.status,
+                        code=outcome.code,
+                        details=outcome.details,
+                    )
+                )
                 return
             retry.wait(retry.retry_delay(attempt, outcome.retry_after))
             attempt += 1

@@ -56,18 +56,17 @@ def _classify(status: int, retry_after: str | None, raw: bytes) -> Outcome:
     if 200 <= status < 300:
         skipped = body.get("skipped") if isinstance(body, dict) else None
         return Outcome("accepted", status=status, skipped=skipped if isinstance(skipped, int) else 0)
-    if is_retryable_status(status):
-        return Outcome(
-            "retry", reason=f"HTTP {status}", status=status, retry_after=parse_retry_after(retry_after, time.time())
-        )
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     message = error.get("message")
+    # A retried failure keeps the API's code too: when retries run out, `rate_limited` and
+    # `quota_exceeded` (the month's events are used up) call for different actions.
     return Outcome(
-        "too_large" if status == 413 else "rejected",
+        "retry" if is_retryable_status(status) else "too_large" if status == 413 else "rejected",
         reason=message if isinstance(message, str) else f"HTTP {status}",
         status=status,
+        retry_after=parse_retry_after(retry_after, time.time()) if is_retryable_status(status) else None,
         code=code if isinstance(code, str) else None,
         details=error.get("details"),
     )
