@@ -281,6 +281,11 @@ def dev_stack(port: int) -> Iterator[Target]:
             "SEGOPS_PORT": str(port),
             "SEGOPS_HOST": "127.0.0.1",
             "SEGOPS_LOG_LEVEL": "WARNING",
+            # The plan's limits still run on every request, but far above what the tool can send: it
+            # measures the stack, not the default plan's rate limit (a --url stack keeps its own plan).
+            "SEGOPS_PLAN_API_CALLS_PER_MINUTE": "100000000",
+            "SEGOPS_PLAN_API_CALLS_PER_MINUTE_PER_KEY": "100000000",
+            "SEGOPS_PLAN_EVENTS_PER_MONTH": "100000000000",
         }
         log_path = Path(data_dir) / "server.log"
         with log_path.open("wb") as server_log:
