@@ -55,8 +55,12 @@ BACKEND_IMPLEMENTATIONS = frozenset(
         "segops.store.gcs",
         "segops.objects.local",
         "segops.objects.gcs",
+        "segops.tenant_secrets.sealed",
+        "segops.tenant_secrets.secret_manager",
     }
 )
+# Production tenant-secret backend, for the functions whose manifest entry has `tenant_secrets`.
+PRODUCTION_TENANT_SECRETS = "segops.tenant_secrets.secret_manager"
 # Distributions a library loads by itself at run time, so no `import` names them.
 IMPLIED: dict[tuple[str, str], str] = {("pydantic", "EmailStr"): "email-validator"}
 # Never in a production function, whatever the import graph says.
@@ -137,6 +141,8 @@ def import_graph(spec: FunctionSpec) -> Imports:
     implied: set[str] = set()
     pending: list[tuple[str, Path]] = [("main", spec.source)]
     pending += [(m, p) for m in (PRODUCTION_BACKENDS[u][1] for u in spec.uses) if (p := module_path(m))]
+    if spec.tenant_secrets and (path := module_path(PRODUCTION_TENANT_SECRETS)):
+        pending.append((PRODUCTION_TENANT_SECRETS, path))
 
     def enqueue(module: str) -> None:
         parts = module.split(".")

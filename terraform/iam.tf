@@ -3,10 +3,14 @@
 #   uses objects  → object read/write on the exports bucket, and signing its own V4 URLs
 #   uses bus      → read topic metadata (health check); `publishes` → publish on those topics only
 #   secrets (and the ClickHouse password for `warehouse`) → access to those secrets only
+#   tenant_secrets {kind: read}  → secretAccessor on this deployment's tenant secrets of that kind
+#   tenant_secrets {kind: write} → create them (on the project: where Secret Manager checks it), and
+#                                  add/list/destroy versions of and delete those of that kind only
 #   uses cache    → nothing in IAM: Valkey is reached over the VPC connector
 #   `ai` and a Gemini model is configured → roles/aiplatform.user (Vertex AI has no narrower
 #   resource to grant on: the only project-level grant besides the build account's)
-# Nothing else is granted at project level except to the build account.
+# Nothing else is granted at project level except to the build account, and the tenant-secret grants,
+# each held to one kind of this deployment's tenant secrets by an IAM condition on the secret's name.
 locals {
   account_ids = { for name, id in local.ids : name => trimsuffix(substr(id, 0, 30), "-") }
 
@@ -38,6 +42,23 @@ locals {
   }
 
   signers = { for name, f in local.functions : name => f if contains(f.uses, "objects") }
+
+  tenant_secret_grants = {
+    for pair in flatten([
+      for name, f in local.functions : [
+        for kind, access in try(f.tenant_secrets, {}) : { function = name, kind = kind, access = access }
+      ]
+    ]) : "${pair.function}/${pair.kind}" => pair
+  }
+  # A tenant secret's id is `<name_prefix>-t<tenant>-<kind>[-<id>]`; its versions are named below it.
+  # `extract` finds the kind right after the tenant, whatever the tenant: one kind, every tenant,
+  # nothing else in the project (other secrets do not start with `<name_prefix>-t<digits>-<kind>`).
+  tenant_secret_conditions = {
+    for kind in toset([for g in values(local.tenant_secret_grants) : g.kind]) : kind => join(" && ", [
+      "resource.name.startsWith(\"projects/${data.google_project.this.number}/secrets/${var.name_prefix}-t\")",
+      "resource.name.extract(\"/secrets/${var.name_prefix}-t{tenant}-${kind}\") != \"\"",
+    ])
+  }
 }
 
 resource "google_service_account" "function" {
@@ -130,4 +151,42 @@ resource "google_project_iam_member" "vertex_ai" {
   project  = var.project_id
   role     = "roles/aiplatform.user"
   member   = google_service_account.function[each.key].member
+}
+
+resource "google_project_iam_member" "tenant_secret_read" {
+  for_each = { for key, g in local.tenant_secret_grants : key => g if g.access == "read" }
+  project  = var.project_id
+  role     = "roles/secretmanager.secretAccessor"
+  member   = google_service_account.function[each.value.function].member
+
+  condition {
+    title      = "${var.name_prefix}-${each.value.kind}-secrets"
+    expression = local.tenant_secret_conditions[each.value.kind]
+  }
+}
+
+# Writers replace and remove credentials; they never read them back.
+resource "google_project_iam_custom_role" "tenant_secret_writer" {
+  role_id = "${replace(var.name_prefix, "-", "_")}_tenant_secret_writer"
+  title   = "SegOps tenant secret writer"
+  permissions = [
+    "secretmanager.secrets.create",
+    "secretmanager.secrets.delete",
+    "secretmanager.versions.add",
+    "secretmanager.versions.destroy",
+    "secretmanager.versions.list",
+  ]
+}
+
+resource "google_project_iam_member" "tenant_secret_write" {
+  for_each = { for key, g in local.tenant_secret_grants : key => g if g.access == "write" }
+  project  = var.project_id
+  role     = google_project_iam_custom_role.tenant_secret_writer.id
+  member   = google_service_account.function[each.value.function].member
+
+  condition {
+    title = "${var.name_prefix}-${each.value.kind}-secrets"
+    # `secrets.create` is checked on the project (the new secret has no name to match yet).
+    expression = "resource.type == \"cloudresourcemanager.googleapis.com/Project\" || (${local.tenant_secret_conditions[each.value.kind]})"
+  }
 }

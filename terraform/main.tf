@@ -70,6 +70,13 @@ locals {
     SEGOPS_TRUSTED_PROXY_HOPS = "2"
   }
 
+  # Functions that handle tenant secrets (manifest `tenant_secrets`) keep them in Secret Manager,
+  # one secret each, named `<name_prefix>-t<tenant>-<kind>[-<id>]` (segops.tenant_secrets).
+  tenant_secrets_env = {
+    SEGOPS_TENANT_SECRETS = "secret_manager"
+    SEGOPS_SECRET_PREFIX  = var.name_prefix
+  }
+
   # Functions that send account mail hold the smtp-password secret.
   mail_env = {
     SEGOPS_MAILER        = "smtp"
@@ -86,6 +93,7 @@ locals {
       # Sizes the password-hashing cap (segops.config.Settings.password_hash_slots) to the function.
       { SEGOPS_FUNCTION_MEMORY_MB = tostring(f.memory_mb) },
       contains(try(f.secrets, []), "smtp-password") ? local.mail_env : {},
+      length(try(f.tenant_secrets, {})) > 0 ? local.tenant_secrets_env : {},
       # functions-framework serves THREADS requests at once (default 4 per CPU): match the
       # instance's request concurrency, or the event writer's deliveries could never share a flush.
       { THREADS = tostring(try(f.concurrency, 1)) },

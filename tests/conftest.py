@@ -15,7 +15,13 @@ from segops.localstack import LocalStack
 
 # Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub, Chromium) and the stack served over HTTP
 # (`served`) as fixtures for every test directory, and the secret scan of every test's log output.
-pytest_plugins = ["tests.support.servers", "tests.support.browser", "tests.support.served", "tests.support.log_secrets"]
+pytest_plugins = [
+    "tests.support.servers",
+    "tests.support.secret_manager",
+    "tests.support.browser",
+    "tests.support.served",
+    "tests.support.log_secrets",
+]
 
 _EXIT_STATUS = pytest.StashKey[int]()
 

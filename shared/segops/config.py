@@ -73,9 +73,15 @@ class Settings(BaseSettings):
     gcs_endpoint: str = ""
 
     jwt_secret: SecretStr = SecretStr("")
-    # Fernet keys (comma-separated, newest first) sealing stored tenant secrets (`segops.vault`), and
-    # the HMAC key signing authenticating cache entries (`segops.cache.signed`). Secret Manager in
-    # production; generated under `data_dir` for local stacks when unset.
+    # Fernet keys (comma-separated, newest first) of the sealed tenant-secret backend (`segops.vault`),
+    # and the HMAC key signing authenticating cache entries (`segops.cache.signed`, Secret Manager in
+    # production); generated under `data_dir` for local stacks when unset.
+    # Where tenant secrets (connector API keys, Shopify webhook secrets) live (`segops.tenant_secrets`):
+    # `sealed` in the control-plane store under the keys below (`make dev`, tests), or one GCP Secret
+    # Manager secret each (production), named `<secret_prefix>-t<tenant>-<kind>[-<id>]` in `gcp_project`.
+    tenant_secrets: Literal["sealed", "secret_manager"] = "sealed"
+    secret_prefix: str = Field(default="segops", pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    secret_manager_endpoint: str = ""
     connector_secrets_key: SecretStr = SecretStr("")
     shopify_secrets_key: SecretStr = SecretStr("")
     cache_signing_key: SecretStr = SecretStr("")

@@ -67,6 +67,9 @@ class PubSubTrigger(StrictModel):
 
 
 Backend = Literal["warehouse", "bus", "cache", "store", "objects"]
+# Kinds of tenant secret (`segops.tenant_secrets.base.SecretKind`) and what a function does with them.
+TenantSecretKind = Literal["connector", "shopify"]
+TenantSecretAccess = Literal["read", "write"]
 
 
 class FunctionSpec(StrictModel):
@@ -84,6 +87,9 @@ class FunctionSpec(StrictModel):
     publishes: list[str] = Field(default_factory=list)
     # Secret Manager secrets the function reads; Terraform exposes `jwt-secret` as SEGOPS_JWT_SECRET.
     secrets: list[str] = Field(default_factory=list)
+    # Tenant secrets (connector API keys, Shopify webhook secrets) the function reads or writes, by
+    # kind: Terraform grants exactly that on this deployment's Secret Manager secrets of the kind.
+    tenant_secrets: dict[TenantSecretKind, TenantSecretAccess] = Field(default_factory=dict)
     # Extra non-secret SEGOPS_* settings for this function only (Terraform adds them to its env).
     env: dict[str, str] = Field(default_factory=dict)
     public: bool = False

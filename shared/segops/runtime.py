@@ -23,6 +23,7 @@ from segops.mailer import DevMailbox, Mailer, NoMailer, SmtpMailer
 from segops.objects.base import ObjectStore
 from segops.store.base import Store
 from segops.store.documents import DocumentRepository
+from segops.tenant_secrets.base import TenantSecrets
 from segops.warehouse.base import Warehouse
 
 
@@ -47,6 +48,11 @@ class Runtime:
         return DocumentRepository(self.store)
 
     @cached_property
+    def tenant_secrets(self) -> TenantSecrets:
+        # Built on first use: only the functions that handle connector or Shopify secrets need it.
+        return build_tenant_secrets(self.settings, self.documents, self.connector_secrets_key, self.shopify_secrets_key)
+
+    @cached_property
     def passwords(self) -> Passwords:
         # Built on first use: only the functions that log users in pay for the argon2 set-up.
         settings = self.settings
@@ -59,7 +65,7 @@ class Runtime:
 
 
 def _gcs_client(settings: Settings) -> Any:
-    from google.cloud import storage
+    import google.cloud.storage as storage
 
     if settings.gcs_endpoint:
         from google.auth.credentials import AnonymousCredentials
@@ -153,6 +159,18 @@ class Undeclared:
         raise RuntimeError(
             f"this function does not declare `{self._backend}` in its manifest `uses` (SEGOPS_USES); add it there"
         )
+
+
+def build_tenant_secrets(
+    settings: Settings, documents: DocumentRepository, connector_key: str, shopify_key: str
+) -> TenantSecrets:
+    if settings.tenant_secrets == "secret_manager":
+        from segops.tenant_secrets.secret_manager import SecretManagerSecrets
+
+        return SecretManagerSecrets(settings.gcp_project, settings.secret_prefix, settings.secret_manager_endpoint)
+    from segops.tenant_secrets.sealed import SealedSecrets
+
+    return SealedSecrets(documents, {"connector": connector_key, "shopify": shopify_key})
 
 
 def _key(settings: Settings, configured: SecretStr, name: str, generate: Callable[[], str]) -> str:

@@ -1,11 +1,8 @@
-"""Tenant secrets at rest: connector API keys and Shopify webhook secrets are stored sealed.
-
-Sealing is Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) under keys that never reach the
-control-plane bucket: in production they are Secret Manager secrets granted only to the functions that
-read or write that kind of secret (`connector-secrets-key`: api and the connector syncs;
-`shopify-secrets-key`: api and shopify_webhook); local stacks generate theirs under the data dir.
-A setting may hold several comma-separated keys, newest first: new values are sealed with the first,
-and any of them opens, so a key is rotated by prepending the new one and resealing (docs/security.md).
+"""Sealing for the local tenant-secret backend (`segops.tenant_secrets.sealed`): Fernet
+(AES-128-CBC + HMAC-SHA256, from `cryptography`) under keys that never reach the control-plane
+bucket (settings; local stacks generate theirs under the data dir). A setting may hold several
+comma-separated keys, newest first: new values are sealed with the first, and any of them opens, so a
+key is rotated by prepending the new one and re-entering the secrets (docs/security.md).
 """
 
 from __future__ import annotations

@@ -291,6 +291,27 @@ def test_no_basic_roles_and_no_authoritative_iam(config: tf.TerraformConfig) -> 
     assert not [r.address for r in config.resources if r.type.endswith(("_iam_binding", "_iam_policy"))]
 
 
+TENANT_SECRET_GRANTS = {
+    "google_project_iam_member.tenant_secret_read": "read",
+    "google_project_iam_member.tenant_secret_write": "write",
+}
+
+
+def test_tenant_secret_grants_are_conditioned_on_the_kind_and_the_deployment(config: tf.TerraformConfig) -> None:
+    conditions = _expr(config.locals["tenant_secret_conditions"])
+    assert "/secrets/${var.name_prefix}-t" in conditions
+    assert "/secrets/${var.name_prefix}-t{tenant}-${kind}" in conditions
+    assert "data.google_project.this.number" in conditions
+    assert "f.tenant_secrets" in config.locals["tenant_secret_grants"]
+    read = config.resource("google_project_iam_member.tenant_secret_read")
+    assert read.body["role"] == "roles/secretmanager.secretAccessor"
+    writer = config.resource("google_project_iam_custom_role.tenant_secret_writer")
+    assert "secretmanager.versions.access" not in writer.body["permissions"]  # writers never read back
+    env = _expr(config.locals["function_env"])
+    assert "length(try(f.tenant_secrets, {})) > 0 ? local.tenant_secrets_env" in env
+    assert all(k.lower().removeprefix("segops_") in Settings.model_fields for k in config.locals["tenant_secrets_env"])
+
+
 def test_project_level_grants_only_to_the_build_account(config: tf.TerraformConfig) -> None:
     project_grants = config.of_type("google_project_iam_member")
     assert project_grants, "expected the build account's grants"
@@ -300,6 +321,15 @@ def test_project_level_grants_only_to_the_build_account(config: tf.TerraformConf
             assert grant.body["role"] == "roles/aiplatform.user"
             assert grant.body["for_each"] == "${local.ai_enabled ? local.ai_functions : toset([])}"
             assert grant.body["member"] == "${google_service_account.function[each.key].member}"
+            continue
+        if grant.address in TENANT_SECRET_GRANTS:
+            # tenant secrets: each grant held to one kind of this deployment's secrets by its name
+            access = TENANT_SECRET_GRANTS[grant.address]
+            wanted = f'for key, g in local.tenant_secret_grants : key => g if g.access == "{access}"'
+            assert grant.body["for_each"] == "${{" + wanted + "}}"
+            condition = grant.block("condition")
+            assert condition is not None
+            assert "local.tenant_secret_conditions[each.value.kind]" in condition["expression"]
             continue
         assert grant.body["member"] == "${google_service_account.build.member}"
         roles = grant.body["for_each"]

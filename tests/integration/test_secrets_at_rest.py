@@ -64,15 +64,16 @@ def test_connector_and_shopify_secrets_are_stored_sealed(stack: LocalStack, sett
     raw = _stored_bytes(settings)
     assert CONNECTOR_KEY.encode() not in raw and SHOPIFY_SECRET.encode() not in raw
     # AND the stored documents hold values that open only with their own key
-    connector_doc = stack.runtime.store.get(f"tenants/{owner.tenant_id}/connector-secrets/{created.get_json()['id']}")
-    assert connector_doc is not None and set(connector_doc.body) == {"sealed_api_key"}
-    sealed = connector_doc.body["sealed_api_key"]
+    secrets = f"tenants/{owner.tenant_id}/secrets/local-t{owner.tenant_id}"
+    connector_doc = stack.runtime.store.get(f"{secrets}-connector-{created.get_json()['id']}")
+    assert connector_doc is not None and set(connector_doc.body) == {"sealed"}
+    sealed = connector_doc.body["sealed"]
     assert vault.unseal(stack.runtime.connector_secrets_key, sealed) == CONNECTOR_KEY
     with pytest.raises(vault.SecretUnavailable):
         vault.unseal(stack.runtime.shopify_secrets_key, sealed)
-    shopify_doc = stack.runtime.store.get(f"tenants/{owner.tenant_id}/integrations/shopify")
-    assert shopify_doc is not None and "secret" not in shopify_doc.body
-    assert vault.unseal(stack.runtime.shopify_secrets_key, shopify_doc.body["sealed_secret"]) == SHOPIFY_SECRET
+    shopify_doc = stack.runtime.store.get(f"{secrets}-shopify")
+    assert shopify_doc is not None and set(shopify_doc.body) == {"sealed"}
+    assert vault.unseal(stack.runtime.shopify_secrets_key, shopify_doc.body["sealed"]) == SHOPIFY_SECRET
 
 
 def test_a_forged_api_key_record_written_into_valkey_is_401(stack: LocalStack, valkey: redis.Redis) -> None:

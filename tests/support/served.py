@@ -35,12 +35,10 @@ class LossyProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                forwarded = urllib.request.Request(
-                    upstream + self.path,
-                    data=body,
-                    method="POST",
-                    headers={"Authorization": self.headers["Authorization"], "Content-Type": "application/json"},
-                )
+                headers = {"Authorization": self.headers["Authorization"], "Content-Type": "application/json"}
+                if self.headers["Content-Encoding"]:
+                    headers["Content-Encoding"] = self.headers["Content-Encoding"]
+                forwarded = urllib.request.Request(upstream + self.path, data=body, method="POST", headers=headers)
                 with urllib.request.urlopen(forwarded, timeout=30) as answer:
                     status, text = answer.status, answer.read()
                 proxy.upstream_statuses.append(status)

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
         "segops.lookalike",
     ),
     ("segops.runtime", "segops.http", "segops.auth", "segops.metering", "segops.limits"),
-    ("segops.warehouse", "segops.cache", "segops.store", "segops.objects", "segops.bus"),
+    ("segops.warehouse", "segops.cache", "segops.store", "segops.objects", "segops.bus", "segops.tenant_secrets"),
     ("segops.errors", "segops.config", "segops.manifest", "segops.logs", "segops.messages", "segops"),
 ]
 

@@ -1,9 +1,10 @@
-"""Least privilege for the keys that guard tenant secrets and the API-key cache: the manifest (which
-Terraform turns into per-secret `secretAccessor` grants) gives each key to exactly the functions that
-use it, and a function deployed without a key fails closed instead of using an empty one."""
+"""Least privilege for tenant secrets and the keys that guard the API-key cache: the manifest (which
+Terraform turns into per-secret and per-kind `secretAccessor` grants) gives each to exactly the
+functions that use it, and a function deployed without a key fails closed instead of using an empty one."""
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,29 @@ from segops import vault
 from segops.cache.memory import MemoryCache
 from segops.cache.signed import SignedEntries
 from segops.config import Settings
-from segops.manifest import load_manifest
+from segops.manifest import TenantSecretKind, load_manifest
 from segops.runtime import build_runtime
+from segops.tenant_secrets.base import SecretKind
 
 EXPECTED = {
-    # api seals both kinds (connector credentials, the Shopify secret); the syncs open connector keys
-    "connector-secrets-key": {"api", "connector_sync", "connector_full_sync"},
-    "shopify-secrets-key": {"api", "shopify_webhook"},
     # every function with a route that accepts `ApiKey` authentication
     "cache-signing-key": {"api", "sandbox", "membership", "track", "track_batch", "segment_compat"},
 }
+# api stores both kinds (connector credentials, the Shopify secret) and never reads them back; the
+# syncs read connector API keys, the webhook the Shopify secret.
+TENANT_SECRETS = {
+    "api": {"connector": "write", "shopify": "write"},
+    "connector_sync": {"connector": "read"},
+    "connector_full_sync": {"connector": "read"},
+    "shopify_webhook": {"shopify": "read"},
+}
+
+
+def test_tenant_secrets_are_granted_by_kind_to_exactly_their_users() -> None:
+    granted = {f.name: dict(f.tenant_secrets) for f in load_manifest().functions if f.tenant_secrets}
+    assert granted == TENANT_SECRETS
+    # the manifest's kinds are the code's
+    assert set(typing.get_args(TenantSecretKind)) == set(typing.get_args(SecretKind))
 
 
 def test_each_key_is_granted_to_exactly_the_functions_that_use_it() -> None:
@@ -30,7 +44,7 @@ def test_each_key_is_granted_to_exactly_the_functions_that_use_it() -> None:
 
 
 def test_a_function_without_a_key_fails_closed(tmp_path: Path) -> None:
-    # GIVEN a production function holding the connector key only (as connector_sync does)
+    # GIVEN a production function on the sealed backend holding the connector key only
     key = vault.new_key()
     runtime = build_runtime(
         Settings(environment="production", data_dir=tmp_path, uses=["store"], connector_secrets_key=key)

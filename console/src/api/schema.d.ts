@@ -733,6 +733,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/a": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `alias` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_a"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alias": {
         parameters: {
             query?: never;
@@ -744,6 +761,23 @@ export interface paths {
         put?: never;
         /** Segment `alias` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_alias"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/b": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** analytics.js's batch path: the same as `/v1/batch`. */
+        post: operations["segment_compat_segment_browser_batch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -767,6 +801,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/g": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `group` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_g"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/group": {
         parameters: {
             query?: never;
@@ -778,6 +829,23 @@ export interface paths {
         put?: never;
         /** Segment `group` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/i": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `identify` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_i"];
         delete?: never;
         options?: never;
         head?: never;
@@ -818,6 +886,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/p": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `page` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_p"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/page": {
         parameters: {
             query?: never;
@@ -835,6 +920,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/s": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `screen` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_s"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/screen": {
         parameters: {
             query?: never;
@@ -846,6 +948,23 @@ export interface paths {
         put?: never;
         /** Segment `screen` call, mapped to one event (docs/ingestion.md); 400 when refused. */
         post: operations["segment_compat_segment_screen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/t": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Segment `track` call, mapped to one event (docs/ingestion.md); 400 when refused. */
+        post: operations["segment_compat_segment_t"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3878,7 +3997,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_a: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_alias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_browser_batch: {
         parameters: {
             query?: never;
             header?: never;
@@ -3936,7 +4113,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_g: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_i: {
         parameters: {
             query?: never;
             header?: never;
@@ -4023,6 +4258,35 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_p: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_page: {
         parameters: {
             query?: never;
@@ -4052,7 +4316,65 @@ export interface operations {
             };
         };
     };
+    segment_compat_segment_s: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     segment_compat_segment_screen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    segment_compat_segment_t: {
         parameters: {
             query?: never;
             header?: never;

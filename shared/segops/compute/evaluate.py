@@ -2,7 +2,7 @@
 
 Results go to `compute_results (stage, segment_id, user_id)`, never to membership: publishing them
 is the membership writer's step. A delta first stages its candidates (`compute_candidates`) and
-the pass then reads only their events. The SQL itself is `segops.dsl`'s (`compile_segments`); this
+the pass then reads only their states and events. The SQL itself is `segops.dsl`'s (`compile_segments`); this
 module only feeds it and stores what it selects — in several statements when one would exceed
 `compute_max_query_bytes` (ClickHouse refuses a query text over `max_query_size`): the segments
 are halved until each statement fits, all staged under the same stage, so the publication stays
@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from segops.compute.plan import Pass, delta_candidates
-from segops.dsl import CompiledQuery, EventSource, SegmentDefinition, compile_segments
+from segops.dsl import CompiledQuery, SegmentDefinition, StoredEvents, compile_segments
 from segops.lookalike import service as lookalike_service
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.writer import CANDIDATES
@@ -45,7 +45,7 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
 
 
 def _statements(
-    definitions: list[tuple[int, SegmentDefinition]], source: EventSource | None, now: datetime, max_bytes: int
+    definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents | None, now: datetime, max_bytes: int
 ) -> list[tuple[str, dict[str, Any]]]:
     """Statements staging the definitions' results, each under `max_bytes` (a lone segment as it is)."""
     statement = _stage_results(compile_segments(definitions, source), now)
@@ -73,11 +73,10 @@ def _stage_candidates(
     return int(wh.query(f"SELECT count() FROM ({CANDIDATES})", {"stage_id": stage_id}).scalar() or 0)
 
 
-def _candidate_source(stage_id: str) -> EventSource:
-    """The tenant's events of the stage's candidates only (index lookups on the events sort key)."""
-    return EventSource(
-        "events",
-        "tenant_id = {tenant_id:UInt64} AND user_id IN (SELECT user_id FROM compute_candidates "
+def _candidate_source(stage_id: str) -> StoredEvents:
+    """The tenant's stored events of the stage's candidates only (index lookups on each table's user key)."""
+    return StoredEvents(
+        "user_id IN (SELECT user_id FROM compute_candidates "
         "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {src_stage_id:String})",
         {"src_stage_id": stage_id},
     )

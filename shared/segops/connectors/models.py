@@ -1,6 +1,7 @@
-"""Connector documents: `Connector` (no secrets in it, ever), `ConnectorSecrets` (write-only through
-the API, sealed), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered batches are objects
-`<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every object key starts with the tenant id).
+"""Connector documents: `Connector` (no secrets in it, ever: the API key is a tenant secret, write-only
+through the API, `segops.tenant_secrets`), `SyncRecord`; their keys: `segops.store.keys`. Dead-lettered
+batches are objects `<t>/dead-letter/connector-<connector id>/<sync id>.jsonl` (every object key starts
+with the tenant id).
 """
 
 from __future__ import annotations
@@ -76,12 +77,6 @@ class Connector(BaseModel):
     resolved_audience_id: int | None = None
     created_at: datetime = Field(default_factory=clock.now)
     updated_at: datetime = Field(default_factory=clock.now)
-
-
-class ConnectorSecrets(BaseModel):
-    """The API key sealed under the connector secrets key (`segops.vault`); never plaintext at rest."""
-
-    sealed_api_key: str
 
 
 class SyncRecord(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from segops import clock, vault
+from segops import clock
 from segops.bus.base import Topic
 from segops.connectors import models as m
 from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
@@ -19,6 +19,7 @@ from segops.limits import quotas
 from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
 from segops.store import keys
+from segops.tenant_secrets import connector_api_key
 
 _URL_FIELDS = ("base_url", "rest_endpoint")
 
@@ -162,7 +163,7 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
 
 def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
     get(runtime, tenant_id, connector_id)
-    runtime.store.delete(keys.connector_secrets_key(tenant_id, connector_id))
+    runtime.tenant_secrets.delete(connector_api_key(tenant_id, connector_id))
     runtime.store.delete(keys.connector_retries_key(tenant_id, connector_id))
     runtime.store.delete(keys.counter_key(keys.connector_sync_sequence(tenant_id, connector_id)))
     runtime.store.delete(keys.connector_key(tenant_id, connector_id))
@@ -170,10 +171,7 @@ def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
 
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
-    sealed = vault.seal(runtime.connector_secrets_key, credentials.api_key)
-    runtime.documents.save(
-        keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets(sealed_api_key=sealed)
-    )
+    runtime.tenant_secrets.put(connector_api_key(connector.tenant, connector.id), credentials.api_key)
 
 
 def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:

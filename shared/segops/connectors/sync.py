@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from segops import clock, vault
+from segops import clock
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
@@ -35,6 +35,7 @@ from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.metering import units as metering
 from segops.runtime import Runtime
 from segops.store import keys
+from segops.tenant_secrets import connector_api_key
 
 log = logging.getLogger("segops.connectors")
 
@@ -128,14 +129,17 @@ def _run(
     _save(runtime, connector, record)
     tally = Tally()
     try:
-        secrets = runtime.documents.load(keys.connector_secrets_key(connector.tenant, connector.id), m.ConnectorSecrets)
+        api_key = (
+            None
+            if connector.type == "file"
+            else runtime.tenant_secrets.get(connector_api_key(connector.tenant, connector.id))
+        )
         if connector.type == "file":
             _run_file(runtime, connector, record, entered, exited, snapshot)
             tally.added, tally.removed = record.added, record.removed
-        elif secrets is None:
+        elif api_key is None:
             tally.errors.append("credentials are not set")
         else:
-            api_key = vault.unseal(runtime.connector_secrets_key, secrets.sealed_api_key)
             platform, resolver = build_platform(runtime, connector, api_key)
             ledger = ConnectorLedger(runtime, connector.tenant, connector.id)
             entered, exited = list(entered), list(exited)

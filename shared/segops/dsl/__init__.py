@@ -6,8 +6,9 @@
 - `compile_segment(definition, source=None) -> CompiledQuery(sql, params)`: one segment, rows = members.
 - `compile_segments([(segment_id, definition), ...], source=None) -> CompiledQuery`: one pass, one
   boolean column per segment (`CompiledQuery.columns`).
-- Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default) and
-  `with_hypothetical_events(user_id, [HypotheticalEvent, ...])` ("what if this also happened").
+- Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default: `StoredEvents`,
+  read through the per-user day states) and `with_hypothetical_events(user_id, [HypotheticalEvent,
+  ...])` ("what if this also happened"; an `EventSource`, aggregated raw).
 - `segops.dsl.evaluator.UserHistory(events, now)`: ONE user's history evaluated in memory with the
   compiler's semantics (the sandbox); `.members([(segment_id, definition), ...])`, `.with_event(...)`.
 
@@ -15,6 +16,7 @@ Run a compiled query with `TenantWarehouse(runtime.warehouse, tenant_id).query(q
 """
 
 from segops.dsl.compiler import (
+    HOT_PATH,
     NOW,
     PROPERTIES_EVENT_TYPE,
     CompiledQuery,
@@ -37,9 +39,16 @@ from segops.dsl.models import (
     is_time_dependent,
     parse_definition,
 )
-from segops.dsl.sources import EventSource, HypotheticalEvent, tenant_events, with_hypothetical_events
+from segops.dsl.sources import (
+    EventSource,
+    HypotheticalEvent,
+    StoredEvents,
+    tenant_events,
+    with_hypothetical_events,
+)
 
 __all__ = [
+    "HOT_PATH",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "NOW",
@@ -54,6 +63,7 @@ __all__ = [
     "PropertyFilter",
     "Recency",
     "SegmentDefinition",
+    "StoredEvents",
     "UserProperty",
     "compile_segment",
     "compile_segments",

@@ -13,6 +13,18 @@ Contract of the SQL: it references `{tenant_id:UInt64}` (bind it with `TenantWar
 event types and payload keys, is in `CompiledQuery.params`. Nothing from a definition is ever
 formatted into the SQL text; identifiers come from `segops.warehouse.identifiers` only.
 
+Stored events (`StoredEvents`, the default) are read through the per-user day states of migration
+0600 (docs/design.md §6): one `UNION ALL` of state rows (days before `now`'s day that are not
+boundary days), boundary-day rows of `event_days` (`now`'s day and each window's first day, one row
+per event) and, for conditions the states cannot answer (a `where` filter, a payload path other
+than `HOT_PATH`), the raw `events` rows of those conditions' event types, aggregated per user in
+their own branch (one row per user carrying those aggregates, `r0`, `r1`, ..., which are zero in
+the other branches, so a `sum` over the union returns them). Each event is
+in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
+`window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
+window's first day, so it lies wholly inside the window or wholly before it, and its `window_at` is
+its first millisecond. An `EventSource` (rows of any relation) is aggregated raw, with the same semantics.
+
 Semantics, exactly docs/design.md §5: the universe is every user with an event at or before `now`; events
 after `now` are ignored; `window_days` keeps events with `occurred_at > now - window` where the window
 is `round(window_days * 86_400_000)` milliseconds (the timestamp resolution), and recency compares
@@ -39,13 +51,16 @@ from segops.dsl.models import (
     SegmentDefinition,
     UserProperty,
 )
-from segops.dsl.sources import EventSource, tenant_events
+from segops.dsl.sources import EventSource, StoredEvents, tenant_events
 from segops.warehouse.identifiers import quote_identifier, segment_column
 
 NOW = "{now:DateTime64(3, 'UTC')}"
 PROPERTIES_EVENT_TYPE = "context_identified"
 MS_PER_DAY = 86_400_000
 _NUMERIC_TYPES = "('Int64', 'UInt64', 'Double')"
+# The one payload path whose numeric values the states aggregate (migration 0600's typed columns).
+HOT_PATH = "total"
+_NOW_DAY = f"toDate32({NOW})"
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -83,11 +98,19 @@ class _Context:
 
 
 class _Compiler:
-    """Conditions become boolean expressions over named per-user aggregates (`a0`, `a1`, ...)."""
+    """Conditions become boolean expressions over named per-user aggregates (`a0`, `a1`, ...).
 
-    def __init__(self, context: _Context) -> None:
+    `stored`: aggregates read the union of states, boundary rows and raw rows (see the module doc);
+    otherwise they read the source's raw rows.
+    """
+
+    def __init__(self, context: _Context, *, stored: bool) -> None:
         self.ctx = context
+        self.stored = stored
         self.aggregates: dict[str, str] = {}
+        self.windows: set[str] = set()  # bound window placeholders: their first days are boundary days
+        self.raw_types: set[str] = set()  # event types of conditions read from raw events
+        self.raw_aggregates: dict[str, str] = {}  # stored pass: aggregates of the raw-events branch
         self._conditions: dict[type, Callable[[Any], str]] = {
             EventCount: self._event_count,
             Monetary: self._monetary,
@@ -115,55 +138,99 @@ class _Compiler:
     # -- conditions -------------------------------------------------------------------------
 
     def _event_count(self, c: EventCount) -> str:
-        match = self._match(c.event_type, c.window_days, c.where)
-        return f"{self.aggregate(f'countIf({match})')} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
+        if self.stored and not c.where:
+            counted = self.aggregate(f"sumIf(events, {self._stored_match(c.event_type, c.window_days)})")
+        else:
+            counted = self._raw(f"countIf({self._match(c.event_type, c.window_days, c.where)})")
+        return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
 
     def _monetary(self, c: Monetary) -> str:
-        doc = "payload"
-        keys = self._keys(c.property)
-        match = f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
-        # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
-        # argument alone would be computed for every row of the tenant).
-        amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
+        aggregate = self.aggregate
+        if self.stored and not c.where and c.property == HOT_PATH:
+            match = self._stored_match(c.event_type, c.window_days)
+            seen, total = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})"
+            extreme = f"{c.metric}If(total_{c.metric}, {match})"
+        else:
+            aggregate = self._raw
+            doc = "payload"
+            keys = self._keys(c.property)
+            match = (
+                f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
+            )
+            # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
+            # argument alone would be computed for every row of the tenant).
+            amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
+            seen, total, extreme = f"countIf({match})", f"sumIf({amount}, {match})", f"{c.metric}If({amount}, {match})"
         value = self.ctx.bind(c.value, "Float64")
         op = _COMPARE[c.operator]
-        seen = self.aggregate(f"countIf({match})")
         if c.metric == "count":
-            return f"{seen} {op} {value}"
-        total = self.aggregate(f"sumIf({amount}, {match})")
+            return f"{aggregate(seen)} {op} {value}"
         if c.metric == "sum":
-            return f"{total} {op} {value}"
+            return f"{aggregate(total)} {op} {value}"
         # avg/min/max of no values make the condition false (docs/design.md §5).
+        seen = aggregate(seen)
         if c.metric == "avg":
-            return f"({seen} > 0 AND {total} / {seen} {op} {value})"
-        return f"({seen} > 0 AND {self.aggregate(f'{c.metric}If({amount}, {match})')} {op} {value})"
+            return f"({seen} > 0 AND {aggregate(total)} / {seen} {op} {value})"
+        return f"({seen} > 0 AND {aggregate(extreme)} {op} {value})"
 
     def _recency(self, c: Recency) -> str:
-        match = self._match(c.event_type, None, [])
-        since = f"dateDiff('millisecond', {self.aggregate(f'maxIf(occurred_at, {match})')}, {NOW})"
+        if self.stored:
+            match = self._stored_match(c.event_type, None)
+            last, seen = f"maxIf(occurred_at, {match})", f"sumIf(events, {match})"
+        else:
+            match = self._match(c.event_type, None, [])
+            last, seen = f"maxIf(occurred_at, {match})", f"countIf({match})"
+        since = f"dateDiff('millisecond', {self.aggregate(last)}, {NOW})"
         window = self.ctx.bind(window_milliseconds(c.window_days), "Int64")
-        seen = self.aggregate(f"countIf({match})")
+        seen = self.aggregate(seen)
         # Never did it = infinitely long ago: greater-than holds, less-than does not.
         if c.operator in ("gt", "gte"):
             return f"({seen} = 0 OR {since} {_COMPARE[c.operator]} {window})"
         return f"({seen} > 0 AND {since} {_COMPARE[c.operator]} {window})"
 
     def _user_property(self, c: UserProperty) -> str:
-        properties = self.aggregate(
-            f"argMaxIf(payload, (occurred_at, received_at), "
-            f"event_type = {self.ctx.bind(PROPERTIES_EVENT_TYPE, 'String')})"
-        )
+        if self.stored:
+            # The latest (occurred_at, received_at, payload) of the user's context_identified events.
+            latest = f"maxIf(identity, {self._stored_match(PROPERTIES_EVENT_TYPE, None)})"
+            properties = self.aggregate(f"tupleElement({latest}, 3)")
+        else:
+            properties = self.aggregate(
+                f"argMaxIf(payload, (occurred_at, received_at), "
+                f"event_type = {self.ctx.bind(PROPERTIES_EVENT_TYPE, 'String')})"
+            )
         return self._property(properties, c)
 
     # -- shared pieces ------------------------------------------------------------------------
 
+    def _raw(self, sql: str) -> str:
+        """An aggregate over raw rows: in a stored pass, computed in the raw-events branch per user."""
+        if not self.stored:
+            return self.aggregate(sql)
+        partial = self.raw_aggregates.get(sql)
+        if partial is None:
+            partial = quote_identifier(f"r{len(self.raw_aggregates)}")
+            self.raw_aggregates[sql] = partial
+        return self.aggregate(f"sum({partial})")
+
     def _match(self, event_type: str, window_days: float | None, where: Sequence[PropertyFilter]) -> str:
+        """Raw rows of a condition: the source's, or in a stored pass the raw `events` branch."""
         parts = [f"event_type = {self.ctx.bind(event_type, 'String')}"]
+        if self.stored:
+            self.raw_types.add(event_type)
         if window_days is not None:
             window = self.ctx.bind(window_milliseconds(window_days), "Int64")
             parts.append(f"occurred_at > subtractMilliseconds({NOW}, {window})")
         parts.extend(self._property("payload", f) for f in where)
         return " AND ".join(parts)
+
+    def _stored_match(self, event_type: str, window_days: float | None) -> str:
+        """State and boundary rows of one event type in the window."""
+        kind = f"event_type = {self.ctx.bind(event_type, 'String')}"
+        if window_days is None:
+            return kind
+        window = self.ctx.bind(window_milliseconds(window_days), "Int64")
+        self.windows.add(window)
+        return f"{kind} AND window_at > subtractMilliseconds({NOW}, {window})"
 
     def _keys(self, path: str) -> str:
         return ", ".join(self.ctx.bind(key, "String") for key in path.split("."))
@@ -215,32 +282,69 @@ class _Compiler:
         return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 
-def _pass(source: EventSource, compiler: _Compiler) -> str:
+def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
     """The one aggregate pass over the source, grouped by user.
 
     Forced short-circuit evaluation: JSON is parsed only for rows whose event type matches (the
     default mode judges JSON functions too cheap to skip and parses every row of the tenant).
     """
     aggregates = "".join(f",\n    {sql} AS {alias}" for sql, alias in compiler.aggregates.items())
+    if isinstance(source, StoredEvents):  # every branch applies the tenant, users and `now` itself
+        rows = f"(\n{_stored_rows(source, compiler)}\n  )"
+    else:
+        rows = f"{source.relation}\n  WHERE {source.predicate} AND occurred_at <= {NOW}"
     return (
         f"SELECT user_id{aggregates}\n"
-        f"  FROM {source.relation}\n"
-        f"  WHERE {source.predicate} AND occurred_at <= {NOW}\n"
+        f"  FROM {rows}\n"
         f"  GROUP BY user_id\n"
         f"  SETTINGS short_circuit_function_evaluation = 'force_enable'"
     )
 
 
-def _check_source(source: EventSource) -> None:
+def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
+    """The union the stored aggregates read: state rows, boundary-day rows, raw aggregates if needed.
+
+    Every branch has the columns of the state table plus `window_at` and the raw partials; a
+    boundary row is one event, so its `occurred_at` is exact (a state row's is the day's latest).
+    The raw branch's row per user has an empty event type: no stored aggregate matches it.
+    """
+    users = f" AND {source.users}" if source.users else ""
+    tenant = "tenant_id = {tenant_id:UInt64}"
+    boundary = [_NOW_DAY, *(f"toDate32(subtractMilliseconds({NOW}, {w}))" for w in sorted(compiler.windows))]
+    days = ", ".join(boundary)
+    partials = "".join(f", 0 AS {alias}" for alias in compiler.raw_aggregates.values())
+    zeros = ", 0" * len(compiler.raw_aggregates)
+    branches = [
+        "    SELECT user_id, event_type, toDateTime64(day, 3, 'UTC') AS window_at, last_at AS occurred_at, "
+        f"events, totals, total_sum, total_min, total_max, identity{partials}\n"
+        f"      FROM user_day_states WHERE {tenant}{users} AND day < {_NOW_DAY} AND day NOT IN ({days})",
+        "    SELECT user_id, event_type, occurred_at, occurred_at, toUInt64(1), toUInt64(total IS NOT NULL), "
+        f"ifNull(total, 0), ifNull(total, inf), ifNull(total, -inf), (occurred_at, received_at, identity){zeros}\n"
+        f"      FROM event_days WHERE {tenant}{users} AND day IN ({days}) AND occurred_at <= {NOW}",
+    ]
+    if compiler.raw_types:
+        types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
+        nothing = "toDateTime64(0, 3, 'UTC')"
+        aggregates = "".join(f", {sql}" for sql in compiler.raw_aggregates)
+        branches.append(
+            f"    SELECT user_id, '', {nothing}, {nothing}, toUInt64(0), toUInt64(0), 0, inf, -inf, "
+            f"({nothing}, {nothing}, ''){aggregates}\n"
+            f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}\n"
+            "      GROUP BY user_id"
+        )
+    return "\n    UNION ALL\n".join(branches)
+
+
+def _check_source(source: EventSource | StoredEvents) -> None:
     if any(not name.startswith("src_") for name in source.params):
         raise ValueError("event source parameters must be prefixed src_")
 
 
-def compile_segment(definition: SegmentDefinition, source: EventSource | None = None) -> CompiledQuery:
+def compile_segment(definition: SegmentDefinition, source: EventSource | StoredEvents | None = None) -> CompiledQuery:
     """One segment: the rows (`user_id`) are its members at `now`."""
     source = source or tenant_events()
     _check_source(source)
-    compiler = _Compiler(_Context())
+    compiler = _Compiler(_Context(), stored=isinstance(source, StoredEvents))
     condition = compiler.node(definition)
     sql = f"SELECT user_id FROM (\n  {_pass(source, compiler)}\n)\nWHERE {condition}"
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params})
@@ -248,7 +352,7 @@ def compile_segment(definition: SegmentDefinition, source: EventSource | None = 
 
 def compile_segments(
     definitions: Sequence[tuple[int, SegmentDefinition]],
-    source: EventSource | None = None,
+    source: EventSource | StoredEvents | None = None,
     *,
     members_only: bool = True,
 ) -> CompiledQuery:
@@ -262,7 +366,7 @@ def compile_segments(
         raise ValueError("compile_segments needs at least one segment")
     source = source or tenant_events()
     _check_source(source)
-    compiler = _Compiler(_Context())
+    compiler = _Compiler(_Context(), stored=isinstance(source, StoredEvents))
     columns: dict[int, str] = {}
     selected = []
     for segment_id, definition in definitions:

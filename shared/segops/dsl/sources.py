@@ -1,9 +1,15 @@
 """Where a compiled segment reads events from.
 
-Every source yields rows with the columns `user_id, event_type, occurred_at, received_at, payload`
-(the `events` table's names and types) and carries its own bound parameters. The compiler adds
-`occurred_at <= {now:DateTime64(3)}` and the per-user aggregation; a source only decides which rows
-exist. Source parameters are prefixed `src_` so they never collide with the compiler's `p<n>`.
+- `StoredEvents` (`tenant_events()`, the delta compute's candidates): the tenant's stored events,
+  which the compiler reads through the per-user day states kept at write time (docs/design.md §6),
+  optionally only for the users a `user_id` predicate selects.
+- `EventSource`: any relation of rows with the columns `user_id, event_type, occurred_at,
+  received_at, payload` (the `events` table's names and types), aggregated raw — e.g. a
+  hypothetical history (`with_hypothetical_events`).
+
+The compiler adds `occurred_at <= {now:DateTime64(3)}` and the per-user aggregation; a source only
+decides which rows exist. Source parameters are prefixed `src_` so they never collide with the
+compiler's `p<n>`.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ class EventSource:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def tenant_events(user_ids: Sequence[str] | None = None) -> EventSource:
-    """The tenant's stored events, optionally only those of `user_ids` (delta computes, one-user checks)."""
+@dataclass(frozen=True)
+class StoredEvents:
+    """The tenant's stored events; `users` (a predicate on `user_id`) restricts every table read."""
+
+    users: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def tenant_events(user_ids: Sequence[str] | None = None) -> StoredEvents:
+    """The tenant's stored events, optionally only those of `user_ids` (one-user checks)."""
     if user_ids is None:
-        return EventSource("events", "tenant_id = {tenant_id:UInt64}")
-    return EventSource(
-        "events",
-        "tenant_id = {tenant_id:UInt64} AND user_id IN {src_user_ids:Array(String)}",
-        {"src_user_ids": list(user_ids)},
-    )
+        return StoredEvents()
+    return StoredEvents("user_id IN {src_user_ids:Array(String)}", {"src_user_ids": list(user_ids)})
 
 
 @dataclass(frozen=True)

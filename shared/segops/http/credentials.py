@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 
+import orjson
+
 from segops.auth import sessions
 from segops.errors import Unauthorized
+from segops.http.requests import read_body
 from segops.http.routes import AuthKind, RequestContext
 
 
 def credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
     header = ctx.request.headers.get("Authorization", "")
+    if not header and "write_key" in ctx.route.auth:
+        return "write_key", _body_write_key(ctx)
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if not scheme or not value:
@@ -29,6 +34,22 @@ def credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
             raise Unauthorized("malformed Basic credentials") from None
         return "write_key", user
     raise Unauthorized("unsupported Authorization scheme")
+
+
+def _body_write_key(ctx: RequestContext) -> str:
+    """Segment's other write-key convention: `writeKey` in the JSON body, which is how analytics.js
+    sends from browsers (a `text/plain` body, so no CORS preflight, and no Authorization header).
+    The body is read before authentication, within the framework's general bound (`max_body_bytes`,
+    above Segment's own 500 KB batch limit); the handler reads the same bytes."""
+    raw = read_body(ctx, ctx.runtime.settings.max_body_bytes)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    key = body.get("writeKey") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key:
+        raise Unauthorized("missing write key: send it as the HTTP Basic user name or as `writeKey` in the body")
+    return key
 
 
 def signed_in_user(ctx: RequestContext) -> int | None:

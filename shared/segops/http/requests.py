@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import orjson
@@ -11,17 +12,51 @@ from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFaile
 from segops.http.pointers import validation_error
 from segops.http.routes import RequestContext
 
+# The `type` of the 400 for a `Content-Encoding: gzip` body that does not inflate.
+MALFORMED_ENCODING = "invalid_encoding"
+
 
 def read_body(ctx: RequestContext, limit: int) -> bytes:
-    """The raw request body, at most `limit` bytes (`PayloadTooLarge` beyond); also kept in `ctx.raw_body`."""
-    request = ctx.request
-    if request.content_length is not None and request.content_length > limit:
+    """The request body, decoded when sent with `Content-Encoding: gzip`, at most `limit` bytes once
+    decoded (`PayloadTooLarge` beyond). Read once and kept in `ctx.raw_body`: a later call (the handler
+    of a route whose credentials were in the body) gets the same bytes, checked against its own limit."""
+    if ctx.raw_body is None:
+        request = ctx.request
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
+        ctx.raw_body = _decoded(request.headers.get("Content-Encoding", ""), raw, limit)
+    if len(ctx.raw_body) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"body exceeds {limit} bytes", {"limit": limit})
-    ctx.raw_body = raw
-    return raw
+    return ctx.raw_body
+
+
+def _decoded(encoding: str, raw: bytes, limit: int) -> bytes:
+    """`raw` as sent with `Content-Encoding: encoding`; gzip is inflated to at most `limit` bytes, so a
+    small compressed body cannot expand past the bound the route sets (a "zip bomb")."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise UnsupportedMediaType("Content-Encoding must be gzip (or none)", {"content_encoding": encoding})
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # | 16: the gzip header and trailer
+    try:
+        body = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise _malformed_gzip(f"body is not valid gzip ({exc})") from None
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body exceeds {limit} bytes once decompressed", {"limit": limit})
+    if not inflater.eof:
+        raise _malformed_gzip("gzip body is truncated")
+    if inflater.unused_data:
+        raise _malformed_gzip("data after the end of the gzip body")
+    return body
+
+
+def _malformed_gzip(message: str) -> ValidationFailed:
+    return ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": MALFORMED_ENCODING}]})
 
 
 def read_json(ctx: RequestContext) -> Any:

@@ -60,7 +60,8 @@ class RequestContext:
     body: Any = None
     query: Any = None
     principal: Principal | None = None
-    raw_body: bytes = b""
+    # The decoded body once `segops.http.requests.read_body` has read it (None: not read yet).
+    raw_body: bytes | None = None
     # Sent with whatever the request gets, error or not (the rate limit's `RateLimit-*` fields).
     response_headers: dict[str, str] = field(default_factory=dict)
 

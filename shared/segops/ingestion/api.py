@@ -7,9 +7,9 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from segops.boundary import StrictModel
-from segops.errors import PayloadTooLarge
+from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from segops.event_type import EventType
-from segops.http.requests import read_body
+from segops.http.requests import MALFORMED_ENCODING, read_body
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ingestion import intake
@@ -66,11 +66,16 @@ class IngestionErrorList(BaseModel):
     results: list[IngestionErrorOut] = Field(description="newest first")
 
 
-def _read(ctx: RequestContext, limit: int) -> bytes:
+def _read(ctx: RequestContext, limit: int, source: str = "api") -> bytes:
+    """The (decoded) body; a refusal of the body itself is recorded against the caller's tenant."""
     try:
         return read_body(ctx, limit)
     except PayloadTooLarge as exc:
-        raise intake.refuse_too_large(ctx.runtime, ctx.tenant_id, "api", exc) from None
+        raise intake.refuse_body(ctx.runtime, ctx.tenant_id, source, "body_too_large", exc) from None
+    except UnsupportedMediaType as exc:
+        raise intake.refuse_body(ctx.runtime, ctx.tenant_id, source, "unsupported_encoding", exc) from None
+    except ValidationFailed as exc:
+        raise intake.refuse_body(ctx.runtime, ctx.tenant_id, source, MALFORMED_ENCODING, exc) from None
 
 
 @track_router.post(
@@ -128,28 +133,43 @@ class SegmentAccepted(BaseModel):
     success: bool
 
 
-def _segment_call(kind: MessageType) -> None:
+# analytics.js (analytics-next) posts to one-letter paths: `/v1/<first letter of the call>` and `/v1/b`.
+_BROWSER_PATHS: dict[str, MessageType] = {kind[0]: kind for kind in MESSAGE_TYPES}
+
+
+def _segment_call(kind: MessageType, path: str) -> None:
     def handler(ctx: RequestContext) -> Result:
-        intake.accept_segment_call(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_TRACK_BODY_BYTES), kind)
+        raw = _read(ctx, intake.MAX_TRACK_BODY_BYTES, intake.SEGMENT_SOURCE)
+        intake.accept_segment_call(ctx.runtime, ctx.tenant_id, raw, kind)
         return Result({"success": True})
 
-    handler.__name__ = f"segment_{kind}"
+    handler.__name__ = f"segment_{path}"
     handler.__doc__ = f"Segment `{kind}` call, mapped to one event (docs/ingestion.md); 400 when refused."
-    segment_router.post(f"/{kind}", response=SegmentAccepted, stream_body=True)(handler)
+    segment_router.post(f"/{path}", response=SegmentAccepted, stream_body=True)(handler)
 
 
 for _kind in MESSAGE_TYPES:
-    _segment_call(_kind)
+    _segment_call(_kind, _kind)
+for _letter, _kind in _BROWSER_PATHS.items():
+    _segment_call(_kind, _letter)
 
 
 def _segment_batch(ctx: RequestContext) -> Result:
-    intake.accept_segment_batch(ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_BATCH_BODY_BYTES))
+    intake.accept_segment_batch(
+        ctx.runtime, ctx.tenant_id, _read(ctx, intake.MAX_BATCH_BODY_BYTES, intake.SEGMENT_SOURCE)
+    )
     return Result({"success": True})
 
 
 @segment_router.post("/batch", response=SegmentAccepted, stream_body=True)
 def segment_batch(ctx: RequestContext) -> Result:
     """Segment batch of up to 500 messages; invalid ones are skipped and recorded, as natively."""
+    return _segment_batch(ctx)
+
+
+@segment_router.post("/b", response=SegmentAccepted, stream_body=True)
+def segment_browser_batch(ctx: RequestContext) -> Result:
+    """analytics.js's batch path: the same as `/v1/batch`."""
     return _segment_batch(ctx)
 
 

@@ -9,7 +9,7 @@ import orjson
 
 from segops import clock
 from segops.bus.base import Topic
-from segops.errors import DependencyDown, PayloadTooLarge, ValidationFailed
+from segops.errors import DependencyDown, SegOpsError, ValidationFailed
 from segops.ingestion import segment
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import (
@@ -47,8 +47,9 @@ class RequestRefused(ValidationFailed):
         self.error_type = error_type
 
 
-def refuse_too_large(runtime: Runtime, tenant_id: int, source: str, exc: PayloadTooLarge) -> PayloadTooLarge:
-    record_errors(runtime, tenant_id, source, [ErrorRecord("body_too_large", exc.message)])
+def refuse_body(runtime: Runtime, tenant_id: int, source: str, error_type: str, exc: SegOpsError) -> SegOpsError:
+    """Record a body refused before it was parsed (too large, badly encoded); the error to raise."""
+    record_errors(runtime, tenant_id, source, [ErrorRecord(error_type, exc.message)])
     return exc
 
 

@@ -116,7 +116,10 @@ def to_native(
         payload = {**_object(message.get("properties")), "event_name": name}
     elif call in ("identify", "group"):
         payload = dict(_object(message.get("traits")))
-        if call == "group":
+        if call == "identify":
+            # RudderStack's SDKs send identify traits in `context.traits`; Segment's top-level ones win.
+            payload = {**_object(_object(message.get("context")).get("traits")), **payload}
+        else:
             group_id = _text(message.get("groupId"))
             if group_id is None:
                 return Rejection("invalid_event", "groupId: is required", "/groupId")

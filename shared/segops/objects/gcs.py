@@ -4,7 +4,7 @@ import shutil
 from datetime import timedelta
 from typing import IO, Any
 
-from google.cloud import storage
+import google.cloud.storage as storage
 
 from segops.store.keys import validate_key
 

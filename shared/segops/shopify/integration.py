@@ -6,12 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from segops import clock, vault
+from segops import clock
 from segops.boundary import StrictTrimmedModel
 from segops.http.routes import RequestContext, Router
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.tenancy import service
+from segops.tenant_secrets import shopify_webhook_secret
 
 router = Router(
     "/api/tenants/<int:tenant_id>/integrations/shopify", auth=("jwt",), role="admin", tenant_from_path="tenant_id"
@@ -19,10 +20,9 @@ router = Router(
 
 
 class ShopifyIntegration(BaseModel):
-    """Stored in the control plane: the app's API secret key (HMAC needs the secret itself), sealed
-    under the Shopify secrets key (`segops.vault`)."""
+    """Stored in the control plane: that the integration is set, when and by whom. The app's API
+    secret key itself (HMAC needs the secret, not a hash) is a tenant secret (`segops.tenant_secrets`)."""
 
-    sealed_secret: str
     updated_at: datetime = Field(default_factory=clock.now)
     updated_by: int | None = None
 
@@ -41,8 +41,8 @@ def load_integration(runtime: Runtime, tenant_id: int) -> ShopifyIntegration | N
     return runtime.documents.load(keys.shopify_integration_key(tenant_id), ShopifyIntegration)
 
 
-def webhook_secret(runtime: Runtime, integration: ShopifyIntegration) -> str:
-    return vault.unseal(runtime.shopify_secrets_key, integration.sealed_secret)
+def webhook_secret(runtime: Runtime, tenant_id: int) -> str | None:
+    return runtime.tenant_secrets.get(shopify_webhook_secret(tenant_id))
 
 
 def webhook_path(slug: str) -> str:
@@ -61,8 +61,8 @@ def put_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
     """Set or rotate the Shopify webhook secret (admin); the secret is never returned."""
     body: ShopifySecretIn = ctx.body
     user_id = ctx.principal.user_id if ctx.principal is not None else None
-    sealed = vault.seal(ctx.runtime.shopify_secrets_key, body.secret)
-    record = ShopifyIntegration(sealed_secret=sealed, updated_by=user_id)
+    ctx.runtime.tenant_secrets.put(shopify_webhook_secret(ctx.tenant_id), body.secret)
+    record = ShopifyIntegration(updated_by=user_id)
     ctx.runtime.documents.save(keys.shopify_integration_key(ctx.tenant_id), record)
     return _out(ctx.runtime, ctx.tenant_id, record)
 
@@ -77,3 +77,4 @@ def get_shopify(ctx: RequestContext) -> ShopifyIntegrationOut:
 def delete_shopify(ctx: RequestContext) -> None:
     """Remove the secret: webhooks for this tenant are refused (401) from now on."""
     ctx.runtime.documents.delete(keys.shopify_integration_key(ctx.tenant_id))
+    ctx.runtime.tenant_secrets.delete(shopify_webhook_secret(ctx.tenant_id))

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import google.cloud.storage as storage
 import orjson
 from google.api_core import exceptions as gexc
-from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from segops.store.base import Document, GenerationMismatch

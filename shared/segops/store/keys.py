@@ -12,8 +12,10 @@
 - `tenants/<t>/segments/<s>`: `Segment`; `tenants/<t>/segment-versions/<s>/<n>`: `SegmentVersion`;
   `tenants/<t>/segment-computes/<s>`: `ComputeState`; `compute-tenants/<t>`: the tenant's `TenantQueue`;
   `tenants/<t>/membership-outbox/<stage>`: a compute's `Outbox` until its changes are delivered
-- `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-secrets/<c>`: `ConnectorSecrets`;
-  `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`; `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
+- `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`;
+  `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
+- `tenants/<t>/secrets/<secret id>`: a sealed tenant secret (`segops.tenant_secrets.sealed`; with
+  Secret Manager the store holds none)
 - `tenants/<t>/exports/<e>`: `Export`
 - `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
 - `tenants/<t>/dead-letters/<topic>/<message id>`: `DeadLetter`, a bus message its consumer gave up on
@@ -151,8 +153,8 @@ def connectors_prefix(tenant_id: int) -> str:
     return f"tenants/{tenant_id}/connectors/"
 
 
-def connector_secrets_key(tenant_id: int, connector_id: int) -> str:
-    return f"tenants/{tenant_id}/connector-secrets/{connector_id}"
+def tenant_secret_key(tenant_id: int, secret_id: str) -> str:
+    return f"tenants/{tenant_id}/secrets/{secret_id}"
 
 
 def connector_sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:

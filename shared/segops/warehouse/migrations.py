@@ -28,8 +28,8 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-def migrate(warehouse: Warehouse) -> list[str]:
-    """Apply every migration not yet recorded; returns the names applied now."""
+def migrate(warehouse: Warehouse, through: int | None = None) -> list[str]:
+    """Apply every migration not yet recorded (up to version `through`); returns the names applied now."""
     warehouse.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
@@ -37,7 +37,7 @@ def migrate(warehouse: Warehouse) -> list[str]:
     done = {row[0] for row in warehouse.query("SELECT version FROM schema_migrations FINAL").rows}
     applied = []
     for version, name, script in available_migrations():
-        if version in done:
+        if version in done or (through is not None and version > through):
             continue
         for statement in _statements(script):
             warehouse.command(statement)

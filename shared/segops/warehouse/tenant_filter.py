@@ -23,6 +23,7 @@ TENANT_TABLES = frozenset(
         "compute_results",
         "connector_ledger",
         "event_arrivals",
+        "event_days",
         "event_timeline",
         "events",
         "ingestion_errors",
@@ -32,6 +33,7 @@ TENANT_TABLES = frozenset(
         "segment_memberships",
         "usage",
         "usage_units",
+        "user_day_states",
         "user_memberships",
         "user_properties",
     }

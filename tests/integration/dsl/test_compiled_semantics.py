@@ -151,3 +151,76 @@ def test_compiled_sql_agrees_with_reference(
     assert alone == expected
     assert {r["user_id"] for r in rows if r["s_1"]} == expected
     assert {r["user_id"] for r in rows if r["s_2"]} == members(events, other, NOW)
+
+
+def test_state_days_and_boundary_days_count_each_event_once(warehouse: Warehouse) -> None:
+    # GIVEN events of one type on every edge a window can have: both sides of `now - W` (on the
+    # boundary day), the whole days next to it, `now`'s day before and after `now`; one user per
+    # event and one user with all of them (distinct totals, so a double count changes the sum)
+    offsets = sorted(
+        {o for w in (86_400_000, 216_000_000, 2_592_000_000) for o in (-w - 86_400_000, -w - 1, -w, -w + 1)}
+        | {-w + 86_400_000 for w in (216_000_000, 2_592_000_000)}
+        | {-43_200_001, -1, 0, 1, 3_600_000}
+    )
+    events = []
+    for i, offset in enumerate(offsets):
+        at = NOW + timedelta(milliseconds=offset)
+        for user in (f"o{i}", "all"):
+            events.append(Event(user, "a", at, at, {"total": i + 1}))
+    events.append(Event("all", "context_identified", NOW - timedelta(milliseconds=1), NOW, {"plan": "late"}))
+    events.append(Event("all", "context_identified", NOW - 3 * DAY, NOW, {"plan": "early"}))
+    tenant = history(warehouse, *events)
+    definitions = []
+    for window in (None, 1, 2.5, 30):
+        scope = {"event_type": "a"} if window is None else {"event_type": "a", "window_days": window}
+        in_window = [
+            i + 1 for i, o in enumerate(offsets) if o <= 0 and (window is None or o > -round(window * 86_400_000))
+        ]
+        definitions.append({"type": "event_count", **scope, "operator": "eq", "value": len(in_window)})
+        definitions.append({"type": "event_count", **scope, "operator": "eq", "value": 1})
+        for metric, value in (("sum", sum(in_window)), ("avg", sum(in_window) / len(in_window))):
+            definitions.append(
+                {"type": "monetary", **scope, "property": "total", "metric": metric, "operator": "eq", "value": value}
+            )
+        for metric in ("min", "max", "count"):
+            for value in (min(in_window), max(in_window), len(in_window)):
+                definitions.append(
+                    {
+                        "type": "monetary",
+                        **scope,
+                        "property": "total",
+                        "metric": metric,
+                        "operator": "eq",
+                        "value": value,
+                    }
+                )
+    for days in (0.5, 1, 2.5):
+        definitions.append({"type": "recency", "event_type": "a", "operator": "lt", "window_days": days})
+    definitions.append({"type": "user_property", "property": "plan", "operator": "eq", "value": "late"})
+    # conditions the states cannot answer put raw rows of both types into the same pass
+    for event_type in ("a", "context_identified"):
+        exists = [{"property": "total", "operator": "exists"}]
+        definitions.append(
+            {"type": "event_count", "event_type": event_type, "operator": "gte", "value": 1, "where": exists}
+        )
+    # WHEN all are compiled into one stored pass
+    compiled = compile_segments([(i, parse_definition(one(d))) for i, d in enumerate(definitions)], members_only=False)
+    rows = TenantWarehouse(warehouse, tenant).query(compiled.sql, compiled.bind(NOW)).dicts()
+    # THEN each segment holds exactly the reference's members
+    for i, definition in enumerate(definitions):
+        assert {r["user_id"] for r in rows if r[f"s_{i}"]} == members(events, one(definition), NOW), definition
+
+
+def test_raw_branch_aggregates_keep_negative_values(warehouse: Warehouse) -> None:
+    # GIVEN orders with negative totals, and conditions that read them through the raw-events branch
+    tenant = history(
+        warehouse,
+        ev("u", "order", DAY, {"total": -5, "refund": True}),
+        ev("u", "order", 2 * DAY, {"total": -3, "refund": True}),
+        ev("v", "page", DAY),
+    )
+    refunds = [{"property": "refund", "operator": "eq", "value": True}]
+    base = {"type": "monetary", "event_type": "order", "property": "total", "operator": "eq", "where": refunds}
+    # THEN sum, avg, min and max are the negative values themselves
+    for metric, value in (("sum", -8), ("avg", -4), ("min", -5), ("max", -3)):
+        assert evaluate(warehouse, tenant, one({**base, "metric": metric, "value": value})) == {"u"}, metric

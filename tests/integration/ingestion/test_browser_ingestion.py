@@ -1,6 +1,7 @@
 """Browser ingestion in real Chromium: a page on one origin loads the built TypeScript SDK and sends
 events with a publishable key to the stack on another origin (CORS preflight, keepalive flush on
-`pagehide`); the same key used by a page on an origin it does not list is refused."""
+`pagehide`); the same key used by a page on an origin it does not list is refused. Pages also send
+as analytics.js does on leaving: `sendBeacon` with the write key inside a `text/plain` body."""
 
 from __future__ import annotations
 
@@ -147,3 +148,59 @@ def test_a_page_on_an_origin_the_key_does_not_list_is_refused(
     stack.bus.drain()
     assert stored_events(stack, account.tenant_id) == []
     assert error_rows(stack, account.tenant_id) == []
+
+
+@pytest.fixture
+def plain_origin() -> Iterator[PageServer]:
+    """A page origin without the SDK (sendBeacon needs no library)."""
+    server = PageServer()
+    yield server
+    server.close()
+
+
+BEACON = """([api, key, path, body]) =>
+  navigator.sendBeacon(`${api}${path}`, JSON.stringify({ writeKey: key, ...body }))"""
+
+
+def _beacon_status(page: Any, served: str, key: str, path: str, body: dict[str, Any]) -> int:
+    """Send one beacon and return the status the stack answered (the page itself cannot read it)."""
+    with page.expect_response(lambda response: response.url == f"{served}{path}") as answer:
+        assert page.evaluate(BEACON, [served, key, path, body]) is True
+    status: int = answer.value.status
+    return status
+
+
+def test_analytics_js_style_beacons_with_the_write_key_in_a_text_body(
+    stack: LocalStack, served: str, account: Account, plain_origin: PageServer, browser_page: BrowserPage
+) -> None:
+    # GIVEN a page on an origin the publishable key lists, and one on an origin it does not
+    key = _publishable_key(stack, account, plain_origin.origin)
+    page = browser_page.page
+    page.goto(f"{plain_origin.origin}/no-sdk-here")  # any document of that origin
+    # WHEN it sends as analytics.js does on leaving a page: sendBeacon, a text/plain JSON body (no
+    # preflight, no Authorization header), the write key inside it, one call and one batch
+    single = {"type": "track", "event": "Checkout Left", "anonymousId": "anon-b", "messageId": "beacon-1"}
+    batch = {"batch": [{"type": "page", "anonymousId": "anon-b", "messageId": "beacon-2"}]}
+    assert _beacon_status(page, served, key, "/v1/t", single) == 200
+    assert _beacon_status(page, served, key, "/v1/b", batch) == 200
+    # THEN both arrive, once each
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        stack.bus.drain()
+        rows = stored_events(stack, account.tenant_id)
+        if len(rows) >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert sorted((r["user_id"], r["event_type"]) for r in rows) == [
+        ("anon-b", "checkout_left"),
+        ("anon-b", "page_viewed"),
+    ]
+    # AND the same beacon from a page on another origin is refused (403, nothing stored)
+    other = PageServer()
+    try:
+        page.goto(f"{other.origin}/elsewhere")
+        assert _beacon_status(page, served, key, "/v1/t", single | {"messageId": "beacon-3"}) == 403
+    finally:
+        other.close()
+    stack.bus.drain()
+    assert len(stored_events(stack, account.tenant_id)) == 2

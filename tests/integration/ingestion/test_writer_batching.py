@@ -31,7 +31,7 @@ from tests.support.api import Account, Api
 from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import FlakyWarehouse, record_topic, stored_events
 
-VIEW_TABLES = ("event_timeline", "event_arrivals")
+VIEW_TABLES = ("event_timeline", "event_arrivals", "event_days")
 
 
 class Crash(BaseException):
@@ -180,6 +180,7 @@ def test_a_block_dropped_as_duplicate_does_not_reach_the_view_tables(stack: Loca
         "events": 10,
         "event_timeline": 10,
         "event_arrivals": 10,
+        "event_days": 10,
     }
     # AND a different block with identical view rows is not mistaken for a duplicate
     twins = [_event(tenant, e.user_id, occurred_at=e.occurred_at) for e in events]

@@ -100,6 +100,11 @@ def test_uses_decides_the_backend_client_libraries() -> None:
     assert "google-cloud-pubsub" in _names(_with_uses("api", ["bus"]))
 
 
+def test_tenant_secrets_bring_the_secret_manager_client_to_their_functions_only() -> None:
+    for spec in MANIFEST.functions:
+        assert ("google-cloud-secret-manager" in _names(spec)) == bool(spec.tenant_secrets), spec.name
+
+
 def test_pydantic_email_type_brings_its_validator() -> None:
     # GIVEN the tenancy API uses EmailStr, which pydantic backs with email-validator at run time
     assert "email-validator" in _names(MANIFEST.function("api"))

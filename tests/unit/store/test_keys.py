@@ -20,7 +20,7 @@ TENANT_KEYS = [
     keys.segment_version_key(7, 11, 2),
     keys.compute_state_key(7, 11),
     keys.connector_key(7, 5),
-    keys.connector_secrets_key(7, 5),
+    keys.tenant_secret_key(7, "local-t7-connector-5"),
     keys.connector_sync_key(7, 5, 13),
     keys.export_key(7, 4),
     keys.shopify_integration_key(7),
