@@ -1,7 +1,7 @@
 """Segment documents: CRUD, immutable definition versions, the active-segment index.
 
 Every segment write (create, patch, delete) then refreshes the tenant's active-segment index
-(`segops.segments.active`) and only then drops the `segments:active:<tenant>` cache key
+(`segops.segments.active`) and only then invalidates the `segments:active:<tenant>` cache key
 (`segops.membership.lookup`), so neither the membership lookup nor the sandbox or a compute sees a
 deleted or deactivated segment, or an old definition, once the write has returned.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from segops import clock
 from segops.errors import Conflict, NotFound
 from segops.limits import quotas
-from segops.membership.lookup import active_segment_ids, active_segments_key
+from segops.membership.lookup import active_segment_ids, invalidate_active
 from segops.runtime import Runtime
 from segops.segments import active
 from segops.segments import models as m
@@ -76,9 +76,9 @@ def list_segments(
 
 
 def _refresh_active(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
-    """After a write to the segment: its index entry follows it, then the lookup's cached ids are dropped."""
+    """After a write to the segment: its index entry follows it, then the lookup's cached ids are invalidated."""
     active.refresh(runtime, tenant_id, segment_id)
-    runtime.cache.delete(active_segments_key(tenant_id))
+    invalidate_active(runtime, tenant_id)
 
 
 def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
