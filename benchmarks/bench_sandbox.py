@@ -1,5 +1,8 @@
 """Sandbox figures (#13 item 3): publish p50/p99 with 100 active segments and a user with 10k events,
 against the same-run primary-key read of that user's events, and where an evaluation's time goes.
+The control plane's share (#13, #18): store requests and time per sandbox call on the local store and
+on the GCS JSON API (fake-gcs-server), against listing and loading every segment document, the read
+the active-segment index replaced.
 
 Data is generated deterministically (seeded); the sandbox user has 10k events and the tenant 100
 active segments of every condition type whatever the scale, which sets only how many other users
@@ -12,21 +15,31 @@ import gc
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
 from segops.dsl import parse_definition
 from segops.dsl.evaluator import UserHistory
 from segops.localstack import LocalStack
+from segops.runtime import Runtime
 from segops.sandbox.service import SimulatedEvent, simulate, stored_history
 from segops.segments import service as segments
 from segops.segments.active import active_segments
+from segops.segments.models import Segment
+from segops.store import keys
+from segops.store.gcs import GcsStore
 from segops.warehouse import TenantWarehouse
 
 from benchmarks.bench_segments import bench_stack, signup
 from benchmarks.harness import Figure, peak_rss_mb, percentile, ratio_figure
+from tests.support.servers import start_fake_gcs
+from tests.support.stores import CountingStore
 
 SEED = 20260425
 EVENT_TYPES = ["page_viewed", "order_placed", "product_viewed", "cart_updated", "context_identified", "email_opened"]
@@ -35,6 +48,7 @@ SANDBOX_USER = "sandbox-user"
 SANDBOX_EVENTS = 10_000
 SANDBOX_SEGMENTS = 100
 SANDBOX_REQUESTS = 200
+CONTROL_PLANE_CALLS = 30
 
 
 def payload(rng: random.Random, event_type: str) -> dict[str, Any]:
@@ -205,8 +219,81 @@ def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
             "primary-key read p50",
             p50["read"],
         ),
+        *control_plane_figures(runtime, tenant_id, "local store"),
+        *gcs_figures(runtime, tenant_id),
         Figure("sandbox peak RSS", peak_rss_mb(), "MB"),
     ]
+
+
+def listed_and_loaded(runtime: Runtime, tenant_id: int) -> list[Segment]:
+    """The active set as read before the index: every segment document listed and loaded."""
+    return [s for s in runtime.documents.list(keys.segments_prefix(tenant_id), Segment) if s.active]
+
+
+def control_plane_figures(runtime: Runtime, tenant_id: int, where: str) -> list[Figure]:
+    """Store requests and wall time of one sandbox service call, and of its active-set read alone."""
+    counting = CountingStore(runtime.store)
+    counted = replace(runtime, store=counting)
+    event = SimulatedEvent(SANDBOX_USER, "order_placed", None, {"total": 250})
+    simulate(counted, tenant_id, event)
+    per_call = counting.total()
+    counting.calls.clear()
+    listed = listed_and_loaded(counted, tenant_id)
+    assert [s.id for s in listed] == [s.id for s in active_segments(runtime, tenant_id)]
+    per_listing = counting.total()
+    index = timed(lambda: active_segments(runtime, tenant_id), CONTROL_PLANE_CALLS)
+    listing = timed(lambda: listed_and_loaded(runtime, tenant_id), CONTROL_PLANE_CALLS)
+    calls = timed(lambda: simulate(runtime, tenant_id, event), CONTROL_PLANE_CALLS)
+    return [
+        ratio_figure(
+            f"sandbox call store requests ({where}, {len(listed)} active segments)",
+            per_call,
+            "requests",
+            "listing and loading every segment document",
+            per_listing,
+        ),
+        ratio_figure(
+            f"sandbox step: active set read p50 ({where})",
+            percentile(index, 50) * 1000,
+            "ms",
+            "listing and loading every segment document p50",
+            percentile(listing, 50) * 1000,
+            p99_ms=percentile(index, 99) * 1000,
+        ),
+        Figure(
+            f"sandbox evaluation p50 (service, {where})",
+            percentile(calls, 50) * 1000,
+            "ms",
+            extra={"p99_ms": percentile(calls, 99) * 1000, "calls": len(calls)},
+        ),
+    ]
+
+
+def gcs_figures(runtime: Runtime, tenant_id: int) -> list[Figure]:
+    """The same figures with the tenant's control-plane documents copied onto fake-gcs-server."""
+    with fake_gcs_store() as gcs:
+        prefix = keys.tenant_key(tenant_id).rsplit("/", 1)[0] + "/"
+        for key in runtime.store.list(prefix):
+            doc = runtime.store.get(key)
+            if doc is not None:
+                gcs.put(key, doc.body)
+        return control_plane_figures(replace(runtime, store=gcs), tenant_id, "fake-gcs-server")
+
+
+@contextmanager
+def fake_gcs_store() -> Iterator[GcsStore]:
+    url, process = start_fake_gcs()
+    try:
+        client = storage.Client(
+            project="segops-bench",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": url},
+        )
+        client.create_bucket("segops-bench")
+        yield GcsStore(client, "segops-bench")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def run(scale: float) -> list[Figure]:
