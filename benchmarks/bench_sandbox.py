@@ -227,7 +227,8 @@ def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
 
 def listed_and_loaded(runtime: Runtime, tenant_id: int) -> list[Segment]:
     """The active set as read before the index: every segment document listed and loaded."""
-    return [s for s in runtime.documents.list(keys.segments_prefix(tenant_id), Segment) if s.active]
+    listed = runtime.documents.list(keys.segments_prefix(tenant_id), Segment)
+    return sorted((s for s in listed if s.active), key=lambda s: s.id)
 
 
 def control_plane_figures(runtime: Runtime, tenant_id: int, where: str) -> list[Figure]:
