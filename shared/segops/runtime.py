@@ -112,7 +112,7 @@ def build_cache(settings: Settings) -> Cache:
         return MemoryCache()
     from segops.cache.redis_backend import RedisCache
 
-    return RedisCache(settings.redis_url)
+    return RedisCache(settings.redis_url, settings.cache_timeout_seconds, settings.cache_breaker_seconds)
 
 
 def build_store(settings: Settings) -> Store:
