@@ -213,7 +213,7 @@ def test_a_secret_that_does_not_open_is_left_in_place_and_the_command_fails(
     # THEN it says which and why, exits 1, and keeps the earlier copy for a run with the right key
     assert code == 1 and report["failed"] == 1 and report["moved"] == 0
     (failure,) = report["failures"]
-    assert failure["tenant"] == owner.tenant_id and failure["kind"] == "connector" and failure["id"] == connector
+    assert (failure["tenant_id"], failure["kind"], failure["object_id"]) == (owner.tenant_id, "connector", connector)
     assert "does not open" in failure["reason"] and "SEGOPS_CONNECTOR_SECRETS_KEY" in failure["reason"]
     assert stack.runtime.store.get(earlier) is not None
     assert stack.runtime.tenant_secrets.get(connector_api_key(owner.tenant_id, connector)) is None

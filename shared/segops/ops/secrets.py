@@ -1,7 +1,8 @@
 """`secrets migrate [--tenant T] [--dry-run]`: move the connector and Shopify secrets that earlier
 versions kept in the control-plane store into the configured tenant-secret backend, each once
 (`segops.tenant_secrets.upgrade`). Prints `{"dry_run", "moved", "superseded", "orphaned", "failed",
-"failures"}`; exits 1 when any failed (left in place: fix the sealing keys and run it again)."""
+"failures"}` (each failure: `tenant_id`, `kind`, `object_id`, `reason`); exits 1 when any failed
+(left in place: fix the sealing keys and run it again)."""
 
 from __future__ import annotations
 

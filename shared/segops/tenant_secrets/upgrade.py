@@ -101,7 +101,8 @@ def migrate(
 
 
 def _describe(name: SecretName) -> dict[str, object]:
-    return {"tenant": name.tenant_id, "kind": name.kind, "id": name.object_id}
+    """Which credential, never its value: for the report and the log line."""
+    return {"tenant_id": name.tenant_id, "kind": name.kind, "object_id": name.object_id}
 
 
 def _move(
