@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # counted in process (stored events are still counted by the warehouse itself).
     metering: bool = True
     metering_flush_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Usage rows older than this are dropped by the tables' TTL (migration 0810_usage_retention).
+    usage_retention_days: int = Field(default=400, ge=1, le=36500)
 
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
