@@ -55,16 +55,27 @@ def refresh(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     def change(index: ActiveIndex) -> ActiveIndex:
         entry = _entry(runtime.documents.load(segment_key, Segment), tenant_id)
         others = [s for s in index.segments if s.id != segment_id]
-        return ActiveIndex(segments=sorted([*others, entry], key=lambda s: s.id) if entry else others)
+        updated = ActiveIndex(segments=sorted([*others, entry], key=lambda s: s.id) if entry else others)
+        if updated == index:
+            raise _Unchanged
+        return updated
 
     key = keys.active_index_key(tenant_id)
     # At most: missing, created by a rebuild racing ours (stale for this segment), then updated.
     for _ in range(3):
-        if runtime.documents.update(key, ActiveIndex, change) is not None:
+        try:
+            if runtime.documents.update(key, ActiveIndex, change) is not None:
+                return
+        except _Unchanged:
             return
         if _rebuild(runtime, tenant_id) is not None:
             return  # listed after the segment write: it holds the segment as written
     raise Conflict("the active-segment index keeps disappearing", {"tenant": tenant_id})
+
+
+class _Unchanged(Exception):
+    """The index already agrees with the segment (an inactive segment edited, a description changed):
+    no write, which keeps the index document under GCS's rate of writes per object."""
 
 
 def _entry(segment: Segment | None, tenant_id: int) -> ActiveSegment | None:

@@ -79,6 +79,19 @@ def test_reading_the_active_set_is_one_store_read(stack: LocalStack) -> None:
     assert store.calls == {"get": 1}
 
 
+def test_a_write_that_leaves_the_active_set_as_it_was_does_not_write_the_index(stack: LocalStack) -> None:
+    # GIVEN an inactive segment and an active one
+    inactive = create(stack.runtime, "inactive", active=False)
+    live = create(stack.runtime, "live")
+    runtime, store = counted(stack.runtime)
+    # WHEN the inactive one gets a definition and the active one a new description
+    service.update_segment(runtime, TENANT, inactive.id, {}, definition=definition(3), actor=None)
+    service.update_segment(runtime, TENANT, live.id, {"description": "evaluated as before"}, actor=None)
+    # THEN only the segment documents and the version were written, not the index
+    assert store.calls["put"] == 3
+    assert [s.id for s in active_segments(runtime, TENANT)] == [live.id]
+
+
 def test_a_missing_index_is_rebuilt_once_from_the_segment_documents(stack: LocalStack) -> None:
     # GIVEN segments written while the index existed, then the index gone (a deployment from before it)
     made = [create(stack.runtime, f"s{index}", active=index != 1) for index in range(3)]
