@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/python/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install dev console test lint format bench package checkov chromium clean replay test-typescript-sdk typescript-sdk
+.PHONY: install dev console test lint format bench load soak package checkov chromium clean replay migrate-secrets test-typescript-sdk typescript-sdk
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -109,9 +109,24 @@ format: install
 bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+# Mixed traffic against the dev stack (started on port 18250, or LOAD_ARGS="--url ..."; loopback only):
+# steps the rate up to the highest with p99 < 500 ms, then 60 s at it; checks sent == stored. Bounded
+# in time and requests, stops by itself (benchmarks/load.py, docs/operations.md § Load and soak).
+load: install
+	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
+
+# 10 minutes at a fixed rate: the server's RSS and open file descriptors at start and end.
+soak: install
+	$(BIN)/python -m benchmarks.load --soak $(LOAD_ARGS)
+
 # Re-drive dead letters, each exactly once: make replay TOPIC=events SINCE=2026-01-31T22:00 [TENANT=7]
 replay: install
 	$(BIN)/python -m segops.ops replay --topic $(TOPIC) --since $(SINCE) $(if $(TENANT),--tenant $(TENANT))
+
+# Move the connector and Shopify secrets earlier versions kept in the store into the tenant-secret
+# backend, each once (docs/deploy.md, Updating): make migrate-secrets [TENANT=7] [DRY_RUN=1]
+migrate-secrets: install
+	$(BIN)/python -m segops.ops secrets migrate $(if $(TENANT),--tenant $(TENANT)) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(AUDIT_VENV) .segops build dist console/node_modules console/dist sdk/typescript/node_modules sdk/typescript/dist sdk/typescript/build

@@ -12,14 +12,14 @@ import sys
 
 from segops.config import Settings
 from segops.runtime import build_warehouse
-from segops.warehouse.migrations import migrate
+from segops.warehouse.migrations import MigrationParameters, migrate
 
 
 def run(settings: Settings) -> list[str]:
     """Apply pending migrations; returns the names applied now (empty when up to date)."""
     warehouse = build_warehouse(settings)
     try:
-        return migrate(warehouse)
+        return migrate(warehouse, parameters=MigrationParameters.of(settings))
     finally:
         warehouse.close()
 

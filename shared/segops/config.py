@@ -57,9 +57,16 @@ class Settings(BaseSettings):
     # counted in process (stored events are still counted by the warehouse itself).
     metering: bool = True
     metering_flush_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Usage rows older than this are dropped by the tables' TTL (migration 0810_usage_retention).
+    usage_retention_days: int = Field(default=400, ge=1, le=36500)
 
     cache: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A dead Valkey must not stall requests (docs/operations.md § Outages): each command waits at most
+    # `cache_timeout_seconds`; after a failure the client answers "unavailable" at once for
+    # `cache_breaker_seconds`, then lets one command through to probe.
+    cache_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    cache_breaker_seconds: float = Field(default=5.0, ge=0, le=300)
 
     store: Literal["local", "gcs"] = "local"
     store_bucket: str = "segops-control-plane"

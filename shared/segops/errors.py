@@ -95,8 +95,12 @@ class QuotaExceeded(RateLimited):
 
 
 class DependencyDown(SegOpsError):
+    """A backend (cache, warehouse, object or control-plane store, bus, mail, AI provider) is unreachable:
+    503 `service_unavailable` with `Retry-After`, so clients and SDKs retry later instead of giving up."""
+
     status = 503
-    code = "dependency_down"
+    code = "service_unavailable"
+    retry_after = 5
 
 
 class RetryableError(SegOpsError):

@@ -23,7 +23,7 @@ from segops.mailer import DevMailbox
 from segops.manifest import Manifest, PubSubTrigger, load_manifest, route_for
 from segops.metering.meter import meter_for
 from segops.runtime import Runtime, build_runtime, set_runtime
-from segops.warehouse.migrations import migrate
+from segops.warehouse.migrations import MigrationParameters, migrate
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -41,7 +41,7 @@ class LocalStack:
                 settings.bus_max_attempts, settings.bus_retry_base_seconds, concurrency=settings.bus_concurrency
             )
         self.runtime: Runtime = build_runtime(settings, **overrides)
-        migrate(self.runtime.warehouse)
+        migrate(self.runtime.warehouse, parameters=MigrationParameters.of(settings))
         set_runtime(self.runtime)
         self.apps: dict[str, Flask] = {}
         for spec in self.manifest.functions:

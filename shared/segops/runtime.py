@@ -112,7 +112,7 @@ def build_cache(settings: Settings) -> Cache:
         return MemoryCache()
     from segops.cache.redis_backend import RedisCache
 
-    return RedisCache(settings.redis_url)
+    return RedisCache(settings.redis_url, settings.cache_timeout_seconds, settings.cache_breaker_seconds)
 
 
 def build_store(settings: Settings) -> Store:
@@ -230,11 +230,11 @@ def get_runtime() -> Runtime:
     global _current
     with _lock:
         if _current is None:
-            from segops.warehouse.migrations import migrate
+            from segops.warehouse.migrations import MigrationParameters, migrate
 
             _current = build_runtime()
             if _current.settings.environment != "production":
-                migrate(_current.warehouse)
+                migrate(_current.warehouse, parameters=MigrationParameters.of(_current.settings))
         return _current
 
 

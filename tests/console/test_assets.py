@@ -16,6 +16,7 @@ from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
 from werkzeug.test import Client
 
+from tests.support.builds import require_built
 from tests.support.console import CONSOLE_DIST
 
 
@@ -74,8 +75,7 @@ INITIAL_ROUTE_BUDGET = 350 * 1024  # gzipped JavaScript a first visit to any pag
 def test_every_route_loads_at_most_350_kb_of_gzipped_javascript() -> None:
     # GIVEN the build's chunk graph (Vite's manifest: every chunk with its static imports)
     manifest_path = CONSOLE_DIST / ".vite" / "manifest.json"
-    if not manifest_path.is_file():
-        pytest.fail("the console is not built: `make console` (make test does it)")
+    require_built(manifest_path, "console")
     chunks: dict[str, dict[str, Any]] = json.loads(manifest_path.read_text())
 
     def closure(key: str, found: set[str]) -> set[str]:
@@ -103,8 +103,7 @@ def test_every_route_loads_at_most_350_kb_of_gzipped_javascript() -> None:
 def test_the_console_types_are_generated_from_the_current_openapi_document(tmp_path: Path) -> None:
     # GIVEN the OpenAPI document the API serves WHEN openapi-typescript (the console's generator) runs
     generator = CONSOLE_DIST.parent / "node_modules" / ".bin" / "openapi-typescript"
-    if not generator.exists():
-        pytest.fail("the console's dependencies are missing: `make console` (make test does it)")
+    require_built(generator, "console")
     document = tmp_path / "openapi.json"
     document.write_bytes(openapi_document())
     generated = tmp_path / "schema.d.ts"

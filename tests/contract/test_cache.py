@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from segops.cache.base import Cache
+from segops.cache.base import Cache, CacheUnavailable
 from segops.cache.memory import MemoryCache
 from segops.cache.redis_backend import RedisCache
 
@@ -181,5 +181,52 @@ def test_check_passes_when_reachable(cache: Cache) -> None:
 def test_redis_check_fails_when_unreachable() -> None:
     from tests.support.servers import free_port
 
-    with pytest.raises(Exception, match=r"(?i)connect"):
+    # Unreachable is CacheUnavailable (a 503 where nothing falls back), caused by the connection error.
+    with pytest.raises(CacheUnavailable) as raised:
         RedisCache(f"redis://127.0.0.1:{free_port()}/0").check()
+    assert "connect" in str(raised.value.__cause__).lower()
+
+
+def test_set_many_sets_every_item_with_its_ttl(cache: Cache, key: str) -> None:
+    cache.set_many({key + ":a": b"1", key + ":b": b"2"}, 0.2)
+    assert cache.get_many([key + ":a", key + ":b"]) == [b"1", b"2"]
+    assert eventually(lambda: cache.get_many([key + ":a", key + ":b"]) == [None, None])
+    cache.set_many({}, 60)
+
+
+def test_swap_sets_only_over_the_expected_value(cache: Cache, key: str) -> None:
+    # GIVEN an absent key: only a swap expecting absence sets it
+    assert cache.swap(key, b"other", b"v1", 60) is False
+    assert cache.get(key) is None
+    assert cache.swap(key, None, b"v1", 60) is True
+    # THEN a swap expecting absence, or a stale value, leaves it alone; the current value replaces it
+    assert cache.swap(key, None, b"v2", 60) is False
+    assert cache.swap(key, b"v0", b"v2", 60) is False
+    assert cache.get(key) == b"v1"
+    assert cache.swap(key, b"v1", b"v2", 0.2) is True
+    assert cache.get(key) == b"v2"
+    # AND the swapped value has its own TTL
+    assert eventually(lambda: cache.get(key) is None)
+
+
+def test_swap_is_atomic_under_concurrency(cache: Cache, key: str) -> None:
+    # GIVEN sixteen threads swapping from the same value at the same moment
+    cache.set(key, b"seen", 60)
+    start = threading.Barrier(16)
+    winners: list[int] = []
+    lock = threading.Lock()
+
+    def swap(n: int) -> None:
+        start.wait()
+        if cache.swap(key, b"seen", str(n).encode(), 60):
+            with lock:
+                winners.append(n)
+
+    threads = [threading.Thread(target=swap, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one did, and the key holds its value
+    assert len(winners) == 1
+    assert cache.get(key) == str(winners[0]).encode()

@@ -442,7 +442,7 @@ def test_an_unreachable_smtp_server_is_a_503_and_the_same_address_may_retry(
     local = LocalStack(down)
     try:
         body = {"email": "retry@example.com", "password": PASSWORD, "tenant_slug": "retry-co"}
-        error = assert_error(Api(local).post("/api/auth/signup/", body), 503, "dependency_down")
+        error = assert_error(Api(local).post("/api/auth/signup/", body), 503, "service_unavailable")
         assert "smtp" not in error["message"].lower() and str(down.smtp_port) not in error["message"]
         # WHEN it is back, the same address signs up again with the slug it asked for
         local.runtime.settings = down.model_copy(update={"smtp_port": smtp_server.port})

@@ -213,7 +213,7 @@ def test_honours_retry_after_on_429(clients: Clients, ingestion: IngestionServer
 def test_honours_retry_after_on_503_and_reports_the_last_answers_code(
     clients: Clients, ingestion: IngestionServer, waits: list[float]
 ) -> None:
-    down = {"error": {"code": "dependency_down", "message": "event bus unavailable", "details": {"d": 1}}}
+    down = {"error": {"code": "service_unavailable", "message": "event bus unavailable", "details": {"d": 1}}}
     ingestion.responder = lambda r, i: Reply(503, headers={"Retry-After": "3"}, body=down)
     client = clients(max_retries=2)
     track_n(client, 2)
@@ -223,7 +223,7 @@ def test_honours_retry_after_on_503_and_reports_the_last_answers_code(
     assert (error.kind, error.status, error.code, error.details, error.event_count) == (
         "retries_exhausted",
         503,
-        "dependency_down",
+        "service_unavailable",
         {"d": 1},
         2,
     )

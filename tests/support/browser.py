@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from tests.support.builds import require_built
+
 CHROMIUM = Path(os.environ.get("SEGOPS_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flags Chromium keeps dialing Google hosts that this closed
 # network refuses; --no-sandbox because tests run as root.
@@ -45,8 +47,8 @@ class BrowserPage:
 
 @pytest.fixture(scope="session")
 def playwright_session() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package (apt-get install chromium)")
+    # `make chromium` installs Debian's chromium package (apt-get) when it is missing.
+    require_built(CHROMIUM, "chromium")
     with sync_playwright() as playwright:
         yield playwright
 

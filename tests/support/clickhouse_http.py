@@ -12,9 +12,11 @@ settings, and has no row policies that would read them.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import uuid
@@ -128,6 +130,8 @@ class ChdbHttpServer:
         self._chdb = _session(chdb_path)
         self._spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
         self.requests: list[dict[str, Any]] = []
+        # Open client connections (HTTP/1.1 keep-alive): `stop` cuts them too, as a dead server would.
+        self._connections: set[socket.socket] = set()
         # The summary of the statement the current handler thread ran last.
         self._summary = threading.local()
         self._refusals = 0
@@ -147,6 +151,9 @@ class ChdbHttpServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
         shutil.rmtree(self._spool, ignore_errors=True)
 
@@ -251,6 +258,14 @@ class ChdbHttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                server._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: pytest output stays readable."""

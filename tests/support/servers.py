@@ -59,9 +59,8 @@ def fake_gcs_binary() -> Path:
     return package / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
 
 
-@pytest.fixture(scope="session")
-def gcs_endpoint() -> Iterator[str]:
-    """The GCS JSON API (fake-gcs-server, in-memory backend) at `http://127.0.0.1:<port>`."""
+def start_fake_gcs() -> tuple[str, subprocess.Popen[bytes]]:
+    """A fake-gcs-server process (in-memory backend), serving once this returns: its URL and process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -73,8 +72,15 @@ def gcs_endpoint() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    wait_until(lambda: urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1).status == 200, what="GCS")
+    return url, process
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    """The GCS JSON API (fake-gcs-server, in-memory backend) at `http://127.0.0.1:<port>`."""
+    url, process = start_fake_gcs()
     try:
-        wait_until(lambda: urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1).status == 200, what="GCS")
         yield url
     finally:
         process.terminate()

@@ -340,7 +340,7 @@ describe('retries', () => {
     const quota = { code: 'quota_exceeded', message: 'the monthly quota of 5 events is used up', details: { limit: 5 } };
     server.responder = (_request, index) =>
       index === 0
-        ? { status: 503, headers: { 'Retry-After': '2' }, body: { error: { code: 'dependency_down' } } }
+        ? { status: 503, headers: { 'Retry-After': '2' }, body: { error: { code: 'service_unavailable' } } }
         : { status: 429, headers: { 'Retry-After': '0' }, body: { error: quota } };
     const segops = client({ flushAt: 1, maxRetries: 1 });
     trackN(segops, 1);

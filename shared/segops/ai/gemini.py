@@ -4,7 +4,7 @@ Structured output: the request carries a JSON schema derived from the DSL's pyda
 (`GeminiAnswer`), and the answer is validated by those same models (`parse_definition`). An answer
 that fails validation gets one repair round: the validation errors go back to the model with its
 answer. The tenant's vocabulary is in the prompt, so names are the tenant's own. Any transport
-failure, timeout or a second invalid answer is a 503 `dependency_down`.
+failure, timeout or a second invalid answer is a 503 `service_unavailable`.
 
 Authentication is the function's service account (application default credentials); the client
 talks to `{location}-aiplatform.googleapis.com` unless `SEGOPS_GEMINI_BASE_URL` says otherwise.

@@ -3,7 +3,8 @@
 Each refresh hands out a new refresh token and retires the presented one. Presenting a retired one
 means two parties hold the family (a stolen token), so the whole family is revoked: the thief and
 the owner both sign in again. Logout revokes the family too. Access tokens carry their family; a
-revoked family is also flagged in the cache for one access-token lifetime so they stop at once.
+revoked family is also flagged in the cache for one access-token lifetime so they stop at once; with
+the cache down, access tokens are checked against the family document instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 
 from segops import clock
 from segops.auth import tokens
+from segops.cache.base import CacheUnavailable
 from segops.errors import Unauthorized
 from segops.runtime import Runtime
 from segops.store import keys
@@ -97,6 +99,13 @@ def _flag_revoked(runtime: Runtime, family: str) -> None:
 def verify_access(runtime: Runtime, token: str) -> tokens.Claims:
     """The claims of a valid access token whose family has not been revoked."""
     claims = tokens.verify(runtime.jwt_secret, token, "access")
-    if runtime.cache.get(REVOKED_PREFIX + claims.family) is not None:
+    try:
+        revoked = runtime.cache.get(REVOKED_PREFIX + claims.family) is not None
+    except CacheUnavailable:
+        # The family document is authoritative (the flag only saves this read); a flag that could not
+        # be written fails its logout with a 503, so the client retries it (docs/operations.md § Outages).
+        family = runtime.documents.load(keys.refresh_family_key(claims.family), RefreshFamily)
+        revoked = family is None or family.revoked_at is not None
+    if revoked:
         raise Unauthorized("session ended")
     return claims

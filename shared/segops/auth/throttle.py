@@ -8,15 +8,19 @@ the window.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 
 from flask import Request
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.config import Settings
 from segops.errors import RateLimited
 from segops.runtime import Runtime
+
+log = logging.getLogger("segops.auth.throttle")
 
 
 @dataclass(frozen=True)
@@ -64,16 +68,31 @@ def _refuse(limit: Limit, left: float) -> RateLimited:
     return RateLimited("too many attempts; try again later", retry_after=max(1, math.ceil(left)))
 
 
+def _unthrottled(limit: Limit) -> None:
+    """Fail open while the cache is down: refusing every login and signup would be an outage of its own;
+    argon2's bounded hashing slots (`segops.auth.passwords`) still cap the guessing rate."""
+    log.warning("cache unavailable: attempts are not counted", extra={"scope": limit.scope})
+
+
 def hit(runtime: Runtime, limit: Limit, subject: str) -> None:
     """Count one attempt; `RateLimited` once the window holds more than `limit.attempts`."""
     key, left = _key(limit, subject, clock.now().timestamp())
-    if runtime.cache.incr(key, left + 1) > limit.attempts:
+    try:
+        attempts = runtime.cache.incr(key, left + 1)
+    except CacheUnavailable:
+        _unthrottled(limit)
+        return
+    if attempts > limit.attempts:
         raise _refuse(limit, left)
 
 
 def check(runtime: Runtime, limit: Limit, subject: str) -> None:
     """`RateLimited` if the window is already full (for limits counted only on failure, by `hit`)."""
     key, left = _key(limit, subject, clock.now().timestamp())
-    current = runtime.cache.get(key)
+    try:
+        current = runtime.cache.get(key)
+    except CacheUnavailable:
+        _unthrottled(limit)
+        return
     if current is not None and int(current) >= limit.attempts:
         raise _refuse(limit, left)

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from segops.errors import DependencyDown
+
+
+class CacheUnavailable(DependencyDown):
+    """The cache server cannot be reached. Callers with a source of truth (API keys, sessions, membership,
+    event-id claims) fall back to it; anything else becomes a 503 with `Retry-After`."""
+
+    def __init__(self) -> None:
+        super().__init__("the cache is unavailable, retry later", {"dependency": "cache"})
 
 
 @dataclass(frozen=True)
@@ -25,9 +35,19 @@ class TokenBucket:
 
 
 class Cache(Protocol):
+    """Every method may raise `CacheUnavailable` (never another transport error)."""
+
     def get(self, key: str) -> bytes | None: ...
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+
+    def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
+        """`set` for each item in one round trip."""
+        ...
+
+    def swap(self, key: str, expected: bytes | None, value: bytes, ttl_seconds: float) -> bool:
+        """Set `key` only if it still holds `expected` (None: absent); True when this call set it (atomic)."""
+        ...
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         """Set only if absent; True when this call set it (atomic)."""

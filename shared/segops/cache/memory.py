@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from segops.cache.base import TokenBucket
 
@@ -37,6 +37,18 @@ class MemoryCache:
             if len(self._data) >= self._max_entries:
                 self._evict(now)
             self._data[key] = (now + ttl_seconds, value)
+
+    def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
+        with self._lock:
+            for key, value in items.items():
+                self.set(key, value, ttl_seconds)
+
+    def swap(self, key: str, expected: bytes | None, value: bytes, ttl_seconds: float) -> bool:
+        with self._lock:
+            if self.get(key) != expected:
+                return False
+            self.set(key, value, ttl_seconds)
+            return True
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         now = time.monotonic()

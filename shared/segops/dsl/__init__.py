@@ -7,8 +7,8 @@
 - `compile_segments([(segment_id, definition), ...], source=None) -> CompiledQuery`: one pass, one
   boolean column per segment (`CompiledQuery.columns`).
 - Event sources (`segops.dsl.sources`): `tenant_events(user_ids=None)` (default: `StoredEvents`,
-  read through the per-user day states) and `with_hypothetical_events(user_id, [HypotheticalEvent,
-  ...])` ("what if this also happened"; an `EventSource`, aggregated raw).
+  read through the per-user day states) and `EventSource` (any relation of raw event rows,
+  aggregated raw).
 - `segops.dsl.evaluator.UserHistory(events, now)`: ONE user's history evaluated in memory with the
   compiler's semantics (the sandbox); `.members([(segment_id, definition), ...])`, `.with_event(...)`.
 
@@ -39,13 +39,7 @@ from segops.dsl.models import (
     is_time_dependent,
     parse_definition,
 )
-from segops.dsl.sources import (
-    EventSource,
-    HypotheticalEvent,
-    StoredEvents,
-    tenant_events,
-    with_hypothetical_events,
-)
+from segops.dsl.sources import EventSource, StoredEvents, tenant_events
 
 __all__ = [
     "HOT_PATH",
@@ -58,7 +52,6 @@ __all__ = [
     "EventCount",
     "EventSource",
     "Group",
-    "HypotheticalEvent",
     "Monetary",
     "PropertyFilter",
     "Recency",
@@ -72,5 +65,4 @@ __all__ = [
     "parse_definition",
     "tenant_events",
     "window_milliseconds",
-    "with_hypothetical_events",
 ]

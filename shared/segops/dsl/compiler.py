@@ -353,14 +353,11 @@ def compile_segment(definition: SegmentDefinition, source: EventSource | StoredE
 def compile_segments(
     definitions: Sequence[tuple[int, SegmentDefinition]],
     source: EventSource | StoredEvents | None = None,
-    *,
-    members_only: bool = True,
 ) -> CompiledQuery:
     """Many segments in one pass: `user_id` plus one boolean column per segment (see `.columns`).
 
     Equal aggregates of different segments are computed once. Only users in at least one segment
-    are returned, unless `members_only=False` (every user of the source, e.g. the sandbox's two
-    labelled histories; it also spares ClickHouse analysing the segment expressions a second time).
+    are returned.
     """
     if not definitions:
         raise ValueError("compile_segments needs at least one segment")
@@ -374,7 +371,6 @@ def compile_segments(
             raise ValueError(f"segment {segment_id} listed twice")
         columns[segment_id] = segment_column(segment_id)
         selected.append(f",\n  {compiler.node(definition)} AS {quote_identifier(columns[segment_id])}")
-    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)"
-    if members_only:
-        sql += "\nWHERE " + " OR ".join(quote_identifier(column) for column in columns.values())
+    members = " OR ".join(quote_identifier(column) for column in columns.values())
+    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)\nWHERE {members}"
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns)

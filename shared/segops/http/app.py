@@ -19,6 +19,7 @@ from segops.http import cors
 from segops.http.access_log import log_request
 from segops.http.authentication import authenticate
 from segops.http.converters import CONVERTERS
+from segops.http.outages import as_outage
 from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
@@ -54,9 +55,18 @@ class HttpApp:
             response = render(self._dispatch(ctx), route.status)
         except SegOpsError as error:
             response = error_response(error, request_id)
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
-            response = error_response(SegOpsError("internal error"), request_id)
+        except Exception as exc:
+            outage = as_outage(exc)
+            if outage is None:
+                log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
+                response = error_response(SegOpsError("internal error"), request_id)
+            else:
+                log.warning(
+                    "backend unavailable",
+                    exc_info=True,
+                    extra={"request_id": request_id, "function": self.function_name},
+                )
+                response = error_response(outage, request_id)
         response.headers["X-Request-Id"] = request_id
         if ctx is not None:
             response.headers.update(ctx.response_headers)

@@ -10,7 +10,7 @@ import orjson
 from flask import Response
 from pydantic import BaseModel
 
-from segops.errors import RateLimited, SegOpsError
+from segops.errors import DependencyDown, RateLimited, SegOpsError
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ def error_response(error: SegOpsError, request_id: str) -> Response:
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | DependencyDown):
         response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RateLimited):
         response.headers.update(error.headers)
     return response
 

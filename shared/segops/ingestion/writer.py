@@ -39,6 +39,8 @@ import orjson
 from segops.bus import dead_letters
 from segops.bus.base import BusMessage, Topic
 from segops.bus.cloudevents import parse_message
+from segops.cache.base import Cache, CacheUnavailable
+from segops.cache.memory import MemoryCache
 from segops.errors import PermanentError, RetryableError
 from segops.ingestion.batching import FlushBounds, GroupCommit
 from segops.ingestion.error_log import ErrorRecord, record_errors
@@ -109,19 +111,33 @@ def _id_of(key: str) -> str:
     return key.rpartition(":")[2]
 
 
+# Claims of this process, used while the cache is down (see `Claims`).
+_local_claims = MemoryCache()
+
+
 class Claims:
-    """Cache claims on event ids: at most one flush writes a given id at a time."""
+    """Cache claims on event ids: at most one flush writes a given id at a time.
+
+    With the cache down, claims fall back to this process (`_local_claims`): flushes of one instance
+    still never overlap, and the warehouse lookup of step 2 keeps sequential redeliveries from writing
+    twice. docs/ingestion.md § "With the cache down" gives the argument and its one residual case."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.owner = uuid.uuid4().bytes
         self.held: list[str] = []
         self.acquired_at = 0.0
+        self.cache: Cache = runtime.cache
 
     def acquire(self, keys: Sequence[str]) -> set[str]:
         """Claim every key (`claim_key`) in one cache round trip; returns those another flush holds."""
         self.acquired_at = time.monotonic()
-        added = self.runtime.cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
+        try:
+            added = self.cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
+        except CacheUnavailable:
+            log.warning("cache unavailable: claiming event ids in this process only", extra={"ids": len(keys)})
+            self.cache = _local_claims
+            added = self.cache.add_many(keys, self.owner, CLAIM_LEASE_SECONDS)
         self.held = [key for key, ok in zip(keys, added, strict=True) if ok]
         return {key for key, ok in zip(keys, added, strict=True) if not ok}
 
@@ -132,11 +148,12 @@ class Claims:
     def release(self) -> None:
         if not self.held:
             return
-        cache = self.runtime.cache
-        owners = cache.get_many(self.held)
-        mine = [key for key, owner in zip(self.held, owners, strict=True) if owner == self.owner]
-        if mine:
-            cache.delete(*mine)
+        # The cache went down mid-flush: the claims expire with their lease.
+        with contextlib.suppress(CacheUnavailable):
+            owners = self.cache.get_many(self.held)
+            mine = [key for key, owner in zip(self.held, owners, strict=True) if owner == self.owner]
+            if mine:
+                self.cache.delete(*mine)
         self.held = []
 
 

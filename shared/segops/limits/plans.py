@@ -3,17 +3,16 @@ on every request through the cache, so a change reaches every function within `C
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.config import Settings
 from segops.runtime import Runtime
 from segops.store import keys
-
-log = logging.getLogger("segops.limits")
 
 # The plan changes rarely and is read on every request: one cache read, the store on a miss.
 CACHE_SECONDS = 60.0
@@ -50,13 +49,13 @@ def plan_of(runtime: Runtime, tenant_id: int) -> Plan:
     cache down the plan still comes from the store (creating a segment must not fail for it)."""
     try:
         cached = runtime.cache.get(_cache_key(tenant_id))
-    except Exception:
-        log.warning("plan read from the store: the cache failed", exc_info=True)
+    except CacheUnavailable:
         return _stored_plan(runtime, tenant_id)
     if cached is not None:
         return Plan.model_validate_json(cached)
     plan = _stored_plan(runtime, tenant_id)
-    runtime.cache.set(_cache_key(tenant_id), plan.model_dump_json().encode(), CACHE_SECONDS)
+    with contextlib.suppress(CacheUnavailable):  # the plan stands; the next read fills the entry
+        runtime.cache.set(_cache_key(tenant_id), plan.model_dump_json().encode(), CACHE_SECONDS)
     return plan
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.errors import PlanLimitReached, QuotaExceeded
 from segops.limits.plans import plan_of
 from segops.runtime import Runtime
@@ -52,8 +53,8 @@ def reserve_events(runtime: Runtime, tenant_id: int, count: int) -> str | None:
         limit = plan_of(runtime, tenant_id).events_per_month
         ttl = (following - now + _COUNTER_GRACE).total_seconds()
         added, total = runtime.cache.add_within(key, count, limit, ttl)
-    except Exception:
-        log.warning("event quota not applied: the cache failed", exc_info=True)
+    except CacheUnavailable:
+        log.warning("event quota not applied: the cache is unavailable", extra={"tenant_id": tenant_id})
         return None
     if not added:
         raise QuotaExceeded(
@@ -70,8 +71,8 @@ def release_events(runtime: Runtime, key: str | None, count: int) -> None:
         return
     try:
         runtime.cache.add_within(key, -count, 0, 1)
-    except Exception:
-        log.warning("event quota not released: the cache failed", exc_info=True)
+    except CacheUnavailable:
+        log.warning("event quota not released: the cache is unavailable", extra={"key": key})
 
 
 def check_room(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from segops import clock
 from segops.auth.principal import Principal
-from segops.cache.base import TokenBucket
+from segops.cache.base import CacheUnavailable, TokenBucket
 from segops.errors import RateLimited
 from segops.limits.plans import plan_of
 from segops.runtime import Runtime
@@ -79,8 +79,6 @@ def admit(runtime: Runtime, principal: Principal) -> Admission | None:
         return None
     try:
         return take(runtime, buckets(runtime, principal))
-    except RateLimited:
-        raise
-    except Exception:
-        log.warning("rate limits not applied: the cache failed", exc_info=True)
+    except CacheUnavailable:
+        log.warning("rate limits not applied: the cache is unavailable", extra={"tenant_id": principal.tenant_id})
         return None

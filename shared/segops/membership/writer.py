@@ -245,11 +245,13 @@ def compact(runtime: Runtime, tenant_id: int, before: datetime) -> None:
 
     Up to that version H, each (segment, user) keeps only its latest committed row, and only if it
     is an entry; superseded rows, exits (not being a member is the default) and rows of computes
-    that never committed are deleted, and so are the diffs (`membership_changes`) up to H. Every
-    snapshot from H on reads exactly as before; older ones — superseded at least as long ago as
-    `before` — are no longer readable. So the log's size follows the members and the changes since
+    that never committed are deleted, and so are the diffs (`membership_changes`) up to H and the
+    commit rows before H that no kept row carries (a kept row is read only while its commit row
+    exists; H's own row holds the member count the next compute starts from). Every snapshot from
+    H on reads exactly as before; older ones — superseded at least as long ago as `before` — are no
+    longer readable. So the log's size, commits included, follows the members and the changes since
     `before`, not the number of computes. Safe beside a running compute: the rows it reads (latest
-    committed per user) are the rows kept.
+    committed per user, the latest commit) are the rows kept.
     """
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     horizons = wh.query(
@@ -260,7 +262,8 @@ def compact(runtime: Runtime, tenant_id: int, before: datetime) -> None:
     if not horizons:
         return
     params = {"segments": [int(s) for s, _ in horizons], "horizons": [int(h) for _, h in horizons]}
-    upto = "version <= transform(segment_id, {segments:Array(UInt64)}, {horizons:Array(UInt64)}, toUInt64(0))"
+    horizon = "transform(segment_id, {segments:Array(UInt64)}, {horizons:Array(UInt64)}, toUInt64(0))"
+    upto = f"version <= {horizon}"
     kept = (
         "SELECT segment_id, user_id, max(version) FROM segment_memberships "
         f"WHERE tenant_id = {{tenant_id:UInt64}} AND segment_id IN {{segments:Array(UInt64)}} AND {upto} "
@@ -278,5 +281,12 @@ def compact(runtime: Runtime, tenant_id: int, before: datetime) -> None:
     wh.command(
         "DELETE FROM membership_changes WHERE tenant_id = {tenant_id:UInt64} "
         f"AND segment_id IN {{segments:Array(UInt64)}} AND {upto}",
+        params,
+    )
+    wh.command(  # after the rows: which commits are still carried is read from the compacted log
+        "DELETE FROM membership_commits WHERE tenant_id = {tenant_id:UInt64} "
+        f"AND segment_id IN {{segments:Array(UInt64)}} AND version < {horizon} "
+        "AND (segment_id, version) NOT IN (SELECT DISTINCT segment_id, version FROM segment_memberships "
+        f"WHERE tenant_id = {{tenant_id:UInt64}} AND segment_id IN {{segments:Array(UInt64)}} AND {upto})",
         params,
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from segops import logs
 from segops.config import Settings
-from segops.ops import plans, replay
+from segops.ops import plans, replay, secrets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     replay.register(commands)
     plans.register(commands)
+    secrets.register(commands)
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level)

@@ -13,7 +13,7 @@ from typing import Any
 from segops import clock
 from segops.errors import Conflict, NotFound
 from segops.limits import quotas
-from segops.membership.lookup import active_segment_ids, active_segments_key
+from segops.membership.lookup import active_segment_ids, invalidate_active
 from segops.runtime import Runtime
 from segops.segments import models as m
 from segops.store import keys
@@ -73,11 +73,6 @@ def list_segments(
     return Page(items, None)
 
 
-def _forget_active(runtime: Runtime, tenant_id: int) -> None:
-    """The membership lookup rebuilds its active-segment filter from the store on the next read."""
-    runtime.cache.delete(active_segments_key(tenant_id))
-
-
 def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
     """One more active segment must fit the plan (409 `plan_limit_reached`). Checked before the write,
     so two concurrent activations can both pass: the cap is a plan bound, not an invariant."""
@@ -106,7 +101,7 @@ def create_segment(
         created_by=created_by,
     )
     runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     return segment
 
 
@@ -143,7 +138,7 @@ def update_segment(
     updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     return updated
 
 
@@ -190,6 +185,6 @@ def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
     runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
-    _forget_active(runtime, tenant_id)
+    invalidate_active(runtime, tenant_id)
     for number in _version_numbers(runtime, tenant_id, segment_id):
         runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel
 
 from segops import clock
+from segops.cache.base import CacheUnavailable
 from segops.errors import Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import RequestContext, Router
@@ -63,7 +64,11 @@ def _authenticate(ctx: RequestContext, raw: bytes) -> int:
     secret = webhook_secret(ctx.runtime, tenant.id) if integration is not None else None
     signature = ctx.request.headers.get("X-Shopify-Hmac-SHA256")
     if secret is None or not verify(secret, raw, signature):
-        if ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS):
+        try:
+            first = ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS)
+        except CacheUnavailable:
+            first = False  # the record is rate-limited through the cache: none while it is down, still a 401
+        if first:
             record_errors(
                 ctx.runtime,
                 tenant.id,

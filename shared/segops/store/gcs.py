@@ -5,9 +5,15 @@ from typing import Any
 import google.cloud.storage as storage
 import orjson
 from google.api_core import exceptions as gexc
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from segops.store.base import Document, GenerationMismatch
 from segops.store.keys import validate_key
+
+# The library retries transient failures for up to 120 s, longer than any HTTP function may take: a
+# GCS outage must become a 503 the caller can retry (docs/operations.md § Outages), not a timeout.
+_RETRY = DEFAULT_RETRY.with_timeout(4.0)
+_TIMEOUT = (2.0, 5.0)  # connect, read (seconds), per HTTP request
 
 
 class GcsStore:
@@ -23,7 +29,7 @@ class GcsStore:
     def get(self, key: str) -> Document | None:
         blob = self._bucket.blob(self._name(key))
         try:
-            raw = blob.download_as_bytes()
+            raw = blob.download_as_bytes(timeout=_TIMEOUT, retry=_RETRY)
         except gexc.NotFound:
             return None
         assert blob.generation is not None
@@ -36,6 +42,8 @@ class GcsStore:
                 orjson.dumps(body),
                 content_type="application/json",
                 if_generation_match=if_generation,
+                timeout=_TIMEOUT,
+                retry=_RETRY,
             )
         except gexc.PreconditionFailed as exc:
             raise GenerationMismatch(key) from exc
@@ -47,14 +55,14 @@ class GcsStore:
         start = len(self._prefix)
         return sorted(
             blob.name[start : -len(".json")]
-            for blob in self._bucket.client.list_blobs(self._bucket, prefix=full)
+            for blob in self._bucket.client.list_blobs(self._bucket, prefix=full, timeout=_TIMEOUT, retry=_RETRY)
             if blob.name.endswith(".json")
         )
 
     def delete(self, key: str, if_generation: int | None = None) -> None:
         blob = self._bucket.blob(self._name(key))
         try:
-            blob.delete(if_generation_match=if_generation)
+            blob.delete(if_generation_match=if_generation, timeout=_TIMEOUT, retry=_RETRY)
         except gexc.NotFound:
             if if_generation not in (None, 0):
                 raise GenerationMismatch(key) from None
@@ -62,4 +70,4 @@ class GcsStore:
             raise GenerationMismatch(key) from exc
 
     def check(self) -> None:
-        next(iter(self._bucket.client.list_blobs(self._bucket, max_results=1)), None)
+        next(iter(self._bucket.client.list_blobs(self._bucket, max_results=1, timeout=_TIMEOUT, retry=_RETRY)), None)

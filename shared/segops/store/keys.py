@@ -15,7 +15,9 @@
 - `tenants/<t>/connectors/<c>`: `Connector`; `tenants/<t>/connector-syncs/<c>/<n>`: `SyncRecord`;
   `tenants/<t>/connector-retries/<c>`: `RetryBacklog`
 - `tenants/<t>/secrets/<secret id>`: a sealed tenant secret (`segops.tenant_secrets.sealed`; with
-  Secret Manager the store holds none)
+  Secret Manager the store holds none); `tenants/<t>/connector-secrets/<c>` and a `sealed_secret`
+  (or `secret`) in the Shopify integration document: where earlier versions kept them, until
+  `segops.tenant_secrets.upgrade` moves them
 - `tenants/<t>/exports/<e>`: `Export`
 - `tenants/<t>/integrations/shopify`: `ShopifyIntegration`; `tenants/<t>/shopify-orders/<order>`: `OrderOwner`
 - `tenants/<t>/dead-letters/<topic>/<message id>`: `DeadLetter`, a bus message its consumer gave up on
@@ -155,6 +157,26 @@ def connectors_prefix(tenant_id: int) -> str:
 
 def tenant_secret_key(tenant_id: int, secret_id: str) -> str:
     return f"tenants/{tenant_id}/secrets/{secret_id}"
+
+
+def earlier_connector_secret_key(tenant_id: int, connector_id: int) -> str:
+    return f"{earlier_connector_secrets_prefix(tenant_id)}{connector_id}"
+
+
+def earlier_connector_secrets_prefix(tenant_id: int) -> str:
+    return f"tenants/{tenant_id}/connector-secrets/"
+
+
+_EARLIER_SECRET = re.compile(r"tenants/([0-9]+)/(?:connector-secrets/([0-9]+)|integrations/shopify)")
+
+
+def earlier_secret_holder(key: str) -> tuple[int, int | None] | None:
+    """(tenant, connector id) of a key (listed under `TENANTS_PREFIX`) where earlier versions kept a
+    connector's API key, (tenant, None) for the Shopify integration document; None for any other."""
+    found = _EARLIER_SECRET.fullmatch(key)
+    if found is None:
+        return None
+    return int(found[1]), None if found[2] is None else int(found[2])
 
 
 def connector_sync_key(tenant_id: int, connector_id: int, sync_id: int) -> str:

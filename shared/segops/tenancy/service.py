@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 import secrets
@@ -14,6 +15,8 @@ import orjson
 from segops import clock
 from segops.auth import api_keys
 from segops.auth.roles import Role, can_grant
+from segops.cache.base import CacheUnavailable
+from segops.cache.memory import MemoryCache
 from segops.cache.signed import SignedEntries
 from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
 from segops.mailer import Mail
@@ -24,6 +27,9 @@ from segops.tenancy import models as m
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 API_KEY_CACHE_PREFIX = "apikey:"
+# API-key lookups of this process while the cache is down: one store read per key and
+# `api_key_cache_seconds`, not two per request.
+_keys_while_cache_down = MemoryCache(max_entries=10_000)
 
 
 def login(runtime: Runtime, email: str, password: str) -> m.User:
@@ -440,18 +446,28 @@ def revoke_api_key(runtime: Runtime, tenant_id: int, key_id: int) -> None:
     record.revoked_at = clock.now()
     docs.save(keys.api_key_key(tenant_id, key_id), record)
     runtime.store.delete(keys.api_key_index_key(record.fingerprint))
-    runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
+    _keys_while_cache_down.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
+    # An entry still there (or in another process's stand-in) expires within `api_key_cache_seconds`,
+    # the bound revocation promises.
+    with contextlib.suppress(CacheUnavailable):
+        runtime.cache.delete(API_KEY_CACHE_PREFIX + record.fingerprint)
 
 
 def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
-    """The active key for a presented secret. Cached briefly; revocation also evicts the entry."""
+    """The active key for a presented secret. Cached briefly; revocation also evicts the entry. With the
+    cache down, this process's own cache stands in for it, with the same lifetime (so revocation still
+    takes effect within `api_key_cache_seconds`), and the store answers its misses."""
     if not api_keys.looks_like_key(secret):
         raise Unauthorized("invalid API key")
     fingerprint = api_keys.fingerprint(secret)
     cache_key = API_KEY_CACHE_PREFIX + fingerprint
     # Signed: a record written into Valkey by anyone without the signing key is a miss, not a login.
     cache = SignedEntries(runtime.cache, runtime.cache_signing_key)
-    cached = cache.get(cache_key)
+    try:
+        cached = cache.get(cache_key)
+    except CacheUnavailable:
+        cache = SignedEntries(_keys_while_cache_down, runtime.cache_signing_key)
+        cached = cache.get(cache_key)
     if cached is not None:
         if cached == b"-":
             raise Unauthorized("invalid API key")
@@ -464,16 +480,27 @@ def resolve_api_key(runtime: Runtime, secret: str) -> m.ApiKey:
         else None
     )
     if record is None or record.revoked_at is not None or not hmac.compare_digest(record.fingerprint, fingerprint):
-        cache.set(cache_key, b"-", ttl)
+        _remember(cache, cache_key, b"-", ttl)
         raise Unauthorized("invalid API key")
-    cache.set(cache_key, record.model_dump_json().encode(), ttl)
+    _remember(cache, cache_key, record.model_dump_json().encode(), ttl)
     _touch(runtime, record)
     return record
 
 
+def _remember(cache: SignedEntries, key: str, payload: bytes, ttl: float) -> None:
+    # The answer stands; the next request reads the store again.
+    with contextlib.suppress(CacheUnavailable):
+        cache.set(key, payload, ttl)
+
+
 def _touch(runtime: Runtime, record: m.ApiKey) -> None:
-    """Record `last_used_at` at most once a minute per key."""
-    if runtime.cache.add(f"apikey-used:{record.id}", b"1", 60):
+    """Record `last_used_at` at most once a minute per key. Skipped while the cache is down: stamping
+    on every request would turn each authenticated call into a store write."""
+    try:
+        first_this_minute = runtime.cache.add(f"apikey-used:{record.id}", b"1", 60)
+    except CacheUnavailable:
+        return
+    if first_this_minute:
 
         def stamp(current: m.ApiKey) -> m.ApiKey:
             current.last_used_at = clock.now()

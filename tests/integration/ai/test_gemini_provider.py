@@ -117,7 +117,7 @@ def test_two_invalid_answers_and_a_timeout_are_503(gemini_stack: LocalStack, gem
     account = api.signup()
     shop(gemini_stack, account)
     gemini.answers += ["not json", json.dumps({"definition": {"logic": "XOR", "conditions": []}})]
-    error = assert_error(api.post(DRAFT, {"prompt": "pricing"}, headers=account.bearer), 503, "dependency_down")
+    error = assert_error(api.post(DRAFT, {"prompt": "pricing"}, headers=account.bearer), 503, "service_unavailable")
     assert error["details"]["errors"][0]["pointer"].startswith("/definition")
     gemini.answers.append(2.0)  # longer than the 1 s timeout
-    assert_error(api.post(DRAFT, {"prompt": "pricing"}, headers=account.bearer), 503, "dependency_down")
+    assert_error(api.post(DRAFT, {"prompt": "pricing"}, headers=account.bearer), 503, "service_unavailable")

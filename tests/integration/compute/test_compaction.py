@@ -47,7 +47,7 @@ def log_rows(stack: LocalStack, tenant: int) -> dict[str, int]:
                 {"t": tenant},
             ).scalar()
         )
-        for table in ("segment_memberships", "user_memberships", "membership_changes")
+        for table in ("segment_memberships", "user_memberships", "membership_changes", "membership_commits")
     }
 
 
@@ -68,14 +68,19 @@ def test_compaction_keeps_the_members_and_drops_the_history(stack: LocalStack) -
         "count": store.member_count(wh, tenant, 1),
         "users": {u: store.segments_of_user(wh, tenant, u) for u in [f"u{r}" for r in range(ROUNDS)] + steady},
         "latest": store.changes(wh, tenant, 1, f"c{ROUNDS - 1}"),
+        "snapshot": store.latest_snapshot(wh, tenant, 1),
     }
     # (a user stays for two computes: entries of all, exits of all but the last two)
     assert before["members"] == {f"u{ROUNDS - 2}", f"u{ROUNDS - 1}", *steady}
     assert log_rows(stack, tenant)["segment_memberships"] == 10 + ROUNDS + (ROUNDS - 2)
+    assert log_rows(stack, tenant)["membership_commits"] == ROUNDS
     # WHEN the log is compacted up to now
     writer.compact(stack.runtime, tenant, clock.now() + timedelta(seconds=1))
-    # THEN one row per member is left, and every read of the latest snapshot is unchanged
-    assert log_rows(stack, tenant) == {"segment_memberships": 12, "user_memberships": 12, "membership_changes": 0}
+    # THEN one row per member is left, one commit per version those rows carry (the steady users'
+    # first compute, the last two), and every read of the latest snapshot is unchanged
+    compacted = {"segment_memberships": 12, "user_memberships": 12, "membership_changes": 0, "membership_commits": 3}
+    assert log_rows(stack, tenant) == compacted
+    assert store.latest_snapshot(wh, tenant, 1) == before["snapshot"]
     assert set(store.iter_members(wh, tenant, 1)) == before["members"]
     assert store.member_count(wh, tenant, 1) == before["count"]
     assert {u: store.segments_of_user(wh, tenant, u) for u in before["users"]} == before["users"]

@@ -204,7 +204,7 @@ def test_state_days_and_boundary_days_count_each_event_once(warehouse: Warehouse
             {"type": "event_count", "event_type": event_type, "operator": "gte", "value": 1, "where": exists}
         )
     # WHEN all are compiled into one stored pass
-    compiled = compile_segments([(i, parse_definition(one(d))) for i, d in enumerate(definitions)], members_only=False)
+    compiled = compile_segments([(i, parse_definition(one(d))) for i, d in enumerate(definitions)])
     rows = TenantWarehouse(warehouse, tenant).query(compiled.sql, compiled.bind(NOW)).dicts()
     # THEN each segment holds exactly the reference's members
     for i, definition in enumerate(definitions):

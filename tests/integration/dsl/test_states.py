@@ -45,7 +45,7 @@ def ev(user: str, kind: str, ago: timedelta, payload: dict[str, Any] | None = No
 
 def memberships(warehouse: Warehouse, tenant: int, source: EventSource | None = None) -> list[set[str]]:
     definitions = [(i, parse_definition({"logic": "AND", "conditions": [d]})) for i, d in enumerate(DEFINITIONS)]
-    compiled = compile_segments(definitions, source, members_only=False)
+    compiled = compile_segments(definitions, source)
     rows = TenantWarehouse(warehouse, tenant).query(compiled.sql, compiled.bind(NOW)).dicts()
     return [{r["user_id"] for r in rows if r[f"s_{i}"]} for i in range(len(DEFINITIONS))]
 

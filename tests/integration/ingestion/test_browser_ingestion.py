@@ -16,6 +16,7 @@ from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
 from tests.support.browser import BrowserPage
+from tests.support.builds import require_built
 from tests.support.ingestion import error_rows, stored_events
 
 SDK_DIST = Path(__file__).resolve().parents[3] / "sdk" / "typescript" / "dist"
@@ -77,8 +78,7 @@ class PageServer:
 
 @pytest.fixture
 def shop() -> Iterator[PageServer]:
-    if not (SDK_DIST / "index.js").is_file():
-        pytest.fail(f"{SDK_DIST} is not built: run `make typescript-sdk` (make test does it)")
+    require_built(SDK_DIST / "index.js", "typescript-sdk")
     server = PageServer()
     yield server
     server.close()

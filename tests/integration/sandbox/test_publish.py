@@ -3,15 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from segops.cache.memory import MemoryCache
-from segops.dsl import (
-    EventSource,
-    HypotheticalEvent,
-    compile_segments,
-    parse_definition,
-    tenant_events,
-    with_hypothetical_events,
-)
+from segops.dsl import EventSource, compile_segments, parse_definition, tenant_events
 from segops.localstack import LocalStack
 from segops.membership.lookup import active_segments
 from segops.sandbox.service import SegmentDelta, SimulatedEvent, simulate
@@ -56,9 +50,10 @@ def names(refs: list[dict[str, Any]]) -> set[str]:
 
 
 def cache_snapshot(stack: LocalStack) -> dict[str, tuple[float, bytes]]:
+    """The cache's entries but the rate limiter's buckets: every call takes a token, the sandbox too."""
     cache = stack.runtime.cache
     assert isinstance(cache, MemoryCache)
-    return dict(cache._data)
+    return {key: entry for key, entry in cache._data.items() if not key.startswith("ratelimit:")}
 
 
 def seeded(stack: LocalStack) -> tuple[Api, Account, dict[str, int]]:
@@ -197,11 +192,24 @@ def test_validation_and_roles(stack: LocalStack) -> None:
 
 def compiled_answer(stack: LocalStack, tenant_id: int, event: SimulatedEvent, at: datetime) -> SegmentDelta:
     """The sandbox's answer from the DSL compiler in ClickHouse: every active segment on the stored
-    history and on that history plus the simulated event (a hypothetical-events source)."""
+    history and on that history plus the simulated event (a raw source: the stored rows and one bound row)."""
     active = active_segments(stack.runtime, tenant_id)
     segments = [(s.id, parse_definition(s.definition)) for s in active if s.definition is not None]
-    hypothetical = HypotheticalEvent(event.event_type, event.occurred_at or at, at, event.payload)
     wh = TenantWarehouse(stack.runtime.warehouse, tenant_id)
+    simulated = EventSource(
+        "(SELECT user_id, event_type, occurred_at, received_at, payload FROM events "
+        "WHERE tenant_id = {tenant_id:UInt64} AND user_id = {src_user:String} "
+        "UNION ALL SELECT {src_user:String}, {src_type:String}, {src_occurred:DateTime64(3, 'UTC')}, "
+        "{src_received:DateTime64(3, 'UTC')}, {src_payload:String})",
+        "user_id = {src_user:String}",
+        {
+            "src_user": event.user_id,
+            "src_type": event.event_type,
+            "src_occurred": event.occurred_at or at,
+            "src_received": at,
+            "src_payload": orjson.dumps(dict(event.payload)).decode(),
+        },
+    )
 
     def members(source: EventSource) -> set[int]:
         query = compile_segments(segments, source)
@@ -209,7 +217,7 @@ def compiled_answer(stack: LocalStack, tenant_id: int, event: SimulatedEvent, at
         return {sid for row in rows for sid, column in query.columns.items() if row[column]}
 
     before = members(tenant_events([event.user_id]))
-    after = members(with_hypothetical_events(event.user_id, [hypothetical]))
+    after = members(simulated)
     entered = [s for s in active if s.id in after - before]
     exited = [s for s in active if s.id in before - after]
     return SegmentDelta(entered, exited, len(active) - len(entered) - len(exited))

@@ -1,0 +1,402 @@
+"""`make load` / `make soak`: mixed HTTP traffic against a SegOps stack on this machine (loopback only).
+
+Load (default): finds the highest request rate the stack holds with p99 < 500 ms by stepping the rate
+up (each step `--step-seconds`), then runs `--seconds` (60) of mixed traffic at that rate: 70%
+ingestion (half `track/batch/` with `--batch-size` events, half `track/`), 25% membership lookups,
+5% management calls (segment list, ingestion stats). Reports throughput, p50/p99 per endpoint,
+errors, and the reconciliation sent == stored (every event of the run carries one run-unique event
+type, counted through `GET /api/ingestion/stats/` until it matches or `--settle-seconds` passed).
+
+Soak (`--soak`): `--seconds` (600) at a fixed rate (`--rate`, default 50 requests/s), reporting the
+server's RSS and open file descriptors after a warm-up (a tenth of the run, at most 60 s) and at the
+end (flat within 10%).
+
+Bounded and self-stopping: at most `--max-requests` requests in all and a fixed schedule; without
+`--url` it starts `python -m segops.devserver` on a fresh data directory (port `--port`) and stops it
+at the end; with `--url` (loopback only) it drives that stack with the given credentials.
+Latency is measured from each request's scheduled send time (open loop), so a stalled server shows
+as latency, not as a lower offered rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from benchmarks.harness import percentile
+
+P99_TARGET_MS = 500.0
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ENDPOINTS = ("track_batch", "track", "membership", "management")
+
+
+@dataclass(frozen=True)
+class Target:
+    base: str
+    api_key: str
+    email: str
+    password: str
+    pid: int | None  # the server process, for RSS and file descriptors (soak)
+
+
+@dataclass
+class Tally:
+    """What one phase did: latencies per endpoint, errors by status, events accepted."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {e: [] for e in ENDPOINTS})
+    errors: dict[str, int] = field(default_factory=dict)
+    events_sent: int = 0
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, endpoint: str, seconds: float, status: int, events: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.latencies[endpoint].append(seconds * 1000)
+            if status >= 400 or status == 0:
+                label = f"{endpoint} {status or 'connection error'}"
+                self.errors[label] = self.errors.get(label, 0) + 1
+            else:
+                self.events_sent += events
+
+    def p99_ms(self) -> float:
+        return percentile([v for values in self.latencies.values() for v in values], 99)
+
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+class Client:
+    """One keep-alive connection per worker thread."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            self.local.connection = connection
+        return connection
+
+    def call(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> tuple[int, Any]:
+        payload = json.dumps(body).encode() if body is not None else None
+        if payload is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        try:
+            connection = self._connection()
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            self.local.connection = None
+            return 0, None
+        try:
+            return response.status, json.loads(data) if data else None
+        except ValueError:
+            return response.status, None
+
+
+class Traffic:
+    """The request mix of one run."""
+
+    def __init__(self, target: Target, client: Client, batch_size: int) -> None:
+        self.client = client
+        self.batch_size = batch_size
+        self.event_type = f"load_{uuid.uuid4().hex[:10]}"
+        self.key = {"Authorization": f"ApiKey {target.api_key}"}
+        status, body = client.call("POST", "/api/auth/token/", {}, {"email": target.email, "password": target.password})
+        if status != 200:
+            raise SystemExit(f"load: could not sign in as {target.email} ({status}): {body}")
+        self.bearer = {"Authorization": f"Bearer {body['access']}"}
+        self.users = [f"load-user-{i}" for i in range(2000)]
+        self.counter = itertools.count()
+
+    def _event(self) -> dict[str, Any]:
+        n = next(self.counter)
+        return {
+            "user_id": random.choice(self.users),
+            "event_type": self.event_type,
+            "message_id": f"{self.event_type}-{n}",
+            "payload": {"path": "/pricing", "n": n},
+        }
+
+    def pick(self) -> tuple[str, Callable[[], tuple[int, int]]]:
+        """(endpoint, a call returning (status, events accepted)) drawn from the 70/25/5 mix."""
+        draw = random.random()
+        if draw < 0.35:
+            return "track_batch", self._batch
+        if draw < 0.70:
+            return "track", self._track
+        if draw < 0.95:
+            return "membership", self._membership
+        return "management", self._management
+
+    def _batch(self) -> tuple[int, int]:
+        events = [self._event() for _ in range(self.batch_size)]
+        status, body = self.client.call("POST", "/api/ingestion/track/batch/", self.key, {"events": events})
+        return status, int(body["queued"]) if status == 202 and isinstance(body, dict) else 0
+
+    def _track(self) -> tuple[int, int]:
+        status, _ = self.client.call("POST", "/api/ingestion/track/", self.key, self._event())
+        return status, 1 if status == 202 else 0
+
+    def _membership(self) -> tuple[int, int]:
+        query = urlencode({"user_id": random.choice(self.users)})
+        status, _ = self.client.call("GET", f"/api/segments/membership/?{query}", self.key)
+        return status, 0
+
+    def _management(self) -> tuple[int, int]:
+        path = random.choice(("/api/segments/?limit=20", "/api/ingestion/stats/?window=24h"))
+        status, _ = self.client.call("GET", path, self.bearer)
+        return status, 0
+
+    def stored(self) -> int:
+        status, body = self.client.call("GET", "/api/ingestion/stats/?window=24h", self.key)
+        if status != 200:
+            return -1
+        return sum(int(t["count"]) for t in body["event_types"] if t["event_type"] == self.event_type)
+
+
+def run_phase(traffic: Traffic, rate: float, seconds: float, budget: list[int], workers: int) -> Tally:
+    """Offer `rate` requests/s for `seconds` (open loop), within the shared request `budget`."""
+    tally = Tally()
+    interval = 1.0 / rate
+    total = min(int(rate * seconds), budget[0])
+    budget[0] -= total
+    started = time.perf_counter()
+
+    def send(scheduled: float) -> None:
+        endpoint, call = traffic.pick()
+        status, events = call()
+        tally.record(endpoint, time.perf_counter() - scheduled, status, events)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i in range(total):
+            scheduled = started + i * interval
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(send, scheduled)
+    return tally
+
+
+def find_rate(traffic: Traffic, args: argparse.Namespace, budget: list[int]) -> tuple[float, list[dict[str, Any]], int]:
+    """The highest stepped rate whose step kept p99 under the target with at most 1% errors; the steps;
+    the events they had accepted."""
+    steps: list[dict[str, Any]] = []
+    best = 0.0
+    sent = 0
+    rate = float(args.start_rate)
+    while rate <= args.max_rate and budget[0] > 0:
+        tally = run_phase(traffic, rate, args.step_seconds, budget, args.workers)
+        sent += tally.events_sent
+        p99 = tally.p99_ms()
+        held = p99 < P99_TARGET_MS and tally.error_count() <= 0.01 * max(1, tally.requests)
+        steps.append({"rate": rate, "p99_ms": round(p99, 1), "errors": tally.error_count(), "held": held})
+        print(f"  step {rate:7.1f} req/s: p99 {p99:7.1f} ms, errors {tally.error_count()}", flush=True)
+        if not held:
+            break
+        best = rate
+        rate *= args.step_factor
+    if best == 0.0:
+        raise SystemExit(f"load: not even {args.start_rate} req/s held p99 < {P99_TARGET_MS:.0f} ms: {steps}")
+    return best, steps, sent
+
+
+def settle(traffic: Traffic, sent: int, seconds: float) -> int:
+    """Stored events of the run once they match `sent` (or the last count after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    stored = traffic.stored()
+    while stored != sent and time.monotonic() < deadline:
+        time.sleep(1)
+        stored = traffic.stored()
+    return stored
+
+
+def process_usage(pid: int | None) -> dict[str, int] | None:
+    """RSS (KiB) and open file descriptors of the server process (Linux /proc)."""
+    if pid is None:
+        return None
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return {"rss_kib": rss, "open_fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def summary(tally: Tally, seconds: float) -> dict[str, Any]:
+    endpoints = {
+        name: {
+            "requests": len(values),
+            "p50_ms": round(percentile(values, 50), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+        }
+        for name, values in tally.latencies.items()
+        if values
+    }
+    return {
+        "requests": tally.requests,
+        "throughput_rps": round(tally.requests / seconds, 1),
+        "events_per_second": round(tally.events_sent / seconds, 1),
+        "p99_ms": round(tally.p99_ms(), 1),
+        "endpoints": endpoints,
+        "errors": dict(sorted(tally.errors.items())),
+    }
+
+
+def _loopback(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+        raise SystemExit(f"load: only http://127.0.0.1 (loopback) targets are allowed, not {url}")
+    return f"http://{parts.netloc}"
+
+
+@contextmanager
+def dev_stack(port: int) -> Iterator[Target]:
+    """`python -m segops.devserver` on a fresh data directory; stopped (SIGTERM, then killed) at exit."""
+    with tempfile.TemporaryDirectory(prefix="segops-load-") as data_dir:
+        env = {
+            **os.environ,
+            "SEGOPS_DATA_DIR": data_dir,
+            "SEGOPS_PORT": str(port),
+            "SEGOPS_HOST": "127.0.0.1",
+            "SEGOPS_LOG_LEVEL": "WARNING",
+            # The plan's limits still run on every request, but far above what the tool can send: it
+            # measures the stack, not the default plan's rate limit (a --url stack keeps its own plan).
+            "SEGOPS_PLAN_API_CALLS_PER_MINUTE": "100000000",
+            "SEGOPS_PLAN_API_CALLS_PER_MINUTE_PER_KEY": "100000000",
+            "SEGOPS_PLAN_EVENTS_PER_MONTH": "100000000000",
+        }
+        log_path = Path(data_dir) / "server.log"
+        with log_path.open("wb") as server_log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "segops.devserver"], env=env, stdout=server_log, stderr=subprocess.STDOUT
+            )
+            try:
+                credentials = Path(data_dir) / "dev-credentials.json"
+                base = f"http://127.0.0.1:{port}"
+                deadline = time.monotonic() + 120
+                while not _healthy(base, credentials):
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"load: the dev stack did not start:\n{log_path.read_text()[-2000:]}")
+                    time.sleep(0.5)
+                saved = json.loads(credentials.read_text())
+                yield Target(base, saved["api_key"], saved["email"], saved["password"], server.pid)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+
+def _healthy(base: str, credentials: Path) -> bool:
+    if not credentials.exists():
+        return False
+    status, _ = Client(base).call("GET", "/api/ingestion/health/", {})
+    return status == 200
+
+
+def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    traffic = Traffic(target, Client(target.base), args.batch_size)
+    budget = [args.max_requests]
+    report: dict[str, Any] = {"mode": "soak" if args.soak else "load", "target": target.base}
+    sent = 0  # events accepted in every phase (steps and warm-up included): all must be stored
+    if args.soak:
+        rate = float(args.rate or 50)
+        # Warm-up: the server's pools (HTTP threads, chDB's query threads, each holding its /proc task
+        # files) fill during the first minute; flat is measured from there.
+        sent += run_phase(traffic, rate, min(60.0, args.seconds / 10), budget, args.workers).events_sent
+        before = process_usage(target.pid)
+    elif args.rate:
+        rate = float(args.rate)
+    else:
+        print(f"stepping the rate up from {args.start_rate} req/s (x{args.step_factor}, {args.step_seconds} s each)")
+        rate, report["steps"], stepped = find_rate(traffic, args, budget)
+        sent += stepped
+    print(f"{report['mode']}: {rate:.1f} req/s for {args.seconds:.0f} s", flush=True)
+    started = time.perf_counter()
+    tally = run_phase(traffic, rate, args.seconds, budget, args.workers)
+    elapsed = time.perf_counter() - started
+    sent += tally.events_sent
+    if args.soak:
+        after = process_usage(target.pid)
+        report["server_start"], report["server_end"] = before, after
+        if before and after:
+            report["flat_within_10pct"] = all(after[k] <= before[k] * 1.10 for k in ("rss_kib", "open_fds"))
+    report["rate"] = rate
+    report["seconds"] = round(elapsed, 1)
+    report.update(summary(tally, elapsed))
+    report["p99_under_500ms"] = tally.p99_ms() < P99_TARGET_MS
+    stored = settle(traffic, sent, args.settle_seconds)
+    report["reconciliation"] = {"sent": sent, "stored": stored, "ok": sent == stored}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a running stack (loopback only); default: start the dev stack")
+    parser.add_argument("--api-key", default=os.environ.get("SEGOPS_LOAD_API_KEY", ""))
+    parser.add_argument("--email", default=os.environ.get("SEGOPS_LOAD_EMAIL", ""))
+    parser.add_argument("--password", default=os.environ.get("SEGOPS_LOAD_PASSWORD", ""))
+    parser.add_argument("--pid", type=int, help="the server's process id with --url (RSS and fds in soak)")
+    parser.add_argument("--port", type=int, default=18250, help="port of the dev stack started without --url")
+    parser.add_argument("--soak", action="store_true", help="fixed rate for --seconds (600), RSS and fds")
+    parser.add_argument("--seconds", type=float, help="main phase length (load 60, soak 600)")
+    parser.add_argument("--rate", type=float, help="fixed rate (req/s) instead of stepping")
+    parser.add_argument("--start-rate", type=float, default=20.0)
+    parser.add_argument("--step-factor", type=float, default=1.5)
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--max-rate", type=float, default=5000.0)
+    parser.add_argument("--max-requests", type=int, default=500_000, help="hard cap on requests in all")
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=64, help="concurrent requests in flight at most")
+    parser.add_argument("--settle-seconds", type=float, default=120.0, help="wait for stored == sent")
+    parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    args = parser.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 600.0 if args.soak else 60.0
+
+    @contextmanager
+    def given() -> Iterator[Target]:
+        if args.url is None:
+            with dev_stack(args.port) as started:
+                yield started
+            return
+        if not (args.api_key and args.email and args.password):
+            raise SystemExit("load: --url needs --api-key, --email and --password (or SEGOPS_LOAD_*)")
+        yield Target(_loopback(args.url), args.api_key, args.email, args.password, args.pid)
+
+    with given() as target:
+        report = run(target, args)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    ok = report["reconciliation"]["ok"] and (report.get("flat_within_10pct", True) is not False)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Which failures mean a backend is unreachable: the caller gets a 503 `service_unavailable` with
+`Retry-After` (retry later, nothing is wrong with the request), not a 500 (docs/operations.md § Outages).
+
+Types are matched by name along the exception, its class hierarchy and its causes, so no backend
+library is imported here (a function loads only the clients it uses)."""
+
+from __future__ import annotations
+
+from segops.errors import DependencyDown
+
+# Transport failures and "try again" answers of the warehouse (clickhouse-connect), the control-plane
+# and object stores (google-cloud-storage over requests) and the bus (google-cloud-pubsub).
+_OUTAGE_TYPES = frozenset(
+    {
+        "clickhouse_connect.driver.exceptions.OperationalError",
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+        "google.auth.exceptions.TransportError",
+        "google.api_core.exceptions.RetryError",
+        "google.api_core.exceptions.ServiceUnavailable",
+        "google.api_core.exceptions.GatewayTimeout",
+        "google.api_core.exceptions.DeadlineExceeded",
+        "google.api_core.exceptions.TooManyRequests",
+        "google.api_core.exceptions.InternalServerError",
+        # Sockets: refused, reset, timed out (also what a Pub/Sub publish future raises on timeout).
+        "builtins.ConnectionError",
+        "builtins.TimeoutError",
+    }
+)
+
+
+def _is_outage(error: BaseException) -> bool:
+    return any(f"{cls.__module__}.{cls.__qualname__}" in _OUTAGE_TYPES for cls in type(error).__mro__)
+
+
+def as_outage(error: BaseException) -> DependencyDown | None:
+    """The 503 for `error` when it (or an exception that caused it) is a backend outage, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if _is_outage(current):
+            return DependencyDown("a backend is unavailable, retry later")
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
