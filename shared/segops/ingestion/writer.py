@@ -97,9 +97,8 @@ class FlushOutcome:
 
 def block_token(events: Sequence[TrackedEvent]) -> str:
     """A token that only the same events (in the same order) produce."""
-    digest = hashlib.blake2b(digest_size=16)
-    for event in events:
-        digest.update(event.event_id.bytes)
+    # One update over the joined ids: the same digest as one update per id, at a fraction of the calls.
+    digest = hashlib.blake2b(b"".join([event.event_id.bytes for event in events]), digest_size=16)
     return f"ev-{len(events)}-{digest.hexdigest()}"
 
 
@@ -180,16 +179,26 @@ def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str]) -> se
 
 def event_row(event: TrackedEvent) -> tuple[object, ...]:
     """The `events` row of an event, in `COLUMNS` order."""
-    return (
-        event.tenant_id,
-        event.event_id,
-        event.message_id or "",
-        event.user_id,
-        event.event_type,
-        event.occurred_at,
-        event.received_at,
-        orjson.dumps(event.payload).decode(),
-    )
+    return event_rows([event])[0]
+
+
+def event_rows(events: Sequence[TrackedEvent]) -> list[tuple[object, ...]]:
+    """The `events` rows of `events`, in `COLUMNS` order: one comprehension, no call per event (a
+    flush builds up to 50,000)."""
+    dumps = orjson.dumps
+    return [
+        (
+            e.tenant_id,
+            e.event_id,
+            e.message_id or "",
+            e.user_id,
+            e.event_type,
+            e.occurred_at,
+            e.received_at,
+            dumps(e.payload).decode(),
+        )
+        for e in events
+    ]
 
 
 def _by_tenant(events: Sequence[TrackedEvent]) -> Iterator[tuple[int, list[TrackedEvent]]]:
@@ -199,15 +208,20 @@ def _by_tenant(events: Sequence[TrackedEvent]) -> Iterator[tuple[int, list[Track
     yield from sorted(grouped.items())
 
 
-def _unique_by_key(messages: Sequence[Sequence[TrackedEvent]]) -> tuple[list[list[str]], dict[str, TrackedEvent]]:
-    """Each message's claim keys, and the flush's events by claim key. A flush may repeat an id (a
-    client retry, a duplicate delivery): its first occurrence wins."""
+def _unique_by_key(
+    messages: Sequence[Sequence[TrackedEvent]],
+) -> tuple[list[list[str]], dict[str, tuple[str, TrackedEvent]]]:
+    """Each message's claim keys (`claim_key`), and the flush's events (with their id's text) by claim
+    key. A flush may repeat an id (a client retry, a duplicate delivery): its first occurrence wins."""
     message_keys: list[list[str]] = []
-    unique: dict[str, TrackedEvent] = {}
+    unique: dict[str, tuple[str, TrackedEvent]] = {}
     for events in messages:
-        keys = [claim_key(event) for event in events]
-        for key, event in zip(keys, events, strict=True):
-            unique.setdefault(key, event)
+        keys = []
+        for event in events:
+            key = claim_key(event)
+            if key not in unique:
+                unique[key] = (_id_of(key), event)
+            keys.append(key)
         message_keys.append(keys)
     return message_keys, unique
 
@@ -216,11 +230,12 @@ def partition_groups(events: Sequence[TrackedEvent], max_partitions: int) -> lis
     """`events` split so that no group spans more than `max_partitions` months (`events` is partitioned
     by `toYYYYMM(occurred_at)`): ClickHouse refuses an INSERT touching more than
     `max_partitions_per_insert_block` partitions, which would dead-letter a backfill."""
+    # Live traffic spans one or two months: count them with a set before grouping anything.
+    if len({(e.occurred_at.year, e.occurred_at.month) for e in events}) <= max_partitions:
+        return [list(events)]
     months: dict[tuple[int, int], list[TrackedEvent]] = {}
     for event in events:
         months.setdefault((event.occurred_at.year, event.occurred_at.month), []).append(event)
-    if len(months) <= max_partitions:
-        return [list(events)]
     ordered = [months[key] for key in sorted(months)]
     return [
         [event for month in ordered[start : start + max_partitions] for event in month]
@@ -253,26 +268,24 @@ def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) ->
                 if busy is None
                 else RetryableError("event id is being written by another flush", {"event_id": _id_of(busy)})
             )
-        writable = unique
+        writable = list(unique.values())
         if taken:
             allowed = {
                 key for keys, refused in zip(message_keys, refusals, strict=True) if refused is None for key in keys
             }
-            writable = {key: event for key, event in unique.items() if key in allowed}
+            writable = [entry for key, entry in unique.items() if key in allowed]
         by_tenant: dict[int, list[str]] = {}
-        for key, event in writable.items():
-            by_tenant.setdefault(event.tenant_id, []).append(_id_of(key))
+        for text, event in writable:
+            by_tenant.setdefault(event.tenant_id, []).append(text)
         stored: set[str] = set()
         for tenant_id, ids in sorted(by_tenant.items()):
             stored |= stored_event_ids(runtime, tenant_id, ids)
-        fresh = [event for key, event in writable.items() if _id_of(key) not in stored]
+        fresh = [event for text, event in writable if text not in stored]
         if fresh:
             claims.check_fresh()
             for rows in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
-                runtime.warehouse.insert(
-                    "events", COLUMNS, [event_row(e) for e in rows], _insert_settings(runtime, rows)
-                )
-        notify_users_changed(runtime, list(writable.values()))
+                runtime.warehouse.insert("events", COLUMNS, event_rows(rows), _insert_settings(runtime, rows))
+        notify_users_changed(runtime, [event for _, event in writable])
     except Exception:
         claims.release()
         raise
