@@ -6,7 +6,6 @@ rows past it."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,31 +13,19 @@ from pathlib import Path
 import pytest
 from segops.config import Settings
 from segops.warehouse.base import Warehouse
-from segops.warehouse.chdb_backend import ChdbWarehouse
-from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 from segops.warehouse.identifiers import quote_identifier
 from segops.warehouse.migrations import MigrationParameters, migrate
 
-from tests.support.clickhouse_http import ChdbHttpServer
+from tests.support.backends import BACKENDS, fresh_database
 
 USAGE_TABLES = ("usage", "usage_units")
 
 
-@pytest.fixture(params=["chdb", "clickhouse"])
+@pytest.fixture(params=BACKENDS)
 def warehouse(request: pytest.FixtureRequest, chdb_path: Path) -> Iterator[Warehouse]:
     """A fresh, unmigrated database per test on the requested backend."""
-    database = f"r_{uuid.uuid4().hex[:12]}"
-    built: Warehouse
-    if request.param == "chdb":
-        built = ChdbWarehouse(chdb_path, database)
-    else:
-        server: ChdbHttpServer = request.getfixturevalue("clickhouse_http")
-        built = ClickHouseWarehouse(server.url, "default", "", database)
-    try:
+    with fresh_database(request, chdb_path, migrated=False) as built:
         yield built
-    finally:
-        built.command(f"DROP DATABASE IF EXISTS `{database}`")
-        built.close()
 
 
 def _ttl_days(warehouse: Warehouse, table: str) -> int | None:

@@ -19,6 +19,7 @@ from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 from segops.warehouse.migrations import available_migrations, migrate
 
+from tests.support.backends import BACKENDS, fresh_database
 from tests.support.clickhouse_http import ChdbHttpServer
 
 EVENT_COLUMNS = [
@@ -48,22 +49,11 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(params=["chdb", "clickhouse"])
+@pytest.fixture(params=BACKENDS)
 def warehouse(request: pytest.FixtureRequest, chdb_path: Path) -> Iterator[Warehouse]:
     """A fresh database per test on the requested backend."""
-    database = f"w_{uuid.uuid4().hex[:12]}"
-    built: Warehouse
-    if request.param == "chdb":
-        built = ChdbWarehouse(chdb_path, database)
-    else:
-        server: ChdbHttpServer = request.getfixturevalue("clickhouse_http")
-        built = ClickHouseWarehouse(server.url, "default", "", database)
-    migrate(built)
-    try:
+    with fresh_database(request, chdb_path) as built:
         yield built
-    finally:
-        built.command(f"DROP DATABASE IF EXISTS `{database}`")
-        built.close()
 
 
 def event_row(tenant_id: int, user_id: str, n: int, event_type: str = "page_viewed") -> list[Any]:

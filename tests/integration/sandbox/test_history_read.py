@@ -3,7 +3,6 @@ on chDB and on a ClickHouse server (the HTTP protocol, `tests/support/clickhouse
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +10,8 @@ from pathlib import Path
 import pytest
 from segops.sandbox.service import HISTORY_QUERY, stored_history
 from segops.warehouse import TenantWarehouse, Warehouse
-from segops.warehouse.chdb_backend import ChdbWarehouse
-from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
-from segops.warehouse.migrations import migrate
 
-from tests.support.clickhouse_http import ChdbHttpServer
+from tests.support.backends import BACKENDS, fresh_database
 from tests.support.events import COLUMNS, fresh_tenant
 from tests.support.segment_api import event_row
 
@@ -23,21 +19,10 @@ AT = datetime(2026, 4, 25, 14, 0, 0, 123_000, tzinfo=UTC)
 HOSTILE = "o'brien\\'; DROP TABLE events --"
 
 
-@pytest.fixture(params=["chdb", "clickhouse"])
+@pytest.fixture(params=BACKENDS)
 def warehouse(request: pytest.FixtureRequest, chdb_path: Path) -> Iterator[Warehouse]:
-    database = f"sandbox_{uuid.uuid4().hex[:12]}"
-    built: Warehouse
-    if request.param == "chdb":
-        built = ChdbWarehouse(chdb_path, database)
-    else:
-        server: ChdbHttpServer = request.getfixturevalue("clickhouse_http")
-        built = ClickHouseWarehouse(server.url, "default", "", database)
-    migrate(built)
-    try:
+    with fresh_database(request, chdb_path) as built:
         yield built
-    finally:
-        built.command(f"DROP DATABASE IF EXISTS `{database}`")
-        built.close()
 
 
 def test_reads_one_users_events_at_or_before_now_per_event_type(warehouse: Warehouse) -> None:
