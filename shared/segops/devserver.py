@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -125,15 +123,10 @@ def main() -> int:
 
 
 def run() -> None:
-    """Exit without chDB's static destructors once everything is flushed (see `shutdown_embedded`)."""
-    from segops.warehouse.chdb_backend import shutdown_embedded
+    """Exit without chDB's static destructors once everything is flushed (see `exit_process`)."""
+    from segops.warehouse.chdb_backend import exit_process
 
-    code = main()
-    shutdown_embedded()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_process(main())
 
 
 if __name__ == "__main__":

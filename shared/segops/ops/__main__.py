@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import sys
 from collections.abc import Sequence
 
 from segops import logs
@@ -27,15 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Exit without chDB's static destructors once everything is flushed (see `shutdown_embedded`)."""
-    from segops.warehouse.chdb_backend import shutdown_embedded
+    """Exit without chDB's static destructors once everything is flushed (see `exit_process`)."""
+    from segops.warehouse.chdb_backend import exit_process
 
-    code = main()
-    shutdown_embedded()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_process(main())
 
 
 if __name__ == "__main__":

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
+import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -142,6 +145,16 @@ def shutdown_embedded() -> None:
     with _shared_lock:
         if _shared is not None:
             _shared.close()
+
+
+def exit_process(code: int) -> NoReturn:
+    """Leave a process this program owns (the dev server, an operator command) with `code`, once
+    chDB is closed and the logs and streams are flushed, without chDB's static destructors."""
+    shutdown_embedded()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _json_default(value: Any) -> Any:
