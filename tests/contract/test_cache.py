@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import pytest
 from segops.cache.base import Cache, CacheUnavailable
-from segops.cache.memory import MemoryCache
 from segops.cache.redis_backend import RedisCache
-
-
-@pytest.fixture(params=["memory", "valkey"])
-def cache(request: pytest.FixtureRequest) -> Cache:
-    if request.param == "memory":
-        return MemoryCache()
-    return RedisCache(request.getfixturevalue("valkey_url"))
-
-
-@pytest.fixture
-def key() -> str:
-    """Keys are unique per test: the Valkey server is shared by the whole session."""
-    return f"test:{uuid.uuid4().hex}"
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:

@@ -5,26 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
-import pytest
 from segops.cache.base import Cache, TokenBucket
-from segops.cache.memory import MemoryCache
-from segops.cache.redis_backend import RedisCache
 
 T0 = 1_800_000_000_000  # a fixed "now" in ms: refill is driven by the time the caller passes
-
-
-@pytest.fixture(params=["memory", "valkey"])
-def cache(request: pytest.FixtureRequest) -> Cache:
-    if request.param == "memory":
-        return MemoryCache()
-    return RedisCache(request.getfixturevalue("valkey_url"))
-
-
-@pytest.fixture
-def key() -> str:
-    return f"test:{uuid.uuid4().hex}"
 
 
 def test_a_new_bucket_is_full_and_empties_one_token_a_take(cache: Cache, key: str) -> None:
