@@ -81,7 +81,8 @@ def publish(
     """Diff the staged results of each target segment against its published membership; publish the diffs.
 
     One statement writes the diff rows of every segment (a delta compares only its candidates:
-    everyone else cannot have changed), one reads their counts, one multi-row insert commits them.
+    everyone else cannot have changed), one reads their counts and the member counts before them,
+    one multi-row insert commits them.
     Nothing becomes visible before that last insert; if anything fails earlier, rows written under
     these versions are never read. Versions are unique per tenant, so a version names its segment.
     Returns the publications and, when anything changed, the outbox to `deliver`.
@@ -115,27 +116,28 @@ def publish(
         ") GROUP BY segment_id, user_id) WHERE is_new != is_old"
     )
     wh.command(limited(diff, runtime.settings, runtime.settings.compute_max_execution_seconds), params)
+    # One read for every segment's counts: entered/exited from the diff just written (a range of
+    # `membership_changes` by segment and version) and the member count before it, which the
+    # segment's latest commit row carries (maintained from each diff, never a count of members).
     counted = {
-        int(segment_id): (int(entered), int(exited))
-        for segment_id, entered, exited in wh.query(
-            "SELECT segment_id, countIf(change = 'entered'), countIf(change = 'exited') FROM membership_changes "
+        int(segment_id): (int(entered), int(exited), int(before))
+        for segment_id, entered, exited, before in wh.query(
+            "SELECT segment_id, sum(entered), sum(exited), sum(before) FROM ("
+            "SELECT segment_id, countIf(change = 'entered') AS entered, countIf(change = 'exited') AS exited, "
+            "toUInt64(0) AS before FROM membership_changes "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
-            "AND version IN {versions:Array(UInt64)} GROUP BY segment_id",
-            params,
-        ).rows
-    }
-    before = {
-        int(segment_id): int(count)
-        for segment_id, count in wh.query(
-            "SELECT segment_id, argMax(member_count, version) FROM membership_commits "
-            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} GROUP BY segment_id",
+            "AND version IN {versions:Array(UInt64)} GROUP BY segment_id "
+            "UNION ALL "
+            "SELECT segment_id, 0, 0, argMax(member_count, version) FROM membership_commits "
+            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} GROUP BY segment_id"
+            ") GROUP BY segment_id",
             params,
         ).rows
     }
     publications, commits = [], []
     for t in targets:
-        entered, exited = counted.get(t.segment_id, (0, 0))
-        members = before.get(t.segment_id, 0) + entered - exited
+        entered, exited, before = counted.get(t.segment_id, (0, 0, 0))
+        members = before + entered - exited
         changed = entered > 0 or exited > 0
         publications.append(Publication(t.segment_id, t.version if changed else None, entered, exited, members))
         if changed:
