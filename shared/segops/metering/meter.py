@@ -2,7 +2,8 @@
 
 Two kinds of unit (docs/operations.md § Usage metering):
 - `count`: additive units of the hot path (API calls, accepted and refused events). A request is
-  answered once, so counting it where it is answered counts it once. Counts are summed per tenant,
+  answered once, so counting it where it is answered counts it once; an event is accepted where the
+  event writer first stores it (`units.events_accepted`), once per event id. Counts are summed per tenant,
   hour, metric and dimension in memory; a flush is one INSERT into `usage` with a deduplication token
   of its own, and a flush that failed is retried later with the same rows and token, so ClickHouse
   drops the copy of a retry whose first attempt did land.

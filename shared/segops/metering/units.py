@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 
+from segops.messages import TrackedEvent
 from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 from segops.warehouse.statistics import QueryStatistics
@@ -48,3 +50,12 @@ def connector_sync(
         {"connector_syncs": 1, "connector_users_pushed": users_pushed},
         connector_type,
     )
+
+
+def events_accepted(runtime: Runtime, events: Sequence[TrackedEvent]) -> None:
+    """Events the event writer has just stored for the first time, by tenant and source: the writer's
+    claims and stored-id lookup make that once per event id, so a client retry with the same
+    `message_id` or a redelivery is not accepted again."""
+    meter = meter_for(runtime)
+    for (tenant_id, source), count in Counter((e.tenant_id, e.source) for e in events).items():
+        meter.count(tenant_id, "events_accepted", count, source)
