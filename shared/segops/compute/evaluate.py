@@ -26,22 +26,24 @@ from segops.warehouse.identifiers import quote_identifier
 from segops.warehouse.limits import limited
 
 
-def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
-    """Stage the pass's results under `stage_id`; False when a delta has no candidate (nothing can change)."""
+def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> int | None:
+    """Stage the pass's results under `stage_id`; a delta's number of candidates (0: nothing can
+    change, nothing staged), None for a full pass."""
     [first, *_] = work.targets
     if isinstance(first.definition, LookalikeDefinition):  # a lookalike is a pass of its own
         lookalike_service.stage_members(runtime, tenant_id, stage_id, first.segment.id, first.definition, now)
-        return True
-    source = None
+        return None
+    source, candidates = None, None
     if work.mode == "delta":
         select, params = delta_candidates(work.targets, now)
-        if _stage_candidates(runtime, tenant_id, stage_id, select, params) == 0:
-            return False
+        candidates = _stage_candidates(runtime, tenant_id, stage_id, select, params)
+        if candidates == 0:
+            return 0
         source = _candidate_source(stage_id)
     definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
     for sql, params in _statements(definitions, source, now, runtime.settings.compute_max_query_bytes):
         TenantWarehouse(runtime.warehouse, tenant_id).command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
-    return True
+    return candidates
 
 
 def _statements(
