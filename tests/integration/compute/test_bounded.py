@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 from segops.compute import engine
-from segops.compute.evaluate import _stage_results
+from segops.compute.evaluate import _candidate_source, _ranges, _stage_results
 from segops.compute.plan import Request
 from segops.config import Settings
-from segops.dsl import compile_segments, parse_definition
+from segops.dsl import StoredEvents, compile_segments, parse_definition, tenant_events
 from segops.localstack import LocalStack
 from segops.membership import store
 from segops.warehouse import TenantWarehouse
@@ -64,3 +64,40 @@ def test_a_tenant_larger_than_the_memory_limit_completes(stack: LocalStack, sett
     members = list(store.iter_members(stack.runtime.warehouse, tenant, 1))
     assert sorted(members) == sorted(f"user-{i}" for i in range(REGULARS))
     assert store.member_count(stack.runtime.warehouse, tenant, 1) == REGULARS
+
+
+def test_the_parts_of_a_pass_together_are_the_whole_pass(stack: LocalStack) -> None:
+    # GIVEN 60 users with events of their type over the last 40 days, and a delta's candidates
+    tenant = fresh_tenant()
+    wh = TenantWarehouse(stack.runtime.warehouse, tenant)
+    wh.command(
+        "INSERT INTO events (tenant_id, event_id, message_id, user_id, event_type, occurred_at, received_at, payload) "
+        "SELECT {tenant_id:UInt64}, generateUUIDv4(), '', concat('user-', toString(number % 60)) AS user, "
+        "concat('e', toString(cityHash64(user) % 12)), subtractHours({now:DateTime64(3, 'UTC')}, number % 960) AS at, "
+        "at, '{}' FROM numbers(500) WHERE {tenant_id:UInt64} > 0",
+        {"now": NOW},
+    )
+    wh.command(
+        "INSERT INTO compute_candidates (tenant_id, compute_id, user_id) "
+        "SELECT {tenant_id:UInt64}, 'candidates', concat('user-', toString(number * 3)) FROM numbers(20)"
+    )
+    definitions = [(1, parse_definition(TWICE))]
+
+    def staged(source: StoredEvents) -> list[str]:
+        stage = f"s{next(stages)}"
+        sql, params = _stage_results(compile_segments(definitions, source), NOW)
+        wh.command(sql, {**params, "stage_id": stage})
+        rows = wh.query(
+            "SELECT user_id FROM compute_results WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage:String}",
+            {"stage": stage},
+        ).rows
+        return sorted(str(user) for (user,) in rows)
+
+    stages = iter(range(100))
+    points = ["user-17", "user-33", "user-5"]  # byte order: user-1..., user-17..., user-33..., user-5...
+    for source in (tenant_events(), _candidate_source("candidates")):
+        # WHEN the pass is split at those users
+        whole, parts = staged(source), [staged(part) for part in _ranges(source, points)]
+        # THEN every member is in exactly one part
+        assert whole and all(parts)
+        assert sorted(user for part in parts for user in part) == whole
