@@ -35,7 +35,7 @@ from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
 from segops.warehouse.limits import limited, user_parts
 
-SAMPLE = 64
+SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 
 
 def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
@@ -86,20 +86,21 @@ def _split_points(
     candidates) or the source's users (a full pass: counted as state rows first, which is cheap and
     at least one per user, then sampled only if even those do not fit in one part)."""
     scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
+    seconds = settings.compute_max_execution_seconds
     if users is None:
-        users = int(wh.query(f"SELECT count() FROM user_day_states WHERE {scope}", source.params).scalar() or 0)
+        rows = wh.query(limited(f"SELECT count() FROM user_day_states WHERE {scope}", settings, seconds), source.params)
+        users = int(rows.scalar() or 0)
     if user_parts(users, aggregates, settings) == 1:
         return []
-    sample = [
-        str(row[0])
-        for row in wh.query(
-            f"SELECT user_id FROM user_day_states WHERE {scope} AND cityHash64(user_id) % {{sample:UInt64}} = 0 "
-            "GROUP BY user_id ORDER BY user_id",
-            {**source.params, "sample": SAMPLE},
-        ).rows
-    ]
+    sampled = (
+        f"SELECT user_id FROM user_day_states WHERE {scope} AND cityHash64(user_id) % {{sample:UInt64}} = 0 "
+        "GROUP BY user_id ORDER BY user_id"
+    )
+    found = wh.query(limited(sampled, settings, seconds), {**source.params, "sample": SAMPLE})
+    sample = [str(user) for (user,) in found.rows]
     parts = user_parts(len(sample) * SAMPLE, aggregates, settings)
-    return sorted({sample[len(sample) * i // parts] for i in range(1, parts)})
+    # In the warehouse's order, as sampled (never re-sorted here): ranges must follow its comparison.
+    return list(dict.fromkeys(sample[len(sample) * i // parts] for i in range(1, parts)))
 
 
 def _ranges(source: StoredEvents, points: list[str]) -> list[StoredEvents]:
