@@ -10,7 +10,7 @@ chDB honours all four settings like a ClickHouse server (tests/integration/compu
 Spilling alone does not bound a pass's memory: merging the spilled state opens every temporary file
 at once, each reader with its own buffers and deserialisation arena (~4 MiB), and the number of files
 follows the tenant's data, not the limit (a user's state lands in a file per spill it survives; on
-ClickHouse 26.x the adaptive GROUP BY writes parts of an eighth of the threshold). The scale-1.0
+ClickHouse 26.x the adaptive GROUP BY spills in small parts). The scale-1.0
 benchmark tenant failed that way under 2 GB (docs/performance.md), and spilling is several times
 slower besides. So a compute pass is split into ranges of users (`user_parts`) whose states fit in
 half the spill threshold, the other half left to the blocks in flight: the memory of each
