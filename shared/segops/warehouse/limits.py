@@ -22,9 +22,10 @@ from __future__ import annotations
 from segops.config import Settings
 from segops.warehouse.base import render_settings
 
-# A compute pass's query memory per user at its peak, measured on chDB 26.9 without spilling (the
-# benchmark's 51 segments, 71 aggregates: ~3.5 KB per user incl. hash cells, arenas and blocks
-# in flight): a fixed part (key, cell, the latest identify's payload) and a part per aggregate.
+# A compute pass's memory per user at its peak, with a margin over what chDB 26.9 measured without
+# spilling (the benchmark's 51 segments, 71 aggregates: ~3 KB per user plus ~50 MB of blocks in
+# flight, docs/performance.md): a fixed part (key, hash cell, the latest identify's payload) and a
+# part per aggregate state.
 USER_BYTES = 256
 AGGREGATE_BYTES = 48
 
