@@ -120,7 +120,7 @@ def publish(
         "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String} "
         "AND segment_id IN {segments:Array(UInt64)} "
         "UNION ALL "
-        f"SELECT segment_id, user_id, 0 AS is_new, 1 AS is_old FROM {_previous(targets, candidates)} "
+        f"SELECT segment_id, user_id, 0 AS is_new, 1 AS is_old FROM {quote_identifier(_previous(targets, candidates))} "
         "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
         f"{scope}"
         "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
@@ -178,10 +178,11 @@ def publish(
 
 def _previous(targets: Sequence[Target], candidates: int | None) -> str:
     """Where the diff reads the previous membership: by segment, unless a delta's candidates are
-    cheaper to read by user. `segment_memberships` (key segment, user) hands a delta every granule of
-    a segment with more members than ~8,192 per candidate, i.e. all of a large one; `user_memberships`
-    (key user, segment) about one small granule per candidate, whatever the segments' sizes. Both
-    hold the same rows (a view copies each diff), so the choice changes the cost, never the diff."""
+    cheaper to read by user. `segment_memberships` (key segment, user) reads every 8,192-row granule
+    holding a candidate — with ~1,000 scattered candidates, all of a large segment; `user_memberships`
+    (key user, segment, 256-row granules) about one granule per candidate, whatever the segments'
+    sizes. Both hold the same rows (a view copies each diff): the choice changes the cost, never the
+    diff."""
     if candidates is not None and sum(t.members for t in targets) > USER_GRANULE_ROWS * candidates:
         return "user_memberships"
     return "segment_memberships"
