@@ -172,7 +172,5 @@ def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchO
         )
         raise
     sent_at = body.get("sentAt")
-    natives = [segment.to_native(item, None, sent_at, stamp.received_at) for item in items]
-    # The mapped events take the native batch path (and its `_vouched` fast path) together.
-    validated = iter(validate_events([n for n in natives if not isinstance(n, Rejection)], stamp))
-    return _queue_valid(runtime, stamp, [n if isinstance(n, Rejection) else next(validated) for n in natives])
+    checked = [segment.validate_message(item, None, sent_at, stamp, f"/batch/{i}") for i, item in enumerate(items)]
+    return _queue_valid(runtime, stamp, checked)
