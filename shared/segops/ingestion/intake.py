@@ -171,6 +171,4 @@ def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchO
             runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
         )
         raise
-    sent_at = body.get("sentAt")
-    checked = [segment.validate_message(item, None, sent_at, stamp, f"/batch/{i}") for i, item in enumerate(items)]
-    return _queue_valid(runtime, stamp, checked)
+    return _queue_valid(runtime, stamp, segment.validate_batch(items, body.get("sentAt"), stamp))

@@ -67,7 +67,7 @@ def _text(value: Any) -> str | None:
     """Segment ids may be numbers; anything else that is not a non-empty string counts as absent."""
     if type(value) is str:
         return value or None
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return str(value)
@@ -205,8 +205,24 @@ def validate_message(
     """`to_native`, then exactly the native rules (user id length, payload size, timestamps, ...);
     a message the native checks certainly accept is stamped in the same pass (`_vouched`)."""
     vouched = _vouched(message, kind, batch_sent_at, stamp)
-    if vouched is not None:
-        return vouched
+    return vouched if vouched is not None else _checked(message, kind, batch_sent_at, stamp, pointer)
+
+
+def validate_batch(messages: list[Any], batch_sent_at: Any, stamp: Stamp) -> list[dict[str, Any] | Rejection]:
+    """`validate_message` for each message of a `/v1/batch` body (each names its own `type`)."""
+    checked: list[dict[str, Any] | Rejection] = []
+    for index, message in enumerate(messages):
+        vouched = _vouched(message, None, batch_sent_at, stamp)
+        checked.append(
+            vouched if vouched is not None else _checked(message, None, batch_sent_at, stamp, f"/batch/{index}")
+        )
+    return checked
+
+
+def _checked(
+    message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp, pointer: str
+) -> dict[str, Any] | Rejection:
+    """The mapping, then the native validation through the model: the path that words refusals."""
     native = to_native(message, kind, batch_sent_at, stamp.received_at)
     if isinstance(native, Rejection):
         return Rejection(native.error_type, native.detail, pointer + native.pointer)
@@ -218,7 +234,7 @@ def _vouched(message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: 
     it, without building the native dict and printing and re-parsing the corrected time; None when
     in any doubt (the slow path then decides and words the refusal)."""
     mapped = _mapped(message, kind)
-    if isinstance(mapped, Rejection):
+    if type(mapped) is not tuple:  # refused: the slow path words it
         return None
     user_id, event_type, payload = mapped
     original = _device_time(message)
