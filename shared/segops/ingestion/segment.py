@@ -3,7 +3,9 @@ native events, so Segment and RudderStack clients can send to SegOps unchanged.
 
 Each Segment message becomes one native event dict (the shape `IncomingEvent` describes) and then goes
 through the native validation (`validate_event`), so the rules, `error_type`s, error records and stats
-are exactly those of `/api/ingestion/track/`. The mapping table is in docs/ingestion.md.
+are exactly those of `/api/ingestion/track/`. The mapping table is in docs/ingestion.md. Hot path: a
+message the native checks certainly accept is mapped and stamped in one pass (`_vouched`), as
+`events._vouched` does for native events; anything in doubt takes the mapping and then the model.
 """
 
 from __future__ import annotations
