@@ -127,7 +127,7 @@ def run(scale: float) -> list[Figure]:
         load.join()
         rate = sent[0] / (time.perf_counter() - started)
         extra = {"probes": probes, "background_events_per_s": round(rate), "timeouts": latencies.count(PROBE_TIMEOUT)}
-        stack.bus.stop()  # deliveries in flight finish before their database goes
+        stack.stop()  # deliveries in flight finish, and the usage counts are written, before their database goes
         stack.runtime.warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
         return [
             Figure("freshness p50: track → lookup shows the segment", percentile(latencies, 50), "s", extra=extra),

@@ -44,8 +44,8 @@ def bench_stack() -> Iterator[LocalStack]:
     try:
         yield stack
     finally:
+        stack.stop()  # its usage counts are written before their database goes (chDB stays open)
         stack.runtime.warehouse.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
-        stack.stop()
 
 
 def signup(stack: LocalStack) -> tuple[int, dict[str, str]]:

@@ -21,7 +21,7 @@ from segops.bus.local import LocalBus
 from segops.config import Settings
 from segops.mailer import DevMailbox
 from segops.manifest import Manifest, PubSubTrigger, load_manifest, route_for
-from segops.metering.meter import meter_for
+from segops.metering.meter import close_meter
 from segops.runtime import Runtime, build_runtime, set_runtime
 from segops.warehouse.migrations import MigrationParameters, migrate
 
@@ -113,7 +113,7 @@ class LocalStack:
         if self._timer is not None:
             self._timer.cancel()
         self.bus.stop()
-        meter_for(self.runtime).flush()  # what the stopped deliveries and requests counted
+        close_meter(self.runtime)  # what the stopped deliveries and requests counted, before the warehouse closes
         self.runtime.warehouse.close()
         set_runtime(None)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from segops.boundary import StrictTrimmedModel
 from segops.connectors import models as m
 from segops.connectors import service
+from segops.connectors.sync import request_full_sync
 from segops.errors import ValidationFailed
 from segops.http.cursor import Cursor, invalid_cursor
 from segops.http.responses import Result
@@ -179,4 +180,4 @@ def list_syncs(ctx: RequestContext) -> SyncList:
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
-    return Result(_sync_out(service.request_full_sync(ctx.runtime, connector)), status=202)
+    return Result(_sync_out(request_full_sync(ctx.runtime, connector)), status=202)

@@ -8,15 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from segops import clock
-from segops.bus.base import Topic
 from segops.connectors import models as m
 from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
 from segops.connectors.ledger import ConnectorLedger
-from segops.connectors.sync import new_sync
-from segops.errors import Conflict, NotFound, ValidationFailed
+from segops.connectors.sync import request_full_sync
+from segops.errors import NotFound, ValidationFailed
 from segops.http.pointers import validation_error
 from segops.limits import quotas
-from segops.messages import ConnectorSyncRequested
 from segops.runtime import Runtime
 from segops.store import keys
 from segops.tenant_secrets import connector_api_key
@@ -186,17 +184,6 @@ def _activate(runtime: Runtime, connector: m.Connector) -> m.Connector:
     assert activated is not None
     request_full_sync(runtime, activated)
     return activated
-
-
-def request_full_sync(runtime: Runtime, connector: m.Connector) -> m.SyncRecord:
-    if not connector.active:
-        raise Conflict("connector is not active; activate it first", {"active": False})
-    record = new_sync(runtime, connector, "full")
-    message = ConnectorSyncRequested(
-        tenant_id=connector.tenant, connector_id=connector.id, sync_id=record.id, requested_at=record.requested_at
-    )
-    runtime.bus.publish(Topic.CONNECTOR_SYNCS, message.model_dump_json().encode(), {"tenant_id": str(connector.tenant)})
-    return record
 
 
 def syncs(

@@ -6,6 +6,10 @@ membership version of the newest compute it applied (`applied_version`, segment_
 order); an older compute's diff arriving late is recorded as `stale` and not applied, so it cannot undo
 a newer change. The same compute again (a redelivery) is applied again, harmlessly.
 
+A diff compacted away before its sync (a message delivered more than `membership_history_hours`
+after its compute, see `segops.membership.writer.compact`) cannot be applied: its rows no longer
+match the message's counts, so the sync is recorded `stale` and a full sync is queued instead.
+
 Failed users: a sync that could not push some users still advances `applied_version` (its other
 users are applied) and adds the failed ones to the connector's `RetryBacklog`; the next incremental
 sync pushes each of them again according to their current membership (add if a member, else
@@ -21,7 +25,7 @@ from collections.abc import Iterable
 import orjson
 
 from segops import clock
-from segops.bus.base import BusMessage
+from segops.bus.base import BusMessage, Topic
 from segops.bus.cloudevents import parse_message
 from segops.connectors import files
 from segops.connectors import models as m
@@ -90,7 +94,37 @@ def sync_changes(runtime: Runtime, connector: m.Connector, change: MembershipCha
         _save(runtime, connector, record)
         return record
     diff = feed.changes(connector.tenant, connector.segment_id, change.compute_id)
+    if (len(diff.entered), len(diff.exited)) != (change.entered_count, change.exited_count):
+        return _resync(runtime, connector, record, change)
     return _run(runtime, connector, record, version, diff.entered, diff.exited, None)
+
+
+def _resync(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, change: MembershipChanged) -> m.SyncRecord:
+    """The compute's diff was compacted away (`segops.membership.writer.compact`) before this sync: the
+    connector may have missed it, so the whole segment is resynced, unless the connector already
+    applied the latest published compute (a full sync since, or later diffs)."""
+    latest = runtime.membership_feed.snapshot(connector.tenant, connector.segment_id).version
+    record.status = "stale"
+    record.started_at = record.finished_at = clock.now()
+    summary = f"the diff of compute {change.compute_id} was compacted away"
+    if connector.applied_version is not None and latest is not None and latest <= connector.applied_version:
+        record.error_summary = [f"{summary}; the connector already applied a newer state"]
+    else:
+        record.error_summary = [f"{summary}; full sync {request_full_sync(runtime, connector).id} queued"]
+    _save(runtime, connector, record)
+    return record
+
+
+def request_full_sync(runtime: Runtime, connector: m.Connector) -> m.SyncRecord:
+    """Queue a full sync of the connector (`connector-syncs` → `full_sync`)."""
+    if not connector.active:
+        raise Conflict("connector is not active; activate it first", {"active": False})
+    record = new_sync(runtime, connector, "full")
+    message = ConnectorSyncRequested(
+        tenant_id=connector.tenant, connector_id=connector.id, sync_id=record.id, requested_at=record.requested_at
+    )
+    runtime.bus.publish(Topic.CONNECTOR_SYNCS, message.model_dump_json().encode(), {"tenant_id": str(connector.tenant)})
+    return record
 
 
 def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int) -> m.SyncRecord | None:

@@ -269,7 +269,9 @@ class _Compiler:
         parts = []
         strings = [v for v in values if isinstance(v, str)]
         booleans = sorted({int(v) for v in values if isinstance(v, bool)})
-        numbers = [float(v) for v in values if not isinstance(v, (str, bool))]
+        # `in` is `eq` per element, but IN hashes doubles and -0.0 hashes apart from 0.0: `+ 0`
+        # turns -0.0 into 0.0 on both sides (IEEE 754: -0.0 + 0.0 = 0.0).
+        numbers = [float(v) + 0.0 for v in values if not isinstance(v, (str, bool))]
         if strings:
             bound = self.ctx.bind(strings, "Array(String)")
             parts.append(f"({kind} = 'String' AND JSONExtractString({doc}, {keys}) IN {bound})")
@@ -278,7 +280,7 @@ class _Compiler:
             parts.append(f"({kind} = 'Bool' AND JSONExtractBool({doc}, {keys}) IN {bound})")
         if numbers:
             bound = self.ctx.bind(numbers, "Array(Float64)")
-            parts.append(f"({kind} IN {_NUMERIC_TYPES} AND JSONExtractFloat({doc}, {keys}) IN {bound})")
+            parts.append(f"({kind} IN {_NUMERIC_TYPES} AND (JSONExtractFloat({doc}, {keys}) + 0) IN {bound})")
         return "(" + " OR ".join(parts) + ")" if parts else "0"
 
 

@@ -21,7 +21,6 @@ from segops.ingestion.events import (
     validate_events,
 )
 from segops.limits import quotas
-from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 
 MAX_BATCH_EVENTS = 500
@@ -76,7 +75,6 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
     except Exception as exc:
         quotas.release_events(runtime, counter, len(events))
         raise DependencyDown("event bus unavailable, retry later", {"dependency": "pubsub"}) from exc
-    meter_for(runtime).count(tenant_id, "events_accepted", len(events), source)
 
 
 def accept_track(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "api") -> None:

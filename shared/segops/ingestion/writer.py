@@ -45,6 +45,8 @@ from segops.errors import PermanentError, RetryableError
 from segops.ingestion.batching import FlushBounds, GroupCommit
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
+from segops.metering import units as metering
+from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
 
@@ -285,6 +287,7 @@ def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) ->
             claims.check_fresh()
             for rows in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
                 runtime.warehouse.insert("events", COLUMNS, event_rows(rows), _insert_settings(runtime, rows))
+                metering.events_accepted(meter_for(runtime), rows)
         notify_users_changed(runtime, [event for _, event in writable])
     except Exception:
         claims.release()

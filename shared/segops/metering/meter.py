@@ -2,7 +2,8 @@
 
 Two kinds of unit (docs/operations.md § Usage metering):
 - `count`: additive units of the hot path (API calls, accepted and refused events). A request is
-  answered once, so counting it where it is answered counts it once. Counts are summed per tenant,
+  answered once, so counting it where it is answered counts it once; an event is accepted where the
+  event writer first stores it (`units.events_accepted`), once per event id. Counts are summed per tenant,
   hour, metric and dimension in memory; a flush is one INSERT into `usage` with a deduplication token
   of its own, and a flush that failed is retried later with the same rows and token, so ClickHouse
   drops the copy of a retry whose first attempt did land.
@@ -12,6 +13,8 @@ Two kinds of unit (docs/operations.md § Usage metering):
 Events stored are not counted here: the warehouse counts them itself (`usage_events_stored_mv`).
 
 A crash loses at most the counts of the last `metering_flush_seconds` (never counts one twice).
+A stopping process closes its meter before its warehouse (`close_meter`): the periodic flusher
+stops, then one last flush writes what is left, so no flush ever runs against closed backends.
 """
 
 from __future__ import annotations
@@ -81,6 +84,37 @@ class Meter:
         self._units: dict[tuple[int, str, str, str], tuple[datetime, int]] = {}
         self._flush_lock = threading.Lock()
         self._pending: list[_Flush] = []
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+
+    def start(self, seconds: float) -> None:
+        """Flush every `seconds` on a daemon thread, until `close`."""
+        self._flusher = threading.Thread(
+            target=_flush_periodically,
+            args=(weakref.ref(self), self._stop, seconds),
+            name="segops-metering",
+            daemon=True,
+        )
+        self._flusher.start()
+
+    def close(self) -> None:
+        """Stop the periodic flusher, then write what is left: the meter's last write, made before its
+        warehouse closes. Later units are dropped (a shutdown-order bug, logged once)."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join()
+        with self._flush_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._take()
+            failure = self._write_pending()
+            if failure is not None:
+                log.error(
+                    "usage not written at shutdown",
+                    extra={"pending": len(self._pending), "error": type(failure).__name__},
+                )
 
     def count(self, tenant_id: int, metric: Metric, value: int = 1, dimension: str = "") -> None:
         """Add `value` units to the current hour (a dict update under a lock: the hot path's whole cost)."""
@@ -88,6 +122,9 @@ class Meter:
             return
         key = (tenant_id, hour_of(clock.now()), metric, dimension)
         with self._lock:
+            if self._closed:
+                self._late()
+                return
             self._counts[key] = self._counts.get(key, 0) + value
 
     def unit(self, tenant_id: int, unit_id: str, measures: Mapping[Metric, int], dimension: str = "") -> None:
@@ -97,41 +134,62 @@ class Meter:
             return
         hour = hour_of(clock.now())
         with self._lock:
+            if self._closed:
+                self._late()
+                return
             for metric, value in measures.items():
                 key = (tenant_id, metric, dimension, unit_id)
                 earlier = self._units.get(key)
                 if earlier is None or value > earlier[1]:
                     self._units[key] = (hour, max(0, value))
 
+    def _late(self) -> None:
+        """A unit counted after `close` (lock held): dropped, and said once (then metering is off)."""
+        if self.enabled:
+            self.enabled = False
+            log.warning("usage counted after the meter closed: dropped")
+
     def flush(self) -> bool:
         """Write what was counted; False when the warehouse refused (kept and retried next time)."""
         with self._flush_lock:
-            with self._lock:
-                counts, self._counts = self._counts, {}
-                units, self._units = self._units, {}
-            if counts or units:
-                self._pending.append(
-                    _Flush(
-                        uuid.uuid4().hex,
-                        [(*key, value) for key, value in counts.items()],
-                        [(*key, hour, value) for key, (hour, value) in units.items()],
-                    )
+            if self._closed:
+                return not self._pending  # `close` made the last write: the warehouse may be gone
+            self._take()
+            failure = self._write_pending()
+            if failure is None:
+                return True
+            log.warning(
+                "usage flush failed; retried later",
+                extra={"pending": len(self._pending), "error": type(failure).__name__},
+            )
+            if len(self._pending) > MAX_PENDING_FLUSHES:
+                lost = self._pending.pop(0)
+                log.error("usage flush dropped after repeated failures", extra={"rows": len(lost.counts)})
+            return False
+
+    def _take(self) -> None:
+        """Move the counts into a pending flush (flush lock held)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            units, self._units = self._units, {}
+        if counts or units:
+            self._pending.append(
+                _Flush(
+                    uuid.uuid4().hex,
+                    [(*key, value) for key, value in counts.items()],
+                    [(*key, hour, value) for key, (hour, value) in units.items()],
                 )
-            while self._pending:
-                batch = self._pending[0]
-                try:
-                    self._write(batch)
-                except Exception as exc:
-                    log.warning(
-                        "usage flush failed; retried later",
-                        extra={"pending": len(self._pending), "error": type(exc).__name__},
-                    )
-                    if len(self._pending) > MAX_PENDING_FLUSHES:
-                        lost = self._pending.pop(0)
-                        log.error("usage flush dropped after repeated failures", extra={"rows": len(lost.counts)})
-                    return False
-                self._pending.pop(0)
-            return True
+            )
+
+    def _write_pending(self) -> Exception | None:
+        """Write the pending flushes oldest first; the warehouse's refusal stops it (flush lock held)."""
+        while self._pending:
+            try:
+                self._write(self._pending[0])
+            except Exception as exc:
+                return exc
+            self._pending.pop(0)
+        return None
 
     def _write(self, batch: _Flush) -> None:
         if batch.counts:
@@ -152,10 +210,10 @@ def _flush_periodically(meter: weakref.ref[Meter], stop: threading.Event, second
         del current
 
 
-def _flush_at_exit(meter: weakref.ref[Meter]) -> None:
+def _close_at_exit(meter: weakref.ref[Meter]) -> None:
     current = meter()
     if current is not None:
-        current.flush()
+        current.close()
 
 
 # One meter per live runtime, by identity (a `Runtime` is not hashable); an entry leaves with its runtime.
@@ -165,26 +223,28 @@ _meters_lock = threading.Lock()
 
 def meter_for(runtime: Runtime) -> Meter:
     """The runtime's meter: built on first use, with a daemon thread flushing it every
-    `metering_flush_seconds`, and flushed at interpreter exit and when the runtime goes."""
+    `metering_flush_seconds`, and closed by `close_meter`, at interpreter exit or when the runtime goes."""
     with _meters_lock:
         meter = _meters.get(id(runtime))
         if meter is None:
             meter = _meters[id(runtime)] = Meter(runtime.warehouse, runtime.settings.metering)
-            stop = threading.Event()
-            threading.Thread(
-                target=_flush_periodically,
-                args=(weakref.ref(meter), stop, runtime.settings.metering_flush_seconds),
-                name="segops-metering",
-                daemon=True,
-            ).start()
-            atexit.register(_flush_at_exit, weakref.ref(meter))
-            weakref.finalize(runtime, _forget, id(runtime), stop)
+            meter.start(runtime.settings.metering_flush_seconds)
+            atexit.register(_close_at_exit, weakref.ref(meter))
+            weakref.finalize(runtime, _forget, id(runtime))
         return meter
 
 
-def _forget(runtime_id: int, stop: threading.Event) -> None:
-    stop.set()
+def close_meter(runtime: Runtime) -> None:
+    """Close the runtime's meter, if it has one (`Meter.close`): a stopping process does this before it
+    closes the runtime's warehouse. The closed meter stays the runtime's until the runtime goes."""
+    with _meters_lock:
+        meter = _meters.get(id(runtime))
+    if meter is not None:
+        meter.close()
+
+
+def _forget(runtime_id: int) -> None:
     with _meters_lock:
         meter = _meters.pop(runtime_id, None)
     if meter is not None:
-        meter.flush()
+        meter.close()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
+from operator import attrgetter
 
-from segops.metering.meter import meter_for
+from segops.messages import TrackedEvent
+from segops.metering.meter import Meter, meter_for
 from segops.runtime import Runtime
 from segops.warehouse.statistics import QueryStatistics
 
@@ -48,3 +51,14 @@ def connector_sync(
         {"connector_syncs": 1, "connector_users_pushed": users_pushed},
         connector_type,
     )
+
+
+_TENANT_AND_SOURCE = attrgetter("tenant_id", "source")  # read in C: this runs on every event stored
+
+
+def events_accepted(meter: Meter, events: Sequence[TrackedEvent]) -> None:
+    """Events the event writer has just stored for the first time, by tenant and source: the writer's
+    claims and stored-id lookup make that once per event id, so a client retry with the same
+    `message_id` or a redelivery is not accepted again."""
+    for (tenant_id, source), count in Counter(map(_TENANT_AND_SOURCE, events)).items():
+        meter.count(tenant_id, "events_accepted", count, source)

@@ -1,7 +1,8 @@
 """Segment documents: CRUD, immutable definition versions, the active-segment index.
 
-Every segment write (create, patch, delete) then refreshes the tenant's active-segment index
-(`segops.segments.active`) and only then invalidates the `segments:active:<tenant>` cache key
+Every segment write (create, patch, delete) that changes the segment's entry in the tenant's
+active-segment index (`segops.segments.active`) marks the index first; every write then refreshes
+the index (removing its mark) and only then invalidates the `segments:active:<tenant>` cache key
 (`segops.membership.lookup`), so neither the membership lookup nor the sandbox or a compute sees a
 deleted or deactivated segment, or an old definition, once the write has returned.
 """
@@ -16,7 +17,7 @@ from segops.errors import Conflict, NotFound
 from segops.limits import quotas
 from segops.membership.lookup import active_segment_ids, invalidate_active
 from segops.runtime import Runtime
-from segops.segments import active
+from segops.segments import active as active_index
 from segops.segments import models as m
 from segops.store import keys
 
@@ -75,10 +76,15 @@ def list_segments(
     return Page(items, None)
 
 
-def _refresh_active(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
-    """After a write to the segment: its index entry follows it, then the lookup's cached ids are invalidated."""
-    active.refresh(runtime, tenant_id, segment_id)
+def _refresh_active(runtime: Runtime, tenant_id: int, segment_id: int, marks: list[str]) -> None:
+    """After a write to the segment: its index entry follows it (the write's `marks` removed), then the
+    lookup's cached ids are invalidated."""
+    active_index.refresh(runtime, tenant_id, segment_id, marks)
     invalidate_active(runtime, tenant_id)
+
+
+class _Unmarked(Exception):
+    """The segment write changes the segment's active-index entry: the index is marked first."""
 
 
 def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
@@ -108,8 +114,15 @@ def create_segment(
         active=active,
         created_by=created_by,
     )
-    runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
-    _refresh_active(runtime, tenant_id, segment.id)
+    marks = (
+        [active_index.mark(runtime, tenant_id, segment.id)]
+        if active_index.changes_entry(tenant_id, None, segment)
+        else []
+    )
+    try:
+        runtime.documents.create(keys.segment_key(tenant_id, segment.id), segment)
+    finally:
+        _refresh_active(runtime, tenant_id, segment.id, marks)
     return segment
 
 
@@ -136,17 +149,31 @@ def update_segment(
     if definition is not None and definition != current.definition:
         version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)
 
+    marks: list[str] = []
+
     def change(segment: m.Segment) -> m.Segment:
         update = {**changes, "updated_at": clock.now()}
         if version is not None and version.version > segment.version:
             update["definition"] = version.definition
             update["version"] = version.version
-        return segment.model_copy(update=update)
+        updated = segment.model_copy(update=update)
+        # Decided on the very document this write replaces, so a write judged not to change the
+        # entry cannot, whatever other writers did (they mark for their own changes).
+        if not marks and active_index.changes_entry(tenant_id, segment, updated):
+            raise _Unmarked
+        return updated
 
-    updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
+    try:
+        while True:
+            try:
+                updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
+                break
+            except _Unmarked:
+                marks.append(active_index.mark(runtime, tenant_id, segment_id))
+    finally:
+        _refresh_active(runtime, tenant_id, segment_id, marks)
     if updated is None:
         raise NotFound("segment not found", {"id": segment_id})
-    _refresh_active(runtime, tenant_id, segment_id)
     return updated
 
 
@@ -192,7 +219,12 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
 def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     """Remove the segment and its versions; lookups stop returning it at once."""
     get_segment(runtime, tenant_id, segment_id)
-    runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
-    _refresh_active(runtime, tenant_id, segment_id)
+    # Always marked: an unconditional delete cannot tell which document it removes (one activated
+    # since the read above would leave its entry behind).
+    marks = [active_index.mark(runtime, tenant_id, segment_id)]
+    try:
+        runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
+    finally:
+        _refresh_active(runtime, tenant_id, segment_id, marks)
     for number in _version_numbers(runtime, tenant_id, segment_id):
         runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, number))

@@ -17,7 +17,7 @@ KEYS = ("total", "plan", "n")
 HOSTILE = ("'", "\\", "{now:String}", "') OR 1=1 --", "`x`", "é")
 
 strings = st.sampled_from(("", "pro", "free", "pr", *HOSTILE))
-numbers = st.sampled_from((-2, 0, 1, 2, 2.5, 3, 10, 100))
+numbers = st.sampled_from((-2, 0, -0.0, 1, 2, 2.5, 3, 10, 100))
 scalars = st.one_of(strings, numbers, st.booleans())
 json_values = st.one_of(scalars, st.none(), st.fixed_dictionaries({"k": scalars}))
 payloads = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=3)
@@ -39,11 +39,27 @@ def histories(draw: st.DrawFn, max_size: int = 25) -> list[Event]:
             st.tuples(st.sampled_from(USERS), st.sampled_from(EVENT_TYPES), _offsets(), payloads), max_size=max_size
         )
     )
+    return timed(raw)
+
+
+def timed(raw: list[tuple[str, str, int, dict[str, Any]]]) -> list[Event]:
+    """Events from (user, event type, milliseconds after NOW, payload) tuples, received in order."""
     base = datetime(2026, 1, 1, tzinfo=UTC)
     return [
         Event(user, kind, NOW + timedelta(milliseconds=offset), base + timedelta(seconds=i), payload)
         for i, (user, kind, offset, payload) in enumerate(raw)
     ]
+
+
+# Explicit example for the property tests: numeric `in`/`not_in` with signed zeros on both sides
+# (-0.0 = 0 as `eq` says, although ClickHouse's IN hashes the two doubles differently).
+SIGNED_ZEROS = timed([("u0", "a", -1, {"total": -0.0}), ("u1", "a", -1, {"total": 0}), ("u2", "a", -1, {"total": 0.0})])
+ZERO_IN = {"logic": "AND", "conditions": [
+    {"type": "event_count", "event_type": "a", "operator": "gte", "value": 1,
+     "where": [{"property": "total", "operator": "in", "value": [0]}]}]}  # fmt: skip
+MINUS_ZERO_NOT_IN = {"logic": "AND", "conditions": [
+    {"type": "event_count", "event_type": "a", "operator": "gte", "value": 1,
+     "where": [{"property": "total", "operator": "not_in", "value": [2, -0.0]}]}]}  # fmt: skip
 
 
 ops = st.sampled_from(("eq", "neq", "gt", "gte", "lt", "lte"))

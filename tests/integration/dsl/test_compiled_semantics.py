@@ -6,11 +6,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from segops.dsl import compile_segment, compile_segments, parse_definition
 from segops.warehouse import TenantWarehouse, Warehouse
 
-from tests.integration.dsl.strategies import HOSTILE, NOW, definitions, histories
+from tests.integration.dsl.strategies import (
+    HOSTILE,
+    MINUS_ZERO_NOT_IN,
+    NOW,
+    SIGNED_ZEROS,
+    ZERO_IN,
+    definitions,
+    histories,
+)
 from tests.support.dsl_reference import Event, members
 from tests.support.events import fresh_tenant, insert_events
 
@@ -137,6 +145,7 @@ def test_hostile_strings_are_values_not_sql(warehouse: Warehouse, hostile: str) 
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(events=histories(), definition=definitions(), other=definitions())
+@example(events=SIGNED_ZEROS, definition=ZERO_IN, other=MINUS_ZERO_NOT_IN)
 def test_compiled_sql_agrees_with_reference(
     warehouse: Warehouse, events: list[Event], definition: dict[str, Any], other: dict[str, Any]
 ) -> None:

@@ -11,12 +11,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from segops.dsl import compile_segments, parse_definition
 from segops.dsl.evaluator import EventColumns, UserHistory, epoch_milliseconds
 from segops.warehouse import TenantWarehouse, Warehouse
 
-from tests.integration.dsl.strategies import NOW, USERS, definitions, histories
+from tests.integration.dsl.strategies import (
+    MINUS_ZERO_NOT_IN,
+    NOW,
+    SIGNED_ZEROS,
+    USERS,
+    ZERO_IN,
+    definitions,
+    histories,
+)
 from tests.support.dsl_reference import Event, members
 from tests.support.events import COLUMNS, fresh_tenant, insert_events
 
@@ -59,6 +67,7 @@ def compiled(warehouse: Warehouse, tenant: int, segments: list[tuple[int, Any]],
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(events=histories(), definition=definitions(), other=definitions())
+@example(events=SIGNED_ZEROS, definition=ZERO_IN, other=MINUS_ZERO_NOT_IN)
 def test_evaluator_agrees_with_compiled_sql_and_reference(
     warehouse: Warehouse, events: list[Event], definition: dict[str, Any], other: dict[str, Any]
 ) -> None:
@@ -75,6 +84,8 @@ def test_evaluator_agrees_with_compiled_sql_and_reference(
 
 @settings(max_examples=200, deadline=None)
 @given(events=histories(), definition=definitions(max_leaves=6))
+@example(events=SIGNED_ZEROS, definition=ZERO_IN)
+@example(events=SIGNED_ZEROS, definition=MINUS_ZERO_NOT_IN)
 def test_evaluator_agrees_with_reference_on_many_more_cases(events: list[Event], definition: dict[str, Any]) -> None:
     # The same agreement without ClickHouse, so it can afford ten times the examples.
     assert in_memory(events, [(1, parse_definition(definition))], NOW)[1] == members(events, definition, NOW)
@@ -169,10 +180,9 @@ def test_json_types_never_cross_as_in_clickhouse(warehouse: Warehouse) -> None:
         for o in operands
         if not isinstance(o, bool)
     ]
-    # (No 0 in the lists: ClickHouse's IN hashes doubles, so -0.0 is not IN [0.0] although -0.0 = 0.0;
-    # docs/design.md says `in` is `eq` per element, which the evaluator follows: a compiler defect.)
-    filters += [{"property": "v", "operator": op, "value": operands[:2] + operands[3:]} for op in ("in", "not_in")]
-    filters += [{"property": "v", "operator": op, "value": [True, "1"]} for op in ("in", "not_in")]
+    # (`in` is `eq` per element, so -0.0 and 0 are each in a list holding the other.)
+    lists: list[list[Any]] = [operands, [-0.0], [0.0, "1"], [True, "1"]]
+    filters += [{"property": "v", "operator": op, "value": v} for op in ("in", "not_in") for v in lists]
     filters += [{"property": "v", "operator": "contains", "value": o} for o in ("", "1", "ru")]
     segments = [
         (i, parse_definition({"logic": "AND", "conditions": [

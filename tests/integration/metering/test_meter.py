@@ -1,15 +1,22 @@
 """The per-process usage buffer against the real warehouse: retried flushes and re-recorded units
-count once, and a flush the warehouse refused is written later."""
+count once, a flush the warehouse refused is written later, and a stopping stack writes its counts
+before its warehouse closes, leaving nothing behind that flushes later."""
 
 from __future__ import annotations
 
+import gc
+import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from segops import clock
+from segops.config import Settings
 from segops.localstack import LocalStack
-from segops.metering.meter import Meter
+from segops.metering.meter import Meter, meter_for
 from segops.metering.usage import totals, usage_rows
 from segops.warehouse.base import Warehouse
 
@@ -100,3 +107,42 @@ def test_nothing_is_counted_when_metering_is_off(stack: LocalStack) -> None:
         meter.unit(10, "export:1", {"exports": 1})
         assert meter.flush()
     assert not any(day_totals(stack, 10).values())
+
+
+def test_a_clean_shutdown_writes_the_counts_then_nothing_flushes_any_more(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a stack whose meter flushes every 20 ms, with counts not yet flushed
+    before = set(threading.enumerate())
+    stack = LocalStack(settings.model_copy(update={"metering_flush_seconds": 0.02}))
+    caplog.set_level(logging.DEBUG, logger="segops.metering")
+    with clock.frozen(AT):
+        meter_for(stack.runtime).count(11, "api_calls", 5, "api:2xx")
+        # WHEN it stops (bus, then the meter, then the warehouse), and time passes
+        stack.stop()
+    flushers = [t for t in set(threading.enumerate()) - before if t.name == "segops-metering"]
+    time.sleep(0.2)
+    warehouse = stack.runtime.warehouse  # chDB's shared session: still readable after the close
+    del stack
+    gc.collect()
+    # THEN the counts were written, its flusher is gone, and nothing was logged: no flush ran late
+    assert flushers == []
+    rows = warehouse.query("SELECT sum(value) FROM usage WHERE tenant_id = 11 AND metric = 'api_calls'").scalar()
+    assert rows == 5
+    assert [r.getMessage() for r in caplog.records if r.name == "segops.metering"] == []
+
+
+def test_units_counted_after_close_are_dropped_and_said_once(
+    stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a closed meter (its process is stopping)
+    meter = Meter(stack.runtime.warehouse)
+    meter.close()
+    # WHEN units still arrive (a shutdown-order bug)
+    with clock.frozen(AT), caplog.at_level(logging.WARNING, logger="segops.metering"):
+        meter.count(12, "api_calls", 2)
+        meter.unit(12, "export:1", {"exports": 1})
+        assert meter.flush()
+    # THEN nothing is written, and one warning says so
+    assert not any(day_totals(stack, 12).values())
+    assert [r.getMessage() for r in caplog.records] == ["usage counted after the meter closed: dropped"]

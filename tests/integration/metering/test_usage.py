@@ -95,9 +95,9 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
     # WHEN the owner reads the usage of the current day
     after = usage(api, account)
 
-    # THEN events: 4 accepted (3 in the batch, 1 client retry), 1 refused, 3 stored
+    # THEN events: 3 accepted and stored (the client's retry of one is the same event), 1 refused
     totals = after["totals"]
-    assert (totals["events_accepted"], totals["events_refused"], totals["events_stored"]) == (4, 1, 3)
+    assert (totals["events_accepted"], totals["events_refused"], totals["events_stored"]) == (3, 1, 3)
     # AND one compute (the redelivered request ran nothing) with what its queries read
     assert totals["computes"] == 1
     assert totals["compute_rows_read"] >= 3 and totals["compute_bytes_read"] > 0 and totals["compute_elapsed_us"] > 0
@@ -124,6 +124,20 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
     assert counted[("api_calls", "api:2xx")] == earlier + 9
     # AND the timeseries adds up to the totals
     assert sum(bucket["values"].get("api_calls", 0) for bucket in after["timeseries"]) == totals["api_calls"]
+
+
+def test_a_retried_batch_is_accepted_once_per_message_id(stack: LocalStack, api: Api, account: Account) -> None:
+    # GIVEN a batch of three events with message ids, and one of two events without
+    identified = {"events": [{"user_id": f"u{i}", "event_type": "paid", "message_id": f"pay-{i}"} for i in range(3)]}
+    anonymous = {"events": [{"user_id": f"u{i}", "event_type": "viewed"} for i in range(2)]}
+    # WHEN the client sends each twice (its first answers were lost), and Pub/Sub delivers them all
+    for body in (identified, identified, anonymous, anonymous):
+        assert api.post("/api/ingestion/track/batch/", body, headers=account.key).status_code == 202
+    stack.bus.drain()
+    # THEN the events with message ids are accepted once, as they are stored once; the others are new
+    # events on every send (the retry cannot be told apart), accepted and stored twice
+    counted = breakdown(usage(api, account))
+    assert (counted[("events_accepted", "api")], counted[("events_stored", "")]) == (3 + 4, 3 + 4)
 
 
 def test_usage_is_per_tenant_and_for_owners_and_admins_only(api: Api, account: Account) -> None:

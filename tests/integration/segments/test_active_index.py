@@ -1,16 +1,21 @@
 """The active-segment index (`segops.segments.active`): one store read for the active set, kept by
-every segment write, rebuilt once when missing, convergent under concurrent writers on real GCS."""
+every segment write, rebuilt once when missing, convergent under concurrent writers on real GCS,
+and healed after a writer died between its segment write and the index update."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from segops import clock
 from segops.localstack import LocalStack
 from segops.runtime import Runtime
-from segops.segments import service
-from segops.segments.active import ActiveSegment, active_segments
+from segops.segments import active, service
+from segops.segments.active import ABANDONED_AFTER, ActiveIndex, ActiveSegment, active_segments
 from segops.segments.models import Segment
 from segops.store import keys
 from segops.store.gcs import GcsStore
@@ -18,6 +23,7 @@ from segops.store.gcs import GcsStore
 from tests.support.stores import CountingStore
 
 TENANT = 7
+AT = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 
 
 def definition(value: int) -> dict[str, Any]:
@@ -43,6 +49,28 @@ def from_documents(runtime: Runtime) -> list[ActiveSegment]:
 def counted(runtime: Runtime) -> tuple[Runtime, CountingStore]:
     store = CountingStore(runtime.store)
     return replace(runtime, store=store), store
+
+
+def stored_index(runtime: Runtime) -> ActiveIndex:
+    found = runtime.documents.load(keys.active_index_key(TENANT), ActiveIndex)
+    assert found is not None
+    return found
+
+
+class Killed(BaseException):
+    """The API process dying: nothing after it runs, not even the service's error handling."""
+
+
+def dies_before_the_index_update(monkeypatch: pytest.MonkeyPatch, write: Callable[[], object]) -> None:
+    """Run a segment write whose process dies right after its segment document is written."""
+
+    def die(*args: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(active, "refresh", die)
+        with pytest.raises(Killed):
+            write()
 
 
 def test_the_index_follows_every_segment_write(stack: LocalStack) -> None:
@@ -160,3 +188,65 @@ def test_concurrent_activations_and_rebuilds_converge_on_gcs(
     entry = next(s for s in active_segments(runtime, TENANT) if s.id == target)
     assert (entry.version, entry.definition) == (final.version, final.definition)
     assert final.version == 7
+    # AND every write removed its mark
+    assert stored_index(runtime).pending == []
+
+
+def test_a_writer_that_died_before_the_index_update_leaves_no_stale_entry(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = stack.runtime
+    with clock.frozen(AT):
+        # GIVEN an active segment, one with a definition, an inactive one, and one to delete
+        kept = create(runtime, "kept")
+        edited = create(runtime, "edited")
+        service.update_segment(runtime, TENANT, edited.id, {}, definition=definition(1), actor=None)
+        dormant = create(runtime, "dormant", active=False)
+        doomed = create(runtime, "doomed")
+        # WHEN four API calls each die between their segment write and the index update: a create, a
+        # definition change, an activation and a delete
+        dies_before_the_index_update(monkeypatch, lambda: create(runtime, "born"))
+        dies_before_the_index_update(
+            monkeypatch,
+            lambda: service.update_segment(runtime, TENANT, edited.id, {}, definition=definition(2), actor=None),
+        )
+        dies_before_the_index_update(
+            monkeypatch, lambda: service.update_segment(runtime, TENANT, dormant.id, {"active": True}, actor=None)
+        )
+        dies_before_the_index_update(monkeypatch, lambda: service.delete_segment(runtime, TENANT, doomed.id))
+        # THEN readers already see the active set the documents hold (new segment, version 2,
+        # activation, deletion), not the index's stale entries
+        expected = from_documents(runtime)
+        assert [s.id for s in expected][:3] == [kept.id, edited.id, dormant.id]
+        assert [s.name for s in expected] == ["kept", "edited", "dormant", "born"]
+        assert active_segments(runtime, TENANT) == expected
+        assert next(s for s in expected if s.id == edited.id).definition == definition(2)
+        # AND within the grace of a write that may still be running, the marks stay (readers write nothing)
+        assert len(stored_index(runtime).pending) == 4
+    with clock.frozen(AT + ABANDONED_AFTER + timedelta(seconds=1)):
+        # WHEN the next reader comes once the writers are surely gone
+        assert active_segments(runtime, TENANT) == expected
+    # THEN it repaired the index document itself: the documents' entries, no marks, one GET per read again
+    assert stored_index(runtime) == ActiveIndex(segments=expected)
+    counting, store = counted(runtime)
+    assert active_segments(counting, TENANT) == expected
+    assert store.calls == {"get": 1}
+
+
+def test_a_write_that_fails_removes_its_mark(stack: LocalStack) -> None:
+    # GIVEN an active segment, then a PATCH of it that fails after marking (the segment vanished)
+    made = create(stack.runtime, "made")
+
+    original = active.mark
+
+    def mark_then_vanish(runtime: Runtime, tenant_id: int, segment_id: int) -> str:
+        token = original(runtime, tenant_id, segment_id)
+        stack.runtime.documents.delete(keys.segment_key(TENANT, made.id))
+        return token
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(active, "mark", mark_then_vanish)
+        with pytest.raises(Exception, match="segment not found"):
+            service.update_segment(stack.runtime, TENANT, made.id, {"active": False}, actor=None)
+    # THEN the index agrees with the documents and holds no mark
+    assert stored_index(stack.runtime) == ActiveIndex(segments=[])

@@ -122,7 +122,7 @@ def test_user_property_in_mixed_types_groups_by_json_type() -> None:
   SELECT user_id,
     argMaxIf(payload, (occurred_at, received_at), event_type = {{p0:String}}) AS `a0`
 {FROM}
-WHERE (NOT ((JSONType(`a0`, {{p1:String}}) = 'String' AND JSONExtractString(`a0`, {{p1:String}}) IN {{p2:Array(String)}}) OR (JSONType(`a0`, {{p1:String}}) = 'Bool' AND JSONExtractBool(`a0`, {{p1:String}}) IN {{p3:Array(UInt8)}}) OR (JSONType(`a0`, {{p1:String}}) IN ('Int64', 'UInt64', 'Double') AND JSONExtractFloat(`a0`, {{p1:String}}) IN {{p4:Array(Float64)}})))""",  # noqa: E501
+WHERE (NOT ((JSONType(`a0`, {{p1:String}}) = 'String' AND JSONExtractString(`a0`, {{p1:String}}) IN {{p2:Array(String)}}) OR (JSONType(`a0`, {{p1:String}}) = 'Bool' AND JSONExtractBool(`a0`, {{p1:String}}) IN {{p3:Array(UInt8)}}) OR (JSONType(`a0`, {{p1:String}}) IN ('Int64', 'UInt64', 'Double') AND (JSONExtractFloat(`a0`, {{p1:String}}) + 0) IN {{p4:Array(Float64)}})))""",  # noqa: E501
         {"p0": "context_identified", "p1": "plan", "p2": ["pro"], "p3": [1], "p4": [2.0]},
     )
 
