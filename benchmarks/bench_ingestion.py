@@ -36,7 +36,7 @@ from segops.ingestion.writer import COLUMNS as WRITER_COLUMNS
 from segops.ingestion.writer import configure_writer_process, event_row, handle_event_batch
 from segops.localstack import LocalStack
 from segops.messages import EventBatch
-from segops.metering.meter import meter_for
+from segops.metering.meter import close_meter
 from segops.runtime import build_runtime
 from segops.warehouse import chdb_backend
 from segops.warehouse.migrations import migrate
@@ -295,7 +295,7 @@ def run(scale: float) -> list[Figure]:
         # Redelivering every 500-event message stores nothing new: the cost of the duplicate path.
         redeliver_seconds = _deliver(runtime, messages)
         assert warehouse.query("SELECT count() FROM events").scalar() == stored
-        meter_for(runtime).flush()  # its usage counts, before their database goes
+        close_meter(runtime)  # its last usage counts, before their database goes
         warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
         end_to_end = _end_to_end(bodies, workdir, settings.chdb_dir)
     finally:
