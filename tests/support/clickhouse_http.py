@@ -224,32 +224,33 @@ class ChdbHttpServer:
 
     def _run(self, database: str, sql: str, fmt: str, bound: dict[str, str], settings: dict[str, str]) -> bytes:
         # Settings apply to this statement only, as URL settings do on a real server: set, run, reset.
-        with self._chdb.lock:
+        def statement() -> Any:
+            session = self._chdb.session
             try:
                 for name, value in settings.items():
-                    self._chdb.session.query(f"SET {name} = '{value.replace(chr(39), '')}'")
+                    session.query(f"SET {name} = '{value.replace(chr(39), '')}'")
                 if self._chdb.database != database:
-                    self._chdb.session.query(f"USE `{database}`")
+                    session.query(f"USE `{database}`")
                     self._chdb.database = database
                 # Parameters arrive already in ClickHouse's text form; chDB takes them untouched.
-                result = (
-                    self._chdb.session.query(sql, fmt, params=bound) if bound else self._chdb.session.query(sql, fmt)
-                )
+                return session.query(sql, fmt, params=bound) if bound else session.query(sql, fmt)
             except Exception as exc:  # chDB raises RuntimeError carrying ClickHouse's "Code: N. DB::Exception"
                 code = re.search(r"Code: (\d+)", str(exc))
                 raise ClickHouseError(int(code.group(1)) if code else 1, str(exc)) from None
             finally:
                 for name in settings:
-                    self._chdb.session.query(f"SET {name} = DEFAULT")
-            # What a server puts in `X-ClickHouse-Summary`, from chDB's own statistics of the statement.
-            self._summary.value = {
-                "read_rows": str(result.storage_rows_read()),
-                "read_bytes": str(result.storage_bytes_read()),
-                "written_rows": str(result.rows_written()),
-                "written_bytes": str(result.bytes_written()),
-                "elapsed_ns": str(round(result.elapsed() * 1e9)),
-            }
-            return bytes(result.bytes())
+                    session.query(f"SET {name} = DEFAULT")
+
+        result = self._chdb.call(statement)
+        # What a server puts in `X-ClickHouse-Summary`, from chDB's own statistics of the statement.
+        self._summary.value = {
+            "read_rows": str(result.storage_rows_read()),
+            "read_bytes": str(result.storage_bytes_read()),
+            "written_rows": str(result.rows_written()),
+            "written_bytes": str(result.bytes_written()),
+            "elapsed_ns": str(round(result.elapsed() * 1e9)),
+        }
+        return bytes(result.bytes())
 
     # -- HTTP -----------------------------------------------------------------------------------
 

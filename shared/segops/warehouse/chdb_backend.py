@@ -4,6 +4,7 @@ import atexit
 import contextlib
 import logging
 import os
+import queue
 import re
 import shutil
 import sys
@@ -11,9 +12,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -26,11 +28,30 @@ from segops.warehouse.params import format_params
 
 _COPY_CHUNK = 1 << 20
 
+T = TypeVar("T")
+
+
+# The engine's server configuration (chDB reads a ClickHouse config file at session start). Above
+# `concurrent_part_removal_threshold` (100) outdated parts, MergeTree removes them at once on up to 128
+# threads of the engine's global pool, which then keeps them idle for good (up to 1,000; chDB ignores
+# `max_thread_pool_free_size`); each of them that later runs a statement's work keeps three
+# `/proc/<pid>/task/<tid>/` files open. chDB drops merged parts at once (`old_parts_lifetime` 0), so
+# steady ingestion crosses that threshold within a minute: parts are removed one after another instead.
+_ENGINE_CONFIG = """<clickhouse>
+  <merge_tree>
+    <concurrent_part_removal_threshold>1000000000</concurrent_part_removal_threshold>
+  </merge_tree>
+</clickhouse>
+"""
+
 
 class _SharedSession:
     """chDB allows one data directory per process; warehouses on other databases share its session.
 
-    Statements are serialised: a chDB session is not re-entrant, and `USE` is session state.
+    Statements run one at a time on one long-lived thread of their own (`call`): a chDB session is
+    not re-entrant, `USE` is session state, and chDB keeps three `/proc/<pid>/task/<tid>/` files
+    open for every thread that has run a statement, for as long as that thread lives. Run on the
+    callers' threads, every HTTP connection thread and bus worker would hold its own three.
     """
 
     def __init__(self, path: Path) -> None:
@@ -38,48 +59,80 @@ class _SharedSession:
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.session = chdb_session.Session(str(path))
-        self.lock = threading.RLock()
         self.database: str | None = None
         self.closed = False
+        self._state = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="segops-chdb", daemon=True)
+        self._thread.start()
+        config = path / "segops-engine.xml"
+        config.write_text(_ENGINE_CONFIG)
+        self.session = self.call(lambda: chdb_session.Session(f"{path}?config-file={config}"))
         # Close while the interpreter is still whole: left to the session's finalizer, the close
         # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
-        # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown.
+        # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown, while
+        # the (daemon) session thread still runs.
         atexit.register(self.close)
 
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, done = job
+            try:
+                done.set_result(work())
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                done.set_exception(exc)
+
+    def call(self, work: Callable[[], T]) -> T:
+        """`work()` run on the session's thread, after every statement submitted before it."""
+        done: Future[T] = Future()
+        with self._state:
+            if self.closed:
+                raise RuntimeError(f"the chDB session on {self.path} is closed")
+            self._jobs.put((work, done))
+        return done.result()
+
     def close(self) -> None:
-        with self.lock:
-            if not self.closed:
-                self.closed = True
-                self.session.close()
+        with self._state:
+            if self.closed:
+                return
+            self.closed = True
+            done: Future[None] = Future()
+            self._jobs.put((self.session.close, done))
+            self._jobs.put(None)
+        done.result()
+        self._thread.join()
 
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
-        with self.lock:
-            if self.database != database:
-                self.session.query(f"USE {quote_identifier(database)}")
-                self.database = database
-            measured = statistics.active()
-            cpu_started = time.process_time() if measured else 0.0
-            try:
-                if params:
-                    result = self.session.query(sql, fmt, params=format_params(params))
-                else:
-                    result = self.session.query(sql, fmt)
-            except Exception:
-                # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
-                # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
-                # throwaway statement takes it instead.
-                with contextlib.suppress(Exception):
-                    self.session.query("SELECT 1", fmt)
-                raise
-            if measured:
-                statistics.record(
-                    result.storage_rows_read(),
-                    result.storage_bytes_read(),
-                    round(result.elapsed() * 1_000_000),
-                    round((time.process_time() - cpu_started) * 1_000_000),
-                )
-            return result
+        def statement() -> tuple[Any, float]:
+            # The process's CPU time over this statement alone, not over the wait for its turn.
+            cpu_started = time.process_time()
+            return self._statement(database, sql, fmt, params), time.process_time() - cpu_started
+
+        result, cpu_seconds = self.call(statement)
+        if statistics.active():
+            statistics.record(
+                result.storage_rows_read(),
+                result.storage_bytes_read(),
+                round(result.elapsed() * 1_000_000),
+                round(cpu_seconds * 1_000_000),
+            )
+        return result
+
+    def _statement(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        if self.database != database:
+            self.session.query(f"USE {quote_identifier(database)}")
+            self.database = database
+        try:
+            if params:
+                return self.session.query(sql, fmt, params=format_params(params))
+            return self.session.query(sql, fmt)
+        except Exception:
+            # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
+            # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
+            # throwaway statement takes it instead.
+            with contextlib.suppress(Exception):
+                self.session.query("SELECT 1", fmt)
+            raise
 
 
 _shared: _SharedSession | None = None
@@ -167,8 +220,9 @@ class ChdbWarehouse:
     def __init__(self, path: Path, database: str = "segops") -> None:
         self.database = allowed_identifier(database)
         self._shared = _session(path)
-        with self._shared.lock:
-            self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+        self._shared.call(
+            lambda: self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
+        )
 
     # chDB has no custom settings or row policies: `tenant_id` is accepted for the protocol and unused
     # (the application check in `TenantWarehouse` is the isolation here; docs/deploy.md).
