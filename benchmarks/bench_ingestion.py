@@ -36,6 +36,7 @@ from segops.ingestion.writer import COLUMNS as WRITER_COLUMNS
 from segops.ingestion.writer import configure_writer_process, event_row, handle_event_batch
 from segops.localstack import LocalStack
 from segops.messages import EventBatch
+from segops.metering.meter import close_meter
 from segops.runtime import build_runtime
 from segops.warehouse import chdb_backend
 from segops.warehouse.migrations import migrate
@@ -204,12 +205,12 @@ def _end_to_end(bodies: list[bytes], workdir: Path, chdb_path: Path) -> float:
             ).scalar()
         elapsed = time.perf_counter() - started
         assert stored == expected, (stored, expected)
-        stack.runtime.warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
         return expected / elapsed
     finally:
         server.shutdown()
         server.server_close()
-        stack.stop()
+        stack.stop()  # flushes the stack's usage counts: the database goes after it
+        stack.runtime.warehouse.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
 
 
 def run(scale: float) -> list[Figure]:
@@ -294,6 +295,7 @@ def run(scale: float) -> list[Figure]:
         # Redelivering every 500-event message stores nothing new: the cost of the duplicate path.
         redeliver_seconds = _deliver(runtime, messages)
         assert warehouse.query("SELECT count() FROM events").scalar() == stored
+        close_meter(runtime)  # its last usage counts, before their database goes
         warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
         end_to_end = _end_to_end(bodies, workdir, settings.chdb_dir)
     finally:

@@ -3,27 +3,39 @@
 Results go to `compute_results (stage, segment_id, user_id)`, never to membership: publishing them
 is the membership writer's step. A delta first stages its candidates (`compute_candidates`) and
 the pass then reads only their states and events. The SQL itself is `segops.dsl`'s (`compile_segments`); this
-module only feeds it and stores what it selects — in several statements when one would exceed
-`compute_max_query_bytes` (ClickHouse refuses a query text over `max_query_size`): the segments
-are halved until each statement fits, all staged under the same stage, so the publication stays
-one commit.
+module only feeds it and stores what it selects, in as many statements as the warehouse's bounds
+need, all staged under the same stage so the publication stays one commit:
+
+- by segments, when one statement would exceed `compute_max_query_bytes` (ClickHouse refuses a
+  query text over `max_query_size`): the segments are halved until each statement fits;
+- by users, when the pass's per-user states would not fit in memory without spilling
+  (`segops.warehouse.limits.user_parts`): one statement per range of `user_id`, so a statement's
+  memory follows the settings however large the tenant. Each user is in exactly one range, so the
+  parts' results are the whole pass's; ranges (not hashes) because every table the pass reads is
+  ordered by user within a tenant (or a day), so a part reads only its own granules. The split
+  points are quantiles of a 1-in-`SAMPLE` sample of the users (by hash), which also estimates
+  their number; a tenant whose state rows alone fit in one part is never sampled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from segops.compute.plan import Pass, delta_candidates
-from segops.dsl import CompiledQuery, SegmentDefinition, StoredEvents, compile_segments
+from segops.config import Settings
+from segops.dsl import CompiledQuery, SegmentDefinition, StoredEvents, compile_segments, tenant_events
 from segops.lookalike import service as lookalike_service
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.writer import CANDIDATES
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
-from segops.warehouse.limits import limited
+from segops.warehouse.limits import limited, user_parts
+
+SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 
 
 def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
@@ -32,29 +44,79 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
     if isinstance(first.definition, LookalikeDefinition):  # a lookalike is a pass of its own
         lookalike_service.stage_members(runtime, tenant_id, stage_id, first.segment.id, first.definition, now)
         return True
-    source = None
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    source = tenant_events()
+    candidates: int | None = None
     if work.mode == "delta":
         select, params = delta_candidates(work.targets, now)
-        if _stage_candidates(runtime, tenant_id, stage_id, select, params) == 0:
+        candidates = _stage_candidates(runtime, tenant_id, stage_id, select, params)
+        if candidates == 0:
             return False
         source = _candidate_source(stage_id)
     definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
-    for sql, params in _statements(definitions, source, now, runtime.settings.compute_max_query_bytes):
-        TenantWarehouse(runtime.warehouse, tenant_id).command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
+    groups = _groups(definitions, source, now, runtime.settings.compute_max_query_bytes)
+    widest = max(compiled.aggregates for _, compiled in groups)
+    points = _split_points(wh, source, candidates, widest, runtime.settings)
+    for group, compiled in groups:
+        for part in [compiled] if not points else [compile_segments(group, s) for s in _ranges(source, points)]:
+            sql, params = _stage_results(part, now)
+            wh.command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
     return True
 
 
-def _statements(
-    definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents | None, now: datetime, max_bytes: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """Statements staging the definitions' results, each under `max_bytes` (a lone segment as it is)."""
-    statement = _stage_results(compile_segments(definitions, source), now)
-    if len(definitions) == 1 or len(statement[0].encode()) <= max_bytes:
-        return [statement]
+def _groups(
+    definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents, now: datetime, max_bytes: int
+) -> list[tuple[list[tuple[int, SegmentDefinition]], CompiledQuery]]:
+    """The definitions in groups whose statement stays under `max_bytes` (a lone segment as it is).
+
+    Measured without the user range a split adds (~150 bytes, inside the margin between the
+    default `max_bytes` and ClickHouse's 256 KiB).
+    """
+    compiled = compile_segments(definitions, source)
+    if len(definitions) == 1 or len(_stage_results(compiled, now)[0].encode()) <= max_bytes:
+        return [(definitions, compiled)]
     half = len(definitions) // 2
-    return _statements(definitions[:half], source, now, max_bytes) + _statements(
-        definitions[half:], source, now, max_bytes
+    return _groups(definitions[:half], source, now, max_bytes) + _groups(definitions[half:], source, now, max_bytes)
+
+
+def _split_points(
+    wh: TenantWarehouse, source: StoredEvents, users: int | None, aggregates: int, settings: Settings
+) -> list[str]:
+    """The `user_id`s where the pass is split (none: one statement), for `users` (a delta's
+    candidates) or the source's users (a full pass: counted as state rows first, which is cheap and
+    at least one per user, then sampled only if even those do not fit in one part)."""
+    scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
+    seconds = settings.compute_max_execution_seconds
+    if users is None:
+        rows = wh.query(limited(f"SELECT count() FROM user_day_states WHERE {scope}", settings, seconds), source.params)
+        users = int(rows.scalar() or 0)
+    if user_parts(users, aggregates, settings) == 1:
+        return []
+    sampled = (
+        f"SELECT user_id FROM user_day_states WHERE {scope} AND cityHash64(user_id) % {{sample:UInt64}} = 0 "
+        "GROUP BY user_id ORDER BY user_id"
     )
+    found = wh.query(limited(sampled, settings, seconds), {**source.params, "sample": SAMPLE})
+    sample = [str(user) for (user,) in found.rows]
+    parts = user_parts(len(sample) * SAMPLE, aggregates, settings)
+    # In the warehouse's order, as sampled (never re-sorted here): ranges must follow its comparison.
+    return list(dict.fromkeys(sample[len(sample) * i // parts] for i in range(1, parts)))
+
+
+def _ranges(source: StoredEvents, points: list[str]) -> list[StoredEvents]:
+    """`source` cut at `points`: users before the first, between each two, from the last on."""
+    bounds = [None, *points, None]
+    found = []
+    for low, high in pairwise(bounds):
+        users, params = [f"({source.users})"] if source.users else [], dict(source.params)
+        if low is not None:
+            users.append("user_id >= {src_from:String}")
+            params["src_from"] = low
+        if high is not None:
+            users.append("user_id < {src_to:String}")
+            params["src_to"] = high
+        found.append(StoredEvents(" AND ".join(users), params))
+    return found
 
 
 def _stage_candidates(

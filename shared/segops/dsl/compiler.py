@@ -74,6 +74,7 @@ class CompiledQuery:
     sql: str
     params: dict[str, Any]
     columns: dict[int, str] = field(default_factory=dict)
+    aggregates: int = 0  # per-user aggregate states of the pass (what its GROUP BY holds per user)
 
     def bind(self, now: datetime) -> dict[str, Any]:
         """Parameters for one evaluation at `now` (the tenant id is bound by `TenantWarehouse`)."""
@@ -375,4 +376,5 @@ def compile_segments(
         selected.append(f",\n  {compiler.node(definition)} AS {quote_identifier(columns[segment_id])}")
     members = " OR ".join(quote_identifier(column) for column in columns.values())
     sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)\nWHERE {members}"
-    return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns)
+    aggregates = len(compiler.aggregates) + len(compiler.raw_aggregates)
+    return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns, aggregates)

@@ -2,10 +2,13 @@
 
 A delivery calls `submit`; it joins the open group and blocks until that group's flush has run. The
 first delivery of a group leads it: it waits until the group holds `max_rows` rows or `max_bytes`
-bytes, or `max_wait_seconds` passed since it opened, then closes the group (the next delivery opens a
-new one) and runs the flush outside the lock. The flush returns one outcome per delivery (None = its
-rows are durable, else the exception that delivery raises), so one delivery can be refused (nacked)
-while the others of its flush are acknowledged. Nothing is acknowledged before its flush returned.
+bytes, or `max_wait_seconds` passed since it opened, and then until no other flush of this instance
+is running (one flush at a time: while one runs, the next group keeps growing, so flushes get larger
+under load instead of more numerous; measured: concurrent flushes of a few thousand rows each queued
+on the warehouse and made every part, view block and lookup smaller). It then closes the group (the
+next delivery opens a new one) and runs the flush outside the lock. The flush returns one outcome per
+delivery (None = its rows are durable, else the exception that delivery raises), so one delivery can
+be refused (nacked) while the others of its flush are acknowledged. Nothing is acknowledged before its flush returned.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class GroupCommit(Generic[Item]):
         self.bounds = bounds
         self._cond = threading.Condition()
         self._open: _Group[Item] | None = None
+        self._flushing = False
 
     def submit(self, item: Item, rows: int, size: int) -> None:
         """Block until the flush holding `item` has run; raise what it reported for `item`."""
@@ -65,8 +69,11 @@ class GroupCommit(Generic[Item]):
                 deadline = group.opened_at + self.bounds.max_wait_seconds
                 while not group.closed and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(remaining)
+                while self._flushing:  # open, the group takes what arrives meanwhile (up to its bounds)
+                    self._cond.wait()
                 if not group.closed:
                     self._close(group)
+                self._flushing = True
         if leader:
             self._run(group)
         else:
@@ -95,3 +102,6 @@ class GroupCommit(Generic[Item]):
             raise
         finally:
             group.done.set()
+            with self._cond:
+                self._flushing = False
+                self._cond.notify_all()

@@ -169,8 +169,4 @@ def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchO
             runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
         )
         raise
-    sent_at = body.get("sentAt")
-    natives = [segment.to_native(item, None, sent_at, stamp.received_at) for item in items]
-    # The mapped events take the native batch path (and its `_vouched` fast path) together.
-    validated = iter(validate_events([n for n in natives if not isinstance(n, Rejection)], stamp))
-    return _queue_valid(runtime, stamp, [n if isinstance(n, Rejection) else next(validated) for n in natives])
+    return _queue_valid(runtime, stamp, segment.validate_batch(items, body.get("sentAt"), stamp))

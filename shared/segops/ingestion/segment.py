@@ -3,14 +3,16 @@ native events, so Segment and RudderStack clients can send to SegOps unchanged.
 
 Each Segment message becomes one native event dict (the shape `IncomingEvent` describes) and then goes
 through the native validation (`validate_event`), so the rules, `error_type`s, error records and stats
-are exactly those of `/api/ingestion/track/`. The mapping table is in docs/ingestion.md.
+are exactly those of `/api/ingestion/track/`. The mapping table is in docs/ingestion.md. Hot path: a
+message the native checks certainly accept is mapped and stamped in one pass (`_vouched`), as
+`events._vouched` does for native events; anything in doubt takes the mapping and then the model.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -21,6 +23,7 @@ from segops.ingestion.events import (
     iso_millis,
     parse_occurred_at,
     validate_event,
+    vouch,
 )
 
 MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
@@ -35,6 +38,10 @@ EVENT_TYPES: dict[str, str] = {
 }
 # What a page call records even when the client put it in `context.page` rather than `properties`.
 PAGE_FIELDS = ("path", "url", "title", "referrer", "search")
+
+# Where a clock-skew correction beyond `datetime`'s range lands (then refused by the native bounds).
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
@@ -62,7 +69,7 @@ def _text(value: Any) -> str | None:
     """Segment ids may be numbers; anything else that is not a non-empty string counts as absent."""
     if type(value) is str:
         return value or None
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return str(value)
@@ -78,22 +85,34 @@ def _parse_sent_at(text: str) -> datetime | None:
     return parse_occurred_at(text)
 
 
-def corrected_timestamp(original: str, sent_at: Any, received_at: datetime) -> str:
-    """When the event happened, per Segment's clock-skew correction: with a client `sentAt`,
-    `timestamp = receivedAt - (sentAt - originalTimestamp)`; without one, the client's timestamp as
-    sent. Unparsable values are returned as sent, for the native validation to refuse."""
+def _sent(message: dict[str, Any], batch_sent_at: Any) -> datetime | None:
+    """The client's `sentAt` (the message's, else the batch's), if it has a parsable one."""
+    sent_at = message.get("sentAt", batch_sent_at)
+    return _parse_sent_at(sent_at) if isinstance(sent_at, str) else None
+
+
+def _corrected(occurred: datetime, sent: datetime, received_at: datetime) -> datetime:
+    """Segment's clock-skew correction, `receivedAt - (sentAt - timestamp)`. A result beyond
+    `datetime`'s years 1-9999 is clamped to that end, which the native bounds then refuse."""
+    skew = sent - occurred
+    try:
+        return received_at - skew
+    except OverflowError:
+        return _EARLIEST if skew > timedelta(0) else _LATEST
+
+
+def corrected_timestamp(original: str, sent: datetime | None, received_at: datetime) -> str:
+    """When the event happened: with a client `sentAt`, `_corrected`; without one, the client's
+    timestamp as sent. Unparsable values are returned as sent, for the native validation to refuse."""
     occurred = parse_occurred_at(original)
-    sent = _parse_sent_at(sent_at) if isinstance(sent_at, str) else None
     if occurred is None or sent is None:
         return original
-    return iso_millis(received_at - (sent - occurred))
+    return iso_millis(_corrected(occurred, sent, received_at))
 
 
-def to_native(
-    message: Any, kind: MessageType | None, batch_sent_at: Any, received_at: datetime
-) -> dict[str, Any] | Rejection:
-    """One Segment message → a native event dict, or why it is refused (`kind`: the endpoint's call
-    type; None for `/v1/batch`, where each message names its own `type`)."""
+def _mapped(message: Any, kind: MessageType | None) -> tuple[str, str, dict[str, Any]] | Rejection:
+    """A Segment message's native user id, event type and payload, or why it is refused
+    (`kind`: the endpoint's call type; None for `/v1/batch`, where each message names its own `type`)."""
     if not isinstance(message, dict):
         return Rejection("invalid_event", "event: must be a JSON object", "")
     call = message.get("type", kind) if kind is None else kind
@@ -101,7 +120,8 @@ def to_native(
         return Rejection("invalid_event", f"type: must be one of {', '.join(MESSAGE_TYPES)}", "/type")
     user_id = _text(message.get("userId"))
     anonymous_id = _text(message.get("anonymousId"))
-    if user_id is None and anonymous_id is None:
+    user = user_id if user_id is not None else anonymous_id
+    if user is None:
         return Rejection("invalid_user_id", "user_id: userId or anonymousId is required", "/userId")
     payload: dict[str, Any]
     if call == "track":
@@ -144,28 +164,91 @@ def to_native(
         event_type = EVENT_TYPES[call]
     if anonymous_id is not None:
         payload["anonymous_id"] = anonymous_id
+    return user, event_type, payload
+
+
+def _message_id(message: dict[str, Any]) -> Any:
+    message_id = message.get("messageId")
+    return message_id if message_id is None else _text(message_id) or message_id
+
+
+def _device_time(message: dict[str, Any]) -> Any:
+    # Segment's libraries send the device time as `timestamp` (RudderStack's as `originalTimestamp`).
+    return message.get("originalTimestamp", message.get("timestamp"))
+
+
+def to_native(
+    message: Any, kind: MessageType | None, batch_sent_at: Any, received_at: datetime
+) -> dict[str, Any] | Rejection:
+    """One Segment message → a native event dict, or why it is refused (`kind` as in `_mapped`)."""
+    mapped = _mapped(message, kind)
+    if isinstance(mapped, Rejection):
+        return mapped
+    user_id, event_type, payload = mapped
     native: dict[str, Any] = {
-        "user_id": user_id if user_id is not None else anonymous_id,
+        "user_id": user_id,
         "event_type": event_type,
         "payload": payload,
     }
-    # Segment's libraries send the device time as `timestamp` (RudderStack's as `originalTimestamp`).
-    original = message.get("originalTimestamp", message.get("timestamp"))
+    original = _device_time(message)
     if isinstance(original, str):
-        native["occurred_at"] = corrected_timestamp(original, message.get("sentAt", batch_sent_at), received_at)
+        native["occurred_at"] = corrected_timestamp(original, _sent(message, batch_sent_at), received_at)
     elif original is not None:
         native["occurred_at"] = original  # refused by validation: not a string
-    message_id = message.get("messageId")
+    message_id = _message_id(message)
     if message_id is not None:
-        native["message_id"] = _text(message_id) or message_id
+        native["message_id"] = message_id
     return native
 
 
 def validate_message(
     message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp, pointer: str = ""
 ) -> dict[str, Any] | Rejection:
-    """`to_native`, then exactly the native rules (user id length, payload size, timestamps, ...)."""
+    """`to_native`, then exactly the native rules (user id length, payload size, timestamps, ...);
+    a message the native checks certainly accept is stamped in the same pass (`_vouched`)."""
+    vouched = _vouched(message, kind, batch_sent_at, stamp)
+    return vouched if vouched is not None else _checked(message, kind, batch_sent_at, stamp, pointer)
+
+
+def validate_batch(messages: list[Any], batch_sent_at: Any, stamp: Stamp) -> list[dict[str, Any] | Rejection]:
+    """`validate_message` for each message of a `/v1/batch` body (each names its own `type`)."""
+    checked: list[dict[str, Any] | Rejection] = []
+    for index, message in enumerate(messages):
+        vouched = _vouched(message, None, batch_sent_at, stamp)
+        checked.append(
+            vouched if vouched is not None else _checked(message, None, batch_sent_at, stamp, f"/batch/{index}")
+        )
+    return checked
+
+
+def _checked(
+    message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp, pointer: str
+) -> dict[str, Any] | Rejection:
+    """The mapping, then the native validation through the model: the path that words refusals."""
     native = to_native(message, kind, batch_sent_at, stamp.received_at)
     if isinstance(native, Rejection):
         return Rejection(native.error_type, native.detail, pointer + native.pointer)
     return validate_event(native, stamp, pointer)
+
+
+def _vouched(message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp) -> dict[str, Any] | None:
+    """What `to_native` + `validate_event` give for `message` when the native checks certainly accept
+    it, without building the native dict and printing and re-parsing the corrected time; None when
+    in any doubt (the slow path then decides and words the refusal)."""
+    mapped = _mapped(message, kind)
+    if type(mapped) is not tuple:  # refused: the slow path words it
+        return None
+    user_id, event_type, payload = mapped
+    original = _device_time(message)
+    occurred: datetime | None = None
+    if original is not None:
+        if type(original) is not str:
+            return None
+        parsed = parse_occurred_at(original)
+        if parsed is None:
+            return None
+        sent = _sent(message, batch_sent_at)
+        if sent is not None:  # else the client's time as sent, canonicalised by the native rules
+            occurred = _corrected(parsed, sent, stamp.received_at)
+            original = iso_millis(occurred)
+    return vouch(user_id, event_type, original, payload, _message_id(message), stamp, occurred)

@@ -88,3 +88,58 @@ def test_a_failed_flush_fails_every_delivery_of_it_and_the_next_group_starts_cle
     recorder.fail = False
     commit.submit("d", 1, 1)
     assert recorder.flushes[-1] == ["d"]
+
+
+class SlowRecorder(Recorder):
+    """Flushes that wait for `gate` (then `seconds`), noting when one starts and how many ran at once."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.running = 0
+        self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, items: Sequence[str]) -> list[BaseException | None]:
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.started.set()
+        self.gate.wait(10)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running -= 1
+        return super().__call__(items)
+
+
+def test_one_flush_at_a_time_and_the_next_group_grows_while_it_runs() -> None:
+    # GIVEN a 0.02 s window and a first flush that is running (held until released)
+    recorder = SlowRecorder()
+    commit = GroupCommit(recorder, FlushBounds(max_rows=1000, max_bytes=10**9, max_wait_seconds=0.02))
+    first = threading.Thread(target=commit.submit, args=("first", 1, 1))
+    first.start()
+    assert recorder.started.wait(10)
+    # WHEN five deliveries arrive one by one, each well after the window of the one before
+    later = []
+    for i in range(5):
+        thread = threading.Thread(target=commit.submit, args=(f"m{i}", 1, 1))
+        thread.start()
+        later.append(thread)
+        time.sleep(0.06)
+    recorder.gate.set()
+    for thread in [first, *later]:
+        thread.join(timeout=10)
+    # THEN no two flushes ran at once, and the five went out together once the first was done
+    assert recorder.most_at_once == 1
+    assert [sorted(flush) for flush in recorder.flushes] == [["first"], [f"m{i}" for i in range(5)]]
+
+
+def test_a_full_group_waits_for_the_running_flush_and_the_next_group_opens_meanwhile() -> None:
+    recorder = SlowRecorder(0.2)
+    recorder.gate.set()
+    commit = GroupCommit(recorder, FlushBounds(max_rows=2, max_bytes=10**9, max_wait_seconds=10))
+    raised = _submit_all(commit, [f"m{i}" for i in range(6)])
+    assert raised == {} and recorder.most_at_once == 1
+    assert sorted(len(flush) for flush in recorder.flushes) == [2, 2, 2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -164,3 +164,19 @@ def test_occurred_at_is_canonical_utc_millis(occurred_at: str) -> None:
     assert isinstance(checked, dict)
     parsed = datetime.fromisoformat(occurred_at)
     assert checked["occurred_at"] == iso_millis(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moment=st.datetimes(
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11, seconds=1, microseconds=500))]
+        )
+    )
+)
+def test_iso_millis_is_isoformat_in_utc_truncated_to_milliseconds(moment: datetime) -> None:
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:  # the offset moves it past year 1 or 9999
+        return
+    assert iso_millis(moment) == in_utc.isoformat(timespec="milliseconds")

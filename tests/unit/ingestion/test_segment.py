@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from segops.ingestion.events import Rejection, Stamp
-from segops.ingestion.segment import snake_case, to_native, validate_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from segops.ingestion.events import MAX_FUTURE, Rejection, Stamp, encode_batch, validate_event
+from segops.ingestion.segment import MESSAGE_TYPES, MessageType, snake_case, to_native, validate_message
 
 RECEIVED = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -148,3 +150,107 @@ def test_calls_without_an_event_name_map_to_fixed_event_types(
 def test_refusals_use_the_native_error_types(message: object, error_type: str) -> None:
     checked = validate_message(message, None, None, Stamp(1, RECEIVED, "segment"), "/batch/0")
     assert isinstance(checked, Rejection) and checked.error_type == error_type, checked
+
+
+def test_a_clock_skew_correction_beyond_any_date_is_refused_not_raised() -> None:
+    stamp = Stamp(1, RECEIVED, "segment")
+    for timestamp, sent_at, detail in [
+        ("0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "before 1900-01-01"),
+        ("9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "more than 24 h in the future"),
+    ]:
+        checked = validate_message(
+            {"type": "track", "userId": "u", "event": "E", "timestamp": timestamp}, None, sent_at, stamp
+        )
+        assert (
+            isinstance(checked, Rejection) and checked.error_type == "invalid_occurred_at" and detail in checked.detail
+        )
+
+
+def _slow(message: object, kind: MessageType | None, sent_at: object, stamp: Stamp) -> bytes | Rejection:
+    """What the mapping then the native validation (the pydantic model) decide, without any fast path."""
+    native = to_native(message, kind, sent_at, stamp.received_at)
+    checked = native if isinstance(native, Rejection) else validate_event(native, stamp)
+    return checked if isinstance(checked, Rejection) else encode_batch([checked])
+
+
+def _fast(message: object, kind: MessageType | None, sent_at: object, stamp: Stamp) -> bytes | Rejection:
+    checked = validate_message(message, kind, sent_at, stamp)
+    return checked if isinstance(checked, Rejection) else encode_batch([checked])
+
+
+_LIMIT = (RECEIVED + MAX_FUTURE).strftime("%Y-%m-%dT%H:%M:%S")
+_TRICKY = [
+    None,
+    True,
+    7,
+    2.5,
+    "",
+    "u",
+    "Order Completed",
+    "!!",
+    "a\nb",
+    "a\x85b",
+    "x" * 257,
+    "2026-06-01T11:00:00.123456Z",
+    "2026-06-01T11:00:00Z",
+    "2026-06-01T13:00:00.5+02:00",
+    "2026-06-01 11:00:00",
+    "2026-06-01",
+    f"{_LIMIT}.000Z",
+    f"{_LIMIT}.0005Z",
+    f"{_LIMIT}.001Z",
+    "1900-01-01T00:00:00.000Z",
+    "1899-12-31T23:59:59.9995Z",
+    "2026-02-30T00:00:00Z",
+    {},
+    {"total": 5, "event_name": "x", "anonymous_id": "y"},
+    {"big": "y" * 40_000},
+    {"page": {"path": "/p", "title": "T"}, "traits": {"plan": "pro"}},
+    [1],
+]
+_FIELDS = [
+    "type",
+    "userId",
+    "anonymousId",
+    "event",
+    "properties",
+    "traits",
+    "context",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "messageId",
+    "previousId",
+    "groupId",
+    "name",
+]
+
+
+@pytest.mark.parametrize("value", _TRICKY, ids=repr)
+@pytest.mark.parametrize("field", _FIELDS)
+def test_the_fast_path_decides_exactly_like_the_mapping_and_the_model(field: str, value: object) -> None:
+    # GIVEN valid messages of every call type with one field set to a tricky value
+    stamp = Stamp(1, RECEIVED, "segment")
+    base = {"userId": "u", "event": "Order Completed", "groupId": "g", "previousId": "p", "messageId": "m-1"}
+    for kind in MESSAGE_TYPES:
+        message = {**base, "type": kind, "timestamp": "2026-06-01T11:59:00.250Z", field: value}
+        # a batch-level sentAt (skew corrected), none, or one that does not parse
+        for sent_at in ("2026-06-01T12:00:03.125Z", None, "later"):
+            # THEN the outcome, the wire form and the refusal are identical with and without the fast path
+            assert _fast(message, None, sent_at, stamp) == _slow(message, None, sent_at, stamp), (kind, sent_at)
+            assert _fast(message, kind, sent_at, stamp) == _slow(message, kind, sent_at, stamp), (kind, sent_at)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    user_id=st.none() | st.integers() | st.text(max_size=260),
+    name=st.text(max_size=12),
+    timestamp=st.none() | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()) | st.text(max_size=30),
+    sent_at=st.none() | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+)
+def test_the_fast_path_agrees_on_any_ids_names_and_times(
+    user_id: object, name: str, timestamp: str | None, sent_at: str | None
+) -> None:
+    stamp = Stamp(1, RECEIVED, "segment")
+    message = {"type": "track", "userId": user_id, "anonymousId": "a", "event": name, "timestamp": timestamp}
+    assert _fast(message, None, sent_at, stamp) == _slow(message, None, sent_at, stamp)
