@@ -35,9 +35,9 @@ _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 # Two arenas: glibc gives threads up to 8 per core (16 here), and the dev server runs ~100 threads
 # (64 bus workers, one per HTTP connection, chDB's own); each arena kept its freed blocks (`make soak`:
-# 15 arenas of ~15 MB each with 3-5 MB in use). Fixed thresholds: glibc otherwise raises the mmap
-# threshold to the largest block freed (up to 32 MB), so chDB's ~1 MB buffers then came from the
-# arenas and fragmented them instead of going back to the system when freed.
+# 15 arenas of ~15 MB each with 2.5-5.5 MB in use). Fixed thresholds: glibc otherwise raises the mmap
+# threshold to the largest block freed (up to 32 MB), after which ClickHouse's 1 MiB I/O buffers come
+# from the arenas and fragment them instead of going back to the system when freed.
 _MALLOC_TUNING = ((_M_ARENA_MAX, 2), (_M_MMAP_THRESHOLD, 128 * 1024), (_M_TRIM_THRESHOLD, 128 * 1024))
 
 
@@ -47,7 +47,8 @@ def tune_malloc() -> bool:
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is None:
         return False
-    return all(mallopt(parameter, value) == 1 for parameter, value in _MALLOC_TUNING)
+    applied = [mallopt(parameter, value) == 1 for parameter, value in _MALLOC_TUNING]
+    return all(applied)
 
 
 def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
