@@ -10,6 +10,7 @@ gRPC Pub/Sub Publisher; set `PUBSUB_EMULATOR_HOST` to its `host`). `gcs_client` 
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import threading
@@ -226,6 +227,11 @@ class SmtpServer:
 def smtp_server() -> Iterator[SmtpServer]:
     from aiosmtpd.controller import Controller
 
+    # aiosmtpd logs each connection at INFO from its own thread, sometimes after pytest has closed the
+    # stream a test's log handler writes to ("--- Logging error ---" in the CI log): only its warnings.
+    mail_log = logging.getLogger("mail.log")
+    level = mail_log.level
+    mail_log.setLevel(logging.WARNING)
     state = SmtpServer(free_port())
     controller = Controller(state, hostname="127.0.0.1", port=state.port)
     controller.start()
@@ -233,3 +239,4 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield state
     finally:
         controller.stop()
+        mail_log.setLevel(level)

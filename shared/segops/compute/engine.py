@@ -71,10 +71,14 @@ def _run_pass(runtime: Runtime, tenant_id: int, work: Pass, now: datetime, water
     stage_id = uuid.uuid4().hex
     try:
         with statistics.measuring() as measured:
-            if evaluate(runtime, tenant_id, work, stage_id, now):
-                targets = [writer.Target(t.segment.id, t.version, t.compute_id) for t in work.targets]
+            candidates = evaluate(runtime, tenant_id, work, stage_id, now)
+            if candidates != 0:
+                targets = [
+                    writer.Target(t.segment.id, t.version, t.compute_id, t.state.member_count or 0)
+                    for t in work.targets
+                ]
                 publications, outbox = writer.publish(
-                    runtime, tenant_id, targets, stage_id=stage_id, mode=work.mode, computed_at=now
+                    runtime, tenant_id, targets, stage_id=stage_id, candidates=candidates, computed_at=now
                 )
             else:  # a delta without candidates: nobody can have changed
                 publications = [

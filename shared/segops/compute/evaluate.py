@@ -38,12 +38,13 @@ from segops.warehouse.limits import limited, user_parts
 SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 
 
-def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> bool:
-    """Stage the pass's results under `stage_id`; False when a delta has no candidate (nothing can change)."""
+def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> int | None:
+    """Stage the pass's results under `stage_id`; a delta's number of candidates (0: nothing can
+    change, nothing staged), None for a full pass."""
     [first, *_] = work.targets
     if isinstance(first.definition, LookalikeDefinition):  # a lookalike is a pass of its own
         lookalike_service.stage_members(runtime, tenant_id, stage_id, first.segment.id, first.definition, now)
-        return True
+        return None
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
     source = tenant_events()
     candidates: int | None = None
@@ -51,7 +52,7 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
         select, params = delta_candidates(work.targets, now)
         candidates = _stage_candidates(runtime, tenant_id, stage_id, select, params)
         if candidates == 0:
-            return False
+            return 0
         source = _candidate_source(stage_id)
     definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
     groups = _groups(definitions, source, now, runtime.settings.compute_max_query_bytes)
@@ -61,7 +62,7 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
         for part in [compiled] if not points else [compile_segments(group, s) for s in _ranges(source, points)]:
             sql, params = _stage_results(part, now)
             wh.command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
-    return True
+    return candidates
 
 
 def _groups(

@@ -160,20 +160,29 @@ def delta_candidates(targets: list[Target], now: datetime) -> tuple[str, dict[st
     last_now = min(t.state.last_computed_at for t in targets if t.state.last_computed_at is not None)
     since = min(t.state.watermark for t in targets if t.state.watermark is not None) - ARRIVAL_MARGIN
     params: dict[str, Any] = {"since": since, "last_now": last_now, "now": now}
-    crossings = ["(occurred_at > {last_now:DateTime64(3, 'UTC')} AND occurred_at <= {now:DateTime64(3, 'UTC')})"]
+    # `event_days` is sorted by (tenant, day, occurred_at): each range is bounded by its days too
+    # (implied by the occurred_at bounds, so exact) for the primary key to read only that range.
+    crossings = [_occurred_between("{last_now:DateTime64(3, 'UTC')}", "{now:DateTime64(3, 'UTC')}", lower_open=True)]
     for i, (window, event_types) in enumerate(sorted(_windows(t.definition for t in targets).items())):
         params[f"w{i}"] = window
         params[f"w{i}_types"] = sorted(event_types)
-        crossings.append(
-            f"(event_type IN {{w{i}_types:Array(String)}} "
-            f"AND occurred_at >= subtractMilliseconds({{last_now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}}) "
-            f"AND occurred_at <= subtractMilliseconds({{now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}}))"
-        )
+        lower = f"subtractMilliseconds({{last_now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}})"
+        upper = f"subtractMilliseconds({{now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}})"
+        crossings.append(f"(event_type IN {{w{i}_types:Array(String)}} AND {_occurred_between(lower, upper)})")
     select = (
         "SELECT user_id FROM event_arrivals WHERE tenant_id = {tenant_id:UInt64} "
         "AND arrived_at >= {since:DateTime64(3, 'UTC')} "
-        "UNION ALL SELECT user_id FROM event_timeline WHERE tenant_id = {tenant_id:UInt64} AND ("
+        "UNION ALL SELECT user_id FROM event_days WHERE tenant_id = {tenant_id:UInt64} AND ("
         + " OR ".join(crossings)
         + ")"
     )
     return select, params
+
+
+def _occurred_between(lower: str, upper: str, lower_open: bool = False) -> str:
+    """`occurred_at` in [lower, upper] (or (lower, upper]), with the days that range spans."""
+    above = ">" if lower_open else ">="
+    return (
+        f"(day >= toDate32({lower}) AND day <= toDate32({upper}) "
+        f"AND occurred_at {above} {lower} AND occurred_at <= {upper})"
+    )

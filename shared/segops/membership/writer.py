@@ -57,6 +57,7 @@ class Target:
     segment_id: int
     version: int
     compute_id: str
+    members: int = 0  # before this compute, as last recorded: a cost hint, never a count published
 
 
 class OutboxEntry(BaseModel):
@@ -75,18 +76,31 @@ class Outbox(BaseModel):
     changes: dict[str, OutboxEntry]
 
 
+# Rows of one `user_memberships` granule (migration 0620): what a delta reads per candidate when it
+# reads its candidates' previous membership by user.
+USER_GRANULE_ROWS = 256
+
+
 def publish(
-    runtime: Runtime, tenant_id: int, targets: Sequence[Target], *, stage_id: str, mode: Mode, computed_at: datetime
+    runtime: Runtime,
+    tenant_id: int,
+    targets: Sequence[Target],
+    *,
+    stage_id: str,
+    candidates: int | None,
+    computed_at: datetime,
 ) -> tuple[list[Publication], Outbox | None]:
     """Diff the staged results of each target segment against its published membership; publish the diffs.
 
-    One statement writes the diff rows of every segment (a delta compares only its candidates:
-    everyone else cannot have changed), one reads their counts, one multi-row insert commits them.
+    One statement writes the diff rows of every segment (a delta — `candidates` users staged, None
+    for a full pass — compares only its candidates: everyone else cannot have changed), one reads
+    their counts and the member counts before them, one multi-row insert commits them.
     Nothing becomes visible before that last insert; if anything fails earlier, rows written under
     these versions are never read. Versions are unique per tenant, so a version names its segment.
     Returns the publications and, when anything changed, the outbox to `deliver`.
     """
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    mode: Mode = "full" if candidates is None else "delta"
     scope = f"AND user_id IN ({CANDIDATES}) " if mode == "delta" else ""
     params: dict[str, Any] = {
         "stage_id": stage_id,
@@ -106,7 +120,7 @@ def publish(
         "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String} "
         "AND segment_id IN {segments:Array(UInt64)} "
         "UNION ALL "
-        "SELECT segment_id, user_id, 0 AS is_new, 1 AS is_old FROM segment_memberships "
+        f"SELECT segment_id, user_id, 0 AS is_new, 1 AS is_old FROM {quote_identifier(_previous(targets, candidates))} "
         "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
         f"{scope}"
         "AND (segment_id, version) IN (SELECT segment_id, version FROM membership_commits "
@@ -115,27 +129,28 @@ def publish(
         ") GROUP BY segment_id, user_id) WHERE is_new != is_old"
     )
     wh.command(limited(diff, runtime.settings, runtime.settings.compute_max_execution_seconds), params)
+    # One read for every segment's counts: entered/exited from the diff just written (a range of
+    # `membership_changes` by segment and version) and the member count before it, which the
+    # segment's latest commit row carries (maintained from each diff, never a count of members).
     counted = {
-        int(segment_id): (int(entered), int(exited))
-        for segment_id, entered, exited in wh.query(
-            "SELECT segment_id, countIf(change = 'entered'), countIf(change = 'exited') FROM membership_changes "
+        int(segment_id): (int(entered), int(exited), int(before))
+        for segment_id, entered, exited, before in wh.query(
+            "SELECT segment_id, sum(entered), sum(exited), sum(before) FROM ("
+            "SELECT segment_id, countIf(change = 'entered') AS entered, countIf(change = 'exited') AS exited, "
+            "toUInt64(0) AS before FROM membership_changes "
             "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} "
-            "AND version IN {versions:Array(UInt64)} GROUP BY segment_id",
-            params,
-        ).rows
-    }
-    before = {
-        int(segment_id): int(count)
-        for segment_id, count in wh.query(
-            "SELECT segment_id, argMax(member_count, version) FROM membership_commits "
-            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} GROUP BY segment_id",
+            "AND version IN {versions:Array(UInt64)} GROUP BY segment_id "
+            "UNION ALL "
+            "SELECT segment_id, 0, 0, argMax(member_count, version) FROM membership_commits "
+            "WHERE tenant_id = {tenant_id:UInt64} AND segment_id IN {segments:Array(UInt64)} GROUP BY segment_id"
+            ") GROUP BY segment_id",
             params,
         ).rows
     }
     publications, commits = [], []
     for t in targets:
-        entered, exited = counted.get(t.segment_id, (0, 0))
-        members = before.get(t.segment_id, 0) + entered - exited
+        entered, exited, before = counted.get(t.segment_id, (0, 0, 0))
+        members = before + entered - exited
         changed = entered > 0 or exited > 0
         publications.append(Publication(t.segment_id, t.version if changed else None, entered, exited, members))
         if changed:
@@ -159,6 +174,18 @@ def publish(
     runtime.documents.create(keys.membership_outbox_key(tenant_id, stage_id), outbox)
     runtime.warehouse.insert("membership_commits", COMMIT_COLUMNS, commits)
     return publications, outbox
+
+
+def _previous(targets: Sequence[Target], candidates: int | None) -> str:
+    """Where the diff reads the previous membership: by segment, unless a delta's candidates are
+    cheaper to read by user. `segment_memberships` (key segment, user) reads every 8,192-row granule
+    holding a candidate — with ~1,000 scattered candidates, all of a large segment; `user_memberships`
+    (key user, segment, 256-row granules) about one granule per candidate, whatever the segments'
+    sizes. Both hold the same rows (a view copies each diff): the choice changes the cost, never the
+    diff."""
+    if candidates is not None and sum(t.members for t in targets) > USER_GRANULE_ROWS * candidates:
+        return "user_memberships"
+    return "segment_memberships"
 
 
 COMMIT_COLUMNS = (

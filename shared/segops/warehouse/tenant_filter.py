@@ -24,7 +24,6 @@ TENANT_TABLES = frozenset(
         "connector_ledger",
         "event_arrivals",
         "event_days",
-        "event_timeline",
         "events",
         "ingestion_errors",
         "lookalike_features",

@@ -31,7 +31,7 @@ from tests.support.api import Account, Api
 from tests.support.clickhouse_http import ChdbHttpServer
 from tests.support.ingestion import FlakyWarehouse, record_topic, stored_events
 
-VIEW_TABLES = ("event_timeline", "event_arrivals", "event_days")
+VIEW_TABLES = ("event_arrivals", "event_days")
 
 
 class Crash(BaseException):
@@ -111,7 +111,7 @@ def test_a_failed_flush_nacks_every_delivery_and_regrouped_redeliveries_store_on
         handle_event_batch(message, stack.runtime)
     # THEN every event is stored exactly once
     assert len(stored_events(stack, tenant)) == 30
-    assert _count(stack.runtime.warehouse, "event_timeline", tenant) == 30
+    assert _count(stack.runtime.warehouse, "event_days", tenant) == 30
 
 
 def test_a_crash_mid_flush_then_redelivery_stores_each_event_once(
@@ -143,7 +143,7 @@ def test_a_crash_mid_flush_then_redelivery_stores_each_event_once(
     assert (outcome.report.sent, outcome.report.skipped) == (4, 8)
     rows = stored_events(stack, tenant)
     assert sorted(r["user_id"] for r in rows) == sorted(e.user_id for events in messages for e in events)
-    assert _count(stack.runtime.warehouse, "event_timeline", tenant) == 12
+    assert _count(stack.runtime.warehouse, "event_days", tenant) == 12
 
 
 def test_redelivering_one_message_of_a_combined_flush_adds_nothing_anywhere(
@@ -178,7 +178,6 @@ def test_a_block_dropped_as_duplicate_does_not_reach_the_view_tables(stack: Loca
     # THEN ClickHouse dropped it in `events` and in every table a view on `events` fills
     assert {table: _count(warehouse, table, tenant) for table in ("events", *VIEW_TABLES)} == {
         "events": 10,
-        "event_timeline": 10,
         "event_arrivals": 10,
         "event_days": 10,
     }
@@ -187,7 +186,7 @@ def test_a_block_dropped_as_duplicate_does_not_reach_the_view_tables(stack: Loca
     warehouse.insert(
         "events", writer.COLUMNS, [event_row(e) for e in twins], writer._insert_settings(stack.runtime, twins)
     )
-    assert _count(warehouse, "event_timeline", tenant) == 20
+    assert _count(warehouse, "event_days", tenant) == 20
 
 
 def test_a_backfill_spanning_ten_years_is_split_under_the_partition_limit(stack: LocalStack, account: Account) -> None:
