@@ -236,6 +236,10 @@ def settle(traffic: Traffic, sent: int, seconds: float) -> int:
     return stored
 
 
+class ServerGone(RuntimeError):
+    """The measured server process is no longer running."""
+
+
 def process_usage(pid: int | None) -> dict[str, int] | None:
     """RSS (KiB) and open file descriptors of the server process (Linux /proc): the median of nine
     readings 0.25 s apart, and the highest descriptor count. One reading alone also counts the files
@@ -248,9 +252,15 @@ def process_usage(pid: int | None) -> dict[str, int] | None:
     for reading in range(9):
         if reading:
             time.sleep(0.25)
-        status = Path(f"/proc/{pid}/status").read_text()
-        rss.append(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")))
-        fds.append(len(os.listdir(f"/proc/{pid}/fd")))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            fds.append(len(os.listdir(f"/proc/{pid}/fd")))
+        except FileNotFoundError:
+            status = ""
+        vm_rss = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")]
+        if not vm_rss:  # gone, or a zombie (no memory left to report)
+            raise ServerGone(f"the server process {pid} has exited; its soak figures cannot be read")
+        rss.append(vm_rss[0])
     return {"rss_kib": median_low(rss), "open_fds": median_low(fds), "open_fds_max": max(fds)}
 
 
