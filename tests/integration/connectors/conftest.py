@@ -12,6 +12,32 @@ from tests.support.membership import RecordedMembership
 from tests.support.platforms import CONTRACT_EGRESS_SETTINGS, FakeBraze, FakeKlaviyo, FakeTalonOne
 
 API_KEY = "pk_live_SECRET_do_not_leak_4b1d"
+
+
+def create_braze_connector(
+    api: Api, account: Account, braze: FakeBraze, segment_id: int, identifier: str | None = None
+) -> int:
+    """An active Braze connector of `segment_id` pushing to the contract server's sg-vip group; its id."""
+    config = {"rest_endpoint": braze.url, "subscription_group_id": "sg-vip"}
+    if identifier is not None:
+        config["identifier"] = identifier
+    response = api.post(
+        "/api/connectors/",
+        {
+            "name": "VIP group",
+            "type": "braze",
+            "segment_id": segment_id,
+            "active": True,
+            "config": config,
+            "credentials": {"api_key": API_KEY},
+        },
+        headers=account.bearer,
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    connector_id: int = response.get_json()["id"]
+    return connector_id
+
+
 watch(API_KEY)
 
 

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 from segops.localstack import LocalStack
 
-from tests.integration.connectors.conftest import API_KEY
+from tests.integration.connectors.conftest import create_braze_connector
 from tests.support.api import Account, Api
 from tests.support.membership import RecordedMembership, identify
 from tests.support.platforms import FakeBraze
-
-
-def _create(api: Api, account: Account, braze: FakeBraze, segment_id: int, identifier: str) -> int:
-    response = api.post(
-        "/api/connectors/",
-        {
-            "name": "VIP group",
-            "type": "braze",
-            "segment_id": segment_id,
-            "active": True,
-            "config": {"rest_endpoint": braze.url, "subscription_group_id": "sg-vip", "identifier": identifier},
-            "credentials": {"api_key": API_KEY},
-        },
-        headers=account.bearer,
-    )
-    assert response.status_code == 201, response.get_data(as_text=True)
-    connector_id: int = response.get_json()["id"]
-    return connector_id
 
 
 def test_external_ids_in_batches_of_50_with_faults_redelivery_and_deactivation(
@@ -40,7 +22,7 @@ def test_external_ids_in_batches_of_50_with_faults_redelivery_and_deactivation(
     braze.inject("500", "/v2/subscription/status/set", skip=1)
     braze.inject("timeout", "/v2/subscription/status/set", skip=2, delay=0.5)
     # WHEN the connector is created active
-    connector = _create(api, account, braze, segment, "external_id")
+    connector = create_braze_connector(api, account, braze, segment, "external_id")
     stack.bus.drain()
     # THEN everyone is subscribed, every call held at most 50 ids
     assert braze.subscribed() == set(members)
@@ -78,7 +60,7 @@ def test_email_identifier_skips_users_without_a_usable_email(
     segment = membership.segment(tenant)
     membership.compute(tenant, segment, ["a", "b", "c", "d", "never-identified"])
     # WHEN the connector syncs by email
-    connector = _create(api, account, braze, segment, "email")
+    connector = create_braze_connector(api, account, braze, segment, "email")
     stack.bus.drain()
     # THEN only the usable emails were sent, and the others are counted with their reason
     assert braze.subscribed() == {"a@example.com", "d@example.com"}

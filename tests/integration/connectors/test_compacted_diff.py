@@ -15,7 +15,7 @@ from segops.localstack import LocalStack
 from segops.membership import writer
 from segops.store import keys
 
-from tests.integration.connectors.conftest import API_KEY
+from tests.integration.connectors.conftest import create_braze_connector
 from tests.support.api import Account, Api
 from tests.support.dsl_reference import Event
 from tests.support.events import insert_events
@@ -44,20 +44,7 @@ def test_a_diff_compacted_away_before_its_sync_becomes_a_full_sync(
     stack.bus.subscribe("membership-changes", "recorder", lambda message: heard.append(message.data))
     runner.request_segment(runtime, tenant, 1, "full", "c1")
     runner.drain(runtime, tenant)
-    created = api.post(
-        "/api/connectors/",
-        {
-            "name": "braze",
-            "type": "braze",
-            "segment_id": 1,
-            "active": True,
-            "credentials": {"api_key": API_KEY},
-            "config": {"rest_endpoint": braze.url, "subscription_group_id": "sg-vip"},
-        },
-        headers=account.bearer,
-    )
-    assert created.status_code == 201, created.get_data(as_text=True)
-    connector_id = created.json["id"]
+    connector_id = create_braze_connector(api, account, braze, 1)
     stack.bus.drain()
     assert braze.subscribed() == {"u1"}
     # WHEN u1 refunds and u2 buys, a compute publishes that diff (u2 entered, u1 exited) ...

@@ -13,7 +13,7 @@ from segops.membership.lookup import user_segments
 from segops.messages import MembershipChanged
 from segops.store import keys
 
-from tests.integration.connectors.conftest import API_KEY
+from tests.integration.connectors.conftest import create_braze_connector
 from tests.support.api import Account, Api
 from tests.support.dsl_reference import Event
 from tests.support.events import insert_events
@@ -45,19 +45,7 @@ def test_a_change_committed_before_a_crash_is_delivered_once_by_the_retry(
     )
     runner.request_segment(runtime, tenant, 1, "full", "c1")
     runner.drain(runtime, tenant)
-    created = api.post(
-        "/api/connectors/",
-        {
-            "name": "braze",
-            "type": "braze",
-            "segment_id": 1,
-            "active": True,
-            "credentials": {"api_key": API_KEY},
-            "config": {"rest_endpoint": braze.url, "subscription_group_id": "sg-vip"},
-        },
-        headers=account.bearer,
-    )
-    assert created.status_code == 201, created.get_data(as_text=True)
+    create_braze_connector(api, account, braze, 1)
     stack.bus.drain()
     assert braze.subscribed() == {"u1"}
     assert user_segments(runtime, tenant, "u2") == ([], False)
