@@ -110,16 +110,26 @@ def corrected_timestamp(original: str, sent: datetime | None, received_at: datet
     return iso_millis(_corrected(occurred, sent, received_at))
 
 
-def _mapped(message: Any, kind: MessageType | None) -> tuple[str, str, dict[str, Any]] | Rejection:
-    """A Segment message's native user id, event type and payload, or why it is refused
-    (`kind`: the endpoint's call type; None for `/v1/batch`, where each message names its own `type`)."""
+# What `_mapped` reads off a message: native user id, event type and payload, then the device time
+# and the message id as sent (the native rules check those two).
+Mapped = tuple[str, str, dict[str, Any], Any, Any]
+
+
+def _mapped(message: Any, kind: MessageType | None) -> Mapped | Rejection:
+    """A Segment message's native fields (`Mapped`), or why it is refused (`kind`: the endpoint's call
+    type; None for `/v1/batch`, where each message names its own `type`). Every message of a batch
+    comes through here, so the common cases (a non-empty string id, no anonymous id) skip `_text`."""
     if not isinstance(message, dict):
         return Rejection("invalid_event", "event: must be a JSON object", "")
     call = message.get("type", kind) if kind is None else kind
     if call not in MESSAGE_TYPES:
         return Rejection("invalid_event", f"type: must be one of {', '.join(MESSAGE_TYPES)}", "/type")
-    user_id = _text(message.get("userId"))
-    anonymous_id = _text(message.get("anonymousId"))
+    user_id = message.get("userId")
+    if type(user_id) is not str or not user_id:
+        user_id = _text(user_id)
+    anonymous_id = message.get("anonymousId")
+    if anonymous_id is not None:
+        anonymous_id = _text(anonymous_id)
     user = user_id if user_id is not None else anonymous_id
     if user is None:
         return Rejection("invalid_user_id", "user_id: userId or anonymousId is required", "/userId")
@@ -133,7 +143,8 @@ def _mapped(message: Any, kind: MessageType | None) -> tuple[str, str, dict[str,
             return Rejection(
                 "invalid_event_type", f"event_type: {name!r} has no letters or digits to name it by", "/event"
             )
-        payload = {**_object(message.get("properties")), "event_name": name}
+        properties = message.get("properties")
+        payload = {**properties, "event_name": name} if isinstance(properties, dict) else {"event_name": name}
     elif call in ("identify", "group"):
         payload = dict(_object(message.get("traits")))
         if call == "identify":
@@ -164,17 +175,12 @@ def _mapped(message: Any, kind: MessageType | None) -> tuple[str, str, dict[str,
         event_type = EVENT_TYPES[call]
     if anonymous_id is not None:
         payload["anonymous_id"] = anonymous_id
-    return user, event_type, payload
-
-
-def _message_id(message: dict[str, Any]) -> Any:
     message_id = message.get("messageId")
-    return message_id if message_id is None else _text(message_id) or message_id
-
-
-def _device_time(message: dict[str, Any]) -> Any:
+    if message_id is not None:
+        message_id = _text(message_id) or message_id
     # Segment's libraries send the device time as `timestamp` (RudderStack's as `originalTimestamp`).
-    return message.get("originalTimestamp", message.get("timestamp"))
+    original = message.get("originalTimestamp", message.get("timestamp"))
+    return user, event_type, payload, original, message_id
 
 
 def to_native(
@@ -184,18 +190,16 @@ def to_native(
     mapped = _mapped(message, kind)
     if isinstance(mapped, Rejection):
         return mapped
-    user_id, event_type, payload = mapped
+    user_id, event_type, payload, original, message_id = mapped
     native: dict[str, Any] = {
         "user_id": user_id,
         "event_type": event_type,
         "payload": payload,
     }
-    original = _device_time(message)
     if isinstance(original, str):
         native["occurred_at"] = corrected_timestamp(original, _sent(message, batch_sent_at), received_at)
     elif original is not None:
         native["occurred_at"] = original  # refused by validation: not a string
-    message_id = _message_id(message)
     if message_id is not None:
         native["message_id"] = message_id
     return native
@@ -238,8 +242,7 @@ def _vouched(message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: 
     mapped = _mapped(message, kind)
     if type(mapped) is not tuple:  # refused: the slow path words it
         return None
-    user_id, event_type, payload = mapped
-    original = _device_time(message)
+    user_id, event_type, payload, original, message_id = mapped
     occurred: datetime | None = None
     if original is not None:
         if type(original) is not str:
@@ -251,4 +254,5 @@ def _vouched(message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: 
         if sent is not None:  # else the client's time as sent, canonicalised by the native rules
             occurred = _corrected(parsed, sent, stamp.received_at)
             original = iso_millis(occurred)
-    return vouch(user_id, event_type, original, payload, _message_id(message), stamp, occurred)
+    # The mapping made `event_type` a valid event type and `payload` a dict, as `vouch` requires.
+    return vouch(user_id, event_type, original, payload, message_id, stamp, occurred)
