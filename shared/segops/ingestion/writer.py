@@ -30,11 +30,10 @@ import threading
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-import orjson
 
 from segops.bus import dead_letters
 from segops.bus.base import BusMessage, Topic
@@ -44,6 +43,7 @@ from segops.cache.memory import MemoryCache
 from segops.errors import PermanentError, RetryableError
 from segops.ingestion.batching import FlushBounds, GroupCommit
 from segops.ingestion.error_log import ErrorRecord, record_errors
+from segops.ingestion.writer_rows import WriterEvent, read_batch, writer_events
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
 from segops.metering import units as metering
 from segops.metering.meter import meter_for
@@ -97,20 +97,16 @@ class FlushOutcome:
     refusals: list[RetryableError | None]
 
 
-def block_token(events: Sequence[TrackedEvent]) -> str:
+def block_token(events: Sequence[WriterEvent]) -> str:
     """A token that only the same events (in the same order) produce."""
-    # One update over the joined ids: the same digest as one update per id, at a fraction of the calls.
-    digest = hashlib.blake2b(b"".join([event.event_id.bytes for event in events]), digest_size=16)
-    return f"ev-{len(events)}-{digest.hexdigest()}"
+    # The digest of the ids' 16-byte values, joined (the tokens of blocks already stored), from their
+    # text in one conversion for the whole block.
+    ids = bytes.fromhex("".join([event.event_id for event in events]).replace("-", ""))
+    return f"ev-{len(events)}-{hashlib.blake2b(ids, digest_size=16).hexdigest()}"
 
 
-def claim_key(event: TrackedEvent) -> str:
+def claim_key(event: WriterEvent | TrackedEvent) -> str:
     return f"{CLAIM_PREFIX}{event.tenant_id}:{event.event_id}"
-
-
-def _id_of(key: str) -> str:
-    """The event id (canonical text) of a claim key."""
-    return key.rpartition(":")[2]
 
 
 # Claims of this process, used while the cache is down (see `Claims`).
@@ -185,57 +181,39 @@ def event_row(event: TrackedEvent) -> tuple[object, ...]:
 
 
 def event_rows(events: Sequence[TrackedEvent]) -> list[tuple[object, ...]]:
-    """The `events` rows of `events`, in `COLUMNS` order: one comprehension, no call per event (a
-    flush builds up to 50,000)."""
-    dumps = orjson.dumps
-    return [
-        (
-            e.tenant_id,
-            e.event_id,
-            e.message_id or "",
-            e.user_id,
-            e.event_type,
-            e.occurred_at,
-            e.received_at,
-            dumps(e.payload).decode(),
-        )
-        for e in events
-    ]
+    """The `events` rows of `events`, in `COLUMNS` order (a `WriterEvent` is its row, then its source)."""
+    return [event[:8] for event in writer_events(events)]
 
 
-def _by_tenant(events: Sequence[TrackedEvent]) -> Iterator[tuple[int, list[TrackedEvent]]]:
-    grouped: dict[int, list[TrackedEvent]] = {}
+def _by_tenant(events: Sequence[WriterEvent]) -> Iterator[tuple[int, list[WriterEvent]]]:
+    grouped: dict[int, list[WriterEvent]] = {}
     for event in events:
         grouped.setdefault(event.tenant_id, []).append(event)
     yield from sorted(grouped.items())
 
 
-def _unique_by_key(
-    messages: Sequence[Sequence[TrackedEvent]],
-) -> tuple[list[list[str]], dict[str, tuple[str, TrackedEvent]]]:
-    """Each message's claim keys (`claim_key`), and the flush's events (with their id's text) by claim
-    key. A flush may repeat an id (a client retry, a duplicate delivery): its first occurrence wins."""
+def _unique_by_key(messages: Sequence[Sequence[WriterEvent]]) -> tuple[list[list[str]], dict[str, WriterEvent]]:
+    """Each message's claim keys (`claim_key`), and the flush's events by claim key. A flush may
+    repeat an id (a client retry, a duplicate delivery): its first occurrence wins."""
     message_keys: list[list[str]] = []
-    unique: dict[str, tuple[str, TrackedEvent]] = {}
+    unique: dict[str, WriterEvent] = {}
     for events in messages:
-        keys = []
-        for event in events:
-            key = claim_key(event)
+        keys = [claim_key(event) for event in events]
+        for key, event in zip(keys, events, strict=True):
             if key not in unique:
-                unique[key] = (_id_of(key), event)
-            keys.append(key)
+                unique[key] = event
         message_keys.append(keys)
     return message_keys, unique
 
 
-def partition_groups(events: Sequence[TrackedEvent], max_partitions: int) -> list[list[TrackedEvent]]:
+def partition_groups(events: Sequence[WriterEvent], max_partitions: int) -> list[list[WriterEvent]]:
     """`events` split so that no group spans more than `max_partitions` months (`events` is partitioned
     by `toYYYYMM(occurred_at)`): ClickHouse refuses an INSERT touching more than
     `max_partitions_per_insert_block` partitions, which would dead-letter a backfill."""
     # Live traffic spans one or two months: count them with a set before grouping anything.
     if len({(e.occurred_at.year, e.occurred_at.month) for e in events}) <= max_partitions:
         return [list(events)]
-    months: dict[tuple[int, int], list[TrackedEvent]] = {}
+    months: dict[tuple[int, int], list[WriterEvent]] = {}
     for event in events:
         months.setdefault((event.occurred_at.year, event.occurred_at.month), []).append(event)
     ordered = [months[key] for key in sorted(months)]
@@ -245,7 +223,7 @@ def partition_groups(events: Sequence[TrackedEvent], max_partitions: int) -> lis
     ]
 
 
-def _insert_settings(runtime: Runtime, rows: Sequence[TrackedEvent]) -> dict[str, str | int]:
+def _insert_settings(runtime: Runtime, rows: Sequence[WriterEvent]) -> dict[str, str | int]:
     settings: dict[str, str | int] = {
         "insert_deduplication_token": block_token(rows),
         "deduplicate_blocks_in_dependent_materialized_views": 1,
@@ -256,6 +234,11 @@ def _insert_settings(runtime: Runtime, rows: Sequence[TrackedEvent]) -> dict[str
 
 
 def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) -> FlushOutcome:
+    """`flush` for events parsed by the model (tools and tests that build `TrackedEvent`s)."""
+    return flush(runtime, [writer_events(events) for events in messages])
+
+
+def flush(runtime: Runtime, messages: Sequence[Sequence[WriterEvent]]) -> FlushOutcome:
     """Store the events of `messages` so that any number of (possibly concurrent, regrouped) deliveries
     store each event once. Raises when nothing can be acknowledged."""
     message_keys, unique = _unique_by_key(messages)
@@ -268,27 +251,28 @@ def write_flush(runtime: Runtime, messages: Sequence[Sequence[TrackedEvent]]) ->
             refusals.append(
                 None
                 if busy is None
-                else RetryableError("event id is being written by another flush", {"event_id": _id_of(busy)})
+                else RetryableError("event id is being written by another flush", {"event_id": unique[busy].event_id})
             )
         writable = list(unique.values())
         if taken:
             allowed = {
                 key for keys, refused in zip(message_keys, refusals, strict=True) if refused is None for key in keys
             }
-            writable = [entry for key, entry in unique.items() if key in allowed]
+            writable = [event for key, event in unique.items() if key in allowed]
         by_tenant: dict[int, list[str]] = {}
-        for text, event in writable:
-            by_tenant.setdefault(event.tenant_id, []).append(text)
+        for event in writable:
+            by_tenant.setdefault(event.tenant_id, []).append(event.event_id)
         stored: set[str] = set()
         for tenant_id, ids in sorted(by_tenant.items()):
             stored |= stored_event_ids(runtime, tenant_id, ids)
-        fresh = [event for text, event in writable if text not in stored]
+        fresh = [event for event in writable if event.event_id not in stored]
         if fresh:
             claims.check_fresh()
-            for rows in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
-                runtime.warehouse.insert("events", COLUMNS, event_rows(rows), _insert_settings(runtime, rows))
-                metering.events_accepted(meter_for(runtime), rows)
-        notify_users_changed(runtime, [event for _, event in writable])
+            for group in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
+                rows = [event[:8] for event in group]  # a `WriterEvent` is its row, then its source
+                runtime.warehouse.insert("events", COLUMNS, rows, _insert_settings(runtime, group))
+                metering.events_accepted(meter_for(runtime), group)
+        notify_users_changed(runtime, writable)
     except Exception:
         claims.release()
         raise
@@ -305,7 +289,7 @@ def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteRepor
     return outcome.report
 
 
-def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> None:
+def notify_users_changed(runtime: Runtime, events: Sequence[WriterEvent]) -> None:
     """One `UsersChanged` per tenant of the flush, watermarked with the newest receive time."""
     for tenant_id, group in _by_tenant(events):
         watermark: datetime = max(e.received_at for e in group)
@@ -322,7 +306,7 @@ def notify_users_changed(runtime: Runtime, events: Sequence[TrackedEvent]) -> No
 @dataclass(frozen=True)
 class Delivery:
     message: BusMessage
-    events: list[TrackedEvent]
+    events: list[WriterEvent]
 
 
 class EventWriter:
@@ -346,7 +330,7 @@ class EventWriter:
         runtime = self._runtime()
         # Every delivery of the flush is being written by a caller that holds the runtime.
         assert runtime is not None, "the writer's runtime is gone"
-        outcome = write_flush(runtime, [d.events for d in deliveries])
+        outcome = flush(runtime, [d.events for d in deliveries])
         log.info(
             "events written",
             extra={
@@ -382,34 +366,41 @@ def _tenant_attribute(message: BusMessage) -> int | None:
 
 
 def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
-    """Bus handler for `events`. Raising nacks (redelivery); the last attempt is recorded before dead-letter."""
+    """Bus handler for `events`. Raising nacks (redelivery); the last attempt is recorded before dead-letter.
+    A message is read without the model when its events can be vouched for (`read_batch`); the model
+    parses (and refuses) everything else."""
+    events = read_batch(message.data)
+    parsed: list[TrackedEvent] = []
+    if events is None:
+        try:
+            parsed = parse_message(message, EventBatch).events
+        except PermanentError as exc:
+            tenant_id = _tenant_attribute(message)
+            if tenant_id is not None:
+                record_errors(
+                    runtime,
+                    tenant_id,
+                    "writer",
+                    [ErrorRecord("malformed_message", f"bus message {message.message_id}: {exc.message}")],
+                )
+            raise
     try:
-        batch = parse_message(message, EventBatch)
-    except PermanentError as exc:
-        tenant_id = _tenant_attribute(message)
-        if tenant_id is not None:
-            record_errors(
-                runtime,
-                tenant_id,
-                "writer",
-                [ErrorRecord("malformed_message", f"bus message {message.message_id}: {exc.message}")],
-            )
-        raise
-    try:
-        event_writer_for(runtime).write(Delivery(message, batch.events))
+        if events is None:
+            # Raises for a payload no row can hold (an integer beyond 64 bits): retried, then dead-lettered.
+            events = writer_events(parsed)
+        event_writer_for(runtime).write(Delivery(message, events))
     except Exception as exc:
         if message.delivery_attempt >= dead_letters.last_attempt("event_writer", runtime.settings):
             # For the tenant's error log, when the warehouse takes it: the message itself is archived
             # for replay by the consumer (segops.bus.dead_letters), outside the warehouse.
             with contextlib.suppress(Exception):
-                _record_dead_lettered(runtime, message, batch.events, exc)
+                _record_dead_lettered(runtime, message, [e.tenant_id for e in events or parsed], exc)
         raise
 
 
-def _record_dead_lettered(
-    runtime: Runtime, message: BusMessage, events: Sequence[TrackedEvent], exc: Exception
-) -> None:
-    for tenant_id, group in _by_tenant(events):
+def _record_dead_lettered(runtime: Runtime, message: BusMessage, tenant_ids: Sequence[int], exc: Exception) -> None:
+    """One record per tenant of the message's events (`tenant_ids`: one per event)."""
+    for tenant_id, count in sorted(Counter(tenant_ids).items()):
         record_errors(
             runtime,
             tenant_id,
@@ -417,7 +408,7 @@ def _record_dead_lettered(
             [
                 ErrorRecord(
                     "dead_lettered",
-                    f"bus message {message.message_id} with {len(group)} events failed "
+                    f"bus message {message.message_id} with {count} events failed "
                     f"{message.delivery_attempt} times ({type(exc).__name__}); sent to the dead-letter topic",
                 )
             ],

@@ -6,8 +6,8 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Protocol
 
-from segops.messages import TrackedEvent
 from segops.metering.meter import Meter, meter_for
 from segops.runtime import Runtime
 from segops.warehouse.statistics import QueryStatistics
@@ -56,7 +56,17 @@ def connector_sync(
 _TENANT_AND_SOURCE = attrgetter("tenant_id", "source")  # read in C: this runs on every event stored
 
 
-def events_accepted(meter: Meter, events: Sequence[TrackedEvent]) -> None:
+class AcceptedEvent(Protocol):
+    """What counting a stored event reads (the event writer's rows, or `TrackedEvent`s)."""
+
+    @property
+    def tenant_id(self) -> int: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+def events_accepted(meter: Meter, events: Sequence[AcceptedEvent]) -> None:
     """Events the event writer has just stored for the first time, by tenant and source: the writer's
     claims and stored-id lookup make that once per event id, so a client retry with the same
     `message_id` or a redelivery is not accepted again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -206,6 +207,29 @@ def test_malformed_message_is_recorded_and_not_retried(stack: LocalStack, accoun
     assert delivered == 1 and not stack.bus.dead_letters
     [row] = error_rows(stack, account.tenant_id)
     assert row["error_type"] == "malformed_message"
+
+
+def test_a_message_no_row_can_hold_is_dead_lettered_without_holding_back_the_others(
+    stack: LocalStack, account: Account
+) -> None:
+    # GIVEN a well-formed message with an integer beyond 64 bits in a payload (the model reads it; no
+    # row holds it), and a good message delivered after it
+    tenant = account.tenant_id
+    poison = EventBatch(events=[_event(tenant, "u1"), _event(tenant, "u2")]).model_dump(mode="json")
+    poison["events"][1]["payload"] = {"n": 2**64 + 1}
+    stack.bus.publish(Topic.EVENTS, json.dumps(poison).encode(), {"tenant_id": str(tenant)})
+    good = [_event(tenant, "u3")]
+    stack.bus.publish(Topic.EVENTS, EventBatch(events=good).model_dump_json().encode(), {"tenant_id": str(tenant)})
+    # WHEN the bus delivers them, retrying what fails
+    stack.bus.drain()
+    # THEN the first is dead-lettered after the manifest's attempts, and the tenant can see why
+    [dead] = list(stack.bus.dead_letters)
+    assert dead.data == json.dumps(poison).encode() and dead.delivery_attempt == 100
+    rows = error_rows(stack, tenant)
+    assert [(r["error_type"], r["source"]) for r in rows] == [("dead_lettered", "writer")]
+    assert "2 events" in rows[0]["detail"] and "TypeError" in rows[0]["detail"]
+    # AND the good one is stored
+    assert [r["user_id"] for r in stored_events(stack, tenant)] == ["u3"]
 
 
 def test_context_identified_keeps_latest_properties_by_occurred_at_then_received_at(

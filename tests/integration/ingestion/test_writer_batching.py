@@ -20,6 +20,7 @@ from segops.config import Settings
 from segops.errors import RetryableError
 from segops.ingestion import writer
 from segops.ingestion.writer import event_row, handle_event_batch, write_flush
+from segops.ingestion.writer_rows import writer_events
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent
 from segops.runtime import build_runtime
@@ -171,7 +172,7 @@ def test_a_block_dropped_as_duplicate_does_not_reach_the_view_tables(stack: Loca
     tenant = account.tenant_id
     events = [_event(tenant, f"u{i}") for i in range(10)]
     warehouse = stack.runtime.warehouse
-    settings = writer._insert_settings(stack.runtime, events)
+    settings = writer._insert_settings(stack.runtime, writer_events(events))
     warehouse.insert("events", writer.COLUMNS, [event_row(e) for e in events], settings)
     # WHEN the identical block is inserted again (two flushes racing past their lookups)
     warehouse.insert("events", writer.COLUMNS, [event_row(e) for e in events], settings)
@@ -184,7 +185,10 @@ def test_a_block_dropped_as_duplicate_does_not_reach_the_view_tables(stack: Loca
     # AND a different block with identical view rows is not mistaken for a duplicate
     twins = [_event(tenant, e.user_id, occurred_at=e.occurred_at) for e in events]
     warehouse.insert(
-        "events", writer.COLUMNS, [event_row(e) for e in twins], writer._insert_settings(stack.runtime, twins)
+        "events",
+        writer.COLUMNS,
+        [event_row(e) for e in twins],
+        writer._insert_settings(stack.runtime, writer_events(twins)),
     )
     assert _count(warehouse, "event_days", tenant) == 20
 

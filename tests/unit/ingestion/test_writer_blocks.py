@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from segops.ingestion.writer import block_token, event_row, event_rows, partition_groups
+from segops.ingestion.writer_rows import writer_events
 from segops.messages import TrackedEvent
 
 START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -30,7 +31,7 @@ def _events(count: int, days_apart: int = 0) -> list[TrackedEvent]:
 def test_block_token_is_the_one_blocks_already_stored_carry() -> None:
     # A redelivery after an upgrade must produce the token its earlier INSERT carried, or ClickHouse
     # would not recognise the block: the value is pinned, and the order of the ids matters.
-    events = _events(3)
+    events = writer_events(_events(3))
     assert block_token(events) == "ev-3-4dd32c7d137220fccc0f336cd9648f16"
     assert block_token(events[::-1]) != block_token(events)
 
@@ -38,14 +39,14 @@ def test_block_token_is_the_one_blocks_already_stored_carry() -> None:
 def test_rows_follow_the_column_order_with_payloads_as_json_text() -> None:
     events = _events(2)
     rows = event_rows(events)
-    assert rows[0] == (1, events[0].event_id, "", "u0", "order_placed", START, START, '{"n":0,"quote":"a\\"b"}')
+    assert rows[0] == (1, str(events[0].event_id), "", "u0", "order_placed", START, START, '{"n":0,"quote":"a\\"b"}')
     assert rows[1][2] == "m-1"
     assert [event_row(e) for e in events] == rows
 
 
 def test_live_traffic_is_one_group_and_a_backfill_is_split_by_months_in_order() -> None:
-    live = _events(5)
+    live = writer_events(_events(5))
     assert partition_groups(live, 2) == [live]
-    backfill = _events(5, days_apart=31)  # five consecutive months
+    backfill = writer_events(_events(5, days_apart=31))  # five consecutive months
     groups = partition_groups(list(reversed(backfill)), 2)
     assert [[e.occurred_at.month for e in group] for group in groups] == [[1, 2], [3, 4], [5]]
