@@ -288,7 +288,9 @@ def test_with_the_warehouse_down_reads_are_503_with_retry_after_and_ingestion_st
         # AND health names the dependency
         assert api.get("/api/ingestion/health/").status_code == 503
     finally:
-        stack.bus.stop()
+        # The whole stack, meter included: left running, its flusher kept writing usage to the stopped
+        # server for the rest of the session (a "usage flush failed" warning after the last test).
+        stack.stop()
         if not stopped:
             server.stop()
 

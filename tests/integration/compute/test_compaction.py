@@ -12,6 +12,7 @@ from segops.compute import engine
 from segops.compute.plan import Request
 from segops.localstack import LocalStack
 from segops.membership import store, writer
+from segops.metering.meter import close_meter
 from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 
 from tests.integration.dsl.strategies import NOW
@@ -36,6 +37,7 @@ def stack(request: pytest.FixtureRequest, stack: LocalStack, monkeypatch: pytest
     served = ClickHouseWarehouse(server.url, "default", "", stack.settings.clickhouse_database)
     monkeypatch.setattr(stack.runtime, "warehouse", served)
     yield stack
+    close_meter(stack.runtime)  # its meter writes to `served` (the warehouse when it was made): last write first
     served.close()
 
 
