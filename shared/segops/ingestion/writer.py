@@ -61,7 +61,11 @@ CLAIM_LEASE_SECONDS = 90.0
 # A flush that reaches its INSERT later than this after claiming gives up (nack): its claims may be
 # about to expire, and a write after expiry could race a retry of the same ids.
 CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
-LOOKUP_CHUNK = 5000
+# Ids per lookup statement on a ClickHouse server, which takes the parameter in the request's URL
+# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in process: one statement per
+# tenant, so the `by_event_id` projection is read once per flush instead of once per chunk (27,000
+# fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
+SERVER_LOOKUP_CHUNK = 5000
 # Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
 SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
     "async_insert": 1,
@@ -169,8 +173,9 @@ def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str]) -> se
     `by_event_id` projection)."""
     found: set[str] = set()
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        rows = scoped.query(_STORED_IDS_SQL, {"ids": ",".join(ids[start : start + LOOKUP_CHUNK])}).rows
+    chunk = SERVER_LOOKUP_CHUNK if runtime.settings.warehouse == "clickhouse" else max(len(ids), 1)
+    for start in range(0, len(ids), chunk):
+        rows = scoped.query(_STORED_IDS_SQL, {"ids": ",".join(ids[start : start + chunk])}).rows
         found.update(str(row[0]) for row in rows)
     return found
 

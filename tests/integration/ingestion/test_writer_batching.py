@@ -276,3 +276,30 @@ def test_the_event_writer_function_raises_the_collector_thresholds_of_its_proces
         assert gc.get_threshold() == writer.WRITER_GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("backend", ["chdb", "clickhouse"])
+def test_the_lookup_finds_exactly_the_stored_ids_in_one_statement_or_in_server_sized_chunks(
+    settings: Settings, clickhouse_http: ChdbHttpServer, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 6,000 stored events, on chDB or on a ClickHouse server (parameters in the request URL)
+    settings.warehouse = backend
+    settings.clickhouse_url = clickhouse_http.url
+    runtime = build_runtime(settings, bus=LocalBus())
+    migrate(runtime.warehouse)
+    try:
+        events = [_event(8, f"u{i}") for i in range(12_000)]
+        write_flush(runtime, [events[:6_000]])
+        statements: list[str] = []
+        query = runtime.warehouse.query
+        monkeypatch.setattr(
+            runtime.warehouse, "query", lambda sql, *a, **k: statements.append(sql) or query(sql, *a, **k)
+        )
+        # WHEN the writer looks up all 12,000 ids
+        found = writer.stored_event_ids(runtime, 8, [str(e.event_id) for e in events])
+        # THEN it finds exactly the stored ones: in one statement in process, in chunks over HTTP
+        assert found == {str(e.event_id) for e in events[:6_000]}
+        assert len(statements) == (3 if backend == "clickhouse" else 1)
+    finally:
+        runtime.warehouse.command(f"DROP DATABASE IF EXISTS `{settings.clickhouse_database}`")
+        runtime.warehouse.close()
