@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import threading
 import uuid
 import weakref
@@ -219,14 +220,30 @@ def _close_at_exit(meter: weakref.ref[Meter]) -> None:
 # One meter per live runtime, by identity (a `Runtime` is not hashable); an entry leaves with its runtime.
 _meters: dict[int, Meter] = {}
 _meters_lock = threading.Lock()
+# Meters whose runtime is gone, closed on a thread of their own. `_forget` is a runtime's finalizer, so
+# the garbage collector runs it at any allocation on any thread: inside `meter_for` with `_meters_lock`
+# held (a hung test session: the lock taken again on the same thread), or on the warehouse's session
+# thread (whose own close would then wait for that thread). So it takes no lock and writes nothing; a
+# SimpleQueue's `put` is safe from a finalizer.
+_forgotten: queue.SimpleQueue[Meter] = queue.SimpleQueue()
+_closer: threading.Thread | None = None
+
+
+def _close_forgotten() -> None:
+    while True:
+        _forgotten.get().close()
 
 
 def meter_for(runtime: Runtime) -> Meter:
     """The runtime's meter: built on first use, with a daemon thread flushing it every
     `metering_flush_seconds`, and closed by `close_meter`, at interpreter exit or when the runtime goes."""
+    global _closer
     with _meters_lock:
         meter = _meters.get(id(runtime))
         if meter is None:
+            if _closer is None:
+                _closer = threading.Thread(target=_close_forgotten, name="segops-metering-close", daemon=True)
+                _closer.start()
             meter = _meters[id(runtime)] = Meter(runtime.warehouse, runtime.settings.metering)
             meter.start(runtime.settings.metering_flush_seconds)
             atexit.register(_close_at_exit, weakref.ref(meter))
@@ -244,7 +261,7 @@ def close_meter(runtime: Runtime) -> None:
 
 
 def _forget(runtime_id: int) -> None:
-    with _meters_lock:
-        meter = _meters.pop(runtime_id, None)
+    """A runtime's finalizer (see `_forgotten`): one dict operation, atomic under the GIL, and a put."""
+    meter = _meters.pop(runtime_id, None)
     if meter is not None:
-        meter.close()
+        _forgotten.put(meter)

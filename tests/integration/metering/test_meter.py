@@ -16,6 +16,7 @@ import pytest
 from segops import clock
 from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.metering import meter as metering
 from segops.metering.meter import Meter, meter_for
 from segops.metering.usage import totals, usage_rows
 from segops.warehouse.base import Warehouse
@@ -146,3 +147,29 @@ def test_units_counted_after_close_are_dropped_and_said_once(
     # THEN nothing is written, and one warning says so
     assert not any(day_totals(stack, 12).values())
     assert [r.getMessage() for r in caplog.records] == ["usage counted after the meter closed: dropped"]
+
+
+def test_a_runtime_finalized_while_meter_for_holds_its_lock_neither_hangs_nor_leaves_its_meter_open(
+    settings: Settings,
+) -> None:
+    # GIVEN a stack with a meter (its runtime's finalizer registered)
+    stack = LocalStack(settings)
+    meter = meter_for(stack.runtime)
+    runtime_id = id(stack.runtime)
+
+    # WHEN the finalizer runs on a thread that holds the meters' lock: what the garbage collector does
+    # when an allocation inside `meter_for` collects a dead runtime (a CI run hung there)
+    def finalize_inside_the_lock() -> None:
+        with metering._meters_lock:
+            metering._forget(runtime_id)
+
+    worker = threading.Thread(target=finalize_inside_the_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    # THEN it returned, and the forgotten meter is closed by the closing thread soon after
+    assert not worker.is_alive()
+    deadline = time.monotonic() + 5
+    while not meter._closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert meter._closed
+    stack.stop()
