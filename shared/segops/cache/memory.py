@@ -57,12 +57,9 @@ class MemoryCache:
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         now = time.monotonic()
         with self._lock:
-            entry = self._data.get(key)
-            if entry is not None and entry[0] > now:
+            if self._live(key, now) is not None:
                 return False
-            if len(self._data) >= self._max_entries:
-                self._evict(now)
-            self._data[key] = (now + ttl_seconds, value)
+            self._put(key, value, now + ttl_seconds, now)
             return True
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
