@@ -251,10 +251,9 @@ def test_on_a_clickhouse_server_flushes_are_async_inserts_that_wait_and_stay_exa
         again = write_flush(runtime, [events])
         # THEN its INSERT asked the server to buffer it and answer only once written, with its token
         [insert] = [r for r in clickhouse_http.requests[before:] if r["statement"].upper().startswith("INSERT")]
-        assert {k: insert["params"].get(k) for k in ("async_insert", "wait_for_async_insert")} == {
-            "async_insert": "1",
-            "wait_for_async_insert": "1",
-        }
+        assert {
+            k: insert["params"].get(k) for k in ("async_insert", "wait_for_async_insert", "parallel_view_processing")
+        } == {"async_insert": "1", "wait_for_async_insert": "1", "parallel_view_processing": "1"}
         assert insert["params"]["insert_deduplication_token"].startswith("ev-6-")
         assert (first.report.sent, again.report.sent, again.report.skipped) == (6, 0, 6)
         stored = runtime.warehouse.query("SELECT count() FROM events WHERE tenant_id = 7").scalar()
