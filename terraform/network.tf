@@ -56,6 +56,13 @@ resource "google_memorystore_instance" "cache" {
   transit_encryption_mode     = "TRANSIT_ENCRYPTION_DISABLED"
   deletion_protection_enabled = true
 
+  # Every key SegOps writes expires (tests/integration/test_cache_keys.py), so every key can be evicted
+  # under volatile-lru, the least recently used first; noeviction would refuse writes when full
+  # (docs/operations.md, "Valkey memory and eviction"). Memorystore's default, pinned.
+  engine_configs = {
+    "maxmemory-policy" = "volatile-lru"
+  }
+
   desired_auto_created_endpoints {
     network    = google_compute_network.vpc.id
     project_id = var.project_id

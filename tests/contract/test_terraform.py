@@ -369,6 +369,12 @@ def test_buckets_are_private_and_configured(config: tf.TerraformConfig) -> None:
     assert any(r["action"][0]["type"] == "Delete" and "age" in r["condition"][0] for r in rules)
 
 
+def test_the_cache_evicts_least_recently_used_keys_when_full(config: tf.TerraformConfig) -> None:
+    # every key the stack writes has a TTL (tests/integration/test_cache_keys.py): all are evictable
+    cache = config.resource("google_memorystore_instance.cache")
+    assert cache.body["engine_configs"] == {"maxmemory-policy": "volatile-lru"}
+
+
 def test_grants_follow_uses_and_publishes(config: tf.TerraformConfig) -> None:
     # Publishing is granted per topic named in `publishes`, storage per bucket per `uses`.
     assert "f.publishes" in config.locals["publish_grants"]
