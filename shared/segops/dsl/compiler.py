@@ -112,6 +112,7 @@ class _Compiler:
         self.windows: set[str] = set()  # bound window placeholders: their first days are boundary days
         self.raw_types: set[str] = set()  # event types of conditions read from raw events
         self.raw_aggregates: dict[str, str] = {}  # stored pass: aggregates of the raw-events branch
+        self.raw_matches: dict[str, None] = {}  # stored pass: the rows each raw aggregate reads (ordered)
         self._conditions: dict[type, Callable[[Any], str]] = {
             EventCount: self._event_count,
             Monetary: self._monetary,
@@ -142,7 +143,8 @@ class _Compiler:
         if self.stored and not c.where:
             counted = self.aggregate(f"sumIf(events, {self._stored_match(c.event_type, c.window_days)})")
         else:
-            counted = self._raw(f"countIf({self._match(c.event_type, c.window_days, c.where)})")
+            match = self._match(c.event_type, c.window_days, c.where)
+            counted = self._raw(f"countIf({match})", match)
         return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
 
     def _monetary(self, c: Monetary) -> str:
@@ -152,12 +154,15 @@ class _Compiler:
             seen, total = f"sumIf(totals, {match})", f"sumIf(total_sum, {match})"
             extreme = f"{c.metric}If(total_{c.metric}, {match})"
         else:
-            aggregate = self._raw
             doc = "payload"
             keys = self._keys(c.property)
             match = (
                 f"{self._match(c.event_type, c.window_days, c.where)} AND JSONType({doc}, {keys}) IN {_NUMERIC_TYPES}"
             )
+
+            def aggregate(sql: str) -> str:
+                return self._raw(sql, match)
+
             # `if` is evaluated lazily: only matching rows pay for the JSON parse (an -If aggregate's
             # argument alone would be computed for every row of the tenant).
             amount = f"if({match}, JSONExtractFloat({doc}, {keys}), 0)"
@@ -203,10 +208,12 @@ class _Compiler:
 
     # -- shared pieces ------------------------------------------------------------------------
 
-    def _raw(self, sql: str) -> str:
-        """An aggregate over raw rows: in a stored pass, computed in the raw-events branch per user."""
+    def _raw(self, sql: str, match: str) -> str:
+        """An aggregate over raw rows (those `match` holds for): in a stored pass, computed in the
+        raw-events branch per user."""
         if not self.stored:
             return self.aggregate(sql)
+        self.raw_matches[match] = None
         partial = self.raw_aggregates.get(sql)
         if partial is None:
             partial = quote_identifier(f"r{len(self.raw_aggregates)}")
@@ -261,7 +268,9 @@ class _Compiler:
         if isinstance(value, bool):
             return f"({kind} = 'Bool' AND JSONExtractBool({doc}, {keys}) {op} {self.ctx.bind(int(value), 'UInt8')})"
         if isinstance(value, str):
-            return f"({kind} = 'String' AND JSONExtractString({doc}, {keys}) {op} {self.ctx.bind(value, 'String')})"
+            text = f"JSONExtractString({doc}, {keys}) {op} {self.ctx.bind(value, 'String')}"
+            unlike = operator == "eq" and _unlike_other_json(value)  # an ordering needs the type check
+            return f"({text})" if unlike else f"({kind} = 'String' AND {text})"
         number = self.ctx.bind(float(value), "Float64")
         return f"({kind} IN {_NUMERIC_TYPES} AND JSONExtractFloat({doc}, {keys}) {op} {number})"
 
@@ -274,8 +283,9 @@ class _Compiler:
         # turns -0.0 into 0.0 on both sides (IEEE 754: -0.0 + 0.0 = 0.0).
         numbers = [float(v) + 0.0 for v in values if not isinstance(v, (str, bool))]
         if strings:
-            bound = self.ctx.bind(strings, "Array(String)")
-            parts.append(f"({kind} = 'String' AND JSONExtractString({doc}, {keys}) IN {bound})")
+            text = f"JSONExtractString({doc}, {keys}) IN {self.ctx.bind(strings, 'Array(String)')}"
+            unlike = all(_unlike_other_json(v) for v in strings)
+            parts.append(f"({text})" if unlike else f"({kind} = 'String' AND {text})")
         if booleans:
             bound = self.ctx.bind(booleans, "Array(UInt8)")
             parts.append(f"({kind} = 'Bool' AND JSONExtractBool({doc}, {keys}) IN {bound})")
@@ -283,6 +293,15 @@ class _Compiler:
             bound = self.ctx.bind(numbers, "Array(Float64)")
             parts.append(f"({kind} IN {_NUMERIC_TYPES} AND (JSONExtractFloat({doc}, {keys}) + 0) IN {bound})")
         return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+
+def _unlike_other_json(value: str) -> bool:
+    """Whether `JSONExtractString(...) = value` can hold only for a JSON string equal to `value`, so
+    the equality's `JSONType = 'String'` check (a second parse of the document per row) adds nothing.
+    For anything but a string the function returns "" (older ClickHouse) or the value's JSON text
+    (newer: `5`, `true`, `{"k":1}`; `null` gives ""): a value that is not empty and cannot begin
+    such a text equals neither. An ordering (`<`, `>=`, ...) keeps the check."""
+    return value != "" and value[0] not in "-0123456789{[" and value not in ("true", "false")
 
 
 def _pass(source: EventSource | StoredEvents, compiler: _Compiler) -> str:
@@ -329,10 +348,14 @@ def _stored_rows(source: StoredEvents, compiler: _Compiler) -> str:
         types = compiler.ctx.bind(sorted(compiler.raw_types), "Array(String)")
         nothing = "toDateTime64(0, 3, 'UTC')"
         aggregates = "".join(f", {sql}" for sql in compiler.raw_aggregates)
+        # Every raw aggregate is an -If of its match: rows no match holds add nothing to any of them,
+        # and a user without such rows still has a row in the other branches (zero partials there).
+        matched = " OR ".join(f"({match})" for match in compiler.raw_matches)
         branches.append(
             f"    SELECT user_id, '', {nothing}, {nothing}, toUInt64(0), toUInt64(0), 0, inf, -inf, "
             f"({nothing}, {nothing}, ''){aggregates}\n"
             f"      FROM events WHERE {tenant}{users} AND occurred_at <= {NOW} AND event_type IN {types}\n"
+            f"        AND ({matched})\n"
             "      GROUP BY user_id"
         )
     return "\n    UNION ALL\n".join(branches)

@@ -15,8 +15,11 @@ USERS = ("u0", "u1", "u2", "u3", "ü'4")
 EVENT_TYPES = ("a", "b", "context_identified")
 KEYS = ("total", "plan", "n")
 HOSTILE = ("'", "\\", "{now:String}", "') OR 1=1 --", "`x`", "é")
+# Strings spelled like the JSON text of other values in the payloads (numbers, booleans, an object):
+# JSONExtractString returns that text for non-strings on newer servers; only strings may match.
+LOOKALIKES = ("2", "-2", "2.5", "true", '{"k":"pro"}')
 
-strings = st.sampled_from(("", "pro", "free", "pr", *HOSTILE))
+strings = st.sampled_from(("", "pro", "free", "pr", *HOSTILE, *LOOKALIKES))
 numbers = st.sampled_from((-2, 0, -0.0, 1, 2, 2.5, 3, 10, 100))
 scalars = st.one_of(strings, numbers, st.booleans())
 json_values = st.one_of(scalars, st.none(), st.fixed_dictionaries({"k": scalars}))

@@ -73,11 +73,26 @@ def test_event_count_with_window_and_where() -> None:
         ),
         f"""SELECT user_id FROM (
   SELECT user_id,
-    countIf(event_type = {{p0:String}} AND occurred_at > subtractMilliseconds({NOW}, {{p1:Int64}}) AND (JSONType(payload, {{p2:String}}, {{p3:String}}) = 'String' AND JSONExtractString(payload, {{p2:String}}, {{p3:String}}) = {{p4:String}})) AS `a0`
+    countIf(event_type = {{p0:String}} AND occurred_at > subtractMilliseconds({NOW}, {{p1:Int64}}) AND (JSONExtractString(payload, {{p2:String}}, {{p3:String}}) = {{p4:String}})) AS `a0`
 {FROM}
 WHERE (`a0` < {{p5:Int64}})""",  # noqa: E501
         {"p0": "order_placed", "p1": 604_800_000, "p2": "shipping", "p3": "country", "p4": "DE", "p5": 3},
     )
+
+
+@pytest.mark.parametrize("value", ["", "5", "-x", "0xff", "true", "false", '{"k":1}', "[1]"])
+def test_a_string_json_text_could_spell_keeps_its_type_check(value: str) -> None:
+    # JSONExtractString gives "" for a missing value, and "" or the JSON text for a non-string one
+    # (`5`, `true`, `{"k":1}`, by server version): only a JSON string may then match these values
+    for operator, operand in (("eq", value), ("in", ["pro", value])):
+        filters = [{"property": "plan", "operator": operator, "value": operand}]
+        compiled = compile_segment(
+            parse_definition(
+                one({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1, "where": filters})
+            ),
+            tenant_events(),
+        )
+        assert "JSONType(payload, {p1:String}) = 'String' AND JSONExtractString(payload, {p1:String})" in compiled.sql
 
 
 def test_monetary_avg_guards_empty() -> None:
@@ -122,7 +137,7 @@ def test_user_property_in_mixed_types_groups_by_json_type() -> None:
   SELECT user_id,
     argMaxIf(payload, (occurred_at, received_at), event_type = {{p0:String}}) AS `a0`
 {FROM}
-WHERE (NOT ((JSONType(`a0`, {{p1:String}}) = 'String' AND JSONExtractString(`a0`, {{p1:String}}) IN {{p2:Array(String)}}) OR (JSONType(`a0`, {{p1:String}}) = 'Bool' AND JSONExtractBool(`a0`, {{p1:String}}) IN {{p3:Array(UInt8)}}) OR (JSONType(`a0`, {{p1:String}}) IN ('Int64', 'UInt64', 'Double') AND (JSONExtractFloat(`a0`, {{p1:String}}) + 0) IN {{p4:Array(Float64)}})))""",  # noqa: E501
+WHERE (NOT ((JSONExtractString(`a0`, {{p1:String}}) IN {{p2:Array(String)}}) OR (JSONType(`a0`, {{p1:String}}) = 'Bool' AND JSONExtractBool(`a0`, {{p1:String}}) IN {{p3:Array(UInt8)}}) OR (JSONType(`a0`, {{p1:String}}) IN ('Int64', 'UInt64', 'Double') AND (JSONExtractFloat(`a0`, {{p1:String}}) + 0) IN {{p4:Array(Float64)}})))""",  # noqa: E501
         {"p0": "context_identified", "p1": "plan", "p2": ["pro"], "p3": [1], "p4": [2.0]},
     )
 
@@ -218,6 +233,7 @@ def test_stored_where_filter_reads_raw_events_of_its_type_only_aggregated_per_us
     UNION ALL
     SELECT user_id, '', {nothing}, {nothing}, toUInt64(0), toUInt64(0), 0, inf, -inf, ({nothing}, {nothing}, ''), countIf(event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null')
       FROM events WHERE tenant_id = {{tenant_id:UInt64}} AND occurred_at <= {NOW} AND event_type IN {{p3:Array(String)}}
+        AND ((event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null'))
       GROUP BY user_id
 {STORED_END}
 WHERE (`a0` >= {{p2:Int64}})""",  # noqa: E501
