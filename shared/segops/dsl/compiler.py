@@ -19,7 +19,8 @@ boundary days), boundary-day rows of `event_days` (`now`'s day and each window's
 per event) and, for conditions the states cannot answer (a `where` filter, a payload path other
 than `HOT_PATH`), the raw `events` rows of those conditions' event types, aggregated per user in
 their own branch (one row per user carrying those aggregates, `r0`, `r1`, ..., which are zero in
-the other branches, so a `sum` over the union returns them). Each event is
+the other branches, so a `sum` over the union returns them; the branch reads only rows one of those
+aggregates' filters holds for). Each event is
 in exactly one state or boundary row, and a row is inside a window `(now - W, now]` exactly when its
 `window_at` is after `now - W`: a boundary row's is its `occurred_at`; a state day is never a
 window's first day, so it lies wholly inside the window or wholly before it, and its `window_at` is
