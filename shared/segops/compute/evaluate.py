@@ -59,7 +59,8 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
     widest = max(compiled.aggregates for _, compiled in groups)
     points = _split_points(wh, source, candidates, widest, runtime.settings)
     for group, compiled in groups:
-        for part in [compiled] if not points else [compile_segments(group, s) for s in _ranges(source, points)]:
+        parts = [compiled] if not points else [_compile(group, s) for s in _ranges(source, points)]
+        for part in parts:
             sql, params = _stage_results(part, now)
             wh.command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
     return candidates
@@ -73,11 +74,16 @@ def _groups(
     Measured without the user range a split adds (~150 bytes, inside the margin between the
     default `max_bytes` and ClickHouse's 256 KiB).
     """
-    compiled = compile_segments(definitions, source)
+    compiled = _compile(definitions, source)
     if len(definitions) == 1 or len(_stage_results(compiled, now)[0].encode()) <= max_bytes:
         return [(definitions, compiled)]
     half = len(definitions) // 2
     return _groups(definitions[:half], source, now, max_bytes) + _groups(definitions[half:], source, now, max_bytes)
+
+
+def _compile(definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents) -> CompiledQuery:
+    # Every user of the pass: staging keeps only each user's true segment columns (`_stage_results`).
+    return compile_segments(definitions, source, members_only=False)
 
 
 def _split_points(
@@ -147,16 +153,15 @@ def _candidate_source(stage_id: str) -> StoredEvents:
 
 def _stage_results(compiled: CompiledQuery, now: datetime) -> tuple[str, dict[str, Any]]:
     """The multi-segment pass at `now`, keeping per segment the users it holds (param `stage_id` to add)."""
-    hits = ", ".join(
-        f"({{stage_segment_{i}:UInt64}}, {quote_identifier(column)})"
-        for i, column in enumerate(compiled.columns.values())
-    )
+    ids = ", ".join(f"{{stage_segment_{i}:UInt64}}" for i in range(len(compiled.columns)))
+    hits = ", ".join(quote_identifier(column) for column in compiled.columns.values())
     segment_params = {f"stage_segment_{i}": segment_id for i, segment_id in enumerate(compiled.columns)}
+    # A user in no segment has an empty array: ARRAY JOIN drops the row.
     sql = (
         "INSERT INTO compute_results (tenant_id, compute_id, segment_id, user_id) "
-        "SELECT {tenant_id:UInt64}, {stage_id:String}, tupleElement(hit, 1), user_id "
+        "SELECT {tenant_id:UInt64}, {stage_id:String}, segment, user_id "
         f"FROM ({compiled.sql}) "
-        f"ARRAY JOIN arrayFilter(x -> tupleElement(x, 2) != 0, [{hits}]) AS hit"
+        f"ARRAY JOIN arrayFilter((segment, hit) -> hit != 0, [{ids}], [{hits}]) AS segment"
     )
     return sql, {**compiled.bind(now), **segment_params}
 

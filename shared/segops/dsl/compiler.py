@@ -380,11 +380,15 @@ def compile_segment(definition: SegmentDefinition, source: EventSource | StoredE
 def compile_segments(
     definitions: Sequence[tuple[int, SegmentDefinition]],
     source: EventSource | StoredEvents | None = None,
+    *,
+    members_only: bool = True,
 ) -> CompiledQuery:
     """Many segments in one pass: `user_id` plus one boolean column per segment (see `.columns`).
 
     Equal aggregates of different segments are computed once. Only users in at least one segment
-    are returned.
+    are returned, or with `members_only=False` every user of the pass: for a caller that keeps only
+    the true columns anyway (the filter plans every segment's expression a second time, ~130 ms for
+    50 segments, per statement; docs/performance.md).
     """
     if not definitions:
         raise ValueError("compile_segments needs at least one segment")
@@ -399,6 +403,8 @@ def compile_segments(
         columns[segment_id] = segment_column(segment_id)
         selected.append(f",\n  {compiler.node(definition)} AS {quote_identifier(columns[segment_id])}")
     members = " OR ".join(quote_identifier(column) for column in columns.values())
-    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)\nWHERE {members}"
+    sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)"
+    if members_only:
+        sql += f"\nWHERE {members}"
     aggregates = len(compiler.aggregates) + len(compiler.raw_aggregates)
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns, aggregates)

@@ -161,6 +161,12 @@ def test_compiled_sql_agrees_with_reference(
     assert alone == expected
     assert {r["user_id"] for r in rows if r["s_1"]} == expected
     assert {r["user_id"] for r in rows if r["s_2"]} == members(events, other, NOW)
+    # AND without the members filter the same users hold each column, and nobody is dropped
+    every = compile_segments([(1, parse_definition(definition)), (2, parse_definition(other))], members_only=False)
+    all_rows = TenantWarehouse(warehouse, tenant).query(every.sql, every.bind(NOW)).dicts()
+    by_user = sorted((r for r in all_rows if r["s_1"] or r["s_2"]), key=lambda r: str(r["user_id"]))
+    assert by_user == sorted(rows, key=lambda r: str(r["user_id"]))
+    assert {r["user_id"] for r in all_rows} == {e.user_id for e in events if e.occurred_at <= NOW}
 
 
 def test_state_days_and_boundary_days_count_each_event_once(warehouse: Warehouse) -> None:

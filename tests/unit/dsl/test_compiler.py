@@ -168,6 +168,10 @@ def test_many_segments_one_pass_one_column_each() -> None:
         "  SELECT user_id,\n    countIf(event_type = {p0:String}) AS `a0`\n" + FROM + "\nWHERE `s_7` OR `s_12`"
     )
     assert compiled.params == {"p0": "a", "p1": 1, "p2": 3}
+    # AND for a caller that keeps only the true columns, the same pass without the members filter
+    every_user = compile_segments([(7, first), (12, second)], RAW, members_only=False)
+    assert every_user.sql == compiled.sql.removesuffix("\nWHERE `s_7` OR `s_12`")
+    assert (every_user.columns, every_user.params) == (compiled.columns, compiled.params)
 
 
 def test_stored_event_count_reads_states_and_now_day_rows() -> None:
