@@ -402,9 +402,8 @@ def compile_segments(
             raise ValueError(f"segment {segment_id} listed twice")
         columns[segment_id] = segment_column(segment_id)
         selected.append(f",\n  {compiler.node(definition)} AS {quote_identifier(columns[segment_id])}")
-    members = " OR ".join(quote_identifier(column) for column in columns.values())
     sql = f"SELECT user_id{''.join(selected)}\nFROM (\n  {_pass(source, compiler)}\n)"
     if members_only:
-        sql += f"\nWHERE {members}"
+        sql += "\nWHERE " + " OR ".join(quote_identifier(column) for column in columns.values())
     aggregates = len(compiler.aggregates) + len(compiler.raw_aggregates)
     return CompiledQuery(sql, {**compiler.ctx.params, **source.params}, columns, aggregates)
