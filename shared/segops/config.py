@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     writer_flush_seconds: float = Field(default=0.2, ge=0, le=10)
     # ClickHouse refuses an INSERT spanning more than `max_partitions_per_insert_block` (100) partitions.
     writer_partitions_per_insert: int = Field(default=50, ge=1, le=100)
+    # A client's retry of a `message_id` is recognised this long after the first copy was received
+    # (Segment keeps ~24 hours, Shopify retries a webhook for 48): the writer's id lookup reads the
+    # events received since then, not the tenant's whole history. Redeliveries and replays of a bus
+    # message carry its events' receive time and are recognised at any age (docs/ingestion.md).
+    writer_dedup_horizon_days: int = Field(default=7, ge=1, le=365)
 
     # Usage metering (segops.metering, docs/operations.md): API calls and accepted/refused events are
     # counted in process and flushed to the warehouse this often (and on shutdown). Off: nothing is

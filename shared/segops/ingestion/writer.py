@@ -9,8 +9,10 @@ id. A flush (docs/ingestion.md gives the whole argument):
 1. claims every id in the cache (SET NX, one MULTI/EXEC round trip, owner = this flush, lease longer
    than the function timeout): an id claimed by another flush is being written right now, so the
    messages carrying it are nacked and come back later; the rest go on;
-2. looks the ids up through the `by_event_id` projection of `events` (written atomically with each
-   part, so "stored" never disagrees with the table) and inserts only the absent ones, one INSERT per
+2. looks the ids up among the events received since `writer_dedup_horizon_days` before the flush's
+   oldest receive time, through the `by_received_event_id` projection of `events` (written atomically
+   with each part, so "stored" never disagrees with the table; ordered by receive day, so the lookup
+   reads the horizon, not the tenant's history), and inserts only the absent ones, one INSERT per
    group of at most `writer_partitions_per_insert` month partitions;
 3. publishes one `UsersChanged` per tenant, also when everything was a duplicate (an earlier delivery
    may have died between its insert and its publish), then releases its claims.
@@ -31,9 +33,9 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 from segops.bus import dead_letters
 from segops.bus.base import BusMessage, Topic
@@ -63,8 +65,8 @@ CLAIM_LEASE_SECONDS = 90.0
 CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
 # Ids per lookup statement on a ClickHouse server, which takes the parameter in the request's URL
 # (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in process: one statement per
-# tenant, so the `by_event_id` projection is read once per flush instead of once per chunk (27,000
-# fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
+# tenant, so the `by_received_event_id` projection is read once per flush instead of once per chunk
+# (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
 SERVER_LOOKUP_CHUNK = 5000
 # Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
 SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
@@ -162,21 +164,33 @@ class Claims:
 # The ids travel as ONE comma-joined String parameter, split into a set inside the engine: an
 # `Array(UUID)` parameter of thousands of quoted literals cost about twice as much to parse and fold
 # (docs/performance.md). Canonical UUID text never contains a comma.
+# `toDate(received_at)` is the projection's second sort column (migration 0900): the day bound
+# selects the horizon's granules by index.
 _STORED_IDS_SQL = (
     "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} "
+    "AND toDate(received_at) >= {since:Date} "
     "AND event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
 )
 
 
-def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` (canonical UUID text) are already in `events` (an index lookup through the
-    `by_event_id` projection)."""
+def lookup_since(received: Iterable[datetime], horizon_days: int) -> date:
+    """The first receive day the id lookup reads for events received at `received`: `horizon_days`
+    before the oldest of them (a redelivered or replayed message keeps its events' receive time)."""
+    oldest = min(received)
+    if oldest.tzinfo is not None:  # naive: UTC already
+        oldest = oldest.astimezone(UTC)
+    return oldest.date() - timedelta(days=horizon_days)
+
+
+def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str], since: date) -> set[str]:
+    """Which of `ids` (canonical UUID text) are in `events` among those received on or after `since`
+    (an index lookup through the `by_received_event_id` projection)."""
     found: set[str] = set()
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
     chunk = SERVER_LOOKUP_CHUNK if runtime.settings.warehouse == "clickhouse" else max(len(ids), 1)
     for start in range(0, len(ids), chunk):
-        rows = scoped.query(_STORED_IDS_SQL, {"ids": ",".join(ids[start : start + chunk])}).rows
-        found.update(str(row[0]) for row in rows)
+        params = {"ids": ",".join(ids[start : start + chunk]), "since": since}
+        found.update(str(row[0]) for row in scoped.query(_STORED_IDS_SQL, params).rows)
     return found
 
 
@@ -268,12 +282,10 @@ def flush(runtime: Runtime, messages: Sequence[Sequence[WriterEvent]]) -> FlushO
                 key for keys, refused in zip(message_keys, refusals, strict=True) if refused is None for key in keys
             }
             writable = [event for key, event in unique.items() if key in allowed]
-        by_tenant: dict[int, list[str]] = {}
-        for event in writable:
-            by_tenant.setdefault(event.tenant_id, []).append(event.event_id)
         stored: set[str] = set()
-        for tenant_id, ids in sorted(by_tenant.items()):
-            stored |= stored_event_ids(runtime, tenant_id, ids)
+        for tenant_id, events in _by_tenant(writable):
+            since = lookup_since((e.received_at for e in events), runtime.settings.writer_dedup_horizon_days)
+            stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in events], since)
         fresh = [event for event in writable if event.event_id not in stored]
         if fresh:
             claims.check_fresh()

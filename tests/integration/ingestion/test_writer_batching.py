@@ -295,7 +295,9 @@ def test_the_lookup_finds_exactly_the_stored_ids_in_one_statement_or_in_server_s
             runtime.warehouse, "query", lambda sql, *a, **k: statements.append(sql) or query(sql, *a, **k)
         )
         # WHEN the writer looks up all 12,000 ids
-        found = writer.stored_event_ids(runtime, 8, [str(e.event_id) for e in events])
+        found = writer.stored_event_ids(
+            runtime, 8, [str(e.event_id) for e in events], writer.lookup_since([e.received_at for e in events], 7)
+        )
         # THEN it finds exactly the stored ones: in one statement in process, in chunks over HTTP
         assert found == {str(e.event_id) for e in events[:6_000]}
         assert len(statements) == (3 if backend == "clickhouse" else 1)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from segops.ingestion.writer import block_token, event_row, event_rows, partition_groups
+from segops.ingestion.writer import block_token, event_row, event_rows, lookup_since, partition_groups
 from segops.ingestion.writer_rows import writer_events
 from segops.messages import TrackedEvent
 
@@ -50,3 +50,12 @@ def test_live_traffic_is_one_group_and_a_backfill_is_split_by_months_in_order() 
     backfill = writer_events(_events(5, days_apart=31))  # five consecutive months
     groups = partition_groups(list(reversed(backfill)), 2)
     assert [[e.occurred_at.month for e in group] for group in groups] == [[1, 2], [3, 4], [5]]
+
+
+def test_the_id_lookup_starts_the_horizon_before_the_oldest_receive_day() -> None:
+    # The oldest event of the flush decides, by its UTC day: 20:30 at UTC-5 on March 2 is March 3 in UTC.
+    evening = datetime(2026, 3, 2, 20, 30, tzinfo=timezone(timedelta(hours=-5)))
+    received = [datetime(2026, 3, 10, 0, 30, tzinfo=UTC), evening, datetime(2026, 3, 5, tzinfo=UTC)]
+    assert lookup_since(received, 3) == date(2026, 2, 28)
+    # Naive times are UTC.
+    assert lookup_since([datetime(2026, 1, 1, 0, 0)], 7) == date(2025, 12, 25)
