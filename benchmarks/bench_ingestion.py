@@ -8,7 +8,9 @@
    INSERT of the same rows into a copy of `events` without views (what the engine costs at best).
 3. INSERTs per second into `events` while one-event messages arrive at 2,000 per second.
 4. `/v1/batch` (Segment-compatible) vs the native batch endpoint on the same events (`accept_*`).
-5. End to end as `make dev` runs it: 500-event HTTP batches from 8 client threads → the served stack →
+5. The writer's id lookup of 25,000 fresh ids before and after the tenant gains a history of events
+   received 40 days earlier (at least 4x its events): bounded by the dedup horizon, it stays flat.
+6. End to end as `make dev` runs it: 500-event HTTP batches from 8 client threads → the served stack →
    local bus (concurrent deliveries) → writer → stored, events/s until the last one is stored.
 """
 
@@ -23,7 +25,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,18 @@ from segops.bus.local import LocalBus
 from segops.config import Settings
 from segops.ingestion.intake import accept_batch, accept_segment_batch
 from segops.ingestion.writer import COLUMNS as WRITER_COLUMNS
-from segops.ingestion.writer import configure_writer_process, event_row, handle_event_batch
+from segops.ingestion.writer import (
+    configure_writer_process,
+    event_row,
+    handle_event_batch,
+    lookup_since,
+    stored_event_ids,
+)
 from segops.localstack import LocalStack
 from segops.messages import EventBatch
 from segops.metering.meter import close_meter
 from segops.runtime import build_runtime
-from segops.warehouse import chdb_backend
+from segops.warehouse import chdb_backend, statistics
 from segops.warehouse.migrations import migrate
 from werkzeug.serving import make_server
 
@@ -144,6 +152,39 @@ def _plain_insert_seconds(warehouse: Any, messages: list[bytes]) -> float:
     started = time.perf_counter()
     warehouse.insert("events_plain", WRITER_COLUMNS, rows)
     return time.perf_counter() - started
+
+
+def _lookup_against_history(runtime: Any, stored: int) -> dict[str, Any]:
+    """The writer's lookup of 25,000 fresh ids (seconds, best of 3) on the tenant's recent events, then
+    once the tenant also holds at least four times as many events received 40 days earlier (merged
+    with the rest), and then over its whole history (the lookup without the dedup horizon)."""
+    ids = [str(uuid.uuid4()) for _ in range(25_000)]
+    since = lookup_since([datetime.now(UTC)], runtime.settings.writer_dedup_horizon_days)
+    recent = best_of(lambda: stored_event_ids(runtime, TENANT_ID, ids, since))
+    events = max(1_000_000, 4 * stored)
+    runtime.warehouse.command(
+        "INSERT INTO events (tenant_id, event_id, user_id, event_type, occurred_at, received_at, payload) "
+        "SELECT {tenant:UInt64}, generateUUIDv4(number), concat('user-', toString(number % 100000)), "
+        "'page_viewed', now64(3) - toIntervalDay(40) - toIntervalSecond(number % 86400), "
+        "now64(3) - toIntervalDay(40), '{}' FROM numbers({events:UInt64})",
+        {"tenant": TENANT_ID, "events": events},
+    )
+    runtime.warehouse.command("OPTIMIZE TABLE events FINAL")
+    history = best_of(lambda: stored_event_ids(runtime, TENANT_ID, ids, since))
+    whole = best_of(lambda: stored_event_ids(runtime, TENANT_ID, ids, date(2000, 1, 1)))
+    rows_read = []
+    for first_day in (since, date(2000, 1, 1)):
+        with statistics.measuring() as measured:
+            stored_event_ids(runtime, TENANT_ID, ids, first_day)
+        rows_read.append(measured.rows_read)
+    return {
+        "recent": recent,
+        "history": history,
+        "whole_history": whole,
+        "events": events,
+        "rows_read": rows_read[0],
+        "whole_history_rows_read": rows_read[1],
+    }
 
 
 def _segment_body(body: bytes) -> bytes:
@@ -295,6 +336,7 @@ def run(scale: float) -> list[Figure]:
         # Redelivering every 500-event message stores nothing new: the cost of the duplicate path.
         redeliver_seconds = _deliver(runtime, messages)
         assert warehouse.query("SELECT count() FROM events").scalar() == stored
+        lookup = _lookup_against_history(runtime, stored)
         close_meter(runtime)  # its last usage counts, before their database goes
         warehouse.command(f"DROP DATABASE `{settings.clickhouse_database}`")
         end_to_end = _end_to_end(bodies, workdir, settings.chdb_dir)
@@ -355,6 +397,18 @@ def run(scale: float) -> list[Figure]:
             "inserts/s",
             target="<= 10",
             extra={"messages": paced_count, "seconds": round(paced_seconds, 2), "inserts": paced_inserts},
+        ),
+        ratio_figure(
+            "writer id lookup of 25,000 fresh ids, after the tenant gained its history",
+            lookup["history"] * 1000,
+            "ms",
+            "the same lookup before",
+            lookup["recent"] * 1000,
+            target="<= 1.2x (reads the dedup horizon, not the history)",
+            history_events=lookup["events"],
+            whole_history_ms=round(lookup["whole_history"] * 1000, 1),
+            rows_read=lookup["rows_read"],
+            whole_history_rows_read=lookup["whole_history_rows_read"],
         ),
         ratio_figure(
             "event_writer redelivery of already-written 500-event messages",
