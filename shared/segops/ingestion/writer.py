@@ -37,6 +37,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
+
 from segops.bus import dead_letters
 from segops.bus.base import BusMessage, Topic
 from segops.bus.cloudevents import parse_message
@@ -64,9 +66,10 @@ CLAIM_LEASE_SECONDS = 90.0
 # about to expire, and a write after expiry could race a retry of the same ids.
 CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
 # Ids per lookup statement on a ClickHouse server, which takes the parameter in the request's URL
-# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in process: one statement per
-# tenant, so the `by_received_event_id` projection is read once per flush instead of once per chunk
-# (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
+# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in
+# process: one statement per tenant, so the `by_received_event_id` projection is read once per flush
+# instead of once per chunk (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms
+# at once).
 SERVER_LOOKUP_CHUNK = 5000
 # Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
 SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
@@ -161,16 +164,28 @@ class Claims:
         self.held = []
 
 
-# The ids travel as ONE comma-joined String parameter, split into a set inside the engine: an
-# `Array(UUID)` parameter of thousands of quoted literals cost about twice as much to parse and fold
-# (docs/performance.md). Canonical UUID text never contains a comma.
 # `toDate(received_at)` is the projection's second sort column (migration 0900): the day bound
-# selects the horizon's granules by index.
-_STORED_IDS_SQL = (
-    "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} "
-    "AND toDate(received_at) >= {since:Date} "
-    "AND event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
-)
+# selects the horizon's granules. The ids travel as ONE String parameter. On chDB it holds them as
+# JSON, read by the engine as data (`format(JSONCompactColumns, ...)`): folded into a constant set
+# they cost the planner more than the read (25,000 ids: 52-58 -> 33-38 ms when none is stored,
+# 215-249 -> 86-97 ms when all are; docs/performance.md). A ClickHouse server gets them comma-joined
+# and folded (an `Array(UUID)` parameter of quoted literals costs about twice as much): a table
+# function there needs the global CREATE TEMPORARY TABLE grant, which the app user may lack.
+_STORED_IDS_SQL = {
+    "chdb": (
+        "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} AND toDate(received_at) >= {since:Date} "
+        "AND event_id IN (SELECT id FROM format(JSONCompactColumns, 'id UUID', {ids:String}))"
+    ),
+    "clickhouse": (
+        "SELECT event_id FROM events WHERE tenant_id = {tenant_id:UInt64} AND toDate(received_at) >= {since:Date} "
+        "AND event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', {ids:String}))))"
+    ),
+}
+
+
+def _ids_param(backend: str, ids: Sequence[str]) -> str:
+    # Canonical UUID text never contains a comma.
+    return orjson.dumps([ids]).decode() if backend == "chdb" else ",".join(ids)
 
 
 def lookup_since(received: Iterable[datetime], horizon_days: int) -> date:
@@ -187,10 +202,11 @@ def stored_event_ids(runtime: Runtime, tenant_id: int, ids: Sequence[str], since
     (an index lookup through the `by_received_event_id` projection)."""
     found: set[str] = set()
     scoped = TenantWarehouse(runtime.warehouse, tenant_id)
-    chunk = SERVER_LOOKUP_CHUNK if runtime.settings.warehouse == "clickhouse" else max(len(ids), 1)
+    backend = runtime.settings.warehouse
+    chunk = SERVER_LOOKUP_CHUNK if backend == "clickhouse" else max(len(ids), 1)
     for start in range(0, len(ids), chunk):
-        params = {"ids": ",".join(ids[start : start + chunk]), "since": since}
-        found.update(str(row[0]) for row in scoped.query(_STORED_IDS_SQL, params).rows)
+        params = {"ids": _ids_param(backend, ids[start : start + chunk]), "since": since}
+        found.update(str(row[0]) for row in scoped.query(_STORED_IDS_SQL[backend], params).rows)
     return found
 
 
