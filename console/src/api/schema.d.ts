@@ -1399,7 +1399,7 @@ export interface components {
             } | null;
             /**
              * Message Id
-             * @description Client idempotency key: retries with it are counted once.
+             * @description Client idempotency key: a retry with it within the dedup horizon (7 days by default) of the first is counted once.
              * @default null
              */
             message_id: string | null;

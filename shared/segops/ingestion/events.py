@@ -52,7 +52,11 @@ class IncomingEvent(StrictModel):
     message_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_ID_CHARS, pattern=NO_CONTROL_CHARS)]
         | None
-    ) = Field(default=None, description="Client idempotency key: retries with it are counted once.")
+    ) = Field(
+        default=None,
+        description="Client idempotency key: a retry with it within the dedup horizon (7 days by default) "
+        "of the first is counted once.",
+    )
 
 
 class EventBatchRequest(StrictModel):
