@@ -66,10 +66,9 @@ CLAIM_LEASE_SECONDS = 90.0
 # about to expire, and a write after expiry could race a retry of the same ids.
 CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
 # Ids per lookup statement on a ClickHouse server, which takes the parameter in the request's URL
-# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in
-# process: one statement per tenant, so the `by_received_event_id` projection is read once per flush
-# instead of once per chunk (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms
-# at once).
+# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in process: one statement per
+# tenant, so the `by_received_event_id` projection is read once per flush instead of once per chunk
+# (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
 SERVER_LOOKUP_CHUNK = 5000
 # Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
 SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
