@@ -229,6 +229,16 @@ def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: Chdb
     warehouse.close()
 
 
+def test_clickhouse_refuses_a_request_field_over_128_kib(clickhouse_http: ChdbHttpServer) -> None:
+    # A ClickHouse server (23.6 on) refuses any URL parameter or form field longer than
+    # `http_max_field_value_size`, 128 KiB by default: a caller binding many values has to chunk them
+    warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", "default")
+    assert warehouse.query("SELECT length({text:String})", {"text": "x" * 120_000}).scalar() == 120_000
+    with pytest.raises(Exception, match="Field value too long"):
+        warehouse.query("SELECT length({text:String})", {"text": "x" * 140_000})
+    warehouse.close()
+
+
 def test_insert_settings_apply_to_the_insert(warehouse: Warehouse) -> None:
     # GIVEN a block inserted with a deduplication token (events keeps a deduplication window)
     warehouse.insert("events", EVENT_COLUMNS, [event_row(11, "u", 1)], settings={"insert_deduplication_token": "b-1"})

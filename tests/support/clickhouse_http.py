@@ -3,7 +3,8 @@
 No ClickHouse server binary is obtainable here, so `clickhouse-connect` is tested against this:
 the protocol (query text in `query=` and/or the body, `param_<name>` bound parameters, the
 `database` parameter, settings as URL parameters, compressed chunked `Native` inserts, results
-rendered in the format the client asks for) is real; the SQL engine is ClickHouse's own, in-process.
+rendered in the format the client asks for, a request field over 128 KiB refused) is real; the SQL
+engine is ClickHouse's own, in-process.
 
 Custom settings (`SQL_*`, accepted by a server whose `custom_settings_prefixes` is `SQL_`, as in
 ClickHouse's default config) are recorded in `.requests` but not applied: chDB knows no custom
@@ -56,6 +57,10 @@ _TRANSPORT = {
     "cancel_http_readonly_queries_on_client_close",
     "buffer_size",
 }
+# ClickHouse's HTTP handler refuses a request with a field (a URL parameter, or a form field of a
+# multipart body: the query, a bound parameter, a setting) longer than `http_max_field_value_size`,
+# 128 KiB by default since 23.6, before anything runs ("Field value too long").
+HTTP_MAX_FIELD_VALUE_SIZE = 128 * 1024
 _INSERT_NATIVE = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+Native\s*$", re.IGNORECASE | re.DOTALL)
 _INSERT_PREFIX = re.compile(rb"^\s*INSERT\s", re.IGNORECASE)
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(?P<fmt>[A-Za-z0-9]+)\s*;?\s*$", re.IGNORECASE)
@@ -310,6 +315,13 @@ class ChdbHttpServer:
                 )
                 if split.path == "/ping":
                     self._reply(200, b"Ok.\n", {})
+                    return
+                long_field = next(
+                    (name for name, value in params.items() if len(value.encode()) > HTTP_MAX_FIELD_VALUE_SIZE), None
+                )
+                if long_field is not None:
+                    message = f"Code: 1000. DB::Exception: Field value too long: {long_field}. (POCO_EXCEPTION)\n"
+                    self._reply(400, message.encode(), {"X-ClickHouse-Exception-Code": "1000"})
                     return
                 if server._refuses(server.requests[-1]["statement"]):
                     message = b"Code: 242. DB::Exception: Table is in readonly mode. (TABLE_IS_READ_ONLY)\n"

@@ -65,11 +65,13 @@ CLAIM_LEASE_SECONDS = 90.0
 # A flush that reaches its INSERT later than this after claiming gives up (nack): its claims may be
 # about to expire, and a write after expiry could race a retry of the same ids.
 CLAIM_SAFE_SECONDS = CLAIM_LEASE_SECONDS / 2
-# Ids per lookup statement on a ClickHouse server, which takes the parameter in the request's URL
-# (1 MiB by default; 5,000 canonical ids are ~185 KB). chDB takes it in process: one statement per
-# tenant, so the `by_received_event_id` projection is read once per flush instead of once per chunk
-# (27,000 fresh ids against 100,000 stored events: 85 ms in chunks, 47 ms at once).
-SERVER_LOOKUP_CHUNK = 5000
+# Ids per lookup statement on a ClickHouse server. Its HTTP handler refuses any request field (a URL
+# parameter or a form field) longer than `http_max_field_value_size`, 128 KiB by default since 23.6:
+# 3,000 canonical ids joined are 111,000 bytes (5,000 were 185,000, refused: "Field value too
+# long"). chDB takes the ids in process: one statement per tenant, so the `by_received_event_id`
+# projection is read once per flush instead of once per chunk (27,000 fresh ids against 100,000
+# stored events: 85 ms in chunks, 47 ms at once).
+SERVER_LOOKUP_CHUNK = 3000
 # Server-side buffering on a ClickHouse server: several writer instances' flushes become one part.
 SERVER_INSERT_SETTINGS: Mapping[str, str | int] = {
     "async_insert": 1,
