@@ -147,6 +147,29 @@ def test_a_crash_mid_flush_then_redelivery_stores_each_event_once(
     assert _count(stack.runtime.warehouse, "event_days", tenant) == 12
 
 
+def test_a_flush_holding_two_deliveries_of_one_message_writes_one_row_per_event(
+    stack: LocalStack, account: Account
+) -> None:
+    # GIVEN a message and its duplicate delivery gathered into one flush, with a message that repeats
+    # one of their client-keyed events
+    tenant = account.tenant_id
+    events = [_event(tenant, f"u{i}", f"k{i}" if i % 2 else None) for i in range(6)]
+    retry = [_event(tenant, "u1", "k1"), _event(tenant, "u9")]
+    # WHEN the flush is written
+    outcome = write_flush(stack.runtime, [events, events, retry])
+    # THEN every delivery is acknowledged and each event is one row, in `events` and in the view tables,
+    # as the INSERT wrote them (counted without FINAL: the INSERT does not merge its block with itself,
+    # `optimize_on_insert = 0`, so the flush itself must hold each id once)
+    assert outcome.refusals == [None, None, None]
+    assert (outcome.report.sent, outcome.report.skipped) == (7, 7)
+    warehouse = stack.runtime.warehouse
+    assert {table: _count(warehouse, table, tenant) for table in ("events", *VIEW_TABLES)} == {
+        "events": 7,
+        "event_arrivals": 7,
+        "event_days": 7,
+    }
+
+
 def test_redelivering_one_message_of_a_combined_flush_adds_nothing_anywhere(
     stack: LocalStack, account: Account
 ) -> None:
