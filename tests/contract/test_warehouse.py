@@ -229,13 +229,22 @@ def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: Chdb
     warehouse.close()
 
 
-def test_clickhouse_refuses_a_request_field_over_128_kib(clickhouse_http: ChdbHttpServer) -> None:
+def test_clickhouse_refuses_a_request_over_its_field_limits(clickhouse_http: ChdbHttpServer) -> None:
     # A ClickHouse server (23.6 on) refuses any URL parameter or form field longer than
-    # `http_max_field_value_size`, 128 KiB by default: a caller binding many values has to chunk them
+    # `http_max_field_value_size` (128 KiB by default), and a request of more than `http_max_fields`
+    # fields (1,000): a caller binding many values, or many parameters, has to split them
     warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", "default")
     assert warehouse.query("SELECT length({text:String})", {"text": "x" * 120_000}).scalar() == 120_000
     with pytest.raises(Exception, match="Field value too long"):
         warehouse.query("SELECT length({text:String})", {"text": "x" * 140_000})
+
+    def total(n: int) -> int:
+        sql = "SELECT arraySum([" + ", ".join(f"{{p{i}:UInt8}}" for i in range(n)) + "])"
+        return int(warehouse.query(sql, {f"p{i}": 1 for i in range(n)}).scalar())
+
+    assert total(900) == 900
+    with pytest.raises(Exception, match="Too many form fields"):
+        total(1_000)
     warehouse.close()
 
 

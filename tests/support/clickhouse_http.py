@@ -57,10 +57,12 @@ _TRANSPORT = {
     "cancel_http_readonly_queries_on_client_close",
     "buffer_size",
 }
-# ClickHouse's HTTP handler refuses a request with a field (a URL parameter, or a form field of a
-# multipart body: the query, a bound parameter, a setting) longer than `http_max_field_value_size`,
-# 128 KiB by default since 23.6, before anything runs ("Field value too long").
+# ClickHouse's HTTP handler refuses, before anything runs, a request with a field (a URL parameter,
+# or a form field of a multipart body: the query, a bound parameter, a setting) longer than
+# `http_max_field_value_size` (128 KiB by default since 23.6; it takes one byte more: "Field value too
+# long"), or with more than `http_max_fields` fields (1,000 by default: "Too many form fields").
 HTTP_MAX_FIELD_VALUE_SIZE = 128 * 1024
+HTTP_MAX_FIELDS = 1000
 _INSERT_NATIVE = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+Native\s*$", re.IGNORECASE | re.DOTALL)
 _INSERT_PREFIX = re.compile(rb"^\s*INSERT\s", re.IGNORECASE)
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(?P<fmt>[A-Za-z0-9]+)\s*;?\s*$", re.IGNORECASE)
@@ -317,10 +319,18 @@ class ChdbHttpServer:
                     self._reply(200, b"Ok.\n", {})
                     return
                 long_field = next(
-                    (name for name, value in params.items() if len(value.encode()) > HTTP_MAX_FIELD_VALUE_SIZE), None
+                    (name for name, value in params.items() if len(value.encode()) > HTTP_MAX_FIELD_VALUE_SIZE + 1),
+                    None,
                 )
-                if long_field is not None:
-                    message = f"Code: 1000. DB::Exception: Field value too long: {long_field}. (POCO_EXCEPTION)\n"
+                refusal = (
+                    f"Too many form fields: {len(params)}"
+                    if len(params) > HTTP_MAX_FIELDS
+                    else None
+                    if long_field is None
+                    else f"Field value too long: {long_field}"
+                )
+                if refusal is not None:
+                    message = f"Code: 1000. DB::Exception: {refusal}. (POCO_EXCEPTION)\n"
                     self._reply(400, message.encode(), {"X-ClickHouse-Exception-Code": "1000"})
                     return
                 if server._refuses(server.requests[-1]["statement"]):

@@ -38,6 +38,11 @@ Mode = Literal["full", "delta"]
 # Inserts still in flight when a compute starts may land with an arrival time just before it.
 ARRIVAL_MARGIN = timedelta(seconds=60)
 _VERSIONS_PER_JOB = 1000
+# Window crossings per candidate statement. Each binds two or three parameters, and a ClickHouse
+# server refuses an HTTP request of more than 1,000 fields (`http_max_fields`), one per parameter.
+# Past this many distinct windows, consecutive windows share one crossing whose range covers all of
+# theirs: more candidates (each then evaluated exactly), never fewer.
+MAX_CROSSINGS = 200
 
 
 @dataclass(frozen=True)
@@ -163,11 +168,16 @@ def delta_candidates(targets: list[Target], now: datetime) -> tuple[str, dict[st
     # `event_days` is sorted by (tenant, day, occurred_at): each range is bounded by its days too
     # (implied by the occurred_at bounds, so exact) for the primary key to read only that range.
     crossings = [_occurred_between("{last_now:DateTime64(3, 'UTC')}", "{now:DateTime64(3, 'UTC')}", lower_open=True)]
-    for i, (window, event_types) in enumerate(sorted(_windows(t.definition for t in targets).items())):
-        params[f"w{i}"] = window
-        params[f"w{i}_types"] = sorted(event_types)
-        lower = f"subtractMilliseconds({{last_now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}})"
-        upper = f"subtractMilliseconds({{now:DateTime64(3, 'UTC')}}, {{w{i}:Int64}})"
+    windows = sorted(_windows(t.definition for t in targets).items())
+    shares = min(len(windows), MAX_CROSSINGS)
+    for i in range(shares):
+        # Windows in ascending order: a crossing of several reads (last_now - longest, now - shortest].
+        group = windows[len(windows) * i // shares : len(windows) * (i + 1) // shares]
+        longest, shortest = f"w{i}", f"w{i}" if len(group) == 1 else f"w{i}_shortest"
+        params[longest], params[shortest] = group[-1][0], group[0][0]
+        params[f"w{i}_types"] = sorted(set().union(*(types for _, types in group)))
+        lower = f"subtractMilliseconds({{last_now:DateTime64(3, 'UTC')}}, {{{longest}:Int64}})"
+        upper = f"subtractMilliseconds({{now:DateTime64(3, 'UTC')}}, {{{shortest}:Int64}})"
         crossings.append(f"(event_type IN {{w{i}_types:Array(String)}} AND {_occurred_between(lower, upper)})")
     select = (
         "SELECT user_id FROM event_arrivals WHERE tenant_id = {tenant_id:UInt64} "

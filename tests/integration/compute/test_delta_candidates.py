@@ -50,6 +50,14 @@ def _target(warehouse: Warehouse) -> plan.Target:
     return plan.Target(segment, definition, state, uuid.uuid4().hex, "delta")
 
 
+def _windowed_target(segment_id: int, hours: int, arrivals_from: datetime) -> plan.Target:
+    condition = {**WINDOWED, "event_type": f"order_{hours}", "window_days": hours / 24}
+    definition = parse_definition({"logic": "AND", "conditions": [condition]})
+    segment = Segment(id=segment_id, tenant=1, name="s", definition=definition.model_dump(), version=1)
+    state = ComputeState(segment_id=segment_id, last_computed_at=LAST, watermark=arrivals_from)
+    return plan.Target(segment, definition, state, uuid.uuid4().hex, "delta")
+
+
 def _candidates(warehouse: Warehouse, tenant: int, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     monkeypatch.setattr(plan, "ARRIVAL_MARGIN", timedelta(0))
     select, params = plan.delta_candidates([_target(warehouse)], NOW)
@@ -82,6 +90,31 @@ def test_candidates_are_exactly_the_events_that_appeared_or_crossed_a_window(
     # THEN exactly the users whose events appeared in (LAST, NOW] or whose order left the 7-day window
     appeared = {"after-last", "before-midnight", "at-now"}
     assert candidates == appeared | {"left-window", "crossed-at-midnight", "crossing-now"}
+
+
+def test_a_pass_with_more_windows_than_crossings_shares_them_and_misses_no_candidate(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN 600 segments in one delta pass, each with a window of its own (1 to 600 hours: 1,200
+    # parameters one crossing each, over a ClickHouse server's 1,000 request fields), a user whose
+    # event crosses each 7th window now, and one whose events left even the longest window before LAST
+    migrate(warehouse)
+    monkeypatch.setattr(plan, "ARRIVAL_MARGIN", timedelta(0))
+    tenant = fresh_tenant()
+    hours = range(1, 601)
+    crossing = {f"crosses-{h}": ev(f"crosses-{h}", f"order_{h}", NOW - timedelta(hours=h)) for h in hours[::7]}
+    old = [ev("too-old", f"order_{h}", LAST - timedelta(hours=600) - MS) for h in (1, 300, 600)]
+    insert_events(warehouse, tenant, [*crossing.values(), *old])
+    # (arrivals since the warehouse's clock now: none, as in `_target`)
+    arrivals_from = warehouse.query("SELECT now64(3) AS now").scalar().replace(tzinfo=UTC) + timedelta(seconds=1)
+    targets = [_windowed_target(k + 1, h, arrivals_from) for k, h in enumerate(hours)]
+    # WHEN the pass selects its candidates
+    select, params = plan.delta_candidates(targets, NOW)
+    candidates = {str(r[0]) for r in TenantWarehouse(warehouse, tenant).query(select, params).rows}
+    # THEN the statement binds at most three parameters per shared crossing, every crossing user is a
+    # candidate (a shared crossing may add more: each is evaluated exactly) and the oldest user is not
+    assert len(params) <= 3 + 3 * plan.MAX_CROSSINGS
+    assert candidates == set(crossing)
 
 
 def test_migration_0610_keeps_every_event_and_drops_the_timeline(

@@ -1,19 +1,25 @@
 """A tenant whose segments do not fit in one statement (ClickHouse's `max_query_size`, 256 KiB by
-default) is computed in several statements, published as one compute."""
+default; on a ClickHouse server also its 1,000 HTTP request fields, one per bound parameter) is
+computed in several statements, published as one compute."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from segops.compute import engine
+from segops.compute.evaluate import MAX_STATEMENT_PARAMS
 from segops.compute.plan import Request
 from segops.dsl import compile_segments, parse_definition
 from segops.localstack import LocalStack
 from segops.membership import store
+from segops.metering.meter import close_meter
 from segops.warehouse import TenantWarehouse
+from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 
 from tests.integration.dsl.strategies import NOW
+from tests.support.clickhouse_http import HTTP_MAX_FIELDS, ChdbHttpServer
 from tests.support.dsl_reference import Event
 from tests.support.events import fresh_tenant, insert_events
 from tests.support.segments import put_segment
@@ -61,3 +67,43 @@ def test_segments_beyond_one_statement_are_computed_in_several(stack: LocalStack
     for k in range(SEGMENTS):
         assert set(store.iter_members(stack.runtime.warehouse, tenant, k + 1)) == {f"u{k}"}
     assert store.segments_of_user(stack.runtime.warehouse, tenant, "u5") == [6]
+
+
+@pytest.fixture
+def served(stack: LocalStack, clickhouse_http: ChdbHttpServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """The stack talking to a ClickHouse server (the HTTP protocol, with its field limits, on the same engine)."""
+    warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", stack.settings.clickhouse_database)
+    monkeypatch.setattr(stack.runtime, "warehouse", warehouse)
+    yield stack
+    close_meter(stack.runtime)  # its meter writes to `warehouse`: last write first
+    warehouse.close()
+
+
+def small(k: int) -> dict[str, Any]:
+    condition = {"type": "event_count", "event_type": f"e{k}", "operator": "gte", "value": 1, "window_days": 30}
+    return {"logic": "AND", "conditions": [condition]}
+
+
+def test_many_small_segments_stay_within_a_servers_request_fields(
+    served: LocalStack, clickhouse_http: ChdbHttpServer
+) -> None:
+    # GIVEN 600 small segments on a ClickHouse server (together ~1,200 bound parameters, ~125 KB of
+    # SQL: under max_query_size, over the server's 1,000 request fields), a user matching every 50th
+    tenant = fresh_tenant()
+    count = 600
+    for k in range(count):
+        put_segment(served.runtime, tenant, k + 1, small(k))
+    matched = range(0, count, 50)
+    insert_events(served.runtime.warehouse, tenant, [Event(f"u{k}", f"e{k}", NOW, NOW, {}) for k in matched])
+    together = compile_segments([(k + 1, parse_definition(small(k))) for k in range(count)])
+    assert len(together.bind(NOW)) + count > HTTP_MAX_FIELDS  # its parameters, and each segment's id
+    sent = len(clickhouse_http.requests)
+    # WHEN they are all computed at once
+    outcomes = engine.compute(served.runtime, tenant, [Request(k + 1, "full", f"c{k}") for k in range(count)], NOW)
+    # THEN every segment succeeded, each matched user is in its segment only
+    assert [o.status for o in outcomes] == ["succeeded"] * count
+    for k in matched:
+        assert store.segments_of_user(served.runtime.warehouse, tenant, f"u{k}") == [k + 1]
+    # AND no request carried more bound parameters than a statement may
+    params = [sum(name.startswith("param_") for name in r["params"]) for r in clickhouse_http.requests[sent:]]
+    assert max(params) <= MAX_STATEMENT_PARAMS + 2  # plus the user range of a split by users
