@@ -63,6 +63,10 @@ _NUMERIC_TYPES = "('Int64', 'UInt64', 'Double')"
 HOT_PATH = "total"
 _NOW_DAY = f"toDate32({NOW})"
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# A bound parameter is one field of a request to a ClickHouse server, which refuses a field over
+# 128 KiB (`http_max_field_value_size`): an `in` list of long strings (a thousand page URLs) is bound
+# in parts of at most this many bytes as the server reads them, concatenated back in the SQL.
+PARAM_PART_BYTES = 100_000
 
 
 def window_milliseconds(window_days: float) -> int:
@@ -275,6 +279,20 @@ class _Compiler:
         number = self.ctx.bind(float(value), "Float64")
         return f"({kind} IN {_NUMERIC_TYPES} AND JSONExtractFloat({doc}, {keys}) {op} {number})"
 
+    def _strings(self, strings: list[str]) -> str:
+        """`strings` as one `Array(String)` parameter, or as several concatenated (PARAM_PART_BYTES)."""
+        parts: list[list[str]] = [[]]
+        size = 0
+        for value in strings:
+            cost = _parameter_bytes(value)
+            if parts[-1] and size + cost > PARAM_PART_BYTES:
+                parts.append([])
+                size = 0
+            parts[-1].append(value)
+            size += cost
+        bound = [self.ctx.bind(part, "Array(String)") for part in parts]
+        return bound[0] if len(bound) == 1 else f"arrayConcat({', '.join(bound)})"
+
     def _one_of(self, doc: str, keys: str, values: Sequence[str | bool | float]) -> str:
         kind = f"JSONType({doc}, {keys})"
         parts = []
@@ -284,7 +302,7 @@ class _Compiler:
         # turns -0.0 into 0.0 on both sides (IEEE 754: -0.0 + 0.0 = 0.0).
         numbers = [float(v) + 0.0 for v in values if not isinstance(v, (str, bool))]
         if strings:
-            text = f"JSONExtractString({doc}, {keys}) IN {self.ctx.bind(strings, 'Array(String)')}"
+            text = f"JSONExtractString({doc}, {keys}) IN {self._strings(strings)}"
             unlike = all(_unlike_other_json(v) for v in strings)
             parts.append(f"({text})" if unlike else f"({kind} = 'String' AND {text})")
         if booleans:
@@ -294,6 +312,12 @@ class _Compiler:
             bound = self.ctx.bind(numbers, "Array(Float64)")
             parts.append(f"({kind} IN {_NUMERIC_TYPES} AND (JSONExtractFloat({doc}, {keys}) + 0) IN {bound})")
         return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+
+def _parameter_bytes(value: str) -> int:
+    """Bytes of `value` in an `Array(String)` parameter: quoted, `\\`, `'` and control characters
+    escaped, then `, ` (clickhouse-connect's separator)."""
+    return len(value.encode()) + sum(ch in "\\'" or ch < " " for ch in value) + 4
 
 
 def _unlike_other_json(value: str) -> bool:
