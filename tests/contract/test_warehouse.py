@@ -231,8 +231,9 @@ def test_clickhouse_large_parameters_travel_as_form_fields(clickhouse_http: Chdb
 
 def test_clickhouse_refuses_a_request_over_its_field_limits(clickhouse_http: ChdbHttpServer) -> None:
     # A ClickHouse server (23.6 on) refuses any URL parameter or form field longer than
-    # `http_max_field_value_size` (128 KiB by default), and a request of more than `http_max_fields`
-    # fields (1,000): a caller binding many values, or many parameters, has to split them
+    # `http_max_field_value_size` (128 KiB by default), a request of more than `http_max_fields`
+    # fields (1,000), and a URI over `http_max_uri_size` (1 MiB): a caller binding many values, or
+    # many parameters, has to split them
     warehouse = ClickHouseWarehouse(clickhouse_http.url, "default", "", "default")
     assert warehouse.query("SELECT length({text:String})", {"text": "x" * 120_000}).scalar() == 120_000
     with pytest.raises(Exception, match="Field value too long"):
@@ -245,6 +246,15 @@ def test_clickhouse_refuses_a_request_over_its_field_limits(clickhouse_http: Chd
     assert total(900) == 900
     with pytest.raises(Exception, match="Too many form fields"):
         total(1_000)
+
+    def lengths(n: int) -> int:
+        # A query over 128 KiB cannot be a form field: clickhouse-connect sends its parameters in the URL
+        sql = "SELECT " + " + ".join(f"length({{p{i}:String}})" for i in range(n)) + " -- " + "x" * 140_000
+        return int(warehouse.query(sql, {f"p{i}": "y" * 100_000 for i in range(n)}).scalar())
+
+    assert lengths(3) == 300_000  # a 300 KB URL: past http.server's 64 KiB, within ClickHouse's 1 MiB
+    with pytest.raises(Exception, match="414"):
+        lengths(11)
     warehouse.close()
 
 

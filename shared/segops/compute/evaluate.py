@@ -9,7 +9,9 @@ need, all staged under the same stage so the publication stays one commit:
 - by segments, when one statement would exceed `compute_max_query_bytes` (ClickHouse refuses a
   query text over `max_query_size`) or bind more than `MAX_STATEMENT_PARAMS` parameters (a
   ClickHouse server refuses an HTTP request of more than `http_max_fields`, 1,000 by default, and
-  each bound parameter is one): the segments are halved until each statement fits;
+  each bound parameter is one) or `MAX_STATEMENT_PARAM_BYTES` of them (a query too long for a form
+  field sends its parameters in the URL, which a server takes up to `http_max_uri_size`, 1 MiB, once
+  URL-encoded): the segments are halved until each statement fits;
 - by users, when the pass's per-user states would not fit in memory without spilling
   (`segops.warehouse.limits.user_parts`): one statement per range of `user_id`, so a statement's
   memory follows the settings however large the tenant. Each user is in exactly one range, so the
@@ -36,12 +38,15 @@ from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
 from segops.warehouse.limits import limited, user_parts
+from segops.warehouse.params import format_params
 
 SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 # Bound parameters per statement: each is one field of the HTTP request to a ClickHouse server, which
 # refuses more than `http_max_fields` (1,000) fields in all; the rest leaves room for the settings
 # and the client's own fields. ~2 parameters per small segment: 500 of them would have been refused.
 MAX_STATEMENT_PARAMS = 800
+# Bytes of bound parameters per statement, as ClickHouse reads them: at most 3x that once URL-encoded.
+MAX_STATEMENT_PARAM_BYTES = 300_000
 
 
 def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: datetime) -> int | None:
@@ -75,8 +80,8 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
 def _groups(
     definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents, now: datetime, max_bytes: int
 ) -> list[tuple[list[tuple[int, SegmentDefinition]], CompiledQuery]]:
-    """The definitions in groups whose statement stays under `max_bytes` and `MAX_STATEMENT_PARAMS`
-    (a lone segment as it is).
+    """The definitions in groups whose statement stays under `max_bytes`, `MAX_STATEMENT_PARAMS` and
+    `MAX_STATEMENT_PARAM_BYTES` (a lone segment as it is).
 
     Measured without the user range a split adds (~150 bytes and two parameters, inside the margins
     between the default `max_bytes` and ClickHouse's 256 KiB, and between MAX_STATEMENT_PARAMS and
@@ -84,7 +89,11 @@ def _groups(
     """
     compiled = _compile(definitions, source)
     sql, params = _stage_results(compiled, now)
-    if len(definitions) == 1 or (len(sql.encode()) <= max_bytes and len(params) <= MAX_STATEMENT_PARAMS):
+    if len(definitions) == 1 or (
+        len(sql.encode()) <= max_bytes
+        and len(params) <= MAX_STATEMENT_PARAMS
+        and sum(len(text.encode()) for text in format_params(params).values()) <= MAX_STATEMENT_PARAM_BYTES
+    ):
         return [(definitions, compiled)]
     half = len(definitions) // 2
     return _groups(definitions[:half], source, now, max_bytes) + _groups(definitions[half:], source, now, max_bytes)

@@ -107,3 +107,32 @@ def test_many_small_segments_stay_within_a_servers_request_fields(
     # AND no request carried more bound parameters than a statement may
     params = [sum(name.startswith("param_") for name in r["params"]) for r in clickhouse_http.requests[sent:]]
     assert max(params) <= MAX_STATEMENT_PARAMS + 2  # plus the user range of a split by users
+
+
+def heavy(k: int) -> dict[str, Any]:
+    """`large(k)` whose first condition also needs one of 1,000 page paths: ~140 KB of parameter,
+    ~400 KB once URL-encoded (a quote is escaped, then encoded as %5C%27; a slash as %2F)."""
+    definition = large(k)
+    urls = [f"/k{k}/{n:04d}" + "'/" * 45 for n in range(1000)]
+    definition["conditions"][0]["where"] = [{"property": "url", "operator": "in", "value": urls}]
+    return definition
+
+
+def test_segments_with_long_lists_stay_within_a_servers_uri(served: LocalStack) -> None:
+    # GIVEN 8 segments of ~39 KB of SQL and ~140 KB of parameters each, on a ClickHouse server: a
+    # statement over 128 KiB sends its parameters in the URL, which the server reads up to 1 MiB
+    tenant = fresh_tenant()
+    count = 8
+    for k in range(count):
+        put_segment(served.runtime, tenant, k + 1, heavy(k))
+    events = [
+        Event(f"u{k}", f"e{k}_0", NOW, NOW, {"url": heavy(k)["conditions"][0]["where"][0]["value"][500]})
+        for k in range(count)
+    ]
+    insert_events(served.runtime.warehouse, tenant, events)
+    # WHEN they are all computed at once
+    outcomes = engine.compute(served.runtime, tenant, [Request(k + 1, "full", f"c{k}") for k in range(count)], NOW)
+    # THEN every segment succeeded with its own user
+    assert [o.status for o in outcomes] == ["succeeded"] * count
+    for k in range(count):
+        assert set(store.iter_members(served.runtime.warehouse, tenant, k + 1)) == {f"u{k}"}
