@@ -88,15 +88,16 @@ def _groups(
     its 1,000 fields).
     """
     compiled = _compile(definitions, source)
-    sql, params = _stage_results(compiled, now)
-    if len(definitions) == 1 or (
-        len(sql.encode()) <= max_bytes
-        and len(params) <= MAX_STATEMENT_PARAMS
-        and sum(len(text.encode()) for text in format_params(params).values()) <= MAX_STATEMENT_PARAM_BYTES
-    ):
+    if len(definitions) == 1 or _fits(*_stage_results(compiled, now), max_bytes):
         return [(definitions, compiled)]
     half = len(definitions) // 2
     return _groups(definitions[:half], source, now, max_bytes) + _groups(definitions[half:], source, now, max_bytes)
+
+
+def _fits(sql: str, params: Mapping[str, Any], max_bytes: int) -> bool:
+    if len(sql.encode()) > max_bytes or len(params) > MAX_STATEMENT_PARAMS:
+        return False
+    return sum(len(text.encode()) for text in format_params(params).values()) <= MAX_STATEMENT_PARAM_BYTES
 
 
 def _compile(definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents) -> CompiledQuery:

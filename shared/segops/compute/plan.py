@@ -173,7 +173,8 @@ def delta_candidates(targets: list[Target], now: datetime) -> tuple[str, dict[st
     for i in range(shares):
         # Windows in ascending order: a crossing of several reads (last_now - longest, now - shortest].
         group = windows[len(windows) * i // shares : len(windows) * (i + 1) // shares]
-        longest, shortest = f"w{i}", f"w{i}" if len(group) == 1 else f"w{i}_shortest"
+        longest = f"w{i}"
+        shortest = longest if len(group) == 1 else f"w{i}_shortest"
         params[longest], params[shortest] = group[-1][0], group[0][0]
         params[f"w{i}_types"] = sorted(set().union(*(types for _, types in group)))
         lower = f"subtractMilliseconds({{last_now:DateTime64(3, 'UTC')}}, {{{longest}:Int64}})"

@@ -10,11 +10,12 @@ import orjson
 from segops.connectors.delivery import Tally
 from segops.runtime import Runtime
 from segops.warehouse.base import TenantWarehouse
+from segops.warehouse.params import array_parts
 
 LOOKUP_BATCH = 1000
 # A ClickHouse server refuses a bound parameter longer than `http_max_field_value_size` (128 KiB by
 # default): 1,000 user ids of up to 256 characters could be 260 KB, so a batch is also cut by the
-# size of the parameter it becomes (each id quoted, `\` and `'` escaped, comma-separated).
+# size of the parameter it becomes (`array_parts`).
 LOOKUP_BATCH_BYTES = 100_000
 
 # The latest identify payload per user (argMax state of migration 0001), one property out of it;
@@ -42,7 +43,7 @@ class IdentityResolver:
         self.kind = kind
 
     def resolve(self, user_ids: Iterable[str], tally: Tally) -> Iterator[Recipient]:
-        for batch in lookup_batches(user_ids):
+        for batch in array_parts(user_ids, LOOKUP_BATCH_BYTES, LOOKUP_BATCH):
             if self.property is None:
                 yield from (Recipient(u, u) for u in batch)
                 continue
@@ -75,21 +76,6 @@ class IdentityResolver:
         if self.kind == "email" and ("@" not in value or len(value) > 320 or any(c.isspace() for c in value.strip())):
             return f"invalid {self.property} user property"
         return None
-
-
-def lookup_batches(user_ids: Iterable[str]) -> Iterator[list[str]]:
-    """`user_ids` in order, in batches of at most LOOKUP_BATCH ids and LOOKUP_BATCH_BYTES of parameter."""
-    batch: list[str] = []
-    size = 0
-    for user_id in user_ids:
-        cost = len(user_id.encode()) + user_id.count("\\") + user_id.count("'") + 3
-        if batch and (len(batch) == LOOKUP_BATCH or size + cost > LOOKUP_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(user_id)
-        size += cost
-    if batch:
-        yield batch
 
 
 def _scalar(raw: object) -> str | None:

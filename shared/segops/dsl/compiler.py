@@ -54,6 +54,7 @@ from segops.dsl.models import (
 )
 from segops.dsl.sources import EventSource, StoredEvents, tenant_events
 from segops.warehouse.identifiers import quote_identifier, segment_column
+from segops.warehouse.params import array_parts
 
 NOW = "{now:DateTime64(3, 'UTC')}"
 PROPERTIES_EVENT_TYPE = "context_identified"
@@ -281,16 +282,7 @@ class _Compiler:
 
     def _strings(self, strings: list[str]) -> str:
         """`strings` as one `Array(String)` parameter, or as several concatenated (PARAM_PART_BYTES)."""
-        parts: list[list[str]] = [[]]
-        size = 0
-        for value in strings:
-            cost = _parameter_bytes(value)
-            if parts[-1] and size + cost > PARAM_PART_BYTES:
-                parts.append([])
-                size = 0
-            parts[-1].append(value)
-            size += cost
-        bound = [self.ctx.bind(part, "Array(String)") for part in parts]
+        bound = [self.ctx.bind(part, "Array(String)") for part in array_parts(strings, PARAM_PART_BYTES)]
         return bound[0] if len(bound) == 1 else f"arrayConcat({', '.join(bound)})"
 
     def _one_of(self, doc: str, keys: str, values: Sequence[str | bool | float]) -> str:
@@ -312,12 +304,6 @@ class _Compiler:
             bound = self.ctx.bind(numbers, "Array(Float64)")
             parts.append(f"({kind} IN {_NUMERIC_TYPES} AND (JSONExtractFloat({doc}, {keys}) + 0) IN {bound})")
         return "(" + " OR ".join(parts) + ")" if parts else "0"
-
-
-def _parameter_bytes(value: str) -> int:
-    """Bytes of `value` in an `Array(String)` parameter: quoted, `\\`, `'` and control characters
-    escaped, then `, ` (clickhouse-connect's separator)."""
-    return len(value.encode()) + sum(ch in "\\'" or ch < " " for ch in value) + 4
 
 
 def _unlike_other_json(value: str) -> bool:

@@ -8,7 +8,7 @@ This matches what clickhouse-connect sends over HTTP, so both warehouse backends
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -63,3 +63,26 @@ def format_param(value: Any) -> str:
 
 def format_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return {name: format_param(value) for name, value in (params or {}).items()}
+
+
+def array_item_bytes(value: str) -> int:
+    """Bytes of `value` as an item of an `Array(String)` parameter: quoted, `\\`, `'` and control
+    characters escaped, then `, ` (clickhouse-connect's separator)."""
+    return len(value.encode()) + sum(ch in "\\'" or ch < " " for ch in value) + 4
+
+
+def array_parts(values: Iterable[str], max_bytes: int, max_count: int | None = None) -> Iterator[list[str]]:
+    """`values` in order, in consecutive parts of at most `max_count` values, each at most `max_bytes`
+    as an `Array(String)` parameter (`array_item_bytes`; a single longer value is a part of its own).
+    A ClickHouse server refuses a request field, i.e. a bound parameter, over 128 KiB."""
+    part: list[str] = []
+    size = 0
+    for value in values:
+        cost = array_item_bytes(value)
+        if part and (len(part) == max_count or size + cost > max_bytes):
+            yield part
+            part, size = [], 0
+        part.append(value)
+        size += cost
+    if part:
+        yield part

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from clickhouse_connect.driver.binding import format_bind_value
 from segops.bus.local import LocalBus
 from segops.config import Settings
 from segops.connectors.delivery import Tally
-from segops.connectors.identities import LOOKUP_BATCH, LOOKUP_BATCH_BYTES, IdentityResolver, lookup_batches
+from segops.connectors.identities import LOOKUP_BATCH, LOOKUP_BATCH_BYTES, IdentityResolver
 from segops.runtime import Runtime, build_runtime
 from segops.warehouse.migrations import migrate
+from segops.warehouse.params import array_parts
 
 from tests.support.clickhouse_http import HTTP_MAX_FIELD_VALUE_SIZE, ChdbHttpServer
 from tests.support.dsl_reference import Event
@@ -20,15 +22,14 @@ from tests.support.events import fresh_tenant, insert_events
 
 
 def _parameter(user_ids: list[str]) -> str:
-    """The `Array(String)` parameter text a batch becomes."""
-    quoted = ("'" + u.replace("\\", "\\\\").replace("'", "\\'") + "'" for u in user_ids)
-    return "[" + ",".join(quoted) + "]"
+    """The `Array(String)` parameter text a batch becomes, as clickhouse-connect writes it."""
+    return str(format_bind_value(user_ids))
 
 
 def test_batches_keep_every_id_in_order_within_both_bounds() -> None:
     # GIVEN short ids, then ids of 256 characters full of characters the parameter escapes
     ids = [f"u{n}" for n in range(2_500)] + [f"{n:04d}" + "\\'" * 126 for n in range(1_000)]
-    batches = list(lookup_batches(ids))
+    batches = list(array_parts(ids, LOOKUP_BATCH_BYTES, LOOKUP_BATCH))
     assert [u for batch in batches for u in batch] == ids
     assert all(len(batch) <= LOOKUP_BATCH for batch in batches)
     assert all(len(_parameter(batch).encode()) <= LOOKUP_BATCH_BYTES + 2 for batch in batches)
