@@ -54,7 +54,7 @@ from segops.dsl.models import (
 )
 from segops.dsl.sources import EventSource, StoredEvents, tenant_events
 from segops.warehouse.identifiers import quote_identifier, segment_column
-from segops.warehouse.params import array_parts
+from segops.warehouse.params import array_item_bytes, array_parts, string_parts
 
 NOW = "{now:DateTime64(3, 'UTC')}"
 PROPERTIES_EVENT_TYPE = "context_identified"
@@ -65,8 +65,9 @@ HOT_PATH = "total"
 _NOW_DAY = f"toDate32({NOW})"
 _COMPARE = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # A bound parameter is one field of a request to a ClickHouse server, which refuses a field over
-# 128 KiB (`http_max_field_value_size`): an `in` list of long strings (a thousand page URLs) is bound
-# in parts of at most this many bytes as the server reads them, concatenated back in the SQL.
+# 128 KiB (`http_max_field_value_size`): an `in` list of long strings (a thousand page URLs), or one
+# long string, is bound in parts of at most this many bytes as the server reads them, concatenated
+# back in the SQL.
 PARAM_PART_BYTES = 100_000
 
 
@@ -262,8 +263,9 @@ class _Compiler:
             return found if f.operator == "in" else f"NOT {found}"
         assert f.value is not None and not isinstance(f.value, list)
         if f.operator == "contains":
+            assert isinstance(f.value, str)  # the model takes only a string for `contains`
             text = f"JSONExtractString({doc}, {keys})"
-            return f"({kind} = 'String' AND position({text}, {self.ctx.bind(f.value, 'String')}) > 0)"
+            return f"({kind} = 'String' AND position({text}, {self._string(f.value)}) > 0)"
         if f.operator == "neq":
             return f"NOT {self._compare(doc, keys, 'eq', f.value)}"
         return self._compare(doc, keys, f.operator, f.value)
@@ -274,15 +276,25 @@ class _Compiler:
         if isinstance(value, bool):
             return f"({kind} = 'Bool' AND JSONExtractBool({doc}, {keys}) {op} {self.ctx.bind(int(value), 'UInt8')})"
         if isinstance(value, str):
-            text = f"JSONExtractString({doc}, {keys}) {op} {self.ctx.bind(value, 'String')}"
+            text = f"JSONExtractString({doc}, {keys}) {op} {self._string(value)}"
             unlike = operator == "eq" and _unlike_other_json(value)  # an ordering needs the type check
             return f"({text})" if unlike else f"({kind} = 'String' AND {text})"
         number = self.ctx.bind(float(value), "Float64")
         return f"({kind} IN {_NUMERIC_TYPES} AND JSONExtractFloat({doc}, {keys}) {op} {number})"
 
+    def _string(self, value: str) -> str:
+        """`value` as one `String` parameter, or as several concatenated (PARAM_PART_BYTES)."""
+        parts = string_parts(value, PARAM_PART_BYTES)
+        if len(parts) <= 1:
+            return self.ctx.bind(value, "String")
+        return f"concat({', '.join(self.ctx.bind(part, 'String') for part in parts)})"
+
     def _strings(self, strings: list[str]) -> str:
-        """`strings` as one `Array(String)` parameter, or as several concatenated (PARAM_PART_BYTES)."""
-        bound = [self.ctx.bind(part, "Array(String)") for part in array_parts(strings, PARAM_PART_BYTES)]
+        """`strings` as one `Array(String)` parameter, or as several concatenated (PARAM_PART_BYTES); a
+        value too long for a part of its own is an array of one `_string`."""
+        fitting = [s for s in strings if array_item_bytes(s) <= PARAM_PART_BYTES]
+        bound = [self.ctx.bind(part, "Array(String)") for part in array_parts(fitting, PARAM_PART_BYTES)]
+        bound += [f"[{self._string(s)}]" for s in strings if array_item_bytes(s) > PARAM_PART_BYTES]
         return bound[0] if len(bound) == 1 else f"arrayConcat({', '.join(bound)})"
 
     def _one_of(self, doc: str, keys: str, values: Sequence[str | bool | float]) -> str:

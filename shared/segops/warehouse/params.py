@@ -71,6 +71,21 @@ def array_item_bytes(value: str) -> int:
     return len(value.encode()) + sum(ch in "\\'" or ch < " " for ch in value) + 4
 
 
+def string_parts(value: str, max_bytes: int) -> list[str]:
+    """`value` cut into consecutive parts, each at most `max_bytes` as a bound parameter (counted as an
+    `Array(String)` item, which bounds its top-level form too); `"".join` of them is `value`."""
+    parts: list[str] = []
+    start = 0
+    while start < len(value):
+        # A character is at least one byte: never more characters than bytes, then shrink in proportion.
+        end = min(len(value), start + max_bytes)
+        while (cost := array_item_bytes(value[start:end])) > max_bytes:
+            end = start + max(1, (end - start) * max_bytes // cost - 8)
+        parts.append(value[start:end])
+        start = end
+    return parts
+
+
 def array_parts(values: Iterable[str], max_bytes: int, max_count: int | None = None) -> Iterator[list[str]]:
     """`values` in order, in consecutive parts of at most `max_count` values, each at most `max_bytes`
     as an `Array(String)` parameter (`array_item_bytes`; a single longer value is a part of its own).

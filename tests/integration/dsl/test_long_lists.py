@@ -58,3 +58,26 @@ def test_each_part_of_a_long_list_fits_in_a_request_field() -> None:
     # THEN the parts are the list, each under 100,000 bytes as clickhouse-connect writes the parameter
     assert [u for part in parts for u in part] == urls
     assert max(len(format_bind_value(part).encode()) for part in parts) <= 100_000 + 2
+
+
+@pytest.mark.parametrize("operator", ["eq", "contains", "in"])
+def test_one_value_longer_than_a_request_field_matches_exactly(warehouse: Warehouse, operator: str) -> None:
+    # GIVEN a segment on one ~300 KB string (quotes, backslashes, tabs and multi-byte characters in it)
+    long = "it's-a\\long\t\u00fcpath/" * 15_000
+    value: str | list[str] = [long, "/short"] if operator == "in" else long
+    where = [{"property": "note", "operator": operator, "value": value}]
+    condition = {"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1, "where": where}
+    compiled = compile_segment(parse_definition({"logic": "AND", "conditions": [condition]}))
+    # THEN no parameter is longer than a server's request field, and the parts are the value
+    strings = [v for v in compiled.params.values() if isinstance(v, str) and v not in ("note", "page_viewed")]
+    assert len(strings) > 1 and "".join(strings) == long
+    assert max(len(format_bind_value(v).encode()) for v in compiled.params.values()) <= 100_000 + 2
+    # AND users whose note is the value, the value inside a longer text, a prefix of it, or another text
+    tenant = fresh_tenant()
+    notes = {"exact": long, "inside": f"<{long}>", "prefix": long[:-1], "other": "/short"}
+    insert_events(warehouse, tenant, [Event(u, "page_viewed", NOW, NOW, {"note": n}) for u, n in notes.items()])
+    # WHEN the segment is evaluated
+    rows = TenantWarehouse(warehouse, tenant).query(compiled.sql, compiled.bind(NOW)).rows
+    # THEN it matches exactly the users the operator names
+    expected = {"eq": {"exact"}, "contains": {"exact", "inside"}, "in": {"exact", "other"}}[operator]
+    assert {str(user) for user, *_ in rows} == expected
