@@ -3,10 +3,12 @@
 A delivery calls `submit`; it joins the open group and blocks until that group's flush has run. The
 first delivery of a group leads it: it waits until the group holds `max_rows` rows or `max_bytes`
 bytes, or `max_wait_seconds` passed since it opened, and then until no other flush of this instance
-is running (one flush at a time: while one runs, the next group keeps growing, so flushes get larger
-under load instead of more numerous; measured: concurrent flushes of a few thousand rows each queued
-on the warehouse and made every part, view block and lookup smaller). It then closes the group (the
-next delivery opens a new one) and runs the flush outside the lock. The flush returns one outcome per
+is running, unless its group is full: a full group runs beside one running flush, never two. While a
+flush runs, the next group keeps growing, so flushes get larger under load instead of more numerous
+(measured: concurrent flushes of a few thousand rows each queued on the warehouse and made every
+part, view block and lookup smaller); a group that reached its bounds cannot grow, and running it at
+once puts its Python (claims, lookup, rows) beside the other flush's INSERT. It then closes the group
+(the next delivery opens a new one) and runs the flush outside the lock. The flush returns one outcome per
 delivery (None = its rows are durable, else the exception that delivery raises), so one delivery can
 be refused (nacked) while the others of its flush are acknowledged. Nothing is acknowledged before its flush returned.
 """
@@ -49,7 +51,7 @@ class GroupCommit(Generic[Item]):
         self.bounds = bounds
         self._cond = threading.Condition()
         self._open: _Group[Item] | None = None
-        self._flushing = False
+        self._flushing = 0  # flushes running: at most two, the second of a full group
 
     def submit(self, item: Item, rows: int, size: int) -> None:
         """Block until the flush holding `item` has run; raise what it reported for `item`."""
@@ -69,11 +71,13 @@ class GroupCommit(Generic[Item]):
                 deadline = group.opened_at + self.bounds.max_wait_seconds
                 while not group.closed and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(remaining)
-                while self._flushing:  # open, the group takes what arrives meanwhile (up to its bounds)
+                # Open, the group takes what arrives meanwhile (up to its bounds); full, it may run
+                # beside one other flush.
+                while self._flushing >= 2 or (self._flushing and not self._full(group)):
                     self._cond.wait()
                 if not group.closed:
                     self._close(group)
-                self._flushing = True
+                self._flushing += 1
         if leader:
             self._run(group)
         else:
@@ -103,5 +107,5 @@ class GroupCommit(Generic[Item]):
         finally:
             group.done.set()
             with self._cond:
-                self._flushing = False
+                self._flushing -= 1
                 self._cond.notify_all()

@@ -136,10 +136,13 @@ def test_one_flush_at_a_time_and_the_next_group_grows_while_it_runs() -> None:
     assert [sorted(flush) for flush in recorder.flushes] == [["first"], [f"m{i}" for i in range(5)]]
 
 
-def test_a_full_group_waits_for_the_running_flush_and_the_next_group_opens_meanwhile() -> None:
+def test_a_full_group_runs_beside_one_running_flush_and_a_third_waits() -> None:
+    # GIVEN groups of two rows and flushes that take 0.2 s
     recorder = SlowRecorder(0.2)
     recorder.gate.set()
     commit = GroupCommit(recorder, FlushBounds(max_rows=2, max_bytes=10**9, max_wait_seconds=10))
-    raised = _submit_all(commit, [f"m{i}" for i in range(6)])
-    assert raised == {} and recorder.most_at_once == 1
-    assert sorted(len(flush) for flush in recorder.flushes) == [2, 2, 2]
+    # WHEN eight deliveries arrive at once (four full groups)
+    raised = _submit_all(commit, [f"m{i}" for i in range(8)])
+    # THEN every group flushed whole, two at most at once
+    assert raised == {} and recorder.most_at_once == 2
+    assert sorted(len(flush) for flush in recorder.flushes) == [2, 2, 2, 2]
