@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from segops.cache.memory import MemoryCache
 
@@ -25,11 +27,41 @@ def test_writes_past_the_bound_scan_once_per_tenth_of_it(monkeypatch: pytest.Mon
     assert scans <= 9_000 // 100 + 1
 
 
-def test_claims_past_the_bound_keep_it_and_the_newest_claims() -> None:
+def test_claims_are_never_evicted_before_they_expire_and_the_bound_returns_after_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cache = MemoryCache(max_entries=1_000)
+    scans = 0
+    evict = cache._evict
+
+    def counted(now: float) -> None:
+        nonlocal scans
+        scans += 1
+        evict(now)
+
+    monkeypatch.setattr(cache, "_evict", counted)
     cache.set("held", b"other", 60)
-    # WHEN a flush claims five times the bound at once (one batch, as the event writer claims its ids)
+    cache.set_many({f"old{n}": b"v" for n in range(900)}, 60)
+    # WHEN a flush claims five times the bound at once (as the event writer claims its ids)
     assert cache.add_many(["held", *(f"c{n}" for n in range(5_000))], b"mine", 60) == [False] + [True] * 5_000
-    # THEN the cache held its bound and kept the newest claims
+    # AND other entries keep being written
+    cache.set_many({f"new{n}": b"v" for n in range(2_000)}, 60)
+    # THEN every claim is still held (a dropped claim would let a second flush write its event),
+    # while older entries made room, with one scan per 100 writes at most
+    assert cache.get_many([f"c{n}" for n in range(5_000)]) == [b"mine"] * 5_000
+    assert cache.get("old0") is None and cache.get("new1999") == b"v"
+    assert scans <= (5_000 + 2_000) // 100 + 2
+    # WHEN the flush releases its claims
+    cache.delete(*(f"c{n}" for n in range(5_000)))
+    cache.set_many({f"later{n}": b"v" for n in range(3_000)}, 60)
+    # THEN the cache is back within its bound
     assert len(cache._data) <= 1_000
-    assert cache.get_many(["c4999", "c0"]) == [b"mine", None]
+
+
+def test_expired_claims_make_room() -> None:
+    cache = MemoryCache(max_entries=100)
+    cache.add_many([f"c{n}" for n in range(100)], b"mine", 0.01)
+    time.sleep(0.02)
+    cache.set_many({f"k{n}": b"v" for n in range(100)}, 60)
+    assert len(cache._data) <= 100 and cache.get("k99") == b"v"
+    assert not cache._claims  # nor are their marks kept

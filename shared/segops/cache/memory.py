@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -8,12 +9,17 @@ from segops.cache.base import TokenBucket
 
 
 class MemoryCache:
-    """In-process TTL cache (one process in `make dev`)."""
+    """In-process TTL cache (one process in `make dev`), bounded by `max_entries`. Keys written by
+    `add`/`add_many` are claims (the event writer's, first-of-a-kind markers): the bound never evicts
+    one before it expires or is deleted, since a dropped claim would let a second holder in. With two
+    full writer flushes in flight their 100,000 claims alone reach the default bound."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._data: dict[str, tuple[float, bytes]] = {}
+        self._claims: set[str] = set()  # keys added by `add`/`add_many` (some may be gone: pruned in `_evict`)
         self._lock = threading.RLock()
         self._max_entries = max_entries
+        self._scan_at = max_entries  # the size that triggers the next `_evict` (above the bound if claims fill it)
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -26,19 +32,24 @@ class MemoryCache:
             return entry[1]
 
     def _evict(self, now: float) -> None:
-        """Called when full: drop the expired entries, then the oldest down to 90% of the bound, so
-        the next full scan is a tenth of the bound's writes away (a scan per write at the bound made
-        writing n keys O(n x bound): a million-user invalidation took minutes)."""
+        """Called when full: drop the expired entries, then the oldest that are not claims down to 90%
+        of the bound, so the next full scan is a tenth of the bound's writes away (a scan per write at
+        the bound made writing n keys O(n x bound): a million-user invalidation took minutes)."""
         for key in [k for k, (expiry, _) in self._data.items() if expiry <= now]:
             del self._data[key]
-        keep = self._max_entries * 9 // 10
-        while len(self._data) > keep:
-            del self._data[next(iter(self._data))]
+        claims = self._claims
+        claims.intersection_update(self._data.keys())  # expired claims are gone: so are their marks
+        excess = len(self._data) - self._max_entries * 9 // 10
+        if excess > 0:
+            for key in list(itertools.islice((k for k in self._data if k not in claims), excess)):
+                del self._data[key]
+        # Claims may keep it above the bound: the next scan is still a tenth of the bound's writes away.
+        self._scan_at = max(self._max_entries, len(self._data) + self._max_entries // 10)
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         now = time.monotonic()
         with self._lock:
-            if len(self._data) >= self._max_entries:
+            if len(self._data) >= self._scan_at:
                 self._evict(now)
             self._data[key] = (now + ttl_seconds, value)
 
@@ -60,6 +71,7 @@ class MemoryCache:
             if self._live(key, now) is not None:
                 return False
             self._put(key, value, now + ttl_seconds, now)
+            self._claims.add(key)
             return True
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
@@ -70,14 +82,16 @@ class MemoryCache:
         added: list[bool] = []
         data = self._data
         with self._lock:
+            claims = self._claims
             for key in keys:
                 held = data.get(key)
                 if held is not None and held[0] > now:
                     added.append(False)
                     continue
-                if held is None and len(data) >= self._max_entries:
+                if held is None and len(data) >= self._scan_at:
                     self._evict(now)
                 data[key] = entry
+                claims.add(key)
                 added.append(True)
         return added
 
@@ -92,7 +106,7 @@ class MemoryCache:
         with self._lock:
             entry = self._data.get(key)
             if entry is None or entry[0] <= now:
-                if len(self._data) >= self._max_entries:
+                if len(self._data) >= self._scan_at:
                     self._evict(now)
                 entry = (now + ttl_seconds, b"0")
             count = int(entry[1]) + 1
@@ -104,7 +118,7 @@ class MemoryCache:
         return entry[1] if entry is not None and entry[0] > now else None
 
     def _put(self, key: str, value: bytes, expiry: float, now: float) -> None:
-        if key not in self._data and len(self._data) >= self._max_entries:
+        if key not in self._data and len(self._data) >= self._scan_at:
             self._evict(now)
         self._data[key] = (expiry, value)
 
@@ -143,6 +157,8 @@ class MemoryCache:
         with self._lock:
             for key in keys:
                 self._data.pop(key, None)
+                self._claims.discard(key)
+            self._scan_at = max(self._max_entries, min(self._scan_at, len(self._data) + self._max_entries // 10))
 
     def check(self) -> None:
         """Always reachable."""
