@@ -8,38 +8,35 @@ import pytest
 from segops.cache.memory import MemoryCache
 
 
-def test_writes_past_the_bound_scan_once_per_tenth_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = MemoryCache(max_entries=1_000)
-    scans = 0
+def _count_scans(cache: MemoryCache, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the cache's eviction scans from now on."""
+    scans = [0]
     evict = cache._evict
 
     def counted(now: float) -> None:
-        nonlocal scans
-        scans += 1
+        scans[0] += 1
         evict(now)
 
     monkeypatch.setattr(cache, "_evict", counted)
+    return scans
+
+
+def test_writes_past_the_bound_scan_once_per_tenth_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = MemoryCache(max_entries=1_000)
+    scans = _count_scans(cache, monkeypatch)
     # WHEN ten times the bound is written (as a million-user invalidation writes tombstones)
     cache.set_many({f"k{n}": b"v" for n in range(10_000)}, 300)
     # THEN the cache held its bound, kept the newest entries, and scanned once per 100 writes past it
     assert len(cache._data) <= 1_000
     assert cache.get("k9999") == b"v" and cache.get("k0") is None
-    assert scans <= 9_000 // 100 + 1
+    assert scans[0] <= 9_000 // 100 + 1
 
 
 def test_claims_are_never_evicted_before_they_expire_and_the_bound_returns_after_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cache = MemoryCache(max_entries=1_000)
-    scans = 0
-    evict = cache._evict
-
-    def counted(now: float) -> None:
-        nonlocal scans
-        scans += 1
-        evict(now)
-
-    monkeypatch.setattr(cache, "_evict", counted)
+    scans = _count_scans(cache, monkeypatch)
     cache.set("held", b"other", 60)
     cache.set_many({f"old{n}": b"v" for n in range(900)}, 60)
     # WHEN a flush claims five times the bound at once (as the event writer claims its ids)
@@ -50,7 +47,7 @@ def test_claims_are_never_evicted_before_they_expire_and_the_bound_returns_after
     # while older entries made room, with one scan per 100 writes at most
     assert cache.get_many([f"c{n}" for n in range(5_000)]) == [b"mine"] * 5_000
     assert cache.get("old0") is None and cache.get("new1999") == b"v"
-    assert scans <= (5_000 + 2_000) // 100 + 2
+    assert scans[0] <= (5_000 + 2_000) // 100 + 2
     # WHEN the flush releases its claims
     cache.delete(*(f"c{n}" for n in range(5_000)))
     cache.set_many({f"later{n}": b"v" for n in range(3_000)}, 60)
