@@ -221,8 +221,8 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
     `make dev` runs it: `python -m segops.devserver` in a process of its own (fresh data directory, the
     seeded demo tenant), this process being its client. Also the server process's CPU per event."""
     expected = len(bodies) * BATCH_SIZE
-    with dev_stack(_free_port()) as target:
-        port = int(target.base.rsplit(":", 1)[1])
+    port = _free_port()
+    with dev_stack(port) as target:
         headers = {"Authorization": f"ApiKey {target.api_key}", "Content-Type": "application/json"}
 
         def call(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

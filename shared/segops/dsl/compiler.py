@@ -292,9 +292,12 @@ class _Compiler:
     def _strings(self, strings: list[str]) -> str:
         """`strings` as one `Array(String)` parameter, or as several concatenated (PARAM_PART_BYTES); a
         value too long for a part of its own is an array of one `_string`."""
-        fitting = [s for s in strings if array_item_bytes(s) <= PARAM_PART_BYTES]
+        fitting: list[str] = []
+        long: list[str] = []
+        for value in strings:
+            (fitting if array_item_bytes(value) <= PARAM_PART_BYTES else long).append(value)
         bound = [self.ctx.bind(part, "Array(String)") for part in array_parts(fitting, PARAM_PART_BYTES)]
-        bound += [f"[{self._string(s)}]" for s in strings if array_item_bytes(s) > PARAM_PART_BYTES]
+        bound += [f"[{self._string(value)}]" for value in long]
         return bound[0] if len(bound) == 1 else f"arrayConcat({', '.join(bound)})"
 
     def _one_of(self, doc: str, keys: str, values: Sequence[str | bool | float]) -> str:
