@@ -14,7 +14,7 @@ import functions_framework
 import orjson
 import pytest
 from segops.bus.base import Bus, BusMessage, Topic, dead_letter_topic
-from segops.bus.cloudevents import from_cloudevent, to_cloudevent
+from segops.bus.cloudevents import decode_data, from_cloudevent, to_cloudevent
 from segops.bus.local import LocalBus
 from segops.bus.pubsub import PubSubBus
 from segops.localstack import LocalStack
@@ -205,6 +205,71 @@ def test_stop_delivers_what_is_pending() -> None:
         bus.publish("t", str(n).encode())
     bus.stop()
     assert sorted(seen, key=int) == [str(n).encode() for n in range(50)]
+
+
+def test_a_burst_wakes_as_many_workers_as_its_subscription_may_use() -> None:
+    # GIVEN 8 workers, a subscription of concurrency 6 whose deliveries wait for each other, and 6
+    # messages published at once: they only finish if 6 workers deliver at the same time
+    bus = LocalBus(concurrency=8)
+    barrier = threading.Barrier(6, timeout=10)
+    done: list[bytes] = []
+    bus.subscribe("t", "together", lambda m: (barrier.wait(), done.append(m.data)), concurrency=6)
+    bus.start()
+    try:
+        for n in range(6):
+            bus.publish("t", str(n).encode())
+        deadline = time.monotonic() + 10
+        while len(done) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        bus.stop()
+    # THEN every delivery ran, none broke the barrier (a worker left asleep would have)
+    assert sorted(done) == [str(n).encode() for n in range(6)]
+    assert not bus.dead_letters
+
+
+def test_a_delayed_retry_is_delivered_while_other_deliveries_keep_workers_busy() -> None:
+    # GIVEN 2 workers, a delivery that fails once (retried 100 ms later), and a steady stream of
+    # slow deliveries on another subscription that takes the woken worker every time
+    bus = LocalBus(max_attempts=3, retry_base_seconds=0.1, concurrency=2)
+    retried = threading.Event()
+    attempts: list[float] = []
+
+    def flaky(message: BusMessage) -> None:
+        attempts.append(time.monotonic())
+        if message.delivery_attempt == 1:
+            raise RuntimeError("transient")
+        retried.set()
+
+    bus.subscribe("flaky", "flaky", flaky)
+    bus.subscribe("busy", "busy", lambda m: time.sleep(0.05))
+    bus.start()
+    try:
+        bus.publish("flaky", b"x")
+        stop = time.monotonic() + 3
+        while not retried.is_set() and time.monotonic() < stop:
+            bus.publish("busy", b"y")
+            time.sleep(0.02)
+        # THEN the retry came when it was due, not when the stream stopped
+        assert retried.is_set()
+        assert attempts[1] - attempts[0] < 1.5
+    finally:
+        bus.stop(drain_timeout=30)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["aGVsbG8=", b"aGVsbG8=", "", "aGVs bG8=", "aGVsbG8=\n", "aGVsbG8", "a===", "!!!!", "é", "/+/+", "_-_-"],
+)
+def test_message_data_decodes_exactly_as_the_standard_library_does(text: str | bytes) -> None:
+    # Pub/Sub's strict base64 takes the fast decoder; anything else keeps base64.b64decode's answer
+    def outcome(decode: Callable[[str | bytes], bytes]) -> object:
+        try:
+            return decode(text)
+        except Exception as exc:  # the same exception type, whichever decoder decided
+            return type(exc)
+
+    assert outcome(decode_data) == outcome(base64.b64decode)
 
 
 # -- delivery through the real functions-framework CloudEvent entry point ---------------------------

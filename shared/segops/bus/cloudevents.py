@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from datetime import datetime
 from typing import Any, TypeVar
 
+import pybase64
 from pydantic import BaseModel, ValidationError
 
 from segops.bus.base import BusMessage
@@ -27,7 +29,7 @@ def to_cloudevent(message: BusMessage, project: str, subscription: str) -> tuple
     }
     body = {
         "message": {
-            "data": base64.b64encode(message.data).decode(),
+            "data": pybase64.b64encode(message.data).decode(),
             "attributes": message.attributes,
             "messageId": message.message_id,
             "publishTime": headers["ce-time"],
@@ -46,12 +48,22 @@ def from_cloudevent(event: Any) -> BusMessage:
     published = message.get("publishTime") or event["time"]
     return BusMessage(
         topic=source.rsplit("/", 1)[-1],
-        data=base64.b64decode(message.get("data") or b""),
+        data=decode_data(message.get("data") or b""),
         attributes=dict(message.get("attributes") or {}),
         message_id=str(message.get("messageId") or event["id"]),
         publish_time=datetime.fromisoformat(str(published).replace("Z", "+00:00")),
         delivery_attempt=int(data.get("deliveryAttempt") or _push_delivery_attempt() or 1),
     )
+
+
+def decode_data(text: str | bytes) -> bytes:
+    """A Pub/Sub message's base64 `data`. Pub/Sub writes strict base64, which pybase64 decodes ~40x
+    faster than the standard library (a 500-event message: ~440 -> ~11 us); anything else is decoded
+    as `base64.b64decode` always did (characters outside the alphabet are skipped)."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(text)
 
 
 def _push_delivery_attempt() -> int | None:

@@ -67,9 +67,10 @@ class LocalBus:
         message = BusMessage(topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex)
         with self._cond:
             self.published_count += 1
-            for subscription in self._subscriptions.get(topic, []):
+            subscriptions = self._subscriptions.get(topic, [])
+            for subscription in subscriptions:
                 self._enqueue(time.monotonic(), subscription, message)
-            self._cond.notify_all()
+            self._cond.notify(len(subscriptions))
         return message.message_id
 
     def _enqueue(self, due: float, subscription: Subscription, message: BusMessage) -> None:
@@ -108,7 +109,7 @@ class LocalBus:
             self._enqueue(
                 time.monotonic() + delay, subscription, replace(message, delivery_attempt=message.delivery_attempt + 1)
             )
-            self._cond.notify_all()
+            self._cond.notify()
 
     def drain(self, max_deliveries: int = 100_000) -> int:
         """Deliver everything pending now, retries included, ignoring backoff delays (tests)."""
@@ -175,6 +176,8 @@ class LocalBus:
                 if due is None:
                     return
                 subscription, message = due
+                if self._pending:
+                    self._cond.notify()
                 self._in_flight += 1
                 self._active[subscription.name] = self._active.get(subscription.name, 0) + 1
             try:
@@ -183,7 +186,7 @@ class LocalBus:
                 with self._cond:
                     self._in_flight -= 1
                     self._active[subscription.name] -= 1
-                    self._cond.notify_all()
+                    self._cond.notify()
 
     def check(self) -> None:
         """The in-process bus is reachable whenever the process is up."""

@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 
 import orjson
 
@@ -107,11 +108,20 @@ class FlushOutcome:
     refusals: list[RetryableError | None]
 
 
+# `WriterEvent` fields, read in C over a whole flush (map) instead of one attribute per event in Python.
+_TENANT = itemgetter(0)
+_EVENT_ID = itemgetter(1)
+_USER_ID = itemgetter(3)
+_OCCURRED_AT = itemgetter(5)
+_RECEIVED_AT = itemgetter(6)
+_ROW = itemgetter(*range(len(COLUMNS)))  # a `WriterEvent` is its `events` row, then its source
+
+
 def block_token(events: Sequence[WriterEvent]) -> str:
     """A token that only the same events (in the same order) produce."""
     # The digest of the ids' 16-byte values, joined (the tokens of blocks already stored), from their
     # text in one conversion for the whole block.
-    ids = bytes.fromhex("".join([event.event_id for event in events]).replace("-", ""))
+    ids = bytes.fromhex("".join(map(_EVENT_ID, events)).replace("-", ""))
     return f"ev-{len(events)}-{hashlib.blake2b(ids, digest_size=16).hexdigest()}"
 
 
@@ -218,11 +228,11 @@ def event_row(event: TrackedEvent) -> tuple[object, ...]:
 
 def event_rows(events: Sequence[TrackedEvent]) -> list[tuple[object, ...]]:
     """The `events` rows of `events`, in `COLUMNS` order (a `WriterEvent` is its row, then its source)."""
-    return [event[:8] for event in writer_events(events)]
+    return list(map(_ROW, writer_events(events)))
 
 
 def _by_tenant(events: Sequence[WriterEvent]) -> Iterator[tuple[int, list[WriterEvent]]]:
-    tenants = {event.tenant_id for event in events}
+    tenants = set(map(_TENANT, events))
     if len(tenants) == 1:  # the common flush: one tenant, no grouping (~0.3 us per event)
         yield tenants.pop(), list(events)
         return
@@ -250,8 +260,11 @@ def partition_groups(events: Sequence[WriterEvent], max_partitions: int) -> list
     """`events` split so that no group spans more than `max_partitions` months (`events` is partitioned
     by `toYYYYMM(occurred_at)`): ClickHouse refuses an INSERT touching more than
     `max_partitions_per_insert_block` partitions, which would dead-letter a backfill."""
-    # Live traffic spans one or two months: count them with a set before grouping anything.
-    if len({(e.occurred_at.year, e.occurred_at.month) for e in events}) <= max_partitions:
+    # Live traffic spans one or two months: no more months than lie between the oldest and the newest.
+    if not events:
+        return [[]]
+    oldest, newest = min(map(_OCCURRED_AT, events)), max(map(_OCCURRED_AT, events))
+    if (newest.year - oldest.year) * 12 + newest.month - oldest.month < max_partitions:
         return [list(events)]
     months: dict[tuple[int, int], list[WriterEvent]] = {}
     for event in events:
@@ -310,13 +323,13 @@ def flush(runtime: Runtime, messages: Sequence[Sequence[WriterEvent]]) -> FlushO
             writable = [event for key, event in unique.items() if key in allowed]
         stored: set[str] = set()
         for tenant_id, events in _by_tenant(writable):
-            since = lookup_since((e.received_at for e in events), runtime.settings.writer_dedup_horizon_days)
-            stored |= stored_event_ids(runtime, tenant_id, [e.event_id for e in events], since)
+            since = lookup_since(map(_RECEIVED_AT, events), runtime.settings.writer_dedup_horizon_days)
+            stored |= stored_event_ids(runtime, tenant_id, list(map(_EVENT_ID, events)), since)
         fresh = [event for event in writable if event.event_id not in stored]
         if fresh:
             claims.check_fresh()
             for group in partition_groups(fresh, runtime.settings.writer_partitions_per_insert):
-                rows = [event[:8] for event in group]  # a `WriterEvent` is its row, then its source
+                rows = list(map(_ROW, group))
                 runtime.warehouse.insert("events", COLUMNS, rows, _insert_settings(runtime, group))
                 metering.events_accepted(meter_for(runtime), group)
         notify_users_changed(runtime, writable)
@@ -339,9 +352,9 @@ def write_events(runtime: Runtime, events: Sequence[TrackedEvent]) -> WriteRepor
 def notify_users_changed(runtime: Runtime, events: Sequence[WriterEvent]) -> None:
     """One `UsersChanged` per tenant of the flush, watermarked with the newest receive time."""
     for tenant_id, group in _by_tenant(events):
-        watermark: datetime = max(e.received_at for e in group)
+        watermark: datetime = max(map(_RECEIVED_AT, group))
         notice = SegmentComputeEnvelope(
-            message=UsersChanged(tenant_id=tenant_id, user_ids=sorted({e.user_id for e in group}), watermark=watermark)
+            message=UsersChanged(tenant_id=tenant_id, user_ids=sorted(set(map(_USER_ID, group))), watermark=watermark)
         )
         runtime.bus.publish(
             Topic.SEGMENT_COMPUTE,

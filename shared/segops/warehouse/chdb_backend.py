@@ -266,7 +266,7 @@ class ChdbWarehouse:
         if not rows:
             return
         width = len(columns)
-        if any(len(row) != width for row in rows):
+        if set(map(len, rows)) != {width}:
             raise ValueError(f"every row must have {width} values, one per column")
         # Column-major (JSONCompactColumns): one orjson call for the whole block instead of one per
         # row, and no keys for chDB to match; measured ~1.6x cheaper than JSONCompactEachRow.
