@@ -115,8 +115,6 @@ def event_id_for(tenant_id: int, message_id: str) -> uuid.UUID:
 _validate = IncomingEvent.model_validate
 _FIELD_SET = frozenset(FIELDS)
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# UTC timestamps already at (or finer than) millisecond precision: canonical form by slicing.
-_UTC_MILLIS_OR_FINER = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.(\d{3})\d*(?:Z|\+00:00)?")
 
 _MESSAGES = {
     "missing": "is required",
@@ -254,7 +252,7 @@ def _stamped(
             )
         if parsed < MIN_OCCURRED_AT:
             return Rejection("invalid_occurred_at", "occurred_at: before 1900-01-01", f"{pointer}/occurred_at")
-        occurred = occurred_at if parsed_at is not None else _canonical_text(occurred_at, parsed)
+        occurred = occurred_at if parsed_at is not None else iso_millis(parsed)
     serialised = orjson.dumps(payload) if payload is not None else b"{}"
     if len(serialised) > MAX_PAYLOAD_BYTES:
         return Rejection(
@@ -273,15 +271,6 @@ def _stamped(
         "payload": orjson.Fragment(serialised),
         "source": stamp.source,
     }
-
-
-def _canonical_text(text: str, parsed: datetime) -> str:
-    """`iso_millis(parsed)`, by slicing when `text` is already UTC with ≥ 3 fraction digits (what SDKs
-    send); `isoformat` truncates the fraction the same way."""
-    match = _UTC_MILLIS_OR_FINER.fullmatch(text)
-    if match is not None:
-        return f"{text[:19]}.{match.group(1)}+00:00"
-    return iso_millis(parsed)
 
 
 def _json_type(value: Any) -> str:
