@@ -260,11 +260,9 @@ def partition_groups(events: Sequence[WriterEvent], max_partitions: int) -> list
     """`events` split so that no group spans more than `max_partitions` months (`events` is partitioned
     by `toYYYYMM(occurred_at)`): ClickHouse refuses an INSERT touching more than
     `max_partitions_per_insert_block` partitions, which would dead-letter a backfill."""
-    # Live traffic spans one or two months: no more months than lie between the oldest and the newest.
-    if not events:
-        return [[]]
-    oldest, newest = min(map(_OCCURRED_AT, events)), max(map(_OCCURRED_AT, events))
-    if (newest.year - oldest.year) * 12 + newest.month - oldest.month < max_partitions:
+    # Live traffic spans one or two months: count them with a set before grouping anything. (Not by
+    # the oldest and newest time: a message read by the model may mix naive and aware times.)
+    if len({(d.year, d.month) for d in map(_OCCURRED_AT, events)}) <= max_partitions:
         return [list(events)]
     months: dict[tuple[int, int], list[WriterEvent]] = {}
     for event in events:

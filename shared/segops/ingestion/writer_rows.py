@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import msgspec
@@ -43,8 +43,10 @@ class WriterEvent(NamedTuple):
 
 
 def writer_events(events: Sequence[TrackedEvent]) -> list[WriterEvent]:
-    """The writer's form of events parsed by the model. Raises `TypeError` for a payload `orjson`
-    cannot write (an integer beyond 64 bits): the delivery then fails and is retried, then dead-lettered."""
+    """The writer's form of events parsed by the model, times in UTC (a naive time is UTC, as the
+    `events` columns read it), so that one flush can compare the times of every message it holds.
+    Raises `TypeError` for a payload `orjson` cannot write (an integer beyond 64 bits): the delivery
+    then fails and is retried, then dead-lettered."""
     dumps = orjson.dumps
     return [
         WriterEvent(
@@ -53,13 +55,17 @@ def writer_events(events: Sequence[TrackedEvent]) -> list[WriterEvent]:
             e.message_id or "",
             e.user_id,
             e.event_type,
-            e.occurred_at,
-            e.received_at,
+            _utc(e.occurred_at),
+            _utc(e.received_at),
             dumps(e.payload).decode(),
             e.source,
         )
         for e in events
     ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # The edge writes every field of every event; an event without one (the model has defaults) goes to the model.

@@ -286,6 +286,19 @@ def test_on_a_clickhouse_server_flushes_are_async_inserts_that_wait_and_stay_exa
         runtime.warehouse.close()
 
 
+def test_a_flush_holding_naive_and_aware_times_stores_both(stack: LocalStack) -> None:
+    # GIVEN two messages in one flush: one whose times carry no offset (the model reads them as UTC,
+    # as the `events` columns do), one in UTC
+    now = datetime.now(UTC).replace(microsecond=0)
+    naive = _event(5, "a", occurred_at=now.replace(tzinfo=None), received_at=now.replace(tzinfo=None))
+    aware = _event(5, "b", occurred_at=now, received_at=now)
+    # WHEN they are written together (a flush compares its messages' receive times)
+    outcome = write_flush(stack.runtime, [[naive], [aware]])
+    # THEN both are stored, at the same instant
+    assert outcome.report.sent == 2 and outcome.refusals == [None, None]
+    assert {(row["user_id"], row["occurred_at"]) for row in stored_events(stack, 5)} == {("a", now), ("b", now)}
+
+
 def test_the_event_writer_function_raises_the_collector_thresholds_of_its_process() -> None:
     # GIVEN CPython's default thresholds WHEN the event_writer function is loaded as Cloud Functions loads it
     source = Path(__file__).resolve().parents[3] / "functions" / "event_writer" / "main.py"
