@@ -20,6 +20,11 @@ def now() -> datetime:
     return _frozen if _frozen is not None else datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive value is taken to be UTC already (as the warehouse's columns read it)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def now_millis() -> datetime:
     """`now()` cut to whole milliseconds, the precision of the warehouse's `DateTime64(3)` columns,
     so an instant written there reads back equal."""

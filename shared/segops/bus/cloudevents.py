@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -62,7 +61,7 @@ def decode_data(text: str | bytes) -> bytes:
     as `base64.b64decode` always did (characters outside the alphabet are skipped)."""
     try:
         return pybase64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error included
         return base64.b64decode(text)
 
 

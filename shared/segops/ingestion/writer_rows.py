@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
 import orjson
 
+from segops.clock import as_utc
 from segops.messages import TrackedEvent
 
 
@@ -55,17 +56,13 @@ def writer_events(events: Sequence[TrackedEvent]) -> list[WriterEvent]:
             e.message_id or "",
             e.user_id,
             e.event_type,
-            _utc(e.occurred_at),
-            _utc(e.received_at),
+            as_utc(e.occurred_at),
+            as_utc(e.received_at),
             dumps(e.payload).decode(),
             e.source,
         )
         for e in events
     ]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # The edge writes every field of every event; an event without one (the model has defaults) goes to the model.

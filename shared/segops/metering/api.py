@@ -52,7 +52,7 @@ class UsageQuery(StrictModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = clock.as_utc(value)
         if not EARLIEST <= value < LATEST:
             raise ValueError(f"must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
         return value

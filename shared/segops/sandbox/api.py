@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ class SandboxEvent(StrictModel):
     def _not_far_future(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = clock.as_utc(value)
         if value > clock.now() + MAX_FUTURE:
             raise ValueError("occurred_at is more than 24 h in the future")
         return value
