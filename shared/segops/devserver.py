@@ -6,12 +6,13 @@ import ctypes
 import logging
 import secrets
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
-from werkzeug.serving import make_server
+from waitress.server import TcpWSGIServer, create_server
 
 from segops import logs
 from segops.config import Settings
@@ -32,7 +33,7 @@ DEMO_EMAIL = "owner@demo.segops.dev"
 # glibc mallopt parameter (malloc.h).
 _M_ARENA_MAX = -8
 # Two arenas: glibc gives threads up to 8 per core (16 here), and the dev server runs ~100 threads
-# (64 bus workers, one per HTTP connection, chDB's own); each arena kept its freed blocks (`make soak`:
+# (64 bus workers, the HTTP server's, chDB's own); each arena kept its freed blocks (`make soak`:
 # 15 arenas of ~15 MB each with 2.5-5.5 MB in use). The mmap and trim thresholds stay dynamic: fixed
 # at 128 KiB they sent ClickHouse's 1 MiB buffers to mmap/munmap on every statement and `make load`'s
 # p50 at 341.7 requests/s went from ~8 ms to ~200 ms.
@@ -75,6 +76,30 @@ def trim_heap_periodically(seconds: float, stop: threading.Event) -> threading.T
     thread = threading.Thread(target=run, name="segops-heap-trim", daemon=True)
     thread.start()
     return thread
+
+
+# Requests served at once; more wait in the server's queue. Its connections are kept alive (an SDK's
+# session reuses one), and a request costs no new thread: werkzeug's dev server made a thread per
+# connection and closed each after one request (docs/performance.md, "The dev server's HTTP server").
+HTTP_THREADS = 16
+
+
+def http_server(host: str, port: int, app: Any) -> tuple[TcpWSGIServer, int]:
+    """`app` served on `host:port` by waitress with `HTTP_THREADS` threads, and the port it listens on
+    (a free one for port 0). Not running yet (`run`); a `SystemExit` raised in the thread running it (a
+    signal handler) stops it."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    listener = socket.create_server((host, port), family=family, backlog=1024)
+    # One listening socket: one server, never waitress's MultiSocketServer.
+    server = create_server(
+        app,
+        sockets=[listener],
+        threads=HTTP_THREADS,
+        connection_limit=1000,
+        asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
+    )
+    assert isinstance(server, TcpWSGIServer)
+    return server, listener.getsockname()[1]
 
 
 def seed_demo(runtime: Runtime, credentials_path: Path) -> dict[str, Any]:
@@ -143,31 +168,32 @@ def main() -> int:
     tune_malloc()
     settings = Settings()
     logs.configure(settings.log_level)
-    # segops.http already logs one structured line per request; werkzeug's access lines would
-    # duplicate it and ignore SEGOPS_LOG_LEVEL (werkzeug pins its logger to INFO).
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(settings)
     credentials = seed_demo(stack.runtime, settings.data_dir / "dev-credentials.json")
     port, port_source = settings.listen_port()
     site = with_console(stack, ConsoleAssets(settings.console_dir))
-    server = make_server(settings.host, port, site, threaded=True)
+    server, port = http_server(settings.host, port, site)
     stack.start_background()
-    base = f"http://{settings.host}:{server.server_port}"
+    base = f"http://{settings.host}:{port}"
     print(banner(base, port_source, credentials, isinstance(stack.runtime.mailer, DevMailbox)), flush=True)
 
     stopping = threading.Event()
     trim_heap_periodically(HEAP_TRIM_SECONDS, stopping)
 
     def stop(signum: int, _frame: object) -> None:
+        # Handlers run in the main thread, inside `server.run()`: its loop ends on SystemExit, and
+        # the requests being served get up to 5 s to finish.
         if not stopping.is_set():
             stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        server.serve_forever()
+        server.run()
+        server.close()
     finally:
+        stopping.set()  # a later signal does not interrupt the stop
         stack.stop()
         print("SegOps dev stack stopped; pending bus messages were delivered.", flush=True)
     return 0

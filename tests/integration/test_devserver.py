@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from segops.devserver import HTTP_THREADS
 
 from tests.support.devserver import call, devserver
 
@@ -86,3 +90,39 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
             assert status == 200 and [t["slug"] for t in tenants["results"]] == ["acme"]
             output = stop(process)
     assert f"SegOps dev stack on {base} (port from SEGOPS_PORT)" in output
+
+
+def test_connections_are_kept_alive_and_more_clients_than_threads_are_served(tmp_path: Path) -> None:
+    data_dir = tmp_path / "stack"
+    with devserver(data_dir) as (base, process):
+        key = json.loads((data_dir / "dev-credentials.json").read_text())["api_key"]
+        headers = {"Authorization": f"ApiKey {key}", "Content-Type": "application/json"}
+        port = int(base.rsplit(":", 1)[1])
+        # GIVEN one client connection (an SDK's session)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        # WHEN it posts three batches one after another
+        peers = []
+        for i in range(3):
+            body = json.dumps({"events": [{"user_id": f"u-{i}", "event_type": "page_viewed"}]})
+            connection.request("POST", "/api/ingestion/track/batch/", body=body, headers=headers)
+            response = connection.getresponse()
+            assert (response.status, response.getheader("Connection")) == (202, None), response.read()
+            response.read()
+            assert connection.sock is not None
+            peers.append(connection.sock.getsockname())
+        # THEN all three went over the one connection
+        assert len(set(peers)) == 1
+
+        # AND more concurrent clients than the server has threads are all answered
+        def health(_: int) -> int:
+            return call(base, "GET", "/api/ingestion/health/")[0]
+
+        with ThreadPoolExecutor(HTTP_THREADS * 2) as pool:
+            assert set(pool.map(health, range(HTTP_THREADS * 4))) == {200}
+
+        # AND SIGTERM stops the server at once although the idle connection is still open
+        started = time.monotonic()
+        output = stop(process)
+        assert time.monotonic() - started < 15, output
+        connection.close()
+    assert "stopped" in output
