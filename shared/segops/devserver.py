@@ -80,7 +80,8 @@ def trim_heap_periodically(seconds: float, stop: threading.Event) -> threading.T
 
 # Requests served at once; more wait in the server's queue. Its connections are kept alive (an SDK's
 # session reuses one), and a request costs no new thread: werkzeug's dev server made a thread per
-# connection and closed each after one request (docs/performance.md, "The dev server's HTTP server").
+# connection and closed each after one request (docs/performance.md, "A ninth pass: the dev
+# server's HTTP server").
 HTTP_THREADS = 16
 
 

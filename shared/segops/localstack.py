@@ -66,12 +66,15 @@ class LocalStack:
         assert isinstance(self.runtime.bus, LocalBus)
         return self.runtime.bus
 
-    def _deliverer(self, function: str) -> Callable[[BusMessage], None]:
-        app: WsgiApp = self.apps[function]
+    def push(self, function: str, message: BusMessage) -> int:
+        """`message` pushed to `function` as Eventarc delivers it (a Pub/Sub CloudEvent through the
+        function's functions-framework entry point); returns the HTTP status."""
+        headers, body = to_cloudevent(message, self.settings.gcp_project, f"{function}-{message.topic}")
+        return post_to_wsgi(self.apps[function], headers, orjson.dumps(body))
 
+    def _deliverer(self, function: str) -> Callable[[BusMessage], None]:
         def deliver(message: BusMessage) -> None:
-            headers, body = to_cloudevent(message, self.settings.gcp_project, f"{function}-{message.topic}")
-            status = post_to_wsgi(app, headers, orjson.dumps(body))
+            status = self.push(function, message)
             if not 200 <= status < 300:
                 raise DeliveryFailed(f"{function} answered {status}")
 

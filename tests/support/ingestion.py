@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from segops.bus.base import BusMessage
-from segops.bus.cloudevents import to_cloudevent
 from segops.localstack import LocalStack
 from segops.warehouse.base import Warehouse
 
@@ -36,9 +34,7 @@ def record_topic(stack: LocalStack, topic: str) -> list[BusMessage]:
 
 def deliver(stack: LocalStack, function: str, message: BusMessage) -> int:
     """Push `message` to `function` through its functions-framework entry point; returns the HTTP status."""
-    headers, body = to_cloudevent(message, stack.settings.gcp_project, f"{function}-{message.topic}")
-    response = stack.apps[function].test_client().post("/", data=orjson.dumps(body), headers=headers)
-    return int(response.status_code)
+    return stack.push(function, message)
 
 
 class FlakyWarehouse:
