@@ -444,7 +444,6 @@ def handle_event_batch(message: BusMessage, runtime: Runtime) -> None:
             raise
     try:
         if events is None:
-            # Raises for a payload no row can hold (an integer beyond 64 bits): retried, then dead-lettered.
             events = writer_events(parsed)
         event_writer_for(runtime).write(Delivery(message, events))
     except Exception as exc:

@@ -16,10 +16,12 @@ as a JSON value. Measured per event (docs/performance.md): the model and rows bu
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
@@ -45,10 +47,7 @@ class WriterEvent(NamedTuple):
 
 def writer_events(events: Sequence[TrackedEvent]) -> list[WriterEvent]:
     """The writer's form of events parsed by the model, times in UTC (a naive time is UTC, as the
-    `events` columns read it), so that one flush can compare the times of every message it holds.
-    Raises `TypeError` for a payload `orjson` cannot write (an integer beyond 64 bits): the delivery
-    then fails and is retried, then dead-lettered."""
-    dumps = orjson.dumps
+    `events` columns read it), so that one flush can compare the times of every message it holds."""
     return [
         WriterEvent(
             e.tenant_id,
@@ -58,11 +57,32 @@ def writer_events(events: Sequence[TrackedEvent]) -> list[WriterEvent]:
             e.event_type,
             as_utc(e.occurred_at),
             as_utc(e.received_at),
-            dumps(e.payload).decode(),
+            payload_text(e.payload),
             e.source,
         )
         for e in events
     ]
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """A parsed payload as compact JSON text. orjson writes no integer beyond 64 bits, which the model
+    accepts (and `read_batch` keeps as its message's text): such a payload is written by the standard
+    library instead, a non-finite float as null as orjson writes it, so that every spelling of a
+    message stores the same JSON value."""
+    try:
+        return orjson.dumps(payload).decode()
+    except TypeError:
+        return json.dumps(_finite(payload), ensure_ascii=False, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 # The edge writes every field of every event; an event without one (the model has defaults) goes to the model.

@@ -12,8 +12,9 @@ import orjson
 import pytest
 from segops.bus.base import Topic
 from segops.errors import RetryableError
-from segops.ingestion.events import event_id_for
+from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, event_id_for, validate_events
 from segops.ingestion.writer import Claims, claim_key, write_events
+from segops.ingestion.writer_rows import read_batch
 from segops.localstack import LocalStack
 from segops.messages import EventBatch, SegmentComputeEnvelope, TrackedEvent, UsersChanged
 
@@ -209,27 +210,35 @@ def test_malformed_message_is_recorded_and_not_retried(stack: LocalStack, accoun
     assert row["error_type"] == "malformed_message"
 
 
-def test_a_message_no_row_can_hold_is_dead_lettered_without_holding_back_the_others(
+def test_a_payload_integer_beyond_64_bits_is_stored_in_any_spelling_of_the_message(
     stack: LocalStack, account: Account
 ) -> None:
-    # GIVEN a well-formed message with an integer beyond 64 bits in a payload (the model reads it; no
-    # row holds it), and a good message delivered after it
+    # GIVEN a message the edge did not write (its own spelling, read by the model) whose payloads hold
+    # an integer beyond 64 bits and non-finite floats, and the same events in the edge's spelling
     tenant = account.tenant_id
-    poison = EventBatch(events=[_event(tenant, "u1"), _event(tenant, "u2")]).model_dump(mode="json")
-    poison["events"][1]["payload"] = {"n": 2**64 + 1}
-    stack.bus.publish(Topic.EVENTS, json.dumps(poison).encode(), {"tenant_id": str(tenant)})
-    good = [_event(tenant, "u3")]
-    stack.bus.publish(Topic.EVENTS, EventBatch(events=good).model_dump_json().encode(), {"tenant_id": str(tenant)})
-    # WHEN the bus delivers them, retrying what fails
+    model = EventBatch(events=[_event(tenant, "u1"), _event(tenant, "u2")]).model_dump(mode="json")
+    model["events"][1]["payload"] = {"n": 2**64 + 1, "nan": float("nan"), "inf": float("-inf"), "a": [2**70]}
+    stamp = Stamp(tenant, datetime.now(UTC), "api")
+    accepted = validate_events(
+        [{"user_id": u, "event_type": "page_viewed", "payload": {"n": 1}} for u in ("u3", "u4")], stamp
+    )
+    assign_random_ids([e for e in accepted if isinstance(e, dict)])
+    canonical = encode_batch(accepted).replace(b'{"n":1}', b'{"n":18446744073709551617}', 1)
+    assert read_batch(canonical) is not None  # read without the model
+    # WHEN the bus delivers both
+    stack.bus.publish(Topic.EVENTS, json.dumps(model).encode(), {"tenant_id": str(tenant)})
+    stack.bus.publish(Topic.EVENTS, canonical, {"tenant_id": str(tenant)})
     stack.bus.drain()
-    # THEN the first is dead-lettered after the manifest's attempts, and the tenant can see why
-    [dead] = list(stack.bus.dead_letters)
-    assert dead.data == json.dumps(poison).encode() and dead.delivery_attempt == 100
-    rows = error_rows(stack, tenant)
-    assert [(r["error_type"], r["source"]) for r in rows] == [("dead_lettered", "writer")]
-    assert "2 events" in rows[0]["detail"] and "TypeError" in rows[0]["detail"]
-    # AND the good one is stored
-    assert [r["user_id"] for r in stored_events(stack, tenant)] == ["u3"]
+    # THEN every event is stored once, each payload with its value (no float for the integer; NaN and
+    # infinities as null, as orjson writes them), and nothing is dead-lettered or recorded as an error
+    assert not stack.bus.dead_letters and not error_rows(stack, tenant)
+    stored = {r["user_id"]: json.loads(r["payload"]) for r in stored_events(stack, tenant)}
+    assert stored == {
+        "u1": {"n": 1},
+        "u2": {"n": 2**64 + 1, "nan": None, "inf": None, "a": [2**70]},
+        "u3": {"n": 2**64 + 1},
+        "u4": {"n": 1},
+    }
 
 
 def test_context_identified_keeps_latest_properties_by_occurred_at_then_received_at(

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, validate_events
-from segops.ingestion.writer_rows import WriterEvent, read_batch, writer_events
-from segops.messages import EventBatch, TrackedEvent
+from segops.ingestion.writer_rows import WriterEvent, payload_text, read_batch, writer_events
+from segops.messages import EventBatch
 
 STAMP = Stamp(3, datetime(2026, 6, 1, 12, 0, 0, 123456, tzinfo=UTC), "api")
 
@@ -28,16 +28,13 @@ def _edge_message(events: list[dict[str, Any]]) -> bytes:
     return encode_batch(accepted)
 
 
-def _by_model(data: bytes) -> list[WriterEvent] | ValidationError | TypeError:
+def _by_model(data: bytes) -> list[WriterEvent] | ValidationError:
     """What the writer stored before `read_batch`: the model's events, or why they could not be stored."""
     try:
         events = EventBatch.model_validate_json(data).events
     except ValidationError as exc:
         return exc
-    try:
-        return writer_events(events)
-    except TypeError as exc:  # an integer beyond 64 bits: no row holds it
-        return exc
+    return writer_events(events)
 
 
 def _agrees(data: bytes) -> bool:
@@ -50,14 +47,10 @@ def _agrees(data: bytes) -> bool:
         events = EventBatch.model_validate_json(data).events
     except ValidationError:
         return False
-    return [(*e[:7], e.source) for e in fast] == [(*e[:7], e.source) for e in _model_rows(events)] and [
+    model = writer_events(events)
+    return [(*e[:7], e.source) for e in fast] == [(*e[:7], e.source) for e in model] and [
         json.loads(e.payload) for e in fast
-    ] == [e.payload for e in events]
-
-
-def _model_rows(events: list[TrackedEvent]) -> list[WriterEvent]:
-    """`writer_events` without the payload's text (which orjson cannot write for a big integer)."""
-    return writer_events([e.model_copy(update={"payload": {}}) for e in events])
+    ] == [json.loads(e.payload) for e in model] == [e.payload for e in events]
 
 
 def test_a_message_from_the_edge_is_read_without_the_model_with_the_models_values() -> None:
@@ -168,10 +161,21 @@ def test_a_payload_is_stored_as_the_json_text_its_message_carries() -> None:
     # THEN the payload is stored as its text, which holds the same JSON value as the model reads
     assert events is not None and events[0].payload == payload
     assert json.loads(events[0].payload) == EventBatch.model_validate_json(data).events[0].payload
-    # (the model's path could not store it at all: orjson writes no integer beyond 64 bits)
-    assert isinstance(_by_model(data), TypeError)
+    # AND the model's path (orjson writes no integer beyond 64 bits) stores the same value
+    by_model = _by_model(data)
+    assert isinstance(by_model, list) and json.loads(by_model[0].payload) == json.loads(payload)
     # AND a long numeric user id (digits inside a string) does not keep a message from the fast path
     assert read_batch(_json({"events": [{**_VALID, "user_id": "1234567890123456789012"}]})) is not None
+
+
+def test_a_payload_is_written_as_orjson_writes_it_and_an_integer_beyond_64_bits_as_its_digits() -> None:
+    # GIVEN payloads as the model parses them
+    plain = {"total": 9.5, "t": "café", "items": [1, None, {"ok": True}], "inf": float("inf")}
+    big = {**plain, "n": -(2**64) - 5, "deep": [{"m": 2**100}], "nan": float("nan")}
+    # WHEN the writer writes their text THEN orjson's text where it can, and the same value where it cannot
+    assert payload_text(plain) == orjson.dumps(plain).decode()
+    assert json.loads(payload_text(big)) == {**big, "inf": None, "nan": None}
+    assert '"n":-18446744073709551621' in payload_text(big) and "café" in payload_text(big)
 
 
 def test_the_edge_writes_a_payload_as_compact_json_with_one_value_per_key() -> None:
