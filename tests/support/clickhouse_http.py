@@ -234,14 +234,14 @@ class ChdbHttpServer:
 
     def _run(self, database: str, sql: str, fmt: str, bound: dict[str, str], settings: dict[str, str]) -> bytes:
         # Settings apply to this statement only, as URL settings do on a real server: set, run, reset.
-        def statement() -> Any:
-            session = self._chdb.session
+        def statement(lane: Any) -> Any:
+            session = lane.session
             try:
                 for name, value in settings.items():
                     session.query(f"SET {name} = '{value.replace(chr(39), '')}'")
-                if self._chdb.database != database:
+                if lane.database != database:
                     session.query(f"USE `{database}`")
-                    self._chdb.database = database
+                    lane.database = database
                 # Parameters arrive already in ClickHouse's text form; chDB takes them untouched.
                 return session.query(sql, fmt, params=bound) if bound else session.query(sql, fmt)
             except Exception as exc:  # chDB raises RuntimeError carrying ClickHouse's "Code: N. DB::Exception"

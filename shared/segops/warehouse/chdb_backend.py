@@ -45,45 +45,79 @@ _ENGINE_CONFIG = """<clickhouse>
 """
 
 
-class _SharedSession:
-    """chDB allows one data directory per process; warehouses on other databases share its session.
+# Sessions of the process's engine, each on a thread of its own: chDB (4.4) runs the statements of
+# different sessions on one data directory in parallel and those of one session one at a time. Four:
+# a long compute or export, the writer's INSERT, and the short reads beside them (membership misses,
+# the console's and the stats' queries) each find a free session instead of queueing behind another.
+SESSIONS = 4
 
-    Statements run one at a time on one long-lived thread of their own (`call`): a chDB session is
-    not re-entrant, `USE` is session state, and chDB keeps three `/proc/<pid>/task/<tid>/` files
-    open for every thread that has run a statement, for as long as that thread lives. Run on the
-    callers' threads, every HTTP connection thread and bus worker would hold its own three.
+
+class _Lane:
+    """One chDB session and the thread that runs its statements (`USE` is session state)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.database: str | None = None
+
+
+class _SharedSession:
+    """chDB allows one data directory per process; warehouses on other databases share its sessions.
+
+    Statements run on a few long-lived threads of their own (`call`), each holding one chDB session
+    (a lane): a session is not re-entrant and `USE` is session state, while the engine runs the
+    statements of different sessions in parallel, so a long compute or a stats query does not hold
+    up an INSERT. Long-lived threads, because chDB keeps three `/proc/<pid>/task/<tid>/` files open
+    for every thread that has run a statement, for as long as that thread lives: run on the callers'
+    threads, every HTTP connection thread and bus worker would hold its own three.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sessions: int = SESSIONS) -> None:
         from chdb import session as chdb_session
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.database: str | None = None
         self.closed = False
         self._state = threading.Lock()
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="segops-chdb", daemon=True)
-        self._thread.start()
+        self._closing = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[_Lane], Any], Future[Any]] | None] = queue.SimpleQueue()
         config = path / "segops-engine.xml"
         config.write_text(_ENGINE_CONFIG)
-        self.session = self.call(lambda: chdb_session.Session(f"{path}?config-file={config}"))
+        self._threads: list[threading.Thread] = []
+        for index in range(sessions):
+            opened: Future[_Lane] = Future()
+            thread = threading.Thread(
+                target=self._serve,
+                args=(lambda: chdb_session.Session(f"{path}?config-file={config}"), opened),
+                name=f"segops-chdb-{index}",
+                daemon=True,
+            )
+            thread.start()
+            opened.result()
+            self._threads.append(thread)
         # Close while the interpreter is still whole: left to the session's finalizer, the close
         # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
         # (a dev server stopped by SIGTERM must exit 0). atexit runs this before that teardown, while
-        # the (daemon) session thread still runs.
+        # the (daemon) session threads still run.
         atexit.register(self.close)
 
-    def _serve(self) -> None:
+    def _serve(self, open_session: Callable[[], Any], opened: Future[_Lane]) -> None:
+        try:
+            lane = _Lane(open_session())
+        except BaseException as exc:
+            opened.set_exception(exc)
+            return
+        opened.set_result(lane)
         while (job := self._jobs.get()) is not None:
             work, done = job
             try:
-                done.set_result(work())
+                done.set_result(work(lane))
             except BaseException as exc:  # handed to the caller's thread, which raises it
                 done.set_exception(exc)
+        with self._closing:  # one session at a time: the engine shuts down with the last one
+            lane.session.close()
 
-    def call(self, work: Callable[[], T]) -> T:
-        """`work()` run on the session's thread, after every statement submitted before it."""
+    def call(self, work: Callable[[_Lane], T]) -> T:
+        """`work(lane)` run on the thread of the first free session."""
         done: Future[T] = Future()
         with self._state:
             if self.closed:
@@ -96,17 +130,17 @@ class _SharedSession:
             if self.closed:
                 return
             self.closed = True
-            done: Future[None] = Future()
-            self._jobs.put((self.session.close, done))
-            self._jobs.put(None)
-        done.result()
-        self._thread.join()
+            for _ in self._threads:
+                self._jobs.put(None)  # each lane takes one, closes its session and ends
+        for thread in self._threads:
+            thread.join()
 
     def run(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
-        def statement() -> tuple[Any, float]:
-            # The process's CPU time over this statement alone, not over the wait for its turn.
+        def statement(lane: _Lane) -> tuple[Any, float]:
+            # The process's CPU time over this statement, not over the wait for its turn (it includes
+            # what other sessions and Python threads burnt meanwhile: statistics.py).
             cpu_started = time.process_time()
-            return self._statement(database, sql, fmt, params), time.process_time() - cpu_started
+            return self._statement(lane, database, sql, fmt, params), time.process_time() - cpu_started
 
         result, cpu_seconds = self.call(statement)
         if statistics.active():
@@ -118,20 +152,22 @@ class _SharedSession:
             )
         return result
 
-    def _statement(self, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
-        if self.database != database:
-            self.session.query(f"USE {quote_identifier(database)}")
-            self.database = database
+    @staticmethod
+    def _statement(lane: _Lane, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        session = lane.session
+        if lane.database != database:
+            session.query(f"USE {quote_identifier(database)}")
+            lane.database = database
         try:
             if params:
-                return self.session.query(sql, fmt, params=format_params(params))
-            return self.session.query(sql, fmt)
+                return session.query(sql, fmt, params=format_params(params))
+            return session.query(sql, fmt)
         except Exception:
             # chDB (26.9) hands the partial result of a statement that failed mid-stream (a memory
             # or time limit, a throwIf) to the session's NEXT query as that query's answer; a
             # throwaway statement takes it instead.
             with contextlib.suppress(Exception):
-                self.session.query("SELECT 1", fmt)
+                session.query("SELECT 1", fmt)
             raise
 
 
@@ -220,9 +256,7 @@ class ChdbWarehouse:
     def __init__(self, path: Path, database: str = "segops") -> None:
         self.database = allowed_identifier(database)
         self._shared = _session(path)
-        self._shared.call(
-            lambda: self._shared.session.query(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
-        )
+        self._shared.run("default", f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}", "CSV", None)
 
     # chDB has no custom settings or row policies: `tenant_id` is accepted for the protocol and unused
     # (the application check in `TenantWarehouse` is the isolation here; docs/deploy.md).

@@ -4,9 +4,10 @@ Each backend reports every statement it runs to the collector active in the call
 nothing is kept). What each backend can report:
 
 - chDB: the rows and bytes its storage read (`storage_rows_read`/`storage_bytes_read` of the result)
-  and the elapsed time; CPU time is the process's CPU time (`time.process_time`) over the statement.
-  Statements are serialised on the process's one chDB session, so that is the statement's own CPU
-  plus whatever other Python threads burnt meanwhile (none in a compute function's single delivery).
+  and the elapsed time; CPU time is the process's CPU time (`time.process_time`) over the statement:
+  the statement's own CPU plus whatever ran beside it (other Python threads, and the statements of
+  the engine's other sessions; none in a compute function's single delivery). chDB reports no CPU
+  time per statement.
 - a ClickHouse server (clickhouse-connect): the `X-ClickHouse-Summary` response header — `read_rows`,
   `read_bytes`, `elapsed_ns`. The server reports CPU time only in `system.query_log`
   (`ProfileEvents['OSCPUVirtualTimeMicroseconds']`), written asynchronously after the query, so it
