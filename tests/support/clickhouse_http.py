@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
 import orjson
-from segops.warehouse.chdb_backend import _session  # the process's one chDB session (chDB's rule)
+from segops.warehouse.chdb_backend import _session  # the process's chDB sessions (one data directory: chDB's rule)
 
 # URL parameters that steer the HTTP layer rather than being ClickHouse settings for the statement.
 _TRANSPORT = {
