@@ -71,7 +71,7 @@ class _SharedSession:
     threads, every HTTP connection thread and bus worker would hold its own three.
     """
 
-    def __init__(self, path: Path, sessions: int = SESSIONS) -> None:
+    def __init__(self, path: Path) -> None:
         from chdb import session as chdb_session
 
         path.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ class _SharedSession:
         config = path / "segops-engine.xml"
         config.write_text(_ENGINE_CONFIG)
         self._threads: list[threading.Thread] = []
-        for index in range(sessions):
+        for index in range(SESSIONS):
             opened: Future[_Lane] = Future()
             thread = threading.Thread(
                 target=self._serve,
@@ -92,7 +92,11 @@ class _SharedSession:
                 daemon=True,
             )
             thread.start()
-            opened.result()
+            try:
+                opened.result()
+            except BaseException:
+                self.close()  # the sessions already open
+                raise
             self._threads.append(thread)
         # Close while the interpreter is still whole: left to the session's finalizer, the close
         # races chDB's own global shutdown and the process sometimes dies with SIGSEGV at exit
