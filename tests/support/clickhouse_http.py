@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
 import orjson
-from segops.warehouse.chdb_backend import _session  # the process's chDB sessions (one data directory: chDB's rule)
+from segops.warehouse.chdb_backend import _Lane, _session
 
 # URL parameters that steer the HTTP layer rather than being ClickHouse settings for the statement.
 _TRANSPORT = {
@@ -137,7 +137,7 @@ class ChdbHttpServer:
     """`with ChdbHttpServer(chdb_path) as server: server.url` — bound to 127.0.0.1 on a free port."""
 
     def __init__(self, chdb_path: Path) -> None:
-        self._chdb = _session(chdb_path)
+        self._chdb = _session(chdb_path)  # the process's chDB sessions (one data directory: chDB's rule)
         self._spool = Path(tempfile.mkdtemp(prefix="chdb-http-"))
         self.requests: list[dict[str, Any]] = []
         # Open client connections (HTTP/1.1 keep-alive): `stop` cuts them too, as a dead server would.
@@ -234,14 +234,12 @@ class ChdbHttpServer:
 
     def _run(self, database: str, sql: str, fmt: str, bound: dict[str, str], settings: dict[str, str]) -> bytes:
         # Settings apply to this statement only, as URL settings do on a real server: set, run, reset.
-        def statement(lane: Any) -> Any:
+        def statement(lane: _Lane) -> Any:
             session = lane.session
             try:
                 for name, value in settings.items():
                     session.query(f"SET {name} = '{value.replace(chr(39), '')}'")
-                if lane.database != database:
-                    session.query(f"USE `{database}`")
-                    lane.database = database
+                lane.use(database)
                 # Parameters arrive already in ClickHouse's text form; chDB takes them untouched.
                 return session.query(sql, fmt, params=bound) if bound else session.query(sql, fmt)
             except Exception as exc:  # chDB raises RuntimeError carrying ClickHouse's "Code: N. DB::Exception"

@@ -59,6 +59,12 @@ class _Lane:
         self.session = session
         self.database: str | None = None
 
+    def use(self, database: str) -> None:
+        """Make `database` this session's current one (a `USE` only when it is not already)."""
+        if self.database != database:
+            self.session.query(f"USE {quote_identifier(database)}")
+            self.database = database
+
 
 class _SharedSession:
     """chDB allows one data directory per process; warehouses on other databases share its sessions.
@@ -159,9 +165,7 @@ class _SharedSession:
     @staticmethod
     def _statement(lane: _Lane, database: str, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         session = lane.session
-        if lane.database != database:
-            session.query(f"USE {quote_identifier(database)}")
-            lane.database = database
+        lane.use(database)
         try:
             if params:
                 return session.query(sql, fmt, params=format_params(params))
