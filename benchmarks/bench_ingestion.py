@@ -46,7 +46,7 @@ from segops.ingestion.writer import (
     lookup_since,
     stored_event_ids,
 )
-from segops.ingestion.writer_rows import WriterEvent, read_batch
+from segops.ingestion.writer_rows import read_batch
 from segops.messages import EventBatch
 from segops.metering.meter import close_meter
 from segops.runtime import build_runtime
@@ -163,13 +163,15 @@ def _views_insert_seconds(runtime: Any, messages: list[bytes]) -> float:
     """One INSERT of the same rows, with the writer's settings, into `events` of a freshly migrated
     database (its views included): the engine's own share of the writer's work, with no claims, lookup,
     parsing or group commit around it."""
-    rows = [event[: len(WRITER_COLUMNS)] for data in messages for event in read_batch(data) or []]
-    assert len(rows) == sum(len(orjson.loads(data)["events"]) for data in messages)
+    batches = [read_batch(data) for data in messages]
+    events = [event for batch in batches if batch is not None for event in batch]
+    assert None not in batches  # every message is the edge's, read as the writer reads it
+    rows = [event[: len(WRITER_COLUMNS)] for event in events]
     database = f"{runtime.settings.clickhouse_database}_views"
     warehouse = ChdbWarehouse(runtime.settings.chdb_dir, database)
     try:
         migrate(warehouse)
-        settings = _insert_settings(runtime, [WriterEvent(*row, "api") for row in rows])
+        settings = _insert_settings(runtime, events)
         started = time.perf_counter()
         warehouse.insert("events", WRITER_COLUMNS, rows, settings)
         return time.perf_counter() - started
