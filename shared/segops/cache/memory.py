@@ -86,7 +86,7 @@ class MemoryCache:
             for key in keys:
                 held = data.get(key)
                 if held is not None and held[0] > now:
-                    added.append(False)
+                    added.append(held[1] == value)  # the caller's own claim (a retried call) stays its own
                     continue
                 if held is None and len(data) >= self._scan_at:
                     self._evict(now)

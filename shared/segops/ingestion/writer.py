@@ -6,7 +6,7 @@ its events returned. Every event carries an id fixed before it reached the bus (
 `message_id`, else a random id stamped at the edge), so every delivery of it (Pub/Sub redelivery, a
 publisher retry, a client retry in another message, a flush regrouped after a failure) has the same
 id. A flush (docs/ingestion.md gives the whole argument):
-1. claims every id in the cache (SET NX, one MULTI/EXEC round trip, owner = this flush, lease longer
+1. claims every id in the cache (SET NX, one round trip of atomic steps, owner = this flush, lease longer
    than the function timeout): an id claimed by another flush is being written right now, so the
    messages carrying it are nacked and come back later; the rest go on;
 2. looks the ids up among the events received since `writer_dedup_horizon_days` before the flush's

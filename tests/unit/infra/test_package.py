@@ -110,6 +110,15 @@ def test_pydantic_email_type_brings_its_validator() -> None:
     assert "email-validator" in _names(MANIFEST.function("api"))
 
 
+def test_the_cache_client_brings_its_native_protocol_library() -> None:
+    # GIVEN redis-py packs and parses with hiredis whenever it is installed (no import names it)
+    for spec in MANIFEST.functions:
+        names = _names(spec)
+        # THEN every function that ships the Valkey client ships hiredis with it
+        assert ("hiredis" in names) == ("redis" in names), spec.name
+    assert "hiredis" in _names(MANIFEST.function("event_writer"))
+
+
 def test_an_undeclared_dependency_fails_packaging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a function whose code imports a distribution that is only a dev dependency
     main = tmp_path / "main.py"
