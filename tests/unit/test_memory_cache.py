@@ -55,6 +55,19 @@ def test_claims_are_never_evicted_before_they_expire_and_the_bound_returns_after
     assert len(cache._data) <= 1_000
 
 
+def test_a_claim_of_only_new_keys_at_the_bound_evicts_other_entries_never_a_claim() -> None:
+    # GIVEN a cache near its bound, with claims and other entries
+    cache = MemoryCache(max_entries=1_000)
+    cache.add_many([f"a{n}" for n in range(300)], b"first", 60)
+    cache.set_many({f"old{n}": b"v" for n in range(600)}, 60)
+    # WHEN a flush claims only keys nobody holds, five times the bound (set all at once)
+    assert cache.add_many([f"c{n}" for n in range(5_000)], b"mine", 60) == [True] * 5_000
+    # THEN older entries made room, and every claim, earlier or new, is still held
+    assert cache.get("old0") is None
+    assert cache.get_many([f"a{n}" for n in range(300)]) == [b"first"] * 300
+    assert cache.get_many([f"c{n}" for n in range(5_000)]) == [b"mine"] * 5_000
+
+
 def test_expired_claims_make_room() -> None:
     cache = MemoryCache(max_entries=100)
     cache.add_many([f"c{n}" for n in range(100)], b"mine", 0.01)
