@@ -103,9 +103,12 @@ def test_add_many_answers_each_key_of_a_flush_sized_claim_in_order(cache: Cache,
     added = cache.add_many(keys, b"mine", 60)
     # THEN each answer is its own key's, in order: the held ones refused and untouched, the rest set
     assert added == [i % 7 != 0 for i in range(len(keys))]
-    assert cache.get_many(keys[:15]) == [b"other" if i % 7 == 0 else b"mine" for i in range(15)]
+    assert cache.get_many(keys) == [b"other" if i % 7 == 0 else b"mine" for i in range(len(keys))]
     # AND claiming the same keys again refuses every one of them
     assert not any(cache.add_many(keys, b"again", 60))
+    # AND once the claimed ones are deleted (in one call), only the other holder's keys are left
+    cache.delete(*(k for i, k in enumerate(keys) if i % 7 != 0))
+    assert cache.get_many(keys) == [b"other" if i % 7 == 0 else None for i in range(len(keys))]
 
 
 def test_add_many_retried_by_its_caller_finds_its_own_claims(cache: Cache, key: str) -> None:

@@ -55,14 +55,15 @@ class Cache(Protocol):
 
     def add_many(self, keys: Sequence[str], value: bytes, ttl_seconds: float) -> list[bool]:
         """`add` for each key in one round trip, applied in steps (in process: all keys at once; on
-        Valkey: `redis_backend.ADD_MANY_STEP` keys at a time): no other caller's `add` interleaves within
+        Valkey: `redis_backend.KEYS_PER_COMMAND` keys at a time): no other caller's `add` interleaves within
         a step (each key is still set only if absent: not all or none). A key that already holds `value`
         answers True: a claim's value is unique to its caller, so a call retried after its reply was
         lost finds its own claims, not someone else's."""
         ...
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """`get` for each key in one round trip."""
+        """`get` for each key in one round trip (not one step: on Valkey, a command per
+        `redis_backend.KEYS_PER_COMMAND` keys)."""
         ...
 
     def incr(self, key: str, ttl_seconds: float) -> int:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from segops.bus.base import BusMessage, Topic
 from segops.bus.local import LocalBus
-from segops.cache.redis_backend import ADD_MANY_STEP
+from segops.cache.redis_backend import KEYS_PER_COMMAND
 from segops.config import Settings
 from segops.errors import RetryableError
 from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, validate_events
@@ -69,7 +69,7 @@ def test_two_instances_delivered_the_same_messages_at_once_store_each_event_once
     first, second = build_runtime(shared, bus=LocalBus()), build_runtime(shared, bus=LocalBus())
     migrate(first.warehouse)
     # AND messages whose flushes claim several Valkey steps of ids, some ids repeated across messages
-    messages = _messages(4, 3 * ADD_MANY_STEP // 2)
+    messages = _messages(4, 5 * KEYS_PER_COMMAND)
     unique = {e.event_id for data in messages for e in read_batch(data) or []}
     assert len(unique) < sum(len(read_batch(data) or []) for data in messages)
     # WHEN both instances get every message at the same moment (a duplicate delivery of each)
