@@ -203,6 +203,23 @@ def test_redis_check_fails_when_unreachable() -> None:
     assert "connect" in str(raised.value.__cause__).lower()
 
 
+@pytest.mark.parametrize("call", ["add_many", "get_many", "delete"])
+def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: str) -> None:
+    from tests.support.servers import free_port
+
+    # GIVEN no server (breaker off, so every call tries the network); the keys span several commands
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", breaker_seconds=0)
+    keys = [f"k{i}" for i in range(1200)]
+    calls = {
+        "add_many": lambda: cache.add_many(keys, b"v", 60),
+        "get_many": lambda: cache.get_many(keys),
+        "delete": lambda: cache.delete(*keys),
+    }
+    # THEN the call fails as CacheUnavailable, as single commands do (the writer then claims in process)
+    with pytest.raises(CacheUnavailable):
+        calls[call]()
+
+
 def test_set_many_sets_every_item_with_its_ttl(cache: Cache, key: str) -> None:
     cache.set_many({key + ":a": b"1", key + ":b": b"2"}, 0.2)
     assert cache.get_many([key + ":a", key + ":b"]) == [b"1", b"2"]
