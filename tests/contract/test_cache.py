@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from redis.utils import HIREDIS_AVAILABLE
 from segops.cache.base import Cache, CacheUnavailable
-from segops.cache.redis_backend import RedisCache
+from segops.cache.redis_backend import KEYS_PER_COMMAND, RedisCache
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -114,14 +114,15 @@ def test_add_many_answers_each_key_of_a_flush_sized_claim_in_order(cache: Cache,
 def test_add_many_retried_by_its_caller_finds_its_own_claims(cache: Cache, key: str) -> None:
     # GIVEN keys claimed with a caller's value (its reply lost: the client retries the call), one of
     # them held by someone else
-    keys = [f"{key}:{i}" for i in range(3 * 2000 + 5)]
-    cache.set(keys[4001], b"other", 60)
+    keys = [f"{key}:{i}" for i in range(3 * KEYS_PER_COMMAND + 5)]
+    other = 2 * KEYS_PER_COMMAND + 1  # in the third step on Valkey
+    cache.set(keys[other], b"other", 60)
     first = cache.add_many(keys, b"flush-1", 60)
     # WHEN the same caller claims them again
     again = cache.add_many(keys, b"flush-1", 60)
     # THEN it holds the same keys as the first time, and the other holder keeps its key
-    assert again == first == [i != 4001 for i in range(len(keys))]
-    assert cache.get(keys[4001]) == b"other"
+    assert again == first == [i != other for i in range(len(keys))]
+    assert cache.get(keys[other]) == b"other"
 
 
 def test_add_many_entries_expire_after_their_ttl(cache: Cache, key: str) -> None:
