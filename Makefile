@@ -77,11 +77,16 @@ console: $(CONSOLE_STAMP)
 dev: install console
 	$(BIN)/python -m segops.devserver
 
+# pytest on one worker process per core, at most four: each worker has its own chDB directory and
+# its own real servers (~1.3 GB). A worker that runs out of tests takes some queued on a busy one
+# (worksteal), so the few long tests do not leave the other worker idle. TEST_WORKERS=0 runs the
+# suite in one process.
+TEST_WORKERS ?= auto
 test: install checkov chromium typescript-sdk console
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 	$(MAKE) --no-print-directory test-typescript-sdk
 	$(MAKE) --no-print-directory audit
 

@@ -17,6 +17,20 @@ MANIFEST = load_manifest()
 FUNCTIONS = [f.name for f in MANIFEST.functions]
 
 
+@pytest.fixture(scope="module")
+def owners() -> dict[str, str]:
+    """Which distribution ships each module: a scan of every installed distribution's files, done
+    once for the module's tests (package_all does it once per build)."""
+    return package._module_owners()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Every function built once, and the hashes package_all reported."""
+    out = tmp_path_factory.mktemp("build")
+    return out, package.package_all(MANIFEST, out)
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -25,25 +39,27 @@ def _with_uses(name: str, uses: list[str]) -> FunctionSpec:
     return MANIFEST.function(name).model_copy(update={"uses": uses})
 
 
-def _names(spec: FunctionSpec) -> set[str]:
-    return {r.distribution for r in package.requirements(spec)}
+def _names(spec: FunctionSpec, owners: dict[str, str]) -> set[str]:
+    return {r.distribution for r in package.requirements(spec, owners)}
 
 
-def test_same_inputs_give_byte_identical_zips(tmp_path: Path) -> None:
+def test_same_inputs_give_byte_identical_zips(built: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     # GIVEN two builds of every function into different directories
-    first = package.package_all(MANIFEST, tmp_path / "a")
-    second = package.package_all(MANIFEST, tmp_path / "b")
+    first_dir, first = built
+    second = package.package_all(MANIFEST, tmp_path)
     # THEN every zip hashes the same, and the reported hash is the file's
     assert first == second
     assert set(first) == set(FUNCTIONS)
     for name, digest in first.items():
-        assert _sha(tmp_path / "a" / f"{name}.zip") == digest
+        assert _sha(first_dir / f"{name}.zip") == digest
 
 
-def test_zip_entries_are_sorted_with_fixed_times_and_permissions(tmp_path: Path) -> None:
-    package.package_all(MANIFEST, tmp_path)
+def test_zip_entries_are_sorted_with_fixed_times_and_permissions(
+    built: tuple[Path, dict[str, str]], owners: dict[str, str]
+) -> None:
+    out, _ = built
     for name in FUNCTIONS:
-        with zipfile.ZipFile(tmp_path / f"{name}.zip") as archive:
+        with zipfile.ZipFile(out / f"{name}.zip") as archive:
             infos = archive.infolist()
             names = [i.filename for i in infos]
             assert names == sorted(names)
@@ -55,7 +71,7 @@ def test_zip_entries_are_sorted_with_fixed_times_and_permissions(tmp_path: Path)
             assert any(n.startswith("segops/warehouse/migrations/") and n.endswith(".sql") for n in names)
             assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
             requirements = archive.read("requirements.txt").decode().splitlines()
-            assert requirements == [str(r) for r in package.requirements(MANIFEST.function(name))]
+            assert requirements == [str(r) for r in package.requirements(MANIFEST.function(name), owners)]
 
 
 def test_changing_a_source_file_changes_the_zip(tmp_path: Path) -> None:
@@ -78,8 +94,8 @@ def test_changing_a_source_file_changes_the_zip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_requirements_are_pinned_runtime_dependencies_only(name: str) -> None:
-    reqs = package.requirements(MANIFEST.function(name))
+def test_requirements_are_pinned_runtime_dependencies_only(name: str, owners: dict[str, str]) -> None:
+    reqs = package.requirements(MANIFEST.function(name), owners)
     names = {r.distribution for r in reqs}
     # THEN pinned, the functions framework present, no test tooling, no embedded ClickHouse
     assert all(r.version and str(r) == f"{r.distribution}=={r.version}" for r in reqs)
@@ -88,38 +104,38 @@ def test_requirements_are_pinned_runtime_dependencies_only(name: str) -> None:
     assert "pyarrow" not in names or "warehouse" in MANIFEST.function(name).uses
 
 
-def test_uses_decides_the_backend_client_libraries() -> None:
+def test_uses_decides_the_backend_client_libraries(owners: dict[str, str]) -> None:
     # GIVEN the api function's code WHEN it declares only the control-plane store
-    store_only = _names(_with_uses("api", ["store"]))
+    store_only = _names(_with_uses("api", ["store"]), owners)
     # THEN it ships the GCS client and none of the other backends' clients
     assert "google-cloud-storage" in store_only
     assert not store_only & {"clickhouse-connect", "redis", "google-cloud-pubsub"}
     # WHEN it declares the warehouse and the cache THEN exactly those clients join
-    assert _names(_with_uses("api", ["warehouse", "cache"])) - store_only >= {"clickhouse-connect", "redis"}
-    assert "google-cloud-storage" not in _names(_with_uses("api", ["warehouse", "cache"]))
-    assert "google-cloud-pubsub" in _names(_with_uses("api", ["bus"]))
+    assert _names(_with_uses("api", ["warehouse", "cache"]), owners) - store_only >= {"clickhouse-connect", "redis"}
+    assert "google-cloud-storage" not in _names(_with_uses("api", ["warehouse", "cache"]), owners)
+    assert "google-cloud-pubsub" in _names(_with_uses("api", ["bus"]), owners)
 
 
-def test_tenant_secrets_bring_the_secret_manager_client_to_their_functions_only() -> None:
+def test_tenant_secrets_bring_the_secret_manager_client_to_their_functions_only(owners: dict[str, str]) -> None:
     for spec in MANIFEST.functions:
-        assert ("google-cloud-secret-manager" in _names(spec)) == bool(spec.tenant_secrets), spec.name
+        assert ("google-cloud-secret-manager" in _names(spec, owners)) == bool(spec.tenant_secrets), spec.name
 
 
-def test_pydantic_email_type_brings_its_validator() -> None:
+def test_pydantic_email_type_brings_its_validator(owners: dict[str, str]) -> None:
     # GIVEN the tenancy API uses EmailStr, which pydantic backs with email-validator at run time
-    assert "email-validator" in _names(MANIFEST.function("api"))
+    assert "email-validator" in _names(MANIFEST.function("api"), owners)
 
 
-def test_the_cache_client_brings_its_native_protocol_library() -> None:
+def test_the_cache_client_brings_its_native_protocol_library(owners: dict[str, str]) -> None:
     # GIVEN redis-py packs and parses with hiredis whenever it is installed (no import names it)
     for spec in MANIFEST.functions:
-        names = _names(spec)
+        names = _names(spec, owners)
         # THEN every function that ships the Valkey client ships hiredis with it
         assert ("hiredis" in names) == ("redis" in names), spec.name
-    assert "hiredis" in _names(MANIFEST.function("event_writer"))
+    assert "hiredis" in _names(MANIFEST.function("event_writer"), owners)
 
 
-def test_an_undeclared_dependency_fails_packaging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_undeclared_dependency_fails_packaging(tmp_path: Path, owners: dict[str, str]) -> None:
     # GIVEN a function whose code imports a distribution that is only a dev dependency
     main = tmp_path / "main.py"
     main.write_text("import hypothesis\nimport segops.config\n")
@@ -132,10 +148,10 @@ def test_an_undeclared_dependency_fails_packaging(tmp_path: Path, monkeypatch: p
     spec = Rogue.model_validate(MANIFEST.functions[0].model_dump())
     # THEN packaging refuses it instead of shipping test tooling
     with pytest.raises(package.PackagingError, match="hypothesis"):
-        package.requirements(spec)
+        package.requirements(spec, owners)
 
 
-def test_an_import_nothing_provides_fails_packaging(tmp_path: Path) -> None:
+def test_an_import_nothing_provides_fails_packaging(tmp_path: Path, owners: dict[str, str]) -> None:
     main = tmp_path / "main.py"
     main.write_text("import segops_no_such_library\n")
 
@@ -145,7 +161,7 @@ def test_an_import_nothing_provides_fails_packaging(tmp_path: Path) -> None:
             return main
 
     with pytest.raises(package.PackagingError, match="segops_no_such_library"):
-        package.requirements(Broken.model_validate(MANIFEST.functions[0].model_dump()))
+        package.requirements(Broken.model_validate(MANIFEST.functions[0].model_dump()), owners)
 
 
 def test_runtime_backend_table_matches_the_composition_root() -> None:
