@@ -125,6 +125,27 @@ def test_add_many_retried_by_its_caller_finds_its_own_claims(cache: Cache, key: 
     assert cache.get(keys[other]) == b"other"
 
 
+def test_release_many_deletes_only_the_keys_that_hold_the_callers_value(cache: Cache, key: str) -> None:
+    # GIVEN a flush's claims over several steps, two of which another caller holds: one was never
+    # the flush's, one expired and was claimed again by someone else
+    keys = [f"{key}:{i}" for i in range(2 * KEYS_PER_COMMAND + 7)]
+    never, retaken = 3, KEYS_PER_COMMAND + 2  # in the first and the second step on Valkey
+    cache.set(keys[never], b"other", 60)
+    assert cache.add_many(keys, b"flush-1", 60) == [i != never for i in range(len(keys))]
+    cache.set(keys[retaken], b"flush-2", 60)
+    # WHEN the flush releases every key it claimed, the retaken one included
+    cache.release_many([k for i, k in enumerate(keys) if i != never], b"flush-1")
+    # THEN its own claims are gone and the other callers' are untouched
+    left = {k: v for k, v in zip(keys, cache.get_many(keys), strict=True) if v is not None}
+    assert left == {keys[never]: b"other", keys[retaken]: b"flush-2"}
+    # AND releasing keys that are absent or held by others is harmless
+    cache.release_many([*keys, key + ":never"], b"flush-1")
+    cache.release_many([], b"flush-1")
+    assert cache.get_many([keys[never], keys[retaken]]) == [b"other", b"flush-2"]
+    # AND a released key can be claimed again at once
+    assert cache.add_many([keys[0]], b"flush-3", 60) == [True]
+
+
 def test_add_many_entries_expire_after_their_ttl(cache: Cache, key: str) -> None:
     assert cache.add_many([key + ":a", key + ":b"], b"v", 0.2) == [True, True]
     assert eventually(lambda: cache.get_many([key + ":a", key + ":b"]) == [None, None])
@@ -204,7 +225,7 @@ def test_redis_check_fails_when_unreachable() -> None:
     assert "connect" in str(raised.value.__cause__).lower()
 
 
-@pytest.mark.parametrize("call", ["add_many", "get_many", "delete"])
+@pytest.mark.parametrize("call", ["add_many", "release_many", "get_many", "delete"])
 def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: str) -> None:
     from tests.support.servers import free_port
 
@@ -213,6 +234,7 @@ def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: st
     keys = [f"k{i}" for i in range(1200)]
     calls = {
         "add_many": lambda: cache.add_many(keys, b"v", 60),
+        "release_many": lambda: cache.release_many(keys, b"v"),
         "get_many": lambda: cache.get_many(keys),
         "delete": lambda: cache.delete(*keys),
     }

@@ -61,6 +61,12 @@ class Cache(Protocol):
         lost finds its own claims, not someone else's."""
         ...
 
+    def release_many(self, keys: Sequence[str], value: bytes) -> None:
+        """Delete each key that holds `value`, in one round trip, each key checked and deleted in one
+        step (`add_many`'s steps): a key that expired and was then claimed by another caller is left to
+        that caller."""
+        ...
+
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """`get` for each key in one round trip (not one step: on Valkey, a command per
         `redis_backend.KEYS_PER_COMMAND` keys)."""

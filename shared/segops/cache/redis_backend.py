@@ -81,6 +81,15 @@ end
 return held
 """
 
+# KEYS: claims. ARGV: the caller's value. Deletes the keys that still hold it (compare and delete in
+# one step: a claim that expired and was taken by another caller meanwhile stays that caller's).
+_RELEASE_MANY = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
+
 # KEYS[1]: the counter. ARGV: amount, ceiling, ttl (ms).
 _ADD_WITHIN = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -92,11 +101,11 @@ return {1, total}
 """
 
 
-# Keys per command of `add_many` (a script), `get_many` (MGET) and `delete` (DEL), which send every
-# command of a call in one pipelined round trip. Valkey runs one command at a time: a 50,000-key claim
-# as one MULTI/EXEC ran 93 ms here, as one script longer; in scripts of 2,000 keys 12-13 ms each, of
-# 500 keys 4-5 ms (its latency monitor), for ~15% more time in all; one DEL of 50,000 keys ran
-# 38-42 ms, one MGET 18 ms (docs/performance.md, "Claims on Valkey").
+# Keys per command of `add_many` and `release_many` (scripts), `get_many` (MGET) and `delete` (DEL),
+# which send every command of a call in one pipelined round trip. Valkey runs one command at a time:
+# a 50,000-key claim as one MULTI/EXEC ran 93 ms here, as one script longer; in scripts of 2,000 keys
+# 12-13 ms each, of 500 keys 4-5 ms (its latency monitor), for ~15% more time in all; one DEL of
+# 50,000 keys ran 38-42 ms, one MGET 18 ms (docs/performance.md, "Claims on Valkey").
 KEYS_PER_COMMAND = 500
 
 
@@ -149,6 +158,7 @@ class RedisCache:
         self._take_tokens = self._client.register_script(_TAKE_TOKENS)
         self._add_within = self._client.register_script(_ADD_WITHIN)
         self._add_many = self._client.register_script(_ADD_MANY)
+        self._release_many = self._client.register_script(_RELEASE_MANY)
         self._breaker = Breaker(breaker_seconds)
         if not HIREDIS_AVAILABLE:
             # A declared dependency: without it the client packs and parses in Python (a 50,000-key
@@ -205,6 +215,14 @@ class RedisCache:
             for position in held:
                 added[step * KEYS_PER_COMMAND + position - 1] = False
         return added
+
+    def release_many(self, keys: Sequence[str], value: bytes) -> None:
+        if not keys:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for start in range(0, len(keys), KEYS_PER_COMMAND):
+            self._release_many(keys=keys[start : start + KEYS_PER_COMMAND], args=[value], client=pipe)
+        self._call(pipe.execute)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

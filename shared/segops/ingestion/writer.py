@@ -166,12 +166,10 @@ class Claims:
     def release(self) -> None:
         if not self.held:
             return
-        # The cache went down mid-flush: the claims expire with their lease.
+        # Only the keys that still hold this flush's value: one that outlived its lease may have been
+        # claimed by another flush since. With the cache down, the claims expire with their lease.
         with contextlib.suppress(CacheUnavailable):
-            owners = self.cache.get_many(self.held)
-            mine = [key for key, owner in zip(self.held, owners, strict=True) if owner == self.owner]
-            if mine:
-                self.cache.delete(*mine)
+            self.cache.release_many(self.held, self.owner)
         self.held = []
 
 
