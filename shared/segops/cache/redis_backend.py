@@ -82,12 +82,17 @@ return held
 """
 
 # KEYS: claims. ARGV: the caller's value. Deletes the keys that still hold it (compare and delete in
-# one step: a claim that expired and was taken by another caller meanwhile stays that caller's).
+# one step: a claim that expired and was taken by another caller meanwhile stays that caller's). One
+# MGET and one DEL per step: a GET and a DEL per key took twice as long (50,000 keys: ~280 ms against
+# ~150 ms for an MGET and a DEL from the client, docs/performance.md).
 _RELEASE_MANY = """
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+local values = redis.call('MGET', unpack(KEYS))
+local mine = {}
+for i, key in ipairs(KEYS) do
+  if values[i] == ARGV[1] then mine[#mine + 1] = key end
 end
-return 0
+if #mine > 0 then redis.call('DEL', unpack(mine)) end
+return #mine
 """
 
 # KEYS[1]: the counter. ARGV: amount, ceiling, ttl (ms).
