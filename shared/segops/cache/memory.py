@@ -105,14 +105,8 @@ class MemoryCache:
 
     def release_many(self, keys: Sequence[str], value: bytes) -> None:
         now = time.monotonic()
-        data = self._data
         with self._lock:
-            mine = []
-            for key in keys:
-                held = data.get(key)
-                if held is not None and held[0] > now and held[1] == value:
-                    mine.append(key)
-            self.delete(*mine)
+            self.delete(*[key for key in keys if self._live(key, now) == value])
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         now = time.monotonic()

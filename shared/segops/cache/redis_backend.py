@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import redis
@@ -114,6 +114,12 @@ return {1, total}
 KEYS_PER_COMMAND = 500
 
 
+def _steps(keys: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`keys` in commands of at most `KEYS_PER_COMMAND`, in order."""
+    for start in range(0, len(keys), KEYS_PER_COMMAND):
+        yield keys[start : start + KEYS_PER_COMMAND]
+
+
 def _ms(ttl_seconds: float) -> int:
     return max(1, int(ttl_seconds * 1000))
 
@@ -213,8 +219,8 @@ class RedisCache:
         # replies to read, instead of a queued command and its reply per key.
         args: list[bytes | int] = [value, _ms(ttl_seconds)]
         pipe = self._client.pipeline(transaction=False)
-        for start in range(0, len(keys), KEYS_PER_COMMAND):
-            self._add_many(keys=keys[start : start + KEYS_PER_COMMAND], args=args, client=pipe)
+        for part in _steps(keys):
+            self._add_many(keys=part, args=args, client=pipe)
         added = [True] * len(keys)
         for step, held in enumerate(self._call(pipe.execute)):
             for position in held:
@@ -225,16 +231,16 @@ class RedisCache:
         if not keys:
             return
         pipe = self._client.pipeline(transaction=False)
-        for start in range(0, len(keys), KEYS_PER_COMMAND):
-            self._release_many(keys=keys[start : start + KEYS_PER_COMMAND], args=[value], client=pipe)
+        for part in _steps(keys):
+            self._release_many(keys=part, args=[value], client=pipe)
         self._call(pipe.execute)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         pipe = self._client.pipeline(transaction=False)
-        for start in range(0, len(keys), KEYS_PER_COMMAND):
-            pipe.mget(list(keys[start : start + KEYS_PER_COMMAND]))
+        for part in _steps(keys):
+            pipe.mget(list(part))
         return [value if isinstance(value, bytes) else None for values in self._call(pipe.execute) for value in values]
 
     def incr(self, key: str, ttl_seconds: float) -> int:
@@ -259,8 +265,8 @@ class RedisCache:
         if not keys:
             return
         pipe = self._client.pipeline(transaction=False)
-        for start in range(0, len(keys), KEYS_PER_COMMAND):
-            pipe.delete(*keys[start : start + KEYS_PER_COMMAND])
+        for part in _steps(keys):
+            pipe.delete(*part)
         self._call(pipe.execute)
 
     def check(self) -> None:
