@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from redis.utils import HIREDIS_AVAILABLE
 from segops.cache.base import Cache, CacheUnavailable
 from segops.cache.redis_backend import KEYS_PER_COMMAND, RedisCache
+
+
+def values(cache: Cache, keys: Sequence[str]) -> list[bytes | None]:
+    """Each key's value, read with `get` one key at a time."""
+    return [cache.get(k) for k in keys]
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -89,9 +94,8 @@ def test_add_many_claims_each_absent_key_on_its_own(cache: Cache, key: str) -> N
     added = cache.add_many([key + ":a", key + ":held", key + ":b"], b"mine", 60)
     # THEN the absent ones are set, the held one is untouched (no all-or-nothing)
     assert added == [True, False, True]
-    assert cache.get_many([key + ":a", key + ":held", key + ":b", key + ":never"]) == [b"mine", b"other", b"mine", None]
+    assert values(cache, [key + ":a", key + ":held", key + ":b", key + ":never"]) == [b"mine", b"other", b"mine", None]
     assert cache.add_many([], b"x", 60) == []
-    assert cache.get_many([]) == []
 
 
 def test_add_many_answers_each_key_of_a_flush_sized_claim_in_order(cache: Cache, key: str) -> None:
@@ -103,12 +107,12 @@ def test_add_many_answers_each_key_of_a_flush_sized_claim_in_order(cache: Cache,
     added = cache.add_many(keys, b"mine", 60)
     # THEN each answer is its own key's, in order: the held ones refused and untouched, the rest set
     assert added == [i % 7 != 0 for i in range(len(keys))]
-    assert cache.get_many(keys) == [b"other" if i % 7 == 0 else b"mine" for i in range(len(keys))]
+    assert values(cache, keys) == [b"other" if i % 7 == 0 else b"mine" for i in range(len(keys))]
     # AND claiming the same keys again refuses every one of them
     assert not any(cache.add_many(keys, b"again", 60))
     # AND once the claimed ones are deleted (in one call), only the other holder's keys are left
     cache.delete(*(k for i, k in enumerate(keys) if i % 7 != 0))
-    assert cache.get_many(keys) == [b"other" if i % 7 == 0 else None for i in range(len(keys))]
+    assert values(cache, keys) == [b"other" if i % 7 == 0 else None for i in range(len(keys))]
 
 
 def test_add_many_retried_by_its_caller_finds_its_own_claims(cache: Cache, key: str) -> None:
@@ -136,19 +140,19 @@ def test_release_many_deletes_only_the_keys_that_hold_the_callers_value(cache: C
     # WHEN the flush releases every key it claimed, the retaken one included
     cache.release_many([k for i, k in enumerate(keys) if i != never], b"flush-1")
     # THEN its own claims are gone and the other callers' are untouched
-    left = {k: v for k, v in zip(keys, cache.get_many(keys), strict=True) if v is not None}
+    left = {k: v for k, v in zip(keys, values(cache, keys), strict=True) if v is not None}
     assert left == {keys[never]: b"other", keys[retaken]: b"flush-2"}
     # AND releasing keys that are absent or held by others is harmless
     cache.release_many([*keys, key + ":never"], b"flush-1")
     cache.release_many([], b"flush-1")
-    assert cache.get_many([keys[never], keys[retaken]]) == [b"other", b"flush-2"]
+    assert values(cache, [keys[never], keys[retaken]]) == [b"other", b"flush-2"]
     # AND a released key can be claimed again at once
     assert cache.add_many([keys[0]], b"flush-3", 60) == [True]
 
 
 def test_add_many_entries_expire_after_their_ttl(cache: Cache, key: str) -> None:
     assert cache.add_many([key + ":a", key + ":b"], b"v", 0.2) == [True, True]
-    assert eventually(lambda: cache.get_many([key + ":a", key + ":b"]) == [None, None])
+    assert eventually(lambda: values(cache, [key + ":a", key + ":b"]) == [None, None])
     assert cache.add_many([key + ":a"], b"again", 60) == [True]
 
 
@@ -174,7 +178,7 @@ def test_add_many_is_one_step_under_concurrency(cache: Cache, key: str) -> None:
     # THEN every key has exactly one winner, whose value it holds, and it is one caller for all keys
     # (calls do not interleave: two claimers of overlapping keys never split them and both stall)
     assert all(len(winners) == 1 for winners in won.values())
-    assert cache.get_many(keys) == [str(won[k][0]).encode() for k in keys]
+    assert values(cache, keys) == [str(won[k][0]).encode() for k in keys]
     assert len({winners[0] for winners in won.values()}) == 1
 
 
@@ -225,7 +229,7 @@ def test_redis_check_fails_when_unreachable() -> None:
     assert "connect" in str(raised.value.__cause__).lower()
 
 
-@pytest.mark.parametrize("call", ["add_many", "release_many", "get_many", "delete"])
+@pytest.mark.parametrize("call", ["add_many", "release_many", "delete"])
 def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: str) -> None:
     from tests.support.servers import free_port
 
@@ -235,7 +239,6 @@ def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: st
     calls = {
         "add_many": lambda: cache.add_many(keys, b"v", 60),
         "release_many": lambda: cache.release_many(keys, b"v"),
-        "get_many": lambda: cache.get_many(keys),
         "delete": lambda: cache.delete(*keys),
     }
     # THEN the call fails as CacheUnavailable, as single commands do (the writer then claims in process)
@@ -245,8 +248,8 @@ def test_pipelined_multi_key_calls_fail_as_unavailable_when_unreachable(call: st
 
 def test_set_many_sets_every_item_with_its_ttl(cache: Cache, key: str) -> None:
     cache.set_many({key + ":a": b"1", key + ":b": b"2"}, 0.2)
-    assert cache.get_many([key + ":a", key + ":b"]) == [b"1", b"2"]
-    assert eventually(lambda: cache.get_many([key + ":a", key + ":b"]) == [None, None])
+    assert values(cache, [key + ":a", key + ":b"]) == [b"1", b"2"]
+    assert eventually(lambda: values(cache, [key + ":a", key + ":b"]) == [None, None])
     cache.set_many({}, 60)
 
 

@@ -67,11 +67,6 @@ class Cache(Protocol):
         that caller."""
         ...
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """`get` for each key in one round trip (not one step: on Valkey, a command per
-        `redis_backend.KEYS_PER_COMMAND` keys)."""
-        ...
-
     def incr(self, key: str, ttl_seconds: float) -> int:
         """Add one to a counter and return it (atomic); a new counter lives `ttl_seconds` from its first hit."""
         ...

@@ -108,12 +108,6 @@ class MemoryCache:
         with self._lock:
             self.delete(*[key for key in keys if self._live(key, now) == value])
 
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        now = time.monotonic()
-        data = self._data
-        with self._lock:
-            return [entry[1] if (entry := data.get(key)) is not None and entry[0] > now else None for key in keys]
-
     def incr(self, key: str, ttl_seconds: float) -> int:
         now = time.monotonic()
         with self._lock:

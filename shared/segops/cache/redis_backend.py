@@ -106,8 +106,8 @@ return {1, total}
 """
 
 
-# Keys per command of `add_many` and `release_many` (scripts), `get_many` (MGET) and `delete` (DEL),
-# which send every command of a call in one pipelined round trip. Valkey runs one command at a time:
+# Keys per command of `add_many` and `release_many` (scripts) and `delete` (DEL), which send every
+# command of a call in one pipelined round trip. Valkey runs one command at a time:
 # a 50,000-key claim as one MULTI/EXEC ran 93 ms here, as one script longer; in scripts of 2,000 keys
 # 12-13 ms each, of 500 keys 4-5 ms (its latency monitor), for ~15% more time in all; one DEL of
 # 50,000 keys ran 38-42 ms, one MGET 18 ms (docs/performance.md, "Claims on Valkey").
@@ -234,14 +234,6 @@ class RedisCache:
         for part in _steps(keys):
             self._release_many(keys=part, args=[value], client=pipe)
         self._call(pipe.execute)
-
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        if not keys:
-            return []
-        pipe = self._client.pipeline(transaction=False)
-        for part in _steps(keys):
-            pipe.mget(list(part))
-        return [value if isinstance(value, bytes) else None for values in self._call(pipe.execute) for value in values]
 
     def incr(self, key: str, ttl_seconds: float) -> int:
         # SET NX starts the counter with its expiry; INCR keeps the expiry. One round trip.

@@ -95,4 +95,4 @@ def test_two_instances_delivered_the_same_messages_at_once_store_each_event_once
     counted = warehouse.query("SELECT sum(events) FROM user_day_states WHERE tenant_id = {t:UInt64}", {"t": TENANT})
     assert counted.scalar() == len(unique)
     # AND no claim outlives its flush
-    assert first.cache.get_many([claim_key(event) for event in unique.values()]) == [None] * len(unique)
+    assert [first.cache.get(claim_key(event)) for event in unique.values()] == [None] * len(unique)
