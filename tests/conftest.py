@@ -43,6 +43,9 @@ def settings(tmp_path: Path, chdb_path: Path) -> Settings:
         bus_retry_base_seconds=0,
         # The bus is drained one delivery at a time here: a flush never has company to wait for.
         writer_flush_seconds=0,
+        # A drain that follows a write would otherwise sleep out the debounce window (2 s) before the
+        # delta compute it triggers; tests of the coalescing itself set their own window.
+        compute_debounce_seconds=0,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
     )
 
