@@ -13,6 +13,8 @@ import pytest
 from segops.config import Settings
 from segops.localstack import LocalStack
 
+from tests.support.schema import copy_migrated_schema
+
 # Real components (GCS, Valkey, ClickHouse HTTP, Pub/Sub, Chromium) and the stack served over HTTP
 # (`served`) as fixtures for every test directory, and the secret scan of every test's log output.
 pytest_plugins = [
@@ -52,7 +54,9 @@ def settings(tmp_path: Path, chdb_path: Path) -> Settings:
 
 @pytest.fixture
 def stack(settings: Settings) -> Iterator[LocalStack]:
-    """GIVEN the whole stack in-process, exactly as `make dev` wires it (bus drained by the test)."""
+    """GIVEN the whole stack in-process, exactly as `make dev` wires it (bus drained by the test), on a
+    copy of the migrated schema (`tests/support/schema.py`)."""
+    copy_migrated_schema(settings)
     local = LocalStack(settings)
     try:
         yield local

@@ -30,7 +30,7 @@ class _PageHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def page_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

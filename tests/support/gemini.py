@@ -97,7 +97,7 @@ def serve_gemini() -> Iterator[GeminiServer]:
     httpd.block_on_close = False
     server = GeminiServer(url=f"http://127.0.0.1:{httpd.server_address[1]}")
     httpd.RequestHandlerClass = _handler(server)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server

@@ -142,7 +142,7 @@ def loopback_http() -> Iterator[tuple[int, list[dict[str, str]]]]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server.server_address[1], seen
     server.shutdown()
     server.server_close()
@@ -207,7 +207,7 @@ def test_tls_to_the_pinned_address_verifies_the_name_and_sends_it_as_sni(
     context.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment]
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OkHandler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     port = server.server_address[1]
     _resolving(monkeypatch, {"api.pinned.test": ["127.0.0.1"], "api.other.test": ["127.0.0.1"]})
     policy = EgressPolicy(("api.pinned.test", "api.other.test"), (LOOPBACK,))
