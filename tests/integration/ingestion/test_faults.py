@@ -37,8 +37,6 @@ def server_stack(settings: Settings, clickhouse_http: ChdbHttpServer) -> Iterato
     """The whole stack with its warehouse on a ClickHouse server (its own database there)."""
     settings.warehouse = "clickhouse"
     settings.clickhouse_url = clickhouse_http.url
-    # Computes that the writes trigger are not under test here: no debounce wait between them.
-    settings.compute_debounce_seconds = 0
     stack = LocalStack(settings)
     try:
         yield stack
