@@ -15,7 +15,7 @@ from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import (
     Rejection,
     Stamp,
-    assign_random_ids,
+    assign_event_ids,
     encode_batch,
     validate_event,
     validate_events,
@@ -64,7 +64,7 @@ def parse_body(raw: bytes) -> Any:
 def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]], source: str) -> None:
     """One message on `events` for the whole request; 503 if the bus does not take it (client retries).
     Counted against the monthly quota first: 429 `quota_exceeded` publishes none of them."""
-    assign_random_ids(events)
+    assign_event_ids(events)
     counter = quotas.reserve_events(runtime, tenant_id, len(events))
     try:
         runtime.bus.publish(

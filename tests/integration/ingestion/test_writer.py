@@ -12,7 +12,7 @@ import orjson
 import pytest
 from segops.bus.base import Topic
 from segops.errors import RetryableError
-from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, event_id_for, validate_events
+from segops.ingestion.events import Stamp, assign_event_ids, encode_batch, event_id_for, validate_events
 from segops.ingestion.writer import Claims, claim_key, write_events
 from segops.ingestion.writer_rows import read_batch
 from segops.localstack import LocalStack
@@ -222,7 +222,7 @@ def test_a_payload_integer_beyond_64_bits_is_stored_in_any_spelling_of_the_messa
     accepted = validate_events(
         [{"user_id": u, "event_type": "page_viewed", "payload": {"n": 1}} for u in ("u3", "u4")], stamp
     )
-    assign_random_ids([e for e in accepted if isinstance(e, dict)])
+    assign_event_ids([e for e in accepted if isinstance(e, dict)])
     canonical = encode_batch(accepted).replace(b'{"n":1}', b'{"n":18446744073709551617}', 1)
     assert read_batch(canonical) is not None  # read without the model
     # WHEN the bus delivers both

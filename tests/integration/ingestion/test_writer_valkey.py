@@ -11,7 +11,7 @@ from segops.bus.local import LocalBus
 from segops.cache.redis_backend import KEYS_PER_COMMAND
 from segops.config import Settings
 from segops.errors import RetryableError
-from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, validate_events
+from segops.ingestion.events import Stamp, assign_event_ids, encode_batch, validate_events
 from segops.ingestion.writer import claim_key, handle_event_batch
 from segops.ingestion.writer_rows import read_batch
 from segops.runtime import Runtime, build_runtime
@@ -36,7 +36,7 @@ def _messages(count: int, size: int) -> list[bytes]:
             for i in range(size)
         ]
         accepted = [e for e in validate_events(items, stamp) if isinstance(e, dict)]
-        assign_random_ids(accepted)
+        assign_event_ids(accepted)
         message = encode_batch(accepted)
         assert read_batch(message) is not None  # read as the edge's messages are
         messages.append(message)

@@ -14,7 +14,7 @@ from segops.ingestion.events import (
     MAX_PAYLOAD_BYTES,
     Rejection,
     Stamp,
-    assign_random_ids,
+    assign_event_ids,
     encode_batch,
     event_id_for,
     iso_millis,
@@ -30,7 +30,7 @@ def test_valid_event_becomes_a_tracked_event() -> None:
     raw = {"user_id": "u1", "event_type": "order_placed", "occurred_at": "2026-04-25T10:00:00Z", "payload": {"a": 1}}
     checked = validate_event(raw, STAMP)
     assert isinstance(checked, dict)
-    assign_random_ids([checked])
+    assign_event_ids([checked])
     [event] = EventBatch.model_validate_json(encode_batch([checked])).events
     assert (event.tenant_id, event.user_id, event.event_type) == (7, "u1", "order_placed")
     assert event.occurred_at == datetime(2026, 4, 25, 10, tzinfo=UTC)
@@ -42,8 +42,35 @@ def test_valid_event_becomes_a_tracked_event() -> None:
 def test_message_id_gives_a_deterministic_per_tenant_event_id() -> None:
     checked = validate_event({"user_id": "u", "event_type": "e", "message_id": "m-1"}, STAMP)
     assert isinstance(checked, dict)
+    assign_event_ids([checked])
     assert checked["event_id"] == str(event_id_for(7, "m-1"))
     assert event_id_for(7, "m-1") != event_id_for(8, "m-1")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batch=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=2**63 - 1), st.none() | st.text(min_size=1, max_size=40)),
+        max_size=40,
+    )
+)
+def test_batch_ids_are_uuid5_of_the_message_id_or_random_v4(batch: list[tuple[int, str | None]]) -> None:
+    # GIVEN a batch mixing events with and without client message ids (any text, any tenant)
+    events: list[dict[str, object]] = [
+        {"tenant_id": tenant_id, "message_id": message_id, "event_id": None} for tenant_id, message_id in batch
+    ]
+    # WHEN the batch's ids are assigned at once
+    assign_event_ids(events)
+    # THEN each event with a message id has uuid5's canonical text for it, in its own place
+    for (tenant_id, message_id), event in zip(batch, events, strict=True):
+        if message_id is not None:
+            assert event["event_id"] == str(event_id_for(tenant_id, message_id))
+    # AND the others have distinct random v4 ids in canonical text
+    drawn = [str(e["event_id"]) for (_, message_id), e in zip(batch, events, strict=True) if message_id is None]
+    assert len(set(drawn)) == len(drawn)
+    for text in drawn:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_payload_limit_is_measured_on_the_serialised_json() -> None:
@@ -74,7 +101,7 @@ def test_big_integers_in_payloads_stay_exact() -> None:
     body = b'{"user_id": "u", "event_type": "e", "payload": {"id": 820982911946154508, "max": 18446744073709551615}}'
     checked = validate_event(orjson.loads(body), STAMP)
     assert isinstance(checked, dict)
-    assign_random_ids([checked])
+    assign_event_ids([checked])
     event = orjson.loads(encode_batch([checked]))["events"][0]
     assert event["payload"] == {"id": 820982911946154508, "max": 18446744073709551615}
 
@@ -89,8 +116,8 @@ def test_validation_never_raises_and_accepts_exactly_the_contract(user_id: str, 
 
 
 def test_random_ids_are_unique_v4() -> None:
-    events = [{"event_id": None} for _ in range(1000)]
-    assign_random_ids(events)
+    events = [{"tenant_id": 7, "message_id": None, "event_id": None} for _ in range(1000)]
+    assign_event_ids(events)
     ids = {uuid.UUID(e["event_id"]) for e in events}
     assert len(ids) == 1000 and all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
 
@@ -157,6 +184,13 @@ def test_the_batch_fast_path_agrees_on_any_text(user_id: str, event_type: str, m
         "2026-04-25T12:00:00.123+02:00",
         "2026-04-25 10:00:00.123",
         "2026-04-25",
+        "2026-04-25T10:00:00.123+00:00",
+        "2026-04-25T10:00:00.123Z",
+        "2026-04-25T10:00:00.123456Z",
+        "2026-04-25T10:00:00.123-00:00",
+        "2026-04-25T10:00:00.1234+00:00",
+        "2026-W17-6T10:00:00.123Z",
+        "20260425T100000.123Z",
     ],
 )
 def test_occurred_at_is_canonical_utc_millis(occurred_at: str) -> None:

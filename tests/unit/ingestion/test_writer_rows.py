@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from segops.ingestion.events import Stamp, assign_random_ids, encode_batch, validate_events
+from segops.ingestion.events import Stamp, assign_event_ids, encode_batch, validate_events
 from segops.ingestion.writer_rows import WriterEvent, payload_text, read_batch, writer_events
 from segops.messages import EventBatch
 
@@ -24,7 +24,7 @@ def _edge_message(events: list[dict[str, Any]]) -> bytes:
     """A message as the HTTP functions publish it."""
     checked = validate_events(events, STAMP)
     accepted = [e for e in checked if isinstance(e, dict)]
-    assign_random_ids(accepted)
+    assign_event_ids(accepted)
     return encode_batch(accepted)
 
 
@@ -184,7 +184,7 @@ def test_the_edge_writes_a_payload_as_compact_json_with_one_value_per_key() -> N
     body = b'{"events": [{"user_id": "u", "event_type": "page_viewed", "payload": ' + payload + b"}]}"
     checked = validate_events(orjson.loads(body)["events"], STAMP)
     accepted = [e for e in checked if isinstance(e, dict)]
-    assign_random_ids(accepted)
+    assign_event_ids(accepted)
     # WHEN the writer reads the edge's message
     events = read_batch(encode_batch(accepted))
     # THEN the payload is the compact text of the parsed object: the last value of the key, as the model
