@@ -302,14 +302,14 @@ def assign_event_ids(events: list[dict[str, Any]]) -> None:
     `event_id_for(tenant, message_id)` (a retry maps onto the same row), the others a random RFC 4122
     v4 id drawn in one syscall for the batch."""
     derived = [e for e in events if e["event_id"] is None and e["message_id"] is not None]
-    random = [e for e in events if e["event_id"] is None and e["message_id"] is None]
+    drawn = [e for e in events if e["event_id"] is None and e["message_id"] is None]
     if derived:
         names = (_NAMESPACE_BYTES + f"{e['tenant_id']}:{e['message_id']}".encode() for e in derived)
         digests = b"".join(sha1(name, usedforsecurity=False).digest()[:16] for name in names)  # uuid5's hash
         for event, text in zip(derived, _id_texts(digests, _V5_BITS), strict=True):
             event["event_id"] = text
-    if random:
-        for event, text in zip(random, _id_texts(os.urandom(16 * len(random)), _V4_BITS), strict=True):
+    if drawn:
+        for event, text in zip(drawn, _id_texts(os.urandom(16 * len(drawn)), _V4_BITS), strict=True):
             event["event_id"] = text
 
 
