@@ -30,8 +30,10 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,16 @@ def _with_message_ids(bodies: list[bytes], seed: int = 13) -> list[bytes]:
             event["message_id"] = str(uuid.UUID(int=rng.getrandbits(128)))
         stamped.append(orjson.dumps({"events": events}))
     return stamped
+
+
+def _over(bodies: list[bytes], call: Callable[[bytes], object]) -> Callable[[], None]:
+    """One timed run: `call` on every body, in order."""
+
+    def run() -> None:
+        for body in bodies:
+            call(body)
+
+    return run
 
 
 WRITER_CONCURRENCY = 250  # event_writer's manifest concurrency: deliveries in flight per instance
@@ -363,19 +375,11 @@ def run(scale: float) -> list[Figure]:
         runtime = build_runtime(settings, bus=bus)
         migrate(runtime.warehouse)
 
-        def parse_only() -> None:
-            for body in bodies:
-                orjson.loads(body)
-
-        def ingest() -> None:
-            for body in bodies:
-                accept_batch(runtime, TENANT_ID, body)
-
-        segment_bodies = [_segment_body(body) for body in bodies]
-
-        def ingest_segment() -> None:
-            for body in segment_bodies:
-                accept_segment_batch(runtime, TENANT_ID, body)
+        ingest_native = partial(accept_batch, runtime, TENANT_ID)
+        parse_only, ingest = _over(bodies, orjson.loads), _over(bodies, ingest_native)
+        ingest_segment = _over(
+            [_segment_body(body) for body in bodies], partial(accept_segment_batch, runtime, TENANT_ID)
+        )
 
         parse_seconds = best_of(parse_only)
         # Alternated, best of three each: on a shared machine the load moves between runs.
@@ -385,16 +389,8 @@ def run(scale: float) -> list[Figure]:
             segment_runs.append(best_of(ingest_segment, repeat=1))
         ingest_seconds, segment_seconds = min(native_runs), min(segment_runs)
         sdk_bodies = _with_message_ids(bodies)
-
-        def parse_sdk() -> None:
-            for body in sdk_bodies:
-                orjson.loads(body)
-
-        def ingest_sdk() -> None:
-            for body in sdk_bodies:
-                accept_batch(runtime, TENANT_ID, body)
-
-        sdk_parse_seconds, sdk_seconds = best_of(parse_sdk), best_of(ingest_sdk)
+        sdk_parse_seconds = best_of(_over(sdk_bodies, orjson.loads))
+        sdk_seconds = best_of(_over(sdk_bodies, ingest_native))
         rss_ingest = peak_rss_mb()
         bus.drain()  # captures the messages of every run; one run's worth is what the writer gets
         messages = published[: len(bodies)]
