@@ -301,8 +301,8 @@ def assign_event_ids(events: list[dict[str, Any]]) -> None:
     """Give every event of a batch its id, all at once: events with a client message id get
     `event_id_for(tenant, message_id)` (a retry maps onto the same row), the others a random RFC 4122
     v4 id drawn in one syscall for the batch."""
-    derived = [e for e in events if e["event_id"] is None and e["message_id"] is not None]
-    drawn = [e for e in events if e["event_id"] is None and e["message_id"] is None]
+    derived = [e for e in events if e["message_id"] is not None]
+    drawn = [e for e in events if e["message_id"] is None]
     if derived:
         names = (_NAMESPACE_BYTES + f"{e['tenant_id']}:{e['message_id']}".encode() for e in derived)
         digests = b"".join(sha1(name, usedforsecurity=False).digest()[:16] for name in names)  # uuid5's hash
