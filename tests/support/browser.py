@@ -1,7 +1,8 @@
 """A real browser for tests: Debian's Chromium driven by Playwright (no Playwright browser download).
 
 `make test` installs the `chromium` package when it is missing. Every page a test opens records the
-browser console's errors and uncaught page errors in `page_errors`, so a test can assert there were none.
+browser console's errors and warnings and uncaught page errors in `errors`, so a test can assert there
+were none.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "artifacts" / "brows
 
 @dataclass
 class BrowserPage:
-    """A Playwright page plus every console error and uncaught exception it produced."""
+    """A Playwright page plus every console error or warning and uncaught exception it produced."""
 
     page: Page
     errors: list[str] = field(default_factory=list)
@@ -76,7 +77,12 @@ def open_page(context: BrowserContext) -> BrowserPage:
     """A new page in `context` whose console errors and page errors are collected."""
     page = context.new_page()
     recorded = BrowserPage(page)
-    page.on("console", lambda message: recorded.errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: (
+            recorded.errors.append(f"{message.type}: {message.text}") if message.type in ("error", "warning") else None
+        ),
+    )
     page.on("pageerror", lambda error: recorded.errors.append(str(error)))
     return recorded
 

@@ -2,19 +2,25 @@
 import { createBrowserRouter, Navigate } from 'react-router';
 import { Shell } from './Shell';
 import { Login } from '../pages/Login';
+import { Loading } from './feedback';
 
 const page = (load: () => Promise<{ default: React.ComponentType }>) => async () => ({
   Component: (await load()).default,
 });
 
+// What a full page load shows while the first route's page is downloaded (without it the router
+// renders nothing until then).
+const HydrateFallback = () => <Loading label="Loading page" />;
+
 export const router = createBrowserRouter([
   { path: '/login', Component: Login },
-  { path: '/signup', lazy: page(() => import('../pages/Signup')) },
-  { path: '/verify-email', lazy: page(() => import('../pages/VerifyEmail')) },
-  { path: '/invitations/accept', lazy: page(() => import('../pages/AcceptInvitation')) },
+  { path: '/signup', HydrateFallback, lazy: page(() => import('../pages/Signup')) },
+  { path: '/verify-email', HydrateFallback, lazy: page(() => import('../pages/VerifyEmail')) },
+  { path: '/invitations/accept', HydrateFallback, lazy: page(() => import('../pages/AcceptInvitation')) },
   {
     path: '/',
     Component: Shell,
+    HydrateFallback,
     children: [
       { index: true, element: <Navigate to="/segments" replace /> },
       { path: 'segments', lazy: page(() => import('../pages/SegmentList')) },
