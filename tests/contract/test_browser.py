@@ -12,7 +12,8 @@ from tests.support.browser import BrowserPage
 
 PAGE = b"""<!doctype html><html><head><title>probe</title></head><body>
 <button id="go" onclick="document.getElementById('out').textContent = 'clicked'">Go</button>
-<p id="out"></p><script>console.error("boom from the page")</script></body></html>"""
+<p id="out"></p><script>console.error("boom from the page"); console.warn("careful"); console.log("fine")</script>
+</body></html>"""
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -39,12 +40,14 @@ def page_url() -> Iterator[str]:
         server.server_close()
 
 
-def test_chromium_renders_clicks_and_reports_console_errors(browser_page: BrowserPage, page_url: str) -> None:
+def test_chromium_renders_clicks_and_reports_console_errors_and_warnings(
+    browser_page: BrowserPage, page_url: str
+) -> None:
     # GIVEN a page served on loopback WHEN Chromium loads it and a button is clicked
     browser_page.page.goto(page_url)
     browser_page.page.get_by_role("button", name="Go").click()
-    # THEN the DOM changed, the console error was recorded and a screenshot was written
+    # THEN the DOM changed, the console error and warning were recorded and a screenshot was written
     assert browser_page.page.title() == "probe"
     assert browser_page.page.locator("#out").text_content() == "clicked"
-    assert browser_page.errors == ["boom from the page"]
+    assert browser_page.errors == ["boom from the page", "warning: careful"]
     assert browser_page.screenshot("browser-probe").stat().st_size > 0

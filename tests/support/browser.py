@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
 
 from tests.support.builds import require_built
 
@@ -74,15 +74,18 @@ def browser_context(browser: Browser) -> Iterator[BrowserContext]:
 
 
 def open_page(context: BrowserContext) -> BrowserPage:
-    """A new page in `context` whose console errors and page errors are collected."""
+    """A new page in `context` whose console errors and warnings (as `warning: <text>`) and page errors
+    are collected."""
     page = context.new_page()
     recorded = BrowserPage(page)
-    page.on(
-        "console",
-        lambda message: (
-            recorded.errors.append(f"{message.type}: {message.text}") if message.type in ("error", "warning") else None
-        ),
-    )
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            recorded.errors.append(message.text)
+        elif message.type == "warning":
+            recorded.errors.append(f"warning: {message.text}")
+
+    page.on("console", on_console)
     page.on("pageerror", lambda error: recorded.errors.append(str(error)))
     return recorded
 
