@@ -60,7 +60,7 @@ from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.migrations import migrate
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, ratio_figure
-from benchmarks.load import dev_stack
+from benchmarks.load import dev_stack, thread_cpu_seconds
 
 EVENT_TYPES = [
     "page_viewed",
@@ -305,10 +305,11 @@ def _process_cpu_seconds(pid: int) -> float:
 def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
     """Events/s from the first HTTP batch posted to the last event stored, through the dev stack as
     `make dev` runs it: `python -m segops.devserver` in a process of its own (fresh data directory, the
-    seeded demo tenant), this process being its client. Also the server process's CPU per event."""
+    seeded demo tenant), this process being its client. Also the server process's CPU per event, and
+    how it splits by kind of thread (HTTP intake, bus deliveries, warehouse sessions, the engine's own)."""
     expected = len(bodies) * BATCH_SIZE
     port = _free_port()
-    with dev_stack(port) as target:
+    with dev_stack(port, name_threads=True) as target:
         headers = {"Authorization": f"ApiKey {target.api_key}", "Content-Type": "application/json"}
 
         def call(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -334,6 +335,7 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
         assert stored() == 0
         assert target.pid is not None
         cpu_before = _process_cpu_seconds(target.pid)
+        threads_before = thread_cpu_seconds(target.pid)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(post, bodies))
@@ -343,11 +345,16 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
             count = stored()
         elapsed = time.perf_counter() - started
         cpu = _process_cpu_seconds(target.pid) - cpu_before
+        by_thread = thread_cpu_seconds(target.pid)
+        by_thread.subtract(threads_before)  # threads that ended meanwhile are missing from the second reading
         assert count == expected, (count, expected)
     return {
         "rate": expected / elapsed,
         "server_cpu_us_per_event": round(cpu / expected * 1e6, 1),
         "server_cores": round(cpu / elapsed, 2),
+        "server_cpu_us_per_event_by_thread": {
+            name: round(seconds / expected * 1e6, 1) for name, seconds in by_thread.most_common() if seconds > 0
+        },
     }
 
 
@@ -476,6 +483,7 @@ def run(scale: float) -> list[Figure]:
                 "events": events,
                 "server_cpu_us_per_event": end_to_end["server_cpu_us_per_event"],
                 "server_cores": end_to_end["server_cores"],
+                "server_cpu_us_per_event_by_thread": end_to_end["server_cpu_us_per_event_by_thread"],
             },
         ),
         ratio_figure(

@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -350,9 +352,30 @@ def _loopback(url: str) -> str:
     return f"http://{parts.netloc}"
 
 
+THREAD_NAMES = Path(__file__).resolve().parent / "threadnames"
+
+
+def thread_cpu_seconds(pid: int) -> Counter[str]:
+    """CPU seconds (user + system) of each kind of thread of a process (Linux /proc): by thread name,
+    its trailing number dropped (`waitress-3` and `waitress-11` are `waitress`)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        name = re.sub(r"[-_ ]?\d+$", "", stat[stat.index("(") + 1 : stat.rindex(")")]) or "thread"
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds[name] += (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
 @contextmanager
-def dev_stack(port: int) -> Iterator[Target]:
-    """`python -m segops.devserver` on a fresh data directory; stopped (SIGTERM, then killed) at exit."""
+def dev_stack(port: int, name_threads: bool = False) -> Iterator[Target]:
+    """`python -m segops.devserver` on a fresh data directory; stopped (SIGTERM, then killed) at exit.
+    `name_threads`: its Python threads name their OS threads (benchmarks/threadnames), for
+    `thread_cpu_seconds`."""
     with tempfile.TemporaryDirectory(prefix="segops-load-") as data_dir:
         env = {
             **os.environ,
@@ -366,6 +389,8 @@ def dev_stack(port: int) -> Iterator[Target]:
             "SEGOPS_PLAN_API_CALLS_PER_MINUTE_PER_KEY": "100000000",
             "SEGOPS_PLAN_EVENTS_PER_MONTH": "100000000000",
         }
+        if name_threads:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(THREAD_NAMES), os.environ.get("PYTHONPATH")]))
         log_path = Path(data_dir) / "server.log"
         with log_path.open("wb") as server_log:
             server = subprocess.Popen(
