@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import http.client
-import os
 import random
 import shutil
 import socket
@@ -60,7 +59,7 @@ from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.migrations import migrate
 
 from benchmarks.harness import Figure, best_of, peak_rss_mb, ratio_figure
-from benchmarks.load import dev_stack, thread_cpu_seconds
+from benchmarks.load import dev_stack, process_cpu_seconds, thread_cpu_seconds
 
 EVENT_TYPES = [
     "page_viewed",
@@ -297,11 +296,6 @@ def _free_port() -> int:
         return port
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
     """Events/s from the first HTTP batch posted to the last event stored, through the dev stack as
     `make dev` runs it: `python -m segops.devserver` in a process of its own (fresh data directory, the
@@ -334,7 +328,7 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
 
         assert stored() == 0
         assert target.pid is not None
-        cpu_before = _process_cpu_seconds(target.pid)
+        cpu_before = process_cpu_seconds(target.pid)
         threads_before = thread_cpu_seconds(target.pid)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -344,7 +338,7 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
             time.sleep(0.05)
             count = stored()
         elapsed = time.perf_counter() - started
-        cpu = _process_cpu_seconds(target.pid) - cpu_before
+        cpu = process_cpu_seconds(target.pid) - cpu_before
         by_thread = thread_cpu_seconds(target.pid)
         by_thread.subtract(threads_before)  # threads that ended meanwhile are missing from the second reading
         assert count == expected, (count, expected)

@@ -355,10 +355,20 @@ def _loopback(url: str) -> str:
 THREAD_NAMES = Path(__file__).resolve().parent / "threadnames"
 
 
+def _stat_cpu_seconds(stat: str) -> float:
+    """utime + stime of a `/proc/.../stat` line, in seconds (the fields after the parenthesised name)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process, its ended threads included (Linux /proc)."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
 def thread_cpu_seconds(pid: int) -> Counter[str]:
-    """CPU seconds (user + system) of each kind of thread of a process (Linux /proc): by thread name,
-    its trailing number dropped (`waitress-3` and `waitress-11` are `waitress`)."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) of each kind of live thread of a process (Linux /proc): by thread
+    name, its trailing number dropped (`waitress-3` and `waitress-11` are `waitress`)."""
     seconds: Counter[str] = Counter()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -366,8 +376,7 @@ def thread_cpu_seconds(pid: int) -> Counter[str]:
         except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
         name = re.sub(r"[-_ ]?\d+$", "", stat[stat.index("(") + 1 : stat.rindex(")")]) or "thread"
-        fields = stat.rsplit(")", 1)[1].split()
-        seconds[name] += (int(fields[11]) + int(fields[12])) / tick
+        seconds[name] += _stat_cpu_seconds(stat)
     return seconds
 
 
