@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import platform
 import sys
 import time
 
-from benchmarks.harness import Figure, write_results
+from benchmarks.harness import Figure, machine_cores, write_results
 
 
 def main() -> int:
@@ -19,6 +20,7 @@ def main() -> int:
     args = parser.parse_args()
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     figures: list[Figure] = []
+    machine: dict[str, dict[str, float]] = {}
     import benchmarks
 
     for module in sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")):
@@ -27,12 +29,20 @@ def main() -> int:
             continue
         print(f"== {short} (scale {args.scale})", flush=True)
         started = time.perf_counter()
-        found = importlib.import_module(f"benchmarks.{module}").run(args.scale)
+        with machine_cores() as cores:
+            found = importlib.import_module(f"benchmarks.{module}").run(args.scale)
         for figure in found:
             print(figure.line(), flush=True)
-        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+        machine[short] = cores
+        # A shared host's steal slows every figure of the run: a figure is read with what the machine gave it.
+        given = ", ".join(f"{state} {value:.2f}" for state, value in cores.items())
+        print(
+            f"   ({time.perf_counter() - started:.1f} s; the machine's {os.cpu_count()} CPUs on average: {given})",
+            flush=True,
+        )
         figures.extend(found)
-    write_results(figures, {"scale": args.scale, "python": sys.version.split()[0], "machine": platform.machine()})
+    meta = {"scale": args.scale, "python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()}
+    write_results(figures, {**meta, "machine_cores_by_module": machine})
     return 0
 
 

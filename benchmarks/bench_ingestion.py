@@ -58,7 +58,7 @@ from segops.warehouse import chdb_backend, statistics
 from segops.warehouse.chdb_backend import ChdbWarehouse
 from segops.warehouse.migrations import migrate
 
-from benchmarks.harness import Figure, best_of, peak_rss_mb, ratio_figure
+from benchmarks.harness import Figure, best_of, machine_cores, peak_rss_mb, ratio_figure
 from benchmarks.load import dev_stack, process_cpu_seconds, thread_cpu_seconds
 
 EVENT_TYPES = [
@@ -296,11 +296,12 @@ def _free_port() -> int:
         return port
 
 
-def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
+def _end_to_end(bodies: list[bytes]) -> dict[str, Any]:
     """Events/s from the first HTTP batch posted to the last event stored, through the dev stack as
     `make dev` runs it: `python -m segops.devserver` in a process of its own (fresh data directory, the
     seeded demo tenant), this process being its client. Also the server process's CPU per event, and
-    how it splits by kind of thread (HTTP intake, bus deliveries, warehouse sessions, the engine's own)."""
+    how it splits by kind of thread (HTTP intake, bus deliveries, warehouse sessions, the engine's own),
+    and what the machine's CPUs did meanwhile (`harness.machine_cores`: busy, idle, stolen by the host)."""
     expected = len(bodies) * BATCH_SIZE
     port = _free_port()
     with dev_stack(port, name_threads=True) as target:
@@ -330,14 +331,15 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
         assert target.pid is not None
         cpu_before = process_cpu_seconds(target.pid)
         threads_before = thread_cpu_seconds(target.pid)
-        started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(post, bodies))
-        count = stored()
-        while count < expected and time.perf_counter() - started < 600:
-            time.sleep(0.05)
+        with machine_cores() as machine:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(post, bodies))
             count = stored()
-        elapsed = time.perf_counter() - started
+            while count < expected and time.perf_counter() - started < 600:
+                time.sleep(0.05)
+                count = stored()
+            elapsed = time.perf_counter() - started
         cpu = process_cpu_seconds(target.pid) - cpu_before
         by_thread = thread_cpu_seconds(target.pid)
         by_thread.subtract(threads_before)  # threads that ended meanwhile are missing from the second reading
@@ -349,6 +351,7 @@ def _end_to_end(bodies: list[bytes]) -> dict[str, float]:
         "server_cpu_us_per_event_by_thread": {
             name: round(seconds / expected * 1e6, 1) for name, seconds in by_thread.most_common() if seconds > 0
         },
+        "machine_cores": machine,
     }
 
 
@@ -409,7 +412,8 @@ def run(scale: float) -> list[Figure]:
         counting = _CountingWarehouse(warehouse)
         runtime.warehouse = counting
 
-        write_seconds = _deliver(runtime, messages)
+        with machine_cores() as writer_machine:
+            write_seconds = _deliver(runtime, messages)
         batch_inserts = counting.inserts
         stored = warehouse.query("SELECT count() FROM events").scalar()
         assert stored == events, (stored, events)
@@ -478,6 +482,7 @@ def run(scale: float) -> list[Figure]:
                 "server_cpu_us_per_event": end_to_end["server_cpu_us_per_event"],
                 "server_cores": end_to_end["server_cores"],
                 "server_cpu_us_per_event_by_thread": end_to_end["server_cpu_us_per_event_by_thread"],
+                "machine_cores": end_to_end["machine_cores"],
             },
         ),
         ratio_figure(
@@ -490,6 +495,7 @@ def run(scale: float) -> list[Figure]:
             events=events,
             inserts=batch_inserts,
             peak_rss_mb=peak_rss_mb(),
+            machine_cores=writer_machine,
         ),
         # The same writer run against the engine's own share of its work (no target: the floor the
         # writer's Python, claims and lookups sit on, next to the target's view-less baseline).
