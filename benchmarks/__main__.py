@@ -41,7 +41,12 @@ def main() -> int:
             flush=True,
         )
         figures.extend(found)
-    meta = {"scale": args.scale, "python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()}
+    meta = {
+        "scale": args.scale,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
     write_results(figures, {**meta, "machine_cores_by_module": machine})
     return 0
 

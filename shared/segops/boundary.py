@@ -1,10 +1,33 @@
 """The base of every model that parses input from outside the process: request bodies and queries,
 bus messages, the manifest, connector settings. An unknown field is an error, never dropped
-silently: a typo in an optional field must not turn into its default."""
+silently: a typo in an optional field must not turn into its default. And how deep outside JSON
+may nest."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
+
+
+def json_depth(value: Any) -> int:
+    """Levels of objects and arrays in a parsed JSON value: a scalar is 0, `{}` and `[1]` are 1,
+    `{"a": {"b": 1}}` is 2. Iterative (a level at a time), so any depth the parser took is measured."""
+    depth = 0
+    level = [value]
+    while level:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [child for item in containers for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
+def deeper_than(value: Any, text: bytes, limit: int) -> bool:
+    """Whether `value`, parsed from (or written as) the JSON `text`, nests more than `limit` levels.
+    Each level opens a bracket: text with no more than `limit` of them is not walked at all."""
+    return text.count(b"{") + text.count(b"[") > limit and json_depth(value) > limit
 
 
 class StrictModel(BaseModel):

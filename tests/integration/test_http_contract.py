@@ -8,6 +8,7 @@ import re
 
 import pytest
 from segops.catalog import HTTP_FUNCTIONS, routers
+from segops.http.requests import MAX_BODY_DEPTH
 from segops.localstack import LocalStack
 from segops.manifest import HttpTrigger, PubSubTrigger, load_manifest, route_for
 
@@ -33,6 +34,25 @@ def test_non_json_body_is_400(api: Api) -> None:
 def test_json_that_is_not_an_object_is_400_with_pointer(api: Api) -> None:
     error = assert_error(api.post(SIGNUP, json=[1, 2]), 400, "validation_failed")
     assert error["details"]["errors"][0]["pointer"] == ""
+
+
+def test_a_body_nested_too_deep_is_400_not_a_crash(api: Api) -> None:
+    # 300 levels parse (orjson reads 1,024) but could not be written back (orjson writes 254)
+    body = '{"email": ' + "[" * 300 + "]" * 300 + "}"
+    error = assert_error(
+        api.post(SIGNUP, data=body.encode(), content_type="application/json"), 400, "validation_failed"
+    )
+    assert error["details"]["errors"] == [
+        {
+            "pointer": "",
+            "message": f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays",
+            "type": "too_deep",
+        }
+    ]
+    # At the bound the body is read, and judged by its model
+    shallow = '{"email": ' + "[" * (MAX_BODY_DEPTH - 1) + "]" * (MAX_BODY_DEPTH - 1) + "}"
+    error = assert_error(api.post(SIGNUP, data=shallow.encode(), content_type="application/json"), 400)
+    assert {e["pointer"] for e in error["details"]["errors"]} >= {"/email"}
 
 
 def test_empty_body_is_400(api: Api) -> None:

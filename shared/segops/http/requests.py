@@ -8,12 +8,17 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from segops.boundary import deeper_than
 from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from segops.http.pointers import validation_error
 from segops.http.routes import RequestContext
 
 # The `type` of the 400 for a `Content-Encoding: gzip` body that does not inflate.
 MALFORMED_ENCODING = "invalid_encoding"
+# Levels of objects and arrays a JSON body may nest: room for an event payload's 64 (the sandbox's)
+# in a body, and well under what the process writes (orjson: 254) and reads back from its stores
+# (pydantic's JSON parser: ~200).
+MAX_BODY_DEPTH = 100
 
 
 def read_body(ctx: RequestContext, limit: int) -> bytes:
@@ -75,9 +80,13 @@ def read_json(ctx: RequestContext) -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("Content-Type must be application/json", {"content_type": mimetype})
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValidationFailed("body is not valid JSON", {"position": exc.pos}) from None
+    if deeper_than(body, raw, MAX_BODY_DEPTH):
+        message = f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays"
+        raise ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": "too_deep"}]})
+    return body
 
 
 def parse_query(ctx: RequestContext) -> None:

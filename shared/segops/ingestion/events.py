@@ -22,12 +22,16 @@ from typing import Annotated, Any
 import orjson
 from pydantic import Field, StringConstraints, ValidationError
 
-from segops.boundary import StrictModel
+from segops.boundary import StrictModel, deeper_than, json_depth
 from segops.event_type import EVENT_TYPE_PATTERN, EventType, is_event_type
 
 MAX_USER_ID_CHARS = 256
 MAX_MESSAGE_ID_CHARS = 256
 MAX_PAYLOAD_BYTES = 32 * 1024
+# Levels of objects and arrays in a payload (`{"a": 1}` is one): far more than any event needs, and
+# well under what the stages that read a payload again can take (orjson writes at most 254 levels;
+# pydantic's JSON parser, the writer's path for a message in another spelling, reads ~200).
+MAX_PAYLOAD_DEPTH = 64
 MAX_FUTURE = timedelta(hours=24)
 # DateTime64(3) holds 1900-01-01 .. 2299-12-31; anything earlier is a client bug, not history.
 MIN_OCCURRED_AT = datetime(1900, 1, 1, tzinfo=UTC)
@@ -254,13 +258,20 @@ def _stamped(
         if parsed < MIN_OCCURRED_AT:
             return Rejection("invalid_occurred_at", "occurred_at: before 1900-01-01", f"{pointer}/occurred_at")
         occurred = occurred_at if parsed_at is not None else iso_millis(parsed)
-    serialised = orjson.dumps(payload) if payload is not None else b"{}"
+    try:
+        serialised = orjson.dumps(payload) if payload is not None else b"{}"
+    except TypeError:  # orjson writes at most 254 levels; nothing else parsed from JSON fails it
+        if payload is None or json_depth(payload) <= MAX_PAYLOAD_DEPTH:
+            raise
+        return _too_deep(pointer)
     if len(serialised) > MAX_PAYLOAD_BYTES:
         return Rejection(
             "payload_too_large",
             f"payload: {len(serialised)} bytes as JSON, the limit is {MAX_PAYLOAD_BYTES}",
             f"{pointer}/payload",
         )
+    if deeper_than(payload, serialised, MAX_PAYLOAD_DEPTH):
+        return _too_deep(pointer)
     return {
         "tenant_id": stamp.tenant_id,
         "event_id": None,  # assign_event_ids, once per batch
@@ -272,6 +283,14 @@ def _stamped(
         "payload": orjson.Fragment(serialised),
         "source": stamp.source,
     }
+
+
+def _too_deep(pointer: str) -> Rejection:
+    return Rejection(
+        "invalid_payload",
+        f"payload: nests more than {MAX_PAYLOAD_DEPTH} levels of objects and arrays",
+        f"{pointer}/payload",
+    )
 
 
 def _json_type(value: Any) -> str:

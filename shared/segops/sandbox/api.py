@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
 from segops import clock
-from segops.boundary import StrictModel
+from segops.boundary import StrictModel, deeper_than
 from segops.event_type import EventType
 from segops.http.routes import RequestContext, Router
-from segops.ingestion.events import UserId
+from segops.ingestion.events import MAX_FUTURE, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, UserId
 from segops.metering.meter import meter_for
 from segops.sandbox import service
 
 router = Router("/api/explorer/sandbox", role="member")
-
-MAX_PAYLOAD_BYTES = 32 * 1024
-MAX_FUTURE = timedelta(hours=24)
 
 
 class SandboxEvent(StrictModel):
@@ -44,8 +41,12 @@ class SandboxEvent(StrictModel):
     @field_validator("payload")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(orjson.dumps(value)) > MAX_PAYLOAD_BYTES:
+        # The edge's bounds on a payload (the body's own depth bound keeps it writable by orjson).
+        text = orjson.dumps(value)
+        if len(text) > MAX_PAYLOAD_BYTES:
             raise ValueError(f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
+        if deeper_than(value, text, MAX_PAYLOAD_DEPTH):
+            raise ValueError(f"payload nests more than {MAX_PAYLOAD_DEPTH} levels of objects and arrays")
         return value
 
 

@@ -5,6 +5,7 @@ the client's retries of requests whose answers were lost."""
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import orjson
@@ -116,6 +117,26 @@ def test_single_calls_answer_success_and_refusals_are_native(api: Api, stack: Lo
     ]
     stats = api.get("/api/ingestion/stats/?window=24h", headers=account.key).get_json()
     assert stats["total_events"] == 2
+
+
+def test_a_message_nested_too_deep_is_refused_alone(api: Api, stack: LocalStack, account: Account) -> None:
+    # GIVEN a batch whose first message's properties nest 300 levels (past what orjson writes)
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(299):
+        deep = {"a": deep}
+    batch = {"batch": [{"type": "track", "userId": "u1", "event": "Deep", "properties": deep}]}
+    batch["batch"].append({"type": "track", "userId": "u2", "event": "Shallow"})
+    # WHEN it is sent (written by the standard library, as orjson cannot)
+    answer = api.post(
+        "/v1/batch", data=json.dumps(batch), content_type="application/json", headers=_basic(account.api_key)
+    )
+    stack.bus.drain()
+    # THEN success as Segment's clients expect, the deep one recorded, the other stored
+    assert answer.status_code == 200 and answer.get_json() == {"success": True}
+    assert [(r["error_type"], r["source"]) for r in error_rows(stack, account.tenant_id)] == [
+        ("invalid_payload", "segment")
+    ]
+    assert [r["user_id"] for r in stored_events(stack, account.tenant_id)] == ["u2"]
 
 
 def test_the_write_key_must_be_a_member_key_of_the_tenant(api: Api, account: Account) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from segops.ingestion.events import MAX_PAYLOAD_DEPTH
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api, assert_error
@@ -18,6 +20,13 @@ BATCH = "/api/ingestion/track/batch/"
 
 def _future(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        payload = {"a": payload}
+    return payload
 
 
 # (case, bad event, error_type, field named in the detail)
@@ -81,6 +90,12 @@ BAD_EVENTS: list[tuple[str, Any, str, str]] = [
         "invalid_occurred_at",
         "occurred_at: must be a string",
     ),
+    (
+        "payload nested one level too deep",
+        {"user_id": "u", "event_type": "e", "payload": _nested(MAX_PAYLOAD_DEPTH + 1)},
+        "invalid_payload",
+        f"payload: nests more than {MAX_PAYLOAD_DEPTH} levels",
+    ),
     ("unknown field", {"user_id": "u", "event_type": "e", "userId": "u"}, "unknown_field", "userId: unknown field"),
     ("event is not an object", ["u", "e"], "invalid_event", "must be a JSON object"),
 ]
@@ -127,6 +142,22 @@ def test_batch_skips_invalid_event_and_keeps_every_valid_one(
     assert sorted(e["user_id"] for e in stored) == sorted(
         e["user_id"] for e in [*_valid(2, "before"), *_valid(3, "after")]
     )
+
+
+def test_a_payload_deeper_than_orjson_writes_is_refused_alone(stack: LocalStack, api: Api, account: Account) -> None:
+    # GIVEN a payload of 300 levels, which parses (orjson reads 1,024) but orjson cannot write (254):
+    # it used to fail the whole request with a 500, the valid events beside it lost
+    deep = {"user_id": "deep", "event_type": "e", "payload": _nested(300)}
+    events = [*_valid(1, "before"), deep, *_valid(1, "after")]
+    # WHEN it is tracked alone, then sent in a batch (written by the standard library, as orjson cannot)
+    alone = api.post(TRACK, data=json.dumps(deep), content_type="application/json", headers=account.key)
+    batch = api.post(BATCH, data=json.dumps({"events": events}), content_type="application/json", headers=account.key)
+    stack.bus.drain()
+    # THEN the event is refused and recorded each time, and the batch's valid events are stored
+    assert assert_error(alone, 400, "validation_failed")["details"]["errors"][0]["type"] == "invalid_payload"
+    assert batch.status_code == 202 and batch.get_json() == {"queued": 2, "skipped": 1}
+    assert [r["error_type"] for r in error_rows(stack, account.tenant_id)] == ["invalid_payload"] * 2
+    assert sorted(e["user_id"] for e in stored_events(stack, account.tenant_id)) == ["after-0", "before-0"]
 
 
 def test_track_event_lands_in_clickhouse_with_stamps(stack: LocalStack, api: Api, account: Account) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 from segops.cache.memory import MemoryCache
 from segops.dsl import EventSource, compile_segments, parse_definition, tenant_events
+from segops.ingestion.events import MAX_PAYLOAD_DEPTH
 from segops.localstack import LocalStack
 from segops.sandbox.service import SegmentDelta, SimulatedEvent, simulate
 from segops.segments.active import active_segments
@@ -185,6 +186,14 @@ def test_validation_and_roles(stack: LocalStack) -> None:
     for control in ("\x07", "\x7f", "\x85"):
         refused = api.post(PUBLISH, {"user_id": f"u{control}1", "event_type": "x"}, headers=account.bearer)
         assert assert_error(refused, 400)["details"]["errors"][0]["pointer"] == "/user_id"
+    # The ingestion rule for payloads: at most MAX_PAYLOAD_DEPTH levels of objects and arrays
+    payload: dict[str, Any] = {"leaf": 1}
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        payload = {"a": payload}
+    deep = api.post(PUBLISH, {"user_id": "u", "event_type": "x", "payload": payload}, headers=account.bearer)
+    assert assert_error(deep, 400)["details"]["errors"][0]["pointer"] == "/payload"
+    at_limit = api.post(PUBLISH, {"user_id": "u", "event_type": "x", "payload": payload["a"]}, headers=account.bearer)
+    assert at_limit.status_code == 200
     forbidden = api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}, headers=key_with_role(api, account, "viewer"))
     assert_error(forbidden, 403, "forbidden")
     assert_error(api.post(PUBLISH, {"user_id": "u1", "event_type": "x"}), 401, "unauthorized")

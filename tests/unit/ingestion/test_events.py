@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from segops.ingestion.events import (
     MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_DEPTH,
     Rejection,
     Stamp,
     assign_event_ids,
@@ -214,3 +215,25 @@ def test_iso_millis_is_isoformat_in_utc_truncated_to_milliseconds(moment: dateti
     except OverflowError:  # the offset moves it past year 1 or 9999
         return
     assert iso_millis(moment) == in_utc.isoformat(timespec="milliseconds")
+
+
+def _payload(levels: int) -> dict[str, object]:
+    payload: dict[str, object] = {"leaf": 1}
+    for _ in range(levels - 1):
+        payload = {"a": payload}
+    return payload
+
+
+def test_payload_nesting_is_bounded_and_refused_per_event() -> None:
+    # GIVEN payloads at the limit, one level past it, and past what orjson can write (254 levels)
+    at_limit = validate_event({"user_id": "u", "event_type": "e", "payload": _payload(MAX_PAYLOAD_DEPTH)}, STAMP)
+    assert isinstance(at_limit, dict)
+    for levels in (MAX_PAYLOAD_DEPTH + 1, 300):
+        # WHEN each is validated, by the model's path and by the batch's fast path
+        raw = {"user_id": "u", "event_type": "e", "payload": _payload(levels)}
+        checked = [(validate_event(raw, STAMP), "/payload"), (validate_events([raw], STAMP)[0], "/events/0/payload")]
+        for refused, pointer in checked:
+            # THEN a refusal of that event naming the payload, never an exception
+            assert isinstance(refused, Rejection), levels
+            assert (refused.error_type, refused.pointer) == ("invalid_payload", pointer)
+            assert f"more than {MAX_PAYLOAD_DEPTH} levels" in refused.detail
