@@ -26,8 +26,9 @@ def json_depth(value: Any) -> int:
 
 def deeper_than(value: Any, text: bytes, limit: int) -> bool:
     """Whether `value`, parsed from (or written as) the JSON `text`, nests more than `limit` levels.
-    Each level opens a bracket: text with no more than `limit` of them is not walked at all."""
-    return text.count(b"{") + text.count(b"[") > limit and json_depth(value) > limit
+    Each level opens and closes a bracket: text of at most `2 * limit` bytes, or with at most `limit`
+    opening brackets, is not walked at all (a length costs nothing; counting, ~2 ns a byte here)."""
+    return len(text) > 2 * limit and text.count(b"{") + text.count(b"[") > limit and json_depth(value) > limit
 
 
 class StrictModel(BaseModel):
