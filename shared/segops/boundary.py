@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict
+
+
+def json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> tuple[str, int]:
+    """What is wrong with a body orjson refused, and where: invalid UTF-8 is named as such at its
+    first bad byte (orjson reports it at position 0), anything else is invalid JSON at orjson's
+    position."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as bad:
+        return "not valid UTF-8", bad.start
+    return "not valid JSON", exc.pos
 
 
 def json_depth(value: Any) -> int:

@@ -55,6 +55,12 @@ def test_a_body_nested_too_deep_is_400_not_a_crash(api: Api) -> None:
     assert {e["pointer"] for e in error["details"]["errors"]} >= {"/email"}
 
 
+def test_a_body_that_is_not_utf8_is_named_so_at_its_byte(api: Api) -> None:
+    body = b'{"email": "a\xff@example.com"}'
+    error = assert_error(api.post(SIGNUP, data=body, content_type="application/json"), 400, "validation_failed")
+    assert (error["message"], error["details"]) == ("body is not valid UTF-8", {"position": 12})
+
+
 def test_empty_body_is_400(api: Api) -> None:
     assert_error(api.post(SIGNUP, data=b"", content_type="application/json"), 400, "validation_failed")
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from segops.boundary import deeper_than
+from segops.boundary import deeper_than, json_problem
 from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from segops.http.pointers import validation_error
 from segops.http.routes import RequestContext
@@ -82,7 +82,8 @@ def read_json(ctx: RequestContext) -> Any:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ValidationFailed("body is not valid JSON", {"position": exc.pos}) from None
+        problem, position = json_problem(raw, exc)
+        raise ValidationFailed(f"body is {problem}", {"position": position}) from None
     if deeper_than(body, raw, MAX_BODY_DEPTH):
         message = f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays"
         raise ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": "too_deep"}]})

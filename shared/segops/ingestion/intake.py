@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from segops import clock
+from segops.boundary import json_problem
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, SegOpsError, ValidationFailed
 from segops.ingestion import segment
@@ -58,7 +59,8 @@ def parse_body(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise RequestRefused("invalid_json", f"body is not valid JSON (at byte {exc.pos})") from None
+        problem, position = json_problem(raw, exc)
+        raise RequestRefused("invalid_json", f"body is {problem} (at byte {position})") from None
 
 
 def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]], source: str) -> None:

@@ -202,6 +202,14 @@ def test_naive_occurred_at_is_utc_and_missing_defaults_to_receive_time(
     ("case", "body", "content_type", "status", "code", "error_type"),
     [
         ("not JSON", b'{"events": [', "application/json", 400, "validation_failed", "invalid_json"),
+        (
+            "not UTF-8",
+            b'{"events": [{"user_id": "\xff"}]}',
+            "application/json",
+            400,
+            "validation_failed",
+            "invalid_json",
+        ),
         ("empty body", b"", "application/json", 400, "validation_failed", "invalid_json"),
         ("array body", b"[]", "application/json", 400, "validation_failed", "invalid_body"),
         ("events not a list", b'{"events": {}}', "application/json", 400, "validation_failed", "invalid_body"),
@@ -252,9 +260,13 @@ def test_batch_refuses_whole_request(
 
 def test_track_refuses_non_json_and_oversized_bodies(stack: LocalStack, api: Api, account: Account) -> None:
     assert_error(api.post(TRACK, data=b"user_id=u", content_type="application/json", headers=account.key), 400)
+    not_utf8 = b'{"user_id": "u\xff", "event_type": "e"}'
+    error = assert_error(api.post(TRACK, data=not_utf8, content_type="application/json", headers=account.key), 400)
+    assert error["message"] == "body is not valid UTF-8 (at byte 14)"
     huge = orjson.dumps({"user_id": "u", "event_type": "e", "payload": {"b": "x" * 300_000}})
     assert_error(api.post(TRACK, data=huge, content_type="application/json", headers=account.key), 413)
-    assert [r["error_type"] for r in error_rows(stack, account.tenant_id)] == ["invalid_json", "body_too_large"]
+    kinds = [r["error_type"] for r in error_rows(stack, account.tenant_id)]
+    assert kinds == ["invalid_json", "invalid_json", "body_too_large"]
     assert stack.bus.published_count == 0
 
 
