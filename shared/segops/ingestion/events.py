@@ -261,7 +261,7 @@ def _stamped(
     try:
         serialised = orjson.dumps(payload) if payload is not None else b"{}"
     except TypeError:  # orjson writes at most 254 levels; nothing else parsed from JSON fails it
-        if payload is None or json_depth(payload) <= MAX_PAYLOAD_DEPTH:
+        if json_depth(payload) <= MAX_PAYLOAD_DEPTH:
             raise
         return _too_deep(pointer)
     if len(serialised) > MAX_PAYLOAD_BYTES:
