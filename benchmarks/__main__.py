@@ -46,8 +46,9 @@ def main() -> int:
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "machine_cores_by_module": machine,
     }
-    write_results(figures, {**meta, "machine_cores_by_module": machine})
+    write_results(figures, meta)
     return 0
 
 
