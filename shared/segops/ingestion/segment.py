@@ -80,6 +80,17 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _fields(message: dict[str, Any], key: Literal["properties", "traits"]) -> dict[str, Any] | Rejection:
+    """A message's `properties` or `traits`: an object, or {} when absent or null. Anything else is
+    refused like a native payload that is not an object, rather than silently dropped."""
+    value = message.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    return Rejection("invalid_payload", f"{key}: must be a JSON object", f"/{key}")
+
+
 @lru_cache(maxsize=256)  # one `sentAt` per batch, shared by its messages
 def _parse_sent_at(text: str) -> datetime | None:
     return parse_occurred_at(text)
@@ -143,10 +154,15 @@ def _mapped(message: Any, kind: MessageType | None) -> Mapped | Rejection:
             return Rejection(
                 "invalid_event_type", f"event_type: {name!r} has no letters or digits to name it by", "/event"
             )
-        properties = message.get("properties")
-        payload = {**properties, "event_name": name} if isinstance(properties, dict) else {"event_name": name}
+        properties = _fields(message, "properties")
+        if isinstance(properties, Rejection):
+            return properties
+        payload = {**properties, "event_name": name}
     elif call in ("identify", "group"):
-        payload = dict(_object(message.get("traits")))
+        traits = _fields(message, "traits")
+        if isinstance(traits, Rejection):
+            return traits
+        payload = dict(traits)
         if call == "identify":
             # RudderStack's SDKs send identify traits in `context.traits`; Segment's top-level ones win.
             payload = {**_object(_object(message.get("context")).get("traits")), **payload}
@@ -157,7 +173,10 @@ def _mapped(message: Any, kind: MessageType | None) -> Mapped | Rejection:
             payload["group_id"] = group_id
         event_type = EVENT_TYPES[call]
     elif call in ("page", "screen"):
-        payload = dict(_object(message.get("properties")))
+        properties = _fields(message, "properties")
+        if isinstance(properties, Rejection):
+            return properties
+        payload = dict(properties)
         page = _object(_object(message.get("context")).get("page"))
         for field in PAGE_FIELDS:
             if field not in payload and field in page:

@@ -145,11 +145,32 @@ def test_calls_without_an_event_name_map_to_fixed_event_types(
         ({"type": "track", "userId": "u", "event": "E", "properties": {"x": "y" * 40_000}}, "payload_too_large"),
         ({"type": "track", "userId": "u", "event": "E", "messageId": "bad\nid"}, "invalid_message_id"),
         ("not an object", "invalid_event"),
+        ({"type": "track", "userId": "u", "event": "E", "properties": "total=5"}, "invalid_payload"),
+        ({"type": "page", "userId": "u", "properties": [1, 2]}, "invalid_payload"),
+        ({"type": "screen", "userId": "u", "properties": 5}, "invalid_payload"),
+        ({"type": "identify", "userId": "u", "traits": ["pro"]}, "invalid_payload"),
+        ({"type": "group", "userId": "u", "groupId": "g", "traits": "pro"}, "invalid_payload"),
     ],
 )
 def test_refusals_use_the_native_error_types(message: object, error_type: str) -> None:
     checked = validate_message(message, None, None, Stamp(1, RECEIVED, "segment"), "/batch/0")
     assert isinstance(checked, Rejection) and checked.error_type == error_type, checked
+
+
+def test_a_properties_or_traits_that_is_not_an_object_is_refused_not_dropped() -> None:
+    # GIVEN a track whose properties are a list (the client meant to send data)
+    checked = validate_message(
+        {"type": "track", "userId": "u", "event": "E", "properties": [{"total": 5}]},
+        None,
+        None,
+        Stamp(1, RECEIVED, "segment"),
+        "/batch/3",
+    )
+    # THEN it is refused at that field, not stored with its properties silently lost
+    assert checked == Rejection("invalid_payload", "properties: must be a JSON object", "/batch/3/properties")
+    # AND null, as some clients send for "none", still means no properties
+    native = to_native({"type": "identify", "userId": "u", "traits": None}, None, None, RECEIVED)
+    assert isinstance(native, dict) and native["payload"] == {}
 
 
 def test_a_clock_skew_correction_beyond_any_date_is_refused_not_raised() -> None:
