@@ -61,6 +61,13 @@ class PlanLimitReached(Conflict):
     code = "plan_limit_reached"
 
 
+class PreconditionFailed(SegOpsError):
+    """An `If-Match` that no longer names the resource's current `ETag`: someone changed it since."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class PayloadTooLarge(SegOpsError):
     status = 413
     code = "payload_too_large"

@@ -496,11 +496,11 @@ export interface paths {
         get: operations["api_get_segment"];
         put?: never;
         post?: never;
-        /** Delete a segment; membership lookups stop returning it immediately. */
+        /** Delete a segment; membership lookups stop returning it immediately. With `If-Match: <etag>`, only */
         delete: operations["api_delete_segment"];
         options?: never;
         head?: never;
-        /** Change name, description, active or definition; a new definition becomes a new version. */
+        /** Change name, description, active or definition; a new definition becomes a new version. With */
         patch: operations["api_patch_segment"];
         trace?: never;
     };
@@ -1792,6 +1792,11 @@ export interface components {
             member_count: number | null;
             /** Compute Status */
             compute_status: ("queued" | "running" | "succeeded" | "failed") | null;
+            /**
+             * Etag
+             * @description The segment's `ETag`: send it as `If-Match` on PATCH or DELETE to change only the segment as read (412 `precondition_failed` if it changed since). A compute does not change it.
+             */
+            etag: string;
         };
         /** SegmentPatch */
         SegmentPatch: {

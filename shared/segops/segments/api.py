@@ -43,6 +43,10 @@ class SegmentOut(BaseModel):
     last_computed_at: datetime | None
     member_count: int | None
     compute_status: m.ComputeStatus | None
+    etag: str = Field(
+        description="The segment's `ETag`: send it as `If-Match` on PATCH or DELETE to change only the segment "
+        "as read (412 `precondition_failed` if it changed since). A compute does not change it."
+    )
 
 
 class SegmentsCursor(Cursor):
@@ -151,7 +155,18 @@ def segment_out(ctx: RequestContext, segment: m.Segment) -> SegmentOut:
         last_computed_at=state.last_computed_at if state else None,
         member_count=state.member_count if state else None,
         compute_status=state.status if state else None,
+        etag=service.etag(segment),
     )
+
+
+def tagged(ctx: RequestContext, out: SegmentOut) -> SegmentOut:
+    """`out` with its `ETag` header set."""
+    ctx.response_headers["ETag"] = out.etag
+    return out
+
+
+def if_match(ctx: RequestContext) -> str | None:
+    return ctx.request.headers.get("If-Match")
 
 
 def validated_definition(ctx: RequestContext, raw: dict[str, Any], segment_type: m.SegmentType) -> dict[str, Any]:
@@ -219,21 +234,24 @@ def create_segment(ctx: RequestContext) -> Result:
         segment = service.update_segment(
             ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, prompt=body.prompt, actor=actor(ctx)
         )
-    return Result(segment_out(ctx, segment), status=201)
+    return Result(tagged(ctx, segment_out(ctx, segment)), status=201)
 
 
 @router.get("/<int:segment_id>/", tenant_from_object=SEGMENT, response=SegmentOut)
 def get_segment(ctx: RequestContext) -> SegmentOut:
     """One segment with its latest compute's status and member count."""
-    return segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"]))
+    return tagged(ctx, segment_out(ctx, service.get_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])))
 
 
 @router.patch("/<int:segment_id>/", tenant_from_object=SEGMENT, role="member", body=SegmentPatch, response=SegmentOut)
 def patch_segment(ctx: RequestContext) -> SegmentOut:
-    """Change name, description, active or definition; a new definition becomes a new version."""
+    """Change name, description, active or definition; a new definition becomes a new version. With
+    `If-Match: <etag>`, only if the segment is unchanged since that `ETag` was read (else 412)."""
     body: SegmentPatch = ctx.body
     segment_id = ctx.path_params["segment_id"]
-    segment_type = service.get_segment(ctx.runtime, ctx.tenant_id, segment_id).segment_type
+    current = service.get_segment(ctx.runtime, ctx.tenant_id, segment_id)
+    service.check_if_match(if_match(ctx), current)  # before drafting or validating anything
+    segment_type = current.segment_type
     check_prompt(body.prompt, segment_type)
     definition = None
     if body.definition is not None:
@@ -242,15 +260,23 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
         definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
     changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
     segment = service.update_segment(
-        ctx.runtime, ctx.tenant_id, segment_id, changes, definition=definition, prompt=body.prompt, actor=actor(ctx)
+        ctx.runtime,
+        ctx.tenant_id,
+        segment_id,
+        changes,
+        definition=definition,
+        prompt=body.prompt,
+        actor=actor(ctx),
+        if_match=if_match(ctx),
     )
-    return segment_out(ctx, segment)
+    return tagged(ctx, segment_out(ctx, segment))
 
 
 @router.delete("/<int:segment_id>/", tenant_from_object=SEGMENT, role="member", status=204)
 def delete_segment(ctx: RequestContext) -> None:
-    """Delete a segment; membership lookups stop returning it immediately."""
-    service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"])
+    """Delete a segment; membership lookups stop returning it immediately. With `If-Match: <etag>`, only
+    if the segment is unchanged since that `ETag` was read (else 412)."""
+    service.delete_segment(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], if_match(ctx))
 
 
 @router.get("/<int:segment_id>/versions/", tenant_from_object=SEGMENT, response=VersionList)

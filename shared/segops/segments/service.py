@@ -9,17 +9,19 @@ deleted or deactivated segment, or an old definition, once the write has returne
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from segops import clock
-from segops.errors import Conflict, NotFound
+from segops.errors import Conflict, NotFound, PreconditionFailed
 from segops.limits import quotas
 from segops.membership.lookup import active_segment_ids, invalidate_active
 from segops.runtime import Runtime
 from segops.segments import active as active_index
 from segops.segments import models as m
 from segops.store import keys
+from segops.store.base import GenerationMismatch
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,31 @@ def _segment_ids(runtime: Runtime, tenant_id: int) -> list[int]:
         if tail.isdigit():
             ids.append(int(tail))
     return sorted(ids)
+
+
+def etag(segment: m.Segment) -> str:
+    """The segment's entity tag (a quoted strong `ETag`): a digest of the stored document, so it changes
+    with every write to the segment (name, description, active, definition) and with nothing else
+    (a compute finishing leaves it as it was)."""
+    return '"' + hashlib.sha256(segment.model_dump_json().encode()).hexdigest()[:32] + '"'
+
+
+def check_if_match(if_match: str | None, segment: m.Segment) -> None:
+    """Raise `PreconditionFailed` unless `if_match` (an `If-Match` header: `*` or a list of entity
+    tags, compared strongly, so `W/` tags never match) names `segment` as it is; None always holds."""
+    if if_match is None:
+        return
+    current = etag(segment)
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" not in tags and current not in tags:
+        raise _changed(segment)
+
+
+def _changed(segment: m.Segment) -> PreconditionFailed:
+    return PreconditionFailed(
+        "the segment has changed since it was read: load it again, then apply the change",
+        {"etag": etag(segment), "version": segment.version},
+    )
 
 
 def get_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> m.Segment:
@@ -135,14 +162,19 @@ def update_segment(
     definition: dict[str, Any] | None = None,
     prompt: str | None = None,
     actor: str | None,
+    if_match: str | None = None,
 ) -> m.Segment:
     """Apply plain field `changes`; a `definition` that differs from the current one becomes a new version
-    (with the `prompt` it was drafted from, for `ai` segments).
+    (with the `prompt` it was drafted from, for `ai` segments). With `if_match` (`check_if_match`),
+    only if the segment is still as the caller read it.
 
     The version document is created first (create-only, so two writers can never share a
-    number); the segment then points at it with a CAS update that never moves backwards.
+    number); the segment then points at it with a CAS update that never moves backwards. A
+    precondition that fails at that update (another write won the race) removes the version
+    again: it never became the segment's.
     """
     current = get_segment(runtime, tenant_id, segment_id)
+    check_if_match(if_match, current)
     if changes.get("active") and not current.active:
         _check_active_room(runtime, tenant_id)
     version: m.SegmentVersion | None = None
@@ -152,6 +184,7 @@ def update_segment(
     marks: list[str] = []
 
     def change(segment: m.Segment) -> m.Segment:
+        check_if_match(if_match, segment)  # on the very document this write replaces
         update = {**changes, "updated_at": clock.now()}
         if version is not None and version.version > segment.version:
             update["definition"] = version.definition
@@ -170,6 +203,10 @@ def update_segment(
                 break
             except _Unmarked:
                 marks.append(active_index.mark(runtime, tenant_id, segment_id))
+    except PreconditionFailed:
+        if version is not None:
+            runtime.documents.delete(keys.segment_version_key(tenant_id, segment_id, version.version))
+        raise
     finally:
         _refresh_active(runtime, tenant_id, segment_id, marks)
     if updated is None:
@@ -216,14 +253,28 @@ def list_versions(runtime: Runtime, tenant_id: int, segment_id: int) -> list[m.S
     return versions
 
 
-def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
-    """Remove the segment and its versions; lookups stop returning it at once."""
-    get_segment(runtime, tenant_id, segment_id)
+def delete_segment(runtime: Runtime, tenant_id: int, segment_id: int, if_match: str | None = None) -> None:
+    """Remove the segment and its versions; lookups stop returning it at once. With `if_match`
+    (`check_if_match`), only if the segment is still as the caller read it."""
+    key = keys.segment_key(tenant_id, segment_id)
+    stored = runtime.store.get(key)
+    if stored is None:
+        raise NotFound("segment not found", {"id": segment_id})
+    check_if_match(if_match, m.Segment.model_validate(stored.body))
     # Always marked: an unconditional delete cannot tell which document it removes (one activated
     # since the read above would leave its entry behind).
     marks = [active_index.mark(runtime, tenant_id, segment_id)]
     try:
-        runtime.documents.delete(keys.segment_key(tenant_id, segment_id))
+        if if_match is None:
+            runtime.documents.delete(key)
+        else:
+            try:  # the document checked above, not one written since
+                runtime.store.delete(key, if_generation=stored.generation)
+            except GenerationMismatch:
+                current = runtime.documents.load(key, m.Segment)
+                if current is None:
+                    raise NotFound("segment not found", {"id": segment_id}) from None
+                raise _changed(current) from None
     finally:
         _refresh_active(runtime, tenant_id, segment_id, marks)
     for number in _version_numbers(runtime, tenant_id, segment_id):

@@ -23,6 +23,7 @@ SEGMENT_FIELDS = {
     "last_computed_at",
     "member_count",
     "compute_status",
+    "etag",
 }
 
 
