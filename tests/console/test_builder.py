@@ -142,3 +142,74 @@ def test_builder_edits_and_api_errors_land_at_the_field(
     browser_page.screenshot("versions-diff")
     # the refused preview and save are the browser's only logged errors
     assert [e for e in browser_page.errors if "status of 400" not in e] == []
+
+
+def test_a_definition_saved_meanwhile_is_not_overwritten(
+    console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
+) -> None:
+    page = browser_page.page
+    log_in(page, console_stack, account)
+    theirs_rule = {"type": "event_count", "event_type": "order_completed", "operator": "gte", "value": 5}
+    mine_rule = {"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 2}
+    status, created = console_stack.api(
+        account.access,
+        "POST",
+        "/api/segments/",
+        {"name": "Shared", "definition": {"logic": "AND", "conditions": [{**mine_rule, "value": 1}]}},
+    )
+    assert status == 201
+    path = f"/api/segments/{created['id']}/"
+    # GIVEN the segment open in the console, then renamed and deactivated by somebody else
+    _open(page, console_stack, created["id"])
+    condition = page.get_by_role("group", name="Condition 1", exact=True)
+    assert console_stack.api(account.access, "PATCH", path, {"name": "Shared (renamed)", "active": False})[0] == 200
+    # WHEN a count is edited and saved
+    condition.get_by_label("Count").fill("2")
+    with page.expect_request(lambda r: r.method == "PATCH" and r.url.endswith(path)) as first:
+        page.get_by_role("button", name="Save").click()
+    # THEN it is saved: a change of other fields is no conflict (the console sends again on the new ETag)
+    assert first.value.headers["if-match"] == created["etag"]
+    expect(page.get_by_text("Saved as version 2")).to_be_visible()
+    _, saved = console_stack.api(account.access, "GET", path)
+    assert saved["definition"]["conditions"] == [mine_rule] and saved["name"] == "Shared (renamed)"
+    # WHEN somebody else then saves a definition of their own, and the count is edited and saved again
+    status, theirs = console_stack.api(
+        account.access, "PATCH", path, {"definition": {"logic": "AND", "conditions": [theirs_rule]}}
+    )
+    assert status == 200 and theirs["version"] == 3
+    condition.get_by_label("Count").fill("4")
+    page.get_by_role("button", name="Save").click()
+    # THEN nothing is overwritten: the console says so and offers both ways out
+    notice = page.get_by_role("alert").filter(has_text="This definition changed while you were editing it")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Somebody saved version 3")
+    assert_accessible(page, "builder-conflict")
+    browser_page.screenshot("builder-conflict")
+    _, kept = console_stack.api(account.access, "GET", path)
+    assert kept["definition"]["conditions"] == [theirs_rule] and kept["version"] == 3
+    # WHEN their version is loaded THEN the editor shows it, and a save builds on it
+    notice.get_by_role("button", name="Load version 3").click()
+    expect(notice).to_be_hidden()
+    expect(condition.get_by_role("textbox", name="Event type")).to_have_value("order_completed")
+    expect(condition.get_by_label("Count")).to_have_value("5")
+    condition.get_by_label("Count").fill("6")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved as version 4")).to_be_visible()
+    _, built_on = console_stack.api(account.access, "GET", path)
+    assert built_on["definition"]["conditions"] == [{**theirs_rule, "value": 6}]
+    # AND after another conflict, saving over it keeps the console's edit as a new version
+    assert (
+        console_stack.api(account.access, "PATCH", path, {"definition": {"logic": "AND", "conditions": [mine_rule]}})[0]
+        == 200
+    )
+    condition.get_by_label("Count").fill("7")
+    page.get_by_role("button", name="Save").click()
+    notice.get_by_role("button", name="Save mine over it").click()
+    expect(page.get_by_text("Saved as version 6")).to_be_visible()
+    _, over = console_stack.api(account.access, "GET", path)
+    assert over["definition"]["conditions"] == [{**theirs_rule, "value": 7}] and over["version"] == 6
+    # AND the browser logged nothing but the three refused saves (Chromium logs every 4xx response)
+    assert (
+        browser_page.errors
+        == ["Failed to load resource: the server responded with a status of 412 (PRECONDITION FAILED)"] * 3
+    )

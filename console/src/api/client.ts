@@ -135,6 +135,8 @@ export interface RequestOptions {
   /** Send no credentials and do not treat a 401 as an expired session (login, signup, invitations). */
   anonymous?: boolean;
   signal?: AbortSignal;
+  /** `If-Match`: write only if the resource still has this `ETag` (else 412 `precondition_failed`). */
+  ifMatch?: string;
 }
 
 export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -154,6 +156,7 @@ export async function request<T>(method: string, path: string, options: RequestO
 function send(method: string, path: string, options: RequestOptions): Promise<Response> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (options.ifMatch !== undefined) headers['If-Match'] = options.ifMatch;
   if (!options.anonymous) {
     if (session.accessToken) headers.Authorization = `Bearer ${session.accessToken}`;
     if (session.tenantId !== null) headers['X-SegOps-Tenant'] = String(session.tenantId);
@@ -205,7 +208,8 @@ export async function download(path: string, filename: string): Promise<void> {
 export const api = {
   get: <T>(path: string, query?: RequestOptions['query']) => request<T>('GET', path, { query }),
   post: <T>(path: string, body?: unknown) => request<T>('POST', path, { body }),
-  patch: <T>(path: string, body: unknown) => request<T>('PATCH', path, { body }),
+  patch: <T>(path: string, body: unknown, options: Pick<RequestOptions, 'ifMatch'> = {}) =>
+    request<T>('PATCH', path, { body, ...options }),
   put: <T>(path: string, body: unknown) => request<T>('PUT', path, { body }),
   delete: (path: string) => request<void>('DELETE', path),
 };

@@ -29,6 +29,7 @@ import { ComputeBadge } from '../segments/ComputeBadge';
 import { DefinitionEditor } from '../segments/DefinitionEditor';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
 import { emptyLookalike, LookalikeForm, type LookalikeDefinition } from '../segments/LookalikeForm';
+import { ConflictNotice, useDefinitionSave } from '../segments/definitionSave';
 import { VersionDiff } from '../segments/VersionDiff';
 
 export default function SegmentDetail() {
@@ -167,7 +168,6 @@ function Stat({ label, value }: { label: string; value: React.ReactNode }) {
 }
 
 function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: boolean }) {
-  const client = useQueryClient();
   const [definition, setDefinition] = useState<DslGroup>(
     () => (segment.definition as DslGroup | null) ?? emptyDefinition(),
   );
@@ -175,25 +175,21 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
   // (joined by "and": a refinement's conditions are AND-ed to the rules before it).
   const [prompts, setPrompts] = useState<string[]>([]);
   const keepsPrompt = segment.segment_type === 'ai' && prompts.length > 0;
-  const save = useMutation({
-    mutationFn: () =>
-      api.patch<Segment>(`/api/segments/${segment.id}/`, {
-        definition,
-        ...(keepsPrompt ? { prompt: prompts.join(' and ') } : {}),
-      }),
-    onSuccess: (saved) => {
+  const { save, conflict, loadTheirs, saveOver } = useDefinitionSave({
+    segment,
+    body: () => ({ definition, ...(keepsPrompt ? { prompt: prompts.join(' and ') } : {}) }),
+    onLoad: (loaded) => {
       setPrompts([]);
-      client.setQueryData(['segment', segment.id], saved);
-      void client.invalidateQueries({ queryKey: ['versions', segment.id] });
-      notifications.show({ color: 'green', message: `Saved as version ${saved.version}` });
+      setDefinition((loaded as DslGroup | null) ?? emptyDefinition());
     },
+    onSaved: () => setPrompts([]),
   });
   const fields = save.error instanceof ApiError ? save.error.fieldErrors : {};
   return (
     <form
       onSubmit={(e) => {
         e.preventDefault();
-        save.mutate();
+        save.mutate(undefined);
       }}
     >
       <Stack>
@@ -208,7 +204,11 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
           />
         )}
         <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
-        {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
+        {conflict ? (
+          <ConflictNotice conflict={conflict} onLoad={loadTheirs} onSaveOver={saveOver} busy={save.isPending} />
+        ) : (
+          Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />
+        )}
         {!readOnly && (
           <Group>
             <Button type="submit" loading={save.isPending}>
@@ -222,29 +222,29 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
 }
 
 function LookalikeTab({ segment, readOnly }: { segment: Segment; readOnly: boolean }) {
-  const client = useQueryClient();
   const [definition, setDefinition] = useState<LookalikeDefinition>(
     () => (segment.definition as LookalikeDefinition | null) ?? emptyLookalike(),
   );
-  const save = useMutation({
-    mutationFn: () => api.patch<Segment>(`/api/segments/${segment.id}/`, { definition }),
-    onSuccess: (saved) => {
-      client.setQueryData(['segment', segment.id], saved);
-      void client.invalidateQueries({ queryKey: ['versions', segment.id] });
-      notifications.show({ color: 'green', message: `Saved as version ${saved.version}` });
-    },
+  const { save, conflict, loadTheirs, saveOver } = useDefinitionSave({
+    segment,
+    body: () => ({ definition }),
+    onLoad: (loaded) => setDefinition((loaded as LookalikeDefinition | null) ?? emptyLookalike()),
   });
   const fields = save.error instanceof ApiError ? save.error.fieldErrors : {};
   return (
     <form
       onSubmit={(e) => {
         e.preventDefault();
-        save.mutate();
+        save.mutate(undefined);
       }}
     >
       <Stack>
         <LookalikeForm definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
-        {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
+        {conflict ? (
+          <ConflictNotice conflict={conflict} onLoad={loadTheirs} onSaveOver={saveOver} busy={save.isPending} />
+        ) : (
+          Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />
+        )}
         {!readOnly && (
           <Group>
             <Button type="submit" loading={save.isPending}>
