@@ -1,25 +1,93 @@
 """The base of every model that parses input from outside the process: request bodies and queries,
 bus messages, the manifest, connector settings. An unknown field is an error, never dropped
 silently: a typo in an optional field must not turn into its default. And how deep outside JSON
-may nest."""
+may nest, and how a JSON body from outside is read (`loads`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-def json_problem(raw: bytes, exc: orjson.JSONDecodeError) -> tuple[str, int]:
-    """What is wrong with a body orjson refused, and where: invalid UTF-8 is named as such at its
-    first bad byte (orjson reports it at position 0), anything else is invalid JSON at orjson's
-    position."""
+
+class BadJson(ValueError):
+    """A body that is not JSON: `problem` ("not valid JSON", "not valid UTF-8") at byte `position`."""
+
+    def __init__(self, problem: str, position: int) -> None:
+        super().__init__(f"body is {problem} (at byte {position})")
+        self.problem = problem
+        self.position = position
+
+
+def loads(raw: bytes) -> Any:
+    """A JSON body from outside: orjson's parse, taking two things real clients send that orjson refuses.
+
+    - A leading UTF-8 byte order mark (.NET's and PowerShell's encoders write one), which RFC 8259
+      lets a parser ignore: it is skipped.
+    - A lone UTF-16 surrogate escape (`"\\ud83d"`), valid JSON grammar that no UTF-8 text can hold:
+      JavaScript's `JSON.stringify` writes one for a string cut inside an emoji. The body is read
+      with U+FFFD in its place, as Segment's own API (Go's `encoding/json`) reads it, so one
+      truncated title does not cost the whole batch.
+
+    Anything else orjson refuses is `BadJson`: invalid UTF-8 named as such at its first bad byte
+    (orjson reports it at byte 0), otherwise invalid JSON at orjson's position."""
+    skipped = len(_BOM) if raw.startswith(_BOM) else 0
+    text = raw[skipped:] if skipped else raw
     try:
-        raw.decode()
-    except UnicodeDecodeError as bad:
-        return "not valid UTF-8", bad.start
-    return "not valid JSON", exc.pos
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):
+            repaired = _with_lone_surrogates(text)
+            if repaired is not _REFUSED:
+                return repaired
+        try:
+            text.decode()
+        except UnicodeDecodeError as bad:
+            raise BadJson("not valid UTF-8", skipped + bad.start) from None
+        raise BadJson("not valid JSON", skipped + exc.pos) from None
+
+
+_REFUSED = object()
+
+
+def _with_lone_surrogates(text: bytes) -> Any:
+    """`text` parsed by the standard library, which keeps lone surrogates, then each replaced by
+    U+FFFD; `_REFUSED` for anything orjson would refuse besides them (NaN, Infinity, numbers past a
+    double, invalid UTF-8, nesting past the interpreter's recursion)."""
+    try:
+        return _replaced(json.loads(text.decode(), parse_constant=_no_constant, parse_float=_finite))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return _REFUSED
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"{literal} is beyond a double")
+    return value
+
+
+def _replaced(value: Any) -> Any:
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {_replaced(key): _replaced(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replaced(item) for item in value]
+    return value
 
 
 def json_depth(value: Any) -> int:

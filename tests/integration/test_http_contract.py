@@ -61,6 +61,18 @@ def test_a_body_that_is_not_utf8_is_named_so_at_its_byte(api: Api) -> None:
     assert (error["message"], error["details"]) == ("body is not valid UTF-8", {"position": 12})
 
 
+def test_a_byte_order_mark_is_skipped_and_a_lone_surrogate_read_as_replacement(api: Api) -> None:
+    # A signup body as .NET writes it (a UTF-8 byte order mark first) is read, and judged by its model
+    body = b'\xef\xbb\xbf{"email": "a@example.com", "password": "correct horse battery", "tenant_slug": "a\\ud800"}'
+    error = assert_error(api.post(SIGNUP, data=body, content_type="application/json"), 400, "validation_failed")
+    # THEN the lone surrogate reached the model as U+FFFD, which the slug's rules refuse at its field
+    assert "/tenant_slug" in {e["pointer"] for e in error["details"]["errors"]}
+    # AND past the mark, a position still counts the bytes as sent
+    broken = b'\xef\xbb\xbf{"email": x}'
+    error = assert_error(api.post(SIGNUP, data=broken, content_type="application/json"), 400, "validation_failed")
+    assert (error["message"], error["details"]) == ("body is not valid JSON", {"position": 13})
+
+
 def test_empty_body_is_400(api: Api) -> None:
     assert_error(api.post(SIGNUP, data=b"", content_type="application/json"), 400, "validation_failed")
 

@@ -3,12 +3,14 @@ outside JSON nests."""
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
-from segops.boundary import StrictModel, StrictTrimmedModel, deeper_than, json_depth
+from segops.boundary import BadJson, StrictModel, StrictTrimmedModel, deeper_than, json_depth, loads
 from segops.catalog import HTTP_FUNCTIONS, routers
 
 
@@ -86,3 +88,80 @@ def test_depth_of_scalars_empty_and_deep_values() -> None:
     # Deeper than any recursive walk could go, as deep as orjson parses (1,024 levels)
     assert json_depth(_nested(1000)) == 1000
     assert json_depth(orjson.loads("[" * 1024 + "]" * 1024)) == 1024
+
+
+def _usv(text: str) -> str:
+    """Reference: `text` as JSON text spells it once parsed, a high surrogate before a low one being
+    one character (how `\\ud83d\\ude00` reads), and any other surrogate U+FFFD."""
+    out, i = [], 0
+    while i < len(text):
+        code = ord(text[i])
+        following = ord(text[i + 1]) if i + 1 < len(text) else 0
+        if 0xD800 <= code <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
+            out.append(chr(0x10000 + ((code - 0xD800) << 10) + (following - 0xDC00)))
+            i += 2
+            continue
+        out.append("\ufffd" if 0xD800 <= code <= 0xDFFF else text[i])
+        i += 1
+    return "".join(out)
+
+
+def _usv_value(value: object) -> object:
+    if isinstance(value, str):
+        return _usv(value)
+    if isinstance(value, dict):
+        return {_usv(k): _usv_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_usv_value(v) for v in value]
+    return value
+
+
+TEXT = st.text(
+    alphabet=st.sampled_from(["a", "é", "😀", "\ud83d", "\ude00", "\ud800", "\udfff", '"', "\\"]), max_size=6
+)
+WITH_SURROGATES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@given(WITH_SURROGATES)
+def test_lone_surrogate_escapes_read_as_replacement_characters(value: object) -> None:
+    # GIVEN any JSON text, strings holding lone surrogates as JavaScript's JSON.stringify escapes them
+    text = json.dumps(value).encode()
+    # THEN it reads as the same value with each lone surrogate U+FFFD (pairs stay one character)
+    assert loads(text) == _usv_value(value)
+    # AND what orjson reads on its own is read exactly as orjson reads it
+    try:
+        expected = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return
+    assert loads(text) == expected
+
+
+def test_a_byte_order_mark_is_skipped_and_positions_still_count_it() -> None:
+    assert loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    with pytest.raises(BadJson) as caught:
+        loads(b'\xef\xbb\xbf{"a": x}')
+    assert (caught.value.problem, caught.value.position) == ("not valid JSON", 9)
+    with pytest.raises(BadJson):
+        loads(b"\xef\xbb\xbf\xef\xbb\xbf{}")  # one mark is a mark; a second is not JSON
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"a": "\\ud800", "b": NaN}', "not valid JSON"),
+        (b'{"a": "\\ud800", "b": -Infinity}', "not valid JSON"),
+        (b'{"a": "\\ud800", "b": 1e400}', "not valid JSON"),
+        (b'{"a": "\\ud800", "b": "\xff"}', "not valid UTF-8"),
+        (b'{"a": "\\ud800"', "not valid JSON"),
+        (b'{"a": "\\ud800"} {}', "not valid JSON"),
+    ],
+)
+def test_a_lone_surrogate_does_not_let_anything_else_through(raw: bytes, problem: str) -> None:
+    # What orjson refuses besides the surrogate is refused as before
+    with pytest.raises(BadJson) as caught:
+        loads(raw)
+    assert caught.value.problem == problem

@@ -5,10 +5,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
-from segops.boundary import deeper_than, json_problem
+from segops.boundary import BadJson, deeper_than, loads
 from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from segops.http.pointers import validation_error
 from segops.http.routes import RequestContext
@@ -80,10 +79,9 @@ def read_json(ctx: RequestContext) -> Any:
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("Content-Type must be application/json", {"content_type": mimetype})
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        problem, position = json_problem(raw, exc)
-        raise ValidationFailed(f"body is {problem}", {"position": position}) from None
+        body = loads(raw)
+    except BadJson as bad:
+        raise ValidationFailed(f"body is {bad.problem}", {"position": bad.position}) from None
     if deeper_than(body, raw, MAX_BODY_DEPTH):
         message = f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays"
         raise ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": "too_deep"}]})

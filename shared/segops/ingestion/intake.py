@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from segops import clock
-from segops.boundary import json_problem
+from segops.boundary import BadJson, loads
 from segops.bus.base import Topic
 from segops.errors import DependencyDown, SegOpsError, ValidationFailed
 from segops.ingestion import segment
@@ -57,10 +55,9 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise RequestRefused("invalid_json", "request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        problem, position = json_problem(raw, exc)
-        raise RequestRefused("invalid_json", f"body is {problem} (at byte {position})") from None
+        return loads(raw)
+    except BadJson as bad:
+        raise RequestRefused("invalid_json", str(bad)) from None
 
 
 def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]], source: str) -> None:

@@ -160,6 +160,25 @@ def test_a_payload_deeper_than_orjson_writes_is_refused_alone(stack: LocalStack,
     assert sorted(e["user_id"] for e in stored_events(stack, account.tenant_id)) == ["after-0", "before-0"]
 
 
+def test_a_string_cut_inside_an_emoji_costs_nothing_else(stack: LocalStack, api: Api, account: Account) -> None:
+    # GIVEN a batch as a browser sends it: JavaScript's JSON.stringify escapes the lone surrogate of a
+    # title cut inside an emoji ("Sale 😀".slice(0, 6) keeps the emoji's high surrogate alone), which no
+    # UTF-8 text can hold
+    title = "Sale \ud83d"
+    cut = {"user_id": "browser", "event_type": "page_viewed", "payload": {"title": title, "ok": "😀"}}
+    body = json.dumps({"events": [*_valid(1, "before"), cut, *_valid(1, "after")]}).encode()
+    assert b'"Sale \\ud83d"' in body
+    # WHEN it is sent, with a byte order mark in front as .NET clients write one
+    response = api.post(BATCH, data=b"\xef\xbb\xbf" + body, content_type="application/json", headers=account.key)
+    stack.bus.drain()
+    # THEN every event is stored, the lone surrogate read as U+FFFD (as Segment's API reads it)
+    assert response.status_code == 202 and response.get_json() == {"queued": 3, "skipped": 0}
+    stored = {e["user_id"]: orjson.loads(e["payload"]) for e in stored_events(stack, account.tenant_id)}
+    assert sorted(stored) == ["after-0", "before-0", "browser"]
+    assert stored["browser"] == {"title": "Sale \ufffd", "ok": "😀"}
+    assert error_rows(stack, account.tenant_id) == []
+
+
 def test_track_event_lands_in_clickhouse_with_stamps(stack: LocalStack, api: Api, account: Account) -> None:
     # GIVEN the documented example event   WHEN it is tracked and delivered
     body = {
