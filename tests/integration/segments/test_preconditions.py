@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from segops.errors import PreconditionFailed
 from segops.localstack import LocalStack
 from segops.segments import service
+from segops.store import keys
 from segops.store.documents import DocumentRepository
+from segops.store.gcs import GcsStore
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.segment_api import VISITED, computed_segment
@@ -158,3 +162,37 @@ def test_a_write_that_wins_the_race_after_the_first_check_still_fails_the_loser(
     now = service.get_segment(runtime, tenant_id, segment_id)
     assert (now.name, now.definition, now.version) == ("Winner", VISITED, 1)
     assert _versions(api, account, segment_id) == [1]
+
+
+def test_of_writers_holding_one_etag_exactly_one_wins_on_gcs(
+    stack: LocalStack, gcs_client: Any, gcs_bucket: str
+) -> None:
+    # GIVEN a segment in the control plane on the GCS JSON API, read by eight editors at once
+    runtime = replace(stack.runtime, store=GcsStore(gcs_client, gcs_bucket))
+    tenant_id = 9
+    segment = service.create_segment(
+        runtime, tenant_id, name="Raced", segment_type="rule", description="", active=False, created_by=None
+    )
+    read = service.etag(segment)
+    rules = [{**SPENDERS, "conditions": [{**SPENDERS["conditions"][0], "value": i + 1}]} for i in range(8)]
+
+    def save(rule: dict[str, Any]) -> str:
+        try:
+            service.update_segment(runtime, tenant_id, segment.id, {}, definition=rule, actor=None, if_match=read)
+        except PreconditionFailed:
+            return "refused"
+        return "saved"
+
+    # WHEN each saves their own definition on that ETag
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(save, rules))
+    # THEN exactly one is saved, and it is the segment's only version: the others left none behind
+    assert sorted(outcomes) == ["refused"] * 7 + ["saved"]
+    now = service.get_segment(runtime, tenant_id, segment.id)
+    assert now.definition == rules[outcomes.index("saved")]
+    assert [v.version for v in service.list_versions(runtime, tenant_id, segment.id)] == [now.version]
+    # AND a delete on the ETag read before is refused; on the current one it deletes
+    with pytest.raises(PreconditionFailed):
+        service.delete_segment(runtime, tenant_id, segment.id, if_match=read)
+    service.delete_segment(runtime, tenant_id, segment.id, if_match=service.etag(now))
+    assert runtime.store.get(keys.segment_key(tenant_id, segment.id)) is None
