@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-import orjson
-
 from segops.auth import sessions
+from segops.boundary import BadJson, loads
 from segops.errors import Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import AuthKind, RequestContext
@@ -43,8 +42,8 @@ def _body_write_key(ctx: RequestContext) -> str:
     above Segment's own 500 KB batch limit); the handler reads the same bytes."""
     raw = read_body(ctx, ctx.runtime.settings.max_body_bytes)
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = loads(raw)  # as the handler reads it: a lone surrogate (a cut emoji) must not cost the key
+    except BadJson:
         body = None
     key = body.get("writeKey") if isinstance(body, dict) else None
     if not isinstance(key, str) or not key:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from typing import Any
 
 import orjson
@@ -116,6 +117,26 @@ def test_analytics_js_text_plain_bodies_with_the_write_key_inside(
     ]
     clicked = next(r for r in rows if r["event_type"] == "button_clicked")
     assert clicked["event_id"] == event_id_for(account.tenant_id, "ajs-1")
+
+
+def test_an_analytics_js_batch_with_a_title_cut_inside_an_emoji_is_stored_whole(
+    api: Api, stack: LocalStack, account: Account
+) -> None:
+    # GIVEN what analytics.js sends for a page whose title it cut inside an emoji: its JSON.stringify
+    # escapes the lone surrogate, and the write key is in that same body
+    pages = [
+        {"type": "page", "anonymousId": "anon-7", "messageId": f"ajs-{i}", "properties": {"title": title}}
+        for i, title in enumerate(["Sale \ud83d", "Home"])
+    ]
+    body = json.dumps({"writeKey": account.api_key, "batch": pages}).encode()
+    assert b"\\ud83d" in body
+    # WHEN it is sent as a beacon
+    response = api.client.post("/v1/b", data=body, headers={"Content-Type": "text/plain"})
+    stack.bus.drain()
+    # THEN the key is read and both pages are stored, the lone surrogate as U+FFFD
+    assert response.get_json() == {"success": True}
+    titles = sorted(orjson.loads(r["payload"])["title"] for r in stored_events(stack, account.tenant_id))
+    assert titles == ["Home", "Sale \ufffd"]
 
 
 def test_a_publishable_write_key_in_the_body_counts_only_from_its_origins(
