@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from segops.boundary import StrictModel
 from segops.http.routes import RequestContext, Router
+from segops.ingestion.events import UserId
 from segops.membership.lookup import user_segments
 
 router = Router("/api/segments/membership")
 
 
 class MembershipQuery(StrictModel):
-    user_id: Annotated[str, Field(min_length=1, max_length=256)]
+    user_id: UserId  # as ingestion takes it: an id with control characters can have no events
 
 
 class MembershipOut(BaseModel):

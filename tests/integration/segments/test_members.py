@@ -152,3 +152,16 @@ def test_deleted_or_deactivated_segments_leave_membership_lookups_at_once(stack:
     # AND reactivating brings the first back without a recompute
     api.patch(f"/api/segments/{first}/", {"active": True}, headers=account.bearer)
     assert lookup.user_segments(stack.runtime, tenant, "user-123") == ([first], True)
+
+
+def test_a_membership_lookup_takes_user_ids_as_ingestion_does(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    # An id ingestion would refuse (control characters, empty, past 256 characters) is refused here
+    # too, at its field, rather than answered "in no segment"
+    for user_id in ["a%0Ab", "%00", "", "u" * 257]:
+        response = api.get(f"/api/segments/membership/?user_id={user_id}", headers=account.key)
+        assert assert_error(response, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/query/user_id"
+    # and any id ingestion takes is looked up
+    for user_id in ["user-1", "%E7%94%A8%E6%88%B7", "a%20b", "u" * 256]:
+        assert api.get(f"/api/segments/membership/?user_id={user_id}", headers=account.key).status_code == 200
