@@ -211,5 +211,5 @@ export const api = {
   patch: <T>(path: string, body: unknown, options: Pick<RequestOptions, 'ifMatch'> = {}) =>
     request<T>('PATCH', path, { body, ...options }),
   put: <T>(path: string, body: unknown) => request<T>('PUT', path, { body }),
-  delete: (path: string) => request<void>('DELETE', path),
+  delete: (path: string, options: Pick<RequestOptions, 'ifMatch'> = {}) => request<void>('DELETE', path, options),
 };

@@ -30,6 +30,7 @@ import { DefinitionEditor } from '../segments/DefinitionEditor';
 import { emptyDefinition, type Group as DslGroup } from '../segments/dsl';
 import { emptyLookalike, LookalikeForm, type LookalikeDefinition } from '../segments/LookalikeForm';
 import { ConflictNotice, useDefinitionSave } from '../segments/definitionSave';
+import { DeleteSegmentButton, EditDetailsButton } from '../segments/SegmentActions';
 import { VersionDiff } from '../segments/VersionDiff';
 
 export default function SegmentDetail() {
@@ -53,7 +54,18 @@ function SegmentPage({ segment }: { segment: Segment }) {
   });
   return (
     <>
-      <PageHeader title={segment.name} actions={editable && <RecomputeButton segment={segment} />}>
+      <PageHeader
+        title={segment.name}
+        actions={
+          editable && (
+            <Group gap="xs">
+              <EditDetailsButton segment={segment} />
+              <DeleteSegmentButton segment={segment} />
+              <RecomputeButton segment={segment} />
+            </Group>
+          )
+        }
+      >
         <Group gap="xs">
           <Badge variant="light">{segment.segment_type}</Badge>
           <Badge variant="outline">version {segment.version}</Badge>
