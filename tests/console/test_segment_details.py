@@ -5,7 +5,7 @@ nor deleted unseen."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.support.browser import BrowserPage
 from tests.support.console import Account, ConsoleStack, assert_accessible, log_in, new_account
@@ -20,20 +20,21 @@ def account(console_stack: ConsoleStack) -> Account:
     return new_account(console_stack, "details-lab")
 
 
-def _segment(stack: ConsoleStack, account: Account, name: str) -> tuple[int, str]:
+def _opened(page: Page, stack: ConsoleStack, account: Account, name: str) -> str:
+    """A new segment named `name`, its page open in the console; its API path."""
+    log_in(page, stack, account)
     status, created = stack.api(account.access, "POST", "/api/segments/", {"name": name, "description": "old"})
     assert status == 201, created
-    return created["id"], f"/api/segments/{created['id']}/"
+    page.goto(f"{stack.base}/segments/{created['id']}")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    return f"/api/segments/{created['id']}/"
 
 
 def test_details_are_edited_and_a_rename_meanwhile_is_not_overwritten(
     console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
 ) -> None:
     page = browser_page.page
-    log_in(page, console_stack, account)
-    segment_id, path = _segment(console_stack, account, "Churn risk")
-    page.goto(f"{console_stack.base}/segments/{segment_id}")
-    expect(page.get_by_role("heading", name="Churn risk")).to_be_visible()
+    path = _opened(page, console_stack, account, "Churn risk")
     # WHEN its details are edited and saved
     page.get_by_role("button", name="Edit details").click()
     dialog = page.get_by_role("dialog", name="Edit segment details")
@@ -71,10 +72,7 @@ def test_a_segment_is_deleted_only_as_the_page_shows_it(
     console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
 ) -> None:
     page = browser_page.page
-    log_in(page, console_stack, account)
-    segment_id, path = _segment(console_stack, account, "Short-lived")
-    page.goto(f"{console_stack.base}/segments/{segment_id}")
-    expect(page.get_by_role("heading", name="Short-lived")).to_be_visible()
+    path = _opened(page, console_stack, account, "Short-lived")
     # GIVEN somebody else changed it after the page loaded WHEN it is deleted from the page
     assert console_stack.api(account.access, "PATCH", path, {"description": "now used by a campaign"})[0] == 200
     page.get_by_role("button", name="Delete", exact=True).click()
