@@ -68,17 +68,18 @@ def test_details_are_edited_and_a_rename_meanwhile_is_not_overwritten(
     assert browser_page.errors == [REFUSED]
 
 
-def test_a_segment_is_deleted_only_as_the_page_shows_it(
+def test_a_segment_changed_while_its_delete_dialog_is_open_is_kept(
     console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
 ) -> None:
     page = browser_page.page
     path = _opened(page, console_stack, account, "Short-lived")
-    # GIVEN somebody else changed it after the page loaded WHEN it is deleted from the page
-    assert console_stack.api(account.access, "PATCH", path, {"description": "now used by a campaign"})[0] == 200
+    # GIVEN the delete dialog open, and the segment changed by somebody else meanwhile
     page.get_by_role("button", name="Delete", exact=True).click()
     dialog = page.get_by_role("dialog", name="Delete segment?")
     expect(dialog).to_contain_text("Short-lived")
     assert_accessible(page, "segment-delete")
+    assert console_stack.api(account.access, "PATCH", path, {"description": "now used by a campaign"})[0] == 200
+    # WHEN the deletion is confirmed
     dialog.get_by_role("button", name="Delete segment").click()
     # THEN it is kept, and the page reloads it with the change
     expect(dialog.get_by_role("alert")).to_contain_text("Somebody changed this segment")
