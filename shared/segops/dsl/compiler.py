@@ -152,7 +152,7 @@ class _Compiler:
         else:
             match = self._match(c.event_type, c.window_days, c.where)
             counted = self._raw(f"countIf({match})", match)
-        return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'Int64')}"
+        return f"{counted} {_COMPARE[c.operator]} {self.ctx.bind(c.value, 'UInt64')}"
 
     def _monetary(self, c: Monetary) -> str:
         aggregate = self.aggregate

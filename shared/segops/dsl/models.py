@@ -86,7 +86,9 @@ class EventCount(_Node):
     type: Literal["event_count"]
     event_type: EventType
     operator: ComparisonOperator
-    value: Annotated[StrictInt, Field(ge=0)]
+    # A count is a UInt64 in the warehouse (`count()`, `sum(events)`): compared as one, so every value
+    # accepted here means what the sandbox's Python ints mean.
+    value: Annotated[StrictInt, Field(ge=0, le=2**64 - 1)]
     window_days: WindowDays | None = None
     where: list[PropertyFilter] = Field(default_factory=list, max_length=20)
 

@@ -15,6 +15,8 @@ USERS = ("u0", "u1", "u2", "u3", "ü'4")
 EVENT_TYPES = ("a", "b", "context_identified")
 KEYS = ("total", "plan", "n")
 HOSTILE = ("'", "\\", "{now:String}", "') OR 1=1 --", "`x`", "é")
+# Count thresholds at the edges of the signed and unsigned 64-bit integers.
+HUGE_COUNTS = (2**63 - 1, 2**63, 2**64 - 1)
 # Strings spelled like the JSON text of other values in the payloads (numbers, booleans, an object):
 # JSONExtractString returns that text for non-strings on newer servers; only strings may match.
 LOOKALIKES = ("2", "-2", "2.5", "true", '{"k":"pro"}')
@@ -104,7 +106,8 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
         }
     found: dict[str, Any] = {"type": kind, "event_type": event_type, "operator": draw(ops)}
     if kind == "event_count":
-        found["value"] = draw(st.integers(0, 3))
+        # Counts past Int64 too: the warehouse compares them as UInt64, the evaluator as Python ints.
+        found["value"] = draw(st.one_of(st.integers(0, 3), st.sampled_from(HUGE_COUNTS)))
     else:
         found["property"] = draw(st.sampled_from(("total", "n.k")))
         found["metric"] = draw(st.sampled_from(("sum", "avg", "min", "max", "count")))

@@ -194,3 +194,18 @@ def test_json_types_never_cross_as_in_clickhouse(warehouse: Warehouse) -> None:
     # THEN the in-memory answer is ClickHouse's, filter by filter
     users = [e.user_id for e in events]
     assert in_memory(events, segments, NOW, users) == compiled(warehouse, tenant, segments, NOW)
+
+
+def test_counts_past_int64_compare_as_the_evaluator_compares_them(warehouse: Warehouse) -> None:
+    # GIVEN a user with one event, and thresholds beyond Int64 (2^63 read as an Int64 is negative)
+    tenant = fresh_tenant()
+    events = [Event(USERS[0], "a", NOW - timedelta(days=1), NOW - timedelta(days=1), {})]
+    insert_events(warehouse, tenant, events)
+    thresholds = [("gte", 2**64 - 1), ("lt", 2**63), ("lte", 2**63 - 1), ("gt", 2**63)]
+    counts = [{"type": "event_count", "event_type": "a", "operator": op, "value": v} for op, v in thresholds]
+    segments = [(i, parse_definition({"logic": "AND", "conditions": [c]})) for i, c in enumerate(counts, start=1)]
+    # WHEN ClickHouse computes them and the sandbox's evaluator evaluates the user
+    # THEN both answer as integers do: one event is below every threshold
+    expected = {1: set(), 2: {USERS[0]}, 3: {USERS[0]}, 4: set()}
+    assert compiled(warehouse, tenant, segments, NOW) == expected
+    assert in_memory(events, segments, NOW, USERS[:1]) == expected

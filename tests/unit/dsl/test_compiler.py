@@ -54,7 +54,7 @@ def test_event_count() -> None:
   SELECT user_id,
     countIf(event_type = {{p0:String}}) AS `a0`
 {FROM}
-WHERE (`a0` >= {{p1:Int64}})""",
+WHERE (`a0` >= {{p1:UInt64}})""",
         {"p0": "page_viewed", "p1": 1},
     )
 
@@ -75,7 +75,7 @@ def test_event_count_with_window_and_where() -> None:
   SELECT user_id,
     countIf(event_type = {{p0:String}} AND occurred_at > subtractMilliseconds({NOW}, {{p1:Int64}}) AND (JSONExtractString(payload, {{p2:String}}, {{p3:String}}) = {{p4:String}})) AS `a0`
 {FROM}
-WHERE (`a0` < {{p5:Int64}})""",  # noqa: E501
+WHERE (`a0` < {{p5:UInt64}})""",  # noqa: E501
         {"p0": "order_placed", "p1": 604_800_000, "p2": "shipping", "p3": "country", "p4": "DE", "p5": 3},
     )
 
@@ -153,7 +153,7 @@ def test_nested_groups_share_aggregates() -> None:
   SELECT user_id,
     countIf(event_type = {{p0:String}}) AS `a0`
 {FROM}
-WHERE (`a0` >= {{p1:Int64}} OR (`a0` >= {{p1:Int64}} AND `a0` < {{p2:Int64}}))""",
+WHERE (`a0` >= {{p1:UInt64}} OR (`a0` >= {{p1:UInt64}} AND `a0` < {{p2:UInt64}}))""",
         {"p0": "a", "p1": 1, "p2": 5},
     )
 
@@ -164,7 +164,7 @@ def test_many_segments_one_pass_one_column_each() -> None:
     compiled = compile_segments([(7, first), (12, second)], RAW)
     assert compiled.columns == {7: "s_7", 12: "s_12"}
     assert compiled.sql == (
-        "SELECT user_id,\n  (`a0` >= {p1:Int64}) AS `s_7`,\n  (`a0` >= {p2:Int64}) AS `s_12`\nFROM (\n"
+        "SELECT user_id,\n  (`a0` >= {p1:UInt64}) AS `s_7`,\n  (`a0` >= {p2:UInt64}) AS `s_12`\nFROM (\n"
         "  SELECT user_id,\n    countIf(event_type = {p0:String}) AS `a0`\n" + FROM + "\nWHERE `s_7` OR `s_12`"
     )
     assert compiled.params == {"p0": "a", "p1": 1, "p2": 3}
@@ -183,7 +183,7 @@ def test_stored_event_count_reads_states_and_now_day_rows() -> None:
   FROM (
 {stored_rows(NOW_DAY)}
 {STORED_END}
-WHERE (`a0` >= {{p1:Int64}})""",
+WHERE (`a0` >= {{p1:UInt64}})""",
         {"p0": "page_viewed", "p1": 1},
         stored=True,
     )
@@ -240,7 +240,7 @@ def test_stored_where_filter_reads_raw_events_of_its_type_only_aggregated_per_us
         AND ((event_type = {{p0:String}} AND JSONType(payload, {{p1:String}}) != 'Null'))
       GROUP BY user_id
 {STORED_END}
-WHERE (`a0` >= {{p2:Int64}})""",  # noqa: E501
+WHERE (`a0` >= {{p2:UInt64}})""",  # noqa: E501
         {"p0": "order_placed", "p1": "coupon", "p2": 1, "p3": ["order_placed"]},
         stored=True,
     )
