@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from segops import clock
 from segops.errors import Conflict, NotFound, PreconditionFailed
 from segops.limits import quotas
@@ -114,6 +116,18 @@ class _Unmarked(Exception):
     """The segment write changes the segment's active-index entry: the index is marked first."""
 
 
+class _Unchanged(Exception):
+    """The write would leave the segment as it is: nothing is written (its `ETag` stays)."""
+
+    def __init__(self, segment: m.Segment) -> None:
+        self.segment = segment
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `True` is not `1` (nor `{"value": true}` `{"value": 1}`), as in the DSL."""
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
+
+
 def _check_active_room(runtime: Runtime, tenant_id: int) -> None:
     """One more active segment must fit the plan (409 `plan_limit_reached`). Checked before the write,
     so two concurrent activations can both pass: the cap is a plan bound, not an invariant."""
@@ -166,7 +180,8 @@ def update_segment(
 ) -> m.Segment:
     """Apply plain field `changes`; a `definition` that differs from the current one becomes a new version
     (with the `prompt` it was drafted from, for `ai` segments). With `if_match` (`check_if_match`),
-    only if the segment is still as the caller read it.
+    only if the segment is still as the caller read it. Values are compared as JSON (`_same`); a call
+    that changes nothing writes nothing, so the segment's `updated_at` and `ETag` stay as they were.
 
     The version document is created first (create-only, so two writers can never share a
     number); the segment then points at it with a CAS update that never moves backwards. A
@@ -178,17 +193,20 @@ def update_segment(
     if changes.get("active") and not current.active:
         _check_active_room(runtime, tenant_id)
     version: m.SegmentVersion | None = None
-    if definition is not None and definition != current.definition:
+    if definition is not None and not _same(definition, current.definition):
         version = _new_version(runtime, tenant_id, segment_id, definition, prompt, actor)
 
     marks: list[str] = []
 
     def change(segment: m.Segment) -> m.Segment:
         check_if_match(if_match, segment)  # on the very document this write replaces
-        update = {**changes, "updated_at": clock.now()}
+        update = {key: value for key, value in changes.items() if not _same(getattr(segment, key), value)}
         if version is not None and version.version > segment.version:
             update["definition"] = version.definition
             update["version"] = version.version
+        if not update:
+            raise _Unchanged(segment)
+        update["updated_at"] = clock.now()
         updated = segment.model_copy(update=update)
         # Decided on the very document this write replaces, so a write judged not to change the
         # entry cannot, whatever other writers did (they mark for their own changes).
@@ -200,6 +218,9 @@ def update_segment(
         while True:
             try:
                 updated = runtime.documents.update(keys.segment_key(tenant_id, segment_id), m.Segment, change)
+                break
+            except _Unchanged as unchanged:
+                updated = unchanged.segment
                 break
             except _Unmarked:
                 marks.append(active_index.mark(runtime, tenant_id, segment_id))

@@ -196,3 +196,41 @@ def test_of_writers_holding_one_etag_exactly_one_wins_on_gcs(
         service.delete_segment(runtime, tenant_id, segment.id, if_match=read)
     service.delete_segment(runtime, tenant_id, segment.id, if_match=service.etag(now))
     assert runtime.store.get(keys.segment_key(tenant_id, segment.id)) is None
+
+
+def test_a_patch_that_changes_nothing_writes_nothing(stack: LocalStack) -> None:
+    # GIVEN a segment an editor has open (its ETag read)
+    api = Api(stack)
+    account = api.signup()
+    segment = _create(api, account)
+    path = f"/api/segments/{segment['id']}/"
+    # WHEN someone else saves it as it is: no fields, the same name, active flag and definition
+    for body in ({}, {"name": "Shared"}, {"active": segment["active"]}, {"definition": VISITED}):
+        same = api.patch(path, body, headers=account.key)
+        # THEN nothing is written: the same version, ETag and updated_at
+        assert same.status_code == 200, same.get_data(as_text=True)
+        assert (same.get_json()["etag"], same.headers["ETag"]) == (segment["etag"], segment["etag"])
+        assert same.get_json()["updated_at"] == segment["updated_at"] and same.get_json()["version"] == 1
+    assert _versions(api, account, segment["id"]) == [1]
+    # AND the editor's save on the ETag they read still goes through
+    saved = api.patch(path, {"name": "Mine"}, headers={**account.bearer, "If-Match": segment["etag"]})
+    assert saved.status_code == 200 and saved.get_json()["etag"] != segment["etag"]
+
+
+def test_a_boolean_where_a_number_was_is_a_new_definition(stack: LocalStack) -> None:
+    # GIVEN a segment on `vip = 1` (true == 1 in Python, not in the DSL: booleans are not numbers)
+    api = Api(stack)
+    account = api.signup()
+    number = {
+        "logic": "AND",
+        "conditions": [{"type": "user_property", "property": "vip", "operator": "eq", "value": 1}],
+    }
+    boolean = {**number, "conditions": [{**number["conditions"][0], "value": True}]}
+    created = api.post("/api/segments/", {"name": "VIP", "definition": number}, headers=account.bearer).get_json()
+    # WHEN the value is changed to true
+    changed = api.patch(f"/api/segments/{created['id']}/", {"definition": boolean}, headers=account.bearer)
+    # THEN that is a new version holding true
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert changed.get_json()["version"] == 2
+    assert changed.get_json()["definition"]["conditions"][0]["value"] is True
+    assert _versions(api, account, created["id"]) == [2, 1]
