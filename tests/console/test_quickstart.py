@@ -35,6 +35,14 @@ def test_quickstart_as_a_new_user(console_stack: ConsoleStack, browser_page: Bro
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     page.goto(console_stack.link_sent_to(email, "/verify-email"))
+    # (the link asks for the password chosen at sign-up: another one creates nothing)
+    page.get_by_label("Password").fill("not my password")
+    page.get_by_role("button", name="Create my account").click()
+    expect(page.get_by_text("not the password this signup was made with")).to_be_visible()
+    assert_accessible(page, "verify-email")
+    browser_page.screenshot("verify-email")
+    page.get_by_label("Password").fill("a long password")
+    page.get_by_role("button", name="Create my account").click()
     expect(page.get_by_role("heading", name="Segments")).to_be_visible()
     expect(page.get_by_text("No segments yet.")).to_be_visible()
     expect(page.get_by_test_id("role")).to_have_text("owner")
@@ -89,5 +97,5 @@ def test_quickstart_as_a_new_user(console_stack: ConsoleStack, browser_page: Bro
     expect(page.get_by_test_id("membership-result")).to_have_text(re.compile(r"user-123 is in Pricing Page Visitors"))
     assert_accessible(page, "segment-members")
     browser_page.screenshot("segment-detail")
-    # the refused slug's 409 is the only error the browser logged
-    assert [e for e in browser_page.errors if "status of 409" not in e] == []
+    # (the taken slug's 409 and the wrong password's 401 are the answers the test asked for)
+    assert [e for e in browser_page.errors if "status of 409" not in e and "status of 401" not in e] == []

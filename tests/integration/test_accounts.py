@@ -66,9 +66,14 @@ def link_token(smtp: SmtpServer, email: str, path: str) -> str:
     raise AssertionError(f"no {path} link mailed to {email}")
 
 
+def verification(smtp: SmtpServer, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """The body that finishes a signup: the newest mailed link's token and the signup's password."""
+    return {"token": link_token(smtp, email, "/verify-email"), "password": password}
+
+
 def sign_up(api: Api, smtp: SmtpServer, email: str, slug: str) -> Account:
     assert api.post("/api/auth/signup/", {"email": email, "password": PASSWORD, "tenant_slug": slug}).status_code == 202
-    verified = api.post("/api/auth/verify-email/", {"token": link_token(smtp, email, "/verify-email")})
+    verified = api.post("/api/auth/verify-email/", verification(smtp, email))
     assert verified.status_code == 201, verified.get_data(as_text=True)
     body = verified.get_json()
     return Account(email, PASSWORD, body["tenant"]["id"], slug, body["access"], body["refresh"], "")
@@ -90,9 +95,7 @@ def test_signup_mails_a_verification_link_and_creates_nothing_until_verified(api
     # AND no account exists yet
     assert_error(api.post("/api/auth/token/", {"email": "new@example.com", "password": PASSWORD}), 401)
     # WHEN the link's token is posted
-    verified = api.post(
-        "/api/auth/verify-email/", {"token": link_token(smtp_server, "new@example.com", "/verify-email")}
-    )
+    verified = api.post("/api/auth/verify-email/", verification(smtp_server, "new@example.com"))
     # THEN the verified user owns the tenant and is signed in
     assert verified.status_code == 201, verified.get_data(as_text=True)
     body = verified.get_json()
@@ -109,18 +112,18 @@ def test_verification_token_is_single_use_and_expires(
 ) -> None:
     for n, slug in enumerate(("first", "second")):
         api.post("/api/auth/signup/", {"email": f"u{n}@example.com", "password": PASSWORD, "tenant_slug": slug})
-    used = link_token(smtp_server, "u0@example.com", "/verify-email")
-    assert api.post("/api/auth/verify-email/", {"token": used}).status_code == 201
-    assert_error(api.post("/api/auth/verify-email/", {"token": used}), 404, "not_found")
+    used = verification(smtp_server, "u0@example.com")
+    assert api.post("/api/auth/verify-email/", used).status_code == 201
+    assert_error(api.post("/api/auth/verify-email/", used), 404, "not_found")
     # GIVEN a pending signup whose 24 h have passed
-    late = link_token(smtp_server, "u1@example.com", "/verify-email")
+    late = verification(smtp_server, "u1@example.com")
     smtp_stack.runtime.documents.update(
-        keys.signup_key(m.token_digest(late)),
+        keys.signup_key(m.token_digest(late["token"])),
         m.PendingSignup,
         lambda p: p.model_copy(update={"expires_at": clock.now() - timedelta(seconds=1)}),
     )
-    assert_error(api.post("/api/auth/verify-email/", {"token": late}), 404, "not_found")
-    assert_error(api.post("/api/auth/verify-email/", {"token": "made-up"}), 404, "not_found")
+    assert_error(api.post("/api/auth/verify-email/", late), 404, "not_found")
+    assert_error(api.post("/api/auth/verify-email/", {"token": "made-up", "password": PASSWORD}), 404, "not_found")
 
 
 def test_signup_never_reveals_whether_an_email_is_registered(api: Api, smtp_server: SmtpServer) -> None:
@@ -146,14 +149,49 @@ def test_signup_never_reveals_whether_an_email_is_registered(api: Api, smtp_serv
 def test_signing_up_again_with_a_lost_mail_sends_a_new_link(api: Api, smtp_server: SmtpServer) -> None:
     body = {"email": "lost@example.com", "password": PASSWORD, "tenant_slug": "lost-co"}
     assert api.post("/api/auth/signup/", body).status_code == 202
-    first = link_token(smtp_server, "lost@example.com", "/verify-email")
+    first = verification(smtp_server, "lost@example.com")
     # the same address may ask again for the slug it holds (another address may not)
     assert api.post("/api/auth/signup/", body).status_code == 202
-    second = link_token(smtp_server, "lost@example.com", "/verify-email")
+    second = verification(smtp_server, "lost@example.com")
     assert_error(api.post("/api/auth/signup/", {**body, "email": "other@example.com"}), 409, "conflict")
-    # only the newest link creates the tenant
-    assert_error(api.post("/api/auth/verify-email/", {"token": first}), 409, "conflict")
-    assert api.post("/api/auth/verify-email/", {"token": second}).status_code == 201
+    # only the newest link creates the tenant: the older one stopped working when it was replaced
+    assert_error(api.post("/api/auth/verify-email/", first), 404, "not_found")
+    assert api.post("/api/auth/verify-email/", second).status_code == 201
+
+
+def test_a_verification_needs_the_password_chosen_at_signup(api: Api, smtp_server: SmtpServer) -> None:
+    # GIVEN a signup, and its mailed link
+    body = {"email": "carol@example.com", "password": PASSWORD, "tenant_slug": "carol-co"}
+    assert api.post("/api/auth/signup/", body).status_code == 202
+    # WHEN the link is opened with another password, or none
+    wrong = api.post("/api/auth/verify-email/", verification(smtp_server, "carol@example.com", "not the one"))
+    # THEN nothing is created, and the link still works with the right one
+    assert_error(wrong, 401, "unauthorized")
+    missing = {"token": link_token(smtp_server, "carol@example.com", "/verify-email")}
+    assert_error(api.post("/api/auth/verify-email/", missing), 400, "validation_failed")
+    assert_error(api.post("/api/auth/token/", {"email": body["email"], "password": "not the one"}), 401)
+    assert api.post("/api/auth/verify-email/", verification(smtp_server, "carol@example.com")).status_code == 201
+
+
+def test_a_signup_made_with_someone_elses_address_cannot_choose_their_password(
+    api: Api, smtp_server: SmtpServer
+) -> None:
+    # GIVEN a victim's pending signup, and an attacker who signs up again with the victim's address and
+    # slug (both public enough) and a password of their own: the victim gets a second, newer link
+    victim = {"email": "victor@example.com", "password": PASSWORD, "tenant_slug": "victor-co"}
+    assert api.post("/api/auth/signup/", victim).status_code == 202
+    own_link = verification(smtp_server, victim["email"])
+    assert api.post("/api/auth/signup/", {**victim, "password": "attacker's password"}).status_code == 202
+    # WHEN the victim opens either link with the password they chose
+    # THEN the older link is dead and the newer one refuses their password: nothing is created
+    assert_error(api.post("/api/auth/verify-email/", own_link), 404, "not_found")
+    assert_error(api.post("/api/auth/verify-email/", verification(smtp_server, victim["email"])), 401)
+    assert_error(api.post("/api/auth/token/", {"email": victim["email"], "password": "attacker's password"}), 401)
+    # AND signing up again gives the victim an account with their own password only
+    assert api.post("/api/auth/signup/", victim).status_code == 202
+    assert api.post("/api/auth/verify-email/", verification(smtp_server, victim["email"])).status_code == 201
+    assert api.post("/api/auth/token/", {"email": victim["email"], "password": PASSWORD}).status_code == 200
+    assert_error(api.post("/api/auth/token/", {"email": victim["email"], "password": "attacker's password"}), 401)
 
 
 def test_signup_slug_errors(api: Api, smtp_server: SmtpServer) -> None:

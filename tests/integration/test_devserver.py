@@ -43,7 +43,9 @@ def test_make_dev_walkthrough_and_idempotent_seed(tmp_path: Path) -> None:
         [link] = next(mail["links"] for mail in mailbox if mail["to"] == "you@example.com")
         assert link.startswith(f"{base}/verify-email?token=")
         token = parse_qs(urlsplit(link).query)["token"][0]
-        status, verified = call(base, "POST", "/api/auth/verify-email/", {"token": token})
+        status, verified = call(
+            base, "POST", "/api/auth/verify-email/", {"token": token, "password": "a long password"}
+        )
         assert status == 201 and verified["tenant"]["slug"] == "acme", verified
         status, pair = call(
             base, "POST", "/api/auth/token/", {"email": "you@example.com", "password": "a long password"}

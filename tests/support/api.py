@@ -92,7 +92,8 @@ class Api:
         email = email or f"owner{n}@{slug}.example.com"
         response = self.post("/api/auth/signup/", {"email": email, "password": password, "tenant_slug": slug})
         assert response.status_code == 202, response.get_data(as_text=True)
-        verified = self.post("/api/auth/verify-email/", {"token": self.mailed_token(email, "/verify-email")})
+        token = self.mailed_token(email, "/verify-email")
+        verified = self.post("/api/auth/verify-email/", {"token": token, "password": password})
         assert verified.status_code == 201, verified.get_data(as_text=True)
         body = verified.get_json()
         account = Account(email, password, body["tenant"]["id"], slug, body["access"], body["refresh"], "")

@@ -89,7 +89,7 @@ def new_account(stack: ConsoleStack, slug: str) -> Account:
     )
     assert status == 202, body
     token = stack.link_sent_to(email, "/verify-email").split("token=", 1)[1]
-    status, signed_in = call(stack.base, "POST", "/api/auth/verify-email/", {"token": token})
+    status, signed_in = call(stack.base, "POST", "/api/auth/verify-email/", {"token": token, "password": password})
     assert status == 201, signed_in
     return Account(email, password, signed_in["tenant"]["id"], signed_in["access"])
 

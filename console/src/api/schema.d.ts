@@ -81,7 +81,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Finish a signup with the mailed token: creates the user and the tenant they own; signs in. */
+        /** Finish a signup with the mailed token and the password chosen at signup: creates the user and the */
         post: operations["api_verify_email"];
         delete?: never;
         options?: never;
@@ -2091,6 +2091,8 @@ export interface components {
         VerifyEmailRequest: {
             /** Token */
             token: string;
+            /** Password */
+            password: string;
         };
         /** VersionList */
         VersionList: {

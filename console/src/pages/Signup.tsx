@@ -30,7 +30,9 @@ export default function Signup() {
   if (sent) {
     return (
       <AuthFrame title="Check your email">
-        <Text>We sent a link to {email}. Open it to finish creating your workspace.</Text>
+        <Text>
+          We sent a link to {email}. Open it and enter the password you just chose to finish creating your workspace.
+        </Text>
       </AuthFrame>
     );
   }

@@ -47,6 +47,8 @@ class RefreshRequest(StrictTrimmedModel):
 
 class VerifyEmailRequest(StrictTrimmedModel):
     token: str = Field(min_length=1, max_length=128)
+    # The password chosen at signup: the link alone does not say who chose it.
+    password: str = Field(max_length=256)
 
 
 class AcceptRequest(StrictTrimmedModel):
@@ -235,9 +237,11 @@ def signup(ctx: RequestContext) -> SignupAccepted:
 
 @auth_router.post("/verify-email/", body=VerifyEmailRequest, response=SignedIn, status=201)
 def verify_email(ctx: RequestContext) -> SignedIn:
-    """Finish a signup with the mailed token: creates the user and the tenant they own; signs in."""
+    """Finish a signup with the mailed token and the password chosen at signup: creates the user and the
+    tenant they own; signs in."""
     body: VerifyEmailRequest = ctx.body
-    user, tenant = service.verify_email(ctx.runtime, body.token)
+    throttle.hit(ctx.runtime, throttle.Limits.of(ctx.runtime.settings).login_address, _address(ctx))
+    user, tenant = service.verify_email(ctx.runtime, body.token, body.password)
     return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 
 

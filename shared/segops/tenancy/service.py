@@ -55,7 +55,7 @@ def _slug_taken(slug: str) -> Conflict:
 
 def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_at: datetime) -> None:
     """Hold `slug` for a pending signup. A live reservation for another address is a 409; the same
-    address signing up again (a lost mail) takes it over, and only its newest link will work."""
+    address signing up again (a lost mail) takes it over, and only its newest link works."""
     reservation = m.SlugReservation(signup=signup, email_key=keys.email_digest(email), expires_at=expires_at)
     key = keys.slug_reservation_key(slug)
     current = runtime.store.get(key)
@@ -67,6 +67,9 @@ def _reserve_slug(runtime: Runtime, slug: str, signup: str, email: str, expires_
         runtime.store.put(key, reservation.model_dump(mode="json"), if_generation=current.generation if current else 0)
     except GenerationMismatch:
         raise _slug_taken(slug) from None
+    if current is not None:
+        # The link of the signup this one replaces stops working at once (404), not at its verification.
+        runtime.store.delete(keys.signup_key(m.SlugReservation.model_validate(current.body).signup))
 
 
 def create_tenant(
@@ -133,6 +136,7 @@ def signup(runtime: Runtime, email: str, password: str, slug: str, name: str | N
             to=email,
             subject="Verify your email to finish signing up to SegOps",
             text=f"Open this link to verify your address and create the tenant {slug}:\n\n{verify}\n\n"
+            "It asks for the password you chose when you signed up. "
             f"The link works once, for {hours} hours. If you did not sign up, ignore this message.",
             links=[verify],
         )
@@ -179,12 +183,23 @@ def create_account(
     return refreshed, tenant
 
 
-def verify_email(runtime: Runtime, token: str) -> tuple[m.User, m.Tenant]:
-    """Finish a signup: the mailed token proves the address; single-use, expires."""
+def verify_email(runtime: Runtime, token: str, password: str) -> tuple[m.User, m.Tenant]:
+    """Finish a signup: the mailed token proves the address, the password proves the person who chose
+    it. Without the second, whoever signed up first (or last) with someone else's address would choose
+    the password of the account that address's owner creates by opening the link. The token is
+    single-use and expires; a wrong password leaves it usable (404 for a link that is not live)."""
     digest = m.token_digest(token)
-    pending = m.PendingSignup.model_validate(_consume(runtime, keys.signup_key(digest)))
-    if pending.expires_at <= clock.now():
+    key = keys.signup_key(digest)
+    found = runtime.store.get(key)
+    pending = m.PendingSignup.model_validate(found.body) if found is not None else None
+    if pending is None or pending.expires_at <= clock.now():
         raise NotFound("this link is invalid, used or expired")
+    if not runtime.passwords.verify(pending.password_hash, password):
+        raise Unauthorized(
+            "this is not the password this signup was made with: enter the one you chose when you signed up, "
+            "or sign up again to choose another"
+        )
+    _consume(runtime, key)
     return create_account(
         runtime, pending.email, pending.password_hash, pending.tenant_slug, pending.tenant_name, digest
     )
