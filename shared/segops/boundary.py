@@ -60,15 +60,26 @@ _REFUSED = object()
 def _with_lone_surrogates(text: bytes) -> Any:
     """`text` parsed by the standard library, which keeps lone surrogates, then each replaced by
     U+FFFD; `_REFUSED` for anything orjson would refuse besides them (NaN, Infinity, numbers past a
-    double, invalid UTF-8, nesting past the interpreter's recursion)."""
+    double, invalid UTF-8, nesting past the interpreter's recursion). Numbers are read as orjson reads
+    them: an integer beyond 64 bits as a double, which the rest of the edge can write."""
     try:
-        return _replaced(json.loads(text.decode(), parse_constant=_no_constant, parse_float=_finite))
+        parsed = json.loads(text.decode(), parse_constant=_no_constant, parse_float=_finite, parse_int=_integer)
+        return _replaced(parsed)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return _REFUSED
 
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
+
+
+# The integers orjson reads as such; it reads any other as the nearest double (as JavaScript does).
+_INTEGERS = range(-(2**63), 2**64)
+
+
+def _integer(literal: str) -> int | float:
+    value = int(literal)
+    return value if value in _INTEGERS else _finite(literal)
 
 
 def _finite(literal: str) -> float:

@@ -109,12 +109,18 @@ def test_alg_none_token_is_rejected(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "ApiKey sk_live_short", "Bearer a.b.c"]
+    "header",
+    [
+        *("", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "ApiKey sk_live_short", "Bearer a.b.c"),
+        *("Basic \xe9\xe9\xe9\xe9", "Basic c2tfbGl2ZV94OjE=\xe9", "Basic ####"),  # not base64, not even ASCII
+    ],
 )
 def test_malformed_credentials_are_401(api: Api, header: str) -> None:
     response = api.get("/api/tenants/", headers={"Authorization": header} if header else {})
     assert_error(response, 401, "unauthorized")
     assert "WWW-Authenticate" in response.headers
+    if header.startswith("Basic"):  # where a write key is the Basic user (Segment's clients)
+        assert_error(api.post("/v1/track", {"userId": "u", "event": "e"}, headers={"Authorization": header}), 401)
 
 
 # -- API keys ----------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from segops.auth import sessions
 from segops.boundary import BadJson, loads
@@ -29,7 +28,7 @@ def credentials(ctx: RequestContext) -> tuple[AuthKind, str]:
         # Segment-compatible clients send the write key as the Basic user name (empty password).
         try:
             user, _, _password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a plain ValueError)
             raise Unauthorized("malformed Basic credentials") from None
         return "write_key", user
     raise Unauthorized("unsupported Authorization scheme")

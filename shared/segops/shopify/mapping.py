@@ -71,9 +71,12 @@ def _compact(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _list(value: Any) -> list[Any]:
+    """A webhook field that should be a list; anything else (a signed body may hold any JSON) as none."""
+    return value if isinstance(value, list) else []
+
+
 def _line_items(items: Any) -> list[dict[str, Any]]:
-    if not isinstance(items, list):
-        return []
     return [
         _compact(
             {
@@ -86,7 +89,7 @@ def _line_items(items: Any) -> list[dict[str, Any]]:
                 "price": money(item.get("price")),
             }
         )
-        for item in items
+        for item in _list(items)
         if isinstance(item, dict)
     ]
 
@@ -116,7 +119,7 @@ def _first_text(body: dict[str, Any], *fields: str) -> str | None:
 def _order(event_type: str) -> Callable[[dict[str, Any], str | None], MappedEvent]:
     def build(body: dict[str, Any], triggered_at: str | None) -> MappedEvent:
         items = _line_items(body.get("line_items"))
-        codes = [c.get("code") for c in body.get("discount_codes") or [] if isinstance(c, dict) and c.get("code")]
+        codes = [c.get("code") for c in _list(body.get("discount_codes")) if isinstance(c, dict) and c.get("code")]
         order_id = exact_id(body.get("id"))
         payload = _compact(
             {
@@ -177,7 +180,7 @@ def _customer(body: dict[str, Any], triggered_at: str | None) -> MappedEvent:
 
 
 def _refund(body: dict[str, Any], triggered_at: str | None) -> MappedEvent:
-    transactions = [t for t in body.get("transactions") or [] if isinstance(t, dict)]
+    transactions = [t for t in _list(body.get("transactions")) if isinstance(t, dict)]
     refunded = [t for t in transactions if t.get("kind") == "refund" and t.get("status") in (None, "success")]
     amounts = [a for a in (money(t.get("amount")) for t in refunded) if a is not None]
     items = [
@@ -188,7 +191,7 @@ def _refund(body: dict[str, Any], triggered_at: str | None) -> MappedEvent:
                 "subtotal": money(i.get("subtotal")),
             }
         )
-        for i in body.get("refund_line_items") or []
+        for i in _list(body.get("refund_line_items"))
         if isinstance(i, dict)
     ]
     order_id = exact_id(body.get("order_id"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from segops.shopify.mapping import MappedEvent, Unmapped, exact_id, map_webhook, money
 
-from tests.support.fixtures import load_fixture
+from tests.support.fixtures import ShopifyWebhook, load_fixture, shopify_webhooks
 
 
 def test_order_ids_are_parsed_exactly() -> None:
@@ -48,3 +51,35 @@ def test_topics_map_to_documented_events() -> None:
     assert isinstance(customer, MappedEvent) and customer.event_type == "context_identified"
     assert isinstance(map_webhook("app/uninstalled", {}, None), Unmapped)
     assert isinstance(map_webhook("orders/create", [1], None), Unmapped)
+
+
+# What a parsed body can hold (orjson reads an integer beyond 64 bits as a double).
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(shopify_webhooks()), data=st.data())
+def test_any_json_in_any_field_of_a_signed_body_maps_or_is_unmapped(case: ShopifyWebhook, data: st.DataObject) -> None:
+    # GIVEN a real webhook body whose fields (top level, and inside its objects and lists) hold any JSON
+    # (a verified body is answered 200 whatever it holds: a 500 makes Shopify retry it for 48 hours)
+    body = orjson.loads(case.body)
+    for key in data.draw(st.sets(st.sampled_from(sorted(body)))):
+        body[key] = data.draw(JSON)
+    for value in [v for v in body.values() if isinstance(v, dict)] + [
+        item for v in body.values() if isinstance(v, list) for item in v if isinstance(item, dict)
+    ]:
+        for key in data.draw(st.sets(st.sampled_from(sorted(value) or [""]))):
+            value[key] = data.draw(JSON)
+    # WHEN it is mapped THEN it is an event (whose payload the edge can write) or a recorded refusal
+    mapped = map_webhook(case.topic, body, "2026-12-01T10:00:00Z")
+    assert isinstance(mapped, MappedEvent | Unmapped)
+    if isinstance(mapped, MappedEvent):
+        orjson.dumps(mapped.payload)
