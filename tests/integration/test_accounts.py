@@ -444,7 +444,11 @@ def test_object_routes_resolve_the_tenant_of_a_user_of_several_tenants(stack: Lo
     in_other = dev.add_member(other, person, "member")
     in_own = {**person.bearer, "X-SegOps-Tenant": str(person.tenant_id)}
     own = dev.post("/api/segments/", {"name": "Own", "segment_type": "rule"}, headers=in_own).get_json()["id"]
-    theirs = dev.post("/api/segments/", {"name": "Theirs", "segment_type": "rule"}, headers=in_other).get_json()["id"]
+    visited = {
+        "logic": "AND",
+        "conditions": [{"type": "event_count", "event_type": "v", "operator": "gte", "value": 1}],
+    }
+    theirs = dev.post("/api/segments/", {"name": "Theirs", "definition": visited}, headers=in_other).get_json()["id"]
     foreign = dev.post("/api/segments/", {"name": "Foreign", "segment_type": "rule"}, headers=stranger.bearer)
     # WHEN routes on one segment are called without naming a tenant
     # THEN each resolves to the tenant holding that segment
@@ -453,6 +457,9 @@ def test_object_routes_resolve_the_tenant_of_a_user_of_several_tenants(stack: Lo
     renamed = dev.patch(f"/api/segments/{theirs}/", {"name": "Renamed"}, headers=person.bearer)
     assert renamed.status_code == 200 and renamed.get_json()["name"] == "Renamed"
     assert dev.get(f"/api/segments/{theirs}/versions/", headers=person.bearer).status_code == 200
+    queued = dev.post(f"/api/segments/{theirs}/compute/", headers=person.bearer)
+    assert queued.status_code == 202, queued.get_data(as_text=True)
+    assert dev.get(f"/api/segments/{theirs}/compute/", headers=person.bearer).get_json()["status"] == "queued"
     assert dev.delete(f"/api/segments/{own}/", headers=person.bearer).status_code == 204
     # AND a segment of a tenant the person is not in stays a 404; collection routes still need a choice
     assert_error(dev.get(f"/api/segments/{foreign.get_json()['id']}/", headers=person.bearer), 404, "not_found")

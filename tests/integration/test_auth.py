@@ -96,6 +96,22 @@ def test_forged_token_is_rejected(api: Api) -> None:
     assert_error(api.get("/api/tenants/", headers=bearer(forged)), 401, "unauthorized")
 
 
+@pytest.mark.parametrize(
+    "claim",
+    [{"sub": "-3"}, {"sub": "03"}, {"sub": " 3"}, {"sub": "0"}, {"sub": "3_0"}, {"sub": "٣"}, {"fam": ""}, {"jti": ""}],
+)
+def test_a_correctly_signed_token_with_claims_this_server_never_writes_is_401(
+    api: Api, stack: LocalStack, claim: dict[str, str]
+) -> None:
+    # GIVEN a token signed with the server's own key (what only a leaked key could make) whose subject
+    # is no user id as the server writes one, or whose session family or id is empty
+    account = api.signup()
+    claims = {**jwt.decode(account.access, options={"verify_signature": False}), **claim}
+    made = jwt.encode(claims, stack.runtime.jwt_secret, algorithm="HS256")
+    # THEN it is refused like any invalid token, never a 500 nor another user
+    assert_error(api.get("/api/tenants/", headers=bearer(made)), 401, "unauthorized")
+
+
 def test_alg_none_token_is_rejected(api: Api) -> None:
     account = api.signup()
     claims = jwt.decode(account.access, options={"verify_signature": False})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +47,9 @@ def issue(secret: str, user_id: int, token_type: TokenType, lifetime: timedelta,
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
+_SUBJECT = re.compile(r"[1-9][0-9]{0,18}")
+
+
 def verify(secret: str, token: str, token_type: TokenType) -> Claims:
     """The claims of a valid token of that type; `Unauthorized` for anything else (alg=none included)."""
     _require_key(secret)
@@ -65,7 +69,9 @@ def verify(secret: str, token: str, token_type: TokenType) -> Claims:
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid token") from None
     jti, family = claims.get("jti"), claims.get("fam")
-    if claims.get("typ") != token_type or not isinstance(jti, str) or not isinstance(family, str) or not jti:
+    if claims.get("typ") != token_type or not isinstance(jti, str) or not isinstance(family, str):
+        raise Unauthorized("invalid token")
+    if not jti or not family:
         raise Unauthorized("invalid token")
     try:
         issued_at, expires_at = int(claims["iat"]), int(claims["exp"])
@@ -76,7 +82,9 @@ def verify(secret: str, token: str, token_type: TokenType) -> Claims:
         raise Unauthorized("invalid token")
     if expires_at <= now:
         raise Unauthorized("token expired")
-    try:
-        return Claims(int(claims["sub"]), jti, family)
-    except (TypeError, ValueError):
-        raise Unauthorized("invalid token") from None
+    subject = claims["sub"]
+    # The user's id as this server writes it (`int` would also take " 3", "-3", "03" and "3_0", which
+    # name no user, or spell one another way).
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
+        raise Unauthorized("invalid token")
+    return Claims(int(subject), jti, family)

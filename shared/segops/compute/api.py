@@ -20,6 +20,8 @@ from segops.segments.models import ComputeState, ComputeStatus
 from segops.store import keys
 
 router = Router("/api/segments/<int:segment_id>/compute")
+# The segment names its tenant (docs/api.md, "Tenant selection"), as on the segment's other routes.
+SEGMENT = ("segment_id", keys.segment_key)
 
 
 class ComputeQuery(StrictModel):
@@ -57,7 +59,7 @@ def _segment_or_404(ctx: RequestContext) -> int:
     return segment_id
 
 
-@router.post("/", role="member", query=ComputeQuery, response=ComputeQueued, status=202)
+@router.post("/", tenant_from_object=SEGMENT, role="member", query=ComputeQuery, response=ComputeQueued, status=202)
 def request_compute(ctx: RequestContext) -> Result:
     """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
     segment_id = _segment_or_404(ctx)
@@ -94,7 +96,7 @@ def request_compute(ctx: RequestContext) -> Result:
     return Result({"status": "queued"}, 202)
 
 
-@router.get("/", response=ComputeStatusOut)
+@router.get("/", tenant_from_object=SEGMENT, response=ComputeStatusOut)
 def compute_status(ctx: RequestContext) -> ComputeStatusOut:
     """The segment's latest compute: status, timings, member count, entered/exited counts."""
     segment_id = int(ctx.path_params["segment_id"])
