@@ -11,10 +11,11 @@ message the native checks certainly accept is mapped and stamped in one pass (`_
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
+
+from anyascii import anyascii
 
 from segops.event_type import is_event_type
 from segops.ingestion.events import (
@@ -49,9 +50,12 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 def snake_case(name: str) -> str:
     """`Order Completed`, `orderCompleted`, `order-completed` → `order_completed`; '' when nothing is left.
-    Accents are dropped (`Événement` → `evenement`); a name starting with a digit gets `event_` in front
-    (event types start with a letter)."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    Any script is transliterated to ASCII first (`Événement` → `evenement`, `Straße` → `strasse`,
+    `Заказ оформлен` → `zakaz_oformlen`, `注文完了` → `zhu_wen_wan_le`): dropping what is not ASCII made
+    names in other scripts empty, or one event type (`Заказ 2` and `Возврат 2` were both `event_2`).
+    A name starting with a digit gets `event_` in front (event types start with a letter)."""
+    # A letter or digit with no transliteration (rare ideographs) is named by its code point.
+    ascii_name = "".join(anyascii(c) or (f"_u{ord(c):x}_" if c.isalnum() else "") for c in name)
     words = _NOT_WORD.sub("_", _CAMEL_BOUNDARY.sub("_", ascii_name).lower()).strip("_")
     if words and not words[0].isalpha():
         words = f"event_{words}"
