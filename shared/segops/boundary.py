@@ -17,8 +17,13 @@ _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# How deep orjson reads: a body nesting deeper is valid JSON no reader of this process takes.
+MAX_PARSED_DEPTH = 1024
+TOO_DEEP = f"nested more than {MAX_PARSED_DEPTH:,} levels deep"
+
+
 class BadJson(ValueError):
-    """A body that is not JSON: `problem` ("not valid JSON", "not valid UTF-8") at byte `position`."""
+    """A body that is not JSON: `problem` ("not valid JSON", "not valid UTF-8", `TOO_DEEP`) at byte `position`."""
 
     def __init__(self, problem: str, position: int) -> None:
         super().__init__(f"body is {problem} (at byte {position})")
@@ -36,13 +41,16 @@ def loads(raw: bytes) -> Any:
       with U+FFFD in its place, as Segment's own API (Go's `encoding/json`) reads it, so one
       truncated title does not cost the whole batch.
 
-    Anything else orjson refuses is `BadJson`: invalid UTF-8 named as such at its first bad byte
-    (orjson reports it at byte 0), otherwise invalid JSON at orjson's position."""
+    Anything else orjson refuses is `BadJson`: nesting past `MAX_PARSED_DEPTH` (valid JSON, but not
+    "not valid JSON"), invalid UTF-8 named as such at its first bad byte (orjson reports it at byte 0),
+    otherwise invalid JSON at orjson's position."""
     skipped = len(_BOM) if raw.startswith(_BOM) else 0
     text = raw[skipped:] if skipped else raw
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise BadJson(TOO_DEEP, skipped + exc.pos) from None
         if "surrogate" in str(exc):
             repaired = _with_lone_surrogates(text)
             if repaired is not _REFUSED:

@@ -49,6 +49,10 @@ def test_a_body_nested_too_deep_is_400_not_a_crash(api: Api) -> None:
             "type": "too_deep",
         }
     ]
+    # AND past what the JSON reader takes (1,024 levels) it is the same answer, not "not valid JSON"
+    deeper = '{"email": ' + "[" * 1100 + "]" * 1100 + "}"
+    error = assert_error(api.post(SIGNUP, data=deeper.encode(), content_type="application/json"), 400)
+    assert [e["type"] for e in error["details"]["errors"]] == ["too_deep"]
     # At the bound the body is read, and judged by its model
     shallow = '{"email": ' + "[" * (MAX_BODY_DEPTH - 1) + "]" * (MAX_BODY_DEPTH - 1) + "}"
     error = assert_error(api.post(SIGNUP, data=shallow.encode(), content_type="application/json"), 400)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from segops.boundary import BadJson, deeper_than, loads
+from segops.boundary import TOO_DEEP, BadJson, deeper_than, loads
 from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from segops.http.pointers import validation_error
 from segops.http.routes import RequestContext
@@ -81,11 +81,17 @@ def read_json(ctx: RequestContext) -> Any:
     try:
         body = loads(raw)
     except BadJson as bad:
+        if bad.problem == TOO_DEEP:
+            raise _too_deep() from None
         raise ValidationFailed(f"body is {bad.problem}", {"position": bad.position}) from None
     if deeper_than(body, raw, MAX_BODY_DEPTH):
-        message = f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays"
-        raise ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": "too_deep"}]})
+        raise _too_deep()
     return body
+
+
+def _too_deep() -> ValidationFailed:
+    message = f"body nests more than {MAX_BODY_DEPTH} levels of objects and arrays"
+    return ValidationFailed(message, {"errors": [{"pointer": "", "message": message, "type": "too_deep"}]})
 
 
 def parse_query(ctx: RequestContext) -> None:
