@@ -24,8 +24,25 @@ ALLOWED_HEADERS = "Authorization, Content-Type"
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def is_origin(value: str) -> bool:
     return _ORIGIN.match(value) is not None
+
+
+def canonical_origin(value: str) -> str:
+    """An origin (matching `ORIGIN_PATTERN`) as a browser sends it: without its scheme's default port,
+    which browsers leave out (`https://shop.example.com:443` would never match a page). A port past
+    65535 or 0 is no port at all."""
+    scheme, _, rest = value.partition("://")
+    host, colon, port = rest.partition(":")
+    if not colon:
+        return value
+    number = int(port)
+    if not 0 < number < 65536:
+        raise ValueError(f"port {port} is not a TCP port (1-65535)")
+    return f"{scheme}://{host}" if number == _DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{number}"
 
 
 def preflight(request: Request) -> Response:

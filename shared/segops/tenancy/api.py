@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, EmailStr, Field, StringConstraints, model_validator
 
 from segops.auth import sessions, throttle
 from segops.auth.api_keys import KeyKind
@@ -13,7 +13,7 @@ from segops.auth.principal import Principal
 from segops.auth.roles import Role
 from segops.boundary import StrictTrimmedModel
 from segops.errors import NotFound, Unauthorized
-from segops.http.cors import ORIGIN_PATTERN
+from segops.http.cors import ORIGIN_PATTERN, canonical_origin
 from segops.http.credentials import signed_in_user
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
@@ -147,6 +147,7 @@ Origin = Annotated[
     str,
     BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
     StringConstraints(pattern=ORIGIN_PATTERN),
+    AfterValidator(canonical_origin),
     Field(description="A page origin: `scheme://host[:port]`, no path (e.g. `https://www.example.com`)."),
 ]
 

@@ -55,6 +55,8 @@ def test_a_publishable_key_is_created_with_its_normalised_origins(
         {"name": "w", "kind": "publishable", "allowed_origins": ["https://shop.example.com/checkout"]},
         {"name": "w", "kind": "publishable", "allowed_origins": ["*"]},
         {"name": "w", "kind": "publishable", "allowed_origins": ["ftp://shop.example.com"]},
+        {"name": "w", "kind": "publishable", "allowed_origins": ["https://shop.example.com:99999"]},
+        {"name": "w", "kind": "publishable", "allowed_origins": ["https://shop.example.com:0"]},
         {"name": "w", "allowed_origins": [SHOP]},
         {"name": "w", "kind": "public"},
     ],
@@ -146,3 +148,20 @@ def test_preflight_is_answered_on_ingestion_endpoints_only(api: Api) -> None:
 def test_a_secret_key_is_never_readable_cross_origin(api: Api, account: Account) -> None:
     response = api.post(TRACK, EVENT, headers=account.key | {"Origin": SHOP})
     assert response.status_code == 202 and "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_a_default_port_is_left_out_as_browsers_leave_it_out(api: Api, account: Account) -> None:
+    # GIVEN origins written with their scheme's default port (a page's Origin never carries it)
+    origins = ["https://shop.example.com:443", "http://shop.example.com:80", "https://shop.example.com:8443"]
+    body = {"name": "w", "kind": "publishable", "allowed_origins": origins}
+    created = api.post("/api/keys/", body, headers=account.bearer).get_json()
+    # THEN they are stored as a browser sends them, and a page on the default port is allowed
+    assert created["allowed_origins"] == [
+        "http://shop.example.com",
+        "https://shop.example.com",
+        "https://shop.example.com:8443",
+    ]
+    event = {"user_id": "o", "event_type": "page_viewed"}
+    headers = {"Authorization": f"ApiKey {created['key']}", "Origin": "https://shop.example.com"}
+    response = api.post("/api/ingestion/track/", event, headers=headers)
+    assert response.status_code == 202 and response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
