@@ -52,6 +52,9 @@ def failed(runtime: Runtime, tenant_id: int, target: Target, error: str) -> None
                 "error": error,
                 "finished_at": clock.now(),
                 "duration_ms": _duration_ms(target),
+                # This run changed no membership: the counts of an earlier run are not its own.
+                "entered_count": None,
+                "exited_count": None,
             }
         )
 
@@ -66,7 +69,12 @@ def rejected(runtime: Runtime, tenant_id: int, request: Rejected, now: datetime)
                 "status": "failed",
                 "mode": request.mode,
                 "error": request.error,
+                # Refused before it started: nothing of an earlier run describes it.
+                "started_at": None,
                 "finished_at": clock.now(),
+                "duration_ms": None,
+                "entered_count": None,
+                "exited_count": None,
                 "computed_at": now,
             }
         )

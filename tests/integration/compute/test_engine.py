@@ -99,6 +99,7 @@ def test_failed_compute_keeps_previous_membership(
     [logged] = [r for r in caplog.records if r.getMessage() == "compute failed"]
     assert f"incident {logged.__dict__['incident']}" in failed.error
     assert failed.last_computed_at == NOW
+    assert (failed.entered_count, failed.exited_count) == (None, None)  # not the earlier run's counts
     # AND the next compute publishes correctly, ignoring the orphaned rows
     engine.compute(stack.runtime, tenant, [Request(1, "full", "c3")], NOW + timedelta(minutes=2))
     assert members(stack, tenant, 1) == {"u1", "u2"}
@@ -131,3 +132,21 @@ def test_deactivated_or_definitionless_segments(stack: LocalStack) -> None:
     [outcome] = engine.compute(stack.runtime, tenant, [Request(1, "full")], NOW)
     assert outcome.status == "failed" and state(stack, tenant, 1).error == "segment has no definition"
     assert engine.compute(stack.runtime, tenant, [Request(99, "full")], NOW) == []
+
+
+def test_a_compute_refused_after_a_run_shows_nothing_of_that_run(stack: LocalStack) -> None:
+    # GIVEN a segment computed once, whose definition then goes away
+    tenant = fresh_tenant()
+    insert_events(stack.runtime.warehouse, tenant, [ev("u1")])
+    put_segment(stack.runtime, tenant, 1, COUNT_A)
+    engine.compute(stack.runtime, tenant, [Request(1, "full")], NOW)
+    assert state(stack, tenant, 1).entered_count == 1
+    put_segment(stack.runtime, tenant, 1, None)
+    # WHEN the next compute is refused before it starts
+    engine.compute(stack.runtime, tenant, [Request(1, "full")], NOW + timedelta(minutes=1))
+    # THEN its state is its own: failed, never started, no duration or counts of the earlier run
+    refused = state(stack, tenant, 1)
+    assert (refused.status, refused.error) == ("failed", "segment has no definition")
+    assert (refused.started_at, refused.duration_ms, refused.entered_count, refused.exited_count) == (None,) * 4
+    # AND the membership that stands is still described
+    assert refused.member_count == 1 and refused.last_computed_at == NOW
