@@ -169,6 +169,13 @@ def test_openapi_document_is_valid_31_and_lists_every_route(api: Api) -> None:
                 assert "default" in operation["responses"]
                 for name in re.findall(r"\{(\w+)\}", path):
                     assert any(p["name"] == name and p["in"] == "path" for p in operation.get("parameters", []))
+                # every name a query field takes, aliases included (`type` and `segment_type` on the list)
+                if route.query is not None:
+                    documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+                    for name, field in route.query.model_fields.items():
+                        taken = field.validation_alias or field.alias or name
+                        choices = getattr(taken, "choices", [taken])
+                        assert {c for c in choices if isinstance(c, str)} <= documented, (path, name)
     # every $ref resolves
     for ref in re.findall(r'"\$ref":\s*"#/components/schemas/([^"]+)"', response.get_data(as_text=True)):
         assert ref in schemas, ref

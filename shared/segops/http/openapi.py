@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel
 from pydantic.json_schema import models_json_schema
 
 from segops.http.routes import Route, Router
@@ -35,10 +35,19 @@ def _query_params(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     defs.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
-    return [
+    params = [
         {"name": name, "in": "query", "required": name in required, "schema": prop}
         for name, prop in schema.get("properties", {}).items()
     ]
+    # A parameter the server also takes by another name (`AliasChoices`, e.g. `type` for `segment_type`).
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and name in schema.get("properties", {}):
+            for other in alias.choices:
+                if isinstance(other, str) and other != name:
+                    spelled = {**schema["properties"][name], "description": f"The same as `{name}`."}
+                    params.append({"name": other, "in": "query", "required": False, "schema": spelled})
+    return params
 
 
 def build_openapi(functions: dict[str, list[Router]]) -> dict[str, Any]:
