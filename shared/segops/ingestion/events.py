@@ -154,11 +154,15 @@ def _rejection_from(exc: ValidationError, pointer: str) -> Rejection:
 
 
 def parse_occurred_at(text: str) -> datetime | None:
-    """ISO 8601 (a trailing `Z`, offsets, fractions, date-only); naive means UTC. None if unparsable."""
+    """ISO 8601 (a trailing `Z`, offsets, fractions, date-only); naive means UTC. None if unparsable.
+    RFC 3339's lower-case `t` and `z` are read too (`datetime.fromisoformat` takes upper case only)."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        return None
+        try:
+            value = datetime.fromisoformat(text.upper())
+        except ValueError:
+            return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 

@@ -12,7 +12,14 @@ from segops import clock
 from segops.boundary import StrictModel, deeper_than
 from segops.event_type import EventType
 from segops.http.routes import RequestContext, Router
-from segops.ingestion.events import MAX_FUTURE, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, UserId
+from segops.ingestion.events import (
+    MAX_FUTURE,
+    MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_DEPTH,
+    MIN_OCCURRED_AT,
+    UserId,
+    parse_occurred_at,
+)
 from segops.metering.meter import meter_for
 from segops.sandbox import service
 
@@ -28,14 +35,29 @@ class SandboxEvent(StrictModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     tenant: int | str | None = None
 
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _read_as_ingestion_reads_it(cls, value: Any) -> Any:
+        # The simulated event is one the edge would take: ISO 8601 text only (no epoch numbers).
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("occurred_at must be a string (an ISO 8601 timestamp)")
+        parsed = parse_occurred_at(value)
+        if parsed is None:
+            raise ValueError("occurred_at is not an ISO 8601 timestamp")
+        return parsed
+
     @field_validator("occurred_at")
     @classmethod
-    def _not_far_future(cls, value: datetime | None) -> datetime | None:
+    def _within_ingestion_bounds(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
         value = clock.as_utc(value)
         if value > clock.now() + MAX_FUTURE:
             raise ValueError("occurred_at is more than 24 h in the future")
+        if value < MIN_OCCURRED_AT:
+            raise ValueError("occurred_at is before 1900-01-01")
         return value
 
     @field_validator("payload")

@@ -182,6 +182,14 @@ def test_validation_and_roles(stack: LocalStack) -> None:
     future = (NOW + timedelta(days=3)).isoformat()
     late = api.post(PUBLISH, {"user_id": "u", "event_type": "x", "occurred_at": future}, headers=account.bearer)
     assert assert_error(late, 400)["details"]["errors"][0]["pointer"] == "/occurred_at"
+    # The ingestion rule for times: ISO 8601 text from 1900 on (no epoch numbers), as the edge takes them
+    for refused_time in ("0001-01-01T00:00:00Z", 12345, "yesterday", True):
+        body = {"user_id": "u", "event_type": "x", "occurred_at": refused_time}
+        error = assert_error(api.post(PUBLISH, body, headers=account.bearer), 400, "validation_failed")
+        assert error["details"]["errors"][0]["pointer"] == "/occurred_at", refused_time
+    for taken_time in ("2026-03-01", "2026-03-01T12:00:00+02:00", "2026-03-01T10:00:00.123Z"):
+        body = {"user_id": "u", "event_type": "x", "occurred_at": taken_time}
+        assert api.post(PUBLISH, body, headers=account.bearer).status_code == 200, taken_time
     # The ingestion rule for user ids: C0, DEL and C1 controls (here NEL, U+0085) are refused alike.
     for control in ("\x07", "\x7f", "\x85"):
         refused = api.post(PUBLISH, {"user_id": f"u{control}1", "event_type": "x"}, headers=account.bearer)

@@ -90,6 +90,7 @@ def test_payload_limit_is_measured_on_the_serialised_json() -> None:
         ((STAMP.received_at + timedelta(hours=24, seconds=1)).isoformat(), False),
         ("1899-12-31T23:59:59Z", False),
         ("2026-04-25", True),
+        ("2026-04-25t10:00:00.123z", True),  # RFC 3339 lets `t` and `z` be lower case
         ("not a date", False),
     ],
 )
