@@ -12,7 +12,7 @@ from segops.ai.draft import draft_segment
 from segops.boundary import StrictTrimmedModel
 from segops.dsl import parse_definition
 from segops.errors import ValidationFailed
-from segops.http.cursor import Cursor, invalid_cursor
+from segops.http.cursor import Cursor, cursor_key, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
 from segops.ids import Id
@@ -203,11 +203,13 @@ def list_segments(ctx: RequestContext) -> SegmentList:
         ctx.runtime,
         ctx.tenant_id,
         limit=query.limit,
-        after=SegmentsCursor.decode(query.cursor).after if query.cursor else 0,
+        after=SegmentsCursor.decode(query.cursor, cursor_key(ctx.runtime)).after if query.cursor else 0,
         segment_type=query.segment_type,
         active=query.active,
     )
-    cursor = SegmentsCursor(after=page.next_after).encode() if page.next_after is not None else None
+    cursor = (
+        SegmentsCursor(after=page.next_after).encode(cursor_key(ctx.runtime)) if page.next_after is not None else None
+    )
     return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
 
@@ -296,14 +298,16 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     after: str | None = None
     snapshot: int | None = None
     if query.cursor:
-        position = MembersCursor.decode(query.cursor)
+        position = MembersCursor.decode(query.cursor, cursor_key(ctx.runtime))
         if position.segment_id != segment_id:
             raise invalid_cursor()
         snapshot, after = position.snapshot, position.after
     warehouse = ctx.runtime.warehouse
     page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
-        MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode()
+        MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode(
+            cursor_key(ctx.runtime)
+        )
         if page.next_after is not None
         else None
     )
