@@ -496,3 +496,22 @@ def test_an_unreachable_smtp_server_is_a_503_and_the_same_address_may_retry(
         assert mails_to(smtp_server, "retry@example.com")
     finally:
         local.stop()
+
+
+def test_a_second_signup_of_an_address_verified_after_the_first_frees_its_slug(
+    api: Api, smtp_server: SmtpServer
+) -> None:
+    # GIVEN two pending signups of one address (spelled in two cases), for two slugs
+    links = []
+    for email, slug in (("carl@example.com", "carl-one"), ("Carl@Example.com", "carl-two")):
+        body = {"email": email, "password": PASSWORD, "tenant_slug": slug}
+        assert api.post("/api/auth/signup/", body).status_code == 202
+        links.append(verification(smtp_server, email))  # the newest mail to the address: this signup's
+    first, second = links
+    # WHEN both links are opened
+    assert api.post("/api/auth/verify-email/", first).status_code == 201
+    # THEN the second is told to log in (the address has an account now), and its slug is not held
+    assert_error(api.post("/api/auth/verify-email/", second), 409, "login_required")
+    carl = api.post("/api/auth/token/", {"email": "carl@example.com", "password": PASSWORD}).get_json()
+    created = api.post("/api/tenants/", {"slug": "carl-two"}, headers=bearer(carl["access"]))
+    assert created.status_code == 201, created.get_data(as_text=True)

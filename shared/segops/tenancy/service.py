@@ -94,6 +94,15 @@ def create_tenant(
     return tenant
 
 
+def _release_reservation(runtime: Runtime, slug: str, signup: str) -> None:
+    """Free `slug` if `signup` still holds it (only that signup's own reservation, compared and deleted)."""
+    key = keys.slug_reservation_key(slug)
+    found = runtime.store.get(key)
+    if found is not None and m.SlugReservation.model_validate(found.body).signup == signup:
+        with contextlib.suppress(GenerationMismatch):
+            runtime.store.delete(key, if_generation=found.generation)
+
+
 def _link(runtime: Runtime, path: str, token: str) -> str:
     return f"{runtime.settings.base_url}{path}?{urlencode({'token': token})}"
 
@@ -170,8 +179,13 @@ def _create_user(runtime: Runtime, email: str, password_hash: str) -> m.User:
 def create_account(
     runtime: Runtime, email: str, password_hash: str, slug: str, name: str | None, signup: str = ""
 ) -> tuple[m.User, m.Tenant]:
-    """A verified user and the tenant they own; nothing is left behind when the slug is lost."""
-    user = _create_user(runtime, email, password_hash)
+    """A verified user and the tenant they own; nothing is left behind when the slug is lost, and the
+    slug is not held when the address got an account meanwhile (another of its signups verified first)."""
+    try:
+        user = _create_user(runtime, email, password_hash)
+    except LoginRequired:
+        _release_reservation(runtime, slug, signup)
+        raise
     try:
         tenant = create_tenant(runtime, slug, name, user.id, pointer="/tenant_slug", signup=signup)
     except Conflict:
