@@ -139,6 +139,18 @@ def test_malformed_credentials_are_401(api: Api, header: str) -> None:
         assert_error(api.post("/v1/track", {"userId": "u", "event": "e"}, headers={"Authorization": header}), 401)
 
 
+def test_a_401_challenges_the_credentials_its_route_takes(api: Api) -> None:
+    # (RFC 9110: WWW-Authenticate names the schemes that would be accepted there)
+    def challenge(response: Any) -> str:
+        assert response.status_code == 401
+        return str(response.headers["WWW-Authenticate"])
+
+    assert challenge(api.get("/api/keys/")) == 'Bearer realm="segops"'  # people only
+    assert challenge(api.get("/api/segments/")) == 'Bearer realm="segops", ApiKey realm="segops"'
+    assert 'Basic realm="segops"' in challenge(api.post("/v1/track", {"userId": "u", "event": "e"}))
+    assert "Bearer" not in challenge(api.post("/v1/track", {"userId": "u", "event": "e"}))
+
+
 # -- API keys ----------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +45,21 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def error_response(error: SegOpsError, request_id: str) -> Response:
+# The challenge of each credential a route takes (RFC 9110 §11.6.1: the schemes that would be accepted).
+_CHALLENGES = {"jwt": 'Bearer realm="segops"', "api_key": 'ApiKey realm="segops"', "write_key": 'Basic realm="segops"'}
+
+
+def error_response(error: SegOpsError, request_id: str, auth: Sequence[str] = ()) -> Response:
+    """`auth`: the credentials the route takes, challenged on a 401 (a public route's 401, a wrong
+    password, and an unknown route's challenge the credentials the API's routes mostly take)."""
     response = json_response(error.to_body(), error.status)
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="segops", ApiKey realm="segops"'
+        challenges = [_CHALLENGES[kind] for kind in auth if kind in _CHALLENGES] or [
+            _CHALLENGES["jwt"],
+            _CHALLENGES["api_key"],
+        ]
+        response.headers["WWW-Authenticate"] = ", ".join(challenges)
     if isinstance(error, RateLimited | DependencyDown):
         response.headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, RateLimited):
