@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -24,6 +25,7 @@ from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
 from segops.limits import rates
+from segops.manifest import HttpTrigger, load_manifest
 from segops.metering.meter import meter_for
 from segops.runtime import get_runtime
 
@@ -100,12 +102,31 @@ class HttpApp:
                 f"{request.method} is not allowed here", {"allowed": sorted(exc.valid_methods or [])}
             ) from None
         except WerkzeugNotFound:
-            raise NotFound(f"no endpoint {request.path}") from None
+            suggestion = self._other_slash(adapter, request.path, request.method)
+            raise NotFound(f"no endpoint {request.path}", {"did_you_mean": suggestion} if suggestion else {}) from None
         except RequestRedirect as exc:
             # Only the trailing slash differs. Paths are exact (a redirected POST loses its body).
             suggestion = urlsplit(exc.new_url).path
             raise NotFound(f"no endpoint {request.path}", {"did_you_mean": suggestion}) from None
         return self.routes[index], dict(path_params)
+
+    @staticmethod
+    def _other_slash(adapter: MapAdapter, path: str, method: str) -> str | None:
+        """`path` with its trailing slash removed when that is a route of this function (werkzeug only
+        suggests adding one), or added when that is a path of its own function in the manifest
+        (`/api/ingestion/track` reaches the `api` function; `/api/ingestion/track/` is `track`'s)."""
+        if path.endswith("/") and len(path) > 1:
+            try:
+                adapter.match(path_info=path[:-1], method=method)
+            except (WerkzeugNotFound, WerkzeugMethodNotAllowed, RequestRedirect):
+                return None
+            return path[:-1]
+        with contextlib.suppress(OSError, ValueError):
+            for spec in load_manifest().http_functions():
+                assert isinstance(spec.trigger, HttpTrigger)
+                if path + "/" in spec.trigger.routes:  # an exact route: the whole path is that function's
+                    return path + "/"
+        return None
 
     @staticmethod
     def _dispatch(ctx: RequestContext) -> Any:
