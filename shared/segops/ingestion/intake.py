@@ -124,13 +124,16 @@ def accept_batch(runtime: Runtime, tenant_id: int, raw: bytes, source: str = "ap
     return _queue_valid(runtime, stamp, validate_events(items, stamp))
 
 
-def _queue_valid(runtime: Runtime, stamp: Stamp, checked: list[dict[str, Any] | Rejection]) -> BatchOutcome:
-    """Record the refused events of a batch, publish the valid ones (one message)."""
+def _queue_valid(
+    runtime: Runtime, stamp: Stamp, checked: list[dict[str, Any] | Rejection], array: str = "events"
+) -> BatchOutcome:
+    """Record the refused events of a batch (named by their place in the body's `array`), publish the
+    valid ones (one message)."""
     accepted: list[dict[str, Any]] = []
     refused_events: list[ErrorRecord] = []
     for index, item in enumerate(checked):
         if isinstance(item, Rejection):
-            refused_events.append(ErrorRecord(item.error_type, f"events[{index}] {item.detail}"))
+            refused_events.append(ErrorRecord(item.error_type, f"{array}[{index}] {item.detail}"))
         else:
             accepted.append(item)
     record_errors(runtime, stamp.tenant_id, stamp.source, refused_events, stamp.received_at)
@@ -168,4 +171,4 @@ def accept_segment_batch(runtime: Runtime, tenant_id: int, raw: bytes) -> BatchO
             runtime, tenant_id, stamp.source, [ErrorRecord(refused.error_type, refused.message)], stamp.received_at
         )
         raise
-    return _queue_valid(runtime, stamp, segment.validate_batch(items, body.get("sentAt"), stamp))
+    return _queue_valid(runtime, stamp, segment.validate_batch(items, body.get("sentAt"), stamp), "batch")

@@ -255,7 +255,27 @@ def _checked(
     native = to_native(message, kind, batch_sent_at, stamp.received_at)
     if isinstance(native, Rejection):
         return Rejection(native.error_type, native.detail, pointer + native.pointer)
-    return validate_event(native, stamp, pointer)
+    checked = validate_event(native, stamp, pointer)
+    if isinstance(checked, Rejection):
+        return _in_segment_terms(checked, message, kind, pointer)
+    return checked
+
+
+def _in_segment_terms(refused: Rejection, message: dict[str, Any], kind: MessageType | None, at: str) -> Rejection:
+    """A native refusal of a mapped message, pointing at (and naming) the field the client sent."""
+    field, _, rest = refused.pointer[len(at) :].lstrip("/").partition("/")
+    call = kind or message.get("type")
+    sent = {
+        "user_id": "userId" if _text(message.get("userId")) is not None else "anonymousId",
+        "event_type": "event",
+        "occurred_at": "originalTimestamp" if "originalTimestamp" in message else "timestamp",
+        "message_id": "messageId",
+        "payload": "traits" if call in ("identify", "group") else "properties",
+    }.get(field)
+    if sent is None:
+        return refused
+    detail = f"{sent}{refused.detail[len(field) :]}" if refused.detail.startswith(f"{field}:") else refused.detail
+    return Rejection(refused.error_type, detail, f"{at}/{sent}" + (f"/{rest}" if rest else ""))
 
 
 def _vouched(message: Any, kind: MessageType | None, batch_sent_at: Any, stamp: Stamp) -> dict[str, Any] | None:

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from segops.event_type import is_event_type
 from segops.ingestion.events import MAX_FUTURE, Rejection, Stamp, encode_batch, validate_event
-from segops.ingestion.segment import MESSAGE_TYPES, MessageType, snake_case, to_native, validate_message
+from segops.ingestion.segment import (
+    MESSAGE_TYPES,
+    MessageType,
+    _in_segment_terms,
+    snake_case,
+    to_native,
+    validate_batch,
+    validate_message,
+)
 
 RECEIVED = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -204,9 +212,13 @@ def test_a_clock_skew_correction_beyond_any_date_is_refused_not_raised() -> None
 
 
 def _slow(message: object, kind: MessageType | None, sent_at: object, stamp: Stamp) -> bytes | Rejection:
-    """What the mapping then the native validation (the pydantic model) decide, without any fast path."""
+    """What the mapping then the native validation (the pydantic model) decide, without any fast path
+    (a refusal of the native rules named in the client's own fields, as `_checked` words it)."""
     native = to_native(message, kind, sent_at, stamp.received_at)
     checked = native if isinstance(native, Rejection) else validate_event(native, stamp)
+    if isinstance(checked, Rejection) and not isinstance(native, Rejection):
+        assert isinstance(message, dict)
+        return _in_segment_terms(checked, message, kind, "")
     return checked if isinstance(checked, Rejection) else encode_batch([checked])
 
 
@@ -291,3 +303,24 @@ def test_the_fast_path_agrees_on_any_ids_names_and_times(
     stamp = Stamp(1, RECEIVED, "segment")
     message = {"type": "track", "userId": user_id, "anonymousId": "a", "event": name, "timestamp": timestamp}
     assert _fast(message, None, sent_at, stamp) == _slow(message, None, sent_at, stamp)
+
+
+@pytest.mark.parametrize(
+    ("message", "pointer", "detail"),
+    [
+        ({"type": "track", "userId": "u\x07", "event": "E"}, "/userId", "userId: "),
+        ({"type": "track", "anonymousId": "a" * 300, "event": "E"}, "/anonymousId", "anonymousId: "),
+        ({"type": "track", "userId": "u", "event": "E", "timestamp": "garbage"}, "/timestamp", "timestamp: "),
+        ({"type": "track", "userId": "u", "event": "E", "originalTimestamp": "x"}, "/originalTimestamp", ""),
+        ({"type": "track", "userId": "u", "event": "E", "messageId": "m" * 300}, "/messageId", "messageId: "),
+        ({"type": "track", "userId": "u", "event": "E", "properties": {"b": "x" * 40_000}}, "/properties", ""),
+        ({"type": "identify", "userId": "u", "traits": {"b": "x" * 40_000}}, "/traits", ""),
+    ],
+)
+def test_a_refusal_names_the_field_the_client_sent(message: dict[str, object], pointer: str, detail: str) -> None:
+    # GIVEN a Segment message one of whose fields breaks a native rule
+    # THEN the refusal points at that field as the client spelt it, in /v1/batch too
+    refused = validate_message(message, None, None, Stamp(1, RECEIVED, "segment"))
+    assert isinstance(refused, Rejection) and refused.pointer == pointer and refused.detail.startswith(detail)
+    [in_batch] = validate_batch([message], None, Stamp(1, RECEIVED, "segment"))
+    assert isinstance(in_batch, Rejection) and in_batch.pointer == "/batch/0" + pointer
