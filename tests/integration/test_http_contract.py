@@ -151,6 +151,15 @@ def test_a_path_off_by_its_trailing_slash_is_404_with_a_hint(api: Api, method: s
     assert error["details"] == {"did_you_mean": meant}
 
 
+def test_answers_are_never_stored_by_caches(api: Api) -> None:
+    # Tokens (RFC 6749 §5.1), keys and a tenant's data: every answer, error or not, says no-store
+    account = api.signup()
+    token = api.post("/api/auth/token/", {"email": account.email, "password": account.password})
+    assert token.status_code == 200 and token.headers["Cache-Control"] == "no-store"
+    for response in (api.get("/api/segments/", headers=account.bearer), api.get("/api/auth/nope/")):
+        assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_every_error_carries_a_request_id(api: Api) -> None:
     response = api.post(SIGNUP, data=b"x", content_type="text/plain", headers={"X-Request-Id": "req-123"})
     assert response.headers["X-Request-Id"] == "req-123"

@@ -70,6 +70,9 @@ class HttpApp:
                 )
                 response = error_response(outage, request_id)
         response.headers["X-Request-Id"] = request_id
+        # Answers are per caller (tokens, keys, a tenant's data): no shared or browser cache keeps one,
+        # unless a route says otherwise.
+        response.headers.setdefault("Cache-Control", "no-store")
         if ctx is not None:
             response.headers.update(ctx.response_headers)
         if ctx is not None and ctx.route.browser:
