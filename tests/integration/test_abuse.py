@@ -63,6 +63,31 @@ def test_logins_are_throttled_per_client_address(api: Api) -> None:
     assert login(api, accounts[0].email, PASSWORD, "192.0.2.2").status_code == 200
 
 
+def test_wrong_passwords_at_verification_are_throttled_per_client_address(api: Api) -> None:
+    # GIVEN a pending signup (its link mailed)
+    email = "pending@example.com"
+    assert (
+        api.post("/api/auth/signup/", {"email": email, "password": PASSWORD, "tenant_slug": "pending-co"}).status_code
+        == 202
+    )
+    token = api.mailed_token(email, "/verify-email")
+
+    def verify(password: str, address: str = "192.0.2.50") -> TestResponse:
+        body = {"token": token, "password": password}
+        return api.post("/api/auth/verify-email/", body, environ_base={"REMOTE_ADDR": address})
+
+    # WHEN one address guesses the password (links to unknown tokens cost nothing: they are 404s)
+    for _ in range(10):
+        assert_error(api.post("/api/auth/verify-email/", {"token": "made-up", "password": "x"}), 404)
+    for _ in range(8):  # the address's login limit in this stack
+        assert_error(verify("wrong guess"), 401, "unauthorized")
+    # THEN the login limit of that address stops it, the right password included
+    assert_throttled(verify("wrong guess"))
+    assert_throttled(verify(PASSWORD))
+    # AND the person, from elsewhere, still finishes their signup with the link
+    assert verify(PASSWORD, "192.0.2.51").status_code == 201
+
+
 @pytest.fixture
 def proxied(settings: Settings) -> Iterator[Api]:
     yield from limited(settings, logins_per_address=2, trusted_proxy_hops=2)

@@ -241,8 +241,15 @@ def verify_email(ctx: RequestContext) -> SignedIn:
     """Finish a signup with the mailed token and the password chosen at signup: creates the user and the
     tenant they own; signs in."""
     body: VerifyEmailRequest = ctx.body
-    throttle.hit(ctx.runtime, throttle.Limits.of(ctx.runtime.settings).login_address, _address(ctx))
-    user, tenant = service.verify_email(ctx.runtime, body.token, body.password)
+    # Wrong passwords count towards the login limit of the client's address (a link is no secret
+    # to the person who guesses at it: it is theirs); an unknown link costs nothing, it is 256 bits.
+    limit = throttle.Limits.of(ctx.runtime.settings).login_address
+    throttle.check(ctx.runtime, limit, _address(ctx))
+    try:
+        user, tenant = service.verify_email(ctx.runtime, body.token, body.password)
+    except Unauthorized:
+        throttle.hit(ctx.runtime, limit, _address(ctx))
+        raise
     return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 
 
