@@ -6,7 +6,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { RouterProvider } from 'react-router';
-import { ApiError } from './api/client';
+import { ApiError, handleSessionEnd } from './api/client';
 import { router } from './app/routes';
 
 const queryClient = new QueryClient({
@@ -18,6 +18,8 @@ const queryClient = new QueryClient({
     },
   },
 });
+// The next person to log in in this tab must not see the previous one's tenants, roles or data.
+handleSessionEnd(() => queryClient.clear());
 
 // Mantine's default primary shade is too light for 4.5:1 contrast on white text; shade 8 passes.
 const theme = createTheme({

@@ -213,3 +213,104 @@ def test_a_definition_saved_meanwhile_is_not_overwritten(
         browser_page.errors
         == ["Failed to load resource: the server responded with a status of 412 (PRECONDITION FAILED)"] * 3
     )
+
+
+def _type_json(page: Page, text: str) -> None:
+    """Replace the JSON tab's text with `text`, as typed."""
+    page.get_by_role("tab", name="JSON").click()
+    page.get_by_role("textbox", name="Definition JSON").click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.insert_text(text)
+
+
+def test_json_elements_that_are_not_objects_are_shown_in_the_builder(
+    console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
+) -> None:
+    page = browser_page.page
+    log_in(page, console_stack, account)
+    page.goto(f"{console_stack.base}/segments/new")
+    page.get_by_label("Name").fill("Typed by hand")
+    # GIVEN a definition whose conditions and where filters hold things that are not objects
+    rule = {"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}
+    _type_json(page, json.dumps({"logic": "AND", "conditions": [None, 1, {**rule, "where": [None]}]}))
+    # WHEN the Builder tab is opened
+    page.get_by_role("tab", name="Builder").click()
+    # THEN each is named where it is (the API's preview message with it), and nothing typed is lost
+    first = page.get_by_role("group", name="Condition 1", exact=True)
+    expect(first).to_contain_text("Not an object: null")
+    expect(first).to_contain_text("unknown condition")
+    expect(page.get_by_role("group", name="Condition 2", exact=True)).to_contain_text("Not an object: 1")
+    where = page.get_by_role("group", name="Condition 3 where 1")
+    expect(where).to_contain_text("Not an object: null")
+    expect(where).to_contain_text("Input should be a valid dictionary")
+    expect(page.get_by_label("Name")).to_have_value("Typed by hand")
+    browser_page.screenshot("builder-not-objects")
+    # AND once they are removed, the rest is saved
+    page.get_by_role("button", name="Remove Condition 1", exact=True).click()
+    page.get_by_role("button", name="Remove Condition 1", exact=True).click()
+    page.get_by_role("button", name="Remove Condition 1 where 1").click()
+    expect(page.locator('[data-node="invalid"]')).to_have_count(0)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Typed by hand")).to_be_visible()
+    _, listed = console_stack.api(account.access, "GET", "/api/segments/?limit=500")
+    saved = next(s for s in listed["results"] if s["name"] == "Typed by hand")
+    assert saved["definition"] == {"logic": "AND", "conditions": [{**rule, "where": []}]}
+    assert [e for e in browser_page.errors if "status of 400" not in e] == []
+
+
+def test_a_json_definition_without_conditions_is_sent_and_refused_at_its_fields(
+    console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
+) -> None:
+    page = browser_page.page
+    log_in(page, console_stack, account)
+    page.goto(f"{console_stack.base}/segments/new")
+    page.get_by_label("Name").fill("No conditions")
+    rule = {"type": "event_count", "event_type": "page_viewed", "operator": "gte", "value": 1}
+    for typed, shown in (({}, "/definition/logic: Field required"), (rule, "/definition/type: Extra inputs")):
+        # GIVEN a JSON document without `conditions` WHEN it is saved
+        _type_json(page, json.dumps(typed))
+        with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/segments/")) as sent:
+            page.get_by_role("button", name="Save").click()
+        # THEN it is sent as typed, and the API's answer is shown at its pointers, not a script error
+        assert json.loads(sent.value.post_data or "{}")["definition"] == typed
+        expect(page.get_by_role("alert").filter(has_text=shown)).to_be_visible()
+        expect(page.get_by_text("Something went wrong")).to_have_count(0)
+    browser_page.screenshot("new-segment-no-conditions")
+    assert [e for e in browser_page.errors if "status of 400" not in e] == []
+
+
+def test_save_errors_show_once_at_their_field_until_it_is_edited(
+    console_stack: ConsoleStack, account: Account, browser_page: BrowserPage
+) -> None:
+    page = browser_page.page
+    log_in(page, console_stack, account)
+    page.goto(f"{console_stack.base}/segments/new")
+    # GIVEN a name that is too long WHEN it is saved THEN the message shows once, under Name
+    page.get_by_label("Name").fill("n" * 300)
+    page.get_by_role("button", name="Save").click()
+    too_long = page.get_by_text("String should have at most 200 characters")
+    expect(too_long).to_have_count(1)
+    expect(page.get_by_label("Name")).to_have_accessible_description(re.compile("at most 200 characters"))
+    page.get_by_label("Name").fill("Counted")
+    # GIVEN a condition whose count is refused by the save
+    page.get_by_role("button", name="+ Condition").first.click()
+    condition = page.get_by_role("group", name="Condition 1", exact=True)
+    condition.get_by_label("Count").fill("-1")
+    expect(page.get_by_text("Fix the highlighted fields to see a preview.")).to_be_visible()
+    page.get_by_role("button", name="Save").click()
+    refused = condition.get_by_text("Input should be greater than or equal to 0")
+    expect(refused).to_be_visible()
+    # WHEN the count is fixed THEN the preview runs and the save's message is gone
+    condition.get_by_label("Count").fill("2")
+    expect(page.get_by_test_id("preview-count")).to_be_visible()
+    expect(refused).to_have_count(0)
+    # AND a new condition in its place does not inherit it
+    condition.get_by_label("Count").fill("-1")
+    page.get_by_role("button", name="Save").click()
+    expect(refused).to_be_visible()
+    page.get_by_role("button", name="Remove Condition 1", exact=True).click()
+    page.get_by_role("button", name="+ Condition").first.click()
+    expect(condition.get_by_label("Count")).to_have_value("1")
+    expect(page.get_by_test_id("preview-count")).to_be_visible()
+    expect(refused).to_have_count(0)
+    assert [e for e in browser_page.errors if "status of 400" not in e] == []

@@ -3,11 +3,13 @@ or critical violation, the browser logs no error; a screenshot of each goes to b
 
 from __future__ import annotations
 
-import pytest
-from playwright.sync_api import Browser, expect
+import re
 
-from tests.support.browser import open_page
-from tests.support.console import ConsoleStack, assert_accessible, log_in, new_account
+import pytest
+from playwright.sync_api import Browser, Route, expect
+
+from tests.support.browser import BrowserPage, open_page
+from tests.support.console import ConsoleStack, assert_accessible, log_in, nav, new_account
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +27,7 @@ PAGES = {
     "usage": ("/settings/usage", "Usage"),
     "plan": ("/settings/plan", "Plan"),
     "not-found": ("/no/such/page", "Page not found"),
+    "segment-not-a-number": ("/segments/abc", "Page not found"),
 }
 
 
@@ -84,6 +87,8 @@ def test_login_page_and_return_after_401(console_stack: ConsoleStack, browser: B
         # GIVEN no session WHEN a deep link is opened THEN login is shown, and afterwards the deep link
         page.page.goto(console_stack.base + "/events")
         expect(page.page.get_by_role("heading", name="Log in to SegOps")).to_be_visible()
+        expect(page.page).to_have_url(re.compile(r"/login\?next=%2Fevents$"))
+        expect(page.page.get_by_text("Your session ended")).to_have_count(0)  # there was none
         assert_accessible(page.page, "login")
         page.screenshot("login-390")
         page.page.get_by_label("Email").fill(console_stack.owner_email)
@@ -119,8 +124,9 @@ def test_login_page_and_return_after_401(console_stack: ConsoleStack, browser: B
 
 
 def test_tenant_switcher_for_a_person_in_two_tenants(console_stack: ConsoleStack, browser: Browser) -> None:
-    # GIVEN an owner who created a second tenant with a segment of its own
+    # GIVEN an owner with an API key, who created a second tenant with a segment of its own
     account = new_account(console_stack, "switch-one")
+    assert console_stack.api(account.access, "POST", "/api/keys/", {"name": "Only In One"})[0] == 201
     status, second = console_stack.api(account.access, "POST", "/api/tenants/", {"slug": "switch-two"})
     assert status == 201, second
     status, _ = console_stack.api(
@@ -139,6 +145,45 @@ def test_tenant_switcher_for_a_person_in_two_tenants(console_stack: ConsoleStack
         expect(page.page.get_by_role("link", name="Only In Two")).to_be_visible()
         page.page.reload()
         expect(page.page.get_by_role("link", name="Only In Two")).to_be_visible()
+        # AND nothing cached for the first tenant is shown in the second: while the second tenant's
+        # keys are on their way, API Keys shows it is loading, not the first tenant's keys
+        page.page.get_by_role("textbox", name="Tenant").click()
+        page.page.get_by_role("option", name="switch-one").click()
+        nav(page.page, "API Keys")
+        expect(page.page.get_by_role("cell", name="Only In One", exact=True)).to_be_visible()
+        nav(page.page, "Segments")
+        page.page.get_by_role("textbox", name="Tenant").click()
+        page.page.get_by_role("option", name="switch-two").click()
+        expect(page.page.get_by_role("link", name="Only In Two")).to_be_visible()
+        held: list[Route] = []
+        page.page.route("**/api/keys/", lambda route: held.append(route))
+        with page.page.expect_request("**/api/keys/"):
+            nav(page.page, "API Keys")
+        expect(page.page.get_by_label("Loading", exact=True)).to_be_visible()
+        expect(page.page.get_by_text("Only In One")).to_have_count(0)
+        for route in held:
+            route.continue_()
+        expect(page.page.get_by_text("No API keys yet.")).to_be_visible()
         assert page.errors == []
     finally:
         context.close()
+
+
+def test_a_page_that_fails_shows_the_console_error_page(console_stack: ConsoleStack, browser_page: BrowserPage) -> None:
+    page = browser_page.page
+    log_in(page, console_stack)
+    # GIVEN the Sandbox page's code cannot be downloaded (as when a deploy replaced it meanwhile)
+    chunk = re.compile(r"/assets/Sandbox-[^/]+\.js$")
+    page.route(chunk, lambda route: route.abort())
+    # WHEN it is opened
+    nav(page, "Sandbox")
+    # THEN the console's own error page shows inside the frame, not React Router's developer page
+    expect(page.get_by_role("alert")).to_contain_text("Something went wrong")
+    expect(page.get_by_text("Unexpected Application Error")).to_have_count(0)
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    browser_page.screenshot("route-error")
+    # AND its link reloads the page, which then works
+    page.unroute(chunk)
+    page.get_by_role("link", name="Reload it").click()
+    expect(page.get_by_role("heading", name="Sandbox")).to_be_visible()
+    assert browser_page.errors == ["Failed to load resource: net::ERR_FAILED"]

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import expect
 
@@ -73,4 +76,21 @@ def test_sandbox_walkthrough(console_stack: ConsoleStack, browser_page: BrowserP
     # AND the segment link leads to the segment
     entered.get_by_role("link", name="High-Value Customers").click()
     expect(page.get_by_role("heading", name="High-Value Customers")).to_be_visible()
+    assert browser_page.errors == []
+
+
+def test_an_emptied_occurred_at_means_now(console_stack: ConsoleStack, browser_page: BrowserPage) -> None:
+    page = browser_page.page
+    log_in(page, console_stack)
+    nav(page, "Sandbox")
+    page.get_by_label("User ID").fill("u0")
+    page.get_by_role("textbox", name="Event Type").fill("order_placed")
+    # WHEN Occurred At is cleared and the event published
+    page.get_by_label("Occurred At").fill("")
+    with page.expect_request(lambda r: r.url.endswith("/api/explorer/sandbox/publish/")) as sent:
+        page.get_by_role("button", name="Publish").click()
+    # THEN it is sent as happening now, and its result shown
+    occurred = datetime.fromisoformat(json.loads(sent.value.post_data or "{}")["occurred_at"])
+    assert abs(datetime.now(UTC) - occurred) < timedelta(minutes=2)
+    expect(page.get_by_test_id("unchanged-count")).to_be_visible()
     assert browser_page.errors == []

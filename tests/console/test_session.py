@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Request, expect
 
 from tests.support.browser import BrowserPage
-from tests.support.console import ConsoleStack, log_in, nav
+from tests.support.console import ConsoleStack, log_in, nav, new_account
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +54,36 @@ def test_a_refused_session_returns_to_the_page_after_login(
     # THEN login is asked for, and afterwards the person is back on the same page
     expect(page.get_by_role("heading", name="Log in to SegOps")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/login\?next=%2Fevents$"))
+    expect(page.get_by_text("Your session ended. Log in to continue.")).to_be_visible()
     page.get_by_label("Email").fill(console_stack.owner_email)
     page.get_by_label("Password").fill(console_stack.owner_password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Events")).to_be_visible()
+    assert [e for e in browser_page.errors if "401" not in e] == []
+
+
+def test_the_next_person_after_a_refused_session_sees_only_their_own_tenant(
+    console_stack: ConsoleStack, browser_page: BrowserPage
+) -> None:
+    other = new_account(console_stack, "next-in-tab")
+    page = browser_page.page
+    header = page.get_by_role("banner")
+    # GIVEN the demo owner signed in, the session then revoked behind the console's back
+    log_in(page, console_stack)
+    expect(header).to_contain_text("demo")
+    refresh = page.evaluate("sessionStorage.getItem('segops.refresh')")
+    assert page.request.post(f"{console_stack.base}/api/auth/logout/", data={"refresh": refresh}).status == 204
+    nav(page, "Events")
+    expect(page.get_by_role("heading", name="Log in to SegOps")).to_be_visible()
+    # WHEN the owner of another tenant logs in in the same tab
+    page.get_by_label("Email").fill(other.email)
+    page.get_by_label("Password").fill(other.password)
+    page.get_by_role("button", name="Log in").click()
+    # THEN the header names their tenant (nothing cached for the previous session is left), and Team is theirs
+    expect(page.get_by_role("heading", name="Events")).to_be_visible()
+    expect(header).to_contain_text("next-in-tab")
+    expect(header).not_to_contain_text("demo")
+    nav(page, "Team")
+    expect(page.get_by_role("cell", name=other.email, exact=True)).to_be_visible()
+    expect(page.get_by_text(console_stack.owner_email)).to_have_count(0)
     assert [e for e in browser_page.errors if "401" not in e] == []

@@ -3,6 +3,8 @@ mailed link without creating a tenant; their console is read-only and the API re
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -37,6 +39,15 @@ def test_invited_viewer_gets_a_read_only_console(
     expect(page.get_by_role("region", name="Pending invitations").get_by_text("vera@team-shop.example")).to_be_visible()
     assert_accessible(page, "team-invited")
     browser_page.screenshot("team-invited")
+    # AND at 390 px the page does not scroll sideways (the invitations table scrolls in its own box)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    pending = page.get_by_role("region", name="Pending invitations")
+    expect(pending).to_be_visible()
+    assert pending.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    browser_page.screenshot("team-invited-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
     link = console_stack.link_sent_to("vera@team-shop.example", "/invitations/accept")
 
     # WHEN the invitee (another browser, no account) opens the link and chooses a password
@@ -48,6 +59,11 @@ def test_invited_viewer_gets_a_read_only_console(
         expect(invitee.page.get_by_text("as viewer")).to_be_visible()
         assert_accessible(invitee.page, "invitation")
         invitee.screenshot("invitation-accept-390")
+        # (a password the API refuses: its message shows once, under the field)
+        invitee.page.get_by_label("Choose a password").fill("short")
+        invitee.page.get_by_role("button", name="Accept and join").click()
+        expect(invitee.page.get_by_label("Choose a password")).to_have_accessible_description(re.compile("at least"))
+        expect(invitee.page.get_by_role("alert")).to_have_count(0)
         invitee.page.get_by_label("Choose a password").fill("vera's long password")
         invitee.page.get_by_role("button", name="Accept and join").click()
         # THEN they are in the inviting tenant as viewer, and have no tenant of their own
@@ -68,7 +84,7 @@ def test_invited_viewer_gets_a_read_only_console(
         expect(invitee.page.get_by_role("tab", name="Export")).to_have_count(0)
         assert_accessible(invitee.page, "viewer-segment")
         invitee.screenshot("viewer-segment-390")
-        assert invitee.errors == []
+        assert [e for e in invitee.errors if "status of 400" not in e] == []
     finally:
         context.close()
     # AND what the UI hides, the API refuses

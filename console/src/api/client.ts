@@ -95,6 +95,7 @@ class Session {
     window.clearTimeout(this.refreshTimer);
     sessionStorage.removeItem(REFRESH_KEY);
     this.setTenant(null);
+    onSessionEnd();
   }
 
   /** Trade the refresh token for a new access token; false (and signed out) when it is refused. */
@@ -122,6 +123,12 @@ class Session {
 }
 
 export const session = new Session();
+
+/** Called whenever a session ends (log out, refused, refresh refused): nothing cached for it may outlive it. */
+let onSessionEnd: () => void = () => undefined;
+export function handleSessionEnd(handler: () => void): void {
+  onSessionEnd = handler;
+}
 
 /** Called when the API refuses the session: the app sends the person to log in, then back. */
 let onUnauthorized: () => void = () => undefined;

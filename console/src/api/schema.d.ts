@@ -3011,6 +3011,7 @@ export interface operations {
                 cursor?: string | null;
                 segment_type?: ("rule" | "ai" | "lookalike") | null;
                 active?: boolean | null;
+                type?: ("rule" | "ai" | "lookalike") | null;
             };
             header?: never;
             path?: never;

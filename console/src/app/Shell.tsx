@@ -22,18 +22,26 @@ const SETTINGS = [
   { to: '/settings/plan', label: 'Plan' },
 ];
 
+/** The login page's location state when a session ended (it then says so). */
+export const SESSION_ENDED = { sessionEnded: true };
+
 export function Shell() {
   const signedIn = useSignedIn();
   const location = useLocation();
   const navigate = useNavigate();
   const [restoring, setRestoring] = useState(!signedIn && session.hasRefreshToken);
+  // Whether this tab had a session when the frame opened: losing it is "your session ended", never
+  // having had one (a first visit) is not.
+  const [hadSession] = useState(signedIn || session.hasRefreshToken);
   const next = encodeURIComponent(location.pathname + location.search);
 
   useEffect(() => {
     handleUnauthorized(() => {
       // Several requests can be refused at once: the first one sends the person to log in.
       if (window.location.pathname === '/login') return;
-      navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
+      navigate(`/login?next=${encodeURIComponent(window.location.pathname + window.location.search)}`, {
+        state: SESSION_ENDED,
+      });
     });
   }, [navigate]);
   useEffect(() => {
@@ -41,7 +49,7 @@ export function Shell() {
   }, [restoring]);
 
   if (restoring) return <Loading label="Restoring your session" />;
-  if (!signedIn) return <Navigate to={`/login?next=${next}`} replace />;
+  if (!signedIn) return <Navigate to={`/login?next=${next}`} replace state={hadSession ? SESSION_ENDED : null} />;
   return <Frame />;
 }
 

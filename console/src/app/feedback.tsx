@@ -1,6 +1,7 @@
 // Loading, empty and error states, the same on every page.
-import { Alert, Center, Loader, Text, Title, Group, Stack } from '@mantine/core';
+import { Alert, Anchor, Center, Loader, Text, Title, Group, Stack } from '@mantine/core';
 import type { ReactNode } from 'react';
+import { useRouteError } from 'react-router';
 import { ApiError } from '../api/client';
 
 export function Loading({ label = 'Loading' }: { label?: string }) {
@@ -18,6 +19,19 @@ export function ErrorNotice({ error }: { error: unknown }) {
     <Alert color="red" title="Something went wrong" role="alert">
       {message}
     </Alert>
+  );
+}
+
+/** A route's error boundary: what a page that threw shows instead of itself. */
+export function RouteError() {
+  return (
+    <Stack p="md" maw={700}>
+      <ErrorNotice error={useRouteError()} />
+      <Text>
+        This page stopped working. <Anchor href={window.location.pathname}>Reload it</Anchor> or go to{' '}
+        <Anchor href="/segments">Segments</Anchor>.
+      </Text>
+    </Stack>
   );
 }
 

@@ -1,5 +1,5 @@
 // Who is signed in, in which tenant, with which role; shared by every page.
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { useCallback, useSyncExternalStore } from 'react';
 import { api, request, session, type Tokens } from '../api/client';
 import { atLeast, type Role, type Tenant } from '../api/types';
@@ -50,7 +50,6 @@ export async function signIn(tokens: Tokens): Promise<void> {
 }
 
 export function useSignOut(): () => Promise<void> {
-  const client = useQueryClient();
   return useCallback(async () => {
     const refresh = sessionStorage.getItem('segops.refresh');
     if (refresh) {
@@ -58,6 +57,5 @@ export function useSignOut(): () => Promise<void> {
       await request('POST', '/api/auth/logout/', { body: { refresh }, anonymous: true }).catch(() => undefined);
     }
     session.clear();
-    client.clear();
-  }, [client]);
+  }, []);
 }

@@ -26,6 +26,7 @@ export default function AcceptInvitation() {
   });
   const here = `/invitations/accept?token=${encodeURIComponent(token)}`;
   const loginRequired = error instanceof ApiError && error.code === 'login_required';
+  const fields = error instanceof ApiError ? error.fieldErrors : {};
 
   const accept = async () => {
     setBusy(true);
@@ -81,7 +82,7 @@ export default function AcceptInvitation() {
               required
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
-              error={error instanceof ApiError ? error.fieldErrors['/password'] : undefined}
+              error={fields['/password']}
             />
             <Button type="submit" loading={busy}>
               Accept and join
@@ -95,7 +96,7 @@ export default function AcceptInvitation() {
           <Link to={`/login?next=${encodeURIComponent(here)}`}>Log in</Link> to accept.
         </Text>
       ) : (
-        <ErrorNotice error={error} />
+        Object.keys(fields).length === 0 && <ErrorNotice error={error} />
       )}
     </AuthFrame>
   );

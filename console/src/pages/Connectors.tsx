@@ -15,6 +15,7 @@ import {
   TextInput,
   VisuallyHidden,
 } from '@mantine/core';
+import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, ApiError } from '../api/client';
@@ -40,6 +41,8 @@ const LABELS: Record<ConnectorType, string> = {
   file: 'File (GCS)',
 };
 
+const inProgress = (status: string | undefined) => status === 'queued' || status === 'running';
+
 export default function Connectors() {
   return (
     <AdminOnly title="Connectors">
@@ -54,16 +57,21 @@ function ConnectorList() {
   const connectors = useQuery({
     queryKey: ['connectors', tenant?.id],
     queryFn: () => api.get<{ results: Connector[] }>('/api/connectors/'),
+    // A sync runs after it is queued: poll until none is waiting or running.
+    refetchInterval: (q) => (q.state.data?.results.some((c) => inProgress(c.last_sync?.status)) ? 1500 : false),
   });
   const segments = useQuery({
-    queryKey: ['segment-names'],
+    queryKey: ['segment-names', tenant?.id],
     queryFn: () => api.get<{ results: Segment[] }>('/api/segments/', { limit: 500 }),
   });
   const [editing, setEditing] = useState<Connector | 'new' | null>(null);
   const [history, setHistory] = useState<Connector | null>(null);
   const sync = useMutation({
     mutationFn: (c: Connector) => api.post(`/api/connectors/${c.id}/sync/`),
-    onSuccess: () => void client.invalidateQueries({ queryKey: ['connectors'] }),
+    onSuccess: (_, c) => {
+      notifications.show({ color: 'green', message: `Full sync of ${c.name} queued` });
+      void client.invalidateQueries({ queryKey: ['connectors'] });
+    },
   });
   const segmentName = (id: number) => segments.data?.results.find((s) => s.id === id)?.name ?? `#${id}`;
   const rows = connectors.data?.results ?? [];
@@ -172,6 +180,7 @@ function ConnectorForm({
   const [config, setConfig] = useState(JSON.stringify(connector?.config ?? TEMPLATES[type], null, 2));
   const [apiKey, setApiKey] = useState('');
   const [configProblem, setConfigProblem] = useState<string | null>(null);
+  const [segmentMissing, setSegmentMissing] = useState(false);
   const save = useMutation({
     mutationFn: () => {
       const parsed = JSON.parse(config) as Record<string, unknown>;
@@ -200,10 +209,12 @@ function ConnectorForm({
       <form
         onSubmit={(e) => {
           e.preventDefault();
+          // Mantine's Select is no native select: the browser does not check that one is chosen.
+          setSegmentMissing(segmentId === null);
           try {
             JSON.parse(config);
             setConfigProblem(null);
-            save.mutate();
+            if (segmentId !== null) save.mutate();
           } catch (err) {
             setConfigProblem((err as Error).message);
           }
@@ -235,8 +246,11 @@ function ConnectorForm({
             required
             data={segments.map((s) => ({ value: String(s.id), label: s.name }))}
             value={segmentId}
-            onChange={setSegmentId}
-            error={fields['/segment_id']}
+            onChange={(id) => {
+              setSegmentId(id);
+              setSegmentMissing(false);
+            }}
+            error={segmentMissing ? 'Choose a segment' : fields['/segment_id']}
             comboboxProps={{ withinPortal: false }}
           />
           <div>
@@ -270,9 +284,6 @@ function ConnectorForm({
             onChange={(e) => setActive(e.currentTarget.checked)}
           />
           {Object.keys(fields).length === 0 && <ErrorNotice error={save.error} />}
-          {Object.keys(fields).length > 0 && configErrors.length === Object.keys(fields).length && (
-            <ErrorNotice error={save.error} />
-          )}
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>
               Cancel
@@ -291,8 +302,7 @@ function SyncHistory({ connector }: { connector: Connector }) {
   const syncs = useQuery({
     queryKey: ['syncs', connector.id],
     queryFn: () => api.get<SyncList>(`/api/connectors/${connector.id}/syncs/`),
-    refetchInterval: (q) =>
-      q.state.data?.results.some((s) => s.status === 'queued' || s.status === 'running') ? 1500 : false,
+    refetchInterval: (q) => (q.state.data?.results.some((s) => inProgress(s.status)) ? 1500 : false),
   });
   if (syncs.isPending) return <Loading />;
   if (syncs.isError) return <ErrorNotice error={syncs.error} />;

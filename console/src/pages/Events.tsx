@@ -8,24 +8,26 @@ import { useState } from 'react';
 import { api, ApiError } from '../api/client';
 import type { Health, IngestionErrors, IngestionStats } from '../api/types';
 import { Empty, ErrorNotice, formatTime, Loading, PageHeader } from '../app/feedback';
+import { useWorkspace } from '../app/session';
 
 const WINDOWS = ['24h', '7d', '30d'] as const;
 
 export default function Events() {
   const [window, setWindow] = useState<(typeof WINDOWS)[number]>('24h');
+  const { tenant } = useWorkspace();
   const health = useQuery({
-    queryKey: ['health'],
+    queryKey: ['health', tenant?.id],
     queryFn: () => api.get<Health>('/api/ingestion/health/'),
     refetchInterval: 15_000,
     // 503 carries the same body with the failing part named: show it rather than a bare error.
     retry: false,
   });
   const stats = useQuery({
-    queryKey: ['ingestion-stats', window],
+    queryKey: ['ingestion-stats', tenant?.id, window],
     queryFn: () => api.get<IngestionStats>('/api/ingestion/stats/', { window }),
   });
   const errors = useQuery({
-    queryKey: ['ingestion-errors'],
+    queryKey: ['ingestion-errors', tenant?.id],
     queryFn: () => api.get<IngestionErrors>('/api/ingestion/errors/', { limit: 20 }),
   });
   const degraded =

@@ -1,6 +1,7 @@
 import { Anchor, Button, PasswordInput, Stack, Text, TextInput } from '@mantine/core';
 import { useState } from 'react';
-import { Link, useNavigate, useSearchParams } from 'react-router';
+import { Link, useLocation, useNavigate, useSearchParams } from 'react-router';
+import { SESSION_ENDED } from '../app/Shell';
 import { ApiError, request, type Tokens } from '../api/client';
 import { ErrorNotice } from '../app/feedback';
 import { signIn } from '../app/session';
@@ -19,6 +20,7 @@ export function Login() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fieldErrors : {};
+  const sessionEnded = (useLocation().state as typeof SESSION_ENDED | null)?.sessionEnded === true;
 
   return (
     <AuthFrame title="Log in to SegOps">
@@ -40,7 +42,7 @@ export function Login() {
         }}
       >
         <Stack>
-          {params.get('next') && <Text size="sm">Your session ended. Log in to continue.</Text>}
+          {sessionEnded && <Text size="sm">Your session ended. Log in to continue.</Text>}
           <TextInput
             label="Email"
             type="email"

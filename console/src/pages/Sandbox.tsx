@@ -43,7 +43,8 @@ export default function Sandbox() {
       api.post<SandboxResult>('/api/explorer/sandbox/publish/', {
         user_id: userId,
         event_type: eventType,
-        occurred_at: new Date(occurredAt).toISOString(),
+        // An emptied box means now, as it starts.
+        occurred_at: (occurredAt ? new Date(occurredAt) : new Date()).toISOString(),
         payload: parsed.value,
       }),
   });

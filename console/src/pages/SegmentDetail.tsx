@@ -32,10 +32,18 @@ import { emptyLookalike, LookalikeForm, type LookalikeDefinition } from '../segm
 import { ConflictNotice, useDefinitionSave } from '../segments/definitionSave';
 import { DeleteSegmentButton, EditDetailsButton } from '../segments/SegmentActions';
 import { VersionDiff } from '../segments/VersionDiff';
+import NotFound from './NotFound';
 
 export default function SegmentDetail() {
-  const id = Number(useParams().segmentId);
-  const segment = useQuery({ queryKey: ['segment', id], queryFn: () => api.get<Segment>(`/api/segments/${id}/`) });
+  const param = useParams().segmentId ?? '';
+  // Segment ids are positive integers: anything else is no page (not a request for /api/segments/NaN/).
+  const id = /^[1-9]\d*$/.test(param) ? Number(param) : null;
+  const segment = useQuery({
+    queryKey: ['segment', id],
+    queryFn: () => api.get<Segment>(`/api/segments/${id}/`),
+    enabled: id !== null,
+  });
+  if (id === null) return <NotFound />;
   if (segment.isPending) return <Loading />;
   if (segment.isError) return <ErrorNotice error={segment.error} />;
   return <SegmentPage segment={segment.data} />;
@@ -215,7 +223,7 @@ function DefinitionTab({ segment, readOnly }: { segment: Segment; readOnly: bool
             }}
           />
         )}
-        <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={readOnly} />
+        <DefinitionEditor definition={definition} onChange={setDefinition} saveError={save.error} readOnly={readOnly} />
         {conflict ? (
           <ConflictNotice conflict={conflict} onLoad={loadTheirs} onSaveOver={saveOver} busy={save.isPending} />
         ) : (
@@ -320,12 +328,13 @@ function MembersTab({ segment }: { segment: Segment }) {
 
 /** Which segments a user is in, from the membership endpoint (the one the quickstart calls). */
 function MembershipCheck() {
+  const { tenant } = useWorkspace();
   const [userId, setUserId] = useState('');
   const check = useMutation({
     mutationFn: () => api.get<Membership>('/api/segments/membership/', { user_id: userId }),
   });
   const segments = useQuery({
-    queryKey: ['segment-names'],
+    queryKey: ['segment-names', tenant?.id],
     queryFn: () => api.get<{ results: Segment[] }>('/api/segments/', { limit: 500 }),
     enabled: check.isSuccess,
   });

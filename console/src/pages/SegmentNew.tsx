@@ -26,6 +26,9 @@ export default function SegmentNew() {
   // by "and", which is what a refinement means: its conditions are AND-ed to the rules before it.
   const [prompts, setPrompts] = useState<string[]>([]);
   const { can } = useWorkspace();
+  // Rules are optional: an empty builder sends none. Anything else typed in the JSON tab is sent as it
+  // is, for the API to refuse at its pointer.
+  const noRules = Array.isArray(definition.conditions) && definition.conditions.length === 0;
   const create = useMutation({
     mutationFn: () =>
       api.post<Segment>('/api/segments/', {
@@ -33,7 +36,7 @@ export default function SegmentNew() {
         description,
         segment_type: type,
         ...(type === 'lookalike' ? { definition: lookalike } : {}),
-        ...(type !== 'lookalike' && definition.conditions.length > 0 ? { definition } : {}),
+        ...(type !== 'lookalike' && !noRules ? { definition } : {}),
         // Only ai segments take a prompt (the API refuses one on any other type).
         ...(type === 'ai' && prompts.length > 0 ? { prompt: prompts.join(' and ') } : {}),
       }),
@@ -93,7 +96,12 @@ export default function SegmentNew() {
             />
           )}
           {type !== 'lookalike' && (
-            <DefinitionEditor definition={definition} onChange={setDefinition} errors={fields} readOnly={false} />
+            <DefinitionEditor
+              definition={definition}
+              onChange={setDefinition}
+              saveError={create.error}
+              readOnly={false}
+            />
           )}
           {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
           <Group>

@@ -8,6 +8,7 @@ import { useEffect, useState } from 'react';
 import { api, ApiError } from '../api/client';
 import type { Preview } from '../api/types';
 import { LazyJsonEditor } from '../app/LazyJsonEditor';
+import { useWorkspace } from '../app/session';
 import type { Group as DslGroup } from './dsl';
 import { RuleBuilder } from './RuleBuilder';
 import { useSuggestions } from './suggestions';
@@ -15,22 +16,31 @@ import { useSuggestions } from './suggestions';
 interface Props {
   definition: DslGroup;
   onChange: (definition: DslGroup) => void;
-  /** Errors from the last save, keyed by the API's pointer (`/definition/...`). */
-  errors: Record<string, string>;
+  /** The last save's error: its `/definition/...` problems are shown at their fields until the next edit. */
+  saveError: unknown;
   readOnly: boolean;
 }
 
-export function DefinitionEditor({ definition, onChange, errors, readOnly }: Props) {
+export function DefinitionEditor({ definition, onChange, saveError, readOnly }: Props) {
   const suggestions = useSuggestions();
+  const { tenant } = useWorkspace();
   const [debounced] = useDebouncedValue(definition, 400);
   const preview = useQuery({
-    queryKey: ['preview', debounced],
+    queryKey: ['preview', tenant?.id, debounced],
     queryFn: () => api.post<Preview>('/api/segments/preview/', { definition: debounced, limit: 10 }),
     enabled: !readOnly && Array.isArray(debounced.conditions) && debounced.conditions.length > 0,
     retry: false,
   });
+  // A save's errors are about the definition it sent: an edit since retires them (the preview judges the edit).
+  const [saved, setSaved] = useState({ error: saveError, definition });
+  if (saved.error !== saveError) setSaved({ error: saveError, definition });
+  const saveErrors = saved.definition === definition && saveError instanceof ApiError ? saveError.fieldErrors : {};
   const previewErrors = preview.error instanceof ApiError ? preview.error.fieldErrors : {};
-  const shown = { ...previewErrors, ...errors };
+  const shown = Object.fromEntries(
+    Object.entries({ ...previewErrors, ...saveErrors }).filter(([pointer]) => pointer.startsWith('/definition')),
+  );
+  // What the builder has no control for (`/definition/logic` of a typed document); the other fields of
+  // the page show their own.
   const unplaced = Object.entries(shown).filter(([pointer]) => !pointer.startsWith('/definition/conditions'));
 
   return (
@@ -56,7 +66,7 @@ export function DefinitionEditor({ definition, onChange, errors, readOnly }: Pro
       </Tabs>
       {unplaced.map(([pointer, message]) => (
         <Alert key={pointer} color="red" role="alert">
-          {pointer || 'definition'}: {message}
+          {pointer}: {message}
         </Alert>
       ))}
       {!readOnly && (

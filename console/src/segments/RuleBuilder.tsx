@@ -6,6 +6,7 @@ import {
   Autocomplete,
   Badge,
   Button,
+  Code,
   Group as Row,
   Paper,
   SegmentedControl,
@@ -21,6 +22,7 @@ import {
   type ConditionType,
   type Group,
   isGroup,
+  isObject,
   type JsonObject,
   MAX_DEPTH,
   METRICS,
@@ -81,8 +83,9 @@ interface GroupProps extends Shared {
 
 function GroupEditor({ group, onChange, onRemove, pointer, depth, label, ...shared }: GroupProps) {
   const { errors, readOnly } = shared;
-  const conditions = Array.isArray(group.conditions) ? group.conditions : [];
-  const setConditions = (next: JsonObject[]) => onChange(withKey(group, 'conditions', next));
+  // Typed in the JSON tab, an element can be anything (`null`, `1`): only objects are conditions.
+  const conditions: unknown[] = Array.isArray(group.conditions) ? group.conditions : [];
+  const setConditions = (next: unknown[]) => onChange(withKey(group, 'conditions', next));
   const groupError = errors[`${pointer}/conditions`] ?? errors[pointer];
   return (
     <Paper withBorder p="sm" radius="md" role="group" aria-label={label} data-depth={depth}>
@@ -121,6 +124,19 @@ function GroupEditor({ group, onChange, onRemove, pointer, depth, label, ...shar
           const here = `${pointer}/conditions/${index}`;
           const replace = (next: JsonObject) => setConditions(conditions.map((c, i) => (i === index ? next : c)));
           const remove = () => setConditions(conditions.filter((_, i) => i !== index));
+          const name = `Condition ${label === 'Segment rules' ? '' : `${label.replace('Segment rules, ', '')} › `}${index + 1}`;
+          if (!isObject(node))
+            return (
+              <NotAnObject
+                key={index}
+                value={node}
+                onRemove={remove}
+                label={name}
+                pointer={here}
+                errors={errors}
+                readOnly={readOnly}
+              />
+            );
           return isGroup(node) ? (
             <GroupEditor
               key={index}
@@ -139,7 +155,7 @@ function GroupEditor({ group, onChange, onRemove, pointer, depth, label, ...shar
               onChange={replace}
               onRemove={remove}
               pointer={here}
-              label={`Condition ${label === 'Segment rules' ? '' : `${label.replace('Segment rules, ', '')} › `}${index + 1}`}
+              label={name}
               {...shared}
             />
           );
@@ -343,7 +359,7 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
         </Row>
         {(type === 'event_count' || type === 'monetary') && (
           <WhereFilters
-            filters={Array.isArray(condition.where) ? (condition.where as JsonObject[]) : []}
+            filters={Array.isArray(condition.where) ? condition.where : []}
             onChange={(where) => set('where', where.length || condition.where !== undefined ? where : undefined)}
             pointer={`${pointer}/where`}
             eventType={eventType}
@@ -357,8 +373,8 @@ function ConditionEditor({ condition, onChange, onRemove, pointer, label, ...sha
 }
 
 interface WhereProps extends Shared {
-  filters: JsonObject[];
-  onChange: (filters: JsonObject[]) => void;
+  filters: unknown[];
+  onChange: (filters: unknown[]) => void;
   pointer: string;
   eventType: string | null;
   label: string;
@@ -370,6 +386,18 @@ function WhereFilters({ filters, onChange, pointer, eventType, label, errors, re
     <Stack gap={4} pl="md">
       {filters.map((filter, index) => {
         const here = `${pointer}/${index}`;
+        if (!isObject(filter))
+          return (
+            <NotAnObject
+              key={index}
+              value={filter}
+              onRemove={() => onChange(filters.filter((_, i) => i !== index))}
+              label={`${label} where ${index + 1}`}
+              pointer={here}
+              errors={errors}
+              readOnly={readOnly}
+            />
+          );
         const set = (key: string, value: unknown) => replace(index, withKey(filter, key, value));
         return (
           <Row
@@ -447,6 +475,41 @@ function WhereFilters({ filters, onChange, pointer, eventType, label, errors, re
         </div>
       )}
     </Stack>
+  );
+}
+
+/** An element typed in the JSON tab that is not an object: named, removable, never edited as one. */
+function NotAnObject({
+  value,
+  onRemove,
+  label,
+  pointer,
+  errors,
+  readOnly,
+}: {
+  value: unknown;
+  onRemove: () => void;
+  label: string;
+  pointer: string;
+  errors: Record<string, string>;
+  readOnly: boolean;
+}) {
+  // The API names the element itself or a key it lacks (`…/0/type`).
+  const error = Object.entries(errors).find(([p]) => p === pointer || p.startsWith(`${pointer}/`))?.[1];
+  return (
+    <Paper withBorder p="sm" radius="sm" role="group" aria-label={label} data-node="invalid">
+      <Row justify="space-between" wrap="nowrap" gap="xs">
+        <Text c="red" size="sm" role="alert" flex={1}>
+          Not an object: <Code>{JSON.stringify(value)}</Code>. Fix it in the JSON tab or remove it.
+          {error && ` ${error}`}
+        </Text>
+        {!readOnly && (
+          <Button size="xs" variant="subtle" color="red" flex="none" onClick={onRemove} aria-label={`Remove ${label}`}>
+            Remove
+          </Button>
+        )}
+      </Row>
+    </Paper>
   );
 }
 

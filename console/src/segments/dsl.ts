@@ -46,8 +46,13 @@ export interface Group extends JsonObject {
   conditions: JsonObject[];
 }
 
-export function isGroup(node: JsonObject): node is Group {
-  return node.type === undefined && 'logic' in node;
+/** A JSON object (not null, not an array): the only thing a condition, group or filter can be. */
+export function isObject(node: unknown): node is JsonObject {
+  return typeof node === 'object' && node !== null && !Array.isArray(node);
+}
+
+export function isGroup(node: unknown): node is Group {
+  return isObject(node) && node.type === undefined && 'logic' in node;
 }
 
 export function newCondition(type: ConditionType, eventType = 'page_viewed'): JsonObject {

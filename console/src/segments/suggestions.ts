@@ -2,16 +2,18 @@
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../api/client';
 import type { IngestionStats, PropertyKeys } from '../api/types';
+import { useWorkspace } from '../app/session';
 import type { Suggestions } from './RuleBuilder';
 
 export function useSuggestions(): Suggestions {
+  const { tenant } = useWorkspace();
   const stats = useQuery({
-    queryKey: ['ingestion-stats', '7d'],
+    queryKey: ['ingestion-stats', tenant?.id, '7d'],
     queryFn: () => api.get<IngestionStats>('/api/ingestion/stats/', { window: '7d' }),
     staleTime: 60_000,
   });
   const keys = useQuery({
-    queryKey: ['property-keys'],
+    queryKey: ['property-keys', tenant?.id],
     queryFn: () => api.get<PropertyKeys>('/api/ingestion/properties/'),
     staleTime: 60_000,
     retry: false,

@@ -1,4 +1,6 @@
-// Settings → API Keys: list, + New Key (the secret is shown once), revoke with confirmation.
+// Settings → API Keys: list, + New Key (the secret is shown once), revoke with confirmation. A key is
+// secret (`sk_live_`, servers) or publishable (`pk_live_`: only sends events, only from its allowed
+// origins; the one kind a web page may embed).
 import {
   Alert,
   Badge,
@@ -7,10 +9,12 @@ import {
   CopyButton,
   Group,
   Modal,
+  Radio,
   Select,
   Stack,
   Table,
   Text,
+  Textarea,
   TextInput,
   VisuallyHidden,
 } from '@mantine/core';
@@ -32,8 +36,11 @@ export default function ApiKeys() {
 
 function KeyList() {
   const client = useQueryClient();
-  const { can } = useWorkspace();
-  const keys = useQuery({ queryKey: ['api-keys'], queryFn: () => api.get<{ results: ApiKey[] }>('/api/keys/') });
+  const { tenant, can } = useWorkspace();
+  const keys = useQuery({
+    queryKey: ['api-keys', tenant?.id],
+    queryFn: () => api.get<{ results: ApiKey[] }>('/api/keys/'),
+  });
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
   const revoke = useMutation({
@@ -55,12 +62,13 @@ function KeyList() {
       ) : live.length === 0 ? (
         <Empty>No API keys yet.</Empty>
       ) : (
-        <Table.ScrollContainer minWidth={640}>
+        <Table.ScrollContainer minWidth={760}>
           <Table striped>
             <Table.Thead>
               <Table.Tr>
                 <Table.Th>Prefix</Table.Th>
                 <Table.Th>Name</Table.Th>
+                <Table.Th>Kind</Table.Th>
                 <Table.Th>Role</Table.Th>
                 <Table.Th>Created</Table.Th>
                 <Table.Th>Last used</Table.Th>
@@ -76,6 +84,16 @@ function KeyList() {
                     <Code>{k.prefix}…</Code>
                   </Table.Td>
                   <Table.Td>{k.name}</Table.Td>
+                  <Table.Td>
+                    <Badge variant="outline" color={k.kind === 'publishable' ? 'teal' : 'gray'}>
+                      {k.kind}
+                    </Badge>
+                    {k.allowed_origins.map((origin) => (
+                      <Text key={origin} size="xs">
+                        {origin}
+                      </Text>
+                    ))}
+                  </Table.Td>
                   <Table.Td>
                     <Badge variant="light">{k.role}</Badge>
                   </Table.Td>
@@ -126,16 +144,36 @@ function NewKeyModal({ opened, onClose, maxRole }: { opened: boolean; onClose: (
   const client = useQueryClient();
   const [name, setName] = useState('');
   const [role, setRole] = useState('member');
+  const [kind, setKind] = useState('secret');
+  const [originsText, setOriginsText] = useState('');
+  const origins = originsText
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const create = useMutation({
-    mutationFn: () => api.post<ApiKeyCreated>('/api/keys/', { name, role }),
+    mutationFn: () =>
+      api.post<ApiKeyCreated>(
+        '/api/keys/',
+        // A publishable key's role is always member: the API sets it.
+        kind === 'publishable' ? { name, kind, allowed_origins: origins } : { name, role },
+      ),
     onSuccess: () => void client.invalidateQueries({ queryKey: ['api-keys'] }),
   });
   const close = () => {
     create.reset();
     setName('');
+    setRole('member');
+    setKind('secret');
+    setOriginsText('');
     onClose();
   };
   const fields = create.error instanceof ApiError ? create.error.fieldErrors : {};
+  // `/allowed_origins/1` is the second origin sent: named by its text. A missing one is the body's ('').
+  const originErrors = Object.entries(fields).flatMap(([pointer, message]) => {
+    const index = /^\/allowed_origins(?:\/(\d+))?$/.exec(pointer);
+    if (index) return [index[1] === undefined ? message : `${origins[Number(index[1])]}: ${message}`];
+    return pointer === '' && kind === 'publishable' ? [message] : [];
+  });
   return (
     <Modal opened={opened} onClose={close} title={create.data ? 'Your new API key' : 'New API key'}>
       {create.data ? (
@@ -173,15 +211,42 @@ function NewKeyModal({ opened, onClose, maxRole }: { opened: boolean; onClose: (
               onChange={(e) => setName(e.currentTarget.value)}
               error={fields['/name']}
             />
-            <Select
-              label="Role"
-              data={ROLES.slice(0, ROLES.indexOf(maxRole) + 1)}
-              value={role}
-              onChange={(v) => v && setRole(v)}
-              allowDeselect={false}
-              error={fields['/role']}
-              comboboxProps={{ withinPortal: false }}
-            />
+            <Radio.Group label="Kind" value={kind} onChange={setKind} error={fields['/kind']}>
+              <Stack gap="xs" mt={4}>
+                <Radio
+                  value="secret"
+                  label="Secret"
+                  description="sk_live_: for servers and SDKs; never in a web page"
+                />
+                <Radio
+                  value="publishable"
+                  label="Publishable"
+                  description="pk_live_: for web pages; only sends events, only from the origins below"
+                />
+              </Stack>
+            </Radio.Group>
+            {kind === 'publishable' ? (
+              <Textarea
+                label="Allowed origins"
+                description="One per line, as the browser sends it: https://www.example.com"
+                required
+                autosize
+                minRows={2}
+                value={originsText}
+                onChange={(e) => setOriginsText(e.currentTarget.value)}
+                error={originErrors.length > 0 ? originErrors.join('; ') : undefined}
+              />
+            ) : (
+              <Select
+                label="Role"
+                data={ROLES.slice(0, ROLES.indexOf(maxRole) + 1)}
+                value={role}
+                onChange={(v) => v && setRole(v)}
+                allowDeselect={false}
+                error={fields['/role']}
+                comboboxProps={{ withinPortal: false }}
+              />
+            )}
             {Object.keys(fields).length === 0 && <ErrorNotice error={create.error} />}
             <Button type="submit" loading={create.isPending}>
               Create key

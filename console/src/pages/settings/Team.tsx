@@ -138,28 +138,30 @@ function TeamPage() {
             <Title order={2} size="h4" mb="xs" id="pending-invitations">
               Pending invitations
             </Title>
-            <Table>
-              <Table.Tbody>
-                {pending.map((i) => (
-                  <Table.Tr key={i.id}>
-                    <Table.Td>{i.email}</Table.Td>
-                    <Table.Td>{i.role}</Table.Td>
-                    <Table.Td>expires {formatTime(i.expires_at)}</Table.Td>
-                    <Table.Td>
-                      <Button
-                        size="xs"
-                        variant="subtle"
-                        color="red"
-                        onClick={() => revokeInvite.mutate(i.id)}
-                        aria-label={`Revoke invitation of ${i.email}`}
-                      >
-                        Revoke
-                      </Button>
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
+            <Table.ScrollContainer minWidth={560}>
+              <Table>
+                <Table.Tbody>
+                  {pending.map((i) => (
+                    <Table.Tr key={i.id}>
+                      <Table.Td>{i.email}</Table.Td>
+                      <Table.Td>{i.role}</Table.Td>
+                      <Table.Td>expires {formatTime(i.expires_at)}</Table.Td>
+                      <Table.Td>
+                        <Button
+                          size="xs"
+                          variant="subtle"
+                          color="red"
+                          onClick={() => revokeInvite.mutate(i.id)}
+                          aria-label={`Revoke invitation of ${i.email}`}
+                        >
+                          Revoke
+                        </Button>
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </Table.ScrollContainer>
           </Paper>
         )}
       </Stack>
