@@ -240,3 +240,23 @@ def test_pubsub_functions_listen_on_declared_topics() -> None:
         assert set(spec.publishes) <= set(manifest.topics), spec.name
     for schedule in manifest.schedules:
         assert schedule.topic in manifest.topics, schedule.name
+
+
+def test_a_route_that_takes_no_body_refuses_fields_it_would_ignore(api: Api) -> None:
+    # GIVEN a segment, and a client that puts the compute's mode in the body (the route reads ?mode=)
+    account = api.signup()
+    visited = {
+        "logic": "AND",
+        "conditions": [{"type": "event_count", "event_type": "v", "operator": "gte", "value": 1}],
+    }
+    segment = api.post("/api/segments/", {"name": "S", "definition": visited}, headers=account.bearer).get_json()
+    path = f"/api/segments/{segment['id']}/compute/"
+    # THEN the field is refused by name rather than a full compute quietly queued
+    error = assert_error(api.post(path, {"mode": "delta"}, headers=account.bearer), 400, "validation_failed")
+    assert error["details"]["errors"] == [
+        {"pointer": "/mode", "message": "this endpoint takes no body", "type": "extra_forbidden"}
+    ]
+    assert_error(api.post(path, [1], headers=account.bearer), 400, "validation_failed")
+    # AND no body, an empty object, or only the tenant are what the route takes
+    for body in (None, {}, {"tenant": account.tenant_id}):
+        assert api.post(path, body, headers=account.bearer).status_code == 202, body

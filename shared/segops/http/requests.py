@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from segops.boundary import TOO_DEEP, BadJson, deeper_than, loads
 from segops.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from segops.http.pointers import validation_error
+from segops.http.pointers import json_pointer, validation_error
 from segops.http.routes import RequestContext
 
 # The `type` of the 400 for a `Content-Encoding: gzip` body that does not inflate.
@@ -110,8 +110,18 @@ def parse_body(ctx: RequestContext, body: Any) -> None:
     """Validate the decoded body against the route's model into `ctx.body` (`tenant` is auth's unless modelled)."""
     route = ctx.route
     if route.body is None:
-        if not route.raw_body:
-            ctx.body = body
+        if route.raw_body:
+            return
+        # A route that takes no body refuses fields it would ignore (`{"mode": "delta"}` sent to a
+        # route that reads `?mode=` must not quietly run a full compute); `tenant` selects the tenant.
+        fields = [key for key in body if key != "tenant"] if isinstance(body, dict) else []
+        if fields or not isinstance(body, dict | None):
+            problems = [
+                {"pointer": json_pointer([key]), "message": "this endpoint takes no body", "type": "extra_forbidden"}
+                for key in fields
+            ] or [{"pointer": "", "message": "this endpoint takes no body"}]
+            raise ValidationFailed("this endpoint takes no request body", {"errors": problems})
+        ctx.body = body
         return
     if isinstance(body, dict) and "tenant" not in route.body.model_fields:
         body.pop("tenant", None)
