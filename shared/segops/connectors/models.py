@@ -59,7 +59,9 @@ CONFIG_MODELS: dict[str, type[StrictTrimmedModel]] = {
 
 
 class Credentials(StrictTrimmedModel):
-    api_key: str = Field(min_length=1, max_length=512)
+    # Sent in an HTTP header: printable ASCII only. A CR/LF made every send fail with an error whose
+    # text (the header, key included) reached the logs.
+    api_key: str = Field(min_length=1, max_length=512, pattern=r"^[\x20-\x7e]+$")
 
 
 class Connector(BaseModel):

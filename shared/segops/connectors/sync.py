@@ -34,7 +34,8 @@ from segops.connectors.egress import EgressPolicy
 from segops.connectors.identities import IdentityResolver
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.platform import Platform, push
-from segops.errors import Conflict, tenant_message
+from segops.errors import Conflict, RetryableError, tenant_message
+from segops.http.outages import as_outage
 from segops.messages import ConnectorSyncRequested, MembershipChanged
 from segops.metering import units as metering
 from segops.runtime import Runtime
@@ -47,9 +48,19 @@ log = logging.getLogger("segops.connectors")
 def handle_membership_changed(message: BusMessage, runtime: Runtime) -> None:
     """`membership-changes` → push the compute's diff to each active connector following the segment."""
     change = parse_message(message, MembershipChanged)
+    outage: Exception | None = None
     for connector in runtime.documents.list(keys.connectors_prefix(change.tenant_id), m.Connector):
         if connector.active and connector.segment_id == change.segment_id:
-            sync_changes(runtime, connector, change)
+            # Each connector on its own: one that fails (recorded on its own sync, `_run`) must not
+            # keep the others from their diff, nor have them pushed again by a redelivery. Only an
+            # outage, which a redelivery may outlive, sends the message back.
+            try:
+                sync_changes(runtime, connector, change)
+            except Exception as exc:
+                if outage is None and (isinstance(exc, RetryableError) or as_outage(exc) is not None):
+                    outage = exc
+    if outage is not None:
+        raise outage
 
 
 def handle_sync_requested(message: BusMessage, runtime: Runtime) -> None:

@@ -6,6 +6,9 @@ import csv
 import io
 
 import pyarrow.parquet as pq
+import pytest
+from segops.connectors import files
+from segops.connectors import models as m
 from segops.localstack import LocalStack
 
 from tests.support.api import Account, Api
@@ -91,3 +94,43 @@ def test_csv_cells_never_start_a_formula_and_keys_stay_in_the_tenant_folder(
         rows = list(csv.DictReader(io.TextIOWrapper(stack.runtime.objects.open(key), encoding="utf-8", newline="")))
         # AND formula-leading ids are prefixed with ' (shown as text), others are untouched
         assert sorted(r["user_id"] for r in rows) == sorted("'" + u if u[0] in "=+-@\t\r" else u for u in HOSTILE)
+
+
+def test_a_connector_that_fails_keeps_no_other_from_its_diff_nor_repeats_them(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two connectors on one segment, the first of which fails with an error of its own (a bug,
+    # not an outage a redelivery could outlive)
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, ["a"])
+    broken, healthy = _create(api, account, segment, prefix="broken"), _create(api, account, segment, prefix="ok")
+    stack.bus.drain()
+    write_changes = files.write_changes
+
+    def failing(objects: object, config: m.FileConfig, base: str, *args: object) -> object:
+        if f"connector-{broken}/" in base:
+            raise ValueError("this connector's own bug")
+        return write_changes(objects, config, base, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files, "write_changes", failing)
+    # WHEN a compute changes membership
+    membership.publish(membership.compute(tenant, segment, ["a", "b"]))
+    stack.bus.drain()
+
+    # THEN the broken one's sync is failed, the healthy one's succeeded, once: no redelivery repeated it
+    def incremental(connector: int) -> list[dict[str, object]]:
+        syncs = api.get(f"/api/connectors/{connector}/syncs/", headers=account.bearer).get_json()["results"]
+        return [s for s in syncs if s["kind"] == "incremental"]
+
+    assert [s["status"] for s in incremental(broken)] == ["failed"]
+    assert [(s["status"], s["added"]) for s in incremental(healthy)] == [("succeeded", 1)]
+
+
+def test_credentials_that_cannot_be_sent_in_a_header_are_refused(api: Api, account: Account) -> None:
+    # (a CR/LF made every send fail with an error whose text, the key included, reached the logs)
+    body = {"name": "b", "type": "braze", "segment_id": 1, "credentials": {"api_key": "k\r\nX-Evil: 1"}}
+    body["config"] = {"rest_endpoint": "https://rest.iad-01.braze.com", "subscription_group_id": "sg"}
+    response = api.post("/api/connectors/", body, headers=account.bearer)
+    assert response.status_code == 400
+    assert [e["pointer"] for e in response.get_json()["error"]["details"]["errors"]] == ["/credentials/api_key"]
