@@ -123,10 +123,14 @@ def _out(ctx: RequestContext, connector: m.Connector) -> ConnectorOut:
 def list_connectors(ctx: RequestContext) -> ConnectorList:
     """Connectors of the tenant, oldest first (credentials are never returned)."""
     query: PageQuery = ctx.query
-    after = ConnectorsCursor.decode(query.cursor, cursor_key(ctx.runtime)).after if query.cursor else 0
+    after = ConnectorsCursor.decode(query.cursor, cursor_key(ctx.runtime, ctx.tenant_id)).after if query.cursor else 0
     found = [c for c in service.list_connectors(ctx.runtime, ctx.tenant_id) if c.id > after]
     page = found[: query.limit]
-    cursor = ConnectorsCursor(after=page[-1].id).encode(cursor_key(ctx.runtime)) if len(found) > query.limit else None
+    cursor = (
+        ConnectorsCursor(after=page[-1].id).encode(cursor_key(ctx.runtime, ctx.tenant_id))
+        if len(found) > query.limit
+        else None
+    )
     return ConnectorList(results=[_out(ctx, c) for c in page], next_cursor=cursor)
 
 
@@ -167,13 +171,13 @@ def list_syncs(ctx: RequestContext) -> SyncList:
     connector_id = ctx.path_params["connector_id"]
     before = None
     if query.cursor:
-        position = SyncsCursor.decode(query.cursor, cursor_key(ctx.runtime))
+        position = SyncsCursor.decode(query.cursor, cursor_key(ctx.runtime, ctx.tenant_id))
         if position.connector_id != connector_id:
             raise invalid_cursor()
         before = position.before
     records, next_id = service.syncs(ctx.runtime, ctx.tenant_id, connector_id, query.limit, before)
     cursor = (
-        SyncsCursor(connector_id=connector_id, before=next_id).encode(cursor_key(ctx.runtime))
+        SyncsCursor(connector_id=connector_id, before=next_id).encode(cursor_key(ctx.runtime, ctx.tenant_id))
         if next_id is not None
         else None
     )

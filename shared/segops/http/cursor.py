@@ -40,8 +40,9 @@ def key_of(secret: str) -> bytes:
     return hmac.new(secret.encode(), b"segops list cursor v1", hashlib.sha256).digest()
 
 
-def cursor_key(runtime: Runtime) -> bytes:
-    return key_of(runtime.jwt_secret)
+def cursor_key(runtime: Runtime, tenant_id: int) -> bytes:
+    """The key of one tenant's cursors: another tenant's cursor (a position in its own list) is foreign."""
+    return hmac.new(key_of(runtime.jwt_secret), f"tenant:{tenant_id}".encode(), hashlib.sha256).digest()
 
 
 def _tag(key: bytes, body: bytes) -> bytes:

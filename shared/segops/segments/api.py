@@ -203,12 +203,14 @@ def list_segments(ctx: RequestContext) -> SegmentList:
         ctx.runtime,
         ctx.tenant_id,
         limit=query.limit,
-        after=SegmentsCursor.decode(query.cursor, cursor_key(ctx.runtime)).after if query.cursor else 0,
+        after=SegmentsCursor.decode(query.cursor, cursor_key(ctx.runtime, ctx.tenant_id)).after if query.cursor else 0,
         segment_type=query.segment_type,
         active=query.active,
     )
     cursor = (
-        SegmentsCursor(after=page.next_after).encode(cursor_key(ctx.runtime)) if page.next_after is not None else None
+        SegmentsCursor(after=page.next_after).encode(cursor_key(ctx.runtime, ctx.tenant_id))
+        if page.next_after is not None
+        else None
     )
     return SegmentList(results=[segment_out(ctx, s) for s in page.items], next_cursor=cursor)
 
@@ -298,7 +300,7 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     after: str | None = None
     snapshot: int | None = None
     if query.cursor:
-        position = MembersCursor.decode(query.cursor, cursor_key(ctx.runtime))
+        position = MembersCursor.decode(query.cursor, cursor_key(ctx.runtime, ctx.tenant_id))
         if position.segment_id != segment_id:
             raise invalid_cursor()
         snapshot, after = position.snapshot, position.after
@@ -306,7 +308,7 @@ def list_segment_members(ctx: RequestContext) -> MembersOut:
     page = membership.members_page(warehouse, ctx.tenant_id, segment_id, after, query.limit, snapshot)
     cursor = (
         MembersCursor(segment_id=segment_id, snapshot=page.snapshot, after=page.next_after).encode(
-            cursor_key(ctx.runtime)
+            cursor_key(ctx.runtime, ctx.tenant_id)
         )
         if page.next_after is not None
         else None

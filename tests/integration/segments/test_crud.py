@@ -105,6 +105,11 @@ def test_list_paginates_with_opaque_cursor_and_filters(stack: LocalStack) -> Non
     # AND a forged cursor is a 400 with a pointer
     error = assert_error(api.get("/api/segments/?cursor=bm9wZQ", headers=account.bearer), 400, "validation_failed")
     assert error["details"]["errors"][0]["pointer"] == "/query/cursor"
+    # AND so is another tenant's cursor: a position in its own list, foreign here
+    first = api.get("/api/segments/", headers=account.bearer, query_string={"limit": "2"}).get_json()
+    other = api.signup()
+    foreign = api.get("/api/segments/", headers=other.bearer, query_string={"cursor": first["next_cursor"]})
+    assert assert_error(foreign, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/query/cursor"
 
 
 def test_create_validates_with_pointers(stack: LocalStack) -> None:
