@@ -4,6 +4,7 @@ to authenticate a platform call."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -42,6 +43,11 @@ def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any
                 egress.check_url(str(url))
             except EgressRefused as exc:
                 _bad_url(name, str(exc))
+            # The platform's base only: config is shown in every answer and is not sealed, so a user
+            # name or password has no place in it; nor has a query or fragment.
+            parts = urlsplit(str(url))
+            if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+                _bad_url(name, "must be the platform's base URL, without credentials, query or fragment")
     if isinstance(parsed, m.TalonOneConfig) and parsed.audience_id is None and parsed.audience_name is None:
         raise ValidationFailed(
             "config: talonone needs audience_id or audience_name",
@@ -169,6 +175,11 @@ def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
 
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
+    if connector.type == "file":  # a secret it would never use is not kept
+        raise ValidationFailed(
+            "credentials: a file connector takes none",
+            {"errors": [{"pointer": "/credentials", "message": "a file connector takes no credentials"}]},
+        )
     runtime.tenant_secrets.put(connector_api_key(connector.tenant, connector.id), credentials.api_key)
 
 

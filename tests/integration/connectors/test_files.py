@@ -11,7 +11,7 @@ from segops.connectors import files
 from segops.connectors import models as m
 from segops.localstack import LocalStack
 
-from tests.support.api import Account, Api
+from tests.support.api import Account, Api, assert_error
 from tests.support.membership import RecordedMembership
 
 
@@ -130,7 +130,32 @@ def test_a_connector_that_fails_keeps_no_other_from_its_diff_nor_repeats_them(
 def test_credentials_that_cannot_be_sent_in_a_header_are_refused(api: Api, account: Account) -> None:
     # (a CR/LF made every send fail with an error whose text, the key included, reached the logs)
     body = {"name": "b", "type": "braze", "segment_id": 1, "credentials": {"api_key": "k\r\nX-Evil: 1"}}
+    # (refused by the body's model, before the segment is looked up)
     body["config"] = {"rest_endpoint": "https://rest.iad-01.braze.com", "subscription_group_id": "sg"}
     response = api.post("/api/connectors/", body, headers=account.bearer)
     assert response.status_code == 400
     assert [e["pointer"] for e in response.get_json()["error"]["details"]["errors"]] == ["/credentials/api_key"]
+
+
+def test_a_file_connector_takes_no_credentials(api: Api, account: Account, membership: RecordedMembership) -> None:
+    segment = membership.segment(account.tenant_id)
+    body = {"name": "x", "type": "file", "segment_id": segment, "credentials": {"api_key": "abc"}}
+    response = api.post("/api/connectors/", body, headers=account.bearer)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert [e["pointer"] for e in response.get_json()["error"]["details"]["errors"]] == ["/credentials"]
+    assert api.get("/api/connectors/", headers=account.bearer).get_json()["results"] == []
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://user:pw@a.klaviyo.com", "https://a.klaviyo.com/?token=x", "https://a.klaviyo.com/#x"],
+)
+def test_a_platform_url_holds_no_credentials_query_or_fragment(
+    api: Api, account: Account, membership: RecordedMembership, base_url: str
+) -> None:
+    # (config is shown in every answer and not sealed: a password in a URL would be)
+    segment = membership.segment(account.tenant_id)
+    body = {"name": "k", "type": "klaviyo", "segment_id": segment, "config": {"list_id": "L1", "base_url": base_url}}
+    response = api.post("/api/connectors/", {**body, "credentials": {"api_key": "pk_x"}}, headers=account.bearer)
+    error = assert_error(response, 400, "validation_failed")
+    assert [e["pointer"] for e in error["details"]["errors"]] == ["/config/base_url"], error
