@@ -119,6 +119,19 @@ def test_a_key_over_its_rate_is_429_until_its_bucket_refills(api: Api, account: 
     assert again.status_code == 200 and again.headers["RateLimit-Remaining"] == "0"
 
 
+def test_a_refused_call_is_not_billed(api: Api, account: Account) -> None:
+    # GIVEN a key allowed 3 calls a minute, which makes 5 at one instant (2 refused)
+    set_plan(api, account, api_calls_per_minute_per_key=3)
+    with clock.frozen(clock.now() + timedelta(seconds=1)):
+        statuses = [api.get("/api/segments/", headers=account.key).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    # THEN the usage counts the 3 answered calls and no refusal (the usage read is a 2xx of its own)
+    report = api.get("/api/usage/", headers=account.bearer).get_json()
+    counted = {(row["metric"], row["dimension"]): row["value"] for row in report["breakdown"]}
+    assert counted.get(("api_calls", "api:4xx"), 0) == 0
+    assert counted[("api_calls", "api:2xx")] >= 3
+
+
 def test_concurrent_requests_are_never_over_admitted(api: Api, account: Account) -> None:
     # GIVEN 10 calls a minute for the key and 8 clients sending 5 requests each at one frozen instant
     set_plan(api, account, api_calls_per_minute_per_key=10)

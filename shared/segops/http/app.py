@@ -78,7 +78,13 @@ class HttpApp:
         if ctx is not None and ctx.route.browser:
             cors.allow_response(request, response, ctx.principal)
         log_request(self.function_name, request, response, ctx, started, request_id)
-        if ctx is not None and ctx.principal is not None and ctx.principal.tenant_id is not None:
+        # A 429 (a rate limit or quota refusing the call) is not a billable call: it costs nothing.
+        if (
+            ctx is not None
+            and ctx.principal is not None
+            and ctx.principal.tenant_id is not None
+            and response.status_code != 429
+        ):
             call = f"{self.function_name}:{response.status_code // 100}xx"
             meter_for(ctx.runtime).count(ctx.principal.tenant_id, "api_calls", 1, call)
         return response
