@@ -11,7 +11,7 @@ from segops.boundary import StrictTrimmedModel
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.connectors.sync import request_full_sync
-from segops.errors import ValidationFailed
+from segops.errors import Conflict, ValidationFailed
 from segops.http.cursor import Cursor, cursor_key, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
@@ -188,4 +188,9 @@ def list_syncs(ctx: RequestContext) -> SyncList:
 def request_sync(ctx: RequestContext) -> Result:
     """Queue a full resync (every current member is pushed again)."""
     connector = service.get(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"])
+    if ctx.runtime.store.get(keys.segment_key(ctx.tenant_id, connector.segment_id)) is None:
+        raise Conflict(
+            "the connector's segment was deleted: point it at another segment first",
+            {"segment_id": connector.segment_id},
+        )
     return Result(_sync_out(request_full_sync(ctx.runtime, connector)), status=202)

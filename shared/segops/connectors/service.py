@@ -159,6 +159,7 @@ def update(runtime: Runtime, tenant_id: int, connector_id: int, patch: BaseModel
         raise NotFound("connector not found")
     if wants_active and not updated.active:
         _require_credentials(updated)
+        _require_segment(runtime, tenant_id, updated.segment_id)  # deleted since the connector was made
         return _activate(runtime, updated)
     if resync:
         request_full_sync(runtime, updated)

@@ -144,11 +144,13 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
     if connector is None or record is None:
         return None  # deleted since it was requested
     if not connector.active:
-        record.status = "failed"
-        record.started_at = record.finished_at = clock.now()
-        record.error_summary = ["connector is not active"]
-        _save(runtime, connector, record)
-        return record
+        return _refused(runtime, connector, record, "connector is not active")
+    if runtime.store.get(keys.segment_key(tenant_id, connector.segment_id)) is None:
+        # Its last members are no segment's any more: nothing is pushed, and the connector stops.
+        _deactivate(runtime, connector)
+        return _refused(
+            runtime, connector, record, f"segment {connector.segment_id} was deleted: connector deactivated"
+        )
     snapshot = runtime.membership_feed.snapshot(tenant_id, connector.segment_id)
     record.computed_at = snapshot.computed_at
     members = snapshot.members
@@ -158,6 +160,23 @@ def full_sync(runtime: Runtime, tenant_id: int, connector_id: int, sync_id: int)
     current = set(members)
     leftover = sorted(ConnectorLedger(runtime, tenant_id, connector.id).present() - current)
     return _run(runtime, connector, record, snapshot.version, sorted(current), leftover, None)
+
+
+def _refused(runtime: Runtime, connector: m.Connector, record: m.SyncRecord, why: str) -> m.SyncRecord:
+    record.status = "failed"
+    record.started_at = record.finished_at = clock.now()
+    record.error_summary = [why]
+    _save(runtime, connector, record)
+    return record
+
+
+def _deactivate(runtime: Runtime, connector: m.Connector) -> None:
+    def stop(current: m.Connector) -> m.Connector:
+        current.active = False
+        current.updated_at = clock.now()
+        return current
+
+    runtime.documents.update(keys.connector_key(connector.tenant, connector.id), m.Connector, stop)
 
 
 def _run(

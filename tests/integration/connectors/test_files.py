@@ -159,3 +159,28 @@ def test_a_platform_url_holds_no_credentials_query_or_fragment(
     response = api.post("/api/connectors/", {**body, "credentials": {"api_key": "pk_x"}}, headers=account.bearer)
     error = assert_error(response, 400, "validation_failed")
     assert [e["pointer"] for e in error["details"]["errors"]] == ["/config/base_url"], error
+
+
+def test_a_deleted_segments_connector_pushes_nothing_more(
+    stack: LocalStack, api: Api, account: Account, membership: RecordedMembership
+) -> None:
+    # GIVEN an active connector on a segment with members, and a full sync queued but not yet run
+    tenant = account.tenant_id
+    segment = membership.segment(tenant)
+    membership.compute(tenant, segment, ["a", "b"])
+    connector = _create(api, account, segment)
+    stack.bus.drain()
+    queued = api.post(f"/api/connectors/{connector}/sync/", headers=account.bearer)
+    assert queued.status_code == 202
+    # WHEN the segment is deleted before that sync runs
+    assert api.delete(f"/api/segments/{segment}/", headers=account.bearer).status_code == 204
+    stack.bus.drain()
+    # THEN the sync pushes nothing and says why, and the connector is stopped
+    path = f"/api/connectors/{connector}/"
+    [latest, *_] = api.get(path + "syncs/", headers=account.bearer).get_json()["results"]
+    assert latest["status"] == "failed" and "was deleted" in latest["error_summary"][0]
+    assert api.get(path, headers=account.bearer).get_json()["active"] is False
+    # AND it can be neither synced nor switched on again until it follows another segment
+    assert_error(api.post(path + "sync/", headers=account.bearer), 409, "conflict")
+    error = assert_error(api.patch(path, {"active": True}, headers=account.bearer), 400, "validation_failed")
+    assert [e["pointer"] for e in error["details"]["errors"]] == ["/segment_id"]
