@@ -103,7 +103,9 @@ export function DeleteSegmentButton({ segment }: { segment: Segment }) {
   const remove = useMutation({
     mutationFn: () => api.delete(`/api/segments/${read.id}/`, { ifMatch: read.etag }),
     onSuccess: () => {
-      client.removeQueries({ queryKey: ['segment', read.id] });
+      // Marked stale, not removed: removing a query this page still observes refetches it at once, a
+      // 404 before the navigation lands. A later visit of the address refetches (and shows the 404).
+      void client.invalidateQueries({ queryKey: ['segment', read.id], refetchType: 'none' });
       void client.invalidateQueries({ queryKey: ['segments'] });
       notifications.show({ color: 'green', message: `Deleted ${read.name}` });
       void navigate('/segments');
