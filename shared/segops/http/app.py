@@ -56,7 +56,7 @@ class HttpApp:
             ctx = RequestContext(request, get_runtime(), route, path_params, request_id)
             response = render(self._dispatch(ctx), route.status)
         except SegOpsError as error:
-            response = error_response(error, request_id, *([ctx.route.auth] if ctx is not None else []))
+            response = error_response(error, request_id, ctx.route.auth if ctx is not None else ())
         except Exception as exc:
             outage = as_outage(exc)
             if outage is None:

@@ -243,12 +243,12 @@ def verify_email(ctx: RequestContext) -> SignedIn:
     body: VerifyEmailRequest = ctx.body
     # Wrong passwords count towards the login limit of the client's address (a link is no secret
     # to the person who guesses at it: it is theirs); an unknown link costs nothing, it is 256 bits.
-    limit = throttle.Limits.of(ctx.runtime.settings).login_address
-    throttle.check(ctx.runtime, limit, _address(ctx))
+    limit, address = throttle.Limits.of(ctx.runtime.settings).login_address, _address(ctx)
+    throttle.check(ctx.runtime, limit, address)
     try:
         user, tenant = service.verify_email(ctx.runtime, body.token, body.password)
     except Unauthorized:
-        throttle.hit(ctx.runtime, limit, _address(ctx))
+        throttle.hit(ctx.runtime, limit, address)
         raise
     return SignedIn(user=_user_out(user), tenant=_tenant_out(tenant, "owner"), **_pair(ctx, user.id))
 

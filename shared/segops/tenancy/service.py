@@ -157,11 +157,17 @@ def _consume(runtime: Runtime, key: str) -> dict[str, object]:
     found = runtime.store.get(key)
     if found is None:
         raise NotFound("this link is invalid, used or expired")
+    _spend(runtime, key, found.generation)
+    return found.body
+
+
+def _spend(runtime: Runtime, key: str, generation: int) -> None:
+    """Delete a single-use token document as it was read (`generation`): a consumer that lost the
+    race to another gets the used link's 404."""
     try:
-        runtime.store.delete(key, if_generation=found.generation)
+        runtime.store.delete(key, if_generation=generation)
     except GenerationMismatch:
         raise NotFound("this link is invalid, used or expired") from None
-    return found.body
 
 
 def _create_user(runtime: Runtime, email: str, password_hash: str) -> m.User:
@@ -205,15 +211,17 @@ def verify_email(runtime: Runtime, token: str, password: str) -> tuple[m.User, m
     digest = m.token_digest(token)
     key = keys.signup_key(digest)
     found = runtime.store.get(key)
-    pending = m.PendingSignup.model_validate(found.body) if found is not None else None
-    if pending is None or pending.expires_at <= clock.now():
+    if found is None:
+        raise NotFound("this link is invalid, used or expired")
+    pending = m.PendingSignup.model_validate(found.body)
+    if pending.expires_at <= clock.now():
         raise NotFound("this link is invalid, used or expired")
     if not runtime.passwords.verify(pending.password_hash, password):
         raise Unauthorized(
             "this is not the password this signup was made with: enter the one you chose when you signed up, "
             "or sign up again to choose another"
         )
-    _consume(runtime, key)
+    _spend(runtime, key, found.generation)  # the document read above: no second read
     return create_account(
         runtime, pending.email, pending.password_hash, pending.tenant_slug, pending.tenant_name, digest
     )
