@@ -11,7 +11,9 @@ import re
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -141,3 +143,30 @@ class StrictTrimmedModel(StrictModel):
     `StrictModel`."""
 
     model_config = ConfigDict(str_strip_whitespace=True)
+
+
+class PatchModel(StrictTrimmedModel):
+    """A partial update: a field left out stays as it is, and none can be unset, so an explicit `null`
+    is refused (`<field>: may not be null`) rather than read as "left out". Its fields are typed
+    `X | None = None` only to be optional; the schema it publishes says `X`."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null", "may not be null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        for prop in handler.resolve_ref_schema(schema).get("properties", {}).values():
+            options = [option for option in prop.get("anyOf", ()) if option != {"type": "null"}]
+            if len(options) == 1:
+                del prop["anyOf"]
+                prop.update(options[0])
+            elif "anyOf" in prop:
+                prop["anyOf"] = options
+            if prop.get("default", 0) is None:
+                del prop["default"]
+        return schema

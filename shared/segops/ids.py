@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 ID_MIN = 1
 ID_MAX = 2**63 - 1
 
 Id = Annotated[int, Field(ge=ID_MIN, le=ID_MAX)]
+# In a JSON body an id is a JSON number: "7" is a string there, not an id.
+BodyId = Annotated[StrictInt, Field(ge=ID_MIN, le=ID_MAX)]
 
 
 def parse_id(text: str) -> int | None:

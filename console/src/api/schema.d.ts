@@ -1218,34 +1218,21 @@ export interface components {
         };
         /** ConnectorPatch */
         ConnectorPatch: {
-            /**
-             * Name
-             * @default null
-             */
-            name: string | null;
-            /**
-             * Segment Id
-             * @default null
-             */
-            segment_id: number | null;
-            /**
-             * Active
-             * @default null
-             */
-            active: boolean | null;
+            /** Name */
+            name?: string;
+            /** Segment Id */
+            segment_id?: number;
+            /** Active */
+            active?: boolean;
             /**
              * Config
              * @description Merged into the current config, then validated.
-             * @default null
              */
-            config: {
+            config?: {
                 [key: string]: unknown;
-            } | null;
-            /**
-             * @description Write-only; replaces the stored secret.
-             * @default null
-             */
-            credentials: components["schemas"]["Credentials"] | null;
+            };
+            /** @description Write-only; replaces the stored secret. */
+            credentials?: components["schemas"]["Credentials"];
         };
         /** Credentials */
         Credentials: {
@@ -1800,33 +1787,18 @@ export interface components {
         };
         /** SegmentPatch */
         SegmentPatch: {
-            /**
-             * Name
-             * @default null
-             */
-            name: string | null;
-            /**
-             * Description
-             * @default null
-             */
-            description: string | null;
-            /**
-             * Active
-             * @default null
-             */
-            active: boolean | null;
-            /**
-             * Definition
-             * @default null
-             */
-            definition: {
+            /** Name */
+            name?: string;
+            /** Description */
+            description?: string;
+            /** Active */
+            active?: boolean;
+            /** Definition */
+            definition?: {
                 [key: string]: unknown;
-            } | null;
-            /**
-             * Prompt
-             * @default null
-             */
-            prompt: string | null;
+            };
+            /** Prompt */
+            prompt?: string;
         };
         /** SegmentRef */
         SegmentRef: {

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
-from segops.boundary import StrictTrimmedModel
+from segops.boundary import PatchModel, StrictTrimmedModel
 from segops.connectors import models as m
 from segops.connectors import service
 from segops.connectors.sync import request_full_sync
-from segops.errors import Conflict, ValidationFailed
+from segops.errors import Conflict
 from segops.http.cursor import Cursor, cursor_key, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
-from segops.ids import Id
+from segops.ids import BodyId, Id
 from segops.store import keys
 
 router = Router("/api/connectors", auth=("jwt",), role="admin")
@@ -26,16 +26,16 @@ CONNECTOR = ("connector_id", keys.connector_key)
 class ConnectorCreate(StrictTrimmedModel):
     name: str = Field(min_length=1, max_length=200)
     type: m.ConnectorType
-    segment_id: Id
-    active: bool = False
+    segment_id: BodyId
+    active: StrictBool = False
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: m.Credentials | None = Field(default=None, description="Write-only; never returned.")
 
 
-class ConnectorPatch(StrictTrimmedModel):
+class ConnectorPatch(PatchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    segment_id: Id | None = None
-    active: bool | None = None
+    segment_id: BodyId | None = None
+    active: StrictBool | None = None
     config: dict[str, Any] | None = Field(default=None, description="Merged into the current config, then validated.")
     credentials: m.Credentials | None = Field(default=None, description="Write-only; replaces the stored secret.")
 
@@ -100,15 +100,6 @@ class PageQuery(StrictTrimmedModel):
     cursor: str | None = Field(default=None, max_length=256)
 
 
-def _patch_fields(patch: ConnectorPatch) -> None:
-    # Explicit nulls would mean "unset", which none of these fields supports.
-    nulls = [name for name in patch.model_fields_set if getattr(patch, name) is None]
-    if nulls:
-        raise ValidationFailed(
-            f"{nulls[0]}: may not be null", {"errors": [{"pointer": f"/{n}", "message": "null"} for n in nulls]}
-        )
-
-
 def _sync_out(record: m.SyncRecord) -> SyncOut:
     return SyncOut.model_validate(record.model_dump())
 
@@ -154,7 +145,6 @@ def get_connector(ctx: RequestContext) -> ConnectorOut:
 def patch_connector(ctx: RequestContext) -> ConnectorOut:
     """Rename, re-target, reconfigure, rotate credentials, (de)activate; activation runs a full sync."""
     body: ConnectorPatch = ctx.body
-    _patch_fields(body)
     return _out(ctx, service.update(ctx.runtime, ctx.tenant_id, ctx.path_params["connector_id"], body))
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, StrictBool, StrictInt
 
 from segops.ai.api import MAX_PROMPT
 from segops.ai.draft import draft_segment
-from segops.boundary import StrictTrimmedModel
+from segops.boundary import PatchModel, StrictTrimmedModel
 from segops.dsl import parse_definition
 from segops.errors import ValidationFailed
 from segops.http.cursor import Cursor, cursor_key, invalid_cursor
@@ -80,7 +80,7 @@ class SegmentCreate(StrictTrimmedModel):
     tenant: int | str | None = Field(default=None, description="Tenant id or slug (also query or X-SegOps-Tenant).")
     segment_type: m.SegmentType = "rule"
     description: str = Field(default="", max_length=2000)
-    active: bool = True
+    active: StrictBool = True
     definition: dict[str, Any] | None = Field(default=None, description="Optional; usually set later by PATCH.")
     prompt: str | None = Field(
         default=None,
@@ -90,10 +90,10 @@ class SegmentCreate(StrictTrimmedModel):
     )
 
 
-class SegmentPatch(StrictTrimmedModel):
+class SegmentPatch(PatchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    active: bool | None = None
+    active: StrictBool | None = None
     definition: dict[str, Any] | None = None
     prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT)
 
@@ -112,7 +112,7 @@ class VersionList(BaseModel):
 
 class PreviewRequest(StrictTrimmedModel):
     definition: dict[str, Any]
-    limit: int = Field(default=10, ge=0, le=MAX_SAMPLE)
+    limit: StrictInt = Field(default=10, ge=0, le=MAX_SAMPLE)
     tenant: int | str | None = None
 
 

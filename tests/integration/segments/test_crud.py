@@ -195,3 +195,30 @@ def test_other_tenants_segments_are_404(stack: LocalStack) -> None:
     # AND bob's segment is untouched
     assert api.get(path, headers=bob.bearer).get_json()["name"] == "bob's"
     assert [s["name"] for s in api.get("/api/segments/", headers=bob.bearer).get_json()["results"]] == ["bob's"]
+
+
+def test_bodies_take_json_types_and_patches_refuse_null(stack: LocalStack) -> None:
+    """`"active": "no"` is a string, not false; `"limit": "5"` a string, not 5; and a PATCH field sent as
+    null is refused (nothing can be unset) instead of being read as left out."""
+    api = Api(stack)
+    account = api.signup()
+    segment = create(api, account)
+    path = f"/api/segments/{segment['id']}/"
+    lax = api.post("/api/segments/", {"name": "x", "active": "no"}, headers=account.bearer)
+    assert assert_error(lax, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/active"
+    assert_error(api.patch(path, {"active": 0}, headers=account.bearer), 400, "validation_failed")
+    preview = api.post(
+        "/api/segments/preview/", {"definition": segment["definition"] or {}, "limit": "5"}, headers=account.bearer
+    )
+    assert assert_error(preview, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/limit"
+    for field in ("name", "description", "active", "definition", "prompt"):
+        error = assert_error(api.patch(path, {field: None}, headers=account.bearer), 400, "validation_failed")
+        assert error["message"] == f"/{field}: may not be null"
+        assert error["details"]["errors"][0]["type"] == "null"
+    assert api.get(path, headers=account.bearer).get_json()["etag"] == segment["etag"]
+    # AND the published schema says what is taken: a patch's fields are optional, never nullable
+    schema = api.get("/api/openapi.json").get_json()["components"]["schemas"]
+    for name in ("SegmentPatch", "ConnectorPatch"):
+        for prop in schema[name]["properties"].values():
+            assert {"type": "null"} not in prop.get("anyOf", []) and "default" not in prop, (name, prop)
+    assert schema["SegmentCreate"]["properties"]["active"] == {"default": True, "title": "Active", "type": "boolean"}
