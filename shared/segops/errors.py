@@ -24,6 +24,14 @@ class ValidationFailed(SegOpsError):
     code = "validation_failed"
 
 
+def invalid(pointer: str, message: str, kind: str = "value_error", **details: Any) -> ValidationFailed:
+    """A 400 about one place in the request, shaped as pydantic's are rendered (`segops.http.pointers`):
+    the message `<pointer>: <message>` ("body" for the whole body) and one `details.errors` entry
+    `{pointer, message, type}`, beside any other `details`."""
+    entry = {"pointer": pointer, "message": message, "type": kind}
+    return ValidationFailed(f"{pointer or 'body'}: {message}", {"errors": [entry], **details})
+
+
 class Unauthorized(SegOpsError):
     status = 401
     code = "unauthorized"

@@ -62,7 +62,8 @@ def test_a_body_nested_too_deep_is_400_not_a_crash(api: Api) -> None:
 def test_a_body_that_is_not_utf8_is_named_so_at_its_byte(api: Api) -> None:
     body = b'{"email": "a\xff@example.com"}'
     error = assert_error(api.post(SIGNUP, data=body, content_type="application/json"), 400, "validation_failed")
-    assert (error["message"], error["details"]) == ("body is not valid UTF-8", {"position": 12})
+    assert (error["message"], error["details"]["position"]) == ("body is not valid UTF-8 (at byte 12)", 12)
+    assert error["details"]["errors"] == [{"pointer": "", "message": "not valid UTF-8", "type": "json_invalid"}]
 
 
 def test_a_byte_order_mark_is_skipped_and_a_lone_surrogate_read_as_replacement(api: Api) -> None:
@@ -74,7 +75,7 @@ def test_a_byte_order_mark_is_skipped_and_a_lone_surrogate_read_as_replacement(a
     # AND past the mark, a position still counts the bytes as sent
     broken = b'\xef\xbb\xbf{"email": x}'
     error = assert_error(api.post(SIGNUP, data=broken, content_type="application/json"), 400, "validation_failed")
-    assert (error["message"], error["details"]) == ("body is not valid JSON", {"position": 13})
+    assert (error["message"], error["details"]["position"]) == ("body is not valid JSON (at byte 13)", 13)
 
 
 def test_empty_body_is_400(api: Api) -> None:

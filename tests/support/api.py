@@ -141,4 +141,8 @@ def assert_error(response: TestResponse, status: int, code: str | None = None) -
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code, body
+    if body["error"]["code"] == "validation_failed" and "errors" in body["error"]["details"]:
+        # Every refusal names its places the same way: a JSON pointer, what is wrong there, and a type
+        errors = body["error"]["details"]["errors"]
+        assert errors and all(set(e) == {"pointer", "message", "type"} for e in errors), body
     return dict(body["error"])

@@ -16,7 +16,7 @@ from segops.ai.offline import DraftFailed, draft_offline
 from segops.ai.vocabulary import Vocabulary, tenant_vocabulary
 from segops.config import Settings
 from segops.dsl import SegmentDefinition, UserProperty, conditions, parse_definition
-from segops.errors import ValidationFailed
+from segops.errors import invalid
 from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 
@@ -58,10 +58,7 @@ def draft_segment(runtime: Runtime, tenant_id: int, prompt: str, current: dict[s
     try:
         definition, warnings = provider.draft(prompt, vocabulary)
     except DraftFailed as exc:
-        raise ValidationFailed(
-            f"prompt: {exc}",
-            {"errors": [{"pointer": "/prompt", "message": str(exc)}], "warnings": exc.warnings},
-        ) from None
+        raise invalid("/prompt", str(exc), warnings=exc.warnings) from None
     meter_for(runtime).count(tenant_id, "ai_drafts", 1, provider.name)
     if current is not None:
         base = current["conditions"] if current.get("logic") == "AND" else [current]

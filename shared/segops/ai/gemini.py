@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from segops.ai.vocabulary import Vocabulary
 from segops.config import Settings
 from segops.dsl import SegmentDefinition, parse_definition
-from segops.errors import DependencyDown, ValidationFailed
+from segops.errors import DependencyDown, ValidationFailed, invalid
 
 log = logging.getLogger("segops.ai")
 
@@ -132,7 +132,7 @@ def _validated(answer: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def _invalid(pointer: str, message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"errors": [{"pointer": pointer, "message": message}]})
+    return invalid(pointer, message)
 
 
 def _repair_request(invalid: ValidationFailed) -> str:

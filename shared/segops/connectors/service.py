@@ -13,7 +13,7 @@ from segops.connectors import models as m
 from segops.connectors.egress import PLATFORM_HOSTS, EgressPolicy, EgressRefused
 from segops.connectors.ledger import ConnectorLedger
 from segops.connectors.sync import request_full_sync
-from segops.errors import NotFound, ValidationFailed
+from segops.errors import NotFound, invalid
 from segops.http.pointers import validation_error
 from segops.limits import quotas
 from segops.runtime import Runtime
@@ -49,35 +49,24 @@ def validate_config(runtime: Runtime, connector_type: str, config: dict[str, Any
             if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
                 _bad_url(name, "must be the platform's base URL, without credentials, query or fragment")
     if isinstance(parsed, m.TalonOneConfig) and parsed.audience_id is None and parsed.audience_name is None:
-        raise ValidationFailed(
-            "config: talonone needs audience_id or audience_name",
-            {"errors": [{"pointer": "/config/audience_id", "message": "audience_id or audience_name is required"}]},
-        )
+        raise invalid("/config/audience_id", "a talonone connector needs audience_id or audience_name", "missing")
     dumped = parsed.model_dump(mode="json")
     dumped.pop("type")
     return dumped
 
 
 def _bad_url(name: str, message: str) -> None:
-    raise ValidationFailed(
-        f"config.{name}: {message}", {"errors": [{"pointer": f"/config/{name}", "message": message}]}
-    )
+    raise invalid(f"/config/{name}", message)
 
 
 def _require_segment(runtime: Runtime, tenant_id: int, segment_id: int) -> None:
     if runtime.store.get(keys.segment_key(tenant_id, segment_id)) is None:
-        raise ValidationFailed(
-            "segment_id: no such segment",
-            {"errors": [{"pointer": "/segment_id", "message": "no such segment in this tenant"}]},
-        )
+        raise invalid("/segment_id", "no such segment in this tenant")
 
 
 def _require_credentials(connector: m.Connector) -> None:
     if connector.type != "file" and not connector.credentials_set:
-        raise ValidationFailed(
-            "credentials: an api_key is required for this connector type",
-            {"errors": [{"pointer": "/credentials/api_key", "message": "required"}]},
-        )
+        raise invalid("/credentials/api_key", f"required for a {connector.type} connector", "missing")
 
 
 def get(runtime: Runtime, tenant_id: int, connector_id: int) -> m.Connector:
@@ -177,10 +166,7 @@ def delete(runtime: Runtime, tenant_id: int, connector_id: int) -> None:
 
 def _store_credentials(runtime: Runtime, connector: m.Connector, credentials: m.Credentials) -> None:
     if connector.type == "file":  # a secret it would never use is not kept
-        raise ValidationFailed(
-            "credentials: a file connector takes none",
-            {"errors": [{"pointer": "/credentials", "message": "a file connector takes no credentials"}]},
-        )
+        raise invalid("/credentials", "a file connector takes no credentials", "extra_forbidden")
     runtime.tenant_secrets.put(connector_api_key(connector.tenant, connector.id), credentials.api_key)
 
 

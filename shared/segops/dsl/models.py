@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from segops.boundary import StrictModel
-from segops.errors import ValidationFailed
+from segops.errors import ValidationFailed, invalid
 from segops.event_type import EventType
 from segops.http.pointers import json_pointer
 
@@ -172,7 +172,7 @@ def _walk_limits(group: Group, path: tuple[str | int, ...], depth: int, counted:
 
 def _limit_error(path: tuple[str | int, ...], message: str) -> ValidationFailed:
     pointer = json_pointer(path)
-    return ValidationFailed(f"{pointer}: {message}", {"errors": [{"pointer": pointer, "message": message}]})
+    return invalid(pointer, message)
 
 
 def parse_definition(obj: Any, prefix: tuple[str | int, ...] = ()) -> SegmentDefinition:

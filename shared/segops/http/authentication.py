@@ -8,7 +8,7 @@ from typing import Any
 from segops.auth import sessions
 from segops.auth.principal import Principal
 from segops.auth.roles import Role, at_least
-from segops.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from segops.errors import Forbidden, NotFound, Unauthorized, invalid
 from segops.http.credentials import credentials
 from segops.http.routes import AuthKind, RequestContext
 from segops.ids import parse_id
@@ -34,10 +34,7 @@ def _tenant_reference(ctx: RequestContext, body: Any) -> str | None:
 
 def _resolve_tenant_id(ctx: RequestContext, reference: str) -> int | None:
     if not reference.isascii():
-        raise ValidationFailed(
-            "tenant: must be a tenant id or slug",
-            {"errors": [{"pointer": "/tenant", "message": "a tenant id (ASCII digits) or slug"}]},
-        )
+        raise invalid("/tenant", "must be a tenant id (ASCII digits) or slug")
     tenant_id = parse_id(reference)
     if tenant_id is not None:
         return tenant_id
@@ -96,9 +93,8 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
             if len(memberships) != 1:
                 if not memberships:
                     raise NotFound("not found" if route.tenant_from_object else "you belong to no tenant")
-                raise ValidationFailed(
-                    "you belong to several tenants: pass `tenant` (query, body) or X-SegOps-Tenant",
-                    {"errors": [{"pointer": "/tenant", "message": "required"}]},
+                raise invalid(
+                    "/tenant", "required: you belong to several tenants (query, body or X-SegOps-Tenant)", "missing"
                 )
             tenant_id = memberships[0][0].id
         role: Role | None = None

@@ -24,7 +24,7 @@ import orjson
 from pydantic import ConfigDict, ValidationError
 
 from segops.boundary import StrictModel
-from segops.errors import ValidationFailed
+from segops.errors import ValidationFailed, invalid
 
 if TYPE_CHECKING:
     from segops.runtime import Runtime
@@ -85,6 +85,4 @@ class Cursor(StrictModel):
 
 
 def invalid_cursor() -> ValidationFailed:
-    return ValidationFailed(
-        "invalid cursor", {"errors": [{"pointer": "/query/cursor", "message": "not a cursor from this list"}]}
-    )
+    return invalid("/query/cursor", "not a cursor from this list")

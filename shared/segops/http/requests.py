@@ -72,9 +72,8 @@ def read_json(ctx: RequestContext) -> Any:
     if not raw.strip():
         if ctx.route.body is None:
             return None
-        raise ValidationFailed(
-            "request body must be a JSON object", {"errors": [{"pointer": "", "message": "empty body"}]}
-        )
+        entry = {"pointer": "", "message": "empty body", "type": "missing"}
+        raise ValidationFailed("request body must be a JSON object", {"errors": [entry]})
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("Content-Type must be application/json", {"content_type": mimetype})
@@ -83,7 +82,8 @@ def read_json(ctx: RequestContext) -> Any:
     except BadJson as bad:
         if bad.problem == TOO_DEEP:
             raise _too_deep() from None
-        raise ValidationFailed(f"body is {bad.problem}", {"position": bad.position}) from None
+        entry = {"pointer": "", "message": bad.problem, "type": "json_invalid"}
+        raise ValidationFailed(str(bad), {"errors": [entry], "position": bad.position}) from None
     if deeper_than(body, raw, MAX_BODY_DEPTH):
         raise _too_deep()
     return body
@@ -119,7 +119,7 @@ def parse_body(ctx: RequestContext, body: Any) -> None:
             problems = [
                 {"pointer": json_pointer([key]), "message": "this endpoint takes no body", "type": "extra_forbidden"}
                 for key in fields
-            ] or [{"pointer": "", "message": "this endpoint takes no body"}]
+            ] or [{"pointer": "", "message": "this endpoint takes no body", "type": "extra_forbidden"}]
             raise ValidationFailed("this endpoint takes no request body", {"errors": problems})
         ctx.body = body
         return

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from segops.boundary import StrictModel
-from segops.errors import Conflict, ValidationFailed
+from segops.errors import Conflict, invalid
 from segops.http.pointers import validation_error
 from segops.ids import Id
 from segops.membership import store as membership
@@ -46,15 +46,9 @@ def checked_seed(runtime: Runtime, tenant_id: int, definition: LookalikeDefiniti
     pointer = "/definition/seed_segment_id"
     seed = runtime.documents.load(keys.segment_key(tenant_id, definition.seed_segment_id), m.Segment)
     if seed is None or seed.tenant != tenant_id:
-        raise ValidationFailed(
-            f"seed segment {definition.seed_segment_id} does not exist",
-            {"errors": [{"pointer": pointer, "message": "no such segment"}]},
-        )
+        raise invalid(pointer, f"no segment {definition.seed_segment_id} in this tenant")
     if seed.segment_type == "lookalike":
-        raise ValidationFailed(
-            "the seed of a lookalike cannot be a lookalike segment",
-            {"errors": [{"pointer": pointer, "message": "choose a rule or ai segment as the seed"}]},
-        )
+        raise invalid(pointer, "the seed of a lookalike cannot be a lookalike segment: choose a rule or ai segment")
     snapshot = membership.latest_snapshot(runtime.warehouse, tenant_id, seed.id)
     if snapshot is None:
         raise Conflict(

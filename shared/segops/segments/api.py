@@ -11,7 +11,7 @@ from segops.ai.api import MAX_PROMPT
 from segops.ai.draft import draft_segment
 from segops.boundary import PatchModel, StrictTrimmedModel
 from segops.dsl import parse_definition
-from segops.errors import ValidationFailed
+from segops.errors import invalid
 from segops.http.cursor import Cursor, cursor_key, invalid_cursor
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
@@ -181,10 +181,7 @@ def validated_definition(ctx: RequestContext, raw: dict[str, Any], segment_type:
 
 def check_prompt(prompt: str | None, segment_type: m.SegmentType) -> None:
     if prompt is not None and segment_type != "ai":
-        raise ValidationFailed(
-            "prompt: only ai segments have a prompt",
-            {"errors": [{"pointer": "/prompt", "message": "only segments with segment_type 'ai' have a prompt"}]},
-        )
+        raise invalid("/prompt", "only segments with segment_type 'ai' have a prompt")
 
 
 @router.post("/preview/", role="member", body=PreviewRequest, response=PreviewOut)

@@ -18,7 +18,7 @@ from segops.auth.roles import Role, can_grant
 from segops.cache.base import CacheUnavailable
 from segops.cache.memory import MemoryCache
 from segops.cache.signed import SignedEntries
-from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, ValidationFailed
+from segops.errors import Conflict, Forbidden, LoginRequired, NotFound, Unauthorized, invalid
 from segops.mailer import Mail
 from segops.runtime import Runtime
 from segops.store import keys
@@ -43,10 +43,7 @@ def login(runtime: Runtime, email: str, password: str) -> m.User:
 
 def _check_slug(slug: str, pointer: str) -> None:
     if not SLUG.match(slug):
-        raise ValidationFailed(
-            f"{pointer.lstrip('/')} must match ^[a-z][a-z0-9-]{{1,62}}$",
-            {"errors": [{"pointer": pointer, "message": "invalid slug"}]},
-        )
+        raise invalid(pointer, "must match ^[a-z][a-z0-9-]{1,62}$", "string_pattern_mismatch")
 
 
 def _slug_taken(slug: str) -> Conflict:
@@ -390,10 +387,7 @@ def accept_invitation(
         if runtime.store.get(keys.user_email_key(invitation.email)) is not None:
             raise LoginRequired("this email address already has an account: log in, then accept")
         if password is None:
-            raise ValidationFailed(
-                "password is required to create your account",
-                {"errors": [{"pointer": "/password", "message": "required"}]},
-            )
+            raise invalid("/password", "required to create your account", "missing")
         password_hash = runtime.passwords.hash(password)
     _consume(runtime, keys.invitation_token_key(invitation.token_digest))
     runtime.store.delete(keys.invitation_key(team.id, invitation.id))

@@ -148,7 +148,7 @@ def test_invalid_lookalikes_are_refused_with_clear_messages(stack: LocalStack) -
     # another tenant's segment is no seed
     other = api.signup()
     error = assert_error(lookalike(api, other, {"seed_segment_id": seed_id, "size": 5}), 400)
-    assert "does not exist" in error["message"]
+    assert error["message"] == f"/definition/seed_segment_id: no segment {seed_id} in this tenant"
 
 
 def test_the_scheduler_retrains_a_lookalike_once_it_is_due(settings: Settings) -> None:
