@@ -8,6 +8,7 @@ import io
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import functions_framework
@@ -34,6 +35,15 @@ class DeliveryFailed(Exception):
     """The function answered a CloudEvent with a non-2xx status (Pub/Sub would redeliver)."""
 
 
+class PublishDenied(PermissionError):
+    """A function published to a topic its manifest entry does not list in `publishes`: deployed,
+    it holds no roles/pubsub.publisher there (terraform/iam.tf), and Pub/Sub refuses the publish."""
+
+
+# The function whose request or delivery this thread is serving, if any.
+_serving: ContextVar[str | None] = ContextVar("segops_serving_function", default=None)
+
+
 class LocalStack:
     def __init__(self, settings: Settings, manifest: Manifest | None = None, **overrides: Any) -> None:
         self.settings = settings
@@ -43,6 +53,9 @@ class LocalStack:
                 settings.bus_max_attempts, settings.bus_retry_base_seconds, concurrency=settings.bus_concurrency
             )
         self.runtime: Runtime = build_runtime(settings, **overrides)
+        self._publishes = {spec.name: frozenset(spec.publishes) for spec in self.manifest.functions}
+        if isinstance(self.runtime.bus, LocalBus):
+            self.runtime.bus.authorize = self._authorize
         migrate(self.runtime.warehouse, parameters=MigrationParameters.of(settings))
         set_runtime(self.runtime)
         self.apps: dict[str, Flask] = {}
@@ -70,7 +83,25 @@ class LocalStack:
         """`message` pushed to `function` as Eventarc delivers it (a Pub/Sub CloudEvent through the
         function's functions-framework entry point); returns the HTTP status."""
         headers, body = to_cloudevent(message, self.settings.gcp_project, f"{function}-{message.topic}")
-        return post_to_wsgi(self.apps[function], headers, orjson.dumps(body))
+        return post_to_wsgi(self._serving(function), headers, orjson.dumps(body))
+
+    def _serving(self, function: str) -> WsgiApp:
+        """`function`'s app, with what it publishes held to its manifest `publishes` (`_authorize`)."""
+        app = self.apps[function]
+
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            token = _serving.set(function)
+            try:
+                return app(environ, start_response)
+            finally:
+                _serving.reset(token)
+
+        return serve
+
+    def _authorize(self, topic: str) -> None:
+        function = _serving.get()
+        if function is not None and topic not in self._publishes[function]:
+            raise PublishDenied(f"{function} may not publish to {topic}: not in its manifest `publishes`")
 
     def _deliverer(self, function: str) -> Callable[[BusMessage], None]:
         def deliver(message: BusMessage) -> None:
@@ -90,8 +121,7 @@ class LocalStack:
             body = orjson.dumps({"error": {"code": "not_found", "message": f"no endpoint {path}", "details": {}}})
             response = WResponse(body, status=404, mimetype="application/json")
             return response(environ, start_response)
-        app: WsgiApp = self.apps[spec.name]
-        return app(environ, start_response)
+        return self._serving(spec.name)(environ, start_response)
 
     def client(self) -> Client:
         return Client(self.wsgi)

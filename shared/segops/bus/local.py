@@ -56,6 +56,9 @@ class LocalBus:
         self._stopping = False
         self.dead_letters: deque[BusMessage] = deque(maxlen=1000)
         self.published_count = 0
+        # Called with each topic before it is published to; raises where the publisher may not (as
+        # Pub/Sub refuses a publisher without roles/pubsub.publisher on the topic).
+        self.authorize: Callable[[str], None] | None = None
 
     def subscribe(
         self, topic: str, name: str, handler: Handler, concurrency: int = 1, retry: RetryPolicy | None = None
@@ -64,6 +67,8 @@ class LocalBus:
             self._subscriptions.setdefault(topic, []).append(Subscription(name, topic, handler, concurrency, retry))
 
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        if self.authorize is not None:
+            self.authorize(topic)
         message = BusMessage(topic=topic, data=data, attributes=dict(attributes or {}), message_id=uuid.uuid4().hex)
         with self._cond:
             self.published_count += 1
