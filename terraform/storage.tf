@@ -13,11 +13,22 @@ resource "google_storage_bucket" "control_plane" {
     enabled = true
   }
 
-  # Old generations are the undo history of every document; keep a bounded amount of it.
+  # Old generations are the undo history of every document; keep a bounded amount of it: at most
+  # 20 per document, none older than 30 days. The age bound is what reclaims a deleted document
+  # (its one old generation never has 20 newer ones): a consumed signup, a published outbox entry.
   lifecycle_rule {
     condition {
       num_newer_versions = 20
       with_state         = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
     }
     action {
       type = "Delete"
@@ -133,5 +144,22 @@ resource "google_storage_bucket" "access_logs" {
     }
   }
 
+  # An expired log becomes an old generation when deleted; that one goes a day later.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 1
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.apis]
+}
+
+# Cloud Storage writes usage and storage logs as this group (cloud.google.com/storage/docs/access-logs).
+resource "google_storage_bucket_iam_member" "access_logs_writer" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
 }

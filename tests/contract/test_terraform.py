@@ -367,6 +367,25 @@ def test_buckets_are_private_and_configured(config: tf.TerraformConfig) -> None:
     exports = config.resource("google_storage_bucket.exports")
     rules = exports.body["lifecycle_rule"]
     assert any(r["action"][0]["type"] == "Delete" and "age" in r["condition"][0] for r in rules)
+    # a versioned bucket turns a deleted object into an old generation: one rule must reclaim those by age
+    # (`num_newer_versions` never does: a deleted document's last generation has no newer one)
+    for bucket in buckets:
+        if bucket.body.get("versioning", [{}])[0].get("enabled"):
+            conditions = [r["condition"][0] for r in bucket.body.get("lifecycle_rule", []) if "condition" in r]
+            assert any("days_since_noncurrent_time" in c for c in conditions), bucket.address
+    # Cloud Storage delivers the access logs every bucket names as its group, which needs to create objects
+    writer = config.resource("google_storage_bucket_iam_member.access_logs_writer")
+    assert (writer.body["role"], writer.body["member"]) == (
+        "roles/storage.objectCreator",
+        "group:cloud-storage-analytics@google.com",
+    )
+
+
+def test_the_example_variables_set_no_secret() -> None:
+    # terraform.tfvars wins over TF_VAR_*: a password in the copied example would replace the exported one
+    example = (REPO / "terraform" / "terraform.tfvars.example").read_text()
+    active = [line for line in example.splitlines() if line.split("#")[0].strip()]
+    assert not [line for line in active if "password" in line or "secret" in line]
 
 
 def test_the_cache_evicts_least_recently_used_keys_when_full(config: tf.TerraformConfig) -> None:
