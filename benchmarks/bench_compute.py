@@ -1,4 +1,4 @@
-"""Segment compute and membership lookup on the PERFORMANCE.md "10M" data set (`--scale` shrinks it).
+"""Segment compute and membership lookup on the reference "10M" data set (docs/performance.md) (`--scale` shrinks it).
 
 Data: 1,000,000 users x scale, 10,000,000 events x scale over 90 days, 12 event types with Zipf-like
 frequencies, payloads with 3-8 properties incl. a numeric `total`, 10% of users identified
