@@ -31,13 +31,13 @@ def register(commands: Any) -> None:
     actions = plan.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="print the tenant's plan as JSON")
     show.add_argument("tenant", help="tenant id or slug")
-    show.set_defaults(run=run_show)
+    show.set_defaults(run=run_show, needs=("store",))
     change = actions.add_parser("set", help="change some of the tenant's limits; the others are kept")
     change.add_argument("tenant", help="tenant id or slug")
     change.add_argument("--name", help="the plan's name, shown to the tenant")
     for option, field in _LIMITS.items():
         change.add_argument(option, dest=field, type=int, metavar="N")
-    change.set_defaults(run=run_set)
+    change.set_defaults(run=run_set, needs=("store", "cache"))
 
 
 def _tenant(runtime: Runtime, reference: str) -> Tenant | None:

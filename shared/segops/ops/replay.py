@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--topic", required=True, choices=[topic.value for topic in Topic])
     parser.add_argument("--since", required=True, type=since_argument, help="dead-lettered at or after (ISO 8601)")
     parser.add_argument("--tenant", type=tenant_argument, help="only this tenant's (default: every tenant's)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, needs=("store", "bus"))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

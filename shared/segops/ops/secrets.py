@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
     )
     migrate.add_argument("--tenant", type=tenant_argument, help="only this tenant's (default: every tenant's)")
     migrate.add_argument("--dry-run", action="store_true", help="report what would move, change nothing")
-    migrate.set_defaults(run=run_migrate)
+    migrate.set_defaults(run=run_migrate, needs=("store",))
 
 
 def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
