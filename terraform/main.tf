@@ -44,8 +44,9 @@ locals {
       SEGOPS_STORE_BUCKET = google_storage_bucket.control_plane.name
     }
     objects = {
-      SEGOPS_OBJECTS        = "gcs"
-      SEGOPS_OBJECTS_BUCKET = google_storage_bucket.exports.name
+      SEGOPS_OBJECTS               = "gcs"
+      SEGOPS_OBJECTS_BUCKET        = google_storage_bucket.exports.name
+      SEGOPS_EXPORT_RETENTION_DAYS = tostring(var.export_retention_days)
     }
   }
 

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     cache_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     cache_breaker_seconds: float = Field(default=5.0, ge=0, le=300)
 
+    # An export's file is kept this long after it is written (the exports bucket's lifecycle deletes
+    # it; Terraform sets both from `export_retention_days`); after it, downloading it is 410 `gone`.
+    export_retention_days: int = Field(default=7, ge=1, le=3650)
+
     store: Literal["local", "gcs"] = "local"
     store_bucket: str = "segops-control-plane"
     objects: Literal["local", "gcs"] = "local"

@@ -69,6 +69,13 @@ class PlanLimitReached(Conflict):
     code = "plan_limit_reached"
 
 
+class Gone(SegOpsError):
+    """The resource existed and no longer does, for good (an export past its retention)."""
+
+    status = 410
+    code = "gone"
+
+
 class PreconditionFailed(SegOpsError):
     """An `If-Match` that no longer names the resource's current `ETag`: someone changed it since."""
 

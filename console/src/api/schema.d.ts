@@ -1341,8 +1341,13 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
             /**
+             * Expires At
+             * @description A succeeded export's file is deleted then; downloading it afterwards is 410 `gone`.
+             */
+            expires_at: string | null;
+            /**
              * Download Url
-             * @description Present once the export succeeded.
+             * @description Present once the export succeeded, until it expires.
              */
             download_url: string | null;
         };

@@ -8,6 +8,7 @@ from datetime import datetime
 from flask import Response, stream_with_context
 from pydantic import BaseModel, Field
 
+from segops import clock
 from segops.boundary import StrictModel
 from segops.exports import models as m
 from segops.exports import service
@@ -42,13 +43,18 @@ class ExportOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    download_url: str | None = Field(description="Present once the export succeeded.")
+    expires_at: datetime | None = Field(
+        description="A succeeded export's file is deleted then; downloading it afterwards is 410 `gone`."
+    )
+    download_url: str | None = Field(description="Present once the export succeeded, until it expires.")
 
 
-def export_out(export: m.Export) -> ExportOut:
-    url = f"/api/segments/exports/{export.id}/download/" if export.status == "succeeded" else None
+def export_out(ctx: RequestContext, export: m.Export) -> ExportOut:
+    expiry = service.expires_at(ctx.runtime, export)
+    live = export.status == "succeeded" and (expiry is None or clock.now() < expiry)
+    url = f"/api/segments/exports/{export.id}/download/" if live else None
     fields = export.model_dump(exclude={"tenant", "object_key", "created_by"})
-    return ExportOut(**fields, export_id=export.id, download_url=url)
+    return ExportOut(**fields, export_id=export.id, expires_at=expiry, download_url=url)
 
 
 @router.post("/<int:segment_id>/export/", tenant_from_object=SEGMENT, body=ExportCreate, response=ExportOut, status=202)
@@ -56,14 +62,15 @@ def start_export(ctx: RequestContext) -> Result:
     """Queue an export of the segment's members (`csv` or `parquet`); poll with `?export_id=`."""
     body: ExportCreate = ctx.body
     export = service.request_export(ctx.runtime, ctx.tenant_id, ctx.path_params["segment_id"], body.format, actor(ctx))
-    return Result(export_out(export), status=202)
+    return Result(export_out(ctx, export), status=202)
 
 
 @router.get("/<int:segment_id>/export/", tenant_from_object=SEGMENT, query=ExportQuery, response=ExportOut)
 def poll_export(ctx: RequestContext) -> ExportOut:
     """Status, format, row count and timestamps of one export of this segment."""
     query: ExportQuery = ctx.query
-    return export_out(service.get_export(ctx.runtime, ctx.tenant_id, query.export_id, ctx.path_params["segment_id"]))
+    export = service.get_export(ctx.runtime, ctx.tenant_id, query.export_id, ctx.path_params["segment_id"])
+    return export_out(ctx, export)
 
 
 @router.get("/exports/<int:export_id>/download/", tenant_from_object=EXPORT)
@@ -75,7 +82,10 @@ def download_export(ctx: RequestContext) -> Response:
     url = objects.signed_url(export.object_key, service.SIGNED_URL_LIFETIME)
     if url is not None:
         return Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
-    source = objects.open(export.object_key)
+    try:
+        source = objects.open(export.object_key)
+    except FileNotFoundError:  # deleted before its time (by hand, or by a shorter bucket rule)
+        raise service.expired(export, service.expires_at(ctx.runtime, export)) from None
 
     def chunks() -> Iterator[bytes]:
         with source:

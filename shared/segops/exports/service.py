@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from segops import clock
 from segops.bus.base import Topic
-from segops.errors import Conflict, NotFound
+from segops.errors import Conflict, Gone, NotFound
 from segops.exports import models as m
 from segops.messages import ExportRequested
 from segops.runtime import Runtime
@@ -41,9 +42,26 @@ def get_export(runtime: Runtime, tenant_id: int, export_id: int, segment_id: int
     return found
 
 
+def expires_at(runtime: Runtime, export: m.Export) -> datetime | None:
+    """When a succeeded export's file goes (`SEGOPS_EXPORT_RETENTION_DAYS` after it was written)."""
+    if export.status != "succeeded" or export.finished_at is None:
+        return None
+    return export.finished_at + timedelta(days=runtime.settings.export_retention_days)
+
+
 def finished_export(runtime: Runtime, tenant_id: int, export_id: int) -> m.Export:
-    """A downloadable export; 409 while it is still queued/running or if it failed."""
+    """A downloadable export; 409 while it is still queued/running or if it failed, 410 once expired."""
     export = get_export(runtime, tenant_id, export_id)
     if export.status != "succeeded" or export.object_key is None:
         raise Conflict(f"export is {export.status}", {"export_id": export_id, "status": export.status})
+    expiry = expires_at(runtime, export)
+    if expiry is not None and clock.now() >= expiry:
+        raise expired(export, expiry)
     return export
+
+
+def expired(export: m.Export, expiry: datetime | None) -> Gone:
+    return Gone(
+        "this export's file has been deleted: start a new export",
+        {"export_id": export.id, "expired_at": expiry.isoformat() if expiry else None},
+    )

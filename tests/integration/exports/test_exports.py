@@ -3,11 +3,12 @@ from __future__ import annotations
 import csv
 import io
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from segops import clock
 from segops.errors import RetryableError
 from segops.exports import models as m
 from segops.exports.worker import run_export
@@ -179,3 +180,27 @@ def test_failed_export_tells_the_tenant_an_incident_id_not_the_exception(
     [logged] = [r for r in caplog.records if r.getMessage() == "export failed"]
     assert poll["status"] == "failed" and f"incident {logged.__dict__['incident']}" in poll["error"]
     assert "gs://" not in poll["error"] and "OSError" not in poll["error"]
+
+
+def test_an_export_past_its_retention_is_gone_and_says_when_it_went(stack: LocalStack) -> None:
+    # GIVEN a finished export (files are kept SEGOPS_EXPORT_RETENTION_DAYS, 7 by default)
+    api = Api(stack)
+    account = api.signup()
+    segment_id = computed_segment(stack, api, account, ["user-1"], NOW)
+    status, _ = export(api, account, segment_id, "csv")
+    finished = datetime.fromisoformat(status["finished_at"])
+    assert datetime.fromisoformat(status["expires_at"]) == finished + timedelta(days=7)
+    poll = f"/api/segments/{segment_id}/export/?export_id={status['export_id']}"
+    download = f"/api/segments/exports/{status['export_id']}/download/"
+    # WHEN the retention has passed (the bucket's lifecycle deletes the file then)
+    with clock.frozen(finished + timedelta(days=7)):
+        # THEN the poll offers no download, and the download is 410 naming the expiry
+        # (an API key: the session's access token has expired by then)
+        assert api.get(poll, headers=account.key).get_json()["download_url"] is None
+        gone = assert_error(api.get(download, headers=account.key), 410, "gone")
+        assert gone["details"]["expired_at"] == status["expires_at"].replace("Z", "+00:00")
+    # AND a file deleted before its time is the same 410, not a 500
+    stored = stack.runtime.documents.load(keys.export_key(account.tenant_id, status["export_id"]), m.Export)
+    assert stored is not None and stored.object_key is not None
+    (stack.settings.objects_dir / stored.object_key).unlink()
+    assert_error(api.get(download, headers=account.bearer), 410, "gone")
