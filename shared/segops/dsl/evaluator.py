@@ -263,6 +263,25 @@ class _Events:
         return found
 
 
+def read_event_types(definitions: Iterable[Group]) -> set[str]:
+    """The event types whose events the definitions read: those their conditions name, and the
+    identify events user properties come from. Of any other type only its existence matters (the
+    universe: `UserHistory.in_universe`)."""
+    types = {PROPERTIES_EVENT_TYPE}
+    for definition in definitions:
+        types.update(c.event_type for c in conditions(definition) if isinstance(c, (EventCount, Monetary, Recency)))
+    return types
+
+
+def _sum(values: list[float]) -> float:
+    """The exact sum (`math.fsum`), or, when a partial sum passes the largest double, ±inf as
+    ClickHouse's `sum` gives it (fsum raises there instead)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
+
+
 def _payload_paths(definitions: Iterable[Group]) -> dict[str, set[str]]:
     """Event type → the payload paths the definitions' event conditions read (user properties come
     from one payload, parsed on its own)."""
@@ -345,11 +364,11 @@ class UserHistory:
         if c.metric == "count":
             measured = float(len(window))
         elif c.metric == "sum":
-            measured = math.fsum(window)
+            measured = _sum(window)
         elif not window:
             return False  # avg/min/max of no values (docs/design.md §5)
         elif c.metric == "avg":
-            measured = math.fsum(window) / len(window)
+            measured = _sum(window) / len(window)
         else:
             measured = min(window) if c.metric == "min" else max(window)
         return _ORDER[c.operator](measured, float(c.value))

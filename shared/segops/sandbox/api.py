@@ -32,7 +32,7 @@ class SandboxEvent(StrictModel):
     )
     event_type: EventType
     occurred_at: datetime | None = Field(default=None, description="Defaults to now; naive means UTC.")
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] | None = Field(default=None, description="As ingestion: absent or null is `{}`.")
     tenant: int | str | None = None
 
     @field_validator("occurred_at", mode="before")
@@ -62,8 +62,10 @@ class SandboxEvent(StrictModel):
 
     @field_validator("payload")
     @classmethod
-    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any]:
         # The edge's bounds on a payload (the body's own depth bound keeps it writable by orjson).
+        if value is None:
+            return {}
         text = orjson.dumps(value)
         if len(text) > MAX_PAYLOAD_BYTES:
             raise ValueError(f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
@@ -95,7 +97,7 @@ def publish(ctx: RequestContext) -> SandboxResult:
             user_id=body.user_id,
             event_type=body.event_type,
             occurred_at=body.occurred_at,
-            payload=body.payload,
+            payload=body.payload or {},
         ),
     )
     meter_for(ctx.runtime).count(ctx.tenant_id, "sandbox_calls")

@@ -9,7 +9,7 @@ starts in no segment, exactly like a user outside the universe.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 
 from segops import clock
 from segops.dsl import parse_definition
-from segops.dsl.evaluator import EventColumns, UserHistory
+from segops.dsl.evaluator import EventColumns, UserHistory, read_event_types
 from segops.runtime import Runtime
 from segops.segments.active import ActiveSegment, active_segments
 from segops.warehouse import TenantWarehouse
@@ -26,9 +26,16 @@ from segops.warehouse import TenantWarehouse
 # One user's history is one primary-key range: a read that needs more than this is a runaway user,
 # answered with the warehouse's error rather than by holding the request and the server's memory.
 _READ_SETTINGS = "SETTINGS max_execution_time = 5, max_memory_usage = 536870912"
+# Event types no active definition names only place the user in the universe (any event at or before
+# the evaluation time): one placeholder event each, and their payloads never held, however many.
+_NAMED = "has({types:Array(String)}, event_type)"
 HISTORY_QUERY = (
-    "SELECT event_type, groupArray(toUnixTimestamp64Milli(occurred_at)) AS occurred, "
-    "groupArray(toUnixTimestamp64Milli(received_at)) AS received, groupArray(payload) AS payloads "
+    f"SELECT event_type, "
+    f"if({_NAMED}, groupArrayIf(toUnixTimestamp64Milli(occurred_at), {_NAMED}), "
+    f"[max(toUnixTimestamp64Milli(occurred_at))]) AS occurred, "
+    f"if({_NAMED}, groupArrayIf(toUnixTimestamp64Milli(received_at), {_NAMED}), "
+    f"[max(toUnixTimestamp64Milli(received_at))]) AS received, "
+    f"if({_NAMED}, groupArrayIf(payload, {_NAMED}), ['']) AS payloads "
     "FROM events "
     "WHERE tenant_id = {tenant_id:UInt64} AND user_id = {user_id:String} AND occurred_at <= {at:DateTime64(3, 'UTC')} "
     f"GROUP BY event_type {_READ_SETTINGS}"
@@ -50,9 +57,10 @@ class SegmentDelta:
     unchanged_count: int
 
 
-def stored_history(wh: TenantWarehouse, user_id: str, at: datetime) -> dict[str, EventColumns]:
-    """The user's stored events at or before `at`, as columns per event type (one primary-key read)."""
-    rows = wh.query(HISTORY_QUERY, {"user_id": user_id, "at": at}).rows
+def stored_history(wh: TenantWarehouse, user_id: str, at: datetime, types: Collection[str]) -> dict[str, EventColumns]:
+    """The user's stored events at or before `at` of the event `types` segments read, as columns per
+    event type, and a placeholder event for each other type the user has (one primary-key read)."""
+    rows = wh.query(HISTORY_QUERY, {"user_id": user_id, "at": at, "types": sorted(types)}).rows
     return {event_type: EventColumns(occurred, received, payloads) for event_type, occurred, received, payloads in rows}
 
 
@@ -70,7 +78,8 @@ def simulate(runtime: Runtime, tenant_id: int, event: SimulatedEvent, now: datet
     # sandbox cannot move it, so it counts as unchanged.
     defined = [s for s in active if s.definition is not None and s.segment_type != "lookalike"]
     segments = [(s.id, parse_definition(s.definition)) for s in defined]
-    real = UserHistory(stored_history(TenantWarehouse(runtime.warehouse, tenant_id), event.user_id, at), at)
+    types = read_event_types(definition for _, definition in segments)
+    real = UserHistory(stored_history(TenantWarehouse(runtime.warehouse, tenant_id), event.user_id, at, types), at)
     before = real.members(segments)
     payload = orjson.dumps(dict(event.payload)).decode()
     after = real.with_event(event.event_type, occurred_at, received_at, payload).members(segments)

@@ -42,7 +42,7 @@ def test_reads_one_users_events_at_or_before_now_per_event_type(warehouse: Wareh
         ],
     )
     # WHEN the sandbox reads the user's history
-    history = stored_history(TenantWarehouse(warehouse, tenant), HOSTILE, AT)
+    history = stored_history(TenantWarehouse(warehouse, tenant), HOSTILE, AT, {"order_placed", "page_viewed"})
     # THEN it has exactly their events up to `at`, in epoch milliseconds, grouped by type
     at_ms = int(AT.timestamp() * 1000)
     assert set(history) == {"order_placed", "page_viewed"}
@@ -58,9 +58,27 @@ def test_reads_one_users_events_at_or_before_now_per_event_type(warehouse: Wareh
 def test_the_read_is_a_primary_key_range_with_resource_limits(warehouse: Warehouse) -> None:
     tenant = fresh_tenant()
     warehouse.insert("events", COLUMNS, [event_row(tenant, f"u{i}", "page_viewed", AT) for i in range(3)])
-    plan = TenantWarehouse(warehouse, tenant).query("EXPLAIN indexes = 1 " + HISTORY_QUERY, {"user_id": "u1", "at": AT})
+    plan = TenantWarehouse(warehouse, tenant).query(
+        "EXPLAIN indexes = 1 " + HISTORY_QUERY, {"user_id": "u1", "at": AT, "types": ["page_viewed"]}
+    )
     text = "\n".join(row[0] for row in plan.rows)
     # The primary key (tenant_id, user_id, ...) selects the range; both key columns are used.
     primary = text[text.index("PrimaryKey") :]
     assert "tenant_id" in primary and "(user_id in [" in primary and "(tenant_id in [" in primary, text
     assert "max_execution_time" in HISTORY_QUERY and "max_memory_usage" in HISTORY_QUERY
+
+
+def test_types_no_segment_reads_are_one_placeholder_each_and_their_payloads_are_not_held(warehouse: Warehouse) -> None:
+    # GIVEN a user with many large events of a type no segment names, and two orders
+    tenant = fresh_tenant()
+    bulky = {"blob": "x" * 30_000}
+    rows = [event_row(tenant, "u", "bulk_ev", AT - timedelta(seconds=i), bulky) for i in range(300)]
+    rows += [event_row(tenant, "u", "order_placed", AT - timedelta(days=d), {"total": d}) for d in (1, 2)]
+    warehouse.insert("events", COLUMNS, rows)
+    # WHEN the sandbox reads the history for segments that read orders only
+    history = stored_history(TenantWarehouse(warehouse, tenant), "u", AT, {"order_placed"})
+    # THEN orders come whole, and the other type is one event at its latest time, with no payload
+    assert sorted(history["order_placed"].payloads) == ['{"total":1}', '{"total":2}']
+    bulk = history["bulk_ev"]
+    at_ms = int(AT.timestamp() * 1000)
+    assert (list(bulk.occurred_at), list(bulk.payloads)) == ([at_ms], [""])

@@ -138,6 +138,27 @@ def test_user_without_history_starts_empty(stack: LocalStack) -> None:
     assert result["exited"] == [] and result["unchanged_count"] == 5
 
 
+def test_a_user_seen_only_in_types_no_segment_reads_is_in_the_universe(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    insert_events(stack, [event_row(account.tenant_id, "u2", "bulk_ev", NOW - timedelta(days=1), {"b": "x"})])
+    # WHEN u2, known by an event type no segment names, would view a page
+    result = publish(api, account, {"user_id": "u2", "event_type": "page_viewed", "payload": None})
+    # THEN they were lapsed (in the universe, never viewed a page) and leave it; a null payload is `{}`
+    assert names(result["exited"]) == {"lapsed_30"} and names(result["entered"]) == {"recent_7"}
+
+
+def test_sums_past_the_largest_double_are_infinite_as_in_clickhouse(stack: LocalStack) -> None:
+    api, account, _ = seeded(stack)
+    big = [
+        event_row(account.tenant_id, "rich", "order_placed", NOW - timedelta(days=d), {"total": 1e308}) for d in (1, 2)
+    ]
+    insert_events(stack, big)
+    # WHEN the sandbox evaluates "spent ≥ 500" on totals summing past 1.8e308 THEN it answers: the user
+    # was in it already (sum = +inf, as the compute has it) and stays, as in every other segment
+    result = publish(api, account, {"user_id": "rich", "event_type": "order_placed", "payload": {"total": 1e308}})
+    assert (result["entered"], result["exited"]) == ([], [])
+
+
 def test_nothing_is_written_anywhere(stack: LocalStack) -> None:
     api, account, _ = seeded(stack)
     rows, published, cached = warehouse_rows(stack), stack.bus.published_count, cache_snapshot(stack)
