@@ -97,6 +97,13 @@ class FunctionSpec(StrictModel):
     # roles/aiplatform.user, only when a model is configured.
     ai: bool = False
 
+    @model_validator(mode="after")
+    def _publishing_uses_the_bus(self) -> FunctionSpec:
+        # Deployed, an undeclared backend is never built (segops.runtime): a publish would raise.
+        if self.publishes and "bus" not in self.uses:
+            raise ValueError(f"{self.name} publishes to {self.publishes} but does not declare `bus` in `uses`")
+        return self
+
     @property
     def source(self) -> Path:
         return REPO_ROOT / "functions" / self.name / "main.py"

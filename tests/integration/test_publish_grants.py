@@ -4,9 +4,11 @@ function to the same list, so a flow that publishes elsewhere fails here as it w
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
 from segops.config import Settings
 from segops.localstack import LocalStack
-from segops.manifest import load_manifest
+from segops.manifest import FunctionSpec, load_manifest
 
 from tests.support.api import Api, assert_error
 from tests.support.schema import copy_migrated_schema
@@ -53,3 +55,11 @@ def test_recompute_and_the_scheduled_tick_publish_within_their_grants(stack: Loc
     stack.bus.drain()
     # THEN nothing was refused: no delivery failed its way to a dead letter
     assert list(stack.bus.dead_letters) == []
+
+
+def test_a_function_that_publishes_must_declare_the_bus() -> None:
+    # Deployed, an undeclared backend is never built: its first publish would raise
+    spec = load_manifest().function("connector_sync").model_dump()
+    spec["uses"] = [backend for backend in spec["uses"] if backend != "bus"]
+    with pytest.raises(ValidationError, match="does not declare `bus`"):
+        FunctionSpec.model_validate(spec)
