@@ -93,6 +93,8 @@ locals {
       { SEGOPS_USES = jsonencode(f.uses) },
       # Sizes the password-hashing cap (segops.config.Settings.password_hash_slots) to the function.
       { SEGOPS_FUNCTION_MEMORY_MB = tostring(f.memory_mb) },
+      # Bounds a hung ClickHouse server's wait below the function's own timeout (segops.runtime).
+      { SEGOPS_FUNCTION_TIMEOUT_SECONDS = tostring(f.timeout_seconds) },
       contains(try(f.secrets, []), "smtp-password") ? local.mail_env : {},
       length(try(f.tenant_secrets, {})) > 0 ? local.tenant_secrets_env : {},
       # functions-framework serves THREADS requests at once (default 4 per CPU): match the

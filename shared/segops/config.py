@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     # waits up to `password_hash_wait_seconds` for a slot, then gets a 429.
     function_memory_mb: int = Field(default=512, ge=128)
     memory_reserve_mb: int = Field(default=256, ge=0)
+    # The function's own timeout (Terraform sets it from the manifest; a local stack runs every
+    # function in one process, the longest's). A ClickHouse server that stops answering is given up on
+    # `warehouse_timeout_margin_seconds` before it, so the request ends in a 503, not a kill.
+    function_timeout_seconds: int = Field(default=540, ge=1, le=3600)
+    warehouse_timeout_margin_seconds: int = Field(default=5, ge=0)
     password_hash_wait_seconds: float = Field(default=5.0, ge=0)
     # Unauthenticated attempts: failed logins per account, logins per client address, signups per
     # email and per client address, each in a fixed window.

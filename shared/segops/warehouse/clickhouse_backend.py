@@ -13,6 +13,10 @@ from segops.warehouse.base import TENANT_SETTING, QueryResult
 from segops.warehouse.identifiers import allowed_identifier, quote_identifier
 from segops.warehouse.params import format_param
 
+# Opening a connection to a reachable server takes milliseconds; one that does not answer in this
+# long is down.
+CONNECT_TIMEOUT_SECONDS = 5
+
 
 def _bindable(value: Any) -> Any:
     """Values clickhouse-connect would render differently from `segops.warehouse.params` (and so from
@@ -42,10 +46,17 @@ def _scope(tenant_id: int | None) -> dict[str, Any] | None:
 class ClickHouseWarehouse:
     """A ClickHouse server or ClickHouse Cloud over HTTP(S) via clickhouse-connect."""
 
-    def __init__(self, url: str, user: str, password: str, database: str = "segops") -> None:
+    def __init__(
+        self, url: str, user: str, password: str, database: str = "segops", send_receive_timeout: float = 30
+    ) -> None:
         self.database = allowed_identifier(database)
         bootstrap = clickhouse_connect.get_client(
-            dsn=url, username=user, password=password, autogenerate_session_id=False
+            dsn=url,
+            username=user,
+            password=password,
+            autogenerate_session_id=False,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            send_receive_timeout=send_receive_timeout,
         )
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
         bootstrap.close()
@@ -58,6 +69,10 @@ class ClickHouseWarehouse:
             settings={"date_time_input_format": "best_effort"},
             # Aware datetimes for columns declared with a timezone, as chDB returns them.
             tz_mode="schema",
+            # A server that stops answering must not hold a request past its function's timeout
+            # (clickhouse-connect waits 300 s by default): the outage is a 503 well before.
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            send_receive_timeout=send_receive_timeout,
         )
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None, tenant_id: int | None = None) -> QueryResult:
