@@ -35,7 +35,11 @@ def test_a_function_publishes_only_to_the_topics_of_its_manifest_entry(settings:
     try:
         api = Api(stack)
         account = api.signup()
-        segment_id = defined_segment(api, account, VIEWED)
+        # (created inactive: setting an active segment's definition would publish its compute already)
+        body = {"name": "Viewers", "definition": VIEWED, "active": False}
+        created = api.post("/api/segments/", body, headers=account.bearer)
+        assert created.status_code == 201, created.get_data(as_text=True)
+        segment_id = created.get_json()["id"]
         published = stack.bus.published_count
         # WHEN a compute is requested THEN the publish is refused, as Pub/Sub refuses it deployed
         assert_error(api.post(f"/api/segments/{segment_id}/compute/", headers=account.bearer), 500, "internal_error")

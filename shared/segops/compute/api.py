@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
 
-from segops import clock
 from segops.boundary import StrictModel
-from segops.bus.base import Topic
 from segops.compute.engine import load_segment
 from segops.errors import Conflict, NotFound
 from segops.http.responses import Result
 from segops.http.routes import RequestContext, Router
-from segops.messages import ComputeRequested, SegmentComputeEnvelope
+from segops.segments.computes import queue_compute
 from segops.segments.models import ComputeState, ComputeStatus
 from segops.store import keys
 
@@ -62,37 +59,7 @@ def _segment_or_404(ctx: RequestContext) -> int:
 @router.post("/", tenant_from_object=SEGMENT, role="member", query=ComputeQuery, response=ComputeQueued, status=202)
 def request_compute(ctx: RequestContext) -> Result:
     """Queue a membership compute of the segment (full by default; `?mode=delta` for a delta)."""
-    segment_id = _segment_or_404(ctx)
-    mode = ctx.query.mode
-    request = ComputeRequested(
-        tenant_id=ctx.tenant_id,
-        segment_id=segment_id,
-        compute_id=uuid.uuid4().hex,
-        mode=mode,
-        requested_at=clock.now(),
-    )
-
-    def queued(state: ComputeState) -> ComputeState:
-        if state.status == "running":
-            return state  # the running compute reports itself; ours follows it
-        return state.model_copy(
-            update={
-                "compute_id": request.compute_id,
-                "status": "queued",
-                "mode": mode,
-                "error": None,
-                "requested_at": request.requested_at,
-            }
-        )
-
-    key = keys.compute_state_key(ctx.tenant_id, segment_id)
-    if ctx.runtime.documents.update(key, ComputeState, queued) is None:
-        ctx.runtime.documents.save(key, queued(ComputeState(segment_id=segment_id)))
-    ctx.runtime.bus.publish(
-        Topic.SEGMENT_COMPUTE,
-        SegmentComputeEnvelope(message=request).model_dump_json().encode(),
-        {"tenant_id": str(ctx.tenant_id), "kind": "compute"},
-    )
+    queue_compute(ctx.runtime, ctx.tenant_id, _segment_or_404(ctx), ctx.query.mode)
     return Result({"status": "queued"}, 202)
 
 

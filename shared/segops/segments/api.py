@@ -20,6 +20,7 @@ from segops.lookalike.models import checked_seed, parse_lookalike
 from segops.membership import store as membership
 from segops.segments import models as m
 from segops.segments import service
+from segops.segments.computes import queue_compute
 from segops.segments.preview import MAX_SAMPLE, preview
 from segops.store import keys
 from segops.tenancy.models import User
@@ -235,7 +236,18 @@ def create_segment(ctx: RequestContext) -> Result:
         segment = service.update_segment(
             ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, prompt=body.prompt, actor=actor(ctx)
         )
+        _compute_if_changed(ctx, None, segment)
     return Result(tagged(ctx, segment_out(ctx, segment)), status=201)
+
+
+def _compute_if_changed(ctx: RequestContext, before: m.Segment | None, after: m.Segment) -> None:
+    """An active segment whose definition changed is computed at once in full, one switched on by a
+    delta: its lookups and members must not keep answering for a definition it no longer has, nor
+    miss the events of its time off. A compute requested before this one starts joins it."""
+    redefined = before is None or after.version != before.version
+    switched_on = before is not None and after.active and not before.active
+    if after.active and after.definition is not None and (redefined or switched_on):
+        queue_compute(ctx.runtime, ctx.tenant_id, after.id, "full" if redefined else "delta")
 
 
 @router.get("/<int:segment_id>/", tenant_from_object=SEGMENT, response=SegmentOut)
@@ -270,6 +282,7 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
         actor=actor(ctx),
         if_match=if_match(ctx),
     )
+    _compute_if_changed(ctx, current, segment)
     return tagged(ctx, segment_out(ctx, segment))
 
 

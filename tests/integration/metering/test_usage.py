@@ -108,9 +108,10 @@ def test_every_billable_unit_is_counted_once_under_redelivery_and_retries(
         exported["size_bytes"],
     )
     assert exported["row_count"] == 3 and exported["size_bytes"] > 0
-    # AND two connector syncs: the full one on activation (nobody to push yet), and the change's (its
+    # AND two connector syncs: the full one on activation (the 3 members: setting the definition queued
+    # the compute before it, which the explicit request joined), and the change's (3 entered; its
     # redelivery ran the same change again: counted once)
-    assert (totals["connector_syncs"], totals["connector_users_pushed"]) == (2, 3)
+    assert (totals["connector_syncs"], totals["connector_users_pushed"]) == (2, 6)
     # AND one sandbox call, one AI draft
     assert (totals["sandbox_calls"], totals["ai_drafts"]) == (1, 1)
     counted = breakdown(after)

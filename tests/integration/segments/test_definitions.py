@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from segops.localstack import LocalStack
 
 from tests.integration.segments.test_crud import create
 from tests.support.api import Api, assert_error
 from tests.support.fixtures import load_fixture
-from tests.support.segment_api import VISITED, event_row, insert_events, key_with_role, warehouse_rows
+from tests.support.segment_api import (
+    VISITED,
+    defined_segment,
+    event_row,
+    insert_events,
+    key_with_role,
+    members,
+    warehouse_rows,
+)
 
 SPENDERS = load_fixture("segments/high-value-churn-risk")
 
@@ -96,3 +105,47 @@ def test_preview_counts_samples_and_shows_placeholder_sql_writing_nothing(stack:
     # AND a viewer may not preview
     viewer = key_with_role(api, account, "viewer")
     assert_error(api.post("/api/segments/preview/", {"definition": VISITED}, headers=viewer), 403)
+
+
+def _users(api: Api, account: Any, segment_id: int) -> set[str]:
+    return {m["user_id"] for m in members(api, account, segment_id)}
+
+
+def test_a_new_definition_or_a_switch_on_is_computed_without_asking(stack: LocalStack) -> None:
+    """Lookups and member lists never keep answering for a definition the segment no longer has."""
+    api = Api(stack)
+    account = api.signup()
+    now = datetime.now(UTC)
+    tenant = account.tenant_id
+    insert_events(
+        stack,
+        [event_row(tenant, "once", "page_viewed", now - timedelta(hours=2))]
+        + [event_row(tenant, "twice", "page_viewed", now - timedelta(hours=h)) for h in (1, 2)],
+    )
+    twice = {**VISITED, "conditions": [{**VISITED["conditions"][0], "operator": "gte", "value": 2}]}
+    # WHEN a segment gets its definition (no compute requested) and the bus is delivered
+    segment_id = defined_segment(api, account, VISITED)
+    stack.bus.drain()
+    # THEN it is computed
+    assert _users(api, account, segment_id) == {"once", "twice"}
+    path = f"/api/segments/{segment_id}/"
+    # WHEN the definition changes THEN membership follows it
+    assert api.patch(path, {"definition": twice}, headers=account.bearer).status_code == 200
+    stack.bus.drain()
+    assert _users(api, account, segment_id) == {"twice"}
+    lookup = api.get("/api/segments/membership/?user_id=once", headers=account.key).get_json()
+    assert segment_id not in lookup["segment_ids"]
+    # WHEN it is switched off, a user qualifies meanwhile, and it is switched on again
+    assert api.patch(path, {"active": False}, headers=account.bearer).status_code == 200
+    track = {"user_id": "once", "event_type": "page_viewed"}
+    assert api.post("/api/ingestion/track/", track, headers=account.key).status_code == 202
+    stack.bus.drain()
+    assert api.patch(path, {"active": True}, headers=account.bearer).status_code == 200
+    assert api.get(f"{path}compute/", headers=account.bearer).get_json()["status"] == "queued"
+    stack.bus.drain()
+    # THEN the events of its time off count
+    assert _users(api, account, segment_id) == {"once", "twice"}
+    # AND a rename computes nothing
+    computed = api.get(f"{path}compute/", headers=account.bearer).get_json()
+    assert api.patch(path, {"name": "Renamed"}, headers=account.bearer).status_code == 200
+    assert api.get(f"{path}compute/", headers=account.bearer).get_json() == computed
