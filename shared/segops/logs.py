@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -25,7 +26,23 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class QueryStringRedactor(logging.Filter):
+    """urllib3 logs the URL of a request it retries; a ClickHouse URL's query string carries the
+    statement's bound values (`param_user_id=...`: user ids, emails), which no log line may hold."""
+
+    _QUERY = re.compile(r"\?[^\s'\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = self._QUERY.sub("?<query redacted>", message), None
+        return True
+
+
 def configure(level: str = "INFO") -> None:
+    connections = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, QueryStringRedactor) for f in connections.filters):
+        connections.addFilter(QueryStringRedactor())
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return

@@ -193,6 +193,9 @@ def test_with_valkey_stopped_mid_run_keys_sessions_lookups_and_ingestion_keep_wo
         assert "RateLimit-Remaining" not in looked_up.headers
         # AND access tokens are checked against their session document, and segment writes succeed
         assert api.get(f"/api/segments/{segment}/", headers=account.bearer).status_code == 200
+        # the plan page answers; the events counter it cannot read is null (the quota fails open meanwhile)
+        plan = api.get(f"/api/tenants/{account.tenant_id}/plan/", headers=account.bearer)
+        assert plan.status_code == 200 and plan.get_json()["events_this_month"] is None, plan.get_data(as_text=True)
         created = api.post(
             "/api/segments/", {"name": "during the outage", "segment_type": "rule"}, headers=account.bearer
         )

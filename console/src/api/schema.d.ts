@@ -1597,9 +1597,9 @@ export interface components {
             updated_at: string | null;
             /**
              * Events This Month
-             * @description Events counted against this month's quota so far.
+             * @description Events counted against this month's quota so far; null while the counter is unreadable (its cache is unreachable: the quota is not enforced meanwhile).
              */
-            events_this_month: number;
+            events_this_month: number | null;
         };
         /** PreviewOut */
         PreviewOut: {
@@ -1668,10 +1668,14 @@ export interface components {
              * @default null
              */
             occurred_at: string | null;
-            /** Payload */
-            payload?: {
+            /**
+             * Payload
+             * @description As ingestion: absent or null is `{}`.
+             * @default null
+             */
+            payload: {
                 [key: string]: unknown;
-            };
+            } | null;
             /**
              * Tenant
              * @default null

@@ -12,7 +12,10 @@ router = Router("/api/tenants/<int:tenant_id>/plan", auth=("jwt",), role="admin"
 
 
 class PlanOut(Plan):
-    events_this_month: int = Field(description="Events counted against this month's quota so far.")
+    events_this_month: int | None = Field(
+        description="Events counted against this month's quota so far; null while the counter is unreadable "
+        "(its cache is unreachable: the quota is not enforced meanwhile)."
+    )
 
 
 @router.get("/", response=PlanOut)

@@ -36,9 +36,14 @@ def events_key(tenant_id: int, month: str) -> str:
     return f"quota:events:{tenant_id}:{month}"
 
 
-def events_this_month(runtime: Runtime, tenant_id: int) -> int:
+def events_this_month(runtime: Runtime, tenant_id: int) -> int | None:
+    """This month's count, or None while the cache that holds it is unreachable (quotas fail open)."""
     month, _ = _month(clock.now())
-    counted = runtime.cache.get(events_key(tenant_id, month))
+    try:
+        counted = runtime.cache.get(events_key(tenant_id, month))
+    except CacheUnavailable:
+        log.warning("events quota of tenant %s unreadable: the cache is unavailable", tenant_id)
+        return None
     return int(counted) if counted is not None else 0
 
 

@@ -27,7 +27,9 @@ function PlanLimits() {
   if (plan.isPending) return <Loading />;
   if (plan.isError) return <ErrorNotice error={plan.error} />;
   const p = plan.data;
-  const used = p.events_per_month > 0 ? Math.min(100, (p.events_this_month / p.events_per_month) * 100) : 100;
+  const counted = p.events_this_month;
+  const used =
+    counted === null ? 0 : p.events_per_month > 0 ? Math.min(100, (counted / p.events_per_month) * 100) : 100;
   const rows: [string, string][] = [
     ['Events per month (UTC calendar month)', number.format(p.events_per_month)],
     ['API calls per minute, whole tenant', number.format(p.api_calls_per_minute)],
@@ -48,8 +50,10 @@ function PlanLimits() {
           Events this month
         </Title>
         <Text size="sm" mb="xs">
-          {number.format(p.events_this_month)} of {number.format(p.events_per_month)}; past the quota, ingestion answers
-          429 <code>quota_exceeded</code> until the month ends.
+          {counted === null
+            ? `The count is unavailable right now (its cache is unreachable); the quota is ${number.format(p.events_per_month)}.`
+            : `${number.format(counted)} of ${number.format(p.events_per_month)};`}{' '}
+          past the quota, ingestion answers 429 <code>quota_exceeded</code> until the month ends.
         </Text>
         <Progress value={used} color={used >= 90 ? 'red' : 'blue'} aria-label="Events quota used" mb="md" />
         <Title order={2} size="h4" mb="xs">
