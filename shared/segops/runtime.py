@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from segops import vault
+from segops import logs, vault
 from segops.auth.passwords import Passwords
 from segops.bus.base import Bus
 from segops.cache.base import Cache
@@ -234,6 +234,10 @@ def get_runtime() -> Runtime:
             from segops.warehouse.migrations import MigrationParameters, migrate
 
             _current = build_runtime()
+            # A deployed function's only set-up: its log lines are JSON (Cloud Logging reads
+            # `severity`), at the configured level; without it Python prints warnings as bare text
+            # and drops everything below.
+            logs.configure(_current.settings.log_level)
             if _current.settings.environment != "production":
                 migrate(_current.warehouse, parameters=MigrationParameters.of(_current.settings))
         return _current
