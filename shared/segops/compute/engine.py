@@ -19,10 +19,12 @@ from typing import Literal
 
 from segops import clock
 from segops.bus.base import Topic
+from segops.cache.base import CacheUnavailable
 from segops.compute import status
 from segops.compute.evaluate import evaluate
 from segops.compute.plan import Mode, Pass, Request, load_segment, plan
-from segops.errors import tenant_message
+from segops.errors import DependencyDown, RetryableError, tenant_message
+from segops.http.outages import as_outage
 from segops.membership import writer
 from segops.messages import ComputeRequested, SegmentComputeEnvelope
 from segops.metering import units as metering
@@ -48,7 +50,9 @@ class Outcome:
 def compute(
     runtime: Runtime, tenant_id: int, requests: Sequence[Request], now: datetime | None = None
 ) -> list[Outcome]:
-    """Compute the requested segments at one `now`, pass by pass; a failed pass raises after recording it."""
+    """Compute the requested segments at one `now`, pass by pass. A segment whose statement fails for
+    a reason of its own (too slow, too large for the server) is recorded `failed` and the others go
+    on (`_run_isolated`); a backend outage raises after recording it, for the whole request to be retried."""
     now = now or clock.now_millis()
     _request_lookalikes(runtime, tenant_id, writer.deliver_pending(runtime, tenant_id), now)
     planned = plan(runtime, tenant_id, requests, now)
@@ -63,7 +67,40 @@ def compute(
             status.running(runtime, tenant_id, target, now)
     watermark = _warehouse_clock(runtime)
     for work in planned.passes:
-        outcomes.extend(_run_pass(runtime, tenant_id, work, now, watermark))
+        outcomes.extend(_run_isolated(runtime, tenant_id, work, now, watermark))
+    return outcomes
+
+
+def _retryable(error: Exception) -> bool:
+    """A failure of the backends rather than of the segments: running again later may succeed."""
+    return isinstance(error, RetryableError | DependencyDown | CacheUnavailable) or as_outage(error) is not None
+
+
+class _PassFailed(Exception):
+    """A pass failed and its targets are recorded `failed` with `message`; the cause is the error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _run_isolated(runtime: Runtime, tenant_id: int, work: Pass, now: datetime, watermark: datetime) -> list[Outcome]:
+    """`_run_pass`, and when it fails for a reason of its segments', each segment in a pass of its own:
+    one segment that cannot be computed must not hold back the others, nor have them retried forever."""
+    try:
+        return _run_pass(runtime, tenant_id, work, now, watermark)
+    except _PassFailed as caught:
+        failed = caught
+    cause = failed.__cause__
+    assert isinstance(cause, Exception)
+    if _retryable(cause):
+        raise cause
+    if len(work.targets) == 1:
+        [target] = work.targets
+        return [Outcome(target.segment.id, target.compute_id, work.mode, "failed", failed.message)]
+    outcomes: list[Outcome] = []
+    for target in work.targets:
+        outcomes.extend(_run_isolated(runtime, tenant_id, Pass(work.mode, [target]), now, watermark))
     return outcomes
 
 
@@ -90,7 +127,7 @@ def _run_pass(runtime: Runtime, tenant_id: int, work: Pass, now: datetime, water
         for target in work.targets:
             status.failed(runtime, tenant_id, target, message[:500])
         log.exception("compute failed", extra={"tenant_id": tenant_id, "mode": work.mode, "incident": incident})
-        raise
+        raise _PassFailed(message) from exc
     metering.compute_pass(runtime, tenant_id, [t.compute_id for t in work.targets], work.mode, measured)
     outcomes = []
     for target, publication in zip(work.targets, publications, strict=True):

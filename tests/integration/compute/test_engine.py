@@ -82,11 +82,11 @@ def test_failed_compute_keeps_previous_membership(
 
     def crash_on_commit(table: str, *args: Any) -> None:
         if table == "membership_commits":
-            raise RuntimeError("warehouse went away")
+            raise ConnectionError("warehouse went away")
         insert(table, *args)
 
     monkeypatch.setattr(stack.runtime.warehouse, "insert", crash_on_commit)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ConnectionError):  # an outage: the whole request is retried
         engine.compute(stack.runtime, tenant, [Request(1, "full", "c2")], NOW + timedelta(minutes=1))
     monkeypatch.undo()
     # THEN readers still see exactly the previous membership, and the failure is recorded
@@ -95,7 +95,7 @@ def test_failed_compute_keeps_previous_membership(
     failed = state(stack, tenant, 1)
     # (tenants read a generic message with an incident id; the exception text stays in the logs)
     assert failed.status == "failed" and failed.error is not None
-    assert "warehouse went away" not in failed.error and "RuntimeError" not in failed.error
+    assert "warehouse went away" not in failed.error and "ConnectionError" not in failed.error
     [logged] = [r for r in caplog.records if r.getMessage() == "compute failed"]
     assert f"incident {logged.__dict__['incident']}" in failed.error
     assert failed.last_computed_at == NOW
@@ -104,6 +104,34 @@ def test_failed_compute_keeps_previous_membership(
     engine.compute(stack.runtime, tenant, [Request(1, "full", "c3")], NOW + timedelta(minutes=2))
     assert members(stack, tenant, 1) == {"u1", "u2"}
     assert store.changes(stack.runtime.warehouse, tenant, 1, "c3") == store.ChangeSet(["u2"], [])
+
+
+def test_a_segment_that_cannot_be_computed_fails_alone(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN two segments computed in one pass, one of whose statements the server refuses (too slow,
+    # too large: an error of that segment, not an outage)
+    tenant = fresh_tenant()
+    insert_events(stack.runtime.warehouse, tenant, [ev("u1"), ev("u2", "b")])
+    count_b = {**COUNT_A, "conditions": [{**COUNT_A["conditions"][0], "event_type": "b"}]}
+    put_segment(stack.runtime, tenant, 1, COUNT_A)
+    put_segment(stack.runtime, tenant, 2, count_b)
+    evaluate = engine.evaluate
+
+    def refuse_segment_2(runtime: Any, tenant_id: int, work: Any, *args: Any) -> Any:
+        if 2 in {t.segment.id for t in work.targets}:
+            raise ValueError("Code: 159. TIMEOUT_EXCEEDED")
+        return evaluate(runtime, tenant_id, work, *args)
+
+    monkeypatch.setattr(engine, "evaluate", refuse_segment_2)
+    # WHEN both are computed THEN nothing raises: segment 1 is published, segment 2 failed on its own
+    outcomes = engine.compute(stack.runtime, tenant, [Request(1, "full", "c1"), Request(2, "full", "c2")], NOW)
+    assert {(o.segment_id, o.status) for o in outcomes} == {(1, "succeeded"), (2, "failed")}
+    assert members(stack, tenant, 1) == {"u1"}
+    assert (state(stack, tenant, 1).status, state(stack, tenant, 2).status) == ("succeeded", "failed")
+    assert "TIMEOUT_EXCEEDED" not in (state(stack, tenant, 2).error or "")
+    # AND an outage still fails the whole request, to be retried
+    monkeypatch.setattr(engine, "evaluate", lambda *args: (_ for _ in ()).throw(ConnectionError("down")))
+    with pytest.raises(ConnectionError):
+        engine.compute(stack.runtime, tenant, [Request(1, "full", "c3"), Request(2, "full", "c4")], NOW)
 
 
 def test_pinned_snapshot_survives_a_new_compute(stack: LocalStack) -> None:
