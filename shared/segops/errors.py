@@ -83,6 +83,13 @@ class PreconditionFailed(SegOpsError):
     code = "precondition_failed"
 
 
+class TooExpensive(SegOpsError):
+    """A valid request whose statement needed more time or memory than the request's bound allows."""
+
+    status = 422
+    code = "too_expensive"
+
+
 class PayloadTooLarge(SegOpsError):
     status = 413
     code = "payload_too_large"

@@ -20,7 +20,7 @@ from segops.http import cors
 from segops.http.access_log import log_request
 from segops.http.authentication import authenticate
 from segops.http.converters import CONVERTERS
-from segops.http.outages import as_outage
+from segops.http.outages import as_outage, as_too_expensive
 from segops.http.requests import parse_body, parse_query, read_json
 from segops.http.responses import error_response, render
 from segops.http.routes import RequestContext, Route, Router
@@ -59,7 +59,11 @@ class HttpApp:
             response = error_response(error, request_id, ctx.route.auth if ctx is not None else ())
         except Exception as exc:
             outage = as_outage(exc)
-            if outage is None:
+            over = as_too_expensive(exc) if outage is None else None
+            if over is not None:
+                log.warning("over its bounds", extra={"request_id": request_id, "function": self.function_name})
+                response = error_response(over, request_id)
+            elif outage is None:
                 log.exception("unhandled error", extra={"request_id": request_id, "function": self.function_name})
                 response = error_response(SegOpsError("internal error"), request_id)
             else:

@@ -6,7 +6,9 @@ library is imported here (a function loads only the clients it uses)."""
 
 from __future__ import annotations
 
-from segops.errors import DependencyDown
+import re
+
+from segops.errors import DependencyDown, TooExpensive
 
 # Transport failures and "try again" answers of the warehouse (clickhouse-connect), the control-plane
 # and object stores (google-cloud-storage over requests) and the bus (google-cloud-pubsub).
@@ -40,6 +42,27 @@ def as_outage(error: BaseException) -> DependencyDown | None:
     while current is not None and id(current) not in seen:
         if _is_outage(current):
             return DependencyDown("a backend is unavailable, retry later")
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# ClickHouse's names for a statement stopped at its bounds (`max_execution_time`, `max_memory_usage`,
+# the estimated-time check), as chDB and the server's HTTP errors both spell them.
+_OVER_BOUNDS = re.compile(r"\((TIMEOUT_EXCEEDED|TOO_SLOW|MEMORY_LIMIT_EXCEEDED)\)")
+
+
+def as_too_expensive(error: BaseException) -> TooExpensive | None:
+    """The 422 for `error` when it (or an exception that caused it) is a statement stopped at its
+    time or memory bound: the request is valid, and as asked it costs more than a request may."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if _OVER_BOUNDS.search(str(current)):
+            return TooExpensive(
+                "this request needs more time or memory than a request may use: narrow it (a shorter "
+                "window, fewer conditions), or compute the segment instead of previewing it"
+            )
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None

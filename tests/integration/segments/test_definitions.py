@@ -149,3 +149,19 @@ def test_a_new_definition_or_a_switch_on_is_computed_without_asking(stack: Local
     computed = api.get(f"{path}compute/", headers=account.bearer).get_json()
     assert api.patch(path, {"name": "Renamed"}, headers=account.bearer).status_code == 200
     assert api.get(f"{path}compute/", headers=account.bearer).get_json() == computed
+
+
+def test_a_preview_past_its_time_bound_is_422_too_expensive(stack: LocalStack, monkeypatch: Any) -> None:
+    api = Api(stack)
+    account = api.signup()
+    query = stack.runtime.warehouse.query
+
+    def past_its_bound(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if "max_execution_time" in sql:  # the bounded statements: the preview's
+            raise RuntimeError("Code: 159. DB::Exception: Timeout exceeded: elapsed 20.0 s (TIMEOUT_EXCEEDED)")
+        return query(sql, *args, **kwargs)
+
+    monkeypatch.setattr(stack.runtime.warehouse, "query", past_its_bound)
+    response = api.post("/api/segments/preview/", {"definition": VISITED}, headers=account.key)
+    error = assert_error(response, 422, "too_expensive")
+    assert "TIMEOUT" not in error["message"] and "narrow it" in error["message"]

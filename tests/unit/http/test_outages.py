@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import chdb
 import clickhouse_connect.driver.exceptions as ch
 import pytest
 import requests
 from google.api_core import exceptions as gexc
 from segops.errors import DependencyDown
-from segops.http.outages import as_outage
+from segops.http.outages import as_outage, as_too_expensive
 
 
 @pytest.mark.parametrize(
@@ -40,3 +41,25 @@ def test_an_outage_raised_under_another_exception_is_found_through_its_cause() -
 )
 def test_bugs_and_answers_are_not_outages(error: Exception) -> None:
     assert as_outage(error) is None
+
+
+def test_a_statement_stopped_at_its_bounds_is_too_expensive_not_an_outage() -> None:
+    # GIVEN the errors chDB raises for a statement past max_execution_time and max_memory_usage
+    raised = []
+    for sql in (
+        "SELECT count() FROM numbers(10000000000) SETTINGS max_execution_time = 1",
+        "SELECT groupArray(number) FROM numbers(100000000) SETTINGS max_memory_usage = 10000000",
+    ):
+        try:
+            chdb.query(sql, "CSV")
+        except RuntimeError as exc:
+            raised.append(exc)
+    assert len(raised) == 2
+    for error in raised:
+        # WHEN wrapped as the warehouse re-raises it THEN it is a 422 too_expensive, and not an outage
+        wrapped = ValueError("query failed")
+        wrapped.__cause__ = error
+        over = as_too_expensive(wrapped)
+        assert over is not None and (over.status, over.code) == (422, "too_expensive")
+        assert as_outage(wrapped) is None
+    assert as_too_expensive(RuntimeError("Code: 62. Syntax error (SYNTAX_ERROR)")) is None
