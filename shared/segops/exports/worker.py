@@ -11,6 +11,7 @@ import logging
 from typing import IO
 
 from segops import clock
+from segops.bus import dead_letters
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import parse_message
 from segops.errors import NotFound, PermanentError, RetryableError, tenant_message
@@ -29,11 +30,14 @@ log = logging.getLogger("segops.exports")
 
 
 def handle_export_message(message: BusMessage, runtime: Runtime) -> None:
-    run_export(runtime, parse_message(message, ExportRequested))
+    final = message.delivery_attempt >= dead_letters.last_attempt("export_worker", runtime.settings)
+    run_export(runtime, parse_message(message, ExportRequested), final_attempt=final)
 
 
-def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
-    """Produce the file of one queued export; a redelivery of a finished export does nothing."""
+def run_export(runtime: Runtime, request: ExportRequested, final_attempt: bool = True) -> m.Export:
+    """Produce the file of one queued export; a redelivery of a finished export does nothing. A failed
+    attempt the bus will retry leaves the export `queued` (a client polling for `failed` must not give
+    up on it); the last one records it `failed`."""
     key = keys.export_key(request.tenant_id, request.export_id)
     export = runtime.documents.load(key, m.Export)
     if export is None or export.segment_id != request.segment_id:
@@ -55,7 +59,10 @@ def run_export(runtime: Runtime, request: ExportRequested) -> m.Export:
         log.exception(
             "export failed", extra={"tenant_id": request.tenant_id, "export_id": export.id, "incident": incident}
         )
-        _finish(runtime, key, status="failed", error=message)
+        if final_attempt:
+            _finish(runtime, key, status="failed", error=message)
+        else:
+            runtime.documents.update(key, m.Export, lambda e: e.model_copy(update={"status": "queued", "error": None}))
         raise RetryableError("export failed", {"export_id": export.id}) from exc
     finished = _finish(
         runtime,

@@ -182,6 +182,36 @@ def test_failed_export_tells_the_tenant_an_incident_id_not_the_exception(
     assert "gs://" not in poll["error"] and "OSError" not in poll["error"]
 
 
+def test_an_export_the_bus_will_retry_stays_queued_until_its_last_attempt(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an object store that is down
+    api = Api(stack)
+    account = api.signup()
+    segment_id = computed_segment(stack, api, account, ["u1"], NOW)
+
+    def down(*_: object) -> int:
+        raise ConnectionError("object store unreachable")
+
+    monkeypatch.setattr(stack.runtime.objects, "upload", down)
+    started = api.post(f"/api/segments/{segment_id}/export/", {"format": "csv"}, headers=account.bearer)
+    export_id = started.get_json()["export_id"]
+    request = ExportRequested(tenant_id=account.tenant_id, segment_id=segment_id, export_id=export_id, format="csv")
+    poll = f"/api/segments/{segment_id}/export/?export_id={export_id}"
+    # WHEN an attempt the bus will retry fails THEN the export reads as queued, with no error
+    with pytest.raises(RetryableError):
+        run_export(stack.runtime, request, final_attempt=False)
+    shown = api.get(poll, headers=account.bearer).get_json()
+    assert (shown["status"], shown["error"]) == ("queued", None)
+    # AND only the last attempt records it failed
+    with pytest.raises(RetryableError):
+        run_export(stack.runtime, request, final_attempt=True)
+    assert api.get(poll, headers=account.bearer).get_json()["status"] == "failed"
+    # AND once the store is back, a retry finishes it
+    monkeypatch.undo()
+    assert run_export(stack.runtime, request).status == "succeeded"
+
+
 def test_an_export_past_its_retention_is_gone_and_says_when_it_went(stack: LocalStack) -> None:
     # GIVEN a finished export (files are kept SEGOPS_EXPORT_RETENTION_DAYS, 7 by default)
     api = Api(stack)
