@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from waitress.server import TcpWSGIServer, create_server
 
-from segops import logs
+from segops import clock, logs
 from segops.config import Settings
 from segops.console import ConsoleAssets, with_console
 from segops.localstack import LocalStack
@@ -195,8 +195,18 @@ def main() -> int:
         server.close()
     finally:
         stopping.set()  # a later signal does not interrupt the stop
-        stack.stop()
-        print("SegOps dev stack stopped; pending bus messages were delivered.", flush=True)
+        stopped_at = clock.now().isoformat(timespec="seconds")
+        archived = stack.stop()
+        if archived:
+            counts = ", ".join(f"{count} on {topic}" for topic, count in sorted(archived.items()))
+            replays = "; ".join(f"make replay TOPIC={topic} SINCE={stopped_at}" for topic in sorted(archived))
+            print(
+                f"SegOps dev stack stopped; bus messages it could not deliver in time ({counts}: a backend was "
+                f"failing) are kept as dead letters. Once the cause is fixed, with make dev stopped: {replays}",
+                flush=True,
+            )
+        else:
+            print("SegOps dev stack stopped; pending bus messages were delivered.", flush=True)
     return 0
 
 

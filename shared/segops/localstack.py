@@ -18,6 +18,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request as WRequest
 from werkzeug.wrappers import Response as WResponse
 
+from segops.bus import dead_letters
 from segops.bus.base import BusMessage
 from segops.bus.cloudevents import to_cloudevent
 from segops.bus.local import LocalBus
@@ -33,6 +34,11 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 class DeliveryFailed(Exception):
     """The function answered a CloudEvent with a non-2xx status (Pub/Sub would redeliver)."""
+
+
+class _Undelivered(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the local stack stopped before delivering it")
 
 
 class PublishDenied(PermissionError):
@@ -144,13 +150,19 @@ class LocalStack:
         self._timer.daemon = True
         self._timer.start()
 
-    def stop(self) -> None:
+    def stop(self, drain_timeout: float = 10.0) -> dict[str, int]:
+        """Stop the stack; what the bus could not deliver in time is archived as dead letters
+        (`make replay` resends it). Returns how many messages were archived, by topic."""
         if self._timer is not None:
             self._timer.cancel()
-        self.bus.stop()
+        archived: dict[str, set[str]] = {}
+        for subscription, message in self.bus.stop(drain_timeout):
+            key = dead_letters.record(self.runtime.store, message, subscription, _Undelivered())
+            archived.setdefault(message.topic, set()).add(key)
         close_meter(self.runtime)  # what the stopped deliveries and requests counted, before the warehouse closes
         self.runtime.warehouse.close()
         set_runtime(None)
+        return {topic: len(records) for topic, records in archived.items()}
 
 
 def post_to_wsgi(app: WsgiApp, headers: dict[str, str], body: bytes) -> int:

@@ -141,9 +141,10 @@ class LocalBus:
             for worker in self._workers:
                 worker.start()
 
-    def stop(self, drain_timeout: float = 10.0) -> None:
-        """Stop after delivering what is due (nothing accepted is dropped while time allows). Never
-        started (tests that `drain` by hand): nothing would deliver, so there is nothing to wait for."""
+    def stop(self, drain_timeout: float = 10.0) -> list[tuple[str, BusMessage]]:
+        """Stop after delivering what is due, and return what is left undelivered (a delivery waiting
+        out its retry backoff, say) as (subscription, message) for the caller to keep. Never started
+        (tests that `drain` by hand): nothing would deliver, so there is nothing to wait for."""
         deadline = time.monotonic() + drain_timeout
         while self._workers and self.pending() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -152,7 +153,13 @@ class LocalBus:
             self._cond.notify_all()
         for worker in self._workers:
             worker.join(timeout=drain_timeout)
-        self._workers = []
+        started, self._workers = bool(self._workers), []
+        if not started:
+            return []
+        with self._cond:
+            left = [(subscription.name, message) for _, _, subscription, message in sorted(self._pending)]
+            self._pending.clear()
+        return left
 
     def _next_due(self) -> tuple[Subscription, BusMessage] | None:
         """The earliest due delivery whose subscription is below its concurrency (lock held)."""

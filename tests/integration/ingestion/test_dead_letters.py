@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from segops import clock
-from segops.bus.base import Topic
+from segops.bus.base import BusMessage, Topic
 from segops.bus.dead_letters import REPLAY_ATTRIBUTE, REPLAY_LEASE, DeadLetter, last_attempt, letters, replay
 from segops.config import Settings
 from segops.localstack import LocalStack
@@ -18,8 +18,10 @@ from segops.ops.__main__ import main as ops_main
 from segops.runtime import set_runtime
 from segops.store import keys
 
-from tests.support.api import Account
+from tests.support.api import Account, Api
 from tests.support.ingestion import FlakyWarehouse, record_topic, stored_events
+from tests.support.schema import copy_migrated_schema
+from tests.support.servers import wait_until
 
 
 def _events(tenant_id: int, count: int) -> list[TrackedEvent]:
@@ -197,3 +199,40 @@ def test_the_last_attempt_comes_from_the_manifest_or_deployed_from_the_setting(s
     # deployed, the zip holds no manifest: Terraform sets SEGOPS_BUS_MAX_ATTEMPTS from the entry
     deployed = settings.model_copy(update={"environment": "production", "bus_max_attempts": 37})
     assert last_attempt("event_writer", deployed) == 37
+
+
+def test_a_stack_stopped_with_deliveries_in_backoff_keeps_them_for_replay(settings: Settings) -> None:
+    # GIVEN a running local stack (as `make dev`), and one consumer of `events` failing: its delivery
+    # waits out a long retry backoff
+    slow = settings.model_copy(update={"bus_retry_base_seconds": 600.0})
+    copy_migrated_schema(slow)
+    stack = LocalStack(slow)
+    stack.start_background()
+    failures: list[str] = []
+
+    def flaky(message: BusMessage) -> None:
+        failures.append(message.message_id)
+        raise ConnectionError("a backend is failing")
+
+    stack.bus.subscribe(Topic.EVENTS, "flaky", flaky)
+    api = Api(stack)
+    account = api.signup()
+    since = datetime.now(UTC)
+    sent = {"user_id": "u1", "event_type": "page_viewed", "message_id": "m-1"}
+    assert api.post("/api/ingestion/track/", sent, headers=account.key).status_code == 202
+    wait_until(lambda: bool(failures) and len(stored_events(stack, account.tenant_id)) == 1)
+    # WHEN the stack stops before the retry is due
+    archived = stack.stop(drain_timeout=0.5)
+    # THEN the undelivered message is kept as a dead letter, not dropped
+    assert archived == {"events": 1}
+    [(_, letter)] = letters(stack.runtime.store, "events", since, account.tenant_id)
+    assert letter.function == "flaky" and "stopped before delivering" in letter.error
+    # AND replaying it on the next stack delivers it, the stored event staying stored once
+    again = LocalStack(slow)
+    try:
+        report = replay(again.runtime.store, again.bus, "events", since, account.tenant_id)
+        again.bus.drain()
+        assert report.replayed == 1
+        assert [e["message_id"] for e in stored_events(again, account.tenant_id)] == ["m-1"]
+    finally:
+        again.stop()
