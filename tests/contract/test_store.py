@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pydantic import BaseModel
 from segops.store import documents
 from segops.store.base import GenerationMismatch, Store
@@ -261,3 +262,32 @@ def test_cas_retries_back_off_exponentially_with_full_jitter(monkeypatch: pytest
         assert all(0 <= wait <= ceiling for wait in round_)
         assert len(set(round_)) > 1  # jittered: colliding writers do not retry in lockstep
     assert max(rounds[-1]) > 0.5  # and the spread grows up to the cap
+
+
+def test_gcs_conditional_write_whose_answer_was_lost_is_still_ours(gcs_client: Any, gcs_bucket: str) -> None:
+    # GIVEN a network that loses the answer to the first upload after the server stored it: the
+    # library retries, and the retry's precondition fails against that very write
+    store = GcsStore(gcs_client, gcs_bucket)
+    generation = store.put("tenants/1/members/7", {"role": "member"})
+    original = gcs_client._http.request
+    lost: list[str] = []
+
+    def lose_first_upload_answer(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = original(method, url, *args, **kwargs)
+        if method == "POST" and "/upload/" in url and not lost:
+            lost.append(url)
+            raise requests.exceptions.ConnectionError("connection reset after the request was sent")
+        return response
+
+    gcs_client._http.request = lose_first_upload_answer
+    try:
+        # WHEN a compare-and-swap write goes out THEN it succeeds: the write is recognised as ours
+        written = store.put("tenants/1/members/7", {"role": "admin"}, if_generation=generation)
+    finally:
+        del gcs_client._http.request
+    assert lost
+    document = store.get("tenants/1/members/7")
+    assert document is not None and document.body == {"role": "admin"} and document.generation == written
+    # AND another writer's change is still a mismatch
+    with pytest.raises(GenerationMismatch):
+        store.put("tenants/1/members/7", {"role": "owner"}, if_generation=generation)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import google.cloud.storage as storage
@@ -14,6 +15,7 @@ from segops.store.keys import validate_key
 # GCS outage must become a 503 the caller can retry (docs/operations.md § Outages), not a timeout.
 _RETRY = DEFAULT_RETRY.with_timeout(4.0)
 _TIMEOUT = (2.0, 5.0)  # connect, read (seconds), per HTTP request
+_WRITE_ID = "segops-write-id"
 
 
 class GcsStore:
@@ -37,6 +39,11 @@ class GcsStore:
 
     def put(self, key: str, body: dict[str, Any], if_generation: int | None = None) -> int:
         blob = self._bucket.blob(self._name(key))
+        # The library retries a conditional upload whose answer was lost; the retry then fails its
+        # precondition against our own write. Each write carries an id, so a mismatch that is in
+        # fact our write is told apart from another writer's.
+        write_id = uuid.uuid4().hex
+        blob.metadata = {_WRITE_ID: write_id}
         try:
             blob.upload_from_string(
                 orjson.dumps(body),
@@ -46,6 +53,10 @@ class GcsStore:
                 retry=_RETRY,
             )
         except gexc.PreconditionFailed as exc:
+            written = self._bucket.get_blob(self._name(key), timeout=_TIMEOUT, retry=_RETRY)
+            if written is not None and (written.metadata or {}).get(_WRITE_ID) == write_id:
+                assert written.generation is not None
+                return int(written.generation)
             raise GenerationMismatch(key) from exc
         assert blob.generation is not None
         return int(blob.generation)
