@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -229,6 +233,81 @@ def test_honours_retry_after_on_503_and_reports_the_last_answers_code(
     )
 
 
+QUOTA_EXCEEDED = {
+    "error": {
+        "code": "quota_exceeded",
+        "message": "the monthly quota of 5 events is used up; it renews on 2026-07-01 (UTC)",
+        "details": {"limit": 5, "used": 5, "requested": 2, "retry_after": 2423110},
+    }
+}
+
+
+def test_a_used_up_quota_is_reported_at_once_and_the_batch_dropped(
+    clients: Clients, ingestion: IngestionServer
+) -> None:
+    # GIVEN an API whose answer is 429 quota_exceeded until the month ends (Retry-After: 4 weeks)
+    ingestion.responder = lambda r, i: Reply(429, headers={"Retry-After": "2423110"}, body=QUOTA_EXCEEDED)
+    client = clients(max_retries=5)
+    track_n(client, 2)
+    # WHEN flushed (nothing is mocked: a retry would sleep 60 s)
+    started = time.monotonic()
+    assert client.flush(timeout=10) is True
+    # THEN flush returned promptly after one request, and the loss was reported once, with the code
+    assert time.monotonic() - started < 5
+    assert len(ingestion.requests) == 1
+    [error] = clients.errors
+    assert (error.kind, error.status, error.code, error.event_count) == ("rejected", 429, "quota_exceeded", 2)
+    assert error.details == QUOTA_EXCEEDED["error"]["details"]
+    # AND the batch was dropped: later events go out alone
+    track_n(client, 1, start=2)
+    assert client.flush(timeout=10) is True
+    assert [len(r.events) for r in ingestion.requests] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retry_after"),
+    [(429, "rate_limited", "61"), (503, "service_unavailable", "86400"), (503, None, "Fri, 01 Jan 2100 00:00:00 GMT")],
+)
+def test_a_429_or_503_asking_to_wait_beyond_the_cap_is_rejected_at_once(
+    clients: Clients, ingestion: IngestionServer, waits: list[float], status: int, code: str | None, retry_after: str
+) -> None:
+    body = None if code is None else {"error": {"code": code, "message": "later"}}
+    ingestion.responder = lambda r, i: Reply(status, headers={"Retry-After": retry_after}, body=body)
+    client = clients()
+    track_n(client, 3)
+    assert client.flush(timeout=10) is True
+    assert len(ingestion.requests) == 1
+    assert waits == []
+    [error] = clients.errors
+    assert (error.kind, error.status, error.code, error.event_count) == ("rejected", status, code, 3)
+    assert "beyond the SDK's 60 s limit" in error.message
+
+
+def test_a_rate_limited_429_with_a_short_retry_after_is_still_retried(
+    clients: Clients, ingestion: IngestionServer, waits: list[float]
+) -> None:
+    limited = {"error": {"code": "rate_limited", "message": "too many requests"}}
+    ingestion.responder = lambda r, i: Reply(429, headers={"Retry-After": "1"}, body=limited) if i < 2 else ok(r)
+    client = clients()
+    track_n(client, 2)
+    assert client.flush(timeout=10) is True
+    assert waits == [1.0, 1.0]
+    assert len(ingestion.requests) == 3
+    assert clients.errors == []
+
+
+def test_a_retry_after_of_exactly_the_cap_is_waited_and_a_longer_one_on_a_500_is_capped(
+    clients: Clients, ingestion: IngestionServer, waits: list[float]
+) -> None:
+    answers = [Reply(429, headers={"Retry-After": "60"}), Reply(500, headers={"Retry-After": "86400"})]
+    ingestion.responder = lambda r, i: answers[i] if i < len(answers) else ok(r)
+    client = clients()
+    track_n(client, 1)
+    assert client.flush(timeout=10) is True
+    assert waits == [retry.RETRY_AFTER_MAX, retry.RETRY_AFTER_MAX]
+    assert clients.errors == []
+
+
 def test_retries_a_dropped_connection(clients: Clients, ingestion: IngestionServer, waits: list[float]) -> None:
     ingestion.responder = lambda r, i: Reply(drop_connection=True) if i == 0 else ok(r)
     client = clients()
@@ -362,3 +441,139 @@ def test_drops_the_oldest_events_with_a_counted_warning(clients: Clients, ingest
     # THEN a second warning counts it and the total grows
     assert [(e.kind, e.event_count) for e in clients.errors][1] == ("queue_overflow", 2)
     assert client.dropped == 5
+
+
+# --- fork ----------------------------------------------------------------------------------------
+
+
+def wait_for_child(pid: int, timeout: float = 30.0) -> int:
+    """The child's exit code; a child still running after `timeout` seconds is killed and fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child was still running after {timeout} s (deadlocked?)")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_sends_its_own_events_and_not_the_parents(clients: Clients, ingestion: IngestionServer) -> None:
+    # GIVEN a client with a batch in flight (the server holds its answer) and one more event buffered
+    release = threading.Event()
+
+    def held(request: RecordedRequest, index: int) -> Reply:
+        if index == 0:
+            release.wait(10)
+        return ok(request)
+
+    ingestion.responder = held
+    client = clients(flush_interval=3600)
+    client.track(user_id="parent", event_type="in_flight_at_fork")
+    flusher = threading.Thread(target=client.flush)
+    flusher.start()
+    ingestion.wait_for_requests(1)
+    client.track(user_id="parent", event_type="buffered_at_fork")
+    # WHEN the process forks (as `gunicorn --preload` or multiprocessing do) and the child tracks and flushes
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            client.track(user_id="child", event_type="tracked_in_child")
+            code = 0 if client.flush(timeout=10) and client.queued == 0 else 2
+        finally:
+            os._exit(code)
+    # THEN the child's flush returned True: it started a thread of its own and did not wait for the
+    # parent's in-flight batch
+    assert wait_for_child(pid) == 0
+    assert [e["event_type"] for e in ingestion.events] == ["in_flight_at_fork", "tracked_in_child"]
+    # AND the parent sends what it had buffered; every event arrived exactly once
+    release.set()
+    flusher.join(10)
+    assert client.flush(timeout=10) is True
+    assert sorted(e["event_type"] for e in ingestion.events) == [
+        "buffered_at_fork",
+        "in_flight_at_fork",
+        "tracked_in_child",
+    ]
+    assert clients.errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_child_forked_while_another_thread_holds_the_clients_lock_can_still_track(
+    clients: Clients, ingestion: IngestionServer
+) -> None:
+    # GIVEN another thread holding the client's lock at the moment of the fork (white box: that
+    # moment is otherwise too short to hit on purpose)
+    client = clients(flush_interval=3600)
+    client.track(user_id="parent", event_type="before_fork")
+    assert client.flush(timeout=10)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with client._sender._cond:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                client.track(user_id="child", event_type="tracked_in_child")
+                code = 0 if client.flush(timeout=10) else 2
+            finally:
+                os._exit(code)
+    finally:
+        release.set()
+        holder.join(10)
+    # THEN the child neither deadlocked nor lost its event
+    assert wait_for_child(pid) == 0
+    assert [e["event_type"] for e in ingestion.events] == ["before_fork", "tracked_in_child"]
+
+
+# --- lifetime ------------------------------------------------------------------------------------
+
+
+def test_clients_dropped_without_shutdown_are_collected_and_their_threads_end(ingestion: IngestionServer) -> None:
+    # GIVEN clients made and dropped without shutdown() (say, one per request in a web handler):
+    # some flushed, some with events still buffered
+    before = set(threading.enumerate())
+    refs: list[weakref.ref[SegOpsClient]] = []
+    for n in range(6):
+        client = SegOpsClient(ingestion.url, "sk_test", flush_interval=3600)
+        client.track(user_id=f"user-{n}", event_type="from_a_dropped_client", payload={"n": n})
+        if n % 2 == 0:
+            assert client.flush(timeout=10)
+        refs.append(weakref.ref(client))
+        del client
+    # WHEN they are garbage-collected
+    gc.collect()
+    # THEN nothing kept them alive (neither the exit hook, the fork hook nor their threads)
+    assert [ref() for ref in refs] == [None] * 6
+    # AND their threads sent what was still buffered, then ended
+    senders = [t for t in set(threading.enumerate()) - before if t.name == "segops-sdk-sender"]
+    for thread in senders:
+        thread.join(10)
+    assert [t for t in senders if t.is_alive()] == []
+    assert sorted(e["payload"]["n"] for e in ingestion.events) == list(range(6))
+
+
+def test_a_dropped_clients_events_are_still_delivered_at_exit(ingestion: IngestionServer) -> None:
+    script = (
+        "from segops_sdk import SegOpsClient\n"
+        "def handler():\n"
+        f"    client = SegOpsClient({ingestion.url!r}, 'sk_test', flush_interval=3600)\n"
+        "    client.track(user_id='user-1', event_type='dropped_client_ran')\n"
+        "handler()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, cwd=Path.cwd(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert [e["event_type"] for e in ingestion.events] == ["dropped_client_ran"]

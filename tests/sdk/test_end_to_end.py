@@ -114,7 +114,7 @@ def test_the_sdk_waits_out_the_stacks_rate_limit(
     assert event_type_counts(stack, account) == {"e2e_limited": 1}
 
 
-def test_the_sdk_reports_a_used_up_quota_after_bounded_retries(
+def test_the_sdk_reports_a_used_up_quota_at_once_without_retrying(
     stack: LocalStack, served: str, account: Account, advancing: AdvancingClock
 ) -> None:
     plans.set_plan(stack.runtime, account.tenant_id, {"events_per_month": 1})
@@ -123,11 +123,10 @@ def test_the_sdk_reports_a_used_up_quota_after_bounded_retries(
     client.track(user_id="user-1", event_type="e2e_quota")
     client.track(user_id="user-2", event_type="e2e_quota")
     assert client.shutdown(timeout=60)
-    # the month's end is far: each wait is the SDK's cap, and the batch is reported lost, whole
-    assert advancing.waits == [retry.RETRY_AFTER_MAX] * 2
-    assert [(e.kind, e.status, e.code, e.event_count) for e in errors] == [
-        ("retries_exhausted", 429, "quota_exceeded", 2)
-    ]
+    # the month's end is weeks away: no retry can succeed, so none is made and nothing is waited for;
+    # the batch is reported lost, whole, with the API's code
+    assert advancing.waits == []
+    assert [(e.kind, e.status, e.code, e.event_count) for e in errors] == [("rejected", 429, "quota_exceeded", 2)]
     advancing.close()
     stack.bus.drain()
     assert event_type_counts(stack, account) == {}

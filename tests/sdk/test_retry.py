@@ -7,6 +7,7 @@ from segops_sdk.retry import (
     RETRY_AFTER_MAX,
     RETRY_MAX_DELAY,
     backoff_delay,
+    is_retryable,
     is_retryable_status,
     parse_retry_after,
     retry_delay,
@@ -32,13 +33,27 @@ def test_retry_after_accepts_seconds_and_http_dates_capped_and_ignores_junk() ->
     assert parse_retry_after("7", now) == 7.0
     assert parse_retry_after(" 0 ", now) == 0.0
     assert parse_retry_after(later, now) == 30.0
+    assert parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", now) > RETRY_AFTER_MAX
     assert parse_retry_after(earlier, now) == 0.0
-    assert parse_retry_after("86400", now) == RETRY_AFTER_MAX
+    assert parse_retry_after("86400", now) == 86400.0  # not capped here: see retry_delay and is_retryable
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after("-5", now) is None
     assert parse_retry_after(None, now) is None
 
 
-def test_the_servers_retry_after_wins_over_the_backoff() -> None:
+def test_the_servers_retry_after_wins_over_the_backoff_up_to_the_cap() -> None:
     assert retry_delay(3, 1.0, lambda: 1.0) == 1.0
     assert retry_delay(3, None, lambda: 1.0) == 4.0
+    assert retry_delay(0, 86400.0, lambda: 1.0) == RETRY_AFTER_MAX
+
+
+def test_a_used_up_quota_and_a_429_or_503_asking_for_more_than_the_cap_are_not_retried() -> None:
+    assert not is_retryable(429, "quota_exceeded", None)
+    assert not is_retryable(429, "quota_exceeded", 1.0)
+    assert is_retryable(429, "rate_limited", 1.0)
+    assert is_retryable(429, "rate_limited", RETRY_AFTER_MAX)
+    assert not is_retryable(429, "rate_limited", RETRY_AFTER_MAX + 1)
+    assert not is_retryable(503, "service_unavailable", 86400.0)
+    assert is_retryable(503, "service_unavailable", None)
+    assert is_retryable(500, None, 86400.0)  # Retry-After is only meaningful on 429/503: waited, capped
+    assert not is_retryable(400, "quota_exceeded", None)

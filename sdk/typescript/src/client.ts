@@ -129,26 +129,15 @@ export class SegOpsClient {
   /** Buffers one event; `occurredAt` and the `message_id` are fixed now, so retries never double-count. */
   track(params: TrackParams): void {
     this.#assertOpen('track');
-    const event: WireEvent = {
-      user_id: requireString(params.userId, 'userId'),
-      event_type: requireString(params.eventType, 'eventType'),
-      occurred_at: timestamp(params.occurredAt),
-      message_id: params.messageId === undefined ? newMessageId() : requireString(params.messageId, 'messageId'),
-    };
-    if (params.payload !== undefined) event.payload = requireObject(params.payload, 'payload');
-    this.#enqueue(JSON.stringify(event));
+    const payload = params.payload === undefined ? undefined : requireJsonObject(params.payload, 'payload');
+    this.#enqueue(serialiseEvent(params.userId, params.eventType, params, payload));
   }
 
   /** Sets user traits: a `context_identified` event whose payload is the traits. */
   identify(params: IdentifyParams): void {
     this.#assertOpen('identify');
-    this.track({
-      userId: params.userId,
-      eventType: 'context_identified',
-      payload: requireObject(params.traits, 'traits'),
-      ...(params.occurredAt === undefined ? {} : { occurredAt: params.occurredAt }),
-      ...(params.messageId === undefined ? {} : { messageId: params.messageId }),
-    });
+    const traits = requireJsonObject(params.traits, 'traits');
+    this.#enqueue(serialiseEvent(params.userId, 'context_identified', params, traits));
   }
 
   /**
@@ -384,11 +373,81 @@ function requireString(value: unknown, name: string): string {
   return value;
 }
 
-function requireObject(value: unknown, name: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`${name} must be a plain object`);
+function serialiseEvent(
+  userId: string,
+  eventType: string,
+  params: { occurredAt?: Date | string; messageId?: string },
+  payload: Properties | undefined,
+): string {
+  const event: WireEvent = {
+    user_id: requireString(userId, 'userId'),
+    event_type: requireString(eventType, 'eventType'),
+    occurred_at: timestamp(params.occurredAt),
+    message_id: params.messageId === undefined ? newMessageId() : requireString(params.messageId, 'messageId'),
+  };
+  if (payload !== undefined) event.payload = payload;
+  return JSON.stringify(event);
+}
+
+/**
+ * A payload (or traits) that `JSON.stringify` carries as it is, else a `TypeError`: a plain object
+ * whose values are strings, finite numbers, booleans, `null`, and plain arrays and plain objects of
+ * these. Everything JSON would silently change is refused, as the Python SDK refuses what `json.dumps`
+ * cannot encode: NaN and ±Infinity (null), Date and other class instances (a string or `{}`: Map,
+ * Set, RegExp, typed arrays, boxed primitives), functions, symbols, `undefined` in arrays (null),
+ * bigint, symbol keys and cycles. A property whose value is `undefined` is left out, as by
+ * `JSON.stringify` (an optional property that is not set).
+ */
+function requireJsonObject(value: unknown, name: string): Properties {
+  if (!isPlainObject(value)) throw new TypeError(`${name} must be a plain object, got ${describeValue(value)}`);
+  checkJsonValue(value, name, new Set());
+  return value;
+}
+
+function checkJsonValue(value: unknown, path: string, ancestors: Set<object>): void {
+  if (typeof value === 'string' || typeof value === 'boolean' || value === null) return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}, which JSON cannot represent`);
+    return;
   }
-  return value as Record<string, unknown>;
+  if (typeof value !== 'object') {
+    throw new TypeError(`${path} is ${describeValue(value)}, which JSON cannot represent`);
+  }
+  if (ancestors.has(value)) throw new TypeError(`${path} contains itself (a cycle), which JSON cannot represent`);
+  ancestors.add(value);
+  if (Array.isArray(value) && Object.getPrototypeOf(value) === Array.prototype) {
+    for (let index = 0; index < value.length; index += 1) checkJsonValue(value[index], `${path}[${index}]`, ancestors);
+  } else if (isPlainObject(value)) {
+    if (Object.getOwnPropertySymbols(value).length > 0) {
+      throw new TypeError(`${path} has symbol keys, which JSON cannot represent`);
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (item === undefined) continue; // left out, as by JSON.stringify
+      const itemPath = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+      checkJsonValue(item, itemPath, ancestors);
+    }
+  } else {
+    const hint = value instanceof Date ? ': pass date.toISOString()' : '';
+    throw new TypeError(`${path} is ${describeValue(value)}, not a plain object or array${hint}`);
+  }
+  ancestors.delete(value);
+}
+
+/** Only `{...}` literals, `JSON.parse` results and `Object.create(null)`: no class instance. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  const prototype = Object.getPrototypeOf(value) as { constructor?: unknown } | null;
+  if (prototype === Array.prototype) return 'an array';
+  const name = typeof prototype?.constructor === 'function' ? prototype.constructor.name : '';
+  if (name === '') return 'an object';
+  return `${/^[AEIO]/.test(name) ? 'an' : 'a'} ${name}`; // a Uint8Array, an Error
 }
 
 function timestamp(value: Date | string | undefined): string {

@@ -2,7 +2,9 @@
  * Why events were lost or not counted. Every loss is reported once through `onError`; nothing is
  * dropped silently.
  *
- * - `rejected`: the API refused the batch with a non-retryable status (400, 401, 403, 413, ...).
+ * - `rejected`: the API refused the batch with a non-retryable status (400, 401, 403, 413, ...), a
+ *   429 `quota_exceeded` (the monthly events are used up), or a 429/503 whose `Retry-After` is
+ *   longer than the SDK ever waits (`RETRY_AFTER_MAX_MS`).
  * - `skipped`: the API accepted the batch but skipped `eventCount` invalid events.
  * - `retries_exhausted`: 429 / 5xx / network errors persisted through `maxRetries` retries.
  * - `queue_overflow`: the buffer hit `maxQueueSize` and the oldest events were dropped.

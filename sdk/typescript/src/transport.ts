@@ -1,5 +1,5 @@
 /** One POST of a batch to the ingestion API, classified into what the client should do next. */
-import { isRetryableStatus, parseRetryAfter } from './retry.js';
+import { isRetryable, isRetryableStatus, parseRetryAfter, RETRY_AFTER_MAX_MS } from './retry.js';
 
 export const BATCH_PATH = '/api/ingestion/track/batch/';
 
@@ -57,12 +57,10 @@ function classify(status: number, retryAfter: string | null, text: string): Deli
   }
   const error = (json as ApiErrorBody | undefined)?.error;
   const code = typeof error?.code === 'string' ? error.code : undefined;
-  const message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
-  const detail = { status, message, details: error?.details, ...(code === undefined ? {} : { code }) };
-  if (isRetryableStatus(status)) {
-    // A retried failure keeps the API's code too: when retries run out, `rate_limited` and
-    // `quota_exceeded` (the month's events are used up) call for different actions.
-    const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
+  let message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
+  const retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(retryAfter, Date.now()) : undefined;
+  if (isRetryable(status, code, retryAfterMs)) {
+    // A retried failure keeps the API's code too: when retries run out, `rate_limited` means slow down.
     return {
       type: 'retry',
       reason: message,
@@ -72,6 +70,12 @@ function classify(status: number, retryAfter: string | null, text: string): Deli
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     };
   }
+  // Also a 429 `quota_exceeded` (the month's events are used up) and a 429/503 asking to wait longer
+  // than the SDK ever waits: rejected at once, with the API's code, and the batch dropped.
+  if (retryAfterMs !== undefined && retryAfterMs > RETRY_AFTER_MAX_MS) {
+    message += ` (Retry-After ${Math.round(retryAfterMs / 1000)} s is beyond the SDK's ${RETRY_AFTER_MAX_MS / 1000} s limit)`;
+  }
+  const detail = { status, message, details: error?.details, ...(code === undefined ? {} : { code }) };
   return status === 413 ? { type: 'too_large', ...detail } : { type: 'rejected', ...detail };
 }
 

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 
-import { SegOpsClient, SegOpsClosedError, type SegOpsError, type SegOpsClientOptions } from '../src/index.js';
+import {
+  SegOpsClient,
+  SegOpsClosedError,
+  type Properties,
+  type SegOpsError,
+  type SegOpsClientOptions,
+} from '../src/index.js';
 import { deferred, IngestionServer, ioTurns, waitFor } from './support/ingestion-server.js';
 
 const API_KEY = 'sk_test_0123456789';
@@ -183,6 +189,69 @@ describe('batching', () => {
     assert.throws(() => new SegOpsClient({ apiUrl: server.url, apiKey: API_KEY, flushAt: 0 }), RangeError);
     assert.equal(segops.queued, 0);
   });
+
+  test('refuses payloads and traits that JSON would silently change, naming the value', () => {
+    const segops = client();
+    const circular: Record<string, unknown> = {};
+    circular['self'] = circular;
+    class Point {
+      x = 1;
+    }
+    const refused: [unknown, RegExp][] = [
+      [new Date(0), /payload must be a plain object, got a Date/],
+      [new Map([['a', 1]]), /payload must be a plain object, got a Map/],
+      [new Point(), /payload must be a plain object, got a Point/],
+      [{ d: Number.NaN }, /payload\.d is NaN/],
+      [{ d: Number.POSITIVE_INFINITY }, /payload\.d is Infinity/],
+      [{ a: [1, Number.NEGATIVE_INFINITY] }, /payload\.a\[1\] is -Infinity/],
+      [{ d: new Date(0) }, /payload\.d is a Date, not a plain object or array: pass date\.toISOString\(\)/],
+      [{ m: new Map() }, /payload\.m is a Map/],
+      [{ s: new Set([1]) }, /payload\.s is a Set/],
+      [{ p: new Point() }, /payload\.p is a Point/],
+      [{ b: new Uint8Array(2) }, /payload\.b is a Uint8Array/],
+      [{ n: new Number(1) }, /payload\.n is a Number/],
+      [{ f: () => 1 }, /payload\.f is a function/],
+      [{ toJSON: () => 'str' }, /payload\.toJSON is a function/],
+      [{ s: Symbol('x') }, /payload\.s is a symbol/],
+      [{ b: 10n }, /payload\.b is a bigint/],
+      [{ a: [undefined] }, /payload\.a\[0\] is undefined/],
+      [{ 'a key': { deep: [{ x: Number.NaN }] } }, /payload\["a key"\]\.deep\[0\]\.x is NaN/],
+      [{ [Symbol('k')]: 1 }, /payload has symbol keys/],
+      [circular, /payload\.self contains itself/],
+    ];
+    for (const [payload, message] of refused) {
+      assert.throws(() => segops.track({ userId: 'u', eventType: 'x', payload: payload as Properties }), {
+        name: 'TypeError',
+        message,
+      });
+    }
+    assert.throws(() => segops.identify({ userId: 'u', traits: { plan: Number.NaN } }), {
+      name: 'TypeError',
+      message: /traits\.plan is NaN/,
+    });
+    assert.equal(segops.queued, 0);
+  });
+
+  test('sends plain JSON values as they are, and leaves out properties set to undefined', async () => {
+    const segops = client();
+    const shared = { k: 'v' };
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { x: 1 });
+    const payload = {
+      s: 'text',
+      n: -1.5,
+      big: Number.MAX_SAFE_INTEGER,
+      t: true,
+      z: null,
+      list: [1, 'two', null, { three: [3] }],
+      nested: { a: shared, b: shared },
+      bare,
+      unset: undefined,
+    };
+    segops.track({ userId: 'u', eventType: 'page_viewed', payload });
+    await segops.flush();
+    const { unset: _unset, ...sent } = payload;
+    assert.deepEqual(server.events[0]!.payload, { ...sent, bare: { x: 1 } });
+  });
 });
 
 describe('flush', () => {
@@ -337,11 +406,11 @@ describe('retries', () => {
   test('honours Retry-After on 503 and reports the last answer\'s code when retries run out', async () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     const delays = recordTimerDelays();
-    const quota = { code: 'quota_exceeded', message: 'the monthly quota of 5 events is used up', details: { limit: 5 } };
+    const limited = { code: 'rate_limited', message: 'too many requests', details: { limit: 5 } };
     server.responder = (_request, index) =>
       index === 0
         ? { status: 503, headers: { 'Retry-After': '2' }, body: { error: { code: 'service_unavailable' } } }
-        : { status: 429, headers: { 'Retry-After': '0' }, body: { error: quota } };
+        : { status: 429, headers: { 'Retry-After': '0' }, body: { error: limited } };
     const segops = client({ flushAt: 1, maxRetries: 1 });
     trackN(segops, 1);
     await waitFor(() => delays.includes(2000), 'the Retry-After wait of the 503');
@@ -353,8 +422,83 @@ describe('retries', () => {
     assert.equal(server.requests.length, 2);
     assert.equal(errors[0]!.kind, 'retries_exhausted');
     assert.equal(errors[0]!.status, 429);
-    assert.equal(errors[0]!.code, 'quota_exceeded');
+    assert.equal(errors[0]!.code, 'rate_limited');
     assert.deepEqual(errors[0]!.details, { limit: 5 });
+  });
+
+  test('reports a used-up quota (429 quota_exceeded) at once and drops the batch', async () => {
+    // GIVEN an API whose answer is 429 quota_exceeded until the month ends (Retry-After: 4 weeks)
+    const quota = {
+      code: 'quota_exceeded',
+      message: 'the monthly quota of 5 events is used up; it renews on 2026-07-01 (UTC)',
+      details: { limit: 5, used: 5, requested: 2, retry_after: 2423110 },
+    };
+    server.responder = () => ({ status: 429, headers: { 'Retry-After': '2423110' }, body: { error: quota } });
+    const segops = client({ maxRetries: 5 });
+    trackN(segops, 2);
+    // WHEN flushed (real timers: a retry would wait 60 s)
+    const started = performance.now();
+    await segops.flush();
+    // THEN flush settled promptly after one request, and the loss was reported once, with the code
+    assert.ok(performance.now() - started < 5000);
+    assert.equal(server.requests.length, 1);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.kind, 'rejected');
+    assert.equal(errors[0]!.status, 429);
+    assert.equal(errors[0]!.code, 'quota_exceeded');
+    assert.equal(errors[0]!.eventCount, 2);
+    assert.deepEqual(errors[0]!.details, quota.details);
+    // AND the batch was dropped: later events go out alone
+    trackN(segops, 1, 2);
+    await segops.flush();
+    assert.deepEqual(
+      server.requests.map((r) => r.events.length),
+      [2, 1],
+    );
+  });
+
+  test('rejects at once a 429 or 503 asking to wait longer than the 60 s cap', async () => {
+    const answers = [
+      { status: 429, headers: { 'Retry-After': '61' }, body: { error: { code: 'rate_limited' } } },
+      { status: 503, headers: { 'Retry-After': '86400' }, body: { error: { code: 'service_unavailable' } } },
+      { status: 503, headers: { 'Retry-After': 'Fri, 01 Jan 2100 00:00:00 GMT' } },
+    ];
+    server.responder = (_request, index) => answers[index]!;
+    const segops = client({ flushAt: 100 });
+    for (let n = 0; n < answers.length; n += 1) {
+      trackN(segops, 1, n);
+      await segops.flush();
+    }
+    assert.equal(server.requests.length, 3);
+    assert.deepEqual(
+      errors.map((e) => [e.kind, e.status, e.code]),
+      [
+        ['rejected', 429, 'rate_limited'],
+        ['rejected', 503, 'service_unavailable'],
+        ['rejected', 503, undefined],
+      ],
+    );
+    for (const error of errors) assert.match(error.message, /beyond the SDK's 60 s limit/);
+  });
+
+  test('still retries a 429 rate_limited with a short Retry-After', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const delays = recordTimerDelays();
+    server.responder = (request, index) =>
+      index === 0
+        ? { status: 429, headers: { 'Retry-After': '1' }, body: { error: { code: 'rate_limited' } } }
+        : { status: 202, body: { queued: request.events.length, skipped: 0 } };
+    const segops = client({ flushAt: 1 });
+    trackN(segops, 1);
+    await waitFor(() => delays.includes(1000), 'the Retry-After wait of the 429');
+    mock.timers.tick(999);
+    await ioTurns();
+    assert.equal(server.requests.length, 1);
+    mock.timers.tick(1);
+    await waitFor(() => server.requests.length === 2, 'the retry');
+    await segops.flush();
+    assert.equal(server.requests[1]!.rawBody, server.requests[0]!.rawBody);
+    assert.deepEqual(errors, []);
   });
 
   test('reports events the API skipped as invalid', async () => {

@@ -6,9 +6,11 @@ import atexit
 import json
 import logging
 import math
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +46,9 @@ class SegOpsClient:
 
     `on_error` is called from that thread for every loss (see `SegOpsError.kind`); by default the
     loss is logged on the `segops_sdk` logger.
+
+    Share one client per process: each one has its own thread. A client that is dropped without
+    `shutdown()` is still collected: its thread sends what was buffered, then ends.
     """
 
     def __init__(
@@ -60,40 +65,31 @@ class SegOpsClient:
     ) -> None:
         if not isinstance(api_url, str) or urlsplit(api_url).scheme not in ("http", "https"):
             raise TypeError(f"api_url must be an http(s) URL, got {api_url!r}")
-        self._api_key = _non_empty(api_key, "api_key")
-        self._batch_url = api_url.rstrip("/") + BATCH_PATH
-        self._flush_interval = _positive(flush_interval, "flush_interval")
-        self._flush_at = _positive_int(flush_at, "flush_at")
-        self._max_queue_size = _positive_int(max_queue_size, "max_queue_size")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError("max_retries must be a non-negative integer")
-        self._max_retries = max_retries
-        self._timeout = _positive(timeout, "timeout")
-        self._on_error = on_error or _log_error
-
-        self._cond = threading.Condition()
-        self._queue: deque[_Queued] = deque()
-        self._in_flight: list[_Queued] = []
-        self._last_seq = 0
-        self._flush_target = 0  # every event with seq <= this is due now
-        self._deadline: float | None = None  # monotonic time at which the buffer is due
-        self._dropped = 0
-        self._dropped_unreported = 0
-        self._closed = False
-        self._worker: threading.Thread | None = None
-        atexit.register(self._shutdown_at_exit)
+        self._sender = _Sender(
+            batch_url=api_url.rstrip("/") + BATCH_PATH,
+            api_key=_non_empty(api_key, "api_key"),
+            flush_interval=_positive(flush_interval, "flush_interval"),
+            flush_at=_positive_int(flush_at, "flush_at"),
+            max_queue_size=_positive_int(max_queue_size, "max_queue_size"),
+            max_retries=max_retries,
+            timeout=_positive(timeout, "timeout"),
+            on_error=on_error or _log_error,
+        )
+        # The sender (and its thread) never refer back to the client, so a client dropped without
+        # `shutdown()` is collected; its sender then sends what is buffered and its thread ends.
+        weakref.finalize(self, self._sender.close).atexit = False
 
     @property
     def queued(self) -> int:
         """Events buffered and not yet handed to a request."""
-        with self._cond:
-            return len(self._queue)
+        return self._sender.queued
 
     @property
     def dropped(self) -> int:
         """Events dropped so far because the buffer was full."""
-        with self._cond:
-            return self._dropped
+        return self._sender.dropped
 
     def track(
         self,
@@ -114,21 +110,7 @@ class SegOpsClient:
         if payload is not None:
             event["payload"] = _mapping(payload, "payload")
         data = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        with self._cond:
-            if self._closed:
-                raise SegOpsClosedError("track")
-            if len(self._queue) >= self._max_queue_size:
-                # Dropped silently here, reported (with the count) by the sender before its next batch.
-                self._queue.popleft()
-                self._dropped += 1
-                self._dropped_unreported += 1
-            self._last_seq += 1
-            self._queue.append(_Queued(self._last_seq, data))
-            if self._deadline is None:
-                self._deadline = time.monotonic() + self._flush_interval
-            self._ensure_worker()
-            if len(self._queue) >= self._flush_at:
-                self._cond.notify_all()
+        self._sender.enqueue(data)
 
     def identify(
         self,
@@ -150,6 +132,83 @@ class SegOpsClient:
     def flush(self, timeout: float | None = None) -> bool:
         """Sends everything buffered so far and waits until each of those events was accepted or given
         up (and reported). Returns False if `timeout` seconds passed first."""
+        return self._sender.flush(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flushes and stops the sender; later `track`/`identify`/`flush` calls raise `SegOpsClosedError`.
+        Idempotent. Returns False if `timeout` seconds passed before everything was sent or given up."""
+        return self._sender.shutdown(timeout)
+
+
+# Every sender whose client is alive or whose thread is still sending, for the exit and fork hooks.
+# Weak: neither hook keeps a client (or a finished sender) alive.
+_senders: weakref.WeakSet[_Sender] = weakref.WeakSet()
+
+
+class _Sender:
+    """The buffer and the thread that empties it. Refers to no client: see `SegOpsClient.__init__`."""
+
+    def __init__(
+        self,
+        *,
+        batch_url: str,
+        api_key: str,
+        flush_interval: float,
+        flush_at: int,
+        max_queue_size: int,
+        max_retries: int,
+        timeout: float,
+        on_error: Callable[[SegOpsError], None],
+    ) -> None:
+        self._batch_url = batch_url
+        self._api_key = api_key
+        self._flush_interval = flush_interval
+        self._flush_at = flush_at
+        self._max_queue_size = max_queue_size
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._on_error = on_error
+
+        self._cond = threading.Condition()
+        self._queue: deque[_Queued] = deque()
+        self._in_flight: list[_Queued] = []
+        self._last_seq = 0
+        self._flush_target = 0  # every event with seq <= this is due now
+        self._deadline: float | None = None  # monotonic time at which the buffer is due
+        self._dropped = 0
+        self._dropped_unreported = 0
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        _senders.add(self)
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        with self._cond:
+            return self._dropped
+
+    def enqueue(self, data: bytes) -> None:
+        with self._cond:
+            if self._closed:
+                raise SegOpsClosedError("track")
+            if len(self._queue) >= self._max_queue_size:
+                # Dropped silently here, reported (with the count) by the sender before its next batch.
+                self._queue.popleft()
+                self._dropped += 1
+                self._dropped_unreported += 1
+            self._last_seq += 1
+            self._queue.append(_Queued(self._last_seq, data))
+            if self._deadline is None:
+                self._deadline = time.monotonic() + self._flush_interval
+            self._ensure_worker()
+            if len(self._queue) >= self._flush_at:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None) -> bool:
         with self._cond:
             if self._closed:
                 raise SegOpsClosedError("flush")
@@ -161,22 +220,33 @@ class SegOpsClient:
             self._cond.notify_all()
             return self._cond.wait_for(lambda: target < self._first_unsettled_seq(), timeout)
 
-    def shutdown(self, timeout: float | None = None) -> bool:
-        """Flushes and stops the sender; later `track`/`identify`/`flush` calls raise `SegOpsClosedError`.
-        Idempotent. Returns False if `timeout` seconds passed before everything was sent or given up."""
+    def close(self) -> None:
+        """Stops taking events; the thread sends what is buffered, then ends. Does not wait: it also runs
+        when the client is garbage-collected, possibly on the sender thread itself."""
         with self._cond:
-            if not self._closed:
-                self._closed = True
-                atexit.unregister(self._shutdown_at_exit)
-                self._cond.notify_all()
+            self._closed = True
+            self._cond.notify_all()
+
+    def shutdown(self, timeout: float | None) -> bool:
+        self.close()
+        with self._cond:
             worker = self._worker
         if worker is None:
             return True
         worker.join(timeout)
         return not worker.is_alive()
 
-    def _shutdown_at_exit(self) -> None:
-        self.shutdown()
+    def after_fork_in_child(self) -> None:
+        """The child of `os.fork()` inherits this object but not its thread, and the lock may have been
+        held by a thread of the parent at the fork. Everything is made new, and the buffer starts empty:
+        the parent still holds (and sends) the events buffered before the fork, so the child sending its
+        copies would count them twice. Events the child tracks are sent by a thread of its own."""
+        self._cond = threading.Condition()
+        self._queue = deque()
+        self._in_flight = []
+        self._deadline = None
+        self._dropped_unreported = 0  # the parent reports them
+        self._worker = None
 
     # --- the sender thread -------------------------------------------------------------------
 
@@ -288,6 +358,22 @@ class SegOpsClient:
         except Exception:
             # A throwing callback must not stop delivery of the remaining events.
             log.exception("SegOps on_error callback raised")
+
+
+def _shutdown_all_at_exit() -> None:
+    """Interpreter exit: flush and stop every client still alive, and let every dropped one finish."""
+    for sender in list(_senders):
+        sender.shutdown(None)
+
+
+def _after_fork_in_child() -> None:
+    for sender in list(_senders):
+        sender.after_fork_in_child()
+
+
+atexit.register(_shutdown_all_at_exit)
+if hasattr(os, "register_at_fork"):  # every platform with os.fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _non_empty(value: object, name: str) -> str:

@@ -10,7 +10,8 @@ ErrorKind = Literal["rejected", "skipped", "retries_exhausted", "queue_overflow"
 class SegOpsError(Exception):
     """A loss report.
 
-    `kind` is `rejected` (non-retryable status such as 400/401/413), `skipped` (the API accepted the
+    `kind` is `rejected` (non-retryable status such as 400/401/413; also a 429 `quota_exceeded`, and a
+    429/503 whose `Retry-After` is longer than the SDK ever waits), `skipped` (the API accepted the
     batch but skipped `event_count` invalid events), `retries_exhausted` (429/5xx/network errors
     persisted through `max_retries` retries) or `queue_overflow` (the buffer was full and the oldest
     events were dropped).

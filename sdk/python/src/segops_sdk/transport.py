@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from segops_sdk.retry import is_retryable_status, parse_retry_after
+from segops_sdk.retry import RETRY_AFTER_MAX, is_retryable, is_retryable_status, parse_retry_after
 
 BATCH_PATH = "/api/ingestion/track/batch/"
 USER_AGENT = "segops-sdk-python/0.1.0"
@@ -59,15 +59,27 @@ def _classify(status: int, retry_after: str | None, raw: bytes) -> Outcome:
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
+    code = code if isinstance(code, str) else None
     message = error.get("message")
-    # A retried failure keeps the API's code too: when retries run out, `rate_limited` and
-    # `quota_exceeded` (the month's events are used up) call for different actions.
+    reason = message if isinstance(message, str) else f"HTTP {status}"
+    delay = parse_retry_after(retry_after, time.time()) if is_retryable_status(status) else None
+    if is_retryable(status, code, delay):
+        # A retried failure keeps the API's code too: when retries run out, `rate_limited` means slow down.
+        outcome_type: OutcomeType = "retry"
+    elif status == 413:
+        outcome_type = "too_large"
+    else:
+        # Also a 429 `quota_exceeded` (the month's events are used up) and a 429/503 asking to wait
+        # longer than the SDK ever waits: rejected at once, with the API's code, and the batch dropped.
+        outcome_type = "rejected"
+        if delay is not None and delay > RETRY_AFTER_MAX:
+            reason += f" (Retry-After {delay:.0f} s is beyond the SDK's {RETRY_AFTER_MAX:.0f} s limit)"
     return Outcome(
-        "retry" if is_retryable_status(status) else "too_large" if status == 413 else "rejected",
-        reason=message if isinstance(message, str) else f"HTTP {status}",
+        outcome_type,
+        reason=reason,
         status=status,
-        retry_after=parse_retry_after(retry_after, time.time()) if is_retryable_status(status) else None,
-        code=code if isinstance(code, str) else None,
+        retry_after=delay,
+        code=code,
         details=error.get("details"),
     )
 
