@@ -6,8 +6,10 @@ State lives in one control-plane document per tenant, `compute-tenants/<tenant_i
   and "time-dependent segments, delta" are flags);
 - whoever finds no live lease takes it and drains the queue until it is empty, releasing the lease
   in the same CAS that finds it empty, so a request merged meanwhile is always seen by someone;
-- a holder that dies leaves its lease to expire; the next message or scheduled tick for the tenant
-  takes over, queue intact. Failed work goes back on the queue before the error is re-raised;
+- the work a holder takes stays in the document (`taken`) until it is done: failed work goes back on
+  the queue before the error is re-raised, and work whose holder died, or could not put it back (the
+  store itself failing), is put back by the next holder, so nothing taken is lost. A holder that dies
+  leaves its lease to expire; the next message or scheduled tick for the tenant takes over;
 - a holder takes no new work once its time budget (`compute_drain_budget_seconds`) is spent: it
   releases the lease and, if work is left, publishes a `DrainRequested` for the tenant, so a busy
   tenant continues in a fresh invocation instead of overrunning the function's timeout.
@@ -56,6 +58,16 @@ class PendingSegment(BaseModel):
     compute_id: str | None = None
 
 
+class Taken(BaseModel):
+    """Work a holder took and has not finished: put back on the queue unless it is done."""
+
+    segments: dict[int, PendingSegment] = Field(default_factory=dict)
+    time_delta: bool = False
+    active_delta_due: datetime | None = None
+    # What `covered_until` becomes once the all-active delta taken here has run.
+    covers_until: datetime | None = None
+
+
 class TenantQueue(BaseModel):
     tenant_id: int
     holder: str | None = None
@@ -65,9 +77,30 @@ class TenantQueue(BaseModel):
     time_delta: bool = False
     covered_until: datetime | None = None  # notices published before this are in an all-active delta
     compacted_at: datetime | None = None  # the membership change log's last compaction
+    taken: Taken | None = None
 
     def has_work(self) -> bool:
-        return bool(self.segments) or self.time_delta or self.active_delta_due is not None
+        return bool(self.segments) or self.time_delta or self.active_delta_due is not None or self.taken is not None
+
+    def put_back(self) -> TenantQueue:
+        """The queue with its taken work pending again (full wins per segment; the earlier due delta)."""
+        if self.taken is None:
+            return self
+        segments = dict(self.segments)
+        for segment_id, pending in self.taken.segments.items():
+            if segment_id not in segments or pending.mode == "full":
+                segments[segment_id] = pending
+        due = self.active_delta_due
+        if self.taken.active_delta_due is not None:
+            due = min(due, self.taken.active_delta_due) if due else self.taken.active_delta_due
+        return self.model_copy(
+            update={
+                "segments": segments,
+                "time_delta": self.time_delta or self.taken.time_delta,
+                "active_delta_due": due,
+                "taken": None,
+            }
+        )
 
 
 def _change(runtime: Runtime, tenant_id: int, change: Callable[[TenantQueue], TenantQueue]) -> TenantQueue:
@@ -98,7 +131,9 @@ def notice_users_changed(runtime: Runtime, tenant_id: int, published_at: datetim
 
     def merge(queue: TenantQueue) -> TenantQueue:
         nonlocal covered
-        covered = queue.covered_until is not None and published_at <= queue.covered_until
+        # Covered by a delta that ran, or by the one running: should that fail, it is put back pending.
+        covers = [queue.covered_until, queue.taken.covers_until if queue.taken else None]
+        covered = any(until is not None and published_at <= until for until in covers)
         if covered:
             return queue
         due = queue.active_delta_due or published_at + debounce
@@ -156,8 +191,25 @@ def drain(runtime: Runtime, tenant_id: int) -> None:
                 _hand_over(runtime, tenant_id, holder)
                 return
     except BaseException:
-        _release(runtime, tenant_id, holder)
+        _release_soon(runtime, tenant_id, holder)
         raise
+
+
+# A failed drain releases its lease at once if it can: an unreleased lease holds the tenant's computes
+# for `LEASE`. The store failing too is usually a blip: a few tries over ~10 s, then the lease expires.
+RELEASE_WAITS = (1.0, 3.0, 6.0)
+
+
+def _release_soon(runtime: Runtime, tenant_id: int, holder: str) -> None:
+    for wait in (*RELEASE_WAITS, None):
+        try:
+            _release(runtime, tenant_id, holder)
+            return
+        except Exception:
+            if wait is None:
+                log.warning("compute lease of tenant %s left to expire", tenant_id, exc_info=True)
+                return
+            time.sleep(wait)
 
 
 def _hand_over(runtime: Runtime, tenant_id: int, holder: str) -> None:
@@ -203,6 +255,7 @@ def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float 
     def take(queue: TenantQueue) -> TenantQueue:
         nonlocal result
         now = clock.now()
+        queue = queue.put_back()  # what a holder that died or failed left taken
         due = queue.active_delta_due
         ready_delta = due is not None and due <= now
         if not (queue.segments or queue.time_delta or ready_delta):
@@ -212,13 +265,19 @@ def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float 
             result = None
             return queue.model_copy(update={"holder": None, "lease_until": None})
         result = queue.model_copy(update={"active_delta_due": due if ready_delta else None})
+        taken = Taken(
+            segments=queue.segments,
+            time_delta=queue.time_delta,
+            active_delta_due=due if ready_delta else None,
+            covers_until=now - _margin(runtime) if ready_delta else None,
+        )
         return queue.model_copy(
             update={
                 "segments": {},
                 "time_delta": False,
                 "active_delta_due": None if ready_delta else due,
                 "lease_until": now + LEASE,
-                "covered_until": now - _margin(runtime) if ready_delta else queue.covered_until,
+                "taken": taken,
             }
         )
 
@@ -261,21 +320,18 @@ def _run(runtime: Runtime, tenant_id: int, work: TenantQueue) -> None:
     try:
         engine.compute(runtime, tenant_id, _requests(runtime, tenant_id, work))
     except Exception:
-        _requeue(runtime, tenant_id, work)
+        # Put back now; if the store is failing too, the next holder puts it back (`TenantQueue.taken`).
+        with contextlib.suppress(Exception):
+            _change(runtime, tenant_id, lambda queue: queue.put_back())
         raise
+    _change(runtime, tenant_id, _done)
 
 
-def _requeue(runtime: Runtime, tenant_id: int, work: TenantQueue) -> None:
-    def merge(queue: TenantQueue) -> TenantQueue:
-        segments = dict(queue.segments)
-        for segment_id, pending in work.segments.items():
-            if segment_id not in segments or pending.mode == "full":
-                segments[segment_id] = pending
-        due = queue.active_delta_due
-        if work.active_delta_due is not None:
-            due = min(due, work.active_delta_due) if due else work.active_delta_due
-        return queue.model_copy(
-            update={"segments": segments, "time_delta": queue.time_delta or work.time_delta, "active_delta_due": due}
-        )
-
-    _change(runtime, tenant_id, merge)
+def _done(queue: TenantQueue) -> TenantQueue:
+    """The taken work ran: it is no one's any more, and the notices its delta covered are covered."""
+    if queue.taken is None:
+        return queue
+    covered = queue.covered_until
+    if queue.taken.covers_until is not None:
+        covered = max(covered, queue.taken.covers_until) if covered else queue.taken.covers_until
+    return queue.model_copy(update={"taken": None, "covered_until": covered})

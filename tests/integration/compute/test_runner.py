@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from segops import clock
 from segops.bus.base import Topic
 from segops.compute import engine, runner
 from segops.compute.plan import Request
@@ -63,6 +64,59 @@ def test_failed_work_goes_back_on_the_queue_and_the_lease_is_released(
         runner.drain(stack.runtime, tenant)
     left = queue(stack, tenant)
     assert left.holder is None and left.segments[5].mode == "full"
+
+
+def test_work_taken_by_a_holder_that_never_finished_is_run_by_the_next(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a segment request and a due "users changed" delta, taken by a holder that then died (or
+    # could not put them back: the store failing as well as the warehouse)
+    tenant = fresh_tenant()
+    runner.request_segment(stack.runtime, tenant, 5, "full", "c5")
+    published = clock.now() - timedelta(minutes=1)
+    assert runner.notice_users_changed(stack.runtime, tenant, published)
+    assert runner._acquire(stack.runtime, tenant, "dead")
+    taken = runner._take(stack.runtime, tenant, "dead")
+    assert isinstance(taken, runner.TenantQueue) and 5 in taken.segments
+    stack.runtime.documents.update(
+        keys.compute_queue_key(tenant),
+        runner.TenantQueue,
+        lambda q: q.model_copy(update={"lease_until": clock.now() - timedelta(seconds=1)}),
+    )
+    # WHEN the notice is redelivered THEN it is covered by the taken delta (not queued twice) ...
+    assert not runner.notice_users_changed(stack.runtime, tenant, published)
+    # ... AND the next holder runs what the dead one took: the segment, and the delta
+    ran: list[list[Request]] = []
+    monkeypatch.setattr(engine, "compute", lambda runtime, tenant_id, requests: ran.append(list(requests)) or [])
+    runner.drain(stack.runtime, tenant)
+    assert [[(r.segment_id, r.mode, r.compute_id) for r in requests] for requests in ran] == [[(5, "full", "c5")]]
+    left = queue(stack, tenant)
+    assert left.taken is None and left.holder is None and not left.has_work()
+    assert left.covered_until is not None and left.covered_until >= published
+
+
+def test_a_failed_compute_whose_work_cannot_be_put_back_leaves_it_taken_for_the_next_holder(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = fresh_tenant()
+    runner.request_segment(stack.runtime, tenant, 5, "full", "c5")
+    real_change = runner._change
+
+    def warehouse_and_store_down(*args: object, **kwargs: object) -> list[engine.Outcome]:
+        monkeypatch.setattr(runner, "_change", broken_change)
+        raise ConnectionError("warehouse down")
+
+    def broken_change(*args: object, **kwargs: object) -> runner.TenantQueue:
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(engine, "compute", warehouse_and_store_down)
+    monkeypatch.setattr(runner, "RELEASE_WAITS", ())
+    with pytest.raises(ConnectionError):
+        runner.drain(stack.runtime, tenant)
+    # THEN the work is still in the document, taken, not lost
+    monkeypatch.setattr(runner, "_change", real_change)
+    left = queue(stack, tenant)
+    assert left.taken is not None and 5 in left.taken.segments and left.has_work()
 
 
 def _segment_compute_messages(stack: LocalStack) -> list[SegmentComputeMessage]:
