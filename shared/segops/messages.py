@@ -38,6 +38,9 @@ class UsersChanged(StrictModel):
     tenant_id: int
     user_ids: list[str]
     watermark: datetime
+    # The latest `occurred_at` of these events when it is after their receipt (a client clock ahead,
+    # a scheduled event): a compute before then does not count them yet, so one is due at that time.
+    effective_at: datetime | None = None
 
 
 class ComputeRequested(StrictModel):

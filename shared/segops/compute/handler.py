@@ -56,7 +56,9 @@ def handle_segment_compute(message: BusMessage, runtime: Runtime) -> None:
         if _already_done(runtime, body):
             return
         runner.request_segment(runtime, tenant_id, body.segment_id, body.mode, body.compute_id)
-    elif isinstance(body, UsersChanged) and not runner.notice_users_changed(runtime, tenant_id, message.publish_time):
+    elif isinstance(body, UsersChanged) and not runner.notice_users_changed(
+        runtime, tenant_id, message.publish_time, body.effective_at
+    ):
         return
     try:
         runner.drain(runtime, tenant_id)

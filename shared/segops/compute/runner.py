@@ -51,6 +51,7 @@ log = logging.getLogger("segops.compute")
 Mode = Literal["full", "delta"]
 LEASE = timedelta(seconds=600)  # longer than the function timeout: a live holder never loses it
 CLOCK_MARGIN = timedelta(milliseconds=500)  # publisher/consumer clock skew (at most half the debounce window)
+MAX_FUTURE_DELTAS = 64
 
 
 class PendingSegment(BaseModel):
@@ -78,8 +79,13 @@ class TenantQueue(BaseModel):
     covered_until: datetime | None = None  # notices published before this are in an all-active delta
     compacted_at: datetime | None = None  # the membership change log's last compaction
     taken: Taken | None = None
+    # When stored events dated after their receipt take effect: an all-active delta is due at each
+    # (the first drain after it: the scheduled tick's), as a delta then counts the events whose
+    # `occurred_at` it crossed. Sorted; at most `MAX_FUTURE_DELTAS`.
+    future_deltas: list[datetime] = Field(default_factory=list)
 
     def has_work(self) -> bool:
+        """Work to run now or soon (`future_deltas` wait for the scheduled tick)."""
         return bool(self.segments) or self.time_delta or self.active_delta_due is not None or self.taken is not None
 
     def put_back(self) -> TenantQueue:
@@ -124,13 +130,18 @@ def request_segment(runtime: Runtime, tenant_id: int, segment_id: int, mode: Mod
     _change(runtime, tenant_id, merge)
 
 
-def notice_users_changed(runtime: Runtime, tenant_id: int, published_at: datetime) -> bool:
-    """Queue a debounced all-active delta; False when an earlier compute already covers the notice."""
+def notice_users_changed(
+    runtime: Runtime, tenant_id: int, published_at: datetime, effective_at: datetime | None = None
+) -> bool:
+    """Queue a debounced all-active delta; False when an earlier compute already covers the notice.
+    Events that take effect later (`effective_at`) also get a delta due then (`TenantQueue.future_deltas`)."""
     debounce = timedelta(seconds=runtime.settings.compute_debounce_seconds)
     covered = False
 
     def merge(queue: TenantQueue) -> TenantQueue:
         nonlocal covered
+        if effective_at is not None and effective_at > published_at + debounce:
+            queue = queue.model_copy(update={"future_deltas": _with_future(queue.future_deltas, effective_at)})
         # Covered by a delta that ran, or by the one running: should that fail, it is put back pending.
         covers = [queue.covered_until, queue.taken.covers_until if queue.taken else None]
         covered = any(until is not None and published_at <= until for until in covers)
@@ -141,6 +152,17 @@ def notice_users_changed(runtime: Runtime, tenant_id: int, published_at: datetim
 
     _change(runtime, tenant_id, merge)
     return not covered
+
+
+def _with_future(dues: list[datetime], due: datetime) -> list[datetime]:
+    """`dues` with `due`, sorted; past the cap the two closest merge into the later (a later delta
+    still crosses the earlier events' times: they count a little late, never not at all)."""
+    merged = sorted({*dues, due})
+    while len(merged) > MAX_FUTURE_DELTAS:
+        gaps = [(merged[i + 1] - merged[i], i) for i in range(len(merged) - 1)]
+        _, closest = min(gaps)
+        del merged[closest]
+    return merged
 
 
 def request_time_delta(runtime: Runtime, tenant_id: int) -> None:
@@ -256,6 +278,11 @@ def _take(runtime: Runtime, tenant_id: int, holder: str) -> TenantQueue | float 
         nonlocal result
         now = clock.now()
         queue = queue.put_back()  # what a holder that died or failed left taken
+        if queue.future_deltas and queue.future_deltas[0] <= now:
+            # Events dated after their receipt have taken effect: an all-active delta is due now.
+            later = [due for due in queue.future_deltas if due > now]
+            due_now = min(queue.active_delta_due, now) if queue.active_delta_due else now
+            queue = queue.model_copy(update={"future_deltas": later, "active_delta_due": due_now})
         due = queue.active_delta_due
         ready_delta = due is not None and due <= now
         if not (queue.segments or queue.time_delta or ready_delta):

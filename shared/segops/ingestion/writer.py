@@ -349,8 +349,14 @@ def notify_users_changed(runtime: Runtime, events: Sequence[WriterEvent]) -> Non
     """One `UsersChanged` per tenant of the flush, watermarked with the newest receive time."""
     for tenant_id, group in _by_tenant(events):
         watermark: datetime = max(map(_RECEIVED_AT, group))
+        latest: datetime = max(map(_OCCURRED_AT, group))
         notice = SegmentComputeEnvelope(
-            message=UsersChanged(tenant_id=tenant_id, user_ids=sorted(set(map(_USER_ID, group))), watermark=watermark)
+            message=UsersChanged(
+                tenant_id=tenant_id,
+                user_ids=sorted(set(map(_USER_ID, group))),
+                watermark=watermark,
+                effective_at=latest if latest > watermark else None,
+            )
         )
         runtime.bus.publish(
             Topic.SEGMENT_COMPUTE,

@@ -225,3 +225,25 @@ def test_quickstart_track_compute_check_then_enter_without_manual_compute(stack:
     stack.bus.drain()
     # THEN they entered without anyone requesting a compute, and the stale cache entry is gone
     assert lookup(api, account, "user-456") == {"user_id": "user-456", "segment_ids": [42], "cached": False}
+
+
+def test_an_event_dated_a_little_ahead_counts_once_its_time_comes(stack: LocalStack) -> None:
+    """A client whose clock runs ahead: the event-driven compute runs before the event's time, and the
+    segment has no window, so no scheduled delta of time-dependent segments would ever revisit it."""
+    api = Api(stack)
+    account = api.signup()
+    created = api.post("/api/segments/", {"name": "Viewers", "definition": VIEWED}, headers=account.bearer)
+    segment_id = created.get_json()["id"]
+    stack.bus.drain()
+    # WHEN an event dated 3 s ahead arrives and its notice is computed at once
+    ahead = now() + timedelta(seconds=3)
+    event = {"user_id": "early", "event_type": "page_viewed", "occurred_at": ahead.isoformat()}
+    assert api.post("/api/ingestion/track/", event, headers=account.key).status_code == 202
+    stack.bus.drain()
+    # THEN it does not count yet
+    assert lookup(api, account, "early")["segment_ids"] == []
+    # WHEN its time has come and the scheduler ticks THEN the user is in the segment
+    time.sleep(max((ahead - now()).total_seconds(), 0) + 0.2)
+    stack.publish_schedules()
+    stack.bus.drain()
+    assert lookup(api, account, "early")["segment_ids"] == [segment_id]
