@@ -10,7 +10,7 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource name (lets several stacks share a project)."
+  description = "Prefix of resource names (buckets, service accounts, secrets, functions). Pub/Sub topics and their subscriptions keep the names the code publishes to: one stack per project."
   type        = string
   default     = "segops"
 
