@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from segops.boundary import StrictModel
 from segops.errors import ValidationFailed, invalid
@@ -40,7 +42,16 @@ Logic = Literal["AND", "OR"]
 # JSON numbers as IEEE doubles: finite floats, integers within the range ClickHouse compares exactly enough.
 StrictNumberInt = Annotated[int, Field(strict=True, ge=-(2**63), le=2**64 - 1)]
 StrictNumberFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Number = StrictNumberInt | StrictNumberFloat
+
+
+def _json_number(value: Any) -> Any:
+    # One message for the union (pydantic would name only its first branch: "a valid integer").
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("number_type", "must be a JSON number")
+    return value
+
+
+Number = Annotated[StrictNumberInt | StrictNumberFloat, BeforeValidator(_json_number)]
 Scalar = StrictStr | StrictBool | StrictNumberInt | StrictNumberFloat
 # Dotted path into a JSON object: non-empty keys separated by dots. Keys are bound as parameters.
 PropertyPath = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^.]+(\.[^.]+)*$")]

@@ -115,3 +115,26 @@ def test_time_dependence() -> None:
             }
         )
     )
+
+
+SPENT_SUM = {"type": "monetary", "event_type": "a", "property": "t", "metric": "sum", "operator": "gte"}
+
+
+@pytest.mark.parametrize(
+    ("condition", "pointer"),
+    [
+        ({"type": "event_count", "event_type": "a", "operator": "gte", "value": 1, "window_days": "7"}, "window_days"),
+        ({"type": "recency", "event_type": "a", "operator": "gt", "window_days": True}, "window_days"),
+        ({**SPENT_SUM, "value": "9"}, "value"),
+    ],
+)
+def test_a_number_field_given_something_else_says_it_takes_a_json_number(
+    condition: dict[str, Any], pointer: str
+) -> None:
+    # (pydantic's union named only its first branch: "Input should be a valid integer", for a field
+    # that takes 0.5 as well)
+    with pytest.raises(ValidationFailed) as refused:
+        parse_definition({"logic": "AND", "conditions": [condition]})
+    assert refused.value.details["errors"] == [
+        {"pointer": f"/conditions/0/{pointer}", "message": "must be a JSON number", "type": "number_type"}
+    ]
