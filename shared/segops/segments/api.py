@@ -231,11 +231,10 @@ def create_segment(ctx: RequestContext) -> Result:
         description=body.description,
         active=body.active,
         created_by=actor(ctx),
+        definition=definition,
+        prompt=body.prompt,
     )
     if definition is not None:
-        segment = service.update_segment(
-            ctx.runtime, ctx.tenant_id, segment.id, {}, definition=definition, prompt=body.prompt, actor=actor(ctx)
-        )
         _compute_if_changed(ctx, None, segment)
     return Result(tagged(ctx, segment_out(ctx, segment)), status=201)
 

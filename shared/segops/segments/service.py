@@ -143,7 +143,12 @@ def create_segment(
     description: str,
     active: bool,
     created_by: str | None,
+    definition: dict[str, Any] | None = None,
+    prompt: str | None = None,
 ) -> m.Segment:
+    """A new segment, with its first definition (version 1) if given. It appears whole: the version
+    is written first, then the segment naming it, so a failure between the two leaves no segment
+    without the definition it was created with (a version no segment names is never read)."""
     if active:
         _check_active_room(runtime, tenant_id)
     segment = m.Segment(
@@ -155,6 +160,12 @@ def create_segment(
         active=active,
         created_by=created_by,
     )
+    if definition is not None:
+        version = m.SegmentVersion(
+            segment_id=segment.id, version=1, definition=definition, created_by=created_by, prompt=prompt
+        )
+        runtime.documents.create(keys.segment_version_key(tenant_id, segment.id, 1), version)
+        segment = segment.model_copy(update={"definition": definition, "version": 1})
     marks = (
         [active_index.mark(runtime, tenant_id, segment.id)]
         if active_index.changes_entry(tenant_id, None, segment)

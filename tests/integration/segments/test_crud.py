@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from segops.localstack import LocalStack
 from segops.membership.lookup import active_segment_ids, active_segments_key
 
 from tests.support.api import Account, Api, assert_error
-from tests.support.segment_api import key_with_role
+from tests.support.segment_api import VISITED, key_with_role
 
 SEGMENT_FIELDS = {
     "id",
@@ -222,3 +223,32 @@ def test_bodies_take_json_types_and_patches_refuse_null(stack: LocalStack) -> No
         for prop in schema[name]["properties"].values():
             assert {"type": "null"} not in prop.get("anyOf", []) and "default" not in prop, (name, prop)
     assert schema["SegmentCreate"]["properties"]["active"] == {"default": True, "title": "Active", "type": "boolean"}
+
+
+def test_a_segment_created_with_a_definition_appears_whole_or_not_at_all(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = Api(stack)
+    account = api.signup()
+    body = {"name": "Viewers", "definition": VISITED}
+    # GIVEN the store failing on the second of the create's two writes (a segment and its version 1)
+    put = stack.runtime.store.put
+    writes: list[str] = []
+
+    def second_write_fails(key: str, *args: Any, **kwargs: Any) -> Any:
+        if "/segments/" in key or "/segment-versions/" in key:
+            writes.append(key)
+            if len(writes) == 2:
+                raise ConnectionError("store unreachable")
+        return put(key, *args, **kwargs)
+
+    monkeypatch.setattr(stack.runtime.store, "put", second_write_fails)
+    # WHEN the create fails THEN it is a 503 and no segment exists (none without its definition)
+    assert_error(api.post("/api/segments/", body, headers=account.bearer), 503, "service_unavailable")
+    monkeypatch.undo()
+    assert api.get("/api/segments/", headers=account.bearer).get_json()["results"] == []
+    # AND a create that goes through has its definition as version 1
+    made = api.post("/api/segments/", body, headers=account.bearer).get_json()
+    assert (made["definition"], made["version"]) == (VISITED, 1)
+    versions = api.get(f"/api/segments/{made['id']}/versions/", headers=account.bearer).get_json()["results"]
+    assert [(v["version"], v["definition"]) for v in versions] == [(1, VISITED)]
