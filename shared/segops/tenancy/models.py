@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from segops import clock
 from segops.auth.api_keys import KeyKind
 from segops.auth.roles import Role
+from segops.http.cors import canonical_origin
 
 
 def token_digest(token: str) -> str:
@@ -74,8 +76,11 @@ class ApiKey(BaseModel):
     fingerprint: str
     role: Role
     kind: KeyKind = "secret"
-    # Publishable keys: the page origins (`scheme://host[:port]`) allowed to send with it.
-    allowed_origins: list[str] = Field(default_factory=list)
+    # Publishable keys: the page origins (`scheme://host[:port]`) allowed to send with it, as a browser
+    # sends them (keys stored before origins were normalised may hold a default port: read without it).
+    allowed_origins: Annotated[list[str], AfterValidator(lambda origins: [canonical_origin(o) for o in origins])] = (
+        Field(default_factory=list)
+    )
     created_at: datetime = Field(default_factory=clock.now)
     created_by: int | None = None
     last_used_at: datetime | None = None

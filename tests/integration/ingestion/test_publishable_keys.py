@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from segops.localstack import LocalStack
+from segops.store import keys
 
 from tests.support.api import Account, Api, assert_error
 from tests.support.ingestion import stored_events
@@ -165,3 +166,16 @@ def test_a_default_port_is_left_out_as_browsers_leave_it_out(api: Api, account: 
     headers = {"Authorization": f"ApiKey {created['key']}", "Origin": "https://shop.example.com"}
     response = api.post("/api/ingestion/track/", event, headers=headers)
     assert response.status_code == 202 and response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+
+
+def test_a_key_stored_with_a_default_port_matches_the_origin_browsers_send(
+    api: Api, stack: LocalStack, account: Account, publishable: dict[str, Any]
+) -> None:
+    # GIVEN a key stored before origins were normalised, holding `https://shop.example.com:443`
+    key = keys.api_key_key(account.tenant_id, publishable["id"])
+    document = stack.runtime.store.get(key)
+    assert document is not None and sorted(document.body["allowed_origins"]) == ["http://localhost:3000", SHOP]
+    stored = {**document.body, "allowed_origins": [f"{SHOP}:443"]}
+    stack.runtime.store.put(key, stored, if_generation=document.generation)
+    # WHEN a page of that origin sends (browsers leave the default port out) THEN it is accepted
+    assert api.post(TRACK, EVENT, headers=_pk(publishable)).status_code == 202
