@@ -7,9 +7,12 @@
    low-cardinality user properties (latest `context_identified`, as in the DSL).
 2. `scores_sql`: features are standardised (mean/stddev over all users); a logistic regression
    (`stochasticLogisticRegression`, Adam) is trained on the seed (+1) against an equally large hash
-   sample of the other users (-1), repeated in a fresh random order until it has seen about 20,000
+   sample of the other users (-1), repeated in a shuffled order until it has seen about 20,000
    rows; `evalMLMethod` then scores every user in one pass. A score is the model's probability that
-   a user belongs with the seed, under equal priors.
+   a user belongs with the seed, under equal priors. The training is deterministic: the shuffle is
+   keyed by the seed's snapshot (`shuffle`), and the statements run on one thread (`SCORING_SETTINGS`),
+   as the model's state depends on the order it sees rows in. The same data and seed give the same
+   members, in a preview and in a compute.
 3. The caller keeps the `size` best-scoring users (ties by user id) or those scoring at least
    `min_score`, plus the seed itself when `exclude_seed` is false.
 
@@ -163,10 +166,20 @@ def stage_features(
     return int(seeds), int(others)
 
 
-def scores_sql(features: int, seeds: int, others: int) -> tuple[str, dict[str, Any]]:
-    """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller)."""
+# Training order decides the model: one thread aggregates the rows in the order the shuffle sorts them.
+SCORING_SETTINGS = {"max_threads": 1}
+
+
+def scores_sql(features: int, seeds: int, others: int, shuffle: str) -> tuple[str, dict[str, Any]]:
+    """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller); run
+    with `SCORING_SETTINGS`. `shuffle` keys the training order (the seed's snapshot)."""
     staged = "FROM lookalike_features WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}"
-    standardised = "arrayMap((x, m, s) -> if(s > 0, (x - m) / s, 0.), features, stats.1, stats.2)"
+    # Resized to the stage's own length: the filter on the scores may be evaluated on rows of other
+    # stages (another tenant's, another vocabulary's) before tenant and stage filter them out, and
+    # arrays of unequal sizes would make `arrayMap` raise.
+    standardised = (
+        "arrayMap((x, m, s) -> if(s > 0, (x - m) / s, 0.), arrayResize(features, length(stats.1)), stats.1, stats.2)"
+    )
     columns = ", ".join(f"z[{i}]" for i in range(1, features + 1))
     negatives = min(others, seeds)
     keep = HASH_RANGE if others == 0 else max(1, round(HASH_RANGE * negatives / others))
@@ -177,12 +190,13 @@ def scores_sql(features: int, seeds: int, others: int) -> tuple[str, dict[str, A
         f"(label, {columns}) FROM ("
         f"SELECT label, z FROM (SELECT user_id, if(seed = 1, 1, -1) AS label, {standardised} AS z {staged} "
         "AND (seed = 1 OR cityHash64(user_id) % {hash_range:UInt64} < {keep:UInt64})) "
-        "ARRAY JOIN range({epochs:UInt32}) AS epoch ORDER BY cityHash64(user_id, epoch, {stage_id:String})"
+        "ARRAY JOIN range({epochs:UInt32}) AS epoch "
+        "ORDER BY cityHash64(user_id, epoch, {shuffle:String}), user_id, epoch"
         ")) AS model "
         f"SELECT user_id, seed, evalMLMethod(model, {columns}) AS score FROM ("
         f"SELECT user_id, seed, {standardised} AS z {staged})"
     )
-    return sql, {"hash_range": HASH_RANGE, "keep": keep, "epochs": epochs}
+    return sql, {"hash_range": HASH_RANGE, "keep": keep, "epochs": epochs, "shuffle": shuffle}
 
 
 def members_sql(definition: LookalikeDefinition, scores: str) -> tuple[str, dict[str, Any]]:

@@ -171,3 +171,44 @@ def test_the_scheduler_retrains_a_lookalike_once_it_is_due(settings: Settings) -
             assert (again["compute_id"] != first["compute_id"]) is retrained, refresh
         finally:
             stack.stop()
+
+
+def test_a_lookalike_is_the_same_for_the_same_data_whatever_else_is_being_scored(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    planted(stack, account)
+    seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
+    compute(api, account, seed_id)
+    # GIVEN other stages in the scratch table with vectors of another length (an older vocabulary, another
+    # tenant's), which a filter on the scores may meet before the tenant and stage filters drop them
+    tenants = (account.tenant_id, account.tenant_id + 1_000)
+    stack.runtime.warehouse.insert(
+        "lookalike_features",
+        ["tenant_id", "compute_id", "user_id", "seed", "features"],
+        [(t, stage, f"x{i}", i % 2, [1.0, 2.0, 3.0]) for t in tenants for stage in ("0", "z") for i in range(50)],
+    )
+    # WHEN a threshold lookalike is previewed THEN it is scored (a filter on the score met the other
+    # stage's vectors: arrays of unequal sizes, a 500)
+    threshold = {"definition": {"seed_segment_id": seed_id, "min_score": 0.5}}
+    scored = api.post("/api/segments/lookalike/preview/", threshold, headers=account.bearer)
+    assert scored.status_code == 200, scored.get_data(as_text=True)
+    # WHEN a lookalike is previewed twice, created, and computed twice with no new data
+    definition = {"seed_segment_id": seed_id, "size": 30}
+    shown = [
+        api.post("/api/segments/lookalike/preview/", {"definition": definition}, headers=account.bearer)
+        for _ in range(2)
+    ]
+    assert [p.status_code for p in shown] == [200, 200], shown[0].get_data(as_text=True)
+    assert shown[0].get_json() == shown[1].get_json()
+    created = lookalike(api, account, definition)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    segment_id = created.get_json()["id"]
+    compute(api, account, segment_id)
+    first = sorted(m["user_id"] for m in members(api, account, segment_id))
+    assert api.post(f"/api/segments/{segment_id}/compute/", headers=account.bearer).status_code == 202
+    stack.bus.drain()
+    again = api.get(f"/api/segments/{segment_id}/compute/", headers=account.bearer).get_json()
+    # THEN nothing moves: the same members, no one entered or exited, and the previews said so
+    assert again["status"] == "succeeded" and (again["entered_count"], again["exited_count"]) == (0, 0)
+    assert sorted(m["user_id"] for m in members(api, account, segment_id)) == first
+    assert len(first) == 30 and not set(first) & set(SEED)
