@@ -25,7 +25,7 @@ from segops.cache.base import CacheUnavailable
 from segops.cache.redis_backend import RedisCache
 from segops.compute import engine
 from segops.config import Settings
-from segops.http.outages import as_outage
+from segops.http.outages import as_outage, as_too_expensive
 from segops.ingestion.writer import write_flush
 from segops.localstack import LocalStack
 from segops.store import keys
@@ -448,3 +448,15 @@ def test_a_clickhouse_server_that_stops_answering_is_given_up_on_within_its_boun
         assert as_outage(raised.value) is not None
     finally:
         listener.close()
+
+
+def test_the_warehouse_s_own_errors_past_a_bound_read_as_too_expensive(stack: LocalStack) -> None:
+    # GIVEN statements the engine stops at their time and memory bounds
+    for sql in (
+        "SELECT count() FROM numbers(10000000000) SETTINGS max_execution_time = 1",
+        "SELECT groupArray(number) FROM numbers(100000000) SETTINGS max_memory_usage = 10000000",
+    ):
+        with pytest.raises(Exception) as raised:  # noqa: PT011 (the backend's own exception type)
+            stack.runtime.warehouse.query(sql)
+        # THEN the 422 recognises them, and they are not outages
+        assert as_too_expensive(raised.value) is not None and as_outage(raised.value) is None
