@@ -132,6 +132,29 @@ def test_a_refused_call_is_not_billed(api: Api, account: Account) -> None:
     assert counted[("api_calls", "api:2xx")] >= 3
 
 
+def test_refusals_before_the_handler_cost_a_token_and_are_billed(api: Api, account: Account) -> None:
+    # GIVEN a viewer key allowed 4 calls a minute
+    created = api.post("/api/keys/", {"name": "viewer", "role": "viewer"}, headers=account.bearer)
+    viewer = {"Authorization": f"ApiKey {created.get_json()['key']}"}
+    set_plan(api, account, api_calls_per_minute_per_key=4)
+    with clock.frozen(clock.now() + timedelta(seconds=1)):
+        # WHEN it calls a route its role may not (403), and sends a body that is not JSON, or not
+        # JSON at all (400, 415): each answered before any handler ran
+        forbidden = api.post("/api/segments/", {"name": "x"}, headers=viewer)
+        not_json = api.post("/api/segments/", data=b"{", content_type="application/json", headers=viewer)
+        plain = api.post("/api/segments/", data=b"x", content_type="text/plain", headers=viewer)
+        allowed = api.get("/api/segments/", headers=viewer)
+        over = api.get("/api/segments/", headers=viewer)
+    # THEN each took a token, so the fifth call is over the rate
+    assert [r.status_code for r in (forbidden, not_json, plain, allowed)] == [403, 400, 415, 200]
+    assert forbidden.headers["RateLimit-Remaining"] == "3"
+    assert_error(over, 429, "rate_limited")
+    # AND the three refusals are billed calls (a 429 is not)
+    report = api.get("/api/usage/", headers=account.bearer).get_json()
+    counted = {(row["metric"], row["dimension"]): row["value"] for row in report["breakdown"]}
+    assert counted[("api_calls", "api:4xx")] == 3
+
+
 def test_concurrent_requests_are_never_over_admitted(api: Api, account: Account) -> None:
     # GIVEN 10 calls a minute for the key and 8 clients sending 5 requests each at one frozen instant
     set_plan(api, account, api_calls_per_minute_per_key=10)

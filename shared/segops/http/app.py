@@ -18,7 +18,7 @@ from werkzeug.routing import Map, MapAdapter, RequestRedirect, Rule
 from segops.errors import MethodNotAllowed, NotFound, SegOpsError
 from segops.http import cors
 from segops.http.access_log import log_request
-from segops.http.authentication import authenticate
+from segops.http.authentication import authenticate, authorize
 from segops.http.converters import CONVERTERS
 from segops.http.outages import as_outage, as_too_expensive
 from segops.http.requests import parse_body, parse_query, read_json
@@ -145,12 +145,29 @@ class HttpApp:
     def _dispatch(ctx: RequestContext) -> Any:
         route = ctx.route
         reads_body = route.method in ("POST", "PUT", "PATCH") and not route.stream_body
-        body = read_json(ctx) if reads_body else None
-        if route.role is not None or route.auth:
+        authenticated = route.role is not None or bool(route.auth)
+        try:
+            body = read_json(ctx) if reads_body else None
+        except SegOpsError:
+            # A body refused before it could name its tenant (413, 415, not JSON) is still a call of
+            # the caller its headers name: admitted by the rate limits (a refusal costs a token) and metered.
+            if authenticated:
+                with contextlib.suppress(SegOpsError):
+                    ctx.principal = authenticate(ctx, None)
+                    _admit(ctx)
+            raise
+        if authenticated:
             ctx.principal = authenticate(ctx, body)
-            admission = rates.admit(ctx.runtime, ctx.principal)
-            if admission is not None:
-                ctx.response_headers.update(admission.headers())
+            _admit(ctx)
+            authorize(ctx, ctx.principal)
         parse_query(ctx)
         parse_body(ctx, body)
         return route.handler(ctx)
+
+
+def _admit(ctx: RequestContext) -> None:
+    """Take the caller's rate-limit tokens (429 `rate_limited` past them) and say what is left."""
+    assert ctx.principal is not None
+    admission = rates.admit(ctx.runtime, ctx.principal)
+    if admission is not None:
+        ctx.response_headers.update(admission.headers())

@@ -104,9 +104,14 @@ def authenticate(ctx: RequestContext, body: Any) -> Principal:
                 raise NotFound("tenant not found")
             role = link.role
         principal = Principal("user", user_id, None, tenant_id, role)
+    return principal
 
+
+def authorize(ctx: RequestContext, principal: Principal) -> None:
+    """403 unless the caller's role reaches the route's. Checked after the call is admitted by the
+    rate limits (and so metered): a refused call costs its bucket a token like any other."""
+    route = ctx.route
     if route.role is not None:
         assert principal.role is not None
         if not at_least(principal.role, route.role):
             raise Forbidden(f"this action needs the {route.role} role", {"role": principal.role})
-    return principal
