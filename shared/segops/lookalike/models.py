@@ -19,7 +19,8 @@ from segops.store import keys
 class LookalikeDefinition(StrictModel):
     """`{seed_segment_id, size | min_score, lookback_days = 90, exclude_seed = true}`."""
 
-    model_config = ConfigDict(frozen=True)
+    # JSON types only: `"size": true` or `"exclude_seed": "no"` is refused, not read as 1 or false.
+    model_config = ConfigDict(frozen=True, strict=True)
 
     seed_segment_id: Id
     size: int | None = Field(default=None, ge=1, le=100_000_000, description="The N best-scoring users.")

@@ -212,3 +212,12 @@ def test_a_lookalike_is_the_same_for_the_same_data_whatever_else_is_being_scored
     assert again["status"] == "succeeded" and (again["entered_count"], again["exited_count"]) == (0, 0)
     assert sorted(m["user_id"] for m in members(api, account, segment_id)) == first
     assert len(first) == 30 and not set(first) & set(SEED)
+
+
+def test_a_lookalike_definition_takes_json_types_only(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    for field, value in (("seed_segment_id", "1"), ("size", True), ("exclude_seed", "no"), ("lookback_days", "30")):
+        definition = {"seed_segment_id": 1, "size": 5, field: value}
+        error = assert_error(lookalike(api, account, definition), 400, "validation_failed")
+        assert error["details"]["errors"][0]["pointer"] == f"/definition/{field}"
