@@ -16,7 +16,7 @@ from segops.ai.offline import DraftFailed, draft_offline
 from segops.ai.vocabulary import Vocabulary, tenant_vocabulary
 from segops.config import Settings
 from segops.dsl import SegmentDefinition, UserProperty, conditions, parse_definition
-from segops.errors import invalid
+from segops.errors import ValidationFailed, invalid
 from segops.metering.meter import meter_for
 from segops.runtime import Runtime
 
@@ -59,12 +59,18 @@ def draft_segment(runtime: Runtime, tenant_id: int, prompt: str, current: dict[s
         definition, warnings = provider.draft(prompt, vocabulary)
     except DraftFailed as exc:
         raise invalid("/prompt", str(exc), warnings=exc.warnings) from None
-    meter_for(runtime).count(tenant_id, "ai_drafts", 1, provider.name)
     if current is not None:
         base = current["conditions"] if current.get("logic") == "AND" else [current]
         added = definition["conditions"] if definition.get("logic") == "AND" else [definition]
         definition = {"logic": "AND", "conditions": [*base, *added]}
-    parsed = parse_definition(definition, ("definition",))
+    try:
+        parsed = parse_definition(definition)
+    except ValidationFailed as exc:
+        # The client sent a prompt, not a definition: the refusal is about the prompt, and like any
+        # prompt that drafts nothing it is not a draft (not metered).
+        problem = exc.details["errors"][0]["message"] if exc.details.get("errors") else exc.message
+        raise invalid("/prompt", f"it drafts a segment that is not valid ({problem})", warnings=warnings) from None
+    meter_for(runtime).count(tenant_id, "ai_drafts", 1, provider.name)
     return Draft(definition, explain(parsed), [*warnings, *_ungrounded(parsed, vocabulary)], provider.name)
 
 

@@ -154,3 +154,17 @@ def test_only_ai_segments_take_a_prompt(stack: LocalStack) -> None:
     shop(stack, account)
     response = api.post("/api/segments/", {"name": "R", "prompt": "on the pro plan"}, headers=account.bearer)
     assert assert_error(response, 400, "validation_failed")["details"]["errors"][0]["pointer"] == "/prompt"
+
+
+def test_a_prompt_that_drafts_an_invalid_segment_is_refused_at_the_prompt_and_not_metered(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    shop(stack, account)
+    for prompt in ("placed an order in the last 0 days", "placed at least 99999999999999999999999 orders"):
+        # WHEN the prompt drafts a definition the DSL refuses THEN the 400 points at what was sent
+        error = assert_error(api.post(DRAFT, {"prompt": prompt}, headers=account.bearer), 400, "validation_failed")
+        assert [e["pointer"] for e in error["details"]["errors"]] == ["/prompt"], error
+        assert "not valid" in error["message"] and "warnings" in error["details"]
+    # AND it is not a draft on the bill
+    report = api.get("/api/usage/", headers=account.bearer).get_json()
+    assert not [row for row in report["breakdown"] if row["metric"] == "ai_drafts"]
