@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 ORDER_EVENTS = {
     "orders/create": "order_placed",
     "orders/paid": "order_paid",
@@ -65,6 +67,24 @@ def money(value: Any) -> float | None:
             return None
         return float(amount) if amount.is_finite() else None
     return None
+
+
+def fit_line_items(payload: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`payload` within `limit` bytes as JSON: a large order keeps as many of its `line_items` as fit,
+    in order, and says so (`line_items_truncated`); its totals and `item_count` stay whole. A payload
+    that fits, or has no items to shed, is returned as it is."""
+    items = payload.get("line_items")
+    if not isinstance(items, list) or len(orjson.dumps(payload)) <= limit:
+        return payload
+    fits, fails = 0, len(items)  # the longest prefix that fits lies in [fits, fails)
+    while fails - fits > 1:
+        middle = (fits + fails) // 2
+        trial = {**payload, "line_items": items[:middle], "line_items_truncated": True}
+        if len(orjson.dumps(trial)) <= limit:
+            fits = middle
+        else:
+            fails = middle
+    return {**payload, "line_items": items[:fits], "line_items_truncated": True}
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from segops.errors import Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import RequestContext, Router
 from segops.ingestion.error_log import ErrorRecord, record_errors
-from segops.ingestion.events import Rejection, Stamp, validate_event
+from segops.ingestion.events import MAX_PAYLOAD_BYTES, Rejection, Stamp, validate_event
 from segops.ingestion.intake import publish_events
 from segops.runtime import Runtime
 from segops.shopify.integration import load_integration, webhook_secret
-from segops.shopify.mapping import MappedEvent, Unmapped, map_webhook
+from segops.shopify.mapping import MappedEvent, Unmapped, fit_line_items, map_webhook
 from segops.shopify.signature import verify
 from segops.store import keys
 from segops.tenancy import service
@@ -116,19 +116,22 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
         detail = f"topic {topic}: no customer id or email (order {mapped.order_id or 'unknown'}); not stored"
         record_errors(runtime, tenant_id, SOURCE, [ErrorRecord("shopify_unknown_customer", detail)], stamp.received_at)
         return 0
-    candidate = {"user_id": user_id, "event_type": mapped.event_type, "payload": mapped.payload}
+    # An order of a few hundred items maps past the event payload bound: it keeps the items that fit.
+    payload = fit_line_items(mapped.payload, MAX_PAYLOAD_BYTES)
+    candidate = {"user_id": user_id, "event_type": mapped.event_type, "payload": payload}
     if mapped.occurred_at is not None:
         candidate["occurred_at"] = mapped.occurred_at
     candidate["message_id"] = dedupe_id(topic, raw)
+    # The order's owner is remembered first: its refunds find their customer even if this event is refused.
+    if mapped.order_id is not None and mapped.user_id is not None:
+        runtime.documents.save(
+            keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id)
+        )
     checked = validate_event(candidate, stamp)
     if isinstance(checked, Rejection):
         record_errors(runtime, tenant_id, SOURCE, [ErrorRecord(checked.error_type, f"topic {topic}: {checked.detail}")])
         return 0
     publish_events(runtime, tenant_id, [checked], SOURCE)
-    if mapped.order_id is not None and mapped.user_id is not None:
-        runtime.documents.save(
-            keys.shopify_order_owner_key(tenant_id, mapped.order_id), OrderOwner(user_id=mapped.user_id)
-        )
     return 1
 
 

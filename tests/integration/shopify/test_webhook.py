@@ -269,3 +269,30 @@ def test_a_signed_body_with_odd_field_types_is_acknowledged(
     # THEN it is acknowledged, the odd fields read as empty lists
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["received"] is True
+
+
+def test_a_large_order_keeps_the_items_that_fit_and_its_refund_finds_the_customer(
+    stack: LocalStack, api: Api, shop: Account
+) -> None:
+    # GIVEN an order of 250 line items: its mapped payload is past the 32 KiB event bound
+    body, headers = _case("orders/create")
+    order = orjson.loads(body)
+    item = order["line_items"][0]
+    order["line_items"] = [{**item, "id": item["id"] + i, "title": f"Item number {i:03d}"} for i in range(250)]
+    raw = orjson.dumps(order)
+    signed = {k: v for k, v in headers.items() if k.lower() not in ("x-shopify-hmac-sha256", "x-shopify-webhook-id")}
+    signed |= {"X-Shopify-Hmac-Sha256": sign(SECRET, raw), "X-Shopify-Webhook-Id": "big-order"}
+    # WHEN Shopify sends it, then a refund of it
+    assert _post(api, shop.tenant_slug, raw, signed).get_json() == {"received": True, "queued": 1}
+    refund, refund_headers = _case("refunds/create")
+    assert orjson.loads(refund)["order_id"] == order["id"]
+    assert _post(api, shop.tenant_slug, refund, refund_headers).get_json() == {"received": True, "queued": 1}
+    stack.bus.drain()
+    # THEN the order is stored with the items that fit, says it was cut, and keeps its whole count
+    placed = _by_type(stack, shop.tenant_id)["order_placed"]
+    payload = orjson.loads(placed["payload"])
+    assert payload["line_items_truncated"] is True and 0 < len(payload["line_items"]) < 250
+    assert payload["item_count"] == 250 * item["quantity"]
+    assert len(placed["payload"].encode()) <= 32 * 1024
+    # AND its refund is stored for the same customer
+    assert _by_type(stack, shop.tenant_id)["order_refunded"]["user_id"] == placed["user_id"]
