@@ -210,6 +210,9 @@ def test_the_monthly_events_quota_refuses_a_batch_whole_and_publishes_nothing(ap
     month_left = int(refused.headers["Retry-After"])
     assert 1 <= month_left <= 31 * 86400 and error["details"]["retry_after"] == month_left
     assert bus.published_count == published
+    # AND the refusal is recorded where the tenant reads what was refused (not billed as refused events)
+    [recorded] = api.get("/api/ingestion/errors/", headers=account.key).get_json()["results"]
+    assert recorded["error_type"] == "quota_exceeded" and recorded["detail"].startswith("2 event(s) refused")
     # AND what still fits is accepted, invalid events not counted
     mixed = {"events": [{"user_id": "u", "event_type": "page_viewed"}, {"user_id": "", "event_type": "x"}]}
     assert api.post("/api/ingestion/track/batch/", mixed, headers=account.key).get_json() == {"queued": 1, "skipped": 1}

@@ -28,12 +28,18 @@ class ErrorRecord:
 
 
 def record_errors(
-    runtime: Runtime, tenant_id: int, source: str, errors: Sequence[ErrorRecord], at: datetime | None = None
+    runtime: Runtime,
+    tenant_id: int,
+    source: str,
+    errors: Sequence[ErrorRecord],
+    at: datetime | None = None,
+    metered: bool = True,
 ) -> None:
-    """Insert one row per error (one block per call). Never raises: recording must not fail ingestion."""
+    """Insert one row per error (one block per call). Never raises: recording must not fail ingestion.
+    Each is a refused event on the bill (`events_refused`) unless `metered` is false."""
     if not errors:
         return
-    if source != WRITER_SOURCE:  # the writer records trouble with events already accepted, not refusals
+    if metered and source != WRITER_SOURCE:  # the writer records trouble with events already accepted
         meter_for(runtime).count(tenant_id, "events_refused", len(errors), source)
     ts = (at or clock.now()).astimezone(UTC)
     rows = [(tenant_id, ts, e.error_type, e.detail[:MAX_DETAIL_CHARS], source) for e in errors]

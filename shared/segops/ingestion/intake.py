@@ -8,7 +8,7 @@ from typing import Any
 from segops import clock
 from segops.boundary import BadJson, loads
 from segops.bus.base import Topic
-from segops.errors import DependencyDown, SegOpsError, ValidationFailed
+from segops.errors import DependencyDown, QuotaExceeded, SegOpsError, ValidationFailed
 from segops.ingestion import segment
 from segops.ingestion.error_log import ErrorRecord, record_errors
 from segops.ingestion.events import (
@@ -64,7 +64,14 @@ def publish_events(runtime: Runtime, tenant_id: int, events: list[dict[str, Any]
     """One message on `events` for the whole request; 503 if the bus does not take it (client retries).
     Counted against the monthly quota first: 429 `quota_exceeded` publishes none of them."""
     assign_event_ids(events)
-    counter = quotas.reserve_events(runtime, tenant_id, len(events))
+    try:
+        counter = quotas.reserve_events(runtime, tenant_id, len(events))
+    except QuotaExceeded as refused:
+        # Recorded where a tenant looks for what was refused (a Shopify webhook's 429 is seen by no
+        # one else); one row per request, and not a refused event on the bill (a 429 costs nothing).
+        detail = f"{len(events)} event(s) refused: {refused.message}"
+        record_errors(runtime, tenant_id, source, [ErrorRecord("quota_exceeded", detail)], metered=False)
+        raise
     try:
         runtime.bus.publish(
             Topic.EVENTS,
