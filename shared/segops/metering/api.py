@@ -60,6 +60,8 @@ class UsageQuery(StrictModel):
     @model_validator(mode="after")
     def _period(self) -> UsageQuery:
         step = timedelta(hours=1) if self.granularity == "hour" else timedelta(days=1)
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("`from` must be before `to`")  # as sent, before either is rounded
         if self.end is None:
             self.end = _floor(clock.now(), self.granularity) + step
         elif _floor(self.end, self.granularity) != self.end:

@@ -189,6 +189,8 @@ BAD_QUERIES = [
     ("from=0805-11-20T06:03:12Z", "/query/from"),
     ("to=2106-01-01T00:00:00Z", "/query/to"),
     ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "/query"),
+    # inside one hour, `from` after `to`: refused as sent, not after rounding to the hour
+    ("from=2026-01-01T00:30:00Z&to=2026-01-01T00:10:00Z", "/query"),
     ("from=2026-01-01&to=2026-03-01&granularity=hour", "/query"),
     ("from=2024-01-01&to=2026-01-01&granularity=day", "/query"),
     ("unknown=1", "/query/unknown"),
