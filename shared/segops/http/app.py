@@ -56,7 +56,9 @@ class HttpApp:
             ctx = RequestContext(request, get_runtime(), route, path_params, request_id)
             response = render(self._dispatch(ctx), route.status)
         except SegOpsError as error:
-            response = error_response(error, request_id, ctx.route.auth if ctx is not None else ())
+            failed = ctx.route if ctx is not None else None
+            auth, challenge = (failed.auth, failed.challenge) if failed else ((), None)
+            response = error_response(error, request_id, auth, challenge)
         except Exception as exc:
             outage = as_outage(exc)
             over = as_too_expensive(exc) if outage is None else None

@@ -49,16 +49,23 @@ def _default(value: Any) -> Any:
 _CHALLENGES = {"jwt": 'Bearer realm="segops"', "api_key": 'ApiKey realm="segops"', "write_key": 'Basic realm="segops"'}
 
 
-def error_response(error: SegOpsError, request_id: str, auth: Sequence[str] = ()) -> Response:
+def error_response(
+    error: SegOpsError, request_id: str, auth: Sequence[str] = (), challenge: str | None = None
+) -> Response:
     """`auth`: the credentials the route takes, challenged on a 401 (a public route's 401, a wrong
-    password, and an unknown route's challenge the credentials the API's routes mostly take)."""
+    password, and an unknown route's challenge the credentials the API's routes mostly take), unless
+    the route names its own `challenge` (a webhook's signature)."""
     response = json_response(error.to_body(), error.status)
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:
-        challenges = [_CHALLENGES[kind] for kind in auth if kind in _CHALLENGES] or [
-            _CHALLENGES["jwt"],
-            _CHALLENGES["api_key"],
-        ]
+        challenges = (
+            ([challenge] if challenge else [])
+            or [_CHALLENGES[kind] for kind in auth if kind in _CHALLENGES]
+            or [
+                _CHALLENGES["jwt"],
+                _CHALLENGES["api_key"],
+            ]
+        )
         response.headers["WWW-Authenticate"] = ", ".join(challenges)
     if isinstance(error, RateLimited | DependencyDown):
         response.headers["Retry-After"] = str(error.retry_after)

@@ -48,6 +48,9 @@ class Route:
     browser: bool = False
     # Other media types the success response may have (a CSV form), documented as text.
     also_media: tuple[str, ...] = ()
+    # The WWW-Authenticate challenge of a 401 on a route that authenticates by other means than `auth`
+    # (a webhook's signature); None: the challenges of `auth`.
+    challenge: str | None = None
 
 
 @dataclass
@@ -113,6 +116,7 @@ class Router:
         tenant_from_object: tuple[str, Callable[[int, int], str]] | None = None,
         browser: bool | None = None,
         also_media: tuple[str, ...] = (),
+        challenge: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """`path` is relative to the router's prefix; `auth`/`role` override the router's defaults
         (`role=None`: any authenticated caller, no tenant role needed).
@@ -150,6 +154,7 @@ class Router:
                     tenant_from_object,
                     self.browser if browser is None else browser,
                     also_media,
+                    challenge,
                 )
             )
             return handler

@@ -135,7 +135,12 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     return 1
 
 
-@router.post("/<tenant_slug>/", stream_body=True, response=WebhookReceived)
+# Not an HTTP authentication scheme a client negotiates: the request is authenticated by its body's
+# HMAC in X-Shopify-Hmac-Sha256, which the 401 names instead of Bearer/ApiKey.
+SIGNATURE_CHALLENGE = 'X-Shopify-Hmac-Sha256 realm="segops"'
+
+
+@router.post("/<tenant_slug>/", stream_body=True, response=WebhookReceived, challenge=SIGNATURE_CHALLENGE)
 def shopify_webhook(ctx: RequestContext) -> WebhookReceived:
     """Receive a Shopify webhook (HMAC-SHA256 of the raw body in X-Shopify-Hmac-SHA256)."""
     raw = read_body(ctx, MAX_WEBHOOK_BYTES)

@@ -189,7 +189,10 @@ def test_unverifiable_webhooks_are_401_and_publish_nothing(
     elif case == "no secret":
         slug = api.signup(slug="unconfigured").tenant_slug
     published = stack.bus.published_count
-    assert_error(_post(api, slug, body, headers), 401, "unauthorized")
+    refused = _post(api, slug, body, headers)
+    assert_error(refused, 401, "unauthorized")
+    # the challenge names what authenticates a webhook: its signature, not a token or an API key
+    assert refused.headers["WWW-Authenticate"] == 'X-Shopify-Hmac-Sha256 realm="segops"'
     assert stack.bus.published_count == published
     stack.bus.drain()
     assert stored_events(stack, shop.tenant_id) == []
