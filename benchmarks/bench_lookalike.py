@@ -98,7 +98,7 @@ def _figures(stack: LocalStack, tenant_id: int) -> list[Figure]:
     _put(stack, tenant_id, 3, {"seed_segment_id": 1, "size": k}, "lookalike")
     at = iter(NOW + timedelta(seconds=s) for s in range(1, 100))
     [seeded] = engine.compute(runtime, tenant_id, [Request(1, "full")], next(at))
-    assert seeded.status == "succeeded" and store.member_count(runtime, tenant_id, 1) == seed
+    assert seeded.status == "succeeded" and store.member_count(runtime.warehouse, tenant_id, 1) == seed
     one = best_of(lambda: engine.compute(runtime, tenant_id, [Request(2, "full")], next(at)))
     times = []
     for _ in range(2):
@@ -106,7 +106,7 @@ def _figures(stack: LocalStack, tenant_id: int) -> list[Figure]:
         [outcome] = engine.compute(runtime, tenant_id, [Request(3, "full")], next(at))
         times.append(time.perf_counter() - started)
         assert outcome.status == "succeeded", outcome.error
-    members = set(store.iter_members(runtime, tenant_id, 3))
+    members = set(store.iter_members(runtime.warehouse, tenant_id, 3))
     hits = int(
         runtime.warehouse.query(
             f"SELECT countIf({COHORT}) FROM (SELECT arrayJoin({{members:Array(String)}}) AS user_id)",
