@@ -504,7 +504,35 @@ def _node(ctx: _Context, node: Any, previous: dict[str, Any] | None) -> dict[str
         return None
     if len(built) == 1:
         return built[0]
-    return {"logic": node.logic, "conditions": built}
+    logic = node.logic
+    if logic == "OR" and _negative(built[0]) and all(_same_subject(built[0], c) for c in built[1:]):
+        # "not in DE or US", "have not viewed pricing or docs": the later values continue the first
+        # one's negation, and "not (A or B)" is "not A and not B". A value of the same property that
+        # came out positive had no negation of its own ("plan is not pro or business").
+        ctx.warn(f"read 'not … or …' as none of them ({_subject(built[0])})")
+        built = [built[0], *(c if _negative(c) else _negate(ctx, c) for c in built[1:])]
+        logic = "AND"
+    return {"logic": logic, "conditions": built}
+
+
+def _negative(condition: dict[str, Any]) -> bool:
+    """A condition that says "not": a property that is not a value, an event that never happened."""
+    if condition.get("type") == "user_property":
+        return condition.get("operator") in ("neq", "not_in", "not_exists")
+    return condition.get("type") == "event_count" and condition.get("operator") == "eq" and condition.get("value") == 0
+
+
+def _subject(condition: dict[str, Any]) -> str:
+    return str(condition.get("property") or condition.get("event_type"))
+
+
+def _same_subject(first: dict[str, Any], other: dict[str, Any]) -> bool:
+    """`other` names another value of `first`'s property, or another filter of its event type."""
+    if first.get("type") != other.get("type") or _subject(first) != _subject(other):
+        return False
+    if other.get("type") == "user_property":
+        return _negative(other) or other.get("operator") in ("eq", "in")
+    return _negative(other)
 
 
 # -- one clause ------------------------------------------------------------------------------------
