@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from segops import clock
-from segops.bus.base import Topic
 from segops.cache.base import CacheUnavailable
 from segops.compute import status
 from segops.compute.evaluate import evaluate
@@ -26,10 +25,11 @@ from segops.compute.plan import Mode, Pass, Request, load_segment, plan
 from segops.errors import DependencyDown, RetryableError, tenant_message
 from segops.http.outages import as_outage
 from segops.membership import writer
-from segops.messages import ComputeRequested, SegmentComputeEnvelope
+from segops.messages import ComputeRequested
 from segops.metering import units as metering
 from segops.runtime import Runtime
 from segops.segments.active import active_segments
+from segops.segments.computes import publish_compute_request
 from segops.warehouse import statistics
 
 __all__ = ["Outcome", "Request", "compute", "load_segment"]
@@ -156,8 +156,4 @@ def _request_lookalikes(runtime: Runtime, tenant_id: int, seeds: set[int], now: 
         request = ComputeRequested(
             tenant_id=tenant_id, segment_id=segment.id, compute_id=uuid.uuid4().hex, mode="full", requested_at=now
         )
-        runtime.bus.publish(
-            Topic.SEGMENT_COMPUTE,
-            SegmentComputeEnvelope(message=request).model_dump_json().encode(),
-            {"tenant_id": str(tenant_id), "kind": "compute"},
-        )
+        publish_compute_request(runtime, request)

@@ -234,8 +234,7 @@ def create_segment(ctx: RequestContext) -> Result:
         definition=definition,
         prompt=body.prompt,
     )
-    if definition is not None:
-        _compute_if_changed(ctx, None, segment)
+    _compute_if_changed(ctx, None, segment)
     return Result(tagged(ctx, segment_out(ctx, segment)), status=201)
 
 

@@ -38,11 +38,18 @@ def queue_compute(runtime: Runtime, tenant_id: int, segment_id: int, mode: Liter
     key = keys.compute_state_key(tenant_id, segment_id)
     if runtime.documents.update(key, ComputeState, queued) is None:
         runtime.documents.save(key, queued(ComputeState(segment_id=segment_id)))
-    request = ComputeRequested(
-        tenant_id=tenant_id, segment_id=segment_id, compute_id=chosen, mode=mode, requested_at=requested_at
+    publish_compute_request(
+        runtime,
+        ComputeRequested(
+            tenant_id=tenant_id, segment_id=segment_id, compute_id=chosen, mode=mode, requested_at=requested_at
+        ),
     )
+
+
+def publish_compute_request(runtime: Runtime, request: ComputeRequested) -> None:
+    """`request` on `segment-compute`, for `segment_compute` to run."""
     runtime.bus.publish(
         Topic.SEGMENT_COMPUTE,
         SegmentComputeEnvelope(message=request).model_dump_json().encode(),
-        {"tenant_id": str(tenant_id), "kind": "compute"},
+        {"tenant_id": str(request.tenant_id), "kind": "compute"},
     )
