@@ -51,6 +51,16 @@ def planted(stack: LocalStack, account: Account) -> None:
     insert_events(stack, rows)
 
 
+def seeded(stack: LocalStack) -> tuple[Api, Account, int]:
+    """The planted tenant, and its computed seed segment: the users a partner invited."""
+    api = Api(stack)
+    account = api.signup()
+    planted(stack, account)
+    seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
+    compute(api, account, seed_id)
+    return api, account, seed_id
+
+
 def lookalike(api: Api, account: Account, definition: dict[str, Any]) -> Any:
     return api.post(
         "/api/segments/",
@@ -60,11 +70,7 @@ def lookalike(api: Api, account: Account, definition: dict[str, Any]) -> Any:
 
 
 def test_a_lookalike_finds_the_hidden_cohort_and_serves_every_membership_reader(stack: LocalStack) -> None:
-    api = Api(stack)
-    account = api.signup()
-    planted(stack, account)
-    seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
-    compute(api, account, seed_id)
+    api, account, seed_id = seeded(stack)
     heard: list[MembershipChanged] = []
     stack.bus.subscribe(
         "membership-changes", "test", lambda m: heard.append(MembershipChanged.model_validate_json(m.data))
@@ -99,11 +105,7 @@ def test_a_lookalike_finds_the_hidden_cohort_and_serves_every_membership_reader(
 
 
 def test_a_seed_that_publishes_recomputes_its_lookalikes(stack: LocalStack) -> None:
-    api = Api(stack)
-    account = api.signup()
-    planted(stack, account)
-    seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
-    compute(api, account, seed_id)
+    api, account, seed_id = seeded(stack)
     segment_id = lookalike(api, account, {"seed_segment_id": seed_id, "min_score": 0.5}).get_json()["id"]
     first = compute(api, account, segment_id)
     # WHEN the seed gains members and is recomputed
@@ -174,11 +176,7 @@ def test_the_scheduler_retrains_a_lookalike_once_it_is_due(settings: Settings) -
 
 
 def test_a_lookalike_is_the_same_for_the_same_data_whatever_else_is_being_scored(stack: LocalStack) -> None:
-    api = Api(stack)
-    account = api.signup()
-    planted(stack, account)
-    seed_id = defined_segment(api, account, INVITED, name="Partner invitees")
-    compute(api, account, seed_id)
+    api, account, seed_id = seeded(stack)
     # GIVEN other stages in the scratch table with vectors of another length (an older vocabulary, another
     # tenant's), which a filter on the scores may meet before the tenant and stage filters drop them
     tenants = (account.tenant_id, account.tenant_id + 1_000)
