@@ -156,27 +156,41 @@ def test_export_roles_and_tenant_isolation(stack: LocalStack) -> None:
     assert_error(api.get(f"/api/segments/exports/{queued['export_id']}/download/", headers=owner.bearer), 409)
 
 
-def test_failed_export_tells_the_tenant_an_incident_id_not_the_exception(
-    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # GIVEN an object store failing with internal details in its message
+def export_failing_with(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> tuple[Api, Account, ExportRequested]:
+    """A queued CSV export of a computed one-member segment, whose upload raises `error`."""
     api = Api(stack)
     account = api.signup()
     segment_id = computed_segment(stack, api, account, ["u1"], NOW)
 
     def broken(*_: object) -> int:
-        raise OSError("upload to gs://segops-exports-prod/internal/path refused for sa-export@proj")
+        raise error
 
     monkeypatch.setattr(stack.runtime.objects, "upload", broken)
     started = api.post(f"/api/segments/{segment_id}/export/", {"format": "csv"}, headers=account.bearer)
     export_id = started.get_json()["export_id"]
+    return (
+        api,
+        account,
+        ExportRequested(tenant_id=account.tenant_id, segment_id=segment_id, export_id=export_id, format="csv"),
+    )
+
+
+def export_poll(request: ExportRequested) -> str:
+    return f"/api/segments/{request.segment_id}/export/?export_id={request.export_id}"
+
+
+def test_failed_export_tells_the_tenant_an_incident_id_not_the_exception(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN an object store failing with internal details in its message
+    error = OSError("upload to gs://segops-exports-prod/internal/path refused for sa-export@proj")
+    api, account, request = export_failing_with(stack, monkeypatch, error)
     with pytest.raises(RetryableError):
-        run_export(
-            stack.runtime,
-            ExportRequested(tenant_id=account.tenant_id, segment_id=segment_id, export_id=export_id, format="csv"),
-        )
+        run_export(stack.runtime, request)
     # WHEN the tenant polls THEN the export failed with a generic message naming the logged incident
-    poll = api.get(f"/api/segments/{segment_id}/export/?export_id={export_id}", headers=account.bearer).get_json()
+    poll = api.get(export_poll(request), headers=account.bearer).get_json()
     [logged] = [r for r in caplog.records if r.getMessage() == "export failed"]
     assert poll["status"] == "failed" and f"incident {logged.__dict__['incident']}" in poll["error"]
     assert "gs://" not in poll["error"] and "OSError" not in poll["error"]
@@ -186,18 +200,8 @@ def test_an_export_the_bus_will_retry_stays_queued_until_its_last_attempt(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN an object store that is down
-    api = Api(stack)
-    account = api.signup()
-    segment_id = computed_segment(stack, api, account, ["u1"], NOW)
-
-    def down(*_: object) -> int:
-        raise ConnectionError("object store unreachable")
-
-    monkeypatch.setattr(stack.runtime.objects, "upload", down)
-    started = api.post(f"/api/segments/{segment_id}/export/", {"format": "csv"}, headers=account.bearer)
-    export_id = started.get_json()["export_id"]
-    request = ExportRequested(tenant_id=account.tenant_id, segment_id=segment_id, export_id=export_id, format="csv")
-    poll = f"/api/segments/{segment_id}/export/?export_id={export_id}"
+    api, account, request = export_failing_with(stack, monkeypatch, ConnectionError("object store unreachable"))
+    poll = export_poll(request)
     # WHEN an attempt the bus will retry fails THEN the export reads as queued, with no error
     with pytest.raises(RetryableError):
         run_export(stack.runtime, request, final_attempt=False)
