@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from segops import clock
 from segops.cache.base import CacheUnavailable
-from segops.errors import Unauthorized
+from segops.errors import QuotaExceeded, Unauthorized
 from segops.http.requests import read_body
 from segops.http.routes import RequestContext, Router
 from segops.ingestion.error_log import ErrorRecord, record_errors
@@ -68,12 +68,13 @@ def _authenticate(ctx: RequestContext, raw: bytes) -> int:
             first = ctx.runtime.cache.add(f"shopify-bad-signature:{tenant.id}", b"1", BAD_SIGNATURE_RECORD_SECONDS)
         except CacheUnavailable:
             first = False  # the record is rate-limited through the cache: none while it is down, still a 401
-        if first:
+        if first:  # not a refused event on the tenant's bill: anyone can post an unsigned body
             record_errors(
                 ctx.runtime,
                 tenant.id,
                 SOURCE,
                 [ErrorRecord("shopify_bad_signature", _signature_problem(ctx, secret is not None))],
+                metered=False,
             )
         raise _refuse()
     return tenant.id
@@ -131,7 +132,13 @@ def receive_webhook(ctx: RequestContext, tenant_id: int, raw: bytes) -> int:
     if isinstance(checked, Rejection):
         record_errors(runtime, tenant_id, SOURCE, [ErrorRecord(checked.error_type, f"topic {topic}: {checked.detail}")])
         return 0
-    publish_events(runtime, tenant_id, [checked], SOURCE)
+    try:
+        publish_events(runtime, tenant_id, [checked], SOURCE)
+    except QuotaExceeded:
+        # Recorded (`quota_exceeded`) and acknowledged, not a 429: Shopify retries a failed webhook 8 times
+        # over ~4 hours and then deletes a subscription made through its Admin API, so a month over quota
+        # would cost the tenant its integration for the months after.
+        return 0
     return 1
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from segops.limits import plans
 from segops.localstack import LocalStack
 from segops.shopify.signature import sign
 from segops.shopify.webhook import dedupe_id
@@ -213,6 +214,34 @@ def test_bad_signature_is_recorded_for_the_tenant(stack: LocalStack, api: Api, s
     for _ in range(3):
         assert_error(_post(api, shop.tenant_slug, body, headers), 401)
     assert [r["error_type"] for r in error_rows(stack, shop.tenant_id)] == ["shopify_bad_signature"]
+    # AND it is not a refused event on the tenant's bill: anyone can post an unsigned body
+    assert _refused_events_billed(api, shop) == 0
+
+
+def _refused_events_billed(api: Api, shop: Account) -> int:
+    report = api.get("/api/usage/", headers=shop.bearer).get_json()
+    return int(report["totals"]["events_refused"])
+
+
+def test_over_the_events_quota_a_webhook_is_acknowledged_and_recorded_not_stored(
+    stack: LocalStack, api: Api, shop: Account
+) -> None:
+    # GIVEN a month whose events quota one order uses up
+    plans.set_plan(stack.runtime, shop.tenant_id, {"events_per_month": 1})
+    _send(stack, api, shop, shopify_webhook("orders/create"))
+    # WHEN Shopify delivers the next webhook
+    body, headers = _case("customers/create")
+    response = _post(api, shop.tenant_slug, body, headers)
+    # THEN it is acknowledged with nothing queued: an error answer would have Shopify retry it for hours
+    # and then delete the subscription (the integration would be gone after the month too)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"received": True, "queued": 0}
+    stack.bus.drain()
+    assert [row["event_type"] for row in stored_events(stack, shop.tenant_id)] == ["order_placed"]
+    # AND the refusal is recorded where the tenant reads what was refused, not billed as a refused event
+    [recorded] = error_rows(stack, shop.tenant_id)
+    assert recorded["error_type"] == "quota_exceeded" and recorded["detail"].startswith("1 event(s) refused")
+    assert _refused_events_billed(api, shop) == 0
 
 
 def test_unknown_topic_is_accepted_and_recorded(stack: LocalStack, api: Api, shop: Account) -> None:
