@@ -66,9 +66,10 @@ def format_params(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def array_item_bytes(value: str) -> int:
-    """Bytes of `value` as an item of an `Array(String)` parameter: quoted, `\\`, `'` and control
-    characters escaped, then `, ` (clickhouse-connect's separator)."""
-    return len(value.encode()) + sum(ch in "\\'" or ch < " " for ch in value) + 4
+    """Bytes of `value` as an item of an `Array(String)` parameter: quoted, `\\`, `'`, the backtick
+    (clickhouse-connect 1.12 escapes it too) and control characters escaped, then `, `
+    (clickhouse-connect's separator)."""
+    return len(value.encode()) + sum(ch in "\\'`" or ch < " " for ch in value) + 4
 
 
 def string_parts(value: str, max_bytes: int) -> list[str]:
