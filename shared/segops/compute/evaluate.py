@@ -17,15 +17,14 @@ need, all staged under the same stage so the publication stays one commit:
   memory follows the settings however large the tenant. Each user is in exactly one range, so the
   parts' results are the whole pass's; ranges (not hashes) because every table the pass reads is
   ordered by user within a tenant (or a day), so a part reads only its own granules. The split
-  points are quantiles of a 1-in-`SAMPLE` sample of the users (by hash), which also estimates
-  their number; a tenant whose state rows alone fit in one part is never sampled.
+  points are quantiles of a sample of the users (`segops.warehouse.limits.split_points`), which also
+  estimates their number; a tenant whose state rows alone fit in one part is never sampled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from segops.compute.plan import Pass, delta_candidates
@@ -37,10 +36,9 @@ from segops.membership.writer import CANDIDATES
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
-from segops.warehouse.limits import limited, user_parts
+from segops.warehouse.limits import limited, split_points, user_ranges
 from segops.warehouse.params import format_params
 
-SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 # Bound parameters per statement: each is one field of the HTTP request to a ClickHouse server, which
 # refuses more than `http_max_fields` (1,000) fields in all; the rest leaves room for the settings
 # and the client's own fields. ~2 parameters per small segment: 500 of them would have been refused.
@@ -109,31 +107,15 @@ def _split_points(
     wh: TenantWarehouse, source: StoredEvents, users: int | None, aggregates: int, settings: Settings
 ) -> list[str]:
     """The `user_id`s where the pass is split (none: one statement), for `users` (a delta's
-    candidates) or the source's users (a full pass: counted as state rows first, which is cheap and
-    at least one per user, then sampled only if even those do not fit in one part)."""
+    candidates) or the source's users (a full pass)."""
     scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
-    seconds = settings.compute_max_execution_seconds
-    if users is None:
-        rows = wh.query(limited(f"SELECT count() FROM user_day_states WHERE {scope}", settings, seconds), source.params)
-        users = int(rows.scalar() or 0)
-    if user_parts(users, aggregates, settings) == 1:
-        return []
-    sampled = (
-        f"SELECT user_id FROM user_day_states WHERE {scope} AND cityHash64(user_id) % {{sample:UInt64}} = 0 "
-        "GROUP BY user_id ORDER BY user_id"
-    )
-    found = wh.query(limited(sampled, settings, seconds), {**source.params, "sample": SAMPLE})
-    sample = [str(user) for (user,) in found.rows]
-    parts = user_parts(len(sample) * SAMPLE, aggregates, settings)
-    # In the warehouse's order, as sampled (never re-sorted here): ranges must follow its comparison.
-    return list(dict.fromkeys(sample[len(sample) * i // parts] for i in range(1, parts)))
+    return split_points(wh, scope, source.params, users, aggregates, settings)
 
 
 def _ranges(source: StoredEvents, points: list[str]) -> list[StoredEvents]:
     """`source` cut at `points`: users before the first, between each two, from the last on."""
-    bounds = [None, *points, None]
     found = []
-    for low, high in pairwise(bounds):
+    for low, high in user_ranges(points):
         users, params = [f"({source.users})"] if source.users else [], dict(source.params)
         if low is not None:
             users.append("user_id >= {src_from:String}")

@@ -5,14 +5,16 @@
    frequent) the log count and the recency within the lookback window, for the two most frequent
    purchase-like event types the log sum and average of their amount, and one-hot indicators of
    low-cardinality user properties (latest `context_identified`, as in the DSL).
-2. `scores_sql`: features are standardised (mean/stddev over all users); a logistic regression
+2. `training_sql`: features are standardised (mean/stddev over all users); a logistic regression
    (`stochasticLogisticRegression`, Adam) is trained on the seed (+1) against an equally large hash
    sample of the other users (-1), repeated in a shuffled order until it has seen about 20,000
-   rows; `evalMLMethod` then scores every user in one pass. A score is the model's probability that
-   a user belongs with the seed, under equal priors. The training is deterministic: the shuffle is
-   keyed by the seed's snapshot (`shuffle`), and the statements run on one thread (`SCORING_SETTINGS`),
-   as the model's state depends on the order it sees rows in. The same data and seed give the same
-   members, in a preview and in a compute.
+   rows. It returns the means, the deviations and the model's weights. The training is
+   deterministic: the shuffle is keyed by the seed's snapshot (`shuffle`), and the statement runs
+   on one thread (`TRAINING_SETTINGS`), as the model depends on the order it sees rows in.
+   `scores_sql` then scores every user in one pass on every thread, with those values bound as
+   parameters: the model's probability that a user belongs with the seed, under equal priors
+   (what `evalMLMethod` computes, summed in its order). A preview's size and histogram and a
+   compute use one trained model each; the same data and seed give the same members.
 3. The caller keeps the `size` best-scoring users (ties by user id) or those scoring at least
    `min_score`, plus the seed itself when `exclude_seed` is false.
 
@@ -33,7 +35,7 @@ from segops.dsl import PROPERTIES_EVENT_TYPE
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.store import Snapshot, members_query
 from segops.warehouse import TenantWarehouse, Warehouse
-from segops.warehouse.limits import limited
+from segops.warehouse.limits import AGGREGATE_BYTES, limited, split_points, user_ranges
 
 FEATURE_EVENT_TYPES = 20
 # Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
@@ -63,6 +65,9 @@ class FeaturePlan:
     aggregates: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    # Each user's aggregate state in `segops.warehouse.limits` units (AGGREGATE_BYTES each) beyond its
+    # one per aggregate: the -Resample arrays hold a value per event type.
+    extra_state_units: int = 0
 
     def bind(self, value: Any, ch_type: str) -> str:
         name = f"lk{len(self.params)}"
@@ -86,6 +91,7 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
     buckets = f"1, {len(event_types) + 1}, 1"
     counts = plan.aggregate(f"countResample({buckets})(k)")
     lasts = plan.aggregate(f"maxResample({buckets})(occurred_at, k)")
+    plan.extra_state_units += 2 * ((len(event_types) + 1) * 8 // AGGREGATE_BYTES)
     for index, event in enumerate(event_types, start=1):
         count, last = f"{counts}[{index}]", f"{lasts}[{index}]"
         plan.features.append(f"log1p({count})")
@@ -133,31 +139,40 @@ def stage_features(
     settings: Settings,
 ) -> tuple[int, int]:
     """Write every user's feature vector (one aggregation over the tenant's events, bounded like a
-    compute); returns (seed users with events, other users)."""
+    compute: split into ranges of users whose states fit in memory without spilling, which at a
+    million users was measured 1.6-2x slower); returns (seed users with events, other users)."""
     members, member_params = members_query(definition.seed_segment_id, seed.version)
     wh = TenantWarehouse(warehouse, tenant_id)
-    features = (
-        "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
-        "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
-        f"user_id IN (SELECT user_id FROM ({members})), [{', '.join(plan.features)}] FROM ("
-        f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({_ROWS}) GROUP BY user_id)"
-    )
-    wh.command(
-        limited(
-            features,
-            settings,
-            settings.compute_max_execution_seconds,
-            short_circuit_function_evaluation="force_enable",
-        ),
-        {
-            **plan.params,
-            **member_params,
-            "stage_id": stage_id,
-            "now": now,
-            "lookback_days": definition.lookback_days,
-            "identify": PROPERTIES_EVENT_TYPE,
-        },
-    )
+    units = len(plan.aggregates) + plan.extra_state_units
+    params = {
+        **plan.params,
+        **member_params,
+        "stage_id": stage_id,
+        "now": now,
+        "lookback_days": definition.lookback_days,
+        "identify": PROPERTIES_EVENT_TYPE,
+    }
+    for low, high in user_ranges(split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, units, settings)):
+        rows = _ROWS
+        if low is not None:
+            rows += " AND user_id >= {users_from:String}"
+        if high is not None:
+            rows += " AND user_id < {users_to:String}"
+        features = (
+            "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
+            "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
+            f"user_id IN (SELECT user_id FROM ({members})), [{', '.join(plan.features)}] FROM ("
+            f"SELECT user_id, {', '.join(plan.aggregates)} FROM ({rows}) GROUP BY user_id)"
+        )
+        wh.command(
+            limited(
+                features,
+                settings,
+                settings.compute_max_execution_seconds,
+                short_circuit_function_evaluation="force_enable",
+            ),
+            {**params, "users_from": low, "users_to": high},
+        )
     seeds, others = wh.query(
         "SELECT countIf(seed = 1), countIf(seed = 0) FROM lookalike_features "
         "WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}",
@@ -167,36 +182,64 @@ def stage_features(
 
 
 # Training order decides the model: one thread aggregates the rows in the order the shuffle sorts them.
-SCORING_SETTINGS = {"max_threads": 1}
+TRAINING_SETTINGS = {"max_threads": 1}
 
 
-def scores_sql(features: int, seeds: int, others: int, shuffle: str) -> tuple[str, dict[str, Any]]:
-    """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller); run
-    with `SCORING_SETTINGS`. `shuffle` keys the training order (the seed's snapshot)."""
-    staged = "FROM lookalike_features WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}"
-    # Resized to the stage's own length: the filter on the scores may be evaluated on rows of other
+@dataclass(frozen=True)
+class Model:
+    """What scoring needs from the training: each feature's mean and deviation over the staged users,
+    then the weights (one per feature, the bias last)."""
+
+    means: list[float]
+    deviations: list[float]
+    weights: list[float]
+
+
+_STAGED = "FROM lookalike_features WHERE tenant_id = {tenant_id:UInt64} AND compute_id = {stage_id:String}"
+
+
+def _standardised(means: str, deviations: str) -> str:
+    # Resized to the stage's own length: the filter on the stage may be evaluated on rows of other
     # stages (another tenant's, another vocabulary's) before tenant and stage filter them out, and
     # arrays of unequal sizes would make `arrayMap` raise.
-    standardised = (
-        "arrayMap((x, m, s) -> if(s > 0, (x - m) / s, 0.), arrayResize(features, length(stats.1)), stats.1, stats.2)"
+    return (
+        f"arrayMap((x, m, s) -> if(s > 0, (x - m) / s, 0.), arrayResize(features, length({means})), "
+        f"{means}, {deviations})"
     )
+
+
+def training_sql(features: int, seeds: int, others: int, shuffle: str) -> tuple[str, dict[str, Any]]:
+    """`SELECT means, deviations, weights` of the model trained on the staged users (params: `stage_id`
+    from the caller); run with `TRAINING_SETTINGS`. `shuffle` keys the training order (the seed's snapshot)."""
     columns = ", ".join(f"z[{i}]" for i in range(1, features + 1))
     negatives = min(others, seeds)
     keep = HASH_RANGE if others == 0 else max(1, round(HASH_RANGE * negatives / others))
     epochs = max(1, min(MAX_EPOCHS, TRAINING_ROWS // max(1, seeds + negatives)))
     sql = (
-        f"WITH (SELECT (avgForEach(features), stddevPopForEach(features)) {staged}) AS stats, "
-        "(SELECT stochasticLogisticRegressionState(0.05, 0.01, 8, 'Adam')"
+        f"WITH (SELECT (avgForEach(features), stddevPopForEach(features)) {_STAGED}) AS stats "
+        "SELECT stats.1, stats.2, (SELECT stochasticLogisticRegression(0.05, 0.01, 8, 'Adam')"
         f"(label, {columns}) FROM ("
-        f"SELECT label, z FROM (SELECT user_id, if(seed = 1, 1, -1) AS label, {standardised} AS z {staged} "
+        "SELECT label, z FROM (SELECT user_id, if(seed = 1, 1, -1) AS label, "
+        f"{_standardised('stats.1', 'stats.2')} AS z {_STAGED} "
         "AND (seed = 1 OR cityHash64(user_id) % {hash_range:UInt64} < {keep:UInt64})) "
         "ARRAY JOIN range({epochs:UInt32}) AS epoch "
         "ORDER BY cityHash64(user_id, epoch, {shuffle:String}), user_id, epoch"
-        ")) AS model "
-        f"SELECT user_id, seed, evalMLMethod(model, {columns}) AS score FROM ("
-        f"SELECT user_id, seed, {standardised} AS z {staged})"
+        "))"
     )
     return sql, {"hash_range": HASH_RANGE, "keep": keep, "epochs": epochs, "shuffle": shuffle}
+
+
+def scores_sql(model: Model) -> tuple[str, dict[str, Any]]:
+    """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller)."""
+    features = len(model.means)
+    # The bias, then each weight times its feature, left to right, as `evalMLMethod` sums them.
+    linear = " + ".join(["w[" + str(features + 1) + "]"] + [f"w[{i}] * z[{i}]" for i in range(1, features + 1)])
+    sql = (
+        f"SELECT user_id, seed, 1 / (1 + exp(-({linear}))) AS score FROM ("
+        "SELECT user_id, seed, {weights:Array(Float64)} AS w, "
+        f"{_standardised('{means:Array(Float64)}', '{deviations:Array(Float64)}')} AS z {_STAGED})"
+    )
+    return sql, {"means": model.means, "deviations": model.deviations, "weights": model.weights}
 
 
 def members_sql(definition: LookalikeDefinition, scores: str) -> tuple[str, dict[str, Any]]:

@@ -13,10 +13,17 @@ from typing import Any
 from segops.ai.vocabulary import tenant_vocabulary
 from segops.errors import Conflict
 from segops.lookalike.models import LookalikeDefinition, checked_seed
-from segops.lookalike.scoring import SCORING_SETTINGS, feature_plan, members_sql, scores_sql, stage_features
+from segops.lookalike.scoring import (
+    TRAINING_SETTINGS,
+    Model,
+    feature_plan,
+    members_sql,
+    scores_sql,
+    stage_features,
+    training_sql,
+)
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
-from segops.warehouse.base import render_settings
 from segops.warehouse.limits import limited
 
 HISTOGRAM_BUCKETS = 10
@@ -36,7 +43,19 @@ def _scores(
             f"no member of seed segment {definition.seed_segment_id} has events to learn from",
             {"seed_segment_id": definition.seed_segment_id},
         )
-    sql, params = scores_sql(len(plan.features), seeds, others, f"{definition.seed_segment_id}-{seed.version}")
+    training, training_params = training_sql(
+        len(plan.features), seeds, others, f"{definition.seed_segment_id}-{seed.version}"
+    )
+    settings = runtime.settings
+    means, deviations, weights = (
+        TenantWarehouse(runtime.warehouse, tenant_id)
+        .query(
+            limited(training, settings, settings.compute_max_execution_seconds, **TRAINING_SETTINGS),
+            {**training_params, "stage_id": stage_id},
+        )
+        .rows[0]
+    )
+    sql, params = scores_sql(Model(list(means), list(deviations), list(weights)))
     return sql, {**params, "stage_id": stage_id}, seeds
 
 
@@ -51,7 +70,7 @@ def stage_members(
         f"SELECT {{tenant_id:UInt64}}, {{stage_id:String}}, {{lookalike_segment:UInt64}}, user_id FROM ({chosen})"
     )
     TenantWarehouse(runtime.warehouse, tenant_id).command(
-        limited(staged, runtime.settings, runtime.settings.compute_max_execution_seconds, **SCORING_SETTINGS),
+        limited(staged, runtime.settings, runtime.settings.compute_max_execution_seconds),
         {**params, **chosen_params, "lookalike_segment": segment_id},
     )
 
@@ -77,13 +96,12 @@ def preview(runtime: Runtime, tenant_id: int, definition: LookalikeDefinition, n
     scores, params, seeds = _scores(runtime, tenant_id, definition, stage_id, now)
     chosen, chosen_params = members_sql(definition, scores)
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
-    one_thread = f" SETTINGS {render_settings(SCORING_SETTINGS)}"
-    size = int(wh.query(f"SELECT count() FROM ({chosen}){one_thread}", {**params, **chosen_params}).scalar() or 0)
+    size = int(wh.query(f"SELECT count() FROM ({chosen})", {**params, **chosen_params}).scalar() or 0)
     counts = {
         int(bucket): int(users)
         for bucket, users in wh.query(
             f"SELECT least(toUInt32(floor(score * {HISTOGRAM_BUCKETS})), {HISTOGRAM_BUCKETS - 1}) AS bucket, "
-            f"count() FROM ({scores}) WHERE seed = 0 GROUP BY bucket{one_thread}",
+            f"count() FROM ({scores}) WHERE seed = 0 GROUP BY bucket",
             params,
         ).rows
     }

@@ -19,8 +19,12 @@ statement follows the settings, and a larger tenant only means more statements.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any
+
 from segops.config import Settings
-from segops.warehouse.base import render_settings
+from segops.warehouse.base import TenantWarehouse, render_settings
 
 # A compute pass's memory per user at its peak, with a margin over what chDB 26.9 measured without
 # spilling (the benchmark's 51 segments, 71 aggregates: ~3 KB per user plus ~50 MB of blocks in
@@ -28,6 +32,7 @@ from segops.warehouse.base import render_settings
 # part per aggregate state.
 USER_BYTES = 256
 AGGREGATE_BYTES = 48
+SAMPLE = 64  # one user in SAMPLE (by hash) estimates a large pass's users and where to split them
 
 
 def spill_bytes(settings: Settings) -> int:
@@ -43,6 +48,37 @@ def pass_bytes(users: int, aggregates: int) -> int:
 def user_parts(users: int, aggregates: int, settings: Settings) -> int:
     """Into how many parts by user a pass must be split for each part's states to fit in half the spill threshold."""
     return max(1, -(-pass_bytes(users, aggregates) // (spill_bytes(settings) // 2)))
+
+
+def split_points(
+    wh: TenantWarehouse, scope: str, params: Mapping[str, Any], users: int | None, aggregates: int, settings: Settings
+) -> list[str]:
+    """The `user_id`s where a pass over the users of `user_day_states` matching `scope` (a condition on
+    its `tenant_id` and `user_id`) is split into ranges (none: one statement), for `users` users when
+    known; else counted as state rows first, which is cheap and at least one per user, then sampled
+    only if even those do not fit in one part. The points are quantiles of a 1-in-`SAMPLE` sample of
+    the users (by hash), in the warehouse's order (never re-sorted here: ranges must follow its comparison)."""
+    seconds = settings.compute_max_execution_seconds
+    if users is None:
+        rows = wh.query(limited(f"SELECT count() FROM user_day_states WHERE {scope}", settings, seconds), params)
+        users = int(rows.scalar() or 0)
+    if user_parts(users, aggregates, settings) == 1:
+        return []
+    sampled = (
+        f"SELECT user_id FROM user_day_states WHERE {scope} AND cityHash64(user_id) % {{sample:UInt64}} = 0 "
+        "GROUP BY user_id ORDER BY user_id"
+    )
+    found = wh.query(limited(sampled, settings, seconds), {**params, "sample": SAMPLE})
+    sample = [str(user) for (user,) in found.rows]
+    parts = user_parts(len(sample) * SAMPLE, aggregates, settings)
+    return list(dict.fromkeys(sample[len(sample) * i // parts] for i in range(1, parts)))
+
+
+def user_ranges(points: list[str]) -> list[tuple[str | None, str | None]]:
+    """`(from, to)` of each range the `points` cut the users into: before the first, between each two,
+    from the last on (None: unbounded)."""
+    bounds: list[str | None] = [None, *points, None]
+    return list(pairwise(bounds))
 
 
 def limited(sql: str, settings: Settings, max_execution_seconds: int, **extra: str | int) -> str:

@@ -7,8 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from segops.config import Settings
 from segops.localstack import LocalStack
+from segops.lookalike import scoring
 from segops.messages import MembershipChanged
 
 from tests.integration.exports.test_exports import export
@@ -102,6 +104,35 @@ def test_a_lookalike_finds_the_hidden_cohort_and_serves_every_membership_reader(
     finished, csv = export(api, account, segment_id, "csv")
     assert finished["row_count"] == 30
     assert sorted(line.split(",")[0].strip('"') for line in csv.decode().splitlines()[1:]) == sorted(found)
+
+
+def test_a_feature_pass_split_into_ranges_of_users_scores_everyone_once(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, account, seed_id = seeded(stack)
+    definition = {"seed_segment_id": seed_id, "size": 30}
+
+    def preview() -> Any:
+        response = api.post("/api/segments/lookalike/preview/", {"definition": definition}, headers=account.bearer)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    whole = preview()
+    # WHEN the tenant is too large for one pass's memory: the features are staged per range of users
+    points = ["c030", "o000", "o100"]  # a range within the seed, one across the cohort's end, two of others
+    monkeypatch.setattr(scoring, "split_points", lambda *_: points)
+    warehouse = stack.runtime.warehouse
+    command, staged = warehouse.command, []
+
+    def recorded(sql: str, *args: Any, **kwargs: Any) -> None:
+        staged.extend([sql] if sql.startswith("INSERT INTO lookalike_features") else [])
+        command(sql, *args, **kwargs)
+
+    monkeypatch.setattr(warehouse, "command", recorded)
+    split = preview()
+    # THEN one statement per range, and every user scored exactly once, to the same model and scores
+    assert len(staged) == len(points) + 1
+    assert split == whole and (split["seed_users"], split["scored_users"]) == (12, 228)
 
 
 def test_a_seed_that_publishes_recomputes_its_lookalikes(stack: LocalStack) -> None:
