@@ -1239,6 +1239,24 @@ export interface components {
             /** Api Key */
             api_key: string;
         };
+        /**
+         * DraftNotes
+         * @description What the drafter said of a definition it drafted from a segment's `prompt`.
+         */
+        DraftNotes: {
+            /**
+             * Explanation
+             * @description One plain-English line per condition.
+             */
+            explanation: string[];
+            /**
+             * Warnings
+             * @description Phrases not understood and assumptions made.
+             */
+            warnings: string[];
+            /** Provider */
+            provider: string;
+        };
         /** DraftOut */
         DraftOut: {
             /** Definition */
@@ -1793,6 +1811,11 @@ export interface components {
              * @description The segment's `ETag`: send it as `If-Match` on PATCH or DELETE to change only the segment as read (412 `precondition_failed` if it changed since). A compute does not change it.
              */
             etag: string;
+            /**
+             * @description Only in the answer to a create or PATCH whose definition was drafted from its `prompt` (no `definition` sent): the drafter's explanation and warnings, as `POST /api/segments/ai/draft/` gives them. Null everywhere else.
+             * @default null
+             */
+            draft: components["schemas"]["DraftNotes"] | null;
         };
         /** SegmentPatch */
         SegmentPatch: {

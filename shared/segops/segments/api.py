@@ -30,6 +30,14 @@ router = Router("/api/segments")
 SEGMENT = ("segment_id", keys.segment_key)
 
 
+class DraftNotes(BaseModel):
+    """What the drafter said of a definition it drafted from a segment's `prompt`."""
+
+    explanation: list[str] = Field(description="One plain-English line per condition.")
+    warnings: list[str] = Field(description="Phrases not understood and assumptions made.")
+    provider: str
+
+
 class SegmentOut(BaseModel):
     id: int
     tenant: int
@@ -47,6 +55,12 @@ class SegmentOut(BaseModel):
     etag: str = Field(
         description="The segment's `ETag`: send it as `If-Match` on PATCH or DELETE to change only the segment "
         "as read (412 `precondition_failed` if it changed since). A compute does not change it."
+    )
+    draft: DraftNotes | None = Field(
+        default=None,
+        description="Only in the answer to a create or PATCH whose definition was drafted from its `prompt` "
+        "(no `definition` sent): the drafter's explanation and warnings, as `POST /api/segments/ai/draft/` "
+        "gives them. Null everywhere else.",
     )
 
 
@@ -218,11 +232,11 @@ def create_segment(ctx: RequestContext) -> Result:
     """Create a segment; the definition is normally set afterwards by PATCH."""
     body: SegmentCreate = ctx.body
     check_prompt(body.prompt, body.segment_type)
-    definition = None
+    definition, notes = None, None
     if body.definition is not None:
         definition = validated_definition(ctx, body.definition, body.segment_type)
     if definition is None and body.prompt is not None:
-        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
+        definition, notes = _drafted(ctx, body.prompt)
     segment = service.create_segment(
         ctx.runtime,
         ctx.tenant_id,
@@ -235,7 +249,15 @@ def create_segment(ctx: RequestContext) -> Result:
         prompt=body.prompt,
     )
     _compute_if_changed(ctx, None, segment)
-    return Result(tagged(ctx, segment_out(ctx, segment)), status=201)
+    return Result(tagged(ctx, segment_out(ctx, segment).model_copy(update={"draft": notes})), status=201)
+
+
+def _drafted(ctx: RequestContext, prompt: str) -> tuple[dict[str, Any], DraftNotes]:
+    """The definition drafted from `prompt`, and what the drafter said of it."""
+    drafted = draft_segment(ctx.runtime, ctx.tenant_id, prompt)
+    return drafted.definition, DraftNotes(
+        explanation=drafted.explanation, warnings=drafted.warnings, provider=drafted.provider
+    )
 
 
 def _compute_if_changed(ctx: RequestContext, before: m.Segment | None, after: m.Segment) -> None:
@@ -264,11 +286,11 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
     service.check_if_match(if_match(ctx), current)  # before drafting or validating anything
     segment_type = current.segment_type
     check_prompt(body.prompt, segment_type)
-    definition = None
+    definition, notes = None, None
     if body.definition is not None:
         definition = validated_definition(ctx, body.definition, segment_type)
     if definition is None and body.prompt is not None:
-        definition = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt).definition
+        definition, notes = _drafted(ctx, body.prompt)
     changes = body.model_dump(include={"name", "description", "active"}, exclude_none=True)
     segment = service.update_segment(
         ctx.runtime,
@@ -281,7 +303,7 @@ def patch_segment(ctx: RequestContext) -> SegmentOut:
         if_match=if_match(ctx),
     )
     _compute_if_changed(ctx, current, segment)
-    return tagged(ctx, segment_out(ctx, segment))
+    return tagged(ctx, segment_out(ctx, segment).model_copy(update={"draft": notes}))
 
 
 @router.delete("/<int:segment_id>/", tenant_from_object=SEGMENT, role="member", status=204)

@@ -148,6 +148,28 @@ def test_an_ai_segment_stores_its_prompt_with_the_drafted_version_and_computes_l
     assert [v["prompt"] for v in versions] == ["spent over 500", "on the pro plan and viewed pricing"]
 
 
+def test_creating_or_patching_from_a_prompt_answers_what_the_drafter_said(stack: LocalStack) -> None:
+    api = Api(stack)
+    account = api.signup()
+    shop(stack, account)
+    # WHEN an ai segment is created from a prompt part of which the drafter cannot use
+    prompt = "viewed pricing recently and loves cats"
+    created = api.post(
+        "/api/segments/", {"name": "Cats", "segment_type": "ai", "prompt": prompt}, headers=account.bearer
+    ).get_json()
+    # THEN the answer says so, as the draft endpoint does for the same prompt
+    drafted = api.post(DRAFT, {"prompt": prompt}, headers=account.bearer).get_json()
+    assert created["draft"] == {k: drafted[k] for k in ("explanation", "warnings", "provider")}
+    assert any("loves cats" in w for w in created["draft"]["warnings"]) and created["draft"]["explanation"]
+    # AND a PATCH drafting from a new prompt answers its own notes; one without a prompt, and a read, none
+    path = f"/api/segments/{created['id']}/"
+    patched = api.patch(path, {"prompt": "on the pro plan"}, headers=account.bearer).get_json()
+    assert patched["draft"]["warnings"] == [] and patched["draft"]["explanation"]
+    renamed = api.patch(path, {"name": "Pro"}, headers=account.bearer).get_json()
+    assert renamed["draft"] is None
+    assert api.get(path, headers=account.bearer).get_json()["draft"] is None
+
+
 def test_only_ai_segments_take_a_prompt(stack: LocalStack) -> None:
     api = Api(stack)
     account = api.signup()
