@@ -436,6 +436,9 @@ class _Tree(Transformer[Token, Any]):
 
     def group(self, children: list[Any]) -> Any:
         # "big companies (size over 1000) that visited pricing": the text around a parenthesis joins it.
+        # "not (A or B)", "are not (…)": a negation before it, with nothing else, negates the group.
+        if len(children) > 1 and _only_negation(children[0]):
+            return _Logic("AND", ((True, children[1]), *((False, c) for c in children[2:])))
         return children[0] if len(children) == 1 else _Logic("AND", tuple((False, c) for c in children))
 
     def either(self, children: list[Any]) -> Any:
@@ -447,6 +450,15 @@ class _Tree(Transformer[Token, Any]):
     def clause(self, tokens: list[Token]) -> _Clause:
         start, end = tokens[0].start_pos or 0, tokens[-1].end_pos or 0
         return _Clause(tuple(tokens), self.prompt[start:end])
+
+
+def _only_negation(node: Any) -> bool:
+    """A clause that only says "not" ("not", "are not", "who have never")."""
+    return (
+        isinstance(node, _Clause)
+        and any(t.type == "NEG" for t in node.tokens)
+        and all(t.type == "NEG" or (t.type == "WORD" and t.value in _STOPWORDS) for t in node.tokens)
+    )
 
 
 def _contentless(node: Any) -> bool:
@@ -661,7 +673,7 @@ def _clause(ctx: _Context, clause: _Clause, previous: dict[str, Any] | None) -> 
     strong = [m for m in matches if m.strong]
     taken = {w for m in strong for w in m.words}
     rest = [w for w in words if w not in taken]
-    concepts = _concepts(rest)
+    concepts = _clause_concepts(rest)
     event, _ = _best_event(ctx.vocabulary, concepts)
     # A key named only in passing ("clicked an email") is the event's word, not a property condition.
     weak = [m for m in matches if not m.strong and (event is None or not (m.words & set(rest) & set(_CONCEPTS)))]
@@ -723,7 +735,9 @@ def _event_condition(
     is_money: bool,
     used: set[str],
 ) -> dict[str, Any]:
-    used |= {w for w in words if w in _CONCEPTS} | {w for pair in _BIGRAMS for w in pair if w in words}
+    named = _event_concepts(event.name)
+    used |= {w for w in words if w in _CONCEPTS or w in named or _singular(w) in named}
+    used |= {w for pair in _BIGRAMS for w in pair if w in words}
     where, where_words = _where(event, [*words, *found.quoted], found.currencies)
     used |= where_words
     if is_money:
@@ -769,6 +783,13 @@ def _concepts(words: Sequence[str]) -> set[str]:
     concepts = {_CONCEPTS[w] for w in words if w in _CONCEPTS}
     concepts |= {c for (a, b), c in _BIGRAMS.items() if _adjacent(words, a, b)}
     return concepts
+
+
+def _clause_concepts(words: Sequence[str]) -> set[str]:
+    """What a clause's words can match in an event type's name (`_event_concepts`): their concepts,
+    and each other word as itself and singular ("attended webinars" names `webinar_attended`)."""
+    plain = [w for w in words if w not in _CONCEPTS and w not in _STOPWORDS]
+    return _concepts(words) | set(plain) | {_singular(w) for w in plain}
 
 
 def _adjacent(words: Sequence[str], first: str, second: str) -> bool:

@@ -59,6 +59,47 @@ def test_but_not_a_group_negates_it_by_de_morgan() -> None:
     }
 
 
+NO_PRICING = {
+    "type": "event_count",
+    "event_type": "page_viewed",
+    "operator": "eq",
+    "value": 0,
+    "where": [{"property": "path", "operator": "eq", "value": "/pricing"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "first"),
+    [
+        ("not (viewed pricing or placed an order)", NO_PRICING),
+        ("never (viewed pricing or placed an order)", NO_PRICING),
+        (
+            "users who are not (on the pro plan or placed an order)",
+            {"type": "user_property", "property": "plan", "operator": "neq", "value": "pro"},
+        ),
+    ],
+)
+def test_a_negation_before_a_group_negates_the_whole_group(prompt: str, first: dict[str, object]) -> None:
+    # never the group itself with its "not" dropped: that would select the very users the prompt excludes
+    definition, _ = draft(prompt)
+    no_order = {"type": "event_count", "event_type": "order_placed", "operator": "eq", "value": 0}
+    assert definition == {"logic": "AND", "conditions": [first, no_order]}
+
+
+def test_an_event_type_is_found_by_the_words_of_its_own_name() -> None:
+    vocabulary = Vocabulary(
+        event_types={**VOCABULARY.event_types, "webinar_attended": EventTypeVocabulary("webinar_attended", 5, {})},
+        properties=VOCABULARY.properties,
+    )
+    drafted = draft_offline("attended webinars twice", vocabulary)
+    assert drafted.definition["conditions"] == [
+        {"type": "event_count", "event_type": "webinar_attended", "operator": "gte", "value": 2}
+    ]
+    # and the words that named it are not reported as ignored
+    assert not [w for w in drafted.warnings if w.startswith("ignored")]
+    assert not [w for w in draft("users who have not placed an order")[1] if w.startswith("ignored")]
+
+
 def test_assumptions_and_unused_words_are_warnings_never_silent() -> None:
     definition, warnings = draft("bought something recently and loves jazz")
     assert definition["conditions"] == [
