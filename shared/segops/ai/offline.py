@@ -1021,11 +1021,11 @@ def _monetary(
 
 
 def _activity(ctx: _Context, clause: _Clause, found: _Phrases, words: list[str]) -> dict[str, Any] | None:
-    """ "Active" = did any of the tenant's event types; "inactive" is its negation."""
-    if found.window_days is None and found.ago is None:
-        ctx.warn(f"'{clause.text}' names no time window; it was left out")
-        return None
+    """ "Active" = did any of the tenant's event types; "inactive" is its negation. Without a window,
+    the last 30 days (as "recently")."""
     days = found.window_days if found.window_days is not None else found.ago[1] if found.ago else 30.0
+    if found.window_days is None and found.ago is None:
+        ctx.warn(f"'{clause.text}' names no time window; read it as the last 30 days")
     ctx.warn(f"read activity in '{clause.text}' as any event ({', '.join(ctx.vocabulary.event_types)})")
     any_event: dict[str, Any] = {
         "logic": "OR",

@@ -152,3 +152,10 @@ def test_amounts_pick_metric_currency_and_window() -> None:
 def test_nothing_usable_is_a_draft_failure(prompt: str) -> None:
     with pytest.raises(DraftFailed):
         draft_offline(prompt, Vocabulary({}, {}))
+
+
+def test_activity_without_a_window_is_the_last_30_days_with_a_warning() -> None:
+    # as "recently" is: a marketer's "inactive users" is drafted, not refused
+    definition, warnings = draft("inactive users")
+    assert definition == draft("inactive for 30 days")[0]
+    assert any("no time window; read it as the last 30 days" in w for w in warnings)
