@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from segops.compute import engine, plan
 from segops.compute.engine import Request
 from segops.config import Settings
@@ -371,7 +372,7 @@ def run(scale: float) -> list[Figure]:
             data_dir=workdir,
             chdb_path=opened or workdir / "chdb",
             clickhouse_database=f"bench_compute_{uuid.uuid4().hex[:8]}",
-            jwt_secret="bench-" + uuid.uuid4().hex,
+            jwt_secret=SecretStr("bench-" + uuid.uuid4().hex),
             cache="redis",
             redis_url=f"redis://127.0.0.1:{port}/0",
             password_hash_time_cost=1,

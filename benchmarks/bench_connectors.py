@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from pydantic import HttpUrl
 from segops.cache.memory import MemoryCache
 from segops.config import Settings
 from segops.connectors.braze import BrazeSubscriptionGroup
@@ -67,7 +68,7 @@ def run(scale: float) -> list[Figure]:
         figures = []
         braze = FakeBraze(KEY).start()
         try:
-            config = BrazeConfig(rest_endpoint=braze.url, subscription_group_id="sg-vip")
+            config = BrazeConfig(rest_endpoint=HttpUrl(braze.url), subscription_group_id="sg-vip")
             client = BrazeSubscriptionGroup(config, KEY, HttpSync(POLICY, CONTRACT_EGRESS))
             batched = _users_per_second(runtime, client, users, 1)
             baseline = _users_per_second(runtime, OnePerCall(client), users[: count // 4], 2)
@@ -78,7 +79,7 @@ def run(scale: float) -> list[Figure]:
             braze.stop()
         klaviyo = FakeKlaviyo(KEY).start()
         try:
-            kconfig = KlaviyoConfig(list_id="Y6nRLr", base_url=klaviyo.url, identifier="external_id")
+            kconfig = KlaviyoConfig(list_id="Y6nRLr", base_url=HttpUrl(klaviyo.url), identifier="external_id")
 
             def klaviyo_client() -> KlaviyoList:
                 return KlaviyoList(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.warehouse import chdb_backend
@@ -96,7 +97,7 @@ def run(scale: float) -> list[Figure]:
         data_dir=workdir,
         chdb_path=opened or workdir / "chdb",
         clickhouse_database=f"bench_freshness_{uuid.uuid4().hex[:8]}",
-        jwt_secret="bench-" + "x" * 40,
+        jwt_secret=SecretStr("bench-" + "x" * 40),
         password_hash_time_cost=1,
         password_hash_memory_kib=1024,
     )

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 from segops.bus.base import BusMessage, Topic
 from segops.bus.local import LocalBus
 from segops.config import Settings
@@ -229,7 +230,7 @@ def _writer_on_valkey(settings: Settings, messages: list[bytes]) -> dict[str, fl
             monitor.config_set("latency-monitor-threshold", 1)  # ms: every command that took longer
             seconds = _deliver(runtime, messages)
             # [[event, when, latest ms, max ms, sum ms, count], ...]; nothing when no command took 1 ms
-            spikes = {bytes(row[0]).decode(): int(row[3]) for row in monitor.execute_command("LATENCY", "LATEST")}
+            spikes = {bytes(row[0]).decode(): int(row[3]) for row in monitor.execute_command("LATENCY", "LATEST")}  # type: ignore[no-untyped-call]
             stored = runtime.warehouse.query("SELECT count() FROM events").scalar()
             assert stored == len(messages) * BATCH_SIZE, stored
             close_meter(runtime)
@@ -371,7 +372,7 @@ def run(scale: float) -> list[Figure]:
             data_dir=workdir,
             chdb_path=opened or workdir / "chdb",
             clickhouse_database=f"bench_ingestion_{uuid.uuid4().hex[:8]}",
-            jwt_secret="bench-" + "x" * 40,
+            jwt_secret=SecretStr("bench-" + "x" * 40),
         )
         bus = LocalBus()
         published: list[bytes] = []

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import SecretStr
 from segops.auth.principal import Principal
 from segops.cache.memory import MemoryCache
 from segops.cache.redis_backend import RedisCache
@@ -70,7 +71,7 @@ def run(scale: float) -> list[Figure]:
         settings = Settings(
             environment="test",
             data_dir=workdir,
-            jwt_secret="bench-" + uuid.uuid4().hex,
+            jwt_secret=SecretStr("bench-" + uuid.uuid4().hex),
             uses=["store", "cache"],
             plan_api_calls_per_minute=10**9,
             plan_api_calls_per_minute_per_key=10**9,

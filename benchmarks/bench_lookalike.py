@@ -19,9 +19,11 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
 from segops.compute import engine
 from segops.compute.engine import Request
 from segops.config import Settings
@@ -67,7 +69,7 @@ def plant(wh: TenantWarehouse) -> None:
     )
 
 
-def _put(stack: LocalStack, tenant_id: int, segment_id: int, definition: dict[str, object], kind: str) -> None:
+def _put(stack: LocalStack, tenant_id: int, segment_id: int, definition: Mapping[str, object], kind: str) -> None:
     stack.runtime.documents.save(
         keys.segment_key(tenant_id, segment_id),
         Segment(
@@ -75,7 +77,7 @@ def _put(stack: LocalStack, tenant_id: int, segment_id: int, definition: dict[st
             tenant=tenant_id,
             name=f"bench {segment_id}",
             segment_type=kind,  # type: ignore[arg-type]
-            definition=definition,
+            definition=dict(definition),
             version=1,
         ),
     )
@@ -145,7 +147,7 @@ def run(scale: float) -> list[Figure]:
             data_dir=workdir,
             chdb_path=opened or workdir / "chdb",
             clickhouse_database=f"bench_lookalike_{uuid.uuid4().hex[:8]}",
-            jwt_secret="bench-" + uuid.uuid4().hex,
+            jwt_secret=SecretStr("bench-" + uuid.uuid4().hex),
         )
         stack = LocalStack(settings)
         try:

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
 from segops.config import Settings
 from segops.localstack import LocalStack
 from segops.messages import TrackedEvent
@@ -41,7 +42,7 @@ def _stack(workdir: Path, chdb_path: Path, metering: bool) -> LocalStack:
             data_dir=workdir / f"metering-{metering}",
             chdb_path=chdb_path,
             clickhouse_database=f"bench_metering_{uuid.uuid4().hex[:8]}",
-            jwt_secret="bench-" + "x" * 40,
+            jwt_secret=SecretStr("bench-" + "x" * 40),
             password_hash_time_cost=1,
             password_hash_memory_kib=1024,
             metering=metering,

@@ -25,7 +25,7 @@ import orjson
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from segops.dsl import parse_definition
-from segops.dsl.evaluator import UserHistory
+from segops.dsl.evaluator import UserHistory, read_event_types
 from segops.localstack import LocalStack
 from segops.runtime import Runtime
 from segops.sandbox.service import SimulatedEvent, simulate, stored_history
@@ -149,7 +149,10 @@ def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
 
     # Where an evaluation goes, step by step (the steps `simulate` takes, each timed alone).
     wh = TenantWarehouse(warehouse, tenant_id)
-    read = timed(lambda: stored_history(wh, SANDBOX_USER, now), SANDBOX_REQUESTS)
+    active = active_segments(runtime, tenant_id)
+    parsed = [(s.id, parse_definition(s.definition)) for s in active if s.definition is not None]
+    types = read_event_types(definition for _, definition in parsed)  # the payloads `simulate` reads
+    read = timed(lambda: stored_history(wh, SANDBOX_USER, now, types), SANDBOX_REQUESTS)
     # The same rows read plainly (every column decoded by the client): what the grouped read saves.
     plain = timed(
         lambda: wh.query(
@@ -159,13 +162,11 @@ def sandbox_figures(stack: LocalStack, scale: float) -> list[Figure]:
         ),
         20,
     )
-    active = active_segments(runtime, tenant_id)
     definitions = timed(
         lambda: [(s.id, parse_definition(s.definition)) for s in active_segments(runtime, tenant_id) if s.definition],
         100,
     )
-    parsed = [(s.id, parse_definition(s.definition)) for s in active if s.definition is not None]
-    history = stored_history(wh, SANDBOX_USER, now)
+    history = stored_history(wh, SANDBOX_USER, now, types)
     payload_text = orjson.dumps({"total": 250}).decode()
 
     def evaluate() -> None:
@@ -287,7 +288,7 @@ def fake_gcs_store() -> Iterator[GcsStore]:
     try:
         client = storage.Client(
             project="segops-bench",
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": url},
         )
         client.create_bucket("segops-bench")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from segops.config import Settings
 from segops.dsl import parse_definition
 from segops.localstack import LocalStack
@@ -38,7 +39,7 @@ def bench_stack() -> Iterator[LocalStack]:
         clickhouse_database=f"bench_{uuid.uuid4().hex[:10]}",
         password_hash_time_cost=1,
         password_hash_memory_kib=1024,
-        jwt_secret="bench-" + uuid.uuid4().hex,
+        jwt_secret=SecretStr("bench-" + uuid.uuid4().hex),
     )
     stack = LocalStack(settings)
     try:
@@ -146,7 +147,7 @@ def compute_and_export_figures(stack: LocalStack, scale: float) -> list[Figure]:
     # export of every user's membership vs ClickHouse rendering the same rows as Parquet into nothing
     everyone = defined(EVERYONE)
     full_compute(stack, tenant_id, everyone, now)
-    snapshot = membership.latest_snapshot(runtime, tenant_id, everyone)
+    snapshot = membership.latest_snapshot(runtime.warehouse, tenant_id, everyone)
     assert snapshot is not None and snapshot.member_count > 0.99 * users, snapshot  # hashing leaves a few out
     exported = snapshot.member_count
     sql, params = membership.members_query(everyone, snapshot.version)

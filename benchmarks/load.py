@@ -376,7 +376,7 @@ def thread_cpu_seconds(pid: int) -> Counter[str]:
         except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
         name = re.sub(r"[-_ ]?\d+$", "", stat[stat.index("(") + 1 : stat.rindex(")")]) or "thread"
-        seconds[name] += _stat_cpu_seconds(stat)
+        seconds[name] += _stat_cpu_seconds(stat)  # type: ignore[assignment]  # a Counter of float seconds
     return seconds
 
 
