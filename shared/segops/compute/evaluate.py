@@ -30,13 +30,14 @@ from typing import Any
 from segops.compute.plan import Pass, delta_candidates
 from segops.config import Settings
 from segops.dsl import CompiledQuery, SegmentDefinition, StoredEvents, compile_segments, tenant_events
+from segops.dsl.sources import user_ranges
 from segops.lookalike import service as lookalike_service
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.writer import CANDIDATES
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
-from segops.warehouse.limits import limited, split_points, user_ranges
+from segops.warehouse.limits import limited, split_points
 from segops.warehouse.params import format_params
 
 # Bound parameters per statement: each is one field of the HTTP request to a ClickHouse server, which
@@ -68,7 +69,7 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
     widest = max(compiled.aggregates for _, compiled in groups)
     points = _split_points(wh, source, candidates, widest, runtime.settings)
     for group, compiled in groups:
-        parts = [compiled] if not points else [_compile(group, s) for s in _ranges(source, points)]
+        parts = [compiled] if not points else [_compile(group, s) for s in user_ranges(source, points)]
         for part in parts:
             sql, params = _stage_results(part, now)
             wh.command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
@@ -110,21 +111,6 @@ def _split_points(
     candidates) or the source's users (a full pass)."""
     scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
     return split_points(wh, scope, source.params, users, aggregates, settings)
-
-
-def _ranges(source: StoredEvents, points: list[str]) -> list[StoredEvents]:
-    """`source` cut at `points`: users before the first, between each two, from the last on."""
-    found = []
-    for low, high in user_ranges(points):
-        users, params = [f"({source.users})"] if source.users else [], dict(source.params)
-        if low is not None:
-            users.append("user_id >= {src_from:String}")
-            params["src_from"] = low
-        if high is not None:
-            users.append("user_id < {src_to:String}")
-            params["src_to"] = high
-        found.append(StoredEvents(" AND ".join(users), params))
-    return found
 
 
 def _stage_candidates(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 
@@ -40,3 +41,20 @@ def tenant_events(user_ids: Sequence[str] | None = None) -> StoredEvents:
     if user_ids is None:
         return StoredEvents()
     return StoredEvents("user_id IN {src_user_ids:Array(String)}", {"src_user_ids": list(user_ids)})
+
+
+def user_ranges(source: StoredEvents, points: Sequence[str]) -> list[StoredEvents]:
+    """`source` cut at `points` (user ids, ascending in the warehouse's order): users before the first,
+    between each two, from the last on. Each user is in exactly one range."""
+    bounds: list[str | None] = [None, *points, None]
+    found = []
+    for low, high in pairwise(bounds):
+        users, params = [f"({source.users})"] if source.users else [], dict(source.params)
+        if low is not None:
+            users.append("user_id >= {src_from:String}")
+            params["src_from"] = low
+        if high is not None:
+            users.append("user_id < {src_to:String}")
+            params["src_to"] = high
+        found.append(StoredEvents(" AND ".join(users) or None, params))
+    return found

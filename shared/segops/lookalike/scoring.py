@@ -31,11 +31,12 @@ from typing import Any
 from segops.ai.offline import purchase_events
 from segops.ai.vocabulary import Vocabulary
 from segops.config import Settings
-from segops.dsl import PROPERTIES_EVENT_TYPE
+from segops.dsl import PROPERTIES_EVENT_TYPE, StoredEvents
+from segops.dsl.sources import user_ranges
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.store import Snapshot, members_query
 from segops.warehouse import TenantWarehouse, Warehouse
-from segops.warehouse.limits import AGGREGATE_BYTES, limited, split_points, user_ranges
+from segops.warehouse.limits import AGGREGATE_BYTES, limited, split_points
 
 FEATURE_EVENT_TYPES = 20
 # Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
@@ -152,12 +153,9 @@ def stage_features(
         "lookback_days": definition.lookback_days,
         "identify": PROPERTIES_EVENT_TYPE,
     }
-    for low, high in user_ranges(split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, units, settings)):
-        rows = _ROWS
-        if low is not None:
-            rows += " AND user_id >= {users_from:String}"
-        if high is not None:
-            rows += " AND user_id < {users_to:String}"
+    points = split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, units, settings)
+    for users in user_ranges(StoredEvents(), points):
+        rows = _ROWS + (f" AND {users.users}" if users.users else "")
         features = (
             "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
             "SELECT {tenant_id:UInt64}, {stage_id:String}, user_id, "
@@ -171,7 +169,7 @@ def stage_features(
                 settings.compute_max_execution_seconds,
                 short_circuit_function_evaluation="force_enable",
             ),
-            {**params, "users_from": low, "users_to": high},
+            {**params, **users.params},
         )
     seeds, others = wh.query(
         "SELECT countIf(seed = 1), countIf(seed = 0) FROM lookalike_features "

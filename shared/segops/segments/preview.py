@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from segops import clock
-from segops.dsl import SegmentDefinition, compile_segment
+from segops.dsl import SegmentDefinition, compile_segment, tenant_events
+from segops.dsl.sources import user_ranges
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
-from segops.warehouse.limits import limited
+from segops.warehouse.limits import limited, split_points
 
 MAX_SAMPLE = 1000
 
@@ -24,16 +25,25 @@ class Preview:
 def preview(
     runtime: Runtime, tenant_id: int, definition: SegmentDefinition, limit: int, now: datetime | None = None
 ) -> Preview:
-    """Count and the first `limit` member ids (by id) in one read-only pass; `sql` keeps its placeholders."""
+    """Count and the first `limit` member ids (by id), read-only; `sql` keeps its placeholders. Like a
+    compute pass, it reads one range of users per statement when the users' states would not fit in
+    memory without spilling (`segops.warehouse.limits.split_points`); the ranges follow the users'
+    order, so the first ranges' samples are the first members."""
     if not 0 <= limit <= MAX_SAMPLE:
         raise ValueError(f"limit must be within 0..{MAX_SAMPLE}")
     query = compile_segment(definition)
-    # groupArraySorted keeps at most MAX_SAMPLE ids while scanning: memory stays bounded for any match count.
-    sql = (
-        "SELECT count() AS matched, "
-        f"arraySlice(groupArraySorted({MAX_SAMPLE})(user_id), 1, {{sample:UInt32}}) AS sample\nFROM (\n{query.sql}\n)"
-    )
-    params = {**query.bind(now or clock.now()), "sample": limit}
-    bounded = limited(sql, runtime.settings, runtime.settings.request_max_execution_seconds)
-    row = TenantWarehouse(runtime.warehouse, tenant_id).query(bounded, params).dicts()[0]
-    return Preview(matched_users=int(row["matched"]), sample_user_ids=list(row["sample"]), sql=query.sql)
+    settings, at = runtime.settings, now or clock.now()
+    wh = TenantWarehouse(runtime.warehouse, tenant_id)
+    points = split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, query.aggregates, settings)
+    ranges = user_ranges(tenant_events(), points)
+    parts = [query] if not points else [compile_segment(definition, users) for users in ranges]
+    matched, sample = 0, list[str]()
+    for part in parts:
+        # groupArraySorted keeps at most MAX_SAMPLE ids while scanning: memory stays bounded for any match count.
+        sample_ids = f"arraySlice(groupArraySorted({MAX_SAMPLE})(user_id), 1, {{sample:UInt32}})"
+        sql = f"SELECT count() AS matched, {sample_ids} AS sample\nFROM (\n{part.sql}\n)"
+        params = {**part.bind(at), "sample": limit - len(sample)}
+        row = wh.query(limited(sql, settings, settings.request_max_execution_seconds), params).dicts()[0]
+        matched += int(row["matched"])
+        sample += row["sample"]
+    return Preview(matched_users=matched, sample_user_ids=sample, sql=query.sql)

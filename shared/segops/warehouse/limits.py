@@ -20,7 +20,6 @@ statement follows the settings, and a larger tenant only means more statements.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import pairwise
 from typing import Any
 
 from segops.config import Settings
@@ -72,13 +71,6 @@ def split_points(
     sample = [str(user) for (user,) in found.rows]
     parts = user_parts(len(sample) * SAMPLE, aggregates, settings)
     return list(dict.fromkeys(sample[len(sample) * i // parts] for i in range(1, parts)))
-
-
-def user_ranges(points: list[str]) -> list[tuple[str | None, str | None]]:
-    """`(from, to)` of each range the `points` cut the users into: before the first, between each two,
-    from the last on (None: unbounded)."""
-    bounds: list[str | None] = [None, *points, None]
-    return list(pairwise(bounds))
 
 
 def limited(sql: str, settings: Settings, max_execution_seconds: int, **extra: str | int) -> str:

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 from segops.compute import engine
-from segops.compute.evaluate import _candidate_source, _ranges, _stage_results
+from segops.compute.evaluate import _candidate_source, _stage_results
 from segops.compute.plan import Request
 from segops.config import Settings
 from segops.dsl import StoredEvents, compile_segments, parse_definition, tenant_events
+from segops.dsl.sources import user_ranges
 from segops.localstack import LocalStack
 from segops.membership import store
 from segops.warehouse import TenantWarehouse
@@ -97,7 +98,7 @@ def test_the_parts_of_a_pass_together_are_the_whole_pass(stack: LocalStack) -> N
     points = ["user-17", "user-33", "user-5"]  # byte order: user-1..., user-17..., user-33..., user-5...
     for source in (tenant_events(), _candidate_source("candidates")):
         # WHEN the pass is split at those users
-        whole, parts = staged(source), [staged(part) for part in _ranges(source, points)]
+        whole, parts = staged(source), [staged(part) for part in user_ranges(source, points)]
         # THEN every member is in exactly one part
         assert whole and all(parts)
         assert sorted(user for part in parts for user in part) == whole

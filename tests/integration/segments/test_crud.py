@@ -25,6 +25,7 @@ SEGMENT_FIELDS = {
     "member_count",
     "compute_status",
     "etag",
+    "draft",  # null unless the answer's definition was drafted from a prompt (test_draft_api.py)
 }
 
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from segops.localstack import LocalStack
+from segops.segments import preview as preview_module
 
 from tests.integration.segments.test_crud import create
 from tests.support.api import Api, assert_error
@@ -105,6 +106,28 @@ def test_preview_counts_samples_and_shows_placeholder_sql_writing_nothing(stack:
     # AND a viewer may not preview
     viewer = key_with_role(api, account, "viewer")
     assert_error(api.post("/api/segments/preview/", {"definition": VISITED}, headers=viewer), 403)
+
+
+def test_a_preview_split_into_ranges_of_users_counts_and_samples_as_one_pass(
+    stack: LocalStack, monkeypatch: Any
+) -> None:
+    # GIVEN 30 visitors; a tenant too large for one statement's memory is read per range of users
+    api = Api(stack)
+    account = api.signup()
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    visits = [event_row(account.tenant_id, f"u{i:03d}", "page_viewed", now, {"path": "/p"}) for i in range(30)]
+    insert_events(stack, visits)
+
+    def preview(limit: int) -> Any:
+        response = api.post("/api/segments/preview/", {"definition": VISITED, "limit": limit}, headers=account.key)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    whole = [preview(limit) for limit in (0, 4, 10, 30)]
+    monkeypatch.setattr(preview_module, "split_points", lambda *_: ["u003", "u005", "u020"])
+    # THEN the same count and the same first members, a sample spanning several ranges included
+    assert [preview(limit) for limit in (0, 4, 10, 30)] == whole
+    assert whole[2]["sample_user_ids"] == [f"u{i:03d}" for i in range(10)] and whole[3]["matched_users"] == 30
 
 
 def _users(api: Api, account: Any, segment_id: int) -> set[str]:
