@@ -74,7 +74,9 @@ def _measure(warehouse: ChdbWarehouse, scale: float) -> dict[str, float | str]:
         {"users": users, "candidates": CANDIDATES},
     )
     definition = parse_definition(ONE_SEGMENT)
-    full = compile_segment(definition)
+    # Both passes aggregate raw `events` (an `EventSource`): the layout is all this module compares. The
+    # compute engine's own passes read the per-user day states instead (docs/compute.md).
+    full = compile_segment(definition, EventSource("events", "tenant_id = {tenant_id:UInt64}"))
     delta = compile_segment(
         definition,
         EventSource("events", "tenant_id = {tenant_id:UInt64} AND user_id IN (SELECT user_id FROM layout_candidates)"),
