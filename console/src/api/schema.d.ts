@@ -1241,7 +1241,7 @@ export interface components {
         };
         /**
          * DraftNotes
-         * @description What the drafter said of a definition it drafted from a segment's `prompt`.
+         * @description What the drafter said of a definition it drafted (also in a segment created from a prompt).
          */
         DraftNotes: {
             /**
@@ -1259,10 +1259,6 @@ export interface components {
         };
         /** DraftOut */
         DraftOut: {
-            /** Definition */
-            definition: {
-                [key: string]: unknown;
-            };
             /**
              * Explanation
              * @description One plain-English line per condition.
@@ -1275,6 +1271,10 @@ export interface components {
             warnings: string[];
             /** Provider */
             provider: string;
+            /** Definition */
+            definition: {
+                [key: string]: unknown;
+            };
         };
         /** DraftRequest */
         DraftRequest: {

@@ -21,11 +21,16 @@ class DraftRequest(StrictTrimmedModel):
     tenant: int | str | None = None
 
 
-class DraftOut(BaseModel):
-    definition: dict[str, Any]
+class DraftNotes(BaseModel):
+    """What the drafter said of a definition it drafted (also in a segment created from a prompt)."""
+
     explanation: list[str] = Field(description="One plain-English line per condition.")
     warnings: list[str] = Field(description="Phrases not understood and assumptions made.")
     provider: str
+
+
+class DraftOut(DraftNotes):
+    definition: dict[str, Any]
 
 
 @router.post("/draft/", role="member", body=DraftRequest, response=DraftOut)
@@ -35,9 +40,4 @@ def draft(ctx: RequestContext) -> DraftOut:
     if body.definition is not None:
         parse_definition(body.definition, ("definition",))
     drafted = draft_segment(ctx.runtime, ctx.tenant_id, body.prompt, body.definition)
-    return DraftOut(
-        definition=drafted.definition,
-        explanation=drafted.explanation,
-        warnings=drafted.warnings,
-        provider=drafted.provider,
-    )
+    return DraftOut.model_validate(drafted, from_attributes=True)

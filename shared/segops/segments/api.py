@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field, StrictBool, StrictInt
 
-from segops.ai.api import MAX_PROMPT
+from segops.ai.api import MAX_PROMPT, DraftNotes
 from segops.ai.draft import draft_segment
 from segops.boundary import PatchModel, StrictTrimmedModel
 from segops.dsl import parse_definition
@@ -28,14 +28,6 @@ from segops.tenancy.models import User
 router = Router("/api/segments")
 # Routes on one object: a user of several tenants needs not name the tenant (segops.http.authentication).
 SEGMENT = ("segment_id", keys.segment_key)
-
-
-class DraftNotes(BaseModel):
-    """What the drafter said of a definition it drafted from a segment's `prompt`."""
-
-    explanation: list[str] = Field(description="One plain-English line per condition.")
-    warnings: list[str] = Field(description="Phrases not understood and assumptions made.")
-    provider: str
 
 
 class SegmentOut(BaseModel):
@@ -255,9 +247,7 @@ def create_segment(ctx: RequestContext) -> Result:
 def _drafted(ctx: RequestContext, prompt: str) -> tuple[dict[str, Any], DraftNotes]:
     """The definition drafted from `prompt`, and what the drafter said of it."""
     drafted = draft_segment(ctx.runtime, ctx.tenant_id, prompt)
-    return drafted.definition, DraftNotes(
-        explanation=drafted.explanation, warnings=drafted.warnings, provider=drafted.provider
-    )
+    return drafted.definition, DraftNotes.model_validate(drafted, from_attributes=True)
 
 
 def _compute_if_changed(ctx: RequestContext, before: m.Segment | None, after: m.Segment) -> None:
