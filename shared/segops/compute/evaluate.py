@@ -28,16 +28,15 @@ from datetime import datetime
 from typing import Any
 
 from segops.compute.plan import Pass, delta_candidates
-from segops.config import Settings
 from segops.dsl import CompiledQuery, SegmentDefinition, StoredEvents, compile_segments, tenant_events
-from segops.dsl.sources import user_ranges
+from segops.dsl.sources import split_by_users
 from segops.lookalike import service as lookalike_service
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.writer import CANDIDATES
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
 from segops.warehouse.identifiers import quote_identifier
-from segops.warehouse.limits import limited, split_points
+from segops.warehouse.limits import limited
 from segops.warehouse.params import format_params
 
 # Bound parameters per statement: each is one field of the HTTP request to a ClickHouse server, which
@@ -67,9 +66,9 @@ def evaluate(runtime: Runtime, tenant_id: int, work: Pass, stage_id: str, now: d
     definitions = [(t.segment.id, t.definition) for t in work.targets if isinstance(t.definition, SegmentDefinition)]
     groups = _groups(definitions, source, now, runtime.settings.compute_max_query_bytes)
     widest = max(compiled.aggregates for _, compiled in groups)
-    points = _split_points(wh, source, candidates, widest, runtime.settings)
+    ranges = split_by_users(wh, source, candidates, widest, runtime.settings)
     for group, compiled in groups:
-        parts = [compiled] if not points else [_compile(group, s) for s in user_ranges(source, points)]
+        parts = [compiled] if len(ranges) == 1 else [_compile(group, s) for s in ranges]
         for part in parts:
             sql, params = _stage_results(part, now)
             wh.command(_bounded(runtime, sql), {**params, "stage_id": stage_id})
@@ -102,15 +101,6 @@ def _fits(sql: str, params: Mapping[str, Any], max_bytes: int) -> bool:
 def _compile(definitions: list[tuple[int, SegmentDefinition]], source: StoredEvents) -> CompiledQuery:
     # Every user of the pass: staging keeps only each user's true segment columns (`_stage_results`).
     return compile_segments(definitions, source, members_only=False)
-
-
-def _split_points(
-    wh: TenantWarehouse, source: StoredEvents, users: int | None, aggregates: int, settings: Settings
-) -> list[str]:
-    """The `user_id`s where the pass is split (none: one statement), for `users` (a delta's
-    candidates) or the source's users (a full pass)."""
-    scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
-    return split_points(wh, scope, source.params, users, aggregates, settings)
 
 
 def _stage_candidates(

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from segops.config import Settings
+from segops.warehouse import TenantWarehouse
+from segops.warehouse.limits import split_points
+
 
 @dataclass(frozen=True)
 class EventSource:
@@ -58,3 +62,14 @@ def user_ranges(source: StoredEvents, points: Sequence[str]) -> list[StoredEvent
             params["src_to"] = high
         found.append(StoredEvents(" AND ".join(users) or None, params))
     return found
+
+
+def split_by_users(
+    wh: TenantWarehouse, source: StoredEvents, users: int | None, aggregates: int, settings: Settings
+) -> list[StoredEvents]:
+    """`source` as ranges of users whose `aggregates` states each fit in memory without spilling
+    (`segops.warehouse.limits.split_points`; `users` when known, e.g. a delta's candidates): `[source]`
+    when one statement fits."""
+    scope = "tenant_id = {tenant_id:UInt64}" + (f" AND {source.users}" if source.users else "")
+    points = split_points(wh, scope, source.params, users, aggregates, settings)
+    return user_ranges(source, points) if points else [source]

@@ -32,11 +32,11 @@ from segops.ai.offline import purchase_events
 from segops.ai.vocabulary import Vocabulary
 from segops.config import Settings
 from segops.dsl import PROPERTIES_EVENT_TYPE, StoredEvents
-from segops.dsl.sources import user_ranges
+from segops.dsl.sources import split_by_users
 from segops.lookalike.models import LookalikeDefinition
 from segops.membership.store import Snapshot, members_query
 from segops.warehouse import TenantWarehouse, Warehouse
-from segops.warehouse.limits import AGGREGATE_BYTES, limited, split_points
+from segops.warehouse.limits import AGGREGATE_BYTES, limited
 
 FEATURE_EVENT_TYPES = 20
 # Amounts cost a JSON parse of every matching row: only purchase-like event types get them.
@@ -66,9 +66,13 @@ class FeaturePlan:
     aggregates: list[str] = field(default_factory=list)
     features: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-    # Each user's aggregate state in `segops.warehouse.limits` units (AGGREGATE_BYTES each) beyond its
-    # one per aggregate: the -Resample arrays hold a value per event type.
-    extra_state_units: int = 0
+
+    @property
+    def state_units(self) -> int:
+        """Each user's aggregate states in `segops.warehouse.limits` units (AGGREGATE_BYTES each): one
+        per aggregate, and the two -Resample arrays' value per featured event type besides."""
+        buckets = len(self.params["event_types"]) + 1
+        return len(self.aggregates) + 2 * (buckets * 8 // AGGREGATE_BYTES)
 
     def bind(self, value: Any, ch_type: str) -> str:
         name = f"lk{len(self.params)}"
@@ -92,7 +96,6 @@ def feature_plan(vocabulary: Vocabulary) -> FeaturePlan:
     buckets = f"1, {len(event_types) + 1}, 1"
     counts = plan.aggregate(f"countResample({buckets})(k)")
     lasts = plan.aggregate(f"maxResample({buckets})(occurred_at, k)")
-    plan.extra_state_units += 2 * ((len(event_types) + 1) * 8 // AGGREGATE_BYTES)
     for index, event in enumerate(event_types, start=1):
         count, last = f"{counts}[{index}]", f"{lasts}[{index}]"
         plan.features.append(f"log1p({count})")
@@ -144,7 +147,6 @@ def stage_features(
     million users was measured 1.6-2x slower); returns (seed users with events, other users)."""
     members, member_params = members_query(definition.seed_segment_id, seed.version)
     wh = TenantWarehouse(warehouse, tenant_id)
-    units = len(plan.aggregates) + plan.extra_state_units
     params = {
         **plan.params,
         **member_params,
@@ -153,8 +155,7 @@ def stage_features(
         "lookback_days": definition.lookback_days,
         "identify": PROPERTIES_EVENT_TYPE,
     }
-    points = split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, units, settings)
-    for users in user_ranges(StoredEvents(), points):
+    for users in split_by_users(wh, StoredEvents(), None, plan.state_units, settings):
         rows = _ROWS + (f" AND {users.users}" if users.users else "")
         features = (
             "INSERT INTO lookalike_features (tenant_id, compute_id, user_id, seed, features) "
@@ -231,7 +232,7 @@ def scores_sql(model: Model) -> tuple[str, dict[str, Any]]:
     """`SELECT user_id, seed, score` for every staged user (params: `stage_id` from the caller)."""
     features = len(model.means)
     # The bias, then each weight times its feature, left to right, as `evalMLMethod` sums them.
-    linear = " + ".join(["w[" + str(features + 1) + "]"] + [f"w[{i}] * z[{i}]" for i in range(1, features + 1)])
+    linear = " + ".join([f"w[{features + 1}]", *(f"w[{i}] * z[{i}]" for i in range(1, features + 1))])
     sql = (
         f"SELECT user_id, seed, 1 / (1 + exp(-({linear}))) AS score FROM ("
         "SELECT user_id, seed, {weights:Array(Float64)} AS w, "

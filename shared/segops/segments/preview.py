@@ -7,10 +7,10 @@ from datetime import datetime
 
 from segops import clock
 from segops.dsl import SegmentDefinition, compile_segment, tenant_events
-from segops.dsl.sources import user_ranges
+from segops.dsl.sources import split_by_users
 from segops.runtime import Runtime
 from segops.warehouse import TenantWarehouse
-from segops.warehouse.limits import limited, split_points
+from segops.warehouse.limits import limited
 
 MAX_SAMPLE = 1000
 
@@ -27,16 +27,15 @@ def preview(
 ) -> Preview:
     """Count and the first `limit` member ids (by id), read-only; `sql` keeps its placeholders. Like a
     compute pass, it reads one range of users per statement when the users' states would not fit in
-    memory without spilling (`segops.warehouse.limits.split_points`); the ranges follow the users'
+    memory without spilling (`segops.dsl.sources.split_by_users`); the ranges follow the users'
     order, so the first ranges' samples are the first members."""
     if not 0 <= limit <= MAX_SAMPLE:
         raise ValueError(f"limit must be within 0..{MAX_SAMPLE}")
     query = compile_segment(definition)
     settings, at = runtime.settings, now or clock.now()
     wh = TenantWarehouse(runtime.warehouse, tenant_id)
-    points = split_points(wh, "tenant_id = {tenant_id:UInt64}", {}, None, query.aggregates, settings)
-    ranges = user_ranges(tenant_events(), points)
-    parts = [query] if not points else [compile_segment(definition, users) for users in ranges]
+    ranges = split_by_users(wh, tenant_events(), None, query.aggregates, settings)
+    parts = [query] if len(ranges) == 1 else [compile_segment(definition, users) for users in ranges]
     matched, sample = 0, list[str]()
     for part in parts:
         # groupArraySorted keeps at most MAX_SAMPLE ids while scanning: memory stays bounded for any match count.

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from segops.config import Settings
+from segops.dsl import sources
 from segops.localstack import LocalStack
-from segops.lookalike import scoring
 from segops.messages import MembershipChanged
 
 from tests.integration.exports.test_exports import export
@@ -120,7 +120,7 @@ def test_a_feature_pass_split_into_ranges_of_users_scores_everyone_once(
     whole = preview()
     # WHEN the tenant is too large for one pass's memory: the features are staged per range of users
     points = ["c030", "o000", "o100"]  # a range within the seed, one across the cohort's end, two of others
-    monkeypatch.setattr(scoring, "split_points", lambda *_: points)
+    monkeypatch.setattr(sources, "split_points", lambda *_: points)
     warehouse = stack.runtime.warehouse
     command, staged = warehouse.command, []
 

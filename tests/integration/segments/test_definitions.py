@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from segops.dsl import sources
 from segops.localstack import LocalStack
-from segops.segments import preview as preview_module
 
 from tests.integration.segments.test_crud import create
 from tests.support.api import Api, assert_error
@@ -124,7 +124,7 @@ def test_a_preview_split_into_ranges_of_users_counts_and_samples_as_one_pass(
         return response.get_json()
 
     whole = [preview(limit) for limit in (0, 4, 10, 30)]
-    monkeypatch.setattr(preview_module, "split_points", lambda *_: ["u003", "u005", "u020"])
+    monkeypatch.setattr(sources, "split_points", lambda *_: ["u003", "u005", "u020"])
     # THEN the same count and the same first members, a sample spanning several ranges included
     assert [preview(limit) for limit in (0, 4, 10, 30)] == whole
     assert whole[2]["sample_user_ids"] == [f"u{i:03d}" for i in range(10)] and whole[3]["matched_users"] == 30
